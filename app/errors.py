@@ -1,0 +1,77 @@
+"""The exception tree of the API, rendered by one handler.
+
+    VantageError (500)            base; `code` is a stable machine-readable string
+    ├── NotFound (404)            the named item or user does not exist
+    ├── InvalidRequest (422)      input is well-formed JSON but makes no sense together
+    └── DependencyUnavailable (503, Retry-After)
+                                  Redis or Milvus did not answer; the request may be retried
+
+Request validation errors from FastAPI are rendered in the same shape:
+`{"error": {"code": ..., "message": ..., "details": [...]}}` where `message` says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class VantageError(Exception):
+    status_code = 500
+    code = "internal_error"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str, *, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(VantageError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidRequest(VantageError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class DependencyUnavailable(VantageError):
+    status_code = 503
+    code = "dependency_unavailable"
+    headers = {"Retry-After": "1"}
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        err["details"] = details
+    return {"error": err}
+
+
+def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        msg = str(e.get("msg", "invalid"))
+        details.append({"field": loc, "message": msg, "type": e.get("type")})
+    head = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    if len(details) > 5:
+        head += f"; and {len(details) - 5} more"
+    return head, details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VantageError)
+    async def _vantage(_: Request, exc: VantageError) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, exc.details),
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _describe(list(exc.errors()))
+        return JSONResponse(_body("invalid_request", message, details), status_code=422)

@@ -1,0 +1,77 @@
+"""The FastAPI application: `create_app()` wires routes, errors and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymilvus.exceptions import MilvusException
+
+from app.errors import DependencyUnavailable, install_error_handlers
+from app.routes import health, interactions, items, recommendations, users
+from app.state import AppState
+from indexing.connect import collection_names, connect_milvus, connect_redis
+from indexing.keys import Keys
+from indexing.schema import ensure_collections
+from indexing.store import ItemStore
+from vantage.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Connect to Redis and Milvus and make sure the collections exist."""
+    milvus = connect_milvus(settings)
+    names = collection_names(settings)
+    ensure_collections(milvus, names, text_dim=settings.models.text_dim,
+                       cf_dim=settings.models.cf_dim)
+    return AppState(
+        settings=settings, redis=connect_redis(settings), milvus=milvus, names=names,
+        keys=Keys(settings.redis.key_prefix), items=ItemStore(milvus, names),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        app.state.vantage = state
+        log.info("vantage API ready (milvus %s, redis %s)", settings.milvus.uri, settings.redis.url)
+        try:
+            yield
+        finally:
+            state.redis.close()
+            state.milvus.close()
+
+    app = FastAPI(
+        title="Vantage",
+        version="0.1.0",
+        summary="Recommendations from Milvus retrieval, learned from every interaction.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:
+        return await _unavailable("redis", exc)
+
+    @app.exception_handler(MilvusException)
+    async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
+        return await _unavailable("milvus", exc)
+
+    for r in (health, items, users, interactions, recommendations):
+        app.include_router(r.router)
+    return app
+
+
+async def _unavailable(dep: str, exc: Exception) -> JSONResponse:
+    log.warning("%s error: %s", dep, exc)
+    err = DependencyUnavailable(f"{dep} is unavailable; retry shortly")
+    return JSONResponse({"error": {"code": err.code, "message": err.message}},
+                        status_code=err.status_code, headers=err.headers)

@@ -1,0 +1,112 @@
+"""The recommendation pipeline: context -> cache -> candidates -> policy -> response.
+
+The API and the evaluation harness both call `recommend()`, so what is measured is what is
+served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.errors import NotFound
+from app.pipeline import retrieval
+from app.pipeline.context import UserContext, load_user_context
+from app.pipeline.policy import apply_policy
+from app.pipeline.retrieval import Candidate, Constraints
+from app.state import AppState
+
+Surface = Literal["homepage", "related"]
+SURFACES: tuple[str, ...] = Surface.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    user_id: str
+    surface: str
+    limit: int
+    item_id: str | None = None
+    category: str | None = None
+    language: str | None = None
+
+
+def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
+    # The user's version is part of the key: any applied event makes old entries unreachable.
+    raw = json.dumps([req.user_id, req.surface, req.item_id, req.limit, req.category,
+                      req.language, ctx.version], separators=(",", ":"))
+    return state.keys.result_cache(hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
+
+
+def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    scores = state.redis.zmscore(state.keys.tombstones, ids)
+    return {i for i, s in zip(ids, scores, strict=True) if s is not None}
+
+
+def _candidates(state: AppState, req: RecRequest, ctx: UserContext,
+                cons: Constraints, want: int) -> list[Candidate]:
+    items = state.items
+    found: dict[str, Candidate] = {}
+    if req.surface == "related":
+        assert req.item_id is not None
+        seed = items.get([req.item_id], fields=("content_vec", "title"))
+        if req.item_id not in seed or req.item_id in _tombstoned(state, [req.item_id]):
+            raise NotFound(f"item {req.item_id!r} does not exist")
+        title = seed[req.item_id]["title"]
+        retrieval.merge(found, retrieval.ann(
+            items, seed[req.item_id]["content_vec"], source="similar_content",
+            reason=f"similar to {title}", constraints=cons, limit=want))
+    elif ctx.content_vec is not None:
+        retrieval.merge(found, retrieval.ann(
+            items, ctx.content_vec, source="content_profile",
+            reason="matches what you engaged with recently", constraints=cons, limit=want))
+    if len(found) < want:
+        # Popular items top up a short list and serve users we know nothing about yet.
+        retrieval.merge(found, [c for c in retrieval.popular(
+            state.redis, state.keys, items, constraints=cons, limit=want)
+            if c.item_id not in found])
+    return list(found.values())
+
+
+def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
+    """Recommendations for one request, as the API returns them."""
+    cfg = state.settings.serving
+    ctx = load_user_context(state.redis, state.keys, req.user_id,
+                            recent_n=cfg.history_exclude)
+    key = _cache_key(state, req, ctx)
+    if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
+        cached: dict[str, Any] = json.loads(hit)
+        cached["cached"] = True
+        return cached
+    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
+    exclude = set(ctx.recent) if req.surface == "homepage" else set()
+    if req.item_id:
+        exclude.add(req.item_id)
+    cons = Constraints(max_maturity=max_m, category=req.category, language=req.language,
+                       exclude=tuple(exclude))
+    want = max(cfg.min_candidates, req.limit * cfg.overfetch)
+    cands = _candidates(state, req, ctx, cons, want)
+    final = apply_policy(
+        cands, limit=req.limit, max_maturity=max_m, region=ctx.region,
+        tombstoned=_tombstoned(state, [c.item_id for c in cands]), exclude=exclude,
+    )
+    result = {
+        "recommendation_id": uuid.uuid4().hex,
+        "user_id": req.user_id,
+        "surface": req.surface,
+        "items": [
+            {"item_id": c.item_id, "score": round(max(c.scores.values()), 6),
+             "sources": c.sources, "reasons": c.reasons}
+            for c in final
+        ],
+        "generated_at": time.time(),
+        "cached": False,
+    }
+    if cfg.cache_ttl_s > 0:
+        state.redis.set(key, json.dumps(result), px=int(cfg.cache_ttl_s * 1000))
+    return result

@@ -1,0 +1,94 @@
+"""Candidate generation: filtered ANN in Milvus and popularity from Redis, with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+
+from indexing.filters import Filter
+from indexing.keys import Keys
+from indexing.store import ItemStore
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    fields: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)  # source -> score
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.scores)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Hard constraints every candidate source applies (and the policy re-checks)."""
+
+    max_maturity: int
+    category: str | None = None
+    language: str | None = None
+    exclude: tuple[str, ...] = ()
+
+    def milvus_filter(self) -> str:
+        f = Filter().eq("status", "active").le("maturity", self.max_maturity)
+        if self.category:
+            f.eq("category", self.category)
+        if self.language:
+            f.eq("language", self.language)
+        return str(f.not_in("item_id", self.exclude))
+
+
+def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
+    """Union candidates by id, keeping every source's score (provenance)."""
+    for c in found:
+        have = into.get(c.item_id)
+        if have is None:
+            into[c.item_id] = c
+        else:
+            have.scores.update(c.scores)
+            have.reasons.extend(r for r in c.reasons if r not in have.reasons)
+
+
+def ann(
+    items: ItemStore, vector: np.ndarray, *, source: str, reason: str, constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Nearest items to `vector` in content space that satisfy the constraints."""
+    hits = items.search(vector, field="content_vec", filter=constraints.milvus_filter(),
+                        limit=limit)[0]
+    return [Candidate(h.item_id, h.fields, {source: h.score}, [reason]) for h in hits]
+
+
+def popular(
+    r: redis.Redis, keys: Keys, items: ItemStore, *, constraints: Constraints, limit: int,
+    scan: int = 500,
+) -> list[Candidate]:
+    """Most popular items that satisfy the constraints (metadata checked in Milvus)."""
+    top = r.zrevrange(keys.popularity, 0, scan - 1, withscores=True)
+    if not top:
+        return []
+    ranked = [(i.decode(), float(s)) for i, s in top]
+    meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+    excluded = set(constraints.exclude)
+    out: list[Candidate] = []
+    best = ranked[0][1] or 1.0
+    for item_id, score in ranked:
+        m = meta.get(item_id)
+        if m is None or item_id in excluded or m["status"] != "active":
+            continue
+        if m["maturity"] > constraints.max_maturity:
+            continue
+        if constraints.category and m.get("category") != constraints.category:
+            continue
+        if constraints.language and m.get("language") != constraints.language:
+            continue
+        out.append(Candidate(item_id, m, {"popular": score / best}, ["popular right now"]))
+        if len(out) >= limit:
+            break
+    return out

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.deps import StateDep
+from app.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(state: StateDep) -> JSONResponse:
+    """Readiness: Redis and Milvus both answer."""
+    checks: dict[str, object] = {}
+    try:
+        checks["redis"] = "ok" if state.redis.ping() else "no pong"
+    except Exception as e:
+        checks["redis"] = f"error: {type(e).__name__}: {e}"[:300]
+    try:
+        checks["milvus"] = "ok"
+        checks["items"] = state.items.count()
+    except Exception as e:
+        checks["milvus"] = f"error: {type(e).__name__}: {e}"[:300]
+    ok = checks["redis"] == "ok" and checks["milvus"] == "ok"
+    body = Health(status="ready" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

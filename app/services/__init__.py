@@ -1,0 +1,1 @@
+"""Typed service functions behind the routes: no FastAPI in here."""

@@ -1,0 +1,34 @@
+"""Catalogue writes go through the event stream; reads come from Milvus."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from app.errors import NotFound
+from app.schemas import ItemOut
+from app.services.queue import enqueue
+from app.state import AppState
+from indexing import events as ev
+from indexing.models import Item
+
+
+def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
+    """Queue item upserts; a worker embeds and indexes them."""
+    return enqueue(state, [ev.item_event(i) for i in items])
+
+
+def delete_item(state: AppState, *, item_id: str) -> list[str]:
+    """Tombstone the item for serving at once, then queue its removal from Milvus."""
+    ids = enqueue(state, [(ev.ITEM_DELETED, {"item_id": item_id})])
+    state.redis.zadd(state.keys.tombstones, {item_id: time.time()})
+    return ids
+
+
+def get_item(state: AppState, *, item_id: str) -> ItemOut:
+    row = state.items.get([item_id]).get(item_id)
+    if row is None or state.redis.zscore(state.keys.tombstones, item_id) is not None:
+        if row is None or row.get("status") != "hidden":
+            raise NotFound(f"item {item_id!r} does not exist (writes are applied asynchronously; "
+                           "a just-queued item appears within a second)")
+    return ItemOut.model_validate(row)

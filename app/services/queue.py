@@ -1,0 +1,21 @@
+"""Appending events to the stream: the only way the API writes state it does not own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from app.errors import DependencyUnavailable
+from app.state import AppState
+from indexing import events as ev
+
+
+def enqueue(state: AppState, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Append events; an event is accepted only once Redis has stored it."""
+    try:
+        return ev.publish(state.redis, state.keys, events)
+    except redis.RedisError as e:
+        raise DependencyUnavailable(f"the event queue is unavailable ({type(e).__name__}); "
+                                    "nothing was stored, retry later") from e

@@ -1,0 +1,33 @@
+"""User profiles: written to Redis at once (so reads see them) and mirrored by the worker."""
+
+from __future__ import annotations
+
+from app.errors import NotFound
+from app.schemas import HistoryEntry, UserOut
+from app.services.queue import enqueue
+from app.state import AppState
+from indexing import events as ev
+from indexing.models import User, UserFields
+
+
+def put_user(state: AppState, *, user: User) -> list[str]:
+    ids = enqueue(state, [ev.user_event(user)])
+    state.redis.hset(state.keys.user(user.user_id), "profile",
+                     user.model_dump_json(exclude={"user_id"}))
+    state.redis.sadd(state.keys.users_index, user.user_id)
+    return ids
+
+
+def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:
+    pipe = state.redis.pipeline(transaction=False)
+    pipe.hmget(state.keys.user(user_id), "profile", "cvec")
+    pipe.zrevrange(state.keys.history(user_id), 0, recent - 1, withscores=True)
+    (profile, cvec), hist = pipe.execute()
+    if profile is None and not hist:
+        raise NotFound(f"user {user_id!r} has no profile and no interactions")
+    return UserOut(
+        user_id=user_id,
+        profile=UserFields.model_validate_json(profile) if profile else None,
+        recent=[HistoryEntry(item_id=i.decode(), timestamp=t) for i, t in hist],
+        has_profile_vector=cvec is not None,
+    )

@@ -1,0 +1,41 @@
+"""`python -m indexing [--consumer NAME]`: run one indexing worker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from indexing.connect import build_stores
+from indexing.worker import Worker, default_consumer_name
+from vantage.config import get_settings
+from vantage.logs import setup_logging
+
+log = logging.getLogger("indexing")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m indexing", description=__doc__)
+    parser.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    w = settings.worker
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = Worker(
+        build_stores(settings),
+        group=w.group,
+        consumer=args.consumer or w.consumer or default_consumer_name(),
+        read_count=w.read_count,
+        block_ms=w.block_ms,
+    )
+    log.info("worker %s consuming %s", worker.consumer, worker.stream)
+    worker.run(stop)
+    log.info("worker %s stopped after %d events", worker.consumer, worker.stats.applied)
+
+
+if __name__ == "__main__":
+    main()

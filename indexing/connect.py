@@ -1,0 +1,70 @@
+"""Clients built from settings; each process (API, worker, CLI) builds its own."""
+
+from __future__ import annotations
+
+import redis
+from pymilvus import MilvusClient
+
+from embeddings.text import SentenceTransformerEmbedder, TextEmbedder
+from indexing.apply import Stores
+from indexing.keys import Keys
+from indexing.schema import CollectionNames, ensure_collections
+from indexing.store import ItemStore, UserStore
+from vantage.config import Settings
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    """A pooled client; bytes in, bytes out (vectors are stored as raw float32)."""
+    t = settings.redis.socket_timeout_s
+    return redis.Redis.from_url(
+        settings.redis.url, socket_timeout=t, socket_connect_timeout=t, health_check_interval=30
+    )
+
+
+def connect_milvus(settings: Settings) -> MilvusClient:
+    m = settings.milvus
+    kw: dict[str, object] = {"uri": m.uri, "timeout": m.timeout_s}
+    if m.token:
+        kw["token"] = m.token
+    if m.db_name:
+        kw["db_name"] = m.db_name
+    return MilvusClient(**kw)  # type: ignore[arg-type]
+
+
+def collection_names(settings: Settings) -> CollectionNames:
+    return CollectionNames(settings.milvus.items_alias, settings.milvus.users_collection)
+
+
+def load_embedder(settings: Settings) -> TextEmbedder:
+    m = settings.models
+    emb = SentenceTransformerEmbedder(m.text_model, device=m.device, batch_size=m.batch_size)
+    if emb.dim != m.text_dim:
+        raise ValueError(
+            f"model {m.text_model!r} has dimension {emb.dim}, settings say {m.text_dim}: "
+            "set VANTAGE_MODELS__TEXT_DIM (a new dimension needs a re-index)"
+        )
+    return emb
+
+
+def build_stores(
+    settings: Settings, *, embedder: TextEmbedder | None = None,
+    redis_client: redis.Redis | None = None, milvus: MilvusClient | None = None,
+) -> Stores:
+    """Connect everything the apply functions need and make sure the collections exist."""
+    milvus = milvus or connect_milvus(settings)
+    names = collection_names(settings)
+    ensure_collections(milvus, names, text_dim=settings.models.text_dim,
+                       cf_dim=settings.models.cf_dim)
+    w = settings.worker
+    return Stores(
+        redis=redis_client or connect_redis(settings),
+        keys=Keys(settings.redis.key_prefix),
+        items=ItemStore(milvus, names),
+        users=UserStore(milvus, names),
+        embedder=embedder or load_embedder(settings),
+        cf_dim=settings.models.cf_dim,
+        history_len=w.history_len,
+        profile_items=w.profile_items,
+        profile_half_life=w.profile_half_life_events,
+        dedup_ttl_s=w.dedup_ttl_s,
+    )

@@ -1,0 +1,76 @@
+"""Milvus boolean expressions built from typed clauses, with every value escaped.
+
+No caller ever formats user input into an expression string: values go through `literal`,
+field names through an allow-list. (Milvus Lite does not parse `filter_params` templates.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# Fields a filter may name; anything else is a programming error, not user input.
+FILTERABLE = frozenset(
+    {"item_id", "user_id", "category", "language", "maturity", "status", "published_at",
+     "creator_id", "updated_at"}
+)
+
+
+class FilterError(ValueError):
+    """A filter clause named an unknown field or carried an unusable value."""
+
+
+def literal(value: str | int | float | bool) -> str:
+    """Render one value as a Milvus literal; strings are quoted with backslash escapes."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise FilterError("numbers in filters must be finite")
+        return repr(value)
+    if not isinstance(value, str):
+        raise FilterError(f"unsupported filter value type {type(value).__name__}")
+    if any(ord(c) < 32 for c in value):
+        raise FilterError("filter strings must not contain control characters")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _field(name: str) -> str:
+    if name not in FILTERABLE:
+        raise FilterError(f"field {name!r} is not filterable")
+    return name
+
+
+@dataclass
+class Filter:
+    """A conjunction of clauses; `str(filter)` is the Milvus expression ('' when empty)."""
+
+    clauses: list[str] = field(default_factory=list)
+
+    def eq(self, name: str, value: str | int) -> Filter:
+        self.clauses.append(f"{_field(name)} == {literal(value)}")
+        return self
+
+    def le(self, name: str, value: int | float) -> Filter:
+        self.clauses.append(f"{_field(name)} <= {literal(value)}")
+        return self
+
+    def ge(self, name: str, value: int | float) -> Filter:
+        self.clauses.append(f"{_field(name)} >= {literal(value)}")
+        return self
+
+    def in_(self, name: str, values: Iterable[str | int]) -> Filter:
+        vals = list(values)
+        if not vals:
+            raise FilterError(f"{name} in []: an empty list matches nothing; skip the search")
+        self.clauses.append(f"{_field(name)} in [{', '.join(literal(v) for v in vals)}]")
+        return self
+
+    def not_in(self, name: str, values: Iterable[str | int]) -> Filter:
+        vals = list(values)
+        if vals:
+            self.clauses.append(f"{_field(name)} not in [{', '.join(literal(v) for v in vals)}]")
+        return self
+
+    def __str__(self) -> str:
+        return " and ".join(f"({c})" for c in self.clauses)

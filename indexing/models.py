@@ -1,0 +1,161 @@
+"""Domain records shared by the API (validation) and the workers (decoding events).
+
+Every id, string and list has a bound, so nothing unbounded reaches Redis or Milvus.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+Id = Annotated[
+    str,
+    StringConstraints(pattern=ID_PATTERN),
+    Field(description="1-128 chars: letters, digits and . _ : @ - (first char alphanumeric)"),
+]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64),
+    AfterValidator(lambda v: _no_control(v)),
+]
+Region = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{2}$")]
+Language = Annotated[
+    str,
+    StringConstraints(to_lower=True, pattern=r"^([a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$"),
+    Field(description="ISO 639 code such as 'en' or 'pt-br'; 'und' when unknown"),
+]
+
+InteractionType = Literal["view", "click", "watch", "like", "dislike", "skip", "purchase", "rate"]
+INTERACTION_TYPES: tuple[str, ...] = InteractionType.__args__  # type: ignore[attr-defined]
+
+# How strongly each event says "more like this". Negative events push a profile away.
+EVENT_WEIGHTS: dict[str, float] = {
+    "view": 0.5,
+    "click": 1.0,
+    "watch": 2.0,
+    "like": 3.0,
+    "purchase": 4.0,
+    "skip": -0.5,
+    "dislike": -3.0,
+}
+MAX_MATURITY = 18
+
+
+def _no_control(v: str) -> str:
+    if any(ord(c) < 32 for c in v):
+        raise ValueError("must not contain control characters")
+    return v
+
+
+def interaction_weight(kind: str, value: float | None) -> float:
+    """Signed preference strength of one interaction (ratings: 1-2 negative, 3-5 positive)."""
+    if kind == "rate":
+        v = 3.0 if value is None else float(value)
+        return (v - 2.5) / 1.25 if v >= 2.5 else (v - 2.5)
+    return EVENT_WEIGHTS[kind]
+
+
+class ItemFields(BaseModel):
+    """Everything about an item except its id (the body of `PUT /v1/items/{item_id}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    description: Annotated[str, StringConstraints(max_length=5000)] = ""
+    categories: list[Label] = Field(default_factory=list, max_length=20)
+    tags: list[Label] = Field(default_factory=list, max_length=50)
+    language: Language = "und"
+    regions: list[Region] = Field(
+        default_factory=list, max_length=250, description="empty = available everywhere"
+    )
+    maturity: int = Field(0, ge=0, le=MAX_MATURITY, description="minimum viewer age")
+    published_at: int = Field(0, ge=0, le=32_503_680_000, description="unix seconds")
+    status: Literal["active", "hidden"] = "active"
+    creator_id: Annotated[str, StringConstraints(max_length=128)] = ""
+
+    @field_validator("categories", "tags", "regions")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    @property
+    def category(self) -> str:
+        """The primary category (first listed), used by scalar filters."""
+        return self.categories[0] if self.categories else ""
+
+
+class Item(ItemFields):
+    item_id: Id
+
+
+class Preferences(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    categories: list[Label] = Field(default_factory=list, max_length=50)
+
+
+class UserFields(BaseModel):
+    """The body of `PUT /v1/users/{user_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language | None = None
+    region: Region | None = None
+    birth_year: int | None = Field(None, ge=1900, le=2100)
+    preferences: Preferences = Field(default_factory=Preferences)
+
+    @field_validator("birth_year")
+    @classmethod
+    def _not_future(cls, v: int | None) -> int | None:
+        if v is not None and v > time.gmtime().tm_year:
+            raise ValueError("birth_year is in the future")
+        return v
+
+
+class User(UserFields):
+    user_id: Id
+
+
+class Interaction(BaseModel):
+    """One interaction event as accepted by `POST /v1/interactions`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    item_id: Id
+    type: InteractionType
+    value: float | None = Field(None, ge=-1e6, le=1e6)
+    surface: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = None
+    recommendation_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = (
+        None
+    )
+    timestamp: float | None = Field(None, ge=0, description="unix seconds; default: now")
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_far_future(cls, v: float | None) -> float | None:
+        if v is not None and v > time.time() + 86_400:
+            raise ValueError("timestamp is more than a day in the future")
+        return v
+
+    @property
+    def weight(self) -> float:
+        return interaction_weight(self.type, self.value)
+
+
+def age_max_maturity(birth_year: int | None, unknown: int, *, now: float | None = None) -> int:
+    """Highest item maturity a user of this birth year may see."""
+    if birth_year is None:
+        return unknown
+    age = time.gmtime(now).tm_year - birth_year
+    return max(0, min(MAX_MATURITY, age))

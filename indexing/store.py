@@ -1,0 +1,121 @@
+"""Narrow wrappers over `MilvusClient` for the items and users collections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pymilvus import MilvusClient
+
+from indexing.models import Item
+from indexing.schema import CollectionNames
+
+
+def _clip_utf8(text: str, max_bytes: int) -> str:
+    raw = text.encode("utf-8")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", "ignore")
+
+
+def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[str, Any]:
+    """One Milvus row for an item."""
+    from indexing.schema import DESCRIPTION_BYTES, TITLE_BYTES
+
+    return {
+        "item_id": item.item_id,
+        "content_vec": content_vec.astype(np.float32).tolist(),
+        "cf_vec": cf_vec.astype(np.float32).tolist(),
+        "title": _clip_utf8(item.title, TITLE_BYTES),
+        "description": _clip_utf8(item.description, DESCRIPTION_BYTES),
+        "category": item.category,
+        "categories": item.categories,
+        "tags": item.tags,
+        "language": item.language,
+        "regions": item.regions,
+        "maturity": item.maturity,
+        "status": item.status,
+        "published_at": item.published_at,
+        "creator_id": item.creator_id,
+        "updated_at": int(time.time()),
+    }
+
+
+@dataclass(frozen=True)
+class Hit:
+    item_id: str
+    score: float
+    fields: dict[str, Any]
+
+
+class ItemStore:
+    """Items collection (through its alias)."""
+
+    META_FIELDS = ("title", "description", "categories", "tags", "language", "regions",
+                   "maturity", "status", "published_at", "creator_id", "updated_at")
+    SERVING_FIELDS = ("category", "regions", "maturity", "status", "language", "published_at")
+
+    def __init__(self, client: MilvusClient, names: CollectionNames):
+        self.client = client
+        self.names = names
+
+    @property
+    def collection(self) -> str:
+        return self.names.items_alias
+
+    def upsert(self, rows: Sequence[dict[str, Any]], *, collection: str | None = None) -> None:
+        if rows:
+            self.client.upsert(collection or self.collection, list(rows))
+
+    def delete(self, item_ids: Sequence[str]) -> None:
+        if item_ids:
+            self.client.delete(self.collection, ids=list(item_ids))
+
+    def get(self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        rows = self.client.get(self.collection, ids=ids, output_fields=["item_id", *fields])
+        return {r["item_id"]: dict(r) for r in rows}
+
+    def vectors(self, item_ids: Iterable[str], field: str = "content_vec") -> dict[str, np.ndarray]:
+        rows = self.get(item_ids, (field,))
+        return {i: np.asarray(r[field], dtype=np.float32) for i, r in rows.items()}
+
+    def search(
+        self, vectors: np.ndarray, *, field: str = "content_vec", filter: str = "",
+        limit: int = 100, output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[list[Hit]]:
+        """Batched ANN search; one list of hits per query vector."""
+        res = self.client.search(
+            self.collection, data=np.atleast_2d(vectors).astype(np.float32).tolist(),
+            anns_field=field, filter=filter, limit=limit, output_fields=list(output_fields),
+            search_params={"metric_type": "IP"},
+        )
+        # pymilvus Hit.id is the primary key whatever the field is called.
+        return [[Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in hits]
+                for hits in res]
+
+    def count(self) -> int:
+        return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
+
+
+class UserStore:
+    """Users collection: the durable copy of user vectors and profiles."""
+
+    def __init__(self, client: MilvusClient, names: CollectionNames):
+        self.client = client
+        self.names = names
+
+    def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.client.upsert(self.names.users, list(rows))
+
+    def get(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        rows = self.client.get(self.names.users, ids=ids,
+                               output_fields=["user_id", "profile", "content_vec", "updated_at"])
+        return {r["user_id"]: dict(r) for r in rows}

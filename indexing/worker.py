@@ -1,0 +1,222 @@
+"""The indexing worker: consume the event stream with a consumer group and apply events.
+
+Delivery is at-least-once: an entry is acknowledged only after its effects are stored, so a
+crashed worker's entries stay pending and are reclaimed (XAUTOCLAIM) by any live worker once
+idle for `claim_idle_ms`. Entries that keep failing, or can never be decoded, go to the
+dead-letter stream instead of blocking the ones behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from indexing import events as ev
+from indexing.apply import (
+    Stores,
+    apply_interactions,
+    apply_item_deletes,
+    apply_item_upserts,
+    apply_user_updates,
+)
+from indexing.models import Interaction, Item, User
+
+log = logging.getLogger(__name__)
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
+    """Apply consecutive events of one type in one batch."""
+    try:
+        if kind == ev.ITEM_UPSERTED:
+            apply_item_upserts(s, [Item.model_validate(e.data) for e in run],
+                               enqueued_at=run[0].enqueued_at or None)
+        elif kind == ev.ITEM_DELETED:
+            apply_item_deletes(s, [str(e.data["item_id"]) for e in run],
+                               enqueued_at=run[-1].enqueued_at or None)
+        elif kind == ev.USER_UPDATED:
+            apply_user_updates(s, [User.model_validate(e.data) for e in run])
+        elif kind == ev.INTERACTION_LOGGED:
+            apply_interactions(s, [(e.id, Interaction.model_validate(e.data)) for e in run])
+    except (ValidationError, KeyError, TypeError) as e:
+        raise ev.PoisonEvent(str(e)) from e
+
+
+@dataclass
+class WorkerStats:
+    applied: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    reclaimed: int = 0
+
+
+@dataclass
+class Worker:
+    stores: Stores
+    group: str = "indexers"
+    consumer: str = field(default_factory=default_consumer_name)
+    read_count: int = 256
+    block_ms: int = 200
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    on_applied: Callable[[int], None] | None = None
+
+    @property
+    def r(self) -> redis.Redis:
+        return self.stores.redis
+
+    @property
+    def stream(self) -> str:
+        return self.stores.keys.events
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the stream's start) if it does not exist."""
+        try:
+            self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Consume until `stop` is set (or forever)."""
+        stop = stop or threading.Event()
+        self.ensure_group()
+        # Our own pending entries first: this consumer name may be a restarted worker.
+        self._process(self._read("0"))
+        last_claim = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
+                    last_claim = time.monotonic()
+                    self.reclaim()
+                self._process(self._read(">"))
+            except redis.ConnectionError as e:
+                log.warning("redis unavailable (%s); retrying in 1 s", e)
+                stop.wait(1.0)
+
+    def run_once(self) -> int:
+        """Read and apply one batch (tests and benchmarks drive the worker with this)."""
+        self.ensure_group()
+        return self._process(self._read(">"))
+
+    def drain(self, timeout_s: float = 30.0) -> int:
+        """Apply until the stream has nothing new for this group (or the timeout)."""
+        self.ensure_group()
+        total, deadline = 0, time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            n = self._process(self._read(">", block=False))
+            total += n
+            if n == 0:
+                break
+        return total
+
+    def _read(self, start: str, *, block: bool = True) -> list[tuple[Any, dict[Any, Any]]]:
+        resp = self.r.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=self.read_count,
+            block=self.block_ms if (block and start == ">") else None,
+        )
+        return list(resp[0][1]) if resp else []
+
+    def reclaim(self) -> int:
+        """Take over entries other workers left idle; dead-letter those tried too often."""
+        self.ensure_group()
+        claimed: list[tuple[Any, dict[Any, Any]]] = []
+        cursor: Any = "0-0"
+        while True:
+            resp = self.r.xautoclaim(self.stream, self.group, self.consumer,
+                                     min_idle_time=self.claim_idle_ms, start_id=cursor,
+                                     count=self.read_count)
+            cursor, entries = resp[0], [e for e in resp[1] if e and e[1] is not None]
+            claimed.extend(entries)
+            if cursor in (b"0-0", "0-0") or not resp[1]:
+                break
+        if not claimed:
+            return 0
+        self.stats.reclaimed += len(claimed)
+        tries = self._delivery_counts([e[0] for e in claimed])
+        keep = []
+        for entry in claimed:
+            eid = entry[0].decode() if isinstance(entry[0], bytes) else entry[0]
+            if tries.get(eid, 0) > self.max_deliveries:
+                self._dead_letter(entry, f"failed {tries[eid]} deliveries")
+            else:
+                keep.append(entry)
+        log.info("reclaimed %d pending entries", len(claimed))
+        return self._process(keep)
+
+    def _delivery_counts(self, ids: Sequence[Any]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for eid in ids:
+            rows = self.r.xpending_range(self.stream, self.group, min=eid, max=eid, count=1)
+            if rows:
+                out[eid.decode() if isinstance(eid, bytes) else eid] = int(rows[0]["times_delivered"])
+        return out
+
+    def _dead_letter(self, entry: tuple[Any, dict[Any, Any]], reason: str) -> None:
+        eid, fields = entry
+        body = {**{(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()},
+                "original_id": eid, "error": reason[:2000]}
+        pipe = self.r.pipeline(transaction=True)
+        pipe.xadd(self.stores.keys.dead_letters, body)
+        pipe.xack(self.stream, self.group, eid)
+        pipe.execute()
+        self.stats.dead_lettered += 1
+        log.warning("event %s dead-lettered: %s", eid, reason)
+
+    def _process(self, entries: list[tuple[Any, dict[Any, Any]]]) -> int:
+        if not entries:
+            return 0
+        decoded: list[ev.Event] = []
+        for eid, fields in entries:
+            try:
+                decoded.append(ev.decode(eid, fields))
+            except ev.PoisonEvent as e:
+                self._dead_letter((eid, fields), str(e))
+        done: list[str] = []
+        # Consecutive events of one type form a batch; order across types is preserved.
+        for kind, group in groupby(decoded, key=lambda e: e.type):
+            run = list(group)
+            try:
+                _apply_run(self.stores, kind, run)
+                done.extend(e.id for e in run)
+            except ev.PoisonEvent:
+                done.extend(self._apply_one_by_one(kind, run))
+            except redis.ConnectionError:
+                raise
+            except Exception:
+                log.exception("batch of %d %s events failed; retrying one by one", len(run), kind)
+                done.extend(self._apply_one_by_one(kind, run))
+        if done:
+            self.r.xack(self.stream, self.group, *done)
+        self.stats.applied += len(done)
+        if self.on_applied:
+            self.on_applied(len(done))
+        return len(done)
+
+    def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[str]:
+        ok: list[str] = []
+        for e in run:
+            try:
+                _apply_run(self.stores, kind, [e])
+                ok.append(e.id)
+            except ev.PoisonEvent as err:
+                self._dead_letter((e.id, ev.encode(e.type, e.data)), str(err))
+            except Exception:
+                # Left pending: redelivered after claim_idle_ms, dead-lettered after N tries.
+                self.stats.failed += 1
+                log.exception("event %s (%s) failed; will retry", e.id, kind)
+        return ok

