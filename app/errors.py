@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from indexing.models import ID_PATTERN
+
 
 class VantageError(Exception):
     status_code = 500
@@ -53,12 +55,24 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": err}
 
 
+# Regex patterns are precise but unreadable; say in words what they accept.
+PATTERN_WORDS = {
+    ID_PATTERN: "must be 1-128 characters: letters, digits and . _ : @ - "
+                "(starting with a letter or digit)",
+}
+
+
 def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for e in errors:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts = [str(p) for p in e.get("loc", ())]
+        where = parts.pop(0) if parts and parts[0] in ("body", "query", "path", "header") else None
+        loc = ".".join(parts) or (where or "body")
         msg = str(e.get("msg", "invalid"))
-        details.append({"field": loc, "message": msg, "type": e.get("type")})
+        pattern = (e.get("ctx") or {}).get("pattern")
+        if e.get("type") == "string_pattern_mismatch" and pattern in PATTERN_WORDS:
+            msg = PATTERN_WORDS[pattern]
+        details.append({"field": loc, "in": where, "message": msg, "type": e.get("type")})
     head = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     if len(details) > 5:
         head += f"; and {len(details) - 5} more"

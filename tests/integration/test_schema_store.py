@@ -1,0 +1,46 @@
+"""Milvus schema, alias versioning and the escaping filter builder against a real server."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexing.connect import collection_names, connect_milvus
+from indexing.filters import Filter
+from indexing.schema import create_items_version, current_items_collection, ensure_collections, point_alias
+from vantage.config import Settings
+
+
+def test_ensure_collections_is_idempotent(settings: Settings) -> None:
+    m, names = connect_milvus(settings), collection_names(settings)
+    for _ in range(2):
+        ensure_collections(m, names, text_dim=8, cf_dim=4)
+    assert current_items_collection(m, names) == names.physical(1)
+    assert m.has_collection(names.users)
+    v2 = create_items_version(m, names, text_dim=8, cf_dim=4)
+    assert v2 == names.physical(2) and current_items_collection(m, names) == names.physical(1)
+    point_alias(m, names, v2)
+    assert current_items_collection(m, names) == v2
+    m.close()
+
+
+def test_escaped_values_never_widen_a_filter(settings: Settings) -> None:
+    m, names = connect_milvus(settings), collection_names(settings)
+    ensure_collections(m, names, text_dim=8, cf_dim=4)
+    hostile = 'x" or item_id != "'
+    rows = []
+    for i, cat in enumerate(["jazz", "rock", hostile, 'back\\slash"']):
+        v = np.zeros(8, dtype=np.float32)
+        v[i] = 1
+        rows.append({"item_id": f"i{i}", "content_vec": v.tolist(), "cf_vec": [0.0] * 4,
+                     "title": "t", "description": "", "category": cat, "categories": [cat],
+                     "tags": [], "language": "en", "regions": [], "maturity": 0,
+                     "status": "active", "published_at": 0, "creator_id": "", "updated_at": 0})
+    m.upsert(names.items_alias, rows)
+    def q(f: Filter) -> list[str]:
+        return sorted(r["item_id"] for r in m.query(names.items_alias, filter=str(f),
+                                                   output_fields=["item_id"]))
+    assert q(Filter().eq("category", hostile)) == ["i2"]
+    assert q(Filter().eq("category", 'back\\slash"')) == ["i3"]
+    assert q(Filter().eq("category", "jazz").not_in("item_id", [hostile, "i9"])) == ["i0"]
+    assert q(Filter().in_("item_id", ['" or 1==1 or "', "i1"])) == ["i1"]
+    m.close()
