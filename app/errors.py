@@ -58,7 +58,7 @@ def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 # Regex patterns are precise but unreadable; say in words what they accept.
 PATTERN_WORDS = {
     ID_PATTERN: "must be 1-128 characters: letters, digits and . _ : @ - "
-                "(starting with a letter or digit)",
+    "(starting with a letter or digit)",
 }
 
 
@@ -82,8 +82,11 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VantageError)
     async def _vantage(_: Request, exc: VantageError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.details),
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            _body(exc.code, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -27,11 +27,16 @@ def build_state(settings: Settings) -> AppState:
     """Connect to Redis and Milvus and make sure the collections exist."""
     milvus = connect_milvus(settings)
     names = collection_names(settings)
-    ensure_collections(milvus, names, text_dim=settings.models.text_dim,
-                       cf_dim=settings.models.cf_dim)
+    ensure_collections(
+        milvus, names, text_dim=settings.models.text_dim, cf_dim=settings.models.cf_dim
+    )
     return AppState(
-        settings=settings, redis=connect_redis(settings), milvus=milvus, names=names,
-        keys=Keys(settings.redis.key_prefix), items=ItemStore(milvus, names),
+        settings=settings,
+        redis=connect_redis(settings),
+        milvus=milvus,
+        names=names,
+        keys=Keys(settings.redis.key_prefix),
+        items=ItemStore(milvus, names),
     )
 
 
@@ -73,5 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _unavailable(dep: str, exc: Exception) -> JSONResponse:
     log.warning("%s error: %s", dep, exc)
     err = DependencyUnavailable(f"{dep} is unavailable; retry shortly")
-    return JSONResponse({"error": {"code": err.code, "message": err.message}},
-                        status_code=err.status_code, headers=err.headers)
+    return JSONResponse(
+        {"error": {"code": err.code, "message": err.message}},
+        status_code=err.status_code,
+        headers=err.headers,
+    )

@@ -26,7 +26,10 @@ class TextEmbedder(Protocol):
 
 
 def compose_item_text(
-    *, title: str, description: str = "", categories: Sequence[str] = (),
+    *,
+    title: str,
+    description: str = "",
+    categories: Sequence[str] = (),
     tags: Sequence[str] = (),
 ) -> str:
     """The text an item is embedded from: title first, then what it is about."""
@@ -73,7 +76,10 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             vecs = self._model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return np.asarray(vecs, dtype=np.float32)

@@ -44,12 +44,18 @@ class Stores:
 
 def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:
     """Content vectors for items, one batched model call."""
-    texts = [compose_item_text(title=i.title, description=i.description,
-                               categories=i.categories, tags=i.tags) for i in items]
+    texts = [
+        compose_item_text(
+            title=i.title, description=i.description, categories=i.categories, tags=i.tags
+        )
+        for i in items
+    ]
     return embedder.embed(texts)
 
 
-def apply_item_upserts(s: Stores, items: Sequence[Item], *, enqueued_at: float | None = None) -> None:
+def apply_item_upserts(
+    s: Stores, items: Sequence[Item], *, enqueued_at: float | None = None
+) -> None:
     """Embed and upsert items; a later upsert lifts an earlier tombstone, an older one does not."""
     if not items:
         return
@@ -74,7 +80,9 @@ def apply_item_upserts(s: Stores, items: Sequence[Item], *, enqueued_at: float |
             s.redis.zrem(s.keys.tombstones, *lift)
 
 
-def apply_item_deletes(s: Stores, item_ids: Sequence[str], *, enqueued_at: float | None = None) -> None:
+def apply_item_deletes(
+    s: Stores, item_ids: Sequence[str], *, enqueued_at: float | None = None
+) -> None:
     """Delete items from Milvus; their tombstones stay so caches and replicas cannot revive them."""
     if not item_ids:
         return
@@ -180,11 +188,13 @@ def _persist_users(s: Stores, user_ids: Sequence[str]) -> None:
     dim = s.embedder.dim
     for uid, (profile, cvec) in zip(user_ids, pipe.execute(), strict=True):
         vec = np.frombuffer(cvec, dtype=np.float32) if cvec else np.zeros(dim, dtype=np.float32)
-        rows.append({
-            "user_id": uid,
-            "content_vec": vec.tolist(),
-            "cf_vec": [0.0] * s.cf_dim,
-            "profile": json.loads(profile) if profile else {},
-            "updated_at": now,
-        })
+        rows.append(
+            {
+                "user_id": uid,
+                "content_vec": vec.tolist(),
+                "cf_vec": [0.0] * s.cf_dim,
+                "profile": json.loads(profile) if profile else {},
+                "updated_at": now,
+            }
+        )
     s.users.upsert(rows)

@@ -47,14 +47,18 @@ def load_embedder(settings: Settings) -> TextEmbedder:
 
 
 def build_stores(
-    settings: Settings, *, embedder: TextEmbedder | None = None,
-    redis_client: redis.Redis | None = None, milvus: MilvusClient | None = None,
+    settings: Settings,
+    *,
+    embedder: TextEmbedder | None = None,
+    redis_client: redis.Redis | None = None,
+    milvus: MilvusClient | None = None,
 ) -> Stores:
     """Connect everything the apply functions need and make sure the collections exist."""
     milvus = milvus or connect_milvus(settings)
     names = collection_names(settings)
-    ensure_collections(milvus, names, text_dim=settings.models.text_dim,
-                       cf_dim=settings.models.cf_dim)
+    ensure_collections(
+        milvus, names, text_dim=settings.models.text_dim, cf_dim=settings.models.cf_dim
+    )
     w = settings.worker
     return Stores(
         redis=redis_client or connect_redis(settings),

@@ -35,14 +35,20 @@ class Event:
 def encode(kind: str, data: dict[str, Any]) -> dict[str, str]:
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind}")
-    return {"type": kind, "data": json.dumps(data, separators=(",", ":")), "t": f"{time.time():.6f}"}
+    return {
+        "type": kind,
+        "data": json.dumps(data, separators=(",", ":")),
+        "t": f"{time.time():.6f}",
+    }
 
 
 def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
     """Decode one stream entry; raises PoisonEvent when it can never be applied."""
     eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-         for k, v in fields.items()}
+    f = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
     kind = f.get("type")
     if kind not in EVENT_TYPES:
         raise PoisonEvent(f"event {eid}: unknown type {kind!r}")
@@ -56,7 +62,9 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
     return Event(eid, kind, data, enqueued)
 
 
-def publish(client: redis.Redis, keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+def publish(
+    client: redis.Redis, keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]
+) -> list[str]:
     """Append events to the stream in one round trip; returns their ids in order."""
     pipe = client.pipeline(transaction=False)
     for kind, data in events:

@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 
 # Fields a filter may name; anything else is a programming error, not user input.
 FILTERABLE = frozenset(
-    {"item_id", "user_id", "category", "language", "maturity", "status", "published_at",
-     "creator_id", "updated_at"}
+    {
+        "item_id",
+        "user_id",
+        "category",
+        "language",
+        "maturity",
+        "status",
+        "published_at",
+        "creator_id",
+        "updated_at",
+    }
 )
 
 

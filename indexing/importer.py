@@ -40,7 +40,8 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "errors"} | {
-            "first_errors": self.errors[:5]}
+            "first_errors": self.errors[:5]
+        }
 
 
 def _chunks(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
@@ -58,14 +59,21 @@ def _validated(model: type[M], records: Sequence[dict[str, Any]], report: Import
             report.skipped += 1
             if len(report.errors) < 20:
                 first = e.errors()[0]
-                report.errors.append(f"{model.__name__} {rec.get('item_id') or rec.get('user_id')}: "
-                                     f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+                report.errors.append(
+                    f"{model.__name__} {rec.get('item_id') or rec.get('user_id')}: "
+                    f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+                )
     return out
 
 
 def import_dataset(
-    stores: Stores, path: str | Path, *, item_batch: int = 256, event_batch: int = 5000,
-    progress: bool = True, limit_items: int | None = None,
+    stores: Stores,
+    path: str | Path,
+    *,
+    item_batch: int = 256,
+    event_batch: int = 5000,
+    progress: bool = True,
+    limit_items: int | None = None,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> ImportReport:
     """Load items, users and interactions from `path` into Milvus and Redis."""
@@ -86,8 +94,9 @@ def import_dataset(
         apply_user_updates(stores, users)
         report.users += len(users)
     touched: set[str] = set()
-    with tqdm(total=ds.n_interactions, unit="event", desc="interactions",
-              disable=not progress) as bar:
+    with tqdm(
+        total=ds.n_interactions, unit="event", desc="interactions", disable=not progress
+    ) as bar:
         for chunk in _chunks(ds.iter_interactions(), event_batch):
             events = _validated(Interaction, chunk, report)
             # No stream ids: a bulk import applies each record once by construction.

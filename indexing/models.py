@@ -9,7 +9,14 @@ import math
 import time
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 Id = Annotated[
@@ -73,7 +80,10 @@ class ItemFields(BaseModel):
         default_factory=list, max_length=250, description="empty = available everywhere"
     )
     maturity: int = Field(0, ge=0, le=MAX_MATURITY, description="minimum viewer age")
-    published_at: int = Field(0, ge=0, le=32_503_680_000, description="unix seconds")
+    # Negative values are real: films and books from before 1970.
+    published_at: int = Field(
+        0, ge=-62_135_596_800, le=32_503_680_000, description="unix seconds (0 when unknown)"
+    )
     status: Literal["active", "hidden"] = "active"
     creator_id: Annotated[str, StringConstraints(max_length=128)] = ""
 
@@ -129,9 +139,9 @@ class Interaction(BaseModel):
     type: InteractionType
     value: float | None = Field(None, ge=-1e6, le=1e6)
     surface: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = None
-    recommendation_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = (
-        None
-    )
+    recommendation_id: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None
+    ) = None
     timestamp: float | None = Field(None, ge=0, description="unix seconds; default: now")
 
     @field_validator("value")

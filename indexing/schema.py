@@ -23,8 +23,18 @@ MAX_TAGS = 50
 MAX_REGIONS = 250
 
 ITEM_SCALARS = (
-    "title", "description", "category", "categories", "tags", "language", "regions",
-    "maturity", "status", "published_at", "creator_id", "updated_at",
+    "title",
+    "description",
+    "category",
+    "categories",
+    "tags",
+    "language",
+    "regions",
+    "maturity",
+    "status",
+    "published_at",
+    "creator_id",
+    "updated_at",
 )
 USER_SCALARS = ("profile", "updated_at")
 
@@ -61,13 +71,28 @@ def items_schema(text_dim: int, cf_dim: int) -> object:
     s.add_field("title", DataType.VARCHAR, max_length=TITLE_BYTES)
     s.add_field("description", DataType.VARCHAR, max_length=DESCRIPTION_BYTES)
     s.add_field("category", DataType.VARCHAR, max_length=LABEL_BYTES)
-    s.add_field("categories", DataType.ARRAY, element_type=DataType.VARCHAR,
-                max_capacity=MAX_CATEGORIES, max_length=LABEL_BYTES)
-    s.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR,
-                max_capacity=MAX_TAGS, max_length=LABEL_BYTES)
+    s.add_field(
+        "categories",
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_CATEGORIES,
+        max_length=LABEL_BYTES,
+    )
+    s.add_field(
+        "tags",
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_TAGS,
+        max_length=LABEL_BYTES,
+    )
     s.add_field("language", DataType.VARCHAR, max_length=32)
-    s.add_field("regions", DataType.ARRAY, element_type=DataType.VARCHAR,
-                max_capacity=MAX_REGIONS, max_length=8)
+    s.add_field(
+        "regions",
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_REGIONS,
+        max_length=8,
+    )
     s.add_field("maturity", DataType.INT64)
     s.add_field("status", DataType.VARCHAR, max_length=16)
     s.add_field("published_at", DataType.INT64)
@@ -125,8 +150,10 @@ def ensure_collections(
             (v, c) for c in client.list_collections() if (v := names.version_of(c)) is not None
         )
         # A crash between create and alias leaves a collection behind: adopt it, don't leak it.
-        physical = existing[-1][1] if existing else create_items_version(
-            client, names, text_dim=text_dim, cf_dim=cf_dim
+        physical = (
+            existing[-1][1]
+            if existing
+            else create_items_version(client, names, text_dim=text_dim, cf_dim=cf_dim)
         )
         try:
             point_alias(client, names, physical)

@@ -52,8 +52,19 @@ class Hit:
 class ItemStore:
     """Items collection (through its alias)."""
 
-    META_FIELDS = ("title", "description", "categories", "tags", "language", "regions",
-                   "maturity", "status", "published_at", "creator_id", "updated_at")
+    META_FIELDS = (
+        "title",
+        "description",
+        "categories",
+        "tags",
+        "language",
+        "regions",
+        "maturity",
+        "status",
+        "published_at",
+        "creator_id",
+        "updated_at",
+    )
     SERVING_FIELDS = ("category", "regions", "maturity", "status", "language", "published_at")
 
     def __init__(self, client: MilvusClient, names: CollectionNames):
@@ -72,7 +83,9 @@ class ItemStore:
         if item_ids:
             self.client.delete(self.collection, ids=list(item_ids))
 
-    def get(self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS) -> dict[str, dict[str, Any]]:
+    def get(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
@@ -84,18 +97,29 @@ class ItemStore:
         return {i: np.asarray(r[field], dtype=np.float32) for i, r in rows.items()}
 
     def search(
-        self, vectors: np.ndarray, *, field: str = "content_vec", filter: str = "",
-        limit: int = 100, output_fields: Sequence[str] = SERVING_FIELDS,
+        self,
+        vectors: np.ndarray,
+        *,
+        field: str = "content_vec",
+        filter: str = "",
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
     ) -> list[list[Hit]]:
         """Batched ANN search; one list of hits per query vector."""
         res = self.client.search(
-            self.collection, data=np.atleast_2d(vectors).astype(np.float32).tolist(),
-            anns_field=field, filter=filter, limit=limit, output_fields=list(output_fields),
+            self.collection,
+            data=np.atleast_2d(vectors).astype(np.float32).tolist(),
+            anns_field=field,
+            filter=filter,
+            limit=limit,
+            output_fields=list(output_fields),
             search_params={"metric_type": "IP"},
         )
         # pymilvus Hit.id is the primary key whatever the field is called.
-        return [[Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in hits]
-                for hits in res]
+        return [
+            [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in hits]
+            for hits in res
+        ]
 
     def count(self) -> int:
         return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
@@ -116,6 +140,9 @@ class UserStore:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return {}
-        rows = self.client.get(self.names.users, ids=ids,
-                               output_fields=["user_id", "profile", "content_vec", "updated_at"])
+        rows = self.client.get(
+            self.names.users,
+            ids=ids,
+            output_fields=["user_id", "profile", "content_vec", "updated_at"],
+        )
         return {r["user_id"]: dict(r) for r in rows}

@@ -42,11 +42,15 @@ def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
     """Apply consecutive events of one type in one batch."""
     try:
         if kind == ev.ITEM_UPSERTED:
-            apply_item_upserts(s, [Item.model_validate(e.data) for e in run],
-                               enqueued_at=run[0].enqueued_at or None)
+            apply_item_upserts(
+                s,
+                [Item.model_validate(e.data) for e in run],
+                enqueued_at=run[0].enqueued_at or None,
+            )
         elif kind == ev.ITEM_DELETED:
-            apply_item_deletes(s, [str(e.data["item_id"]) for e in run],
-                               enqueued_at=run[-1].enqueued_at or None)
+            apply_item_deletes(
+                s, [str(e.data["item_id"]) for e in run], enqueued_at=run[-1].enqueued_at or None
+            )
         elif kind == ev.USER_UPDATED:
             apply_user_updates(s, [User.model_validate(e.data) for e in run])
         elif kind == ev.INTERACTION_LOGGED:
@@ -126,7 +130,10 @@ class Worker:
 
     def _read(self, start: str, *, block: bool = True) -> list[tuple[Any, dict[Any, Any]]]:
         resp = self.r.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=self.read_count,
+            self.group,
+            self.consumer,
+            {self.stream: start},
+            count=self.read_count,
             block=self.block_ms if (block and start == ">") else None,
         )
         return list(resp[0][1]) if resp else []
@@ -137,9 +144,14 @@ class Worker:
         claimed: list[tuple[Any, dict[Any, Any]]] = []
         cursor: Any = "0-0"
         while True:
-            resp = self.r.xautoclaim(self.stream, self.group, self.consumer,
-                                     min_idle_time=self.claim_idle_ms, start_id=cursor,
-                                     count=self.read_count)
+            resp = self.r.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=cursor,
+                count=self.read_count,
+            )
             cursor, entries = resp[0], [e for e in resp[1] if e and e[1] is not None]
             claimed.extend(entries)
             if cursor in (b"0-0", "0-0") or not resp[1]:
@@ -163,13 +175,18 @@ class Worker:
         for eid in ids:
             rows = self.r.xpending_range(self.stream, self.group, min=eid, max=eid, count=1)
             if rows:
-                out[eid.decode() if isinstance(eid, bytes) else eid] = int(rows[0]["times_delivered"])
+                out[eid.decode() if isinstance(eid, bytes) else eid] = int(
+                    rows[0]["times_delivered"]
+                )
         return out
 
     def _dead_letter(self, entry: tuple[Any, dict[Any, Any]], reason: str) -> None:
         eid, fields = entry
-        body = {**{(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()},
-                "original_id": eid, "error": reason[:2000]}
+        body = {
+            **{(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()},
+            "original_id": eid,
+            "error": reason[:2000],
+        }
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(self.stores.keys.dead_letters, body)
         pipe.xack(self.stream, self.group, eid)

@@ -18,8 +18,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vantage.config import Settings  # noqa: E402
-from vantage.stack import start_milvus_lite, start_redis  # noqa: E402
+from vantage.config import Settings
+from vantage.stack import start_milvus_lite, start_redis
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,11 @@ def _local_processes(tmp: Path) -> Iterator[dict[str, str]]:
         redis_srv.stop()
         raise
     try:
-        yield {"milvus_uri": milvus_srv.url, "redis_url": redis_srv.url,
-               "redis_pid": str(redis_srv.proc.pid)}
+        yield {
+            "milvus_uri": milvus_srv.url,
+            "redis_url": redis_srv.url,
+            "redis_pid": str(redis_srv.proc.pid),
+        }
     finally:
         milvus_srv.stop()
         redis_srv.stop()
@@ -78,8 +81,11 @@ def make_settings(servers: dict[str, str], **overrides: object) -> Settings:
     tag = "t" + uuid.uuid4().hex[:10]
     s = Settings(
         env="test",
-        milvus={"uri": servers["milvus_uri"], "items_alias": f"{tag}_items",
-                "users_collection": f"{tag}_users"},
+        milvus={
+            "uri": servers["milvus_uri"],
+            "items_alias": f"{tag}_items",
+            "users_collection": f"{tag}_users",
+        },
         redis={"url": servers["redis_url"], "key_prefix": tag},
     )
     return s.model_copy(update=overrides) if overrides else s
@@ -109,7 +115,7 @@ def _drop_test_data(s: Settings) -> None:
         r = connect_redis(s)
         keys = list(r.scan_iter(match=f"{s.redis.key_prefix}:*", count=1000))
         for i in range(0, len(keys), 500):
-            r.delete(*keys[i:i + 500])
+            r.delete(*keys[i : i + 500])
         r.close()
 
 

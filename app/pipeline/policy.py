@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from app.pipeline.retrieval import Candidate
 
 
-def allowed(c: Candidate, *, max_maturity: int, region: str | None,
-            tombstoned: set[str], exclude: set[str]) -> bool:
+def allowed(
+    c: Candidate, *, max_maturity: int, region: str | None, tombstoned: set[str], exclude: set[str]
+) -> bool:
     """Safety and availability rules; a candidate failing any of them is never returned."""
     f = c.fields
     if c.item_id in tombstoned or c.item_id in exclude:
@@ -22,11 +23,20 @@ def allowed(c: Candidate, *, max_maturity: int, region: str | None,
 
 
 def apply_policy(
-    candidates: Sequence[Candidate], *, limit: int, max_maturity: int, region: str | None,
-    tombstoned: set[str], exclude: set[str],
+    candidates: Sequence[Candidate],
+    *,
+    limit: int,
+    max_maturity: int,
+    region: str | None,
+    tombstoned: set[str],
+    exclude: set[str],
 ) -> list[Candidate]:
     """Keep the allowed candidates in their given order, at most `limit` of them."""
-    kept = [c for c in candidates
-            if allowed(c, max_maturity=max_maturity, region=region, tombstoned=tombstoned,
-                       exclude=exclude)]
+    kept = [
+        c
+        for c in candidates
+        if allowed(
+            c, max_maturity=max_maturity, region=region, tombstoned=tombstoned, exclude=exclude
+        )
+    ]
     return kept[:limit]

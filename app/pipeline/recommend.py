@@ -36,8 +36,10 @@ class RecRequest:
 
 def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
     # The user's version is part of the key: any applied event makes old entries unreachable.
-    raw = json.dumps([req.user_id, req.surface, req.item_id, req.limit, req.category,
-                      req.language, ctx.version], separators=(",", ":"))
+    raw = json.dumps(
+        [req.user_id, req.surface, req.item_id, req.limit, req.category, req.language, ctx.version],
+        separators=(",", ":"),
+    )
     return state.keys.result_cache(hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
 
 
@@ -48,8 +50,9 @@ def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
     return {i for i, s in zip(ids, scores, strict=True) if s is not None}
 
 
-def _candidates(state: AppState, req: RecRequest, ctx: UserContext,
-                cons: Constraints, want: int) -> list[Candidate]:
+def _candidates(
+    state: AppState, req: RecRequest, ctx: UserContext, cons: Constraints, want: int
+) -> list[Candidate]:
     items = state.items
     found: dict[str, Candidate] = {}
     if req.surface == "related":
@@ -58,26 +61,48 @@ def _candidates(state: AppState, req: RecRequest, ctx: UserContext,
         if req.item_id not in seed or req.item_id in _tombstoned(state, [req.item_id]):
             raise NotFound(f"item {req.item_id!r} does not exist")
         title = seed[req.item_id]["title"]
-        retrieval.merge(found, retrieval.ann(
-            items, seed[req.item_id]["content_vec"], source="similar_content",
-            reason=f"similar to {title}", constraints=cons, limit=want))
+        retrieval.merge(
+            found,
+            retrieval.ann(
+                items,
+                seed[req.item_id]["content_vec"],
+                source="similar_content",
+                reason=f"similar to {title}",
+                constraints=cons,
+                limit=want,
+            ),
+        )
     elif ctx.content_vec is not None:
-        retrieval.merge(found, retrieval.ann(
-            items, ctx.content_vec, source="content_profile",
-            reason="matches what you engaged with recently", constraints=cons, limit=want))
+        retrieval.merge(
+            found,
+            retrieval.ann(
+                items,
+                ctx.content_vec,
+                source="content_profile",
+                reason="matches what you engaged with recently",
+                constraints=cons,
+                limit=want,
+            ),
+        )
     if len(found) < want:
         # Popular items top up a short list and serve users we know nothing about yet.
-        retrieval.merge(found, [c for c in retrieval.popular(
-            state.redis, state.keys, items, constraints=cons, limit=want)
-            if c.item_id not in found])
+        retrieval.merge(
+            found,
+            [
+                c
+                for c in retrieval.popular(
+                    state.redis, state.keys, items, constraints=cons, limit=want
+                )
+                if c.item_id not in found
+            ],
+        )
     return list(found.values())
 
 
 def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
     """Recommendations for one request, as the API returns them."""
     cfg = state.settings.serving
-    ctx = load_user_context(state.redis, state.keys, req.user_id,
-                            recent_n=cfg.history_exclude)
+    ctx = load_user_context(state.redis, state.keys, req.user_id, recent_n=cfg.history_exclude)
     key = _cache_key(state, req, ctx)
     if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
         cached: dict[str, Any] = json.loads(hit)
@@ -87,21 +112,30 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
     exclude = set(ctx.recent) if req.surface == "homepage" else set()
     if req.item_id:
         exclude.add(req.item_id)
-    cons = Constraints(max_maturity=max_m, category=req.category, language=req.language,
-                       exclude=tuple(exclude))
+    cons = Constraints(
+        max_maturity=max_m, category=req.category, language=req.language, exclude=tuple(exclude)
+    )
     want = max(cfg.min_candidates, req.limit * cfg.overfetch)
     cands = _candidates(state, req, ctx, cons, want)
     final = apply_policy(
-        cands, limit=req.limit, max_maturity=max_m, region=ctx.region,
-        tombstoned=_tombstoned(state, [c.item_id for c in cands]), exclude=exclude,
+        cands,
+        limit=req.limit,
+        max_maturity=max_m,
+        region=ctx.region,
+        tombstoned=_tombstoned(state, [c.item_id for c in cands]),
+        exclude=exclude,
     )
     result = {
         "recommendation_id": uuid.uuid4().hex,
         "user_id": req.user_id,
         "surface": req.surface,
         "items": [
-            {"item_id": c.item_id, "score": round(max(c.scores.values()), 6),
-             "sources": c.sources, "reasons": c.reasons}
+            {
+                "item_id": c.item_id,
+                "score": round(max(c.scores.values()), 6),
+                "sources": c.sources,
+                "reasons": c.reasons,
+            }
             for c in final
         ],
         "generated_at": time.time(),

@@ -56,17 +56,28 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
 
 
 def ann(
-    items: ItemStore, vector: np.ndarray, *, source: str, reason: str, constraints: Constraints,
+    items: ItemStore,
+    vector: np.ndarray,
+    *,
+    source: str,
+    reason: str,
+    constraints: Constraints,
     limit: int,
 ) -> list[Candidate]:
     """Nearest items to `vector` in content space that satisfy the constraints."""
-    hits = items.search(vector, field="content_vec", filter=constraints.milvus_filter(),
-                        limit=limit)[0]
+    hits = items.search(
+        vector, field="content_vec", filter=constraints.milvus_filter(), limit=limit
+    )[0]
     return [Candidate(h.item_id, h.fields, {source: h.score}, [reason]) for h in hits]
 
 
 def popular(
-    r: redis.Redis, keys: Keys, items: ItemStore, *, constraints: Constraints, limit: int,
+    r: redis.Redis,
+    keys: Keys,
+    items: ItemStore,
+    *,
+    constraints: Constraints,
+    limit: int,
     scan: int = 500,
 ) -> list[Candidate]:
     """Most popular items that satisfy the constraints (metadata checked in Milvus)."""

@@ -18,20 +18,30 @@ def get_recommendations(
     state: StateDep,
     user_id: Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")],
     surface: Annotated[Surface, Query(description="where the list is shown")] = "homepage",
-    item_id: Annotated[str | None, Query(pattern=ID_PATTERN,
-                                         description="context item (required for related)")] = None,
+    item_id: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
+    ] = None,
     limit: Annotated[int | None, Query(ge=1, le=100, description="items to return")] = None,
-    category: Annotated[str | None, Query(min_length=1, max_length=64,
-                                          description="only this primary category")] = None,
-    language: Annotated[str | None, Query(pattern=r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
-                                          description="only items in this language")] = None,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="only this primary category")
+    ] = None,
+    language: Annotated[
+        str | None,
+        Query(
+            pattern=r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
+            description="only items in this language",
+        ),
+    ] = None,
 ) -> Recommendations:
     """What `user_id` should see on `surface`."""
     if surface == "related" and not item_id:
         raise InvalidRequest("item_id is required for surface=related")
     req = RecRequest(
-        user_id=user_id, surface=surface, item_id=item_id,
+        user_id=user_id,
+        surface=surface,
+        item_id=item_id,
         limit=limit or state.settings.serving.default_limit,
-        category=category.strip().lower() if category else None, language=language,
+        category=category.strip().lower() if category else None,
+        language=language,
     )
     return Recommendations.model_validate(recommend(state, req))

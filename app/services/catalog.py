@@ -26,9 +26,16 @@ def delete_item(state: AppState, *, item_id: str) -> list[str]:
 
 
 def get_item(state: AppState, *, item_id: str) -> ItemOut:
+    """The stored item; hidden items are returned (with their status), deleted ones are not."""
     row = state.items.get([item_id]).get(item_id)
-    if row is None or state.redis.zscore(state.keys.tombstones, item_id) is not None:
-        if row is None or row.get("status") != "hidden":
-            raise NotFound(f"item {item_id!r} does not exist (writes are applied asynchronously; "
-                           "a just-queued item appears within a second)")
+    deleted = (
+        row is not None
+        and row.get("status") != "hidden"
+        and (state.redis.zscore(state.keys.tombstones, item_id) is not None)
+    )
+    if row is None or deleted:
+        raise NotFound(
+            f"item {item_id!r} does not exist (writes are applied asynchronously; "
+            "a just-queued item appears within a second)"
+        )
     return ItemOut.model_validate(row)

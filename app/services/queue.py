@@ -17,5 +17,6 @@ def enqueue(state: AppState, events: Sequence[tuple[str, dict[str, Any]]]) -> li
     try:
         return ev.publish(state.redis, state.keys, events)
     except redis.RedisError as e:
-        raise DependencyUnavailable(f"the event queue is unavailable ({type(e).__name__}); "
-                                    "nothing was stored, retry later") from e
+        raise DependencyUnavailable(
+            f"the event queue is unavailable ({type(e).__name__}); nothing was stored, retry later"
+        ) from e

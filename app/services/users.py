@@ -12,8 +12,9 @@ from indexing.models import User, UserFields
 
 def put_user(state: AppState, *, user: User) -> list[str]:
     ids = enqueue(state, [ev.user_event(user)])
-    state.redis.hset(state.keys.user(user.user_id), "profile",
-                     user.model_dump_json(exclude={"user_id"}))
+    state.redis.hset(
+        state.keys.user(user.user_id), "profile", user.model_dump_json(exclude={"user_id"})
+    )
     state.redis.sadd(state.keys.users_index, user.user_id)
     return ids
 

@@ -43,10 +43,13 @@ def test_homepage_follows_interactions(client: TestClient, worker: Any) -> None:
     # No history yet: popularity (empty here) gives nothing, and nothing errors.
     assert rec_ids(client, user_id="ann", surface="homepage") == []
 
-    r = client.post("/v1/interactions", json=[
-        {"user_id": "ann", "item_id": "space-1", "type": "like"},
-        {"user_id": "ann", "item_id": "space-2", "type": "watch"},
-    ])
+    r = client.post(
+        "/v1/interactions",
+        json=[
+            {"user_id": "ann", "item_id": "space-1", "type": "like"},
+            {"user_id": "ann", "item_id": "space-2", "type": "watch"},
+        ],
+    )
     assert r.status_code == 202 and len(r.json()["event_ids"]) == 2
     worker.drain()
     space_first = rec_ids(client, user_id="ann", surface="homepage", limit=3)
@@ -54,8 +57,10 @@ def test_homepage_follows_interactions(client: TestClient, worker: Any) -> None:
     assert not {"space-1", "space-2"} & set(space_first)  # already seen
     assert "hidden-1" not in space_first and "fr-1" not in space_first  # hidden / region
 
-    client.post("/v1/interactions", json=[
-        {"user_id": "ann", "item_id": f"cook-{i}", "type": "purchase"} for i in (1, 2, 3)])
+    client.post(
+        "/v1/interactions",
+        json=[{"user_id": "ann", "item_id": f"cook-{i}", "type": "purchase"} for i in (1, 2, 3)],
+    )
     worker.drain()
     now = rec_ids(client, user_id="ann", surface="homepage", limit=3)
     assert now != space_first and now[0] == "cook-4"
@@ -67,8 +72,9 @@ def test_homepage_follows_interactions(client: TestClient, worker: Any) -> None:
 def test_safety_minor_and_cache(client: TestClient, worker: Any) -> None:
     load_catalogue(client, worker)
     client.put("/v1/users/kid", json={"birth_year": 2016})
-    client.post("/v1/interactions", json={"user_id": "adult", "item_id": "horror-1",
-                                          "type": "purchase"})
+    client.post(
+        "/v1/interactions", json={"user_id": "adult", "item_id": "horror-1", "type": "purchase"}
+    )
     client.post("/v1/interactions", json={"user_id": "kid", "item_id": "space-1", "type": "like"})
     worker.drain()
     for _ in range(2):  # second call comes from the cache and must be as safe
@@ -85,12 +91,15 @@ def test_related_surface(client: TestClient, worker: Any) -> None:
     ids = rec_ids(client, user_id="ann", surface="related", item_id="cook-1", limit=3)
     assert "cook-1" not in ids
     assert all(i.startswith("cook-") for i in ids), ids
-    body = client.get("/v1/recommendations", params={
-        "user_id": "ann", "surface": "related", "item_id": "cook-1", "limit": 1}).json()
+    body = client.get(
+        "/v1/recommendations",
+        params={"user_id": "ann", "surface": "related", "item_id": "cook-1", "limit": 1},
+    ).json()
     assert body["items"][0]["sources"] == ["similar_content"]
     assert body["items"][0]["reasons"] == ["similar to Perfect sourdough bread"]
-    r = client.get("/v1/recommendations", params={"user_id": "ann", "surface": "related",
-                                                   "item_id": "nope"})
+    r = client.get(
+        "/v1/recommendations", params={"user_id": "ann", "surface": "related", "item_id": "nope"}
+    )
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
 
 

@@ -6,7 +6,12 @@ import numpy as np
 
 from indexing.connect import collection_names, connect_milvus
 from indexing.filters import Filter
-from indexing.schema import create_items_version, current_items_collection, ensure_collections, point_alias
+from indexing.schema import (
+    create_items_version,
+    current_items_collection,
+    ensure_collections,
+    point_alias,
+)
 from vantage.config import Settings
 
 
@@ -31,14 +36,33 @@ def test_escaped_values_never_widen_a_filter(settings: Settings) -> None:
     for i, cat in enumerate(["jazz", "rock", hostile, 'back\\slash"']):
         v = np.zeros(8, dtype=np.float32)
         v[i] = 1
-        rows.append({"item_id": f"i{i}", "content_vec": v.tolist(), "cf_vec": [0.0] * 4,
-                     "title": "t", "description": "", "category": cat, "categories": [cat],
-                     "tags": [], "language": "en", "regions": [], "maturity": 0,
-                     "status": "active", "published_at": 0, "creator_id": "", "updated_at": 0})
+        rows.append(
+            {
+                "item_id": f"i{i}",
+                "content_vec": v.tolist(),
+                "cf_vec": [0.0] * 4,
+                "title": "t",
+                "description": "",
+                "category": cat,
+                "categories": [cat],
+                "tags": [],
+                "language": "en",
+                "regions": [],
+                "maturity": 0,
+                "status": "active",
+                "published_at": 0,
+                "creator_id": "",
+                "updated_at": 0,
+            }
+        )
     m.upsert(names.items_alias, rows)
+
     def q(f: Filter) -> list[str]:
-        return sorted(r["item_id"] for r in m.query(names.items_alias, filter=str(f),
-                                                   output_fields=["item_id"]))
+        return sorted(
+            r["item_id"]
+            for r in m.query(names.items_alias, filter=str(f), output_fields=["item_id"])
+        )
+
     assert q(Filter().eq("category", hostile)) == ["i2"]
     assert q(Filter().eq("category", 'back\\slash"')) == ["i3"]
     assert q(Filter().eq("category", "jazz").not_in("item_id", [hostile, "i9"])) == ["i0"]

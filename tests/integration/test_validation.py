@@ -33,12 +33,15 @@ def test_huge_and_hostile_ids(client: TestClient) -> None:
     hostile = 'x" or item_id != "'
     error(client.get("/v1/recommendations", params={"user_id": hostile}))
     error(client.put(f"/v1/items/{hostile}", json={"title": "t"}))
-    error(client.post("/v1/interactions", json={"user_id": hostile, "item_id": "i", "type": "view"}))
+    error(
+        client.post("/v1/interactions", json={"user_id": hostile, "item_id": "i", "type": "view"})
+    )
 
 
 def test_related_needs_item(client: TestClient) -> None:
-    assert "item_id" in error(client.get("/v1/recommendations",
-                                         params={"user_id": "u", "surface": "related"}))
+    assert "item_id" in error(
+        client.get("/v1/recommendations", params={"user_id": "u", "surface": "related"})
+    )
 
 
 def test_item_body_validation(client: TestClient) -> None:
@@ -59,8 +62,11 @@ def test_interaction_validation(client: TestClient) -> None:
     assert "timestamp" in error(client.post("/v1/interactions", json={**ok, "timestamp": 9e12}))
     assert error(client.post("/v1/interactions", json=[ok] * 1001))
     assert error(client.post("/v1/interactions", json=[]))
-    assert error(client.post("/v1/interactions", content=b"{not json",
-                             headers={"content-type": "application/json"}))
+    assert error(
+        client.post(
+            "/v1/interactions", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    )
     r = client.post("/v1/interactions", json=[ok, ok])
     assert r.status_code == 202 and len(r.json()["event_ids"]) == 2
 
@@ -72,13 +78,25 @@ def test_user_validation(client: TestClient) -> None:
 
 
 def test_injection_in_filter_param_does_not_widen(client: TestClient, worker: Any) -> None:
-    client.post("/v1/items/batch", json={"items": [
-        {"item_id": "a", "title": "Jazz night", "categories": ["jazz"]},
-        {"item_id": "b", "title": "Rock night", "categories": ["rock"]}]})
+    client.post(
+        "/v1/items/batch",
+        json={
+            "items": [
+                {"item_id": "a", "title": "Jazz night", "categories": ["jazz"]},
+                {"item_id": "b", "title": "Rock night", "categories": ["rock"]},
+            ]
+        },
+    )
     worker.drain()
     client.post("/v1/interactions", json={"user_id": "u", "item_id": "a", "type": "like"})
     worker.drain()
-    r = client.get("/v1/recommendations", params={
-        "user_id": "u2", "surface": "related", "item_id": "a",
-        "category": 'x" or item_id != "'})
+    r = client.get(
+        "/v1/recommendations",
+        params={
+            "user_id": "u2",
+            "surface": "related",
+            "item_id": "a",
+            "category": 'x" or item_id != "',
+        },
+    )
     assert r.status_code == 200 and r.json()["items"] == []

@@ -14,11 +14,15 @@ def _pop(stores: Any, item: str) -> float:
 
 
 def test_redelivered_interactions_apply_once(stores: Any, worker: Worker) -> None:
-    ids = ev.publish(stores.redis, stores.keys, [
-        ev.item_event(Item(item_id="a", title="Jazz piano trio")),
-        ev.interaction_event(Interaction(user_id="u", item_id="a", type="click")),
-        ev.interaction_event(Interaction(user_id="u", item_id="a", type="click")),
-    ])
+    ids = ev.publish(
+        stores.redis,
+        stores.keys,
+        [
+            ev.item_event(Item(item_id="a", title="Jazz piano trio")),
+            ev.interaction_event(Interaction(user_id="u", item_id="a", type="click")),
+            ev.interaction_event(Interaction(user_id="u", item_id="a", type="click")),
+        ],
+    )
     assert worker.drain() == 3
     assert _pop(stores, "a") == 2.0
     # Simulate redelivery of the same entries (a worker that crashed before XACK).
@@ -28,13 +32,20 @@ def test_redelivered_interactions_apply_once(stores: Any, worker: Worker) -> Non
     assert stores.redis.hget(stores.keys.user("u"), "cvec") is not None
 
 
-def test_poison_message_is_dead_lettered_and_later_events_apply(stores: Any, worker: Worker) -> None:
+def test_poison_message_is_dead_lettered_and_later_events_apply(
+    stores: Any, worker: Worker
+) -> None:
     stores.redis.xadd(stores.keys.events, {"type": "interaction.logged", "data": "{oops"})
     stores.redis.xadd(stores.keys.events, {"type": "no.such.type", "data": "{}"})
-    stores.redis.xadd(stores.keys.events, {"type": "interaction.logged",
-                                           "data": '{"user_id": "u", "type": "view"}'})
-    ev.publish(stores.redis, stores.keys, [
-        ev.interaction_event(Interaction(user_id="u", item_id="b", type="like"))])
+    stores.redis.xadd(
+        stores.keys.events,
+        {"type": "interaction.logged", "data": '{"user_id": "u", "type": "view"}'},
+    )
+    ev.publish(
+        stores.redis,
+        stores.keys,
+        [ev.interaction_event(Interaction(user_id="u", item_id="b", type="like"))],
+    )
     worker.drain()
     assert stores.redis.xlen(stores.keys.dead_letters) == 3
     assert _pop(stores, "b") == 3.0
@@ -46,8 +57,11 @@ def test_poison_message_is_dead_lettered_and_later_events_apply(stores: Any, wor
 def test_dead_consumers_entries_are_reclaimed(stores: Any) -> None:
     crashed = Worker(stores, consumer="crashed", claim_idle_ms=0)
     crashed.ensure_group()
-    ev.publish(stores.redis, stores.keys, [
-        ev.interaction_event(Interaction(user_id="v", item_id="c", type="watch"))])
+    ev.publish(
+        stores.redis,
+        stores.keys,
+        [ev.interaction_event(Interaction(user_id="v", item_id="c", type="watch"))],
+    )
     # The crashed worker read the entry and died before applying it.
     assert len(crashed._read(">", block=False)) == 1
     assert _pop(stores, "c") == 0

@@ -1,0 +1,158 @@
+"""Pure functions: filters, models, profiles, events, policy, settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from app.pipeline.policy import allowed, apply_policy
+from app.pipeline.retrieval import Candidate, Constraints
+from embeddings.profile import content_profile
+from embeddings.text import compose_item_text
+from indexing import events as ev
+from indexing.filters import Filter, FilterError, literal
+from indexing.models import Interaction, Item, UserFields, age_max_maturity, interaction_weight
+from vantage.config import Settings
+
+
+def test_literal_escapes_quotes_and_backslashes() -> None:
+    assert literal('x" or item_id != "') == '"x\\" or item_id != \\""'
+    assert literal("a\\b") == '"a\\\\b"'
+    assert literal(12) == "12" and literal(True) == "true"
+    with pytest.raises(FilterError):
+        literal("line\nbreak")
+    with pytest.raises(FilterError):
+        literal(float("nan"))
+
+
+def test_filter_builder_rejects_unknown_fields_and_empty_in() -> None:
+    f = Filter().eq("status", "active").le("maturity", 12).not_in("item_id", ["a", 'b"'])
+    assert str(f) == '(status == "active") and (maturity <= 12) and (item_id not in ["a", "b\\""])'
+    assert str(Filter().not_in("item_id", [])) == ""
+    with pytest.raises(FilterError):
+        Filter().eq("title or 1==1", "x")
+    with pytest.raises(FilterError):
+        Filter().in_("item_id", [])
+
+
+def test_interaction_weights_order() -> None:
+    w = {
+        k: interaction_weight(k, None)
+        for k in ("purchase", "like", "watch", "click", "view", "skip", "dislike")
+    }
+    assert w["purchase"] > w["like"] > w["watch"] > w["click"] > w["view"] > 0
+    assert w["dislike"] < w["skip"] < 0
+    assert interaction_weight("rate", 5) > interaction_weight("rate", 3) > 0
+    assert interaction_weight("rate", 1) < 0
+
+
+def test_item_normalises_labels_and_bounds_fields() -> None:
+    it = Item(item_id="a", title=" T ", categories=["Jazz", "jazz", "Live"], regions=["fr"])
+    assert it.categories == ["jazz", "live"] and it.category == "jazz" and it.regions == ["FR"]
+    assert it.title == "T"
+    for bad in (
+        {"maturity": 19},
+        {"categories": ["x" * 65]},
+        {"categories": ["a\tb"]},
+        {"language": "english"},
+        {"status": "deleted"},
+    ):
+        with pytest.raises(ValidationError):
+            Item(item_id="a", title="t", **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Item(item_id='a" or 1', title="t")
+
+
+def test_interaction_rejects_nonsense() -> None:
+    with pytest.raises(ValidationError):
+        Interaction(user_id="u", item_id="i", type="view", value=float("inf"))
+    with pytest.raises(ValidationError):
+        Interaction(user_id="u", item_id="i", type="view", timestamp=1e12)
+    with pytest.raises(ValidationError):
+        UserFields(birth_year=2999)
+
+
+def test_age_max_maturity() -> None:
+    now = 1_767_225_600.0  # 2026-01-01
+    assert age_max_maturity(2016, 12, now=now) == 10
+    assert age_max_maturity(1970, 12, now=now) == 18
+    assert age_max_maturity(None, 12, now=now) == 12
+
+
+def test_content_profile_weights_recent_and_negative() -> None:
+    e = np.eye(3, dtype=np.float32)
+    vecs = {"a": e[0], "b": e[1], "c": e[2]}
+    p = content_profile([("a", 1.0), ("b", 1.0)], vecs, half_life=1.0)
+    assert p is not None and p[0] > p[1] > 0 and abs(np.linalg.norm(p) - 1) < 1e-6
+    p = content_profile([("a", 1.0), ("c", -1.0)], vecs)
+    assert p is not None and p[2] < 0
+    assert content_profile([("c", -1.0)], vecs) is None
+    assert content_profile([("zzz", 2.0)], vecs) is None
+
+
+def test_event_roundtrip_and_poison() -> None:
+    kind, data = ev.interaction_event(Interaction(user_id="u", item_id="i", type="like"), now=5.0)
+    got = ev.decode(b"1-0", {k.encode(): v.encode() for k, v in ev.encode(kind, data).items()})
+    assert got.type == ev.INTERACTION_LOGGED and got.data["timestamp"] == 5.0
+    for fields in (
+        {"type": "nope", "data": "{}"},
+        {"type": ev.ITEM_DELETED, "data": "[1]"},
+        {"type": ev.ITEM_DELETED, "data": "{"},
+    ):
+        with pytest.raises(ev.PoisonEvent):
+            ev.decode("1-1", fields)
+
+
+def _cand(item_id: str, **fields: object) -> Candidate:
+    base = {"status": "active", "maturity": 0, "regions": []}
+    return Candidate(item_id, {**base, **fields}, {"src": 1.0})
+
+
+def test_policy_hard_filters() -> None:
+    kw = {"max_maturity": 12, "region": "FR", "tombstoned": {"t"}, "exclude": {"seen"}}
+    assert allowed(_cand("ok"), **kw)
+    assert allowed(_cand("fr", regions=["FR", "BE"]), **kw)
+    for c in (
+        _cand("t"),
+        _cand("seen"),
+        _cand("m", maturity=16),
+        _cand("h", status="hidden"),
+        _cand("us", regions=["US"]),
+    ):
+        assert not allowed(c, **kw), c.item_id
+    out = apply_policy(
+        [_cand("a"), _cand("m", maturity=18), _cand("b"), _cand("c")],
+        limit=2,
+        max_maturity=12,
+        region=None,
+        tombstoned=set(),
+        exclude=set(),
+    )
+    assert [c.item_id for c in out] == ["a", "b"]
+
+
+def test_constraints_filter_is_escaped() -> None:
+    f = Constraints(max_maturity=7, category='x" or "1', exclude=("a",)).milvus_filter()
+    assert f == (
+        '(status == "active") and (maturity <= 7) and (category == "x\\" or \\"1") '
+        'and (item_id not in ["a"])'
+    )
+
+
+def test_compose_item_text() -> None:
+    t = compose_item_text(title="Jazz", description="Live.", categories=["music"], tags=["sax"])
+    assert t == "Jazz Live. Categories: music. Tags: sax."
+
+
+def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError):
+        Settings(serving={"default_limit": 50, "max_limit": 10})
+    with pytest.raises(ValidationError):
+        Settings(env="production")  # Milvus Lite file in production
+    monkeypatch.setenv("VANTAGE_SERVING__CACHE_TTL_S", "5")
+    monkeypatch.setenv("VANTAGE_MILVUS__URI", "http://milvus:19530")
+    s = Settings()
+    assert s.serving.cache_ttl_s == 5 and s.milvus.uri == "http://milvus:19530"
+    with pytest.raises(ValidationError):
+        Settings(redis={"key_prefix": "a b"})
