@@ -63,7 +63,10 @@ class SentenceTransformerEmbedder:
         self.name = model
         self.batch_size = batch_size
         self._model = SentenceTransformer(resolve_model_path(model), device=device)
-        dim = self._model.get_sentence_embedding_dimension()
+        getter = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension  # sentence-transformers < 5
+        )
+        dim = getter()
         if dim is None:
             raise ValueError(f"model {model!r} does not report an embedding dimension")
         self.dim = int(dim)

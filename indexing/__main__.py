@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         consumer=args.consumer or w.consumer or default_consumer_name(),
         read_count=w.read_count,
         block_ms=w.block_ms,
+        claim_idle_ms=w.claim_idle_ms,
+        max_deliveries=w.max_deliveries,
     )
     log.info("worker %s consuming %s", worker.consumer, worker.stream)
     worker.run(stop)

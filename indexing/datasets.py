@@ -564,7 +564,8 @@ class _MLLatestSource:
             return {}
         for lineno, row in _csv_rows(self.tags_path, ("movieId", "tag")):
             # Collapse whitespace so "Dark  Comedy" and "dark comedy" count as one tag.
-            tag = " ".join(row["tag"].lower().split())
+            # Labels are at most 64 chars in Vantage; a few MovieLens tags are sentences.
+            tag = " ".join(row["tag"].lower().split())[:64].rstrip()
             movie = row["movieId"].strip()
             if not movie:
                 raise _error(self.tags_path, lineno, "movieId must not be empty")

@@ -68,7 +68,8 @@ class WorkerSettings(BaseModel):
     group: str = "indexers"
     read_count: int = Field(256, ge=1, le=10_000)
     block_ms: int = Field(200, ge=1, le=60_000)
-    item_batch: int = Field(64, ge=1, le=4096)
+    claim_idle_ms: int = Field(30_000, ge=100, description="reclaim a dead worker's entries")
+    max_deliveries: int = Field(5, ge=1, le=100, description="then dead-letter the entry")
     history_len: int = Field(500, ge=10, le=100_000)
     profile_items: int = Field(50, ge=1, le=1000, description="recent items in a content profile")
     profile_half_life_events: float = Field(20.0, gt=0)

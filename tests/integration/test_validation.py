@@ -100,3 +100,20 @@ def test_injection_in_filter_param_does_not_widen(client: TestClient, worker: An
         },
     )
     assert r.status_code == 200 and r.json()["items"] == []
+
+
+def test_writes_answer_503_when_redis_is_down(servers: dict[str, str]) -> None:
+    from app.main import create_app
+    from tests.conftest import make_settings
+    from vantage.stack import free_port
+
+    s = make_settings(servers)
+    s = s.model_copy(
+        update={"redis": s.redis.model_copy(update={"url": f"redis://127.0.0.1:{free_port()}/0"})}
+    )
+    with TestClient(create_app(s)) as c:
+        r = c.post("/v1/interactions", json={"user_id": "u", "item_id": "i", "type": "view"})
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert "nothing was stored" in r.json()["error"]["message"]
+        assert c.get("/readyz").status_code == 503
+        assert c.get("/healthz").status_code == 200
