@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench._stack import DATASETS, fresh_stack  # noqa: E402
-from indexing.connect import build_stores  # noqa: E402
-from indexing.importer import import_dataset  # noqa: E402
+from bench._stack import DATASETS, fresh_stack
+from indexing.connect import build_stores
+from indexing.importer import import_dataset
 
 
 def main() -> None:

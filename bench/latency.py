@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench._stack import DATASETS, fresh_stack  # noqa: E402
-from indexing.connect import build_stores  # noqa: E402
-from indexing.importer import import_dataset  # noqa: E402
-from vantage.config import Settings  # noqa: E402
-from vantage.stack import free_port, port_open  # noqa: E402
+from bench._stack import DATASETS, fresh_stack
+from indexing.connect import build_stores
+from indexing.importer import import_dataset
+from vantage.config import Settings
+from vantage.stack import free_port, port_open
 
 
 def _api(settings: Settings, cache_ttl: float) -> tuple[subprocess.Popen[bytes], str]:

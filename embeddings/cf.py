@@ -364,7 +364,9 @@ class ALSModel:
             self._gram = y.T @ y + self.regularization * np.eye(self.factors)
         return self._gram
 
-    def fold_in(self, item_indices: Sequence[int] | np.ndarray, confidences: Sequence[float] | np.ndarray) -> np.ndarray:
+    def fold_in(
+        self, item_indices: Sequence[int] | np.ndarray, confidences: Sequence[float] | np.ndarray
+    ) -> np.ndarray:
         """One user's vector from their history (item indices + confidence weights)."""
         idx = np.asarray(item_indices, dtype=np.int64)
         w = np.asarray(confidences, dtype=np.float64)
@@ -391,7 +393,9 @@ class ALSModel:
         """Write ``factors.npz`` and ``meta.json`` into directory ``path``."""
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
-        np.savez(root / "factors.npz", user_factors=self.user_factors, item_factors=self.item_factors)
+        np.savez(
+            root / "factors.npz", user_factors=self.user_factors, item_factors=self.item_factors
+        )
         meta = {
             "format": ALS_FORMAT,
             "version": ALS_FORMAT_VERSION,

@@ -51,7 +51,9 @@ def ndcg_at_k(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
     return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
 
 
-def average_precision_at_k(hits: np.ndarray, n_rel: np.ndarray, k: int, *, capped: bool) -> np.ndarray:
+def average_precision_at_k(
+    hits: np.ndarray, n_rel: np.ndarray, k: int, *, capped: bool
+) -> np.ndarray:
     """Per-user AP@k; normalised by |rel| (README MAP) or by min(|rel|, k) when ``capped``."""
     h = hits[:, :k].astype(np.float64)
     precision_at_rank = np.cumsum(h, axis=1) / np.arange(1, k + 1)
