@@ -99,9 +99,7 @@ def main() -> None:
         out["items"] = report.items
         out["import_s"] = report.seconds
         users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
-        items = [
-            i for i, _ in zip(stores.redis.zrevrange(stores.keys.popularity, 0, 999), range(1000))
-        ]
+        items = stores.redis.zrevrange(stores.keys.popularity, 0, 999)
         del stores
         home = [
             f"/v1/recommendations?user_id={rng.choice(users)}&surface=homepage&limit=20"

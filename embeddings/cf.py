@@ -1,4 +1,4 @@
-"""Collaborative filtering: the interaction matrix, implicit-feedback ALS and a content->cf projection.
+"""Collaborative filtering: interaction matrix, implicit-feedback ALS, content->cf projection.
 
 * ``InteractionMatrix`` turns INTERACTION records into a user x item CSR matrix of
   non-negative confidence *weights* (``confidence_weight``), keeping id <-> index maps.
@@ -80,7 +80,8 @@ def _rating_fn(scheme: RatingScheme) -> Callable[[float | None], float]:
     try:
         return RATING_SCHEMES[scheme]
     except KeyError:
-        raise ValueError(f"unknown rating scheme {scheme!r}; known: {sorted(RATING_SCHEMES)}")
+        known = sorted(RATING_SCHEMES)
+        raise ValueError(f"unknown rating scheme {scheme!r}; known: {known}") from None
 
 
 def confidence_weight(
@@ -216,7 +217,7 @@ def solve_user(
     weights: np.ndarray,
     alpha: float,
 ) -> np.ndarray:
-    """Exact iALS row solve: (G + Yuᵀ(Cu−I)Yu)⁻¹ Yuᵀ Cu 1, with G = YᵀY + λI precomputed."""
+    """Exact iALS row solve: (G + Yuᵀ(Cu-I)Yu)⁻¹ Yuᵀ Cu 1, with G = YᵀY + λI precomputed."""
     if len(item_indices) == 0:
         return np.zeros(gram.shape[0])
     yu = factors[item_indices].astype(np.float64, copy=False)
