@@ -190,18 +190,6 @@ def _year_start(year: int) -> int:
     return calendar.timegm((year, 1, 1, 0, 0, 0))
 
 
-def _film_description(title: str, genres: list[str], tags: list[str]) -> str:
-    """Compose e.g. "Toy Story (1995). An animation, children's, comedy film. Tags: pixar."."""
-    if genres:
-        article = "An" if genres[0][0] in "aeiou" else "A"
-        text = f"{title}. {article} {', '.join(genres)} film."
-    else:
-        text = f"{title}. A film."
-    if tags:
-        text += f" Tags: {', '.join(tags)}."
-    return text
-
-
 def _read_csv_header(reader: Any, path: Path, required: tuple[str, ...]) -> dict[str, int]:
     """Map column name -> index, failing loudly when a required column is missing."""
     header = next(reader, None)
@@ -445,7 +433,8 @@ def _ml100k_item(fields: list[str], genres: tuple[str, ...]) -> Record:
     return {
         "item_id": _as_id(fields[0], "movie id"),
         "title": title,
-        "description": _film_description(title, categories, []),
+        # MovieLens has no descriptions; title, genres and tags are embedded from their own fields.
+        "description": "",
         "categories": categories,
         "tags": [],
         "language": "und",
@@ -589,7 +578,7 @@ class _MLLatestSource:
             yield {
                 "item_id": item_id,
                 "title": title,
-                "description": _film_description(title, categories, tags),
+                "description": "",
                 "categories": categories,
                 "tags": tags,
                 "language": "und",
