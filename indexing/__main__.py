@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    consumer = args.consumer or w.consumer or default_consumer_name()
     worker = Worker(
-        build_stores(settings),
+        build_stores(settings, log_writer=consumer),
         group=w.group,
-        consumer=args.consumer or w.consumer or default_consumer_name(),
+        consumer=consumer,
         read_count=w.read_count,
         block_ms=w.block_ms,
         claim_idle_ms=w.claim_idle_ms,

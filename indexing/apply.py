@@ -19,6 +19,7 @@ import redis
 
 from embeddings.profile import content_profile
 from embeddings.text import TextEmbedder, compose_item_text
+from indexing.eventlog import EventLog
 from indexing.keys import Keys
 from indexing.models import Interaction, Item, User
 from indexing.store import ItemStore, UserStore, item_row
@@ -40,6 +41,7 @@ class Stores:
     profile_items: int = 50
     profile_half_life: float = 20.0
     dedup_ttl_s: int = 7 * 24 * 3600
+    log: EventLog | None = None
 
 
 def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:

@@ -7,6 +7,7 @@ from pymilvus import MilvusClient
 
 from embeddings.text import SentenceTransformerEmbedder, TextEmbedder
 from indexing.apply import Stores
+from indexing.eventlog import EventLog
 from indexing.keys import Keys
 from indexing.schema import CollectionNames, ensure_collections
 from indexing.store import ItemStore, UserStore
@@ -49,6 +50,7 @@ def load_embedder(settings: Settings) -> TextEmbedder:
 def build_stores(
     settings: Settings,
     *,
+    log_writer: str | None = None,
     embedder: TextEmbedder | None = None,
     redis_client: redis.Redis | None = None,
     milvus: MilvusClient | None = None,
@@ -71,4 +73,5 @@ def build_stores(
         profile_items=w.profile_items,
         profile_half_life=w.profile_half_life_events,
         dedup_ttl_s=w.dedup_ttl_s,
+        log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
     )

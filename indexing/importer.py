@@ -22,6 +22,7 @@ from indexing.apply import (
     refresh_profiles,
 )
 from indexing.datasets import load_dataset
+from indexing.events import INTERACTION_LOGGED
 from indexing.models import Interaction, Item, User
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,16 @@ def import_dataset(
             events = _validated(Interaction, chunk, report)
             # No stream ids: a bulk import applies each record once by construction.
             apply_interactions(stores, [(None, e) for e in events], refresh=False)
+            if stores.log is not None:
+                # Deterministic ids: importing the same file twice logs nothing new.
+                stores.log.append(
+                    {
+                        "id": f"import:{ds.name}:{report.interactions + n}",
+                        "type": INTERACTION_LOGGED,
+                        "data": e.model_dump(mode="json"),
+                    }
+                    for n, e in enumerate(events)
+                )
             touched.update(e.user_id for e in events)
             report.interactions += len(events)
             bar.update(len(chunk))

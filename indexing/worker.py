@@ -203,13 +203,13 @@ class Worker:
                 decoded.append(ev.decode(eid, fields))
             except ev.PoisonEvent as e:
                 self._dead_letter((eid, fields), str(e))
-        done: list[str] = []
+        done: list[ev.Event] = []
         # Consecutive events of one type form a batch; order across types is preserved.
         for kind, group in groupby(decoded, key=lambda e: e.type):
             run = list(group)
             try:
                 _apply_run(self.stores, kind, run)
-                done.extend(e.id for e in run)
+                done.extend(run)
             except ev.PoisonEvent:
                 done.extend(self._apply_one_by_one(kind, run))
             except redis.ConnectionError:
@@ -218,18 +218,24 @@ class Worker:
                 log.exception("batch of %d %s events failed; retrying one by one", len(run), kind)
                 done.extend(self._apply_one_by_one(kind, run))
         if done:
-            self.r.xack(self.stream, self.group, *done)
+            # Log before ack: a crash in between duplicates a log line (readers dedupe by id)
+            # but never loses an event.
+            if self.stores.log is not None:
+                self.stores.log.append(
+                    {"id": e.id, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
+                )
+            self.r.xack(self.stream, self.group, *(e.id for e in done))
         self.stats.applied += len(done)
         if self.on_applied:
             self.on_applied(len(done))
         return len(done)
 
-    def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[str]:
-        ok: list[str] = []
+    def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[ev.Event]:
+        ok: list[ev.Event] = []
         for e in run:
             try:
                 _apply_run(self.stores, kind, [e])
-                ok.append(e.id)
+                ok.append(e)
             except ev.PoisonEvent as err:
                 self._dead_letter((e.id, ev.encode(e.type, e.data)), str(err))
             except Exception:

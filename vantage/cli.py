@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     with resolved(settings) as s:
         if not args.no_demo:
-            stores = build_stores(s)
+            stores = build_stores(s, log_writer="import")
             if stores.items.count() == 0:
                 demo_dir = write_demo(s.data_dir / "demo")
                 log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
@@ -123,7 +123,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from indexing.importer import import_dataset
 
     with resolved(settings) as s:
-        report = import_dataset(build_stores(s), args.path, limit_items=args.limit_items)
+        stores = build_stores(s, log_writer="import")
+        report = import_dataset(stores, args.path, limit_items=args.limit_items)
     print(json.dumps(report.as_dict()))
     return 0 if report.items or report.interactions else 1
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     worker: WorkerSettings = WorkerSettings()
 
+    @property
+    def event_log_dir(self) -> Path:
+        """Where the durable event log lives (shared by all workers of a deployment)."""
+        return self.data_dir / "events"
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.serving.default_limit > self.serving.max_limit:

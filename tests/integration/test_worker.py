@@ -69,3 +69,28 @@ def test_dead_consumers_entries_are_reclaimed(stores: Any) -> None:
     assert survivor.reclaim() == 1
     assert _pop(stores, "c") == 2.0
     assert stores.redis.xpending(stores.keys.events, survivor.group)["pending"] == 0
+
+
+def test_applied_events_reach_the_durable_log_once(stores: Any, tmp_path: Any) -> None:
+    from dataclasses import replace
+
+    from indexing.eventlog import EventLog, iter_log
+
+    logged = replace(stores, log=EventLog(tmp_path / "events", "w1"))
+    w = Worker(logged, consumer="w1")
+    ids = ev.publish(
+        stores.redis,
+        stores.keys,
+        [
+            ev.interaction_event(Interaction(user_id="u", item_id=f"i{n}", type="view"))
+            for n in range(5)
+        ],
+    )
+    assert w.drain() == 5
+    # A redelivery (crash between log and ack) appends duplicates; readers drop them.
+    w._process(stores.redis.xrange(stores.keys.events))
+    (tmp_path / "events" / "dt=2000-01-01").mkdir()
+    (tmp_path / "events" / "dt=2000-01-01" / "w0.jsonl").write_text('{"id": "torn')
+    got = list(iter_log(tmp_path / "events", types=["interaction.logged"]))
+    assert [r["id"] for r in got] == ids
+    assert got[0]["data"]["item_id"] == "i0"
