@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from embeddings.cf import confidence_weight
 from embeddings.profile import content_profile
 from embeddings.text import TextEmbedder, compose_item_text
 from indexing.eventlog import EventLog
 from indexing.keys import Keys
 from indexing.models import Interaction, Item, User
+from indexing.registry import ModelRegistry
 from indexing.store import ItemStore, UserStore, item_row
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class Stores:
     profile_half_life: float = 20.0
     dedup_ttl_s: int = 7 * 24 * 3600
     log: EventLog | None = None
+    registry: ModelRegistry | None = None
 
 
 def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:
@@ -136,6 +139,9 @@ def apply_interactions(
         # GT adds new members and never moves an item back in time (out-of-order events).
         pipe.zadd(s.keys.history(ev.user_id), {ev.item_id: ts}, gt=True)
         pipe.hincrbyfloat(s.keys.affinity(ev.user_id), ev.item_id, w)
+        conf = confidence_weight(ev.type, ev.value)
+        if conf > 0:
+            pipe.hincrbyfloat(s.keys.confidence(ev.user_id), ev.item_id, conf)
         if w > 0:
             pipe.zincrby(s.keys.popularity, w, ev.item_id)
         if eid is not None:
@@ -167,6 +173,7 @@ def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
         recent[uid] = [(i, aff.get(i, 0.0)) for i in items]
         wanted.update(items)
     vecs = s.items.vectors(wanted)
+    cf_vecs = _fold_in(s, user_ids)
     pipe = s.redis.pipeline(transaction=False)
     for uid, hist in recent.items():
         prof = content_profile(hist, vecs, half_life=s.profile_half_life)
@@ -175,28 +182,54 @@ def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
             pipe.hdel(key, "cvec")
         else:
             pipe.hset(key, "cvec", prof.astype(np.float32).tobytes())
+        if uid in cf_vecs:
+            pipe.hset(key, "cfvec", cf_vecs[uid].astype(np.float32).tobytes())
         pipe.hincrby(key, "ver", 1)
     pipe.execute()
     _persist_users(s, list(user_ids))
+
+
+def _fold_in(s: Stores, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Interaction-model vectors for users from their whole confidence history."""
+    model = s.registry.cf() if s.registry is not None else None
+    if model is None or model.als.dim != s.cf_dim:
+        return {}
+    pipe = s.redis.pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.hgetall(s.keys.confidence(uid))
+    out: dict[str, np.ndarray] = {}
+    for uid, conf in zip(user_ids, pipe.execute(), strict=True):
+        pairs = [(model.item_index.get(k.decode()), float(v)) for k, v in conf.items()]
+        known = [(i, c) for i, c in pairs if i is not None and c > 0]
+        if known:
+            idx, w = zip(*known, strict=True)
+            out[uid] = model.als.fold_in(np.asarray(idx), np.asarray(w))
+    return out
 
 
 def _persist_users(s: Stores, user_ids: Sequence[str]) -> None:
     """Mirror the Redis hot copy of users into Milvus (vectors + profile)."""
     pipe = s.redis.pipeline(transaction=False)
     for uid in user_ids:
-        pipe.hmget(s.keys.user(uid), "profile", "cvec")
+        pipe.hmget(s.keys.user(uid), "profile", "cvec", "cfvec")
     now = int(time.time())
     rows = []
-    dim = s.embedder.dim
-    for uid, (profile, cvec) in zip(user_ids, pipe.execute(), strict=True):
-        vec = np.frombuffer(cvec, dtype=np.float32) if cvec else np.zeros(dim, dtype=np.float32)
+    for uid, (profile, cvec, cfvec) in zip(user_ids, pipe.execute(), strict=True):
+        content = _vector(cvec, s.embedder.dim)
+        cf = _vector(cfvec, s.cf_dim)
         rows.append(
             {
                 "user_id": uid,
-                "content_vec": vec.tolist(),
-                "cf_vec": [0.0] * s.cf_dim,
+                "content_vec": content.tolist(),
+                "cf_vec": cf.tolist(),
                 "profile": json.loads(profile) if profile else {},
                 "updated_at": now,
             }
         )
     s.users.upsert(rows)
+
+
+def _vector(raw: bytes | None, dim: int) -> np.ndarray:
+    """A stored float32 vector, or zeros when absent or of another model's dimension."""
+    vec = np.frombuffer(raw, dtype=np.float32) if raw else None
+    return vec if vec is not None and len(vec) == dim else np.zeros(dim, dtype=np.float32)

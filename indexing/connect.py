@@ -9,6 +9,7 @@ from embeddings.text import SentenceTransformerEmbedder, TextEmbedder
 from indexing.apply import Stores
 from indexing.eventlog import EventLog
 from indexing.keys import Keys
+from indexing.registry import ModelRegistry
 from indexing.schema import CollectionNames, ensure_collections
 from indexing.store import ItemStore, UserStore
 from vantage.config import Settings
@@ -62,9 +63,11 @@ def build_stores(
         milvus, names, text_dim=settings.models.text_dim, cf_dim=settings.models.cf_dim
     )
     w = settings.worker
+    r = redis_client or connect_redis(settings)
+    keys = Keys(settings.redis.key_prefix)
     return Stores(
-        redis=redis_client or connect_redis(settings),
-        keys=Keys(settings.redis.key_prefix),
+        redis=r,
+        keys=keys,
         items=ItemStore(milvus, names),
         users=UserStore(milvus, names),
         embedder=embedder or load_embedder(settings),
@@ -74,4 +77,5 @@ def build_stores(
         profile_half_life=w.profile_half_life_events,
         dedup_ttl_s=w.dedup_ttl_s,
         log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
+        registry=ModelRegistry(r, keys, settings.models_dir),
     )

@@ -48,5 +48,17 @@ class Keys:
         """Hash item -> summed signed interaction weight."""
         return f"{self.prefix}:aff:{user_id}"
 
+    def confidence(self, user_id: str) -> str:
+        """Hash item -> summed iALS confidence (the input of fold-in)."""
+        return f"{self.prefix}:conf:{user_id}"
+
+    def model(self, kind: str) -> str:
+        """The current version of a model kind (cf, ranker)."""
+        return f"{self.prefix}:model:{kind}"
+
+    def model_versions(self, kind: str) -> str:
+        """Hash version -> JSON metadata (metrics, sizes, time)."""
+        return f"{self.prefix}:model:{kind}:versions"
+
     def result_cache(self, digest: str) -> str:
         return f"{self.prefix}:rec:{digest}"

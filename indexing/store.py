@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,25 @@ def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[st
         "creator_id": item.creator_id,
         "updated_at": int(time.time()),
     }
+
+
+# Every field of an items row but the primary key (a full row is needed to upsert).
+ITEM_ROW_FIELDS = (
+    "content_vec",
+    "cf_vec",
+    "title",
+    "description",
+    "category",
+    "categories",
+    "tags",
+    "language",
+    "regions",
+    "maturity",
+    "status",
+    "published_at",
+    "creator_id",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,57 @@ class ItemStore:
             [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in hits]
             for hits in res
         ]
+
+    def hybrid_search(
+        self,
+        vectors: dict[str, np.ndarray],
+        weights: dict[str, float],
+        *,
+        filter: str = "",
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[Hit]:
+        """One filtered ANN per vector field, fused by Milvus with a weighted ranker.
+
+        The vectors of each hit are returned too, so every space's own score is known.
+        """
+        from pymilvus import AnnSearchRequest, WeightedRanker
+
+        fields = list(vectors)
+        reqs = [
+            AnnSearchRequest(
+                data=[np.asarray(vectors[f], dtype=np.float32).tolist()],
+                anns_field=f,
+                param={"metric_type": "IP"},
+                limit=limit,
+                expr=filter or None,
+            )
+            for f in fields
+        ]
+        res = self.client.hybrid_search(
+            self.collection,
+            reqs,
+            WeightedRanker(*(weights[f] for f in fields)),
+            limit=limit,
+            output_fields=[*output_fields, *fields],
+        )
+        return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
+
+    def iter_rows(
+        self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every row of the collection, in batches (a full scan, for training and re-index)."""
+        it = self.client.query_iterator(
+            collection or self.collection,
+            batch_size=batch,
+            filter="",
+            output_fields=["item_id", *fields],
+        )
+        try:
+            while rows := it.next():
+                yield [dict(r) for r in rows]
+        finally:
+            it.close()
 
     def count(self) -> int:
         return int(self.client.get_collection_stats(self.collection).get("row_count", 0))

@@ -129,6 +129,20 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.items or report.interactions else 1
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Fit the interaction model on the durable event log and publish it."""
+    from indexing.connect import build_stores
+    from indexing.train import logged_interactions, train_cf
+
+    with resolved(settings) as s:
+        stores = build_stores(s)
+        records = logged_interactions(s.event_log_dir)
+        log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
+        report = train_cf(stores, records)
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from indexing.demo import write_demo
 
@@ -163,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("path", help="directory holding the data set")
     imp.add_argument("--limit-items", type=int, default=None, help="import only the first N items")
     imp.set_defaults(func=cmd_import)
+
+    train = sub.add_parser("train", help="train the interaction model from the event log")
+    train.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo data set to a directory")
     demo.add_argument("path")

@@ -58,6 +58,10 @@ class ServingSettings(BaseModel):
     overfetch: int = Field(4, ge=1, le=50)
     min_candidates: int = Field(100, ge=1, le=5000)
     history_exclude: int = Field(200, ge=0, le=5000, description="most recent items excluded")
+    hybrid_weights: dict[str, float] = Field(
+        default_factory=lambda: {"content_vec": 0.3, "cf_vec": 0.7},
+        description="fusion weights of the vector spaces on the homepage",
+    )
     unknown_age_max_maturity: int = Field(
         12, ge=0, le=18, description="maturity ceiling for users without a birth year"
     )
@@ -94,6 +98,11 @@ class Settings(BaseSettings):
     def event_log_dir(self) -> Path:
         """Where the durable event log lives (shared by all workers of a deployment)."""
         return self.data_dir / "events"
+
+    @property
+    def models_dir(self) -> Path:
+        """Versioned model artefacts (interaction model, ranker)."""
+        return self.data_dir / "models"
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

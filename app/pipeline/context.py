@@ -17,6 +17,7 @@ class UserContext:
     user_id: str
     profile: UserFields | None
     content_vec: np.ndarray | None
+    cf_vec: np.ndarray | None = None
     recent: list[str] = field(default_factory=list)  # most recent first
     version: int = 0
 
@@ -35,15 +36,16 @@ class UserContext:
 def load_user_context(r: redis.Redis, keys: Keys, user_id: str, *, recent_n: int) -> UserContext:
     """Profile, content vector, cache version and the most recent items of one user."""
     pipe = r.pipeline(transaction=False)
-    pipe.hmget(keys.user(user_id), "profile", "cvec", "ver")
+    pipe.hmget(keys.user(user_id), "profile", "cvec", "cfvec", "ver")
     pipe.zrevrange(keys.history(user_id), 0, max(recent_n - 1, 0))
-    (profile_raw, cvec, ver), recent = pipe.execute()
+    (profile_raw, cvec, cfvec, ver), recent = pipe.execute()
     profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
     vec = np.frombuffer(cvec, dtype=np.float32) if cvec else None
     return UserContext(
         user_id=user_id,
         profile=profile,
         content_vec=vec,
+        cf_vec=np.frombuffer(cfvec, dtype=np.float32) if cfvec else None,
         recent=[i.decode() for i in recent] if recent_n > 0 else [],
         version=int(ver or 0),
     )

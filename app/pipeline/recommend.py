@@ -72,6 +72,18 @@ def _candidates(
                 limit=want,
             ),
         )
+    elif ctx.cf_vec is not None and ctx.content_vec is not None:
+        retrieval.merge(
+            found,
+            retrieval.hybrid(
+                items,
+                {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec},
+                state.settings.serving.hybrid_weights,
+                reason="people with similar taste engaged with it",
+                constraints=cons,
+                limit=want,
+            ),
+        )
     elif ctx.content_vec is not None:
         retrieval.merge(
             found,
@@ -132,7 +144,7 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         "items": [
             {
                 "item_id": c.item_id,
-                "score": round(max(c.scores.values()), 6),
+                "score": round(c.score, 6),
                 "sources": c.sources,
                 "reasons": c.reasons,
             }

@@ -16,14 +16,18 @@ from indexing.store import ItemStore
 
 @dataclass
 class Candidate:
+    """An item some source proposed, with provenance and the scores seen so far."""
+
     item_id: str
     fields: dict[str, Any]
-    scores: dict[str, float] = field(default_factory=dict)  # source -> score
+    sources: list[str]  # the retrieval sources that produced it, first = primary
+    scores: dict[str, float] = field(default_factory=dict)  # source or vector space -> score
     reasons: list[str] = field(default_factory=list)
 
     @property
-    def sources(self) -> list[str]:
-        return list(self.scores)
+    def score(self) -> float:
+        """The primary source's score (what orders candidates before ranking)."""
+        return self.scores[self.sources[0]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
         if have is None:
             into[c.item_id] = c
         else:
+            have.sources.extend(x for x in c.sources if x not in have.sources)
             have.scores.update(c.scores)
             have.reasons.extend(r for r in c.reasons if r not in have.reasons)
 
@@ -68,7 +73,36 @@ def ann(
     hits = items.search(
         vector, field="content_vec", filter=constraints.milvus_filter(), limit=limit
     )[0]
-    return [Candidate(h.item_id, h.fields, {source: h.score}, [reason]) for h in hits]
+    return [Candidate(h.item_id, h.fields, [source], {source: h.score}, [reason]) for h in hits]
+
+
+def hybrid(
+    items: ItemStore,
+    vectors: dict[str, np.ndarray],
+    weights: dict[str, float],
+    *,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Filtered ANN in several vector spaces at once, fused by Milvus.
+
+    Each candidate keeps the fused score and its score in every space (IP with the query),
+    so later stages know why it was retrieved.
+    """
+    hits = items.hybrid_search(vectors, weights, filter=constraints.milvus_filter(), limit=limit)
+    out = []
+    for h in hits:
+        scores = {"hybrid_ann": h.score}
+        for space, query in vectors.items():
+            vec = h.fields.pop(space, None)
+            if vec is not None:
+                scores[SPACE_SOURCE[space]] = float(np.dot(np.asarray(vec, np.float32), query))
+        out.append(Candidate(h.item_id, h.fields, ["hybrid_ann"], scores, [reason]))
+    return out
+
+
+SPACE_SOURCE = {"content_vec": "content_profile", "cf_vec": "collaborative"}
 
 
 def popular(
@@ -99,7 +133,9 @@ def popular(
             continue
         if constraints.language and m.get("language") != constraints.language:
             continue
-        out.append(Candidate(item_id, m, {"popular": score / best}, ["popular right now"]))
+        out.append(
+            Candidate(item_id, m, ["popular"], {"popular": score / best}, ["popular right now"])
+        )
         if len(out) >= limit:
             break
     return out

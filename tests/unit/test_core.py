@@ -106,7 +106,7 @@ def test_event_roundtrip_and_poison() -> None:
 
 def _cand(item_id: str, **fields: object) -> Candidate:
     base = {"status": "active", "maturity": 0, "regions": []}
-    return Candidate(item_id, {**base, **fields}, {"src": 1.0})
+    return Candidate(item_id, {**base, **fields}, ["src"], {"src": 1.0})
 
 
 def test_policy_hard_filters() -> None:

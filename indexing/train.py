@@ -1,0 +1,166 @@
+"""Training the interaction model from the durable event log (`vantage train`).
+
+1. Read every logged interaction (deduplicated by event id).
+2. Fit iALS on confidence weights (purchase > like > watch > click > view; ratings positive).
+3. Give every catalogue item a `cf_vec`: its iALS factor when it has interactions, else its
+   content vector projected by a ridge map learned on the items that do (cold items stay
+   reachable by collaborative retrieval).
+4. Store user factors as the users' `cf_vec` (Redis hot copy + Milvus) and their confidence
+   histories, so later events fold in against the same model.
+5. Save the artefact under `<data_dir>/models/cf/<version>/` and publish the version: workers
+   pick it up on their next batch, without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from embeddings.cf import DEFAULT_RATING_SCHEME, ALSModel, ContentProjection, InteractionMatrix
+from indexing.apply import Stores, _persist_users
+from indexing.eventlog import iter_log
+from indexing.events import INTERACTION_LOGGED
+from indexing.store import ITEM_ROW_FIELDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CFParams:
+    """iALS hyper-parameters (chosen on ML-100K inner splits; see vantage.evaluation)."""
+
+    regularization: float = 50.0
+    alpha: float = 5.0
+    iterations: int = 15
+    rating_scheme: str = DEFAULT_RATING_SCHEME  # the worker folds in with the same scheme
+    projection_alpha: float = 1.0
+
+
+@dataclass
+class TrainReport:
+    version: str
+    users: int = 0
+    items_trained: int = 0
+    items_projected: int = 0
+    interactions: int = 0
+    fit_s: float = 0.0
+    total_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def logged_interactions(log_root: Path) -> list[dict[str, Any]]:
+    """The interaction payloads of the durable log, each event once."""
+    return [rec["data"] for rec in iter_log(log_root, types=[INTERACTION_LOGGED])]
+
+
+def train_cf(
+    stores: Stores,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    params: CFParams = CFParams(),
+    progress: bool = True,
+) -> TrainReport:
+    """Fit the interaction model on `records`, write cf vectors, publish the new version."""
+    if stores.registry is None:
+        raise ValueError("training needs a model registry (Stores.registry)")
+    started = time.perf_counter()
+    registry = stores.registry
+    version = registry.new_version()
+    records = list(records)
+    matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)  # type: ignore[arg-type]
+    if matrix.n_users == 0 or matrix.n_items == 0:
+        raise ValueError("no positive interactions to train on: import data or log events first")
+    als = ALSModel(
+        factors=stores.cf_dim,
+        regularization=params.regularization,
+        alpha=params.alpha,
+        iterations=params.iterations,
+    ).fit(matrix)
+    report = TrainReport(
+        version=version,
+        users=matrix.n_users,
+        interactions=len(records),
+        fit_s=round(als.fit_seconds, 2),
+        params={**als.params(), **params.__dict__},
+    )
+    projection = _write_item_vectors(stores, matrix, als, params, report, progress)
+    _write_user_vectors(stores, matrix, als)
+    path = registry.cf_dir(version)
+    als.save(path)
+    if projection is not None:
+        projection.save(path / "projection")
+    report.total_s = round(time.perf_counter() - started, 2)
+    registry.publish("cf", version, report.as_dict())
+    log.info("cf model %s published: %s", version, report.as_dict())
+    return report
+
+
+def _write_item_vectors(
+    stores: Stores,
+    matrix: InteractionMatrix,
+    als: ALSModel,
+    params: CFParams,
+    report: TrainReport,
+    progress: bool,
+) -> ContentProjection | None:
+    """Upsert every item with its new cf_vec (trained or projected from content)."""
+    rows: list[dict[str, Any]] = []
+    for batch in stores.items.iter_rows(ITEM_ROW_FIELDS):
+        rows.extend(batch)
+    if not rows:
+        return None
+    trained = [r for r in rows if r["item_id"] in matrix.item_index]
+    projection = None
+    if trained:
+        content = np.asarray([r["content_vec"] for r in trained], dtype=np.float32)
+        factors = als.item_factors[[matrix.item_index[r["item_id"]] for r in trained]]
+        projection = ContentProjection().fit(content, factors, alpha=params.projection_alpha)
+    with tqdm(total=len(rows), unit="item", desc="cf vectors", disable=not progress) as bar:
+        for i in range(0, len(rows), 1000):
+            chunk = rows[i : i + 1000]
+            cold = [r for r in chunk if r["item_id"] not in matrix.item_index]
+            if cold and projection is not None:
+                projected = projection.project(
+                    np.asarray([r["content_vec"] for r in cold], dtype=np.float32)
+                )
+                for r, v in zip(cold, projected, strict=True):
+                    r["cf_vec"] = v.astype(np.float32).tolist()
+            for r in chunk:
+                idx = matrix.item_index.get(r["item_id"])
+                if idx is not None:
+                    r["cf_vec"] = als.item_factors[idx].tolist()
+            stores.items.upsert(chunk)
+            report.items_trained += len(chunk) - len(cold)
+            report.items_projected += len(cold)
+            bar.update(len(chunk))
+    return projection
+
+
+def _write_user_vectors(stores: Stores, matrix: InteractionMatrix, als: ALSModel) -> None:
+    """User factors become the users' cf_vec; confidence histories feed later fold-ins."""
+    r, keys = stores.redis, stores.keys
+    for start in range(0, matrix.n_users, 500):
+        users = matrix.user_ids[start : start + 500]
+        pipe = r.pipeline(transaction=False)
+        for uid in users:
+            row = matrix.user_index[uid]
+            lo, hi = matrix.matrix.indptr[row], matrix.matrix.indptr[row + 1]
+            items = [matrix.item_ids[j] for j in matrix.matrix.indices[lo:hi]]
+            conf = matrix.matrix.data[lo:hi]
+            # Rebuilt from the log, the system of record, so it cannot drift from training.
+            pipe.delete(keys.confidence(uid))
+            pipe.hset(keys.confidence(uid), mapping=dict(zip(items, map(float, conf), strict=True)))
+            pipe.hset(keys.user(uid), "cfvec", als.user_factors[row].astype(np.float32).tobytes())
+            pipe.hincrby(keys.user(uid), "ver", 1)
+        pipe.execute()
+        _persist_users(stores, users)
