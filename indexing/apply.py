@@ -45,6 +45,24 @@ class Stores:
     dedup_ttl_s: int = 7 * 24 * 3600
     log: EventLog | None = None
     registry: ModelRegistry | None = None
+    flush_interval_s: float = 2.0
+    _dirty_since: float | None = None
+
+    def mark_written(self) -> None:
+        """Note that Milvus has unflushed writes (see `flush_if_due`)."""
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+
+    def flush_if_due(self, *, force: bool = False) -> bool:
+        """Flush Milvus writes older than `flush_interval_s` (or any, with `force`)."""
+        if self._dirty_since is None or self.flush_interval_s <= 0:
+            return False
+        if not force and time.monotonic() - self._dirty_since < self.flush_interval_s:
+            return False
+        self.items.flush()
+        self.users.flush()
+        self._dirty_since = None
+        return True
 
 
 def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:
@@ -69,6 +87,7 @@ def apply_item_upserts(
     vecs = embed_items(s.embedder, batch)
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
     s.items.upsert([item_row(it, v, zero_cf) for it, v in zip(batch, vecs, strict=True)])
+    s.mark_written()
     t = time.time() if enqueued_at is None else enqueued_at
     hidden = [it.item_id for it in batch if it.status == "hidden"]
     if hidden:
@@ -93,6 +112,7 @@ def apply_item_deletes(
         return
     t = time.time() if enqueued_at is None else enqueued_at
     s.items.delete(list(item_ids))
+    s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
     pipe.zadd(s.keys.tombstones, dict.fromkeys(item_ids, t))
     pipe.zrem(s.keys.popularity, *item_ids)
@@ -227,6 +247,7 @@ def _persist_users(s: Stores, user_ids: Sequence[str]) -> None:
             }
         )
     s.users.upsert(rows)
+    s.mark_written()
 
 
 def _vector(raw: bytes | None, dim: int) -> np.ndarray:

@@ -78,4 +78,5 @@ def build_stores(
         dedup_ttl_s=w.dedup_ttl_s,
         log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
         registry=ModelRegistry(r, keys, settings.models_dir),
+        flush_interval_s=settings.milvus.flush_interval_s,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -71,34 +71,53 @@ def import_dataset(
     stores: Stores,
     path: str | Path,
     *,
+    progress: bool = True,
+    limit_items: int | None = None,
+) -> ImportReport:
+    """Load items, users and interactions from the data set at `path`."""
+    ds = load_dataset(Path(path))
+    n_items = ds.n_items if limit_items is None else min(ds.n_items, limit_items)
+    return import_records(
+        stores,
+        name=ds.name,
+        items=islice(ds.iter_items(), limit_items),
+        users=ds.iter_users(),
+        interactions=ds.iter_interactions(),
+        n_items=n_items,
+        n_interactions=ds.n_interactions,
+        progress=progress,
+    )
+
+
+def import_records(
+    stores: Stores,
+    *,
+    name: str,
+    items: Iterable[dict[str, Any]],
+    users: Iterable[dict[str, Any]] = (),
+    interactions: Iterable[dict[str, Any]] = (),
+    n_items: int | None = None,
+    n_interactions: int | None = None,
     item_batch: int = 256,
     event_batch: int = 5000,
     progress: bool = True,
-    limit_items: int | None = None,
-    on_progress: Callable[[str, int], None] | None = None,
 ) -> ImportReport:
-    """Load items, users and interactions from `path` into Milvus and Redis."""
-    ds = load_dataset(Path(path))
-    report = ImportReport(dataset=ds.name)
+    """Validate and apply records through the worker's apply functions, with progress bars."""
+    report = ImportReport(dataset=name)
     started = time.perf_counter()
-    n_items = ds.n_items if limit_items is None else min(ds.n_items, limit_items)
     with tqdm(total=n_items, unit="item", desc="items", disable=not progress) as bar:
-        for chunk in _chunks(islice(ds.iter_items(), limit_items), item_batch):
-            items = _validated(Item, chunk, report)
-            apply_item_upserts(stores, items)
-            report.items += len(items)
+        for chunk in _chunks(items, item_batch):
+            valid_items = _validated(Item, chunk, report)
+            apply_item_upserts(stores, valid_items)
+            report.items += len(valid_items)
             bar.update(len(chunk))
-            if on_progress:
-                on_progress("items", report.items)
-    for chunk in _chunks(ds.iter_users(), 1000):
-        users = _validated(User, chunk, report)
-        apply_user_updates(stores, users)
-        report.users += len(users)
+    for chunk in _chunks(users, 1000):
+        valid_users = _validated(User, chunk, report)
+        apply_user_updates(stores, valid_users)
+        report.users += len(valid_users)
     touched: set[str] = set()
-    with tqdm(
-        total=ds.n_interactions, unit="event", desc="interactions", disable=not progress
-    ) as bar:
-        for chunk in _chunks(ds.iter_interactions(), event_batch):
+    with tqdm(total=n_interactions, unit="event", desc="interactions", disable=not progress) as bar:
+        for chunk in _chunks(interactions, event_batch):
             events = _validated(Interaction, chunk, report)
             # No stream ids: a bulk import applies each record once by construction.
             apply_interactions(stores, [(None, e) for e in events], refresh=False)
@@ -106,7 +125,7 @@ def import_dataset(
                 # Deterministic ids: importing the same file twice logs nothing new.
                 stores.log.append(
                     {
-                        "id": f"import:{ds.name}:{report.interactions + n}",
+                        "id": f"import:{name}:{report.interactions + n}",
                         "type": INTERACTION_LOGGED,
                         "data": e.model_dump(mode="json"),
                     }
@@ -120,6 +139,7 @@ def import_dataset(
         for chunk in _chunks(users_sorted, 200):
             refresh_profiles(stores, chunk)
             bar.update(len(chunk))
+    stores.flush_if_due(force=True)
     report.seconds = round(time.perf_counter() - started, 2)
     if report.skipped:
         log.warning("skipped %d invalid records, e.g. %s", report.skipped, report.errors[:3])

@@ -191,6 +191,10 @@ class ItemStore:
         finally:
             it.close()
 
+    def flush(self) -> None:
+        """Seal written rows. Milvus Lite searches unflushed rows several times slower."""
+        self.client.flush(self.collection)
+
     def count(self) -> int:
         return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
 
@@ -205,6 +209,9 @@ class UserStore:
     def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             self.client.upsert(self.names.users, list(rows))
+
+    def flush(self) -> None:
+        self.client.flush(self.names.users)
 
     def get(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(user_ids))

@@ -95,6 +95,8 @@ def train_cf(
     )
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
     _write_user_vectors(stores, matrix, als)
+    stores.mark_written()
+    stores.flush_if_due(force=True)
     path = registry.cf_dir(version)
     als.save(path)
     if projection is not None:

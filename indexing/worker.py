@@ -107,7 +107,9 @@ class Worker:
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     self.reclaim()
-                self._process(self._read(">"))
+                n = self._process(self._read(">"))
+                # Flush when the stream goes quiet, or at least every flush interval.
+                self.stores.flush_if_due(force=n == 0)
             except redis.ConnectionError as e:
                 log.warning("redis unavailable (%s); retrying in 1 s", e)
                 stop.wait(1.0)
@@ -126,6 +128,7 @@ class Worker:
             total += n
             if n == 0:
                 break
+        self.stores.flush_if_due(force=True)
         return total
 
     def _read(self, start: str, *, block: bool = True) -> list[tuple[Any, dict[Any, Any]]]:

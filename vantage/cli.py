@@ -143,6 +143,23 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Score the serving pipeline and the baselines on the same split; one JSON object."""
+    from vantage.evaluation.harness import evaluate_dataset, markdown_table
+
+    results = []
+    with resolved(settings) as s:
+        for dataset in args.dataset:
+            for protocol in args.protocol:
+                results.append(
+                    evaluate_dataset(s, Path(dataset), protocol, baselines=not args.no_baselines)
+                )
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(results))
+    print(json.dumps({"results": results}))
+    return 0
+
+
 def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from indexing.demo import write_demo
 
@@ -181,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the interaction model from the event log")
     train.set_defaults(func=cmd_train)
 
+    ev = sub.add_parser("eval", help="evaluate the serving pipeline against baselines")
+    ev.add_argument(
+        "--dataset", action="append", required=True, help="data set directory (repeatable)"
+    )
+    ev.add_argument(
+        "--protocol",
+        action="append",
+        choices=["ms", "ms-round", "temporal"],
+        help="split protocol (repeatable; default ms and temporal)",
+    )
+    ev.add_argument("--no-baselines", action="store_true", help="score only the pipeline")
+    ev.add_argument("--markdown", help="also write the results as a markdown table here")
+    ev.set_defaults(func=cmd_eval)
+
     demo = sub.add_parser("demo-data", help="write the synthetic demo data set to a directory")
     demo.add_argument("path")
     demo.set_defaults(func=cmd_demo_data)
@@ -190,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    if getattr(args, "protocol", False) is None:
+        args.protocol = ["ms", "temporal"]
     settings = get_settings()
     setup_logging(settings.log_level)
     return int(args.func(args, settings))

@@ -23,6 +23,10 @@ class MilvusSettings(BaseModel):
     items_alias: str = "items"
     users_collection: str = "users"
     timeout_s: float = Field(10.0, gt=0)
+    # Milvus Lite only seals rows at 128 MB and searches unsealed rows slowly, so workers
+    # flush shortly after writes. Milvus standalone searches growing segments well and
+    # advises against frequent flushes: set 0 there.
+    flush_interval_s: float = Field(2.0, ge=0)
 
 
 class RedisSettings(BaseModel):
@@ -57,7 +61,12 @@ class ServingSettings(BaseModel):
     # Over-fetch from Milvus so app-side filters (regions, seen) still leave `limit` items.
     overfetch: int = Field(4, ge=1, le=50)
     min_candidates: int = Field(100, ge=1, le=5000)
-    history_exclude: int = Field(200, ge=0, le=5000, description="most recent items excluded")
+    history_exclude: int = Field(
+        500, ge=0, le=10_000, description="this many most recent items are never recommended"
+    )
+    milvus_exclude_max: int = Field(
+        100, ge=0, le=1000, description="of those, how many are excluded inside the Milvus filter"
+    )
     hybrid_weights: dict[str, float] = Field(
         default_factory=lambda: {"content_vec": 0.3, "cf_vec": 0.7},
         description="fusion weights of the vector spaces on the homepage",

@@ -21,6 +21,7 @@ from app.pipeline.retrieval import Candidate, Constraints
 from app.state import AppState
 
 Surface = Literal["homepage", "related"]
+MILVUS_MAX_TOPK = 16_384
 SURFACES: tuple[str, ...] = Surface.__args__  # type: ignore[attr-defined]
 
 
@@ -121,13 +122,18 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         cached["cached"] = True
         return cached
     max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
-    exclude = set(ctx.recent) if req.surface == "homepage" else set()
-    if req.item_id:
-        exclude.add(req.item_id)
+    seen = ctx.recent if req.surface == "homepage" else []
+    exclude = set(seen) | ({req.item_id} if req.item_id else set())
+    # Long `not in` lists make Milvus filters slow: the most recent items are excluded there,
+    # the rest by the policy, with the search widened by as many.
+    in_milvus = seen[: cfg.milvus_exclude_max] + ([req.item_id] if req.item_id else [])
     cons = Constraints(
-        max_maturity=max_m, category=req.category, language=req.language, exclude=tuple(exclude)
+        max_maturity=max_m, category=req.category, language=req.language, exclude=tuple(in_milvus)
     )
-    want = max(cfg.min_candidates, req.limit * cfg.overfetch)
+    want = min(
+        max(cfg.min_candidates, req.limit * cfg.overfetch) + len(exclude) - len(set(in_milvus)),
+        MILVUS_MAX_TOPK,
+    )
     cands = _candidates(state, req, ctx, cons, want)
     final = apply_policy(
         cands,
