@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import redis
 from pymilvus import MilvusClient
@@ -21,3 +22,9 @@ class AppState:
     names: CollectionNames
     keys: Keys
     items: ItemStore
+    config_tag: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Fingerprint of everything that shapes a result list (part of result-cache keys).
+        raw = self.settings.serving.model_dump_json().encode()
+        self.config_tag = hashlib.blake2b(raw, digest_size=6).hexdigest()

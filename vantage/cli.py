@@ -60,6 +60,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from indexing.connect import build_stores
     from indexing.demo import write_demo
     from indexing.importer import import_dataset
+    from indexing.train import logged_interactions, train_cf
 
     with resolved(settings) as s:
         if not args.no_demo:
@@ -69,6 +70,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
                 report = import_dataset(stores, demo_dir)
                 log.info("demo data imported: %s", report.as_dict())
+                trained = train_cf(stores, logged_interactions(s.event_log_dir), progress=False)
+                log.info("interaction model trained: %s", trained.as_dict())
             del stores
         worker = subprocess.Popen(
             [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)

@@ -36,9 +36,19 @@ class RecRequest:
 
 
 def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
-    # The user's version is part of the key: any applied event makes old entries unreachable.
+    # The user's version is part of the key: any applied event makes old entries unreachable;
+    # so is the serving configuration, so a config rollout never serves old lists.
     raw = json.dumps(
-        [req.user_id, req.surface, req.item_id, req.limit, req.category, req.language, ctx.version],
+        [
+            req.user_id,
+            req.surface,
+            req.item_id,
+            req.limit,
+            req.category,
+            req.language,
+            ctx.version,
+            state.config_tag,
+        ],
         separators=(",", ":"),
     )
     return state.keys.result_cache(hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
@@ -49,6 +59,39 @@ def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
         return set()
     scores = state.redis.zmscore(state.keys.tombstones, ids)
     return {i for i, s in zip(ids, scores, strict=True) if s is not None}
+
+
+def _personal(state: AppState, ctx: UserContext, cons: Constraints, want: int) -> list[Candidate]:
+    """ANN over the user's vectors, fused with the configured weights.
+
+    Spaces with weight 0 are not searched; a user without a vector in any weighted space
+    falls back to their content profile.
+    """
+    weights = {f: w for f, w in state.settings.serving.hybrid_weights.items() if w > 0}
+    mine = {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec}
+    usable = {f: v for f, v in mine.items() if v is not None and f in weights}
+    if not usable and ctx.content_vec is not None:
+        usable = {"content_vec": ctx.content_vec}
+    if len(usable) > 1:
+        return retrieval.hybrid(
+            state.items,
+            usable,
+            weights,
+            reason=retrieval.SPACE_REASON["cf_vec"],
+            constraints=cons,
+            limit=want,
+        )
+    for space, vec in usable.items():
+        return retrieval.ann(
+            state.items,
+            vec,
+            source=retrieval.SPACE_SOURCE[space],
+            reason=retrieval.SPACE_REASON[space],
+            constraints=cons,
+            limit=want,
+            space=space,
+        )
+    return []
 
 
 def _candidates(
@@ -73,30 +116,8 @@ def _candidates(
                 limit=want,
             ),
         )
-    elif ctx.cf_vec is not None and ctx.content_vec is not None:
-        retrieval.merge(
-            found,
-            retrieval.hybrid(
-                items,
-                {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec},
-                state.settings.serving.hybrid_weights,
-                reason="people with similar taste engaged with it",
-                constraints=cons,
-                limit=want,
-            ),
-        )
-    elif ctx.content_vec is not None:
-        retrieval.merge(
-            found,
-            retrieval.ann(
-                items,
-                ctx.content_vec,
-                source="content_profile",
-                reason="matches what you engaged with recently",
-                constraints=cons,
-                limit=want,
-            ),
-        )
+    else:
+        retrieval.merge(found, _personal(state, ctx, cons, want))
     if len(found) < want:
         # Popular items top up a short list and serve users we know nothing about yet.
         retrieval.merge(

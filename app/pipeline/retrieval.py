@@ -68,11 +68,10 @@ def ann(
     reason: str,
     constraints: Constraints,
     limit: int,
+    space: str = "content_vec",
 ) -> list[Candidate]:
-    """Nearest items to `vector` in content space that satisfy the constraints."""
-    hits = items.search(
-        vector, field="content_vec", filter=constraints.milvus_filter(), limit=limit
-    )[0]
+    """Nearest items to `vector` in one vector space that satisfy the constraints."""
+    hits = items.search(vector, field=space, filter=constraints.milvus_filter(), limit=limit)[0]
     return [Candidate(h.item_id, h.fields, [source], {source: h.score}, [reason]) for h in hits]
 
 
@@ -103,6 +102,10 @@ def hybrid(
 
 
 SPACE_SOURCE = {"content_vec": "content_profile", "cf_vec": "collaborative"}
+SPACE_REASON = {
+    "content_vec": "matches what you engaged with recently",
+    "cf_vec": "people with similar taste engaged with it",
+}
 
 
 def popular(

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi.testclient import TestClient
 
+from app.main import create_app
 from indexing import events as ev
 from indexing.apply import apply_item_upserts
 from indexing.eventlog import EventLog
 from indexing.models import Interaction, Item
 from indexing.train import logged_interactions, train_cf
 from indexing.worker import Worker
+from vantage.config import Settings
 
 TOPICS = {
     "space": [
@@ -45,7 +48,7 @@ def _catalogue(stores: Any) -> None:
 
 
 def test_train_publishes_vectors_and_worker_folds_in(
-    stores: Any, tmp_path: Path, client: Any
+    stores: Any, tmp_path: Path, client: Any, settings: Settings
 ) -> None:
     logged = replace(stores, log=EventLog(tmp_path / "events", "w"))
     _catalogue(logged)
@@ -95,9 +98,22 @@ def test_train_publishes_vectors_and_worker_folds_in(
     newbie = np.frombuffer(raw, np.float32)
     assert float(newbie @ cf["baking-2"]) > float(newbie @ cf["space-2"])
 
-    # Serving: a trained user's homepage is a hybrid (content + cf) search, own topic first.
+    # Serving: a trained user's homepage comes from the collaborative space, own topic first.
     # space-fan-0 saw 4 of the 6 space items: the 2 unseen ones come first.
-    body = client.get("/v1/recommendations", params={"user_id": "space-fan-0", "limit": 3}).json()
-    assert all(i["sources"] == ["hybrid_ann"] for i in body["items"]), body
-    ids = [i["item_id"] for i in body["items"]]
+    def homepage(c: Any) -> tuple[list[str], list[list[str]]]:
+        body = c.get("/v1/recommendations", params={"user_id": "space-fan-0", "limit": 3}).json()
+        return [i["item_id"] for i in body["items"]], [i["sources"] for i in body["items"]]
+
+    ids, sources = homepage(client)
+    assert sources == [["collaborative"]] * 3
     assert [i.split("-")[0] for i in ids] == ["space", "space", "baking"], ids
+
+    # With both spaces weighted, Milvus fuses them in one hybrid search.
+    both = {"content_vec": 0.5, "cf_vec": 0.5}
+    hybrid = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"hybrid_weights": both})}
+    )
+    with TestClient(create_app(hybrid)) as c:
+        ids, sources = homepage(c)
+    assert sources == [["hybrid_ann"]] * 3
+    assert [i.split("-")[0] for i in ids][:2] == ["space", "space"], ids

@@ -35,19 +35,18 @@ REPORTED = (
 )
 
 
-def eval_settings(base: Settings) -> Settings:
+def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Settings:
     """Settings for an isolated evaluation namespace on the same servers."""
     tag = "eval" + uuid.uuid4().hex[:8]
+    # Full-ranking protocols exclude every train item, however long the history.
+    serving_update = {"cache_ttl_s": 0.0, "history_exclude": 10_000, "min_candidates": 200}
     return base.model_copy(
         update={
             "milvus": base.milvus.model_copy(
                 update={"items_alias": f"{tag}_items", "users_collection": f"{tag}_users"}
             ),
             "redis": base.redis.model_copy(update={"key_prefix": tag}),
-            # Full-ranking protocols exclude every train item, however long the history.
-            "serving": base.serving.model_copy(
-                update={"cache_ttl_s": 0.0, "history_exclude": 10_000, "min_candidates": 200}
-            ),
+            "serving": base.serving.model_copy(update={**serving_update, **(serving or {})}),
             "worker": base.worker.model_copy(update={"history_len": 10_000}),
         }
     )
@@ -113,15 +112,24 @@ def evaluate_dataset(
     *,
     baselines: bool = True,
     progress: bool = True,
+    inner: bool = False,
+    serving: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One JSON-able result: the pipeline and (optionally) every baseline on the same split."""
+    """One JSON-able result: the pipeline and (optionally) every baseline on the same split.
+
+    With `inner`, the protocol's split is applied again inside train and the test part is
+    never read: that is where serving settings may be tuned.
+    """
     started = time.perf_counter()
     data = EvalData.load(dataset)
     train, test = split_records(data.records, protocol)
+    if inner:
+        train, test = split_records(train, protocol)
     truth = data.truth(test, data.matrix(train))
     out: dict[str, Any] = {
         "dataset": Path(dataset).name,
         "protocol": protocol,
+        "split": "inner (train only)" if inner else "test",
         "n_users": len(truth),
         "n_items": len(data.item_ids),
         "n_train": len(train),
@@ -129,11 +137,16 @@ def evaluate_dataset(
         "models": {},
     }
     pipe = run_pipeline(
-        eval_settings(settings), Path(dataset), data, list(train), truth, progress=progress
+        eval_settings(settings, serving),
+        Path(dataset),
+        data,
+        list(train),
+        truth,
+        progress=progress,
     )
     out["models"]["vantage"] = pipe["metrics"]
     out["vantage"] = {k: v for k, v in pipe.items() if k != "metrics"}
-    if baselines:
+    if baselines and not inner:
         base = run_baselines(dataset, protocol)
         for name, res in base["baselines"].items():
             out["models"][name] = res["metrics"]
