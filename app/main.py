@@ -28,7 +28,11 @@ def build_state(settings: Settings) -> AppState:
     milvus = connect_milvus(settings)
     names = collection_names(settings)
     ensure_collections(
-        milvus, names, text_dim=settings.models.text_dim, cf_dim=settings.models.cf_dim
+        milvus,
+        names,
+        text_dim=settings.models.text_dim,
+        cf_dim=settings.models.cf_dim,
+        consistency=settings.milvus.consistency,
     )
     return AppState(
         settings=settings,

@@ -60,7 +60,11 @@ def build_stores(
     milvus = milvus or connect_milvus(settings)
     names = collection_names(settings)
     ensure_collections(
-        milvus, names, text_dim=settings.models.text_dim, cf_dim=settings.models.cf_dim
+        milvus,
+        names,
+        text_dim=settings.models.text_dim,
+        cf_dim=settings.models.cf_dim,
+        consistency=settings.milvus.consistency,
     )
     w = settings.worker
     r = redis_client or connect_redis(settings)

@@ -120,7 +120,12 @@ def current_items_collection(client: MilvusClient, names: CollectionNames) -> st
 
 
 def create_items_version(
-    client: MilvusClient, names: CollectionNames, *, text_dim: int, cf_dim: int
+    client: MilvusClient,
+    names: CollectionNames,
+    *,
+    text_dim: int,
+    cf_dim: int,
+    consistency: str = "Bounded",
 ) -> str:
     """Create the next physical items collection (not yet behind the alias)."""
     versions = [v for c in client.list_collections() if (v := names.version_of(c)) is not None]
@@ -129,6 +134,7 @@ def create_items_version(
         physical,
         schema=items_schema(text_dim, cf_dim),
         index_params=_vector_index(client, "content_vec", "cf_vec"),
+        consistency_level=consistency,
     )
     return physical
 
@@ -142,7 +148,12 @@ def point_alias(client: MilvusClient, names: CollectionNames, physical: str) -> 
 
 
 def ensure_collections(
-    client: MilvusClient, names: CollectionNames, *, text_dim: int, cf_dim: int
+    client: MilvusClient,
+    names: CollectionNames,
+    *,
+    text_dim: int,
+    cf_dim: int,
+    consistency: str = "Bounded",
 ) -> None:
     """Create the items alias (over `<alias>_v1`) and the users collection if missing."""
     if current_items_collection(client, names) is None:
@@ -153,7 +164,9 @@ def ensure_collections(
         physical = (
             existing[-1][1]
             if existing
-            else create_items_version(client, names, text_dim=text_dim, cf_dim=cf_dim)
+            else create_items_version(
+                client, names, text_dim=text_dim, cf_dim=cf_dim, consistency=consistency
+            )
         )
         try:
             point_alias(client, names, physical)
@@ -168,6 +181,7 @@ def ensure_collections(
                 names.users,
                 schema=users_schema(text_dim, cf_dim),
                 index_params=_vector_index(client, "content_vec", "cf_vec"),
+                consistency_level=consistency,
             )
         except Exception:
             if not client.has_collection(names.users):

@@ -36,10 +36,14 @@ def docker_engine_available() -> bool:
 
 @contextlib.contextmanager
 def _containers() -> Iterator[dict[str, str]]:
-    from testcontainers.milvus import MilvusContainer
-    from testcontainers.redis import RedisContainer
+    from testcontainers.community.milvus import MilvusContainer
+    from testcontainers.community.redis import RedisContainer
 
-    with MilvusContainer() as milvus, RedisContainer("redis:7.4-alpine") as redis_c:
+    # Same images as compose.yaml, so tests and deployments agree.
+    with (
+        MilvusContainer("milvusdb/milvus:v2.5.10") as milvus,
+        RedisContainer("redis:7.4-alpine") as redis_c,
+    ):
         host = redis_c.get_container_host_ip()
         port = redis_c.get_exposed_port(6379)
         yield {"milvus_uri": milvus.get_connection_url(), "redis_url": f"redis://{host}:{port}/0"}
@@ -83,6 +87,8 @@ def make_settings(servers: dict[str, str], **overrides: object) -> Settings:
         env="test",
         milvus={
             "uri": servers["milvus_uri"],
+            # Tests read right after writing; a Milvus server must not answer from a stale view.
+            "consistency": "Strong",
             "items_alias": f"{tag}_items",
             "users_collection": f"{tag}_users",
         },

@@ -27,6 +27,8 @@ class MilvusSettings(BaseModel):
     # flush shortly after writes. Milvus standalone searches growing segments well and
     # advises against frequent flushes: set 0 there.
     flush_interval_s: float = Field(2.0, ge=0)
+    # Bounded: searches may miss writes of the last moments (fast). Strong: read-your-writes.
+    consistency: str = Field("Bounded", pattern="^(Strong|Bounded|Session|Eventually)$")
 
 
 class RedisSettings(BaseModel):

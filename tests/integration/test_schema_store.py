@@ -18,7 +18,7 @@ from vantage.config import Settings
 def test_ensure_collections_is_idempotent(settings: Settings) -> None:
     m, names = connect_milvus(settings), collection_names(settings)
     for _ in range(2):
-        ensure_collections(m, names, text_dim=8, cf_dim=4)
+        ensure_collections(m, names, text_dim=8, cf_dim=4, consistency="Strong")
     assert current_items_collection(m, names) == names.physical(1)
     assert m.has_collection(names.users)
     v2 = create_items_version(m, names, text_dim=8, cf_dim=4)
@@ -30,7 +30,7 @@ def test_ensure_collections_is_idempotent(settings: Settings) -> None:
 
 def test_escaped_values_never_widen_a_filter(settings: Settings) -> None:
     m, names = connect_milvus(settings), collection_names(settings)
-    ensure_collections(m, names, text_dim=8, cf_dim=4)
+    ensure_collections(m, names, text_dim=8, cf_dim=4, consistency="Strong")
     hostile = 'x" or item_id != "'
     rows = []
     for i, cat in enumerate(["jazz", "rock", hostile, 'back\\slash"']):
