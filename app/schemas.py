@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -38,7 +38,10 @@ class UserOut(BaseModel):
     has_profile_vector: bool
 
 
-InteractionsIn = Interaction | list[Interaction]
+# The list bound is checked before its elements are validated (no work for 10^6 items).
+InteractionsIn = (
+    Interaction | Annotated[list[Interaction], Field(min_length=1, max_length=MAX_BATCH)]
+)
 
 
 class RecItem(BaseModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,46 +75,108 @@ def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:
     return embedder.embed(texts)
 
 
+# Item writes carry their stream id as a version. A write older than the last applied one for
+# that item (a reclaimed, long-failed event) is stale and skipped, so it cannot undo a newer
+# edit such as a maturity raise. KEYS: the versions hash; ARGV: item, id, item, id, ...
+_CLAIM_VERSIONS = """
+local out = {}
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if cur then
+    local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
+    local nm, ns = string.match(ARGV[i + 1], '^(%d+)-(%d+)$')
+    cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
+    newer = nm > cm or (nm == cm and ns >= cs)
+  end
+  if newer then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  out[#out + 1] = newer and 1 or 0
+end
+return out
+"""
+
+
+def _fresh_writes(s: Stores, ids: Sequence[str], versions: Sequence[str] | None) -> list[bool]:
+    """Which of these item writes are not older than what was already applied."""
+    if versions is None:
+        return [True] * len(ids)
+    args = [x for pair in zip(ids, versions, strict=True) for x in pair]
+    flags = s.redis.register_script(_CLAIM_VERSIONS)(keys=[s.keys.item_versions], args=args)
+    return [bool(f) for f in flags]
+
+
 def apply_item_upserts(
-    s: Stores, items: Sequence[Item], *, enqueued_at: float | None = None
+    s: Stores,
+    items: Sequence[Item],
+    *,
+    versions: Sequence[str] | None = None,
+    times: Sequence[float] | None = None,
 ) -> None:
-    """Embed and upsert items; a later upsert lifts an earlier tombstone, an older one does not."""
+    """Embed and upsert items, keeping their collaborative vectors.
+
+    `versions` (stream ids) make stale writes no-ops; `times` (enqueue times) decide which
+    tombstones an upsert lifts: only one set before the upsert was enqueued (DELETE then PUT).
+    """
     if not items:
         return
-    latest = {i.item_id: i for i in items}  # last write in the batch wins
-    batch = list(latest.values())
+    now = time.time()
+    fresh = _fresh_writes(s, [i.item_id for i in items], versions)
+    latest: dict[str, tuple[Item, float]] = {}  # last write in the batch wins
+    for n, (it, ok) in enumerate(zip(items, fresh, strict=True)):
+        if ok:
+            latest[it.item_id] = (it, times[n] if times else now)
+    if not latest:
+        return
+    batch = [it for it, _ in latest.values()]
     vecs = embed_items(s.embedder, batch)
+    # An edit must not cost the item its place in the collaborative space.
+    known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
-    s.items.upsert([item_row(it, v, zero_cf) for it, v in zip(batch, vecs, strict=True)])
+    s.items.upsert(
+        [
+            item_row(it, v, known_cf.get(it.item_id, zero_cf))
+            for it, v in zip(batch, vecs, strict=True)
+        ]
+    )
     s.mark_written()
-    t = time.time() if enqueued_at is None else enqueued_at
-    hidden = [it.item_id for it in batch if it.status == "hidden"]
+    hidden = {it.item_id: t for it, t in latest.values() if it.status == "hidden"}
     if hidden:
         pipe = s.redis.pipeline(transaction=False)
-        pipe.zadd(s.keys.tombstones, dict.fromkeys(hidden, t))
+        pipe.zadd(s.keys.tombstones, hidden)
         pipe.zrem(s.keys.popularity, *hidden)
         pipe.execute()
-    active = [it.item_id for it in batch if it.status == "active"]
+    active = [(it.item_id, t) for it, t in latest.values() if it.status == "active"]
     if active:
-        # Only a tombstone set before this upsert was enqueued is lifted (DELETE then PUT).
-        scores = s.redis.zmscore(s.keys.tombstones, active)
-        lift = [i for i, sc in zip(active, scores, strict=True) if sc is not None and sc <= t]
+        scores = s.redis.zmscore(s.keys.tombstones, [i for i, _ in active])
+        lift = [i for (i, t), sc in zip(active, scores, strict=True) if sc is not None and sc <= t]
         if lift:
             s.redis.zrem(s.keys.tombstones, *lift)
 
 
 def apply_item_deletes(
-    s: Stores, item_ids: Sequence[str], *, enqueued_at: float | None = None
+    s: Stores,
+    item_ids: Sequence[str],
+    *,
+    versions: Sequence[str] | None = None,
+    times: Sequence[float] | None = None,
 ) -> None:
     """Delete items from Milvus; their tombstones stay so caches and replicas cannot revive them."""
     if not item_ids:
         return
-    t = time.time() if enqueued_at is None else enqueued_at
-    s.items.delete(list(item_ids))
+    now = time.time()
+    fresh = _fresh_writes(s, item_ids, versions)
+    gone = {
+        i: (times[n] if times else now)
+        for n, (i, ok) in enumerate(zip(item_ids, fresh, strict=True))
+        if ok
+    }
+    if not gone:
+        return
+    s.items.delete(list(gone))
     s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
-    pipe.zadd(s.keys.tombstones, dict.fromkeys(item_ids, t))
-    pipe.zrem(s.keys.popularity, *item_ids)
+    pipe.zadd(s.keys.tombstones, gone, gt=True)
+    pipe.zrem(s.keys.popularity, *gone)
     pipe.execute()
 
 
@@ -133,47 +194,68 @@ def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
     _persist_users(s, list(latest))
 
 
+# One interaction, atomically: set its "done" marker and, only if it was not set before,
+# apply its effects. Two workers holding the same event (a reclaim while the first is still
+# busy) can both run this; exactly one of them changes anything.
+# KEYS: done, history, affinity, confidence, popularity, users index
+# ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user
+_APPLY_ONE = """
+if ARGV[5] ~= '0' then
+  if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[5]) then return 0 end
+end
+redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[6]) - 1)
+redis.call('HINCRBYFLOAT', KEYS[3], ARGV[1], ARGV[3])
+if tonumber(ARGV[4]) > 0 then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[1], ARGV[4]) end
+if tonumber(ARGV[3]) > 0 then redis.call('ZINCRBY', KEYS[5], ARGV[3], ARGV[1]) end
+redis.call('SADD', KEYS[6], ARGV[7])
+return 1
+"""
+
+
 def apply_interactions(
     s: Stores, events: Sequence[tuple[str | None, Interaction]], *, refresh: bool = True
 ) -> int:
     """Apply interactions exactly once in effect; returns how many were new.
 
     `events` pairs each interaction with its event id (None for bulk imports that have no
-    stream id and are applied once by construction).
+    stream id and are applied once by construction). Profiles of every user in the batch are
+    refreshed even when all events were duplicates: a redelivery after a failed refresh must
+    finish the job.
     """
     if not events:
         return 0
-    ids = [eid for eid, _ in events if eid is not None]
-    seen: set[str] = set()
-    if ids:
-        marks = s.redis.mget([s.keys.done(e) for e in ids])
-        seen = {e for e, m in zip(ids, marks, strict=True) if m is not None}
-    fresh = [(eid, ev) for eid, ev in events if eid is None or eid not in seen]
-    if not fresh:
-        return 0
-    pipe = s.redis.pipeline(transaction=True)
-    touched: dict[str, float] = defaultdict(float)
-    for eid, ev in fresh:
+    script = s.redis.register_script(_APPLY_ONE)
+    pipe = s.redis.pipeline(transaction=False)
+    users: list[str] = []
+    for eid, ev in events:
         ts = float(ev.timestamp if ev.timestamp is not None else time.time())
-        w = ev.weight
-        # GT adds new members and never moves an item back in time (out-of-order events).
-        pipe.zadd(s.keys.history(ev.user_id), {ev.item_id: ts}, gt=True)
-        pipe.hincrbyfloat(s.keys.affinity(ev.user_id), ev.item_id, w)
-        conf = confidence_weight(ev.type, ev.value)
-        if conf > 0:
-            pipe.hincrbyfloat(s.keys.confidence(ev.user_id), ev.item_id, conf)
-        if w > 0:
-            pipe.zincrby(s.keys.popularity, w, ev.item_id)
-        if eid is not None:
-            pipe.set(s.keys.done(eid), 1, ex=s.dedup_ttl_s)
-        touched[ev.user_id] = max(touched[ev.user_id], ts)
-    for uid in touched:
-        pipe.zremrangebyrank(s.keys.history(uid), 0, -s.history_len - 1)
-        pipe.sadd(s.keys.users_index, uid)
-    pipe.execute()
+        k = s.keys
+        script(
+            keys=[
+                k.done(eid or "-"),
+                k.history(ev.user_id),
+                k.affinity(ev.user_id),
+                k.confidence(ev.user_id),
+                k.popularity,
+                k.users_index,
+            ],
+            args=[
+                ev.item_id,
+                repr(ts),
+                repr(ev.weight),
+                repr(confidence_weight(ev.type, ev.value)),
+                s.dedup_ttl_s if eid is not None else 0,
+                s.history_len,
+                ev.user_id,
+            ],
+            client=pipe,
+        )
+        users.append(ev.user_id)
+    applied = sum(int(x) for x in pipe.execute())
     if refresh:
-        refresh_profiles(s, list(touched))
-    return len(fresh)
+        refresh_profiles(s, list(dict.fromkeys(users)))
+    return applied
 
 
 def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:

@@ -32,13 +32,13 @@ class Event:
     enqueued_at: float
 
 
-def encode(kind: str, data: dict[str, Any]) -> dict[str, str]:
+def encode(kind: str, data: dict[str, Any], *, now: float | None = None) -> dict[str, str]:
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind}")
     return {
         "type": kind,
         "data": json.dumps(data, separators=(",", ":")),
-        "t": f"{time.time():.6f}",
+        "t": f"{time.time() if now is None else now:.6f}",
     }
 
 
@@ -65,8 +65,12 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
 def publish(
     client: redis.Redis, keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> list[str]:
-    """Append events to the stream in one round trip; returns their ids in order."""
-    pipe = client.pipeline(transaction=False)
+    """Append events to the stream atomically, in one round trip; their ids in order.
+
+    All or nothing: a failure never leaves half a batch stored behind a 503, which the
+    client's retry would then duplicate.
+    """
+    pipe = client.pipeline(transaction=True)
     for kind, data in events:
         pipe.xadd(keys.events, encode(kind, data))
     return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]

@@ -29,6 +29,11 @@ class Keys:
         return f"{self.prefix}:tomb"
 
     @property
+    def item_versions(self) -> str:
+        """Hash item -> stream id of the last applied write (stale writes are skipped)."""
+        return f"{self.prefix}:itemver"
+
+    @property
     def users_index(self) -> str:
         return f"{self.prefix}:users"
 

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
@@ -58,10 +59,13 @@ def _no_control(v: str) -> str:
     return v
 
 
+MAX_RATING = 5.0
+
+
 def interaction_weight(kind: str, value: float | None) -> float:
     """Signed preference strength of one interaction (ratings: 1-2 negative, 3-5 positive)."""
     if kind == "rate":
-        v = 3.0 if value is None else float(value)
+        v = min(max(3.0 if value is None else float(value), 0.0), MAX_RATING)
         return (v - 2.5) / 1.25 if v >= 2.5 else (v - 2.5)
     return EVENT_WEIGHTS[kind]
 
@@ -151,6 +155,13 @@ class Interaction(BaseModel):
             raise ValueError("value must be a finite number")
         return v
 
+    @model_validator(mode="after")
+    def _rating_in_range(self) -> Interaction:
+        # One request must not be able to outweigh thousands of real events.
+        if self.type == "rate" and self.value is not None and not 0 <= self.value <= MAX_RATING:
+            raise ValueError(f"value of a rate event must be between 0 and {MAX_RATING:g}")
+        return self
+
     @field_validator("timestamp")
     @classmethod
     def _not_far_future(cls, v: float | None) -> float | None:
@@ -167,5 +178,7 @@ def age_max_maturity(birth_year: int | None, unknown: int, *, now: float | None 
     """Highest item maturity a user of this birth year may see."""
     if birth_year is None:
         return unknown
-    age = time.gmtime(now).tm_year - birth_year
+    # Without a birth date, assume the birthday has not come yet this year: a 17-year-old
+    # born in December must not see 18-rated items from January on.
+    age = time.gmtime(now).tm_year - birth_year - 1
     return max(0, min(MAX_MATURITY, age))

@@ -115,36 +115,41 @@ def _write_item_vectors(
     report: TrainReport,
     progress: bool,
 ) -> ContentProjection | None:
-    """Upsert every item with its new cf_vec (trained or projected from content)."""
-    rows: list[dict[str, Any]] = []
-    for batch in stores.items.iter_rows(ITEM_ROW_FIELDS):
-        rows.extend(batch)
-    if not rows:
+    """Give every item its new cf_vec (trained, or projected from its content vector)."""
+    content: dict[str, list[float]] = {}
+    for batch in stores.items.iter_rows(("content_vec",)):
+        content.update((r["item_id"], r["content_vec"]) for r in batch)
+    if not content:
         return None
-    trained = [r for r in rows if r["item_id"] in matrix.item_index]
+    trained = [i for i in content if i in matrix.item_index]
     projection = None
     if trained:
-        content = np.asarray([r["content_vec"] for r in trained], dtype=np.float32)
-        factors = als.item_factors[[matrix.item_index[r["item_id"]] for r in trained]]
-        projection = ContentProjection().fit(content, factors, alpha=params.projection_alpha)
-    with tqdm(total=len(rows), unit="item", desc="cf vectors", disable=not progress) as bar:
-        for i in range(0, len(rows), 1000):
-            chunk = rows[i : i + 1000]
-            cold = [r for r in chunk if r["item_id"] not in matrix.item_index]
+        projection = ContentProjection().fit(
+            np.asarray([content[i] for i in trained], dtype=np.float32),
+            als.item_factors[[matrix.item_index[i] for i in trained]],
+            alpha=params.projection_alpha,
+        )
+    ids = list(content)
+    with tqdm(total=len(ids), unit="item", desc="cf vectors", disable=not progress) as bar:
+        for start in range(0, len(ids), 1000):
+            # Re-read right before writing: an edit applied while training ran must survive
+            # (an upsert replaces the whole row).
+            rows = list(stores.items.get(ids[start : start + 1000], ITEM_ROW_FIELDS).values())
+            cold = [r for r in rows if r["item_id"] not in matrix.item_index]
             if cold and projection is not None:
                 projected = projection.project(
                     np.asarray([r["content_vec"] for r in cold], dtype=np.float32)
                 )
                 for r, v in zip(cold, projected, strict=True):
                     r["cf_vec"] = v.astype(np.float32).tolist()
-            for r in chunk:
+            for r in rows:
                 idx = matrix.item_index.get(r["item_id"])
                 if idx is not None:
                     r["cf_vec"] = als.item_factors[idx].tolist()
-            stores.items.upsert(chunk)
-            report.items_trained += len(chunk) - len(cold)
+            stores.items.upsert(rows)
+            report.items_trained += len(rows) - len(cold)
             report.items_projected += len(cold)
-            bar.update(len(chunk))
+            bar.update(min(1000, len(ids) - start))
     return projection
 
 

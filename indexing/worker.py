@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from pydantic import ValidationError
+from pymilvus.exceptions import MilvusException
 
 from indexing import events as ev
 from indexing.apply import (
@@ -40,22 +41,20 @@ def default_consumer_name() -> str:
 
 def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
     """Apply consecutive events of one type in one batch."""
+    versions = [e.id for e in run]
+    times = [e.enqueued_at or time.time() for e in run]
     try:
         if kind == ev.ITEM_UPSERTED:
-            apply_item_upserts(
-                s,
-                [Item.model_validate(e.data) for e in run],
-                enqueued_at=run[0].enqueued_at or None,
-            )
+            items = [Item.model_validate(e.data) for e in run]
+            apply_item_upserts(s, items, versions=versions, times=times)
         elif kind == ev.ITEM_DELETED:
-            apply_item_deletes(
-                s, [str(e.data["item_id"]) for e in run], enqueued_at=run[-1].enqueued_at or None
-            )
+            ids = [str(e.data["item_id"]) for e in run]
+            apply_item_deletes(s, ids, versions=versions, times=times)
         elif kind == ev.USER_UPDATED:
             apply_user_updates(s, [User.model_validate(e.data) for e in run])
         elif kind == ev.INTERACTION_LOGGED:
             apply_interactions(s, [(e.id, Interaction.model_validate(e.data)) for e in run])
-    except (ValidationError, KeyError, TypeError) as e:
+    except (ValidationError, KeyError) as e:
         raise ev.PoisonEvent(str(e)) from e
 
 
@@ -96,23 +95,29 @@ class Worker:
                 raise
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Consume until `stop` is set (or forever)."""
+        """Consume until `stop` is set (or forever); dependency failures back off and retry."""
         stop = stop or threading.Event()
-        self.ensure_group()
-        # Our own pending entries first: this consumer name may be a restarted worker.
-        self._process(self._read("0"))
+        own_pending = True  # this consumer name may be a restarted worker: its entries first
         last_claim = 0.0
+        backoff = 0.5
         while not stop.is_set():
             try:
+                if own_pending:
+                    self.ensure_group()
+                    self._process(self._read("0"))
+                    own_pending = False
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     self.reclaim()
                 n = self._process(self._read(">"))
                 # Flush when the stream goes quiet, or at least every flush interval.
                 self.stores.flush_if_due(force=n == 0)
-            except redis.ConnectionError as e:
-                log.warning("redis unavailable (%s); retrying in 1 s", e)
-                stop.wait(1.0)
+                backoff = 0.5
+            except (redis.RedisError, MilvusException, OSError) as e:
+                # Nothing was acknowledged: the entries stay pending and are retried.
+                log.warning("%s: %s; retrying in %.1f s", type(e).__name__, e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     def run_once(self) -> int:
         """Read and apply one batch (tests and benchmarks drive the worker with this)."""

@@ -100,7 +100,8 @@ class WorkerSettings(BaseModel):
     history_len: int = Field(500, ge=10, le=100_000)
     profile_items: int = Field(50, ge=1, le=1000, description="recent items in a content profile")
     profile_half_life_events: float = Field(20.0, gt=0)
-    dedup_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    # Markers only need to outlive redelivery (pending entries are reclaimed within minutes).
+    dedup_ttl_s: int = Field(24 * 3600, ge=60)
 
 
 class Settings(BaseSettings):
@@ -129,6 +130,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        if self.worker.block_ms / 1000 >= self.redis.socket_timeout_s:
+            raise ValueError("worker.block_ms must be shorter than redis.socket_timeout_s")
         if self.serving.default_limit > self.serving.max_limit:
             raise ValueError("serving.default_limit must not exceed serving.max_limit")
         if self.env == "production" and self.milvus.uri.endswith(".db"):

@@ -19,7 +19,8 @@ def allowed(
     if int(f.get("maturity", 0)) > max_maturity:
         return False
     regions = f.get("regions") or []
-    return not (region and regions and region not in regions)
+    # Fail closed: a user whose region is unknown only sees items available everywhere.
+    return not regions or region in regions
 
 
 def apply_policy(

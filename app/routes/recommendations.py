@@ -23,12 +23,18 @@ def get_recommendations(
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=100, description="items to return")] = None,
     category: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="only this primary category")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[^\x00-\x1f]+$",
+            description="only this primary category",
+        ),
     ] = None,
     language: Annotated[
         str | None,
         Query(
-            pattern=r"^([a-z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
+            pattern=r"^([a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
             description="only items in this language",
         ),
     ] = None,
@@ -42,6 +48,6 @@ def get_recommendations(
         item_id=item_id,
         limit=limit or state.settings.serving.default_limit,
         category=category.strip().lower() if category else None,
-        language=language,
+        language=language.lower() if language else None,  # stored lower-case
     )
     return Recommendations.model_validate(recommend(state, req))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from app.errors import NotFound
+import redis
+
+from app.errors import DependencyUnavailable, NotFound
 from app.schemas import ItemOut
 from app.services.queue import enqueue
 from app.state import AppState
@@ -19,10 +21,22 @@ def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
 
 
 def delete_item(state: AppState, *, item_id: str) -> list[str]:
-    """Tombstone the item for serving at once, then queue its removal from Milvus."""
-    ids = enqueue(state, [(ev.ITEM_DELETED, {"item_id": item_id})])
-    state.redis.zadd(state.keys.tombstones, {item_id: time.time()})
-    return ids
+    """Tombstone the item for serving and queue its removal from Milvus, atomically.
+
+    The tombstone carries the event's own time, so a later PUT (with a later time) lifts it
+    and an earlier one cannot.
+    """
+    now = time.time()
+    pipe = state.redis.pipeline(transaction=True)
+    pipe.xadd(state.keys.events, ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now))
+    pipe.zadd(state.keys.tombstones, {item_id: now})
+    try:
+        event_id, _ = pipe.execute()
+    except redis.RedisError as e:
+        raise DependencyUnavailable(
+            f"the event queue is unavailable ({type(e).__name__}); nothing was stored"
+        ) from e
+    return [event_id.decode()]
 
 
 def get_item(state: AppState, *, item_id: str) -> ItemOut:

@@ -12,9 +12,12 @@ from indexing.models import User, UserFields
 
 def put_user(state: AppState, *, user: User) -> list[str]:
     ids = enqueue(state, [ev.user_event(user)])
-    state.redis.hset(
-        state.keys.user(user.user_id), "profile", user.model_dump_json(exclude={"user_id"})
-    )
+    key = state.keys.user(user.user_id)
+    pipe = state.redis.pipeline(transaction=True)
+    pipe.hset(key, "profile", user.model_dump_json(exclude={"user_id"}))
+    # Age and region change what may be shown: make cached lists unreachable at once.
+    pipe.hincrby(key, "ver", 1)
+    pipe.execute()
     state.redis.sadd(state.keys.users_index, user.user_id)
     return ids
 

@@ -94,3 +94,47 @@ def test_applied_events_reach_the_durable_log_once(stores: Any, tmp_path: Any) -
     got = list(iter_log(tmp_path / "events", types=["interaction.logged"]))
     assert [r["id"] for r in got] == ids
     assert got[0]["data"]["item_id"] == "i0"
+
+
+def test_stale_item_write_cannot_undo_a_newer_one(stores: Any, worker: Worker) -> None:
+    """A reclaimed old PUT (maturity 0) must not revert a newer one (maturity 18)."""
+    old_id, new_id = ev.publish(
+        stores.redis,
+        stores.keys,
+        [
+            ev.item_event(Item(item_id="film", title="Night film", maturity=0)),
+            ev.item_event(Item(item_id="film", title="Night film", maturity=18)),
+        ],
+    )
+    new_entry = stores.redis.xrange(stores.keys.events, new_id, new_id)
+    old_entry = stores.redis.xrange(stores.keys.events, old_id, old_id)
+    worker.ensure_group()
+    worker._process(new_entry)
+    worker._process(old_entry)  # arrives late, e.g. reclaimed after failing for a while
+    stores.items.flush()
+    assert stores.items.get(["film"])["film"]["maturity"] == 18
+
+
+def test_item_edit_keeps_its_collaborative_vector(stores: Any, worker: Worker) -> None:
+    import numpy as np
+
+    from indexing.apply import apply_item_upserts
+    from indexing.store import ITEM_ROW_FIELDS
+
+    apply_item_upserts(stores, [Item(item_id="x", title="Jazz")])
+    row = stores.items.get(["x"], ITEM_ROW_FIELDS)["x"]
+    row["cf_vec"] = [0.5] * stores.cf_dim  # as written by training
+    stores.items.upsert([{"item_id": "x", **row}])
+    apply_item_upserts(stores, [Item(item_id="x", title="Jazz (remastered)")])
+    got = stores.items.vectors(["x"], field="cf_vec")["x"]
+    assert np.allclose(got, 0.5)
+
+
+def test_duplicate_event_in_two_workers_applies_once(stores: Any) -> None:
+    from indexing.apply import apply_interactions
+
+    ev_ = Interaction(user_id="u", item_id="z", type="purchase")
+    # Both workers hold the same event (reclaimed while the first still ran).
+    assert apply_interactions(stores, [("5-0", ev_)]) == 1
+    assert apply_interactions(stores, [("5-0", ev_)]) == 0
+    assert _pop(stores, "z") == 4.0

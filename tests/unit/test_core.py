@@ -66,6 +66,8 @@ def test_item_normalises_labels_and_bounds_fields() -> None:
 
 def test_interaction_rejects_nonsense() -> None:
     with pytest.raises(ValidationError):
+        Interaction(user_id="u", item_id="i", type="rate", value=1e6)  # would swamp popularity
+    with pytest.raises(ValidationError):
         Interaction(user_id="u", item_id="i", type="view", value=float("inf"))
     with pytest.raises(ValidationError):
         Interaction(user_id="u", item_id="i", type="view", timestamp=1e12)
@@ -75,7 +77,8 @@ def test_interaction_rejects_nonsense() -> None:
 
 def test_age_max_maturity() -> None:
     now = 1_767_225_600.0  # 2026-01-01
-    assert age_max_maturity(2016, 12, now=now) == 10
+    assert age_max_maturity(2016, 12, now=now) == 9  # 9 or 10 in 2026: the lower bound
+    assert age_max_maturity(2008, 12, now=now) == 17
     assert age_max_maturity(1970, 12, now=now) == 18
     assert age_max_maturity(None, 12, now=now) == 12
 
@@ -121,6 +124,9 @@ def test_policy_hard_filters() -> None:
         _cand("us", regions=["US"]),
     ):
         assert not allowed(c, **kw), c.item_id
+    # Unknown region: only items available everywhere (fail closed).
+    assert allowed(_cand("ok"), **{**kw, "region": None})
+    assert not allowed(_cand("fr", regions=["FR"]), **{**kw, "region": None})
     out = apply_policy(
         [_cand("a"), _cand("m", maturity=18), _cand("b"), _cand("c")],
         limit=2,
