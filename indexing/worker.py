@@ -109,6 +109,7 @@ class Worker:
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     self.reclaim()
+                    self.trim()
                 n = self._process(self._read(">"))
                 # Flush when the stream goes quiet, or at least every flush interval.
                 self.stores.flush_if_due(force=n == 0)
@@ -118,6 +119,28 @@ class Worker:
                 log.warning("%s: %s; retrying in %.1f s", type(e).__name__, e, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    def trim(self) -> int:
+        """Drop stream entries every consumer group has delivered and acknowledged.
+
+        Those are in the durable log already (workers log before they acknowledge), so the
+        stream stays bounded without losing anything. Dead letters keep the newest 100k.
+        """
+        floor: tuple[int, int] | None = None
+        for g in self.r.xinfo_groups(self.stream):
+            marks = [g["last-delivered-id"]]
+            if g["pending"]:
+                marks.append(self.r.xpending(self.stream, g["name"])["min"])
+            for m in marks:
+                ms, seq = (m.decode() if isinstance(m, bytes) else str(m)).split("-")
+                floor = min(floor or (int(ms), int(seq)), (int(ms), int(seq)))
+        removed = 0
+        if floor is not None:
+            removed = int(
+                self.r.xtrim(self.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+            )
+        self.r.xtrim(self.stores.keys.dead_letters, maxlen=100_000, approximate=True)
+        return removed
 
     def run_once(self) -> int:
         """Read and apply one batch (tests and benchmarks drive the worker with this)."""

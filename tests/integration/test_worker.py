@@ -138,3 +138,28 @@ def test_duplicate_event_in_two_workers_applies_once(stores: Any) -> None:
     assert apply_interactions(stores, [("5-0", ev_)]) == 1
     assert apply_interactions(stores, [("5-0", ev_)]) == 0
     assert _pop(stores, "z") == 4.0
+
+
+def test_trim_keeps_everything_not_yet_acknowledged(stores: Any, worker: Worker) -> None:
+    ids = ev.publish(
+        stores.redis,
+        stores.keys,
+        [
+            ev.interaction_event(Interaction(user_id="u", item_id=f"t{n}", type="view"))
+            for n in range(6)
+        ],
+    )
+    assert worker.drain() == 6
+    slow = Worker(stores, consumer="slow")
+    later = ev.publish(
+        stores.redis,
+        stores.keys,
+        [
+            ev.interaction_event(Interaction(user_id="u", item_id=f"l{n}", type="view"))
+            for n in range(3)
+        ],
+    )
+    assert len(slow._read(">", block=False)) == 3  # delivered, not yet acknowledged
+    assert worker.trim() == 6
+    left = [e[0].decode() for e in stores.redis.xrange(stores.keys.events)]
+    assert left == later and not set(ids) & set(left)
