@@ -79,14 +79,17 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     return head, details
 
 
+def error_response(exc: VantageError) -> JSONResponse:
+    """The one rendering of every Vantage error."""
+    return JSONResponse(
+        _body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=exc.headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VantageError)
     async def _vantage(_: Request, exc: VantageError) -> JSONResponse:
-        return JSONResponse(
-            _body(exc.code, exc.message, exc.details),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

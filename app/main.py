@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymilvus.exceptions import MilvusException
 
-from app.errors import DependencyUnavailable, install_error_handlers
+from app.errors import DependencyUnavailable, error_response, install_error_handlers
 from app.routes import health, interactions, items, recommendations, users
 from app.state import AppState
 from indexing.connect import collection_names, connect_milvus, connect_redis
@@ -81,9 +81,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _unavailable(dep: str, exc: Exception) -> JSONResponse:
     log.warning("%s error: %s", dep, exc)
-    err = DependencyUnavailable(f"{dep} is unavailable; retry shortly")
-    return JSONResponse(
-        {"error": {"code": err.code, "message": err.message}},
-        status_code=err.status_code,
-        headers=err.headers,
-    )
+    return error_response(DependencyUnavailable(f"{dep} is unavailable; retry shortly"))

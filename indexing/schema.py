@@ -22,22 +22,6 @@ MAX_CATEGORIES = 20
 MAX_TAGS = 50
 MAX_REGIONS = 250
 
-ITEM_SCALARS = (
-    "title",
-    "description",
-    "category",
-    "categories",
-    "tags",
-    "language",
-    "regions",
-    "maturity",
-    "status",
-    "published_at",
-    "creator_id",
-    "updated_at",
-)
-USER_SCALARS = ("profile", "updated_at")
-
 
 @dataclass(frozen=True)
 class CollectionNames:

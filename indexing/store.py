@@ -42,13 +42,17 @@ def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[st
     }
 
 
-# Every field of an items row but the primary key (a full row is needed to upsert).
-ITEM_ROW_FIELDS = (
-    "content_vec",
-    "cf_vec",
+@dataclass(frozen=True)
+class Hit:
+    item_id: str
+    score: float
+    fields: dict[str, Any]
+
+
+# The item fields an API read returns (everything but vectors and the derived category).
+META_FIELDS = (
     "title",
     "description",
-    "category",
     "categories",
     "tags",
     "language",
@@ -59,31 +63,14 @@ ITEM_ROW_FIELDS = (
     "creator_id",
     "updated_at",
 )
-
-
-@dataclass(frozen=True)
-class Hit:
-    item_id: str
-    score: float
-    fields: dict[str, Any]
+# Every field of a row but the primary key (an upsert replaces the whole row).
+ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
 
 
 class ItemStore:
     """Items collection (through its alias)."""
 
-    META_FIELDS = (
-        "title",
-        "description",
-        "categories",
-        "tags",
-        "language",
-        "regions",
-        "maturity",
-        "status",
-        "published_at",
-        "creator_id",
-        "updated_at",
-    )
+    META_FIELDS = META_FIELDS
     SERVING_FIELDS = ("category", "regions", "maturity", "status", "language", "published_at")
 
     def __init__(self, client: MilvusClient, names: CollectionNames):

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -76,7 +76,6 @@ class Worker:
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     stats: WorkerStats = field(default_factory=WorkerStats)
-    on_applied: Callable[[int], None] | None = None
 
     @property
     def r(self) -> redis.Redis:
@@ -141,11 +140,6 @@ class Worker:
             )
         self.r.xtrim(self.stores.keys.dead_letters, maxlen=100_000, approximate=True)
         return removed
-
-    def run_once(self) -> int:
-        """Read and apply one batch (tests and benchmarks drive the worker with this)."""
-        self.ensure_group()
-        return self._process(self._read(">"))
 
     def drain(self, timeout_s: float = 30.0) -> int:
         """Apply until the stream has nothing new for this group (or the timeout)."""
@@ -257,8 +251,6 @@ class Worker:
                 )
             self.r.xack(self.stream, self.group, *(e.id for e in done))
         self.stats.applied += len(done)
-        if self.on_applied:
-            self.on_applied(len(done))
         return len(done)
 
     def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[ev.Event]:
