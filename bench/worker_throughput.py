@@ -1,0 +1,71 @@
+"""Events applied per second by one worker, and items embedded + indexed per second.
+Prints one JSON object.
+
+    python bench/worker_throughput.py [--events N] [--items N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._stack import fresh_stack
+from indexing import events as ev
+from indexing.connect import build_stores
+from indexing.demo import generate_demo
+from indexing.models import Interaction, Item
+from indexing.worker import Worker
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--items", type=int, default=600)
+    args = ap.parse_args()
+    items, _, _ = generate_demo(n_items=args.items)
+    rng = np.random.default_rng(0)
+    out: dict[str, object] = {"bench": "worker_throughput"}
+    with fresh_stack() as settings:
+        stores = build_stores(settings)
+        worker = Worker(stores, consumer="bench", read_count=settings.worker.read_count)
+        worker.ensure_group()
+        ev.publish(
+            stores.redis, stores.keys, [ev.item_event(Item.model_validate(i)) for i in items]
+        )
+        t = time.perf_counter()
+        worker.drain(timeout_s=600)
+        out["items"] = len(items)
+        out["items_per_s"] = round(len(items) / (time.perf_counter() - t), 1)
+        kinds = ["view", "click", "watch", "like", "skip"]
+        events = [
+            ev.interaction_event(
+                Interaction(
+                    user_id=f"u{rng.integers(2000)}",
+                    item_id=items[rng.integers(len(items))]["item_id"],
+                    type=kinds[rng.integers(len(kinds))],
+                )
+            )
+            for _ in range(args.events)
+        ]
+        for i in range(0, len(events), 1000):
+            ev.publish(stores.redis, stores.keys, events[i : i + 1000])
+        t = time.perf_counter()
+        applied = worker.drain(timeout_s=600)
+        dt = time.perf_counter() - t
+        out["events"] = applied
+        out["events_per_s"] = round(applied / dt, 1)
+        out["read_count"] = settings.worker.read_count
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
