@@ -16,6 +16,7 @@ from app.routes import health, interactions, items, recommendations, users
 from app.state import AppState
 from indexing.connect import collection_names, connect_milvus, connect_redis
 from indexing.keys import Keys
+from indexing.registry import ModelRegistry
 from indexing.schema import ensure_collections
 from indexing.store import ItemStore
 from vantage.config import Settings, get_settings
@@ -34,13 +35,16 @@ def build_state(settings: Settings) -> AppState:
         cf_dim=settings.models.cf_dim,
         consistency=settings.milvus.consistency,
     )
+    r = connect_redis(settings)
+    keys = Keys(settings.redis.key_prefix)
     return AppState(
         settings=settings,
-        redis=connect_redis(settings),
+        redis=r,
         milvus=milvus,
         names=names,
-        keys=Keys(settings.redis.key_prefix),
+        keys=keys,
         items=ItemStore(milvus, names),
+        models=ModelRegistry(r, keys, settings.models_dir),
     )
 
 

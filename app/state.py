@@ -9,6 +9,7 @@ import redis
 from pymilvus import MilvusClient
 
 from indexing.keys import Keys
+from indexing.registry import ModelRegistry
 from indexing.schema import CollectionNames
 from indexing.store import ItemStore
 from vantage.config import Settings
@@ -22,6 +23,7 @@ class AppState:
     names: CollectionNames
     keys: Keys
     items: ItemStore
+    models: ModelRegistry
     config_tag: str = field(init=False)
 
     def __post_init__(self) -> None:

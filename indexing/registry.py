@@ -1,8 +1,9 @@
 """Versioned model artefacts on disk, with the current version published in Redis.
 
-Training writes `<root>/cf/<version>/` and then sets `<prefix>:model:cf`; workers and API
-processes compare that key with what they hold and reload when it changes (hot swap, no
-restart). Old versions stay on disk for rollback.
+Training writes `<root>/<kind>/<version>/` and then sets `<prefix>:model:<kind>` (kinds: `cf`,
+the interaction model; `ranker`, the XGBoost re-ranker); workers and API processes compare that
+key with what they hold and reload when it changes (hot swap, no restart). Old versions stay on
+disk for rollback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,19 @@ class CFModel:
     item_index: dict[str, int]
 
 
+@dataclass
+class RankerModel:
+    """A loaded XGBoost ranker and the feature columns it was trained on, in order."""
+
+    version: str
+    booster: Any  # xgboost.Booster
+    feature_names: tuple[str, ...]
+
+
+RANKER_MODEL_FILE = "model.json"
+RANKER_META_FILE = "ranker.json"
+
+
 class ModelRegistry:
     def __init__(self, r: redis.Redis, keys: Keys, root: Path):
         self.r = r
@@ -39,9 +54,14 @@ class ModelRegistry:
         self.root = Path(root)
         self._lock = threading.Lock()
         self._cf: CFModel | None = None
+        self._ranker: RankerModel | None = None
+        self._ranker_failed: str | None = None
 
     def cf_dir(self, version: str) -> Path:
         return self.root / "cf" / version
+
+    def ranker_dir(self, version: str) -> Path:
+        return self.root / "ranker" / version
 
     @staticmethod
     def new_version() -> str:
@@ -80,3 +100,51 @@ class ModelRegistry:
                 self._cf = CFModel(version, als, index)
                 log.info("loaded cf model %s (%d items)", version, len(index))
         return self._cf
+
+    def ranker(self) -> RankerModel | None:
+        """The current re-ranker, or None when none is published or it cannot be loaded.
+
+        A published version that fails to load is logged once and not retried: serving then
+        keeps the retrieval order instead of failing requests.
+        """
+        version = self.current("ranker")
+        if version is None or version == self._ranker_failed:
+            return None
+        if self._ranker is not None and self._ranker.version == version:
+            return self._ranker
+        with self._lock:
+            if self._ranker is not None and self._ranker.version == version:
+                return self._ranker
+            try:
+                self._ranker = load_ranker(self.ranker_dir(version), version)
+            except Exception:
+                log.exception("ranker %s is published but cannot be loaded", version)
+                self._ranker_failed = version
+                self._ranker = None
+                return None
+            log.info("loaded ranker %s (%d features)", version, len(self._ranker.feature_names))
+        return self._ranker
+
+
+def save_ranker(
+    path: Path, booster: Any, feature_names: Sequence[str], info: dict[str, Any]
+) -> None:
+    """Write a ranker artefact: the booster as XGBoost JSON plus its feature columns."""
+    path.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(path / RANKER_MODEL_FILE))
+    meta = {"feature_names": list(feature_names), **info}
+    (path / RANKER_META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_ranker(path: Path, version: str) -> RankerModel:
+    import xgboost as xgb
+
+    meta = json.loads((path / RANKER_META_FILE).read_text())
+    booster = xgb.Booster()
+    booster.load_model(str(path / RANKER_MODEL_FILE))
+    # One request scores a few hundred rows: threads cost more than they save there.
+    booster.set_param({"nthread": 1})
+    names = tuple(meta["feature_names"])
+    if booster.num_features() != len(names):
+        raise ValueError(f"ranker has {booster.num_features()} features, metadata {len(names)}")
+    return RankerModel(version, booster, names)

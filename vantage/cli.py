@@ -133,16 +133,18 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Fit the interaction model on the durable event log and publish it."""
+    """Fit the interaction model, then the re-ranker, on the durable event log; publish both."""
     from indexing.connect import build_stores
     from indexing.train import logged_interactions, train_cf
+    from vantage.ranker_train import train_ranker
 
     with resolved(settings) as s:
         stores = build_stores(s)
         records = logged_interactions(s.event_log_dir)
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
         report = train_cf(stores, records)
-    print(json.dumps(report.as_dict()))
+        ranker = train_ranker(s, stores, records)
+    print(json.dumps({**report.as_dict(), "ranker": ranker.as_dict()}))
     return 0
 
 

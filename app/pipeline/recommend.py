@@ -1,4 +1,4 @@
-"""The recommendation pipeline: context -> cache -> candidates -> policy -> response.
+"""The recommendation pipeline: context -> cache -> candidates -> ranking -> policy -> response.
 
 The API and the evaluation harness both call `recommend()`, so what is measured is what is
 served.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.errors import NotFound
-from app.pipeline import retrieval
+from app.pipeline import ranking, retrieval
 from app.pipeline.context import UserContext, load_user_context
 from app.pipeline.policy import apply_policy
 from app.pipeline.retrieval import Candidate, Constraints
@@ -23,6 +23,8 @@ from app.state import AppState
 Surface = Literal["homepage", "related"]
 MILVUS_MAX_TOPK = 16_384
 SURFACES: tuple[str, ...] = Surface.__args__  # type: ignore[attr-defined]
+# The ranker learns from homepage candidates; other surfaces keep their retrieval order.
+RANKED_SURFACES = frozenset({"homepage"})
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,19 @@ def _candidates(
     return list(found.values())
 
 
-def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
-    """Recommendations for one request, as the API returns them."""
+@dataclass
+class Retrieved:
+    """Candidates that pass the hard filters, in retrieval order, and the rules applied."""
+
+    candidates: list[Candidate]
+    max_maturity: int
+    exclude: set[str]
+    tombstoned: set[str]
+
+
+def retrieve(state: AppState, req: RecRequest, ctx: UserContext) -> Retrieved:
+    """Candidate generation plus the hard filters (shared by serving and ranker training)."""
     cfg = state.settings.serving
-    ctx = load_user_context(state.redis, state.keys, req.user_id, recent_n=cfg.history_exclude)
-    key = _cache_key(state, req, ctx)
-    if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
-        cached: dict[str, Any] = json.loads(hit)
-        cached["cached"] = True
-        return cached
     max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
     seen = ctx.recent if req.surface == "homepage" else []
     exclude = set(seen) | ({req.item_id} if req.item_id else set())
@@ -156,13 +162,39 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         MILVUS_MAX_TOPK,
     )
     cands = _candidates(state, req, ctx, cons, want)
+    tomb = _tombstoned(state, [c.item_id for c in cands])
+    # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
+    kept = apply_policy(
+        cands,
+        limit=len(cands),
+        max_maturity=max_m,
+        region=ctx.region,
+        tombstoned=tomb,
+        exclude=exclude,
+    )
+    return Retrieved(kept, max_m, exclude, tomb)
+
+
+def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
+    """Recommendations for one request, as the API returns them."""
+    cfg = state.settings.serving
+    ctx = load_user_context(state.redis, state.keys, req.user_id, recent_n=cfg.history_exclude)
+    key = _cache_key(state, req, ctx)
+    if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
+        cached: dict[str, Any] = json.loads(hit)
+        cached["cached"] = True
+        return cached
+    got = retrieve(state, req, ctx)
+    cands = got.candidates
+    if req.surface in RANKED_SURFACES:
+        cands = ranking.rank(state, ctx, cands)
     final = apply_policy(
         cands,
         limit=req.limit,
-        max_maturity=max_m,
+        max_maturity=got.max_maturity,
         region=ctx.region,
-        tombstoned=_tombstoned(state, [c.item_id for c in cands]),
-        exclude=exclude,
+        tombstoned=got.tombstoned,
+        exclude=got.exclude,
     )
     result = {
         "recommendation_id": uuid.uuid4().hex,
@@ -171,7 +203,7 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         "items": [
             {
                 "item_id": c.item_id,
-                "score": round(c.score, 6),
+                "score": round(c.scores.get(ranking.SCORE, c.score), 6),
                 "sources": c.sources,
                 "reasons": c.reasons,
             }

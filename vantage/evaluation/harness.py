@@ -68,6 +68,7 @@ def run_pipeline(
     from indexing.datasets import load_dataset
     from indexing.importer import import_records
     from indexing.train import train_cf
+    from vantage.ranker_train import train_ranker
 
     ds = load_dataset(dataset)
     stores = build_stores(settings)
@@ -84,6 +85,7 @@ def run_pipeline(
     )
     load_s = time.perf_counter() - t0
     report = train_cf(stores, train, progress=progress)
+    ranker = train_ranker(settings, stores, train, progress=progress)
     state = build_state(settings)
     depth = max(10, *RECALL_KS)
     lists: dict[int, list[int]] = {}
@@ -101,6 +103,7 @@ def run_pipeline(
         "load_s": round(load_s, 1),
         "train_s": report.total_s,
         "cf_model": report.version,
+        "ranker": ranker.as_dict(),
         "recommend_p50_ms": round(float(np.percentile(latency, 50)), 2),
     }
 

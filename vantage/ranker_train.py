@@ -1,0 +1,427 @@
+"""Training the XGBoost LambdaMART re-ranker (`vantage train`, after the interaction model).
+
+Leakage-free by construction: each user's interactions are split by time, the first ~80%
+(the feature period) are loaded into a temporary namespace on the same servers (item rows
+copied from the live collection, interactions through the worker's apply functions, iALS
+trained there), and the items of the last ~20% are the labels. For a sample of users the
+API's own candidate generation (`app.pipeline.recommend.retrieve`) and feature code
+(`app.pipeline.features`) run against that namespace, so training rows are what serving
+computes. The model is fitted grouped by user, checked on held-out users against the retrieval
+order, saved under `<data_dir>/models/ranker/<version>/` and published; the temporary namespace
+is dropped whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embeddings.cf import DEFAULT_RATING_SCHEME, confidence_weight
+from indexing.apply import Stores
+from indexing.registry import save_ranker
+from indexing.store import ITEM_ROW_FIELDS
+from vantage.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """A small fixed LambdaMART configuration and the training-set construction."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    min_child_weight: float = 1.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.9
+    label_share: float = 0.2  # each user's most recent share of interactions = labels
+    label_split: str = "time"  # "time": labels are the newest; "random": a random share
+    min_interactions: int = 5  # users with fewer only feed the feature period
+    max_users: int = 1000  # users whose candidates become training groups
+    val_share: float = 0.2  # of those, held out to check the ranker beats retrieval order
+    # Validation users also lose a random share of their feature-period items: the ranker must
+    # not rank those worse than retrieval does (a ranker that only learned the order in which
+    # people consume, e.g. MovieLens' popular-first rating pages, fails this check).
+    random_holdout_share: float = 0.2
+    random_holdout_tolerance: float = 0.005
+    seed: int = 0
+
+
+@dataclass
+class RankerReport:
+    version: str | None
+    published: bool = False
+    users: int = 0
+    groups: int = 0
+    rows: int = 0
+    positives: int = 0
+    val_ndcg10_ranker: float = 0.0
+    val_ndcg10_retrieval: float = 0.0
+    val_random_ndcg10_ranker: float = 0.0
+    val_random_ndcg10_retrieval: float = 0.0
+    total_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    namespace: str = ""  # the temporary namespace (dropped when training ends)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TimeSplit:
+    """Feature-period records, label items per user and the time labels start at."""
+
+    features: list[dict[str, Any]]
+    labels: dict[str, set[str]]
+    label_start: dict[str, float]
+
+
+def _ts(rec: Mapping[str, Any]) -> float:
+    return float(rec.get("timestamp") or 0.0)
+
+
+def split_by_time(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    label_share: float,
+    min_interactions: int,
+    random_seed: int | None = None,
+) -> TimeSplit:
+    """Per user: interactions before the cut time feed features; positives after it are labels.
+
+    The cut is a timestamp, so ties never straddle it: every feature-period interaction of a
+    user is strictly older than that user's first label interaction.
+    """
+    by_user: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for rec in records:
+        by_user[str(rec["user_id"])].append(rec)
+    features: list[dict[str, Any]] = []
+    labels: dict[str, set[str]] = {}
+    start: dict[str, float] = {}
+    rng = np.random.default_rng(random_seed) if random_seed is not None else None
+    for uid, recs in by_user.items():
+        recs.sort(key=_ts)
+        n_labels = max(1, math.ceil(len(recs) * label_share))
+        cut_at = len(recs) - n_labels
+        cut_ts = _ts(recs[cut_at]) if len(recs) >= min_interactions else None
+        if rng is not None and cut_ts is not None:
+            held = set(rng.choice(len(recs), n_labels, replace=False).tolist())
+            past = [r for k, r in enumerate(recs) if k not in held]
+            future = [r for k, r in enumerate(recs) if k in held]
+            cut_ts = min(_ts(r) for r in future)
+        else:
+            past = [r for r in recs if cut_ts is None or _ts(r) < cut_ts]
+            future = [r for r in recs if cut_ts is not None and _ts(r) >= cut_ts]
+        positives = {
+            str(r["item_id"])
+            for r in future
+            if confidence_weight(
+                str(r["type"]), r.get("value"), rating_scheme=DEFAULT_RATING_SCHEME
+            )
+            > 0
+        }
+        if not past or not positives:
+            features.extend(dict(r) for r in recs)  # too short or all at one time: no labels
+            continue
+        features.extend(dict(r) for r in past)
+        labels[uid] = positives - {str(r["item_id"]) for r in past}
+        start[uid] = float(cut_ts)  # type: ignore[arg-type]
+    labels = {u: items for u, items in labels.items() if items}
+    return TimeSplit(features, labels, {u: start[u] for u in labels})
+
+
+def ndcg_at(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """NDCG@k of one group ordered by `scores` (ties keep the given order)."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    gains = labels[order] / np.log2(np.arange(2, len(order) + 2))
+    ideal = np.sort(labels)[::-1][:k] / np.log2(np.arange(2, min(k, len(labels)) + 2))
+    return float(gains.sum() / ideal.sum()) if ideal.sum() > 0 else 0.0
+
+
+def drop_namespace(settings: Settings, stores: Stores) -> None:
+    """Remove a temporary namespace's collections and keys."""
+    prefix = settings.redis.key_prefix
+    m = stores.items.client
+    with contextlib.suppress(Exception):
+        if settings.milvus.items_alias in m.list_aliases().get("aliases", []):
+            m.drop_alias(settings.milvus.items_alias)
+    with contextlib.suppress(Exception):
+        for c in m.list_collections():
+            if c.startswith(prefix + "_"):
+                m.drop_collection(c)
+    with contextlib.suppress(Exception):
+        keys = list(stores.redis.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            stores.redis.delete(*keys[i : i + 500])
+
+
+@dataclass
+class _Groups:
+    users: list[str] = field(default_factory=list)
+    x: list[np.ndarray] = field(default_factory=list)
+    y: list[np.ndarray] = field(default_factory=list)
+    y_random: list[np.ndarray] = field(default_factory=list)  # random-holdout items (val users)
+
+
+def _build_groups(
+    tmp_settings: Settings,
+    split: TimeSplit,
+    users: list[str],
+    limit: int,
+    check: bool,
+    random_labels: Mapping[str, set[str]],
+) -> _Groups:
+    """Candidates and features for each user, exactly as serving computes them."""
+    from app.main import build_state
+    from app.pipeline.context import load_user_context
+    from app.pipeline.features import build_features
+    from app.pipeline.recommend import RecRequest, retrieve
+
+    state = build_state(tmp_settings)
+    cfg = tmp_settings.serving
+    out = _Groups()
+    try:
+        for uid in users:
+            ctx = load_user_context(state.redis, state.keys, uid, recent_n=cfg.history_exclude)
+            if check:
+                newest = state.redis.zrevrange(state.keys.history(uid), 0, 0, withscores=True)
+                if newest and float(newest[0][1]) >= split.label_start[uid]:
+                    raise AssertionError(f"user {uid}: feature state reads the label period")
+            got = retrieve(state, RecRequest(user_id=uid, surface="homepage", limit=limit), ctx)
+            cands = got.candidates
+            if len(cands) < 2:
+                continue
+            y = np.asarray([c.item_id in split.labels[uid] for c in cands], dtype=np.float32)
+            if not y.any():
+                continue  # no positive among the candidates: nothing to learn for this user
+            out.users.append(uid)
+            held = random_labels.get(uid, set())
+            out.y_random.append(np.asarray([c.item_id in held for c in cands], np.float32))
+            out.x.append(build_features(state.redis, state.keys, state.items, ctx, cands))
+            out.y.append(y)
+    finally:
+        state.redis.close()
+        state.milvus.close()
+    return out
+
+
+def _fit(groups: _Groups, idx: list[int], params: RankerParams) -> Any:
+    import xgboost as xgb
+
+    model = xgb.XGBRanker(
+        objective="rank:ndcg",
+        n_estimators=params.n_estimators,
+        learning_rate=params.learning_rate,
+        max_depth=params.max_depth,
+        min_child_weight=params.min_child_weight,
+        subsample=params.subsample,
+        colsample_bytree=params.colsample_bytree,
+        tree_method="hist",
+        eval_metric="ndcg@10",
+        random_state=params.seed,
+        n_jobs=2,
+    )
+    x = np.concatenate([groups.x[i] for i in idx])
+    y = np.concatenate([groups.y[i] for i in idx])
+    qid = np.concatenate([np.full(len(groups.y[i]), n, dtype=np.int32) for n, i in enumerate(idx)])
+    model.fit(x, y, qid=qid)
+    return model
+
+
+def train_ranker(
+    settings: Settings,
+    stores: Stores,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    params: RankerParams = RankerParams(),
+    progress: bool = True,
+    publish_if_worse: bool = False,
+    check_leakage: bool = True,
+) -> RankerReport:
+    """Fit the re-ranker on `records` (the same ones the interaction model saw) and publish it.
+
+    Without `publish_if_worse`, a ranker that does not beat the retrieval order on held-out
+    users is saved but not published (serving keeps the previous behaviour).
+    """
+    from app.pipeline.features import FEATURE_NAMES
+    from indexing.connect import build_stores
+    from indexing.importer import import_records
+    from indexing.train import train_cf
+    from vantage.evaluation.harness import eval_settings
+
+    if stores.registry is None:
+        raise ValueError("training needs a model registry (Stores.registry)")
+    started = time.perf_counter()
+    report = RankerReport(version=None, params=asdict(params))
+    split = split_by_time(
+        records,
+        label_share=params.label_share,
+        min_interactions=params.min_interactions,
+        random_seed=params.seed if params.label_split == "random" else None,
+    )
+    check_leakage = check_leakage and params.label_split == "time"
+    rng = np.random.default_rng(params.seed)
+    users = sorted(split.labels)
+    if len(users) > params.max_users:
+        users = sorted(rng.choice(users, params.max_users, replace=False).tolist())
+    if len(users) < 4:
+        report.reason = f"too few users with labels ({len(users)})"
+        log.warning("ranker not trained: %s", report.reason)
+        return report
+
+    # Validation users, chosen before loading: a random share of their feature-period
+    # positives is kept out of the temporary namespace to check the ranker does no harm there.
+    val_users = set(rng.permutation(users)[: max(1, int(len(users) * params.val_share))].tolist())
+    random_labels: dict[str, set[str]] = {}
+    if params.random_holdout_share > 0:
+        feature_items: dict[str, list[int]] = defaultdict(list)
+        for k, rec in enumerate(split.features):
+            positive = confidence_weight(
+                str(rec["type"]), rec.get("value"), rating_scheme=DEFAULT_RATING_SCHEME
+            )
+            if str(rec["user_id"]) in val_users and positive > 0:
+                feature_items[str(rec["user_id"])].append(k)
+        dropped: set[int] = set()
+        for uid, ks in feature_items.items():
+            n_hold = int(len(ks) * params.random_holdout_share)
+            if n_hold < 1 or len(ks) - n_hold < 2:
+                continue
+            held = rng.choice(ks, n_hold, replace=False).tolist()
+            dropped.update(held)
+            random_labels[uid] = {str(split.features[k]["item_id"]) for k in held}
+        split = TimeSplit(
+            [r for k, r in enumerate(split.features) if k not in dropped],
+            split.labels,
+            split.label_start,
+        )
+
+    # The candidate settings serving uses, minus the result cache; every feature-period item
+    # is excluded, as in serving (label items are never in the feature-period history).
+    tmp_settings = eval_settings(
+        settings,
+        {
+            "cache_ttl_s": 0.0,
+            "history_exclude": 10_000,
+            "min_candidates": settings.serving.min_candidates,
+        },
+    )
+    report.namespace = tmp_settings.redis.key_prefix
+    tmp = build_stores(
+        tmp_settings,
+        embedder=stores.embedder,
+        redis_client=stores.redis,
+        milvus=stores.items.client,
+    )
+    cf_version = None
+    try:
+        _copy_namespace(stores, tmp, {str(r["user_id"]) for r in split.features})
+        import_records(
+            tmp,
+            name="ranker-features",
+            items=[],
+            interactions=split.features,
+            n_interactions=len(split.features),
+            progress=progress,
+        )
+        cf_version = train_cf(tmp, split.features, progress=progress).version
+        limit = settings.serving.default_limit
+        groups = _build_groups(tmp_settings, split, users, limit, check_leakage, random_labels)
+    finally:
+        drop_namespace(tmp_settings, tmp)
+        if cf_version and tmp.registry is not None:
+            shutil.rmtree(tmp.registry.cf_dir(cf_version), ignore_errors=True)
+
+    report.users = len(users)
+    report.groups = len(groups.users)
+    report.rows = int(sum(len(y) for y in groups.y))
+    report.positives = int(sum(y.sum() for y in groups.y))
+    if report.groups < 4:
+        report.reason = f"too few users with a label among their candidates ({report.groups})"
+        log.warning("ranker not trained: %s", report.reason)
+        return report
+
+    val = [i for i, u in enumerate(groups.users) if u in val_users]
+    fit = [i for i, u in enumerate(groups.users) if u not in val_users]
+    if not val or len(fit) < 2:
+        report.reason = "too few groups to validate the ranker"
+        log.warning("ranker not trained: %s", report.reason)
+        return report
+    model = _fit(groups, fit, params)
+    pred = {i: model.predict(groups.x[i]) for i in val}
+    retrieval_order = {i: -np.arange(len(groups.y[i]), dtype=np.float64) for i in val}
+
+    def mean_ndcg(scores: dict[int, np.ndarray], labels: list[np.ndarray]) -> float:
+        vals = [ndcg_at(scores[i], labels[i]) for i in val if labels[i].any()]
+        return round(float(np.mean(vals)), 4) if vals else 0.0
+
+    report.val_ndcg10_ranker = mean_ndcg(pred, groups.y)
+    report.val_ndcg10_retrieval = mean_ndcg(retrieval_order, groups.y)
+    report.val_random_ndcg10_ranker = mean_ndcg(pred, groups.y_random)
+    report.val_random_ndcg10_retrieval = mean_ndcg(retrieval_order, groups.y_random)
+    # The published model learns from every group, minus the rows of held-out items (they are
+    # unseen positives, not negatives).
+    for i in val:
+        keep = groups.y_random[i] == 0
+        groups.x[i], groups.y[i] = groups.x[i][keep], groups.y[i][keep]
+    model = _fit(groups, [i for i in range(report.groups) if groups.y[i].any()], params)
+
+    registry = stores.registry
+    version = registry.new_version()
+    report.version = version
+    report.total_s = round(time.perf_counter() - started, 2)
+    better = report.val_ndcg10_ranker > report.val_ndcg10_retrieval and (
+        report.val_random_ndcg10_ranker
+        >= report.val_random_ndcg10_retrieval - params.random_holdout_tolerance
+    )
+    info = {k: v for k, v in report.as_dict().items() if k != "params"}
+    save_ranker(
+        registry.ranker_dir(version),
+        model.get_booster(),
+        FEATURE_NAMES,
+        {**info, "params": report.params},
+    )
+    if better or publish_if_worse:
+        report.published = True
+        registry.publish("ranker", version, {**info, "published": True})
+        log.info("ranker %s published: %s", version, info)
+    else:
+        report.reason = (
+            "did not beat the retrieval order on held-out users' later items, or ranked "
+            "their randomly held-out items worse than retrieval does"
+        )
+        log.warning("ranker %s saved, not published: %s", version, info)
+    return report
+
+
+def _copy_namespace(live: Stores, tmp: Stores, users: set[str]) -> None:
+    """Item rows (content vectors included, nothing re-embedded) and user profiles."""
+    for batch in live.items.iter_rows(ITEM_ROW_FIELDS):
+        tmp.items.upsert(batch)
+    tmp.mark_written()
+    ids = sorted(users)
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        pipe = live.redis.pipeline(transaction=False)
+        for uid in chunk:
+            pipe.hget(live.keys.user(uid), "profile")
+        profiles = pipe.execute()
+        pipe = tmp.redis.pipeline(transaction=False)
+        for uid, raw in zip(chunk, profiles, strict=True):
+            if raw:
+                pipe.hset(tmp.keys.user(uid), "profile", raw)
+        pipe.execute()
+    # Items deleted or hidden on the live side stay out of training candidates too.
+    tomb = live.redis.zrange(live.keys.tombstones, 0, -1, withscores=True)
+    if tomb:
+        tmp.redis.zadd(tmp.keys.tombstones, dict(tomb))
