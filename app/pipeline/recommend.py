@@ -182,6 +182,11 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
     key = _cache_key(state, req, ctx)
     if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
         cached: dict[str, Any] = json.loads(hit)
+        # Items deleted or hidden since the list was cached are dropped even from a hit.
+        gone = _tombstoned(state, [i["item_id"] for i in cached["items"]])
+        cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
+        # Every response is its own impression: attribution needs a fresh id.
+        cached["recommendation_id"] = uuid.uuid4().hex
         cached["cached"] = True
         return cached
     got = retrieve(state, req, ctx)

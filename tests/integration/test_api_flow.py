@@ -108,3 +108,16 @@ def test_health_and_readiness(client: TestClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"]["redis"] == "ok"
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_cached_list_drops_items_deleted_since(client: TestClient, worker: Any) -> None:
+    load_catalogue(client, worker)
+    client.post("/v1/interactions", json={"user_id": "cy", "item_id": "space-1", "type": "like"})
+    worker.drain()
+    first = client.get("/v1/recommendations", params={"user_id": "cy", "limit": 3}).json()
+    victim = first["items"][0]["item_id"]
+    assert client.delete(f"/v1/items/{victim}").status_code == 202
+    again = client.get("/v1/recommendations", params={"user_id": "cy", "limit": 3}).json()
+    assert again["cached"] is True
+    assert victim not in [i["item_id"] for i in again["items"]]
+    assert again["recommendation_id"] != first["recommendation_id"]
