@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from embeddings.cf import DEFAULT_RATING_SCHEME, ALSModel, ContentProjection, InteractionMatrix
+from embeddings.cf import (
+    DEFAULT_RATING_SCHEME,
+    ALSModel,
+    ContentProjection,
+    InteractionMatrix,
+    confidence_weight,
+)
 from indexing.apply import Stores, _persist_users
 from indexing.eventlog import iter_log
 from indexing.events import INTERACTION_LOGGED
@@ -63,20 +69,62 @@ def logged_interactions(log_root: Path) -> list[dict[str, Any]]:
     return [rec["data"] for rec in iter_log(log_root, types=[INTERACTION_LOGGED])]
 
 
+# Searched on an inner time split of the training data itself (each user's last 20% held out):
+# the model is chosen for predicting what people do next, never on an evaluation test split.
+CF_GRID: tuple[dict[str, float], ...] = tuple(
+    {"regularization": r, "alpha": a} for r in (10.0, 20.0, 50.0) for a in (3.0, 5.0, 10.0)
+)
+MIN_RECORDS_TO_TUNE = 5_000
+
+
+def select_cf_params(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    factors: int,
+    base: CFParams = CFParams(),
+    grid: Sequence[Mapping[str, float]] = CF_GRID,
+) -> tuple[CFParams, list[dict[str, Any]]]:
+    """The grid point with the best NDCG@10 on an inner temporal split (or `base` if tiny)."""
+    from vantage.evaluation.baselines import EvalData, select_params
+
+    positives = [r for r in records if confidence_weight(r["type"], r.get("value")) > 0]
+    if len(positives) < MIN_RECORDS_TO_TUNE:
+        return base, []
+    data = EvalData(positives, sorted({str(r["item_id"]) for r in positives}), {})
+    full = [
+        {
+            "factors": factors,
+            "iterations": base.iterations,
+            "rating_scheme": base.rating_scheme,
+            **g,
+        }
+        for g in grid
+    ]
+    best, trials = select_params(data, "iALS", full, positives, "temporal")
+    chosen = replace(base, regularization=best["regularization"], alpha=best["alpha"])
+    return chosen, trials
+
+
 def train_cf(
     stores: Stores,
     records: Iterable[Mapping[str, Any]],
     *,
-    params: CFParams = CFParams(),
+    params: CFParams | None = None,
     progress: bool = True,
 ) -> TrainReport:
-    """Fit the interaction model on `records`, write cf vectors, publish the new version."""
+    """Fit the interaction model on `records`, write cf vectors, publish the new version.
+
+    Without `params`, hyper-parameters are selected on an inner time split of `records`.
+    """
     if stores.registry is None:
         raise ValueError("training needs a model registry (Stores.registry)")
     started = time.perf_counter()
     registry = stores.registry
     version = registry.new_version()
     records = list(records)
+    if params is None:
+        params, trials = select_cf_params(records, factors=stores.cf_dim)
+        log.info("cf hyper-parameters %s (from %d trials)", params, len(trials))
     matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)  # type: ignore[arg-type]
     if matrix.n_users == 0 or matrix.n_items == 0:
         raise ValueError("no positive interactions to train on: import data or log events first")
