@@ -83,8 +83,13 @@ def select_cf_params(
     factors: int,
     base: CFParams = CFParams(),
     grid: Sequence[Mapping[str, float]] = CF_GRID,
+    split: str = "temporal",
 ) -> tuple[CFParams, list[dict[str, Any]]]:
-    """The grid point with the best NDCG@10 on an inner temporal split (or `base` if tiny)."""
+    """The grid point with the best NDCG@10 on an inner split of `records` (or `base` if tiny).
+
+    `split` is a protocol of `vantage.evaluation.splits`: "temporal" (predict what people do
+    next: the production default) or "ms"/"ms-round" (random held-out items).
+    """
     from vantage.evaluation.baselines import EvalData, select_params
 
     positives = [r for r in records if confidence_weight(r["type"], r.get("value")) > 0]
@@ -100,7 +105,7 @@ def select_cf_params(
         }
         for g in grid
     ]
-    best, trials = select_params(data, "iALS", full, positives, "temporal")
+    best, trials = select_params(data, "iALS", full, positives, split)
     chosen = replace(base, regularization=best["regularization"], alpha=best["alpha"])
     return chosen, trials
 
@@ -110,11 +115,12 @@ def train_cf(
     records: Iterable[Mapping[str, Any]],
     *,
     params: CFParams | None = None,
+    tune_split: str = "temporal",
     progress: bool = True,
 ) -> TrainReport:
     """Fit the interaction model on `records`, write cf vectors, publish the new version.
 
-    Without `params`, hyper-parameters are selected on an inner time split of `records`.
+    Without `params`, hyper-parameters are selected on an inner `tune_split` of `records`.
     """
     if stores.registry is None:
         raise ValueError("training needs a model registry (Stores.registry)")
@@ -123,7 +129,7 @@ def train_cf(
     version = registry.new_version()
     records = list(records)
     if params is None:
-        params, trials = select_cf_params(records, factors=stores.cf_dim)
+        params, trials = select_cf_params(records, factors=stores.cf_dim, split=tune_split)
         log.info("cf hyper-parameters %s (from %d trials)", params, len(trials))
     matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)  # type: ignore[arg-type]
     if matrix.n_users == 0 or matrix.n_items == 0:

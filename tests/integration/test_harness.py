@@ -20,3 +20,9 @@ def test_pipeline_beats_popularity_on_taste_clusters(settings: Settings, tmp_pat
     assert 0 < models["vantage"]["coverage@10"] <= 1
     table = markdown_table([res])
     assert "| demo | temporal | **vantage** |" in table
+    # The evaluation namespace is gone afterwards.
+    from indexing.connect import connect_milvus
+
+    m = connect_milvus(settings)
+    assert not [c for c in m.list_collections() if c.startswith("eval")]
+    m.close()

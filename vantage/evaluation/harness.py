@@ -59,19 +59,48 @@ def run_pipeline(
     train: list[dict[str, Any]],
     truth: dict[int, set[int]],
     *,
+    protocol: str = "temporal",
     progress: bool,
 ) -> dict[str, Any]:
-    """Load train data into a fresh namespace, train, and recommend for every test user."""
-    from app.main import build_state
-    from app.pipeline.recommend import RecRequest, recommend
+    """Load train data into a fresh namespace, train, and recommend for every test user.
+
+    Hyper-parameters are tuned on the protocol's split applied inside train, as the
+    baselines' are. The namespace is dropped afterwards.
+    """
     from indexing.connect import build_stores
     from indexing.datasets import load_dataset
+    from vantage.ranker_train import drop_namespace
+
+    ds = load_dataset(dataset)
+    stores = build_stores(settings)
+    try:
+        return _load_train_recommend(
+            settings, stores, ds, data, train, truth, protocol=protocol, progress=progress
+        )
+    finally:
+        # The namespace exists for this run only: leave the servers as they were.
+        drop_namespace(settings, stores)
+        stores.redis.close()
+        stores.items.client.close()
+
+
+def _load_train_recommend(
+    settings: Settings,
+    stores: Any,
+    ds: Any,
+    data: EvalData,
+    train: list[dict[str, Any]],
+    truth: dict[int, set[int]],
+    *,
+    protocol: str,
+    progress: bool,
+) -> dict[str, Any]:
+    from app.main import build_state
+    from app.pipeline.recommend import RecRequest, recommend
     from indexing.importer import import_records
     from indexing.train import train_cf
     from vantage.ranker_train import train_ranker
 
-    ds = load_dataset(dataset)
-    stores = build_stores(settings)
     t0 = time.perf_counter()
     import_records(
         stores,
@@ -84,19 +113,23 @@ def run_pipeline(
         progress=progress,
     )
     load_s = time.perf_counter() - t0
-    report = train_cf(stores, train, progress=progress)
+    report = train_cf(stores, train, tune_split=protocol, progress=progress)
     ranker = train_ranker(settings, stores, train, progress=progress)
     state = build_state(settings)
     depth = max(10, *RECALL_KS)
     lists: dict[int, list[int]] = {}
     latency = []
-    for u in tqdm(sorted(truth), desc="recommend", unit="user", disable=not progress):
-        t = time.perf_counter()
-        res = recommend(
-            state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
-        )
-        latency.append((time.perf_counter() - t) * 1000)
-        lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
+    try:
+        for u in tqdm(sorted(truth), desc="recommend", unit="user", disable=not progress):
+            t = time.perf_counter()
+            res = recommend(
+                state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
+            )
+            latency.append((time.perf_counter() - t) * 1000)
+            lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
+    finally:
+        state.redis.close()
+        state.milvus.close()
     metrics = evaluate(lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors)
     return {
         "metrics": metrics,
@@ -145,6 +178,7 @@ def evaluate_dataset(
         data,
         list(train),
         truth,
+        protocol=protocol,
         progress=progress,
     )
     out["models"]["vantage"] = pipe["metrics"]
