@@ -77,6 +77,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)
         )
         try:
+            _wait_for_consumer(s, "run-worker", worker)
             print(
                 f"\nVantage is serving on http://{args.host}:{args.port}  (docs: /docs)\n"
                 f"  curl 'http://{args.host}:{args.port}/v1/recommendations"
@@ -90,6 +91,36 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             worker.terminate()
             worker.wait(15)
     return 0
+
+
+def _wait_for_consumer(s: Settings, name: str, proc: subprocess.Popen[bytes]) -> None:
+    """Block until the worker has joined the consumer group (it loads the text model first),
+    so writes accepted once the API answers are applied within a second."""
+    import time
+
+    from indexing.connect import connect_redis
+    from indexing.keys import Keys
+
+    r = connect_redis(s)
+    stream = Keys(s.redis.key_prefix).events
+    started = time.monotonic()
+    deadline = started + 120
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the indexing worker exited with code {proc.returncode}")
+            try:
+                consumers = r.xinfo_consumers(stream, s.worker.group)
+            except Exception:
+                consumers = []  # the group does not exist until the worker creates it
+            # The name survives restarts: it must have read since this process started.
+            waited_ms = (time.monotonic() - started) * 1000
+            if any(c["name"] in (name, name.encode()) and c["idle"] < waited_ms for c in consumers):
+                return
+            time.sleep(0.2)
+        raise TimeoutError("the indexing worker did not start within 120 s")
+    finally:
+        r.close()
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
