@@ -14,10 +14,9 @@ from pymilvus.exceptions import MilvusException
 from app.errors import DependencyUnavailable, error_response, install_error_handlers
 from app.routes import health, interactions, items, recommendations, users
 from app.state import AppState
-from indexing.connect import collection_names, connect_milvus, connect_redis
+from indexing.connect import connect_milvus, connect_redis, prepare_collections
 from indexing.keys import Keys
 from indexing.registry import ModelRegistry
-from indexing.schema import ensure_collections
 from indexing.store import ItemStore
 from vantage.config import Settings, get_settings
 
@@ -27,14 +26,7 @@ log = logging.getLogger(__name__)
 def build_state(settings: Settings) -> AppState:
     """Connect to Redis and Milvus and make sure the collections exist."""
     milvus = connect_milvus(settings)
-    names = collection_names(settings)
-    ensure_collections(
-        milvus,
-        names,
-        text_dim=settings.models.text_dim,
-        cf_dim=settings.models.cf_dim,
-        consistency=settings.milvus.consistency,
-    )
+    names = prepare_collections(settings, milvus)
     r = connect_redis(settings)
     keys = Keys(settings.redis.key_prefix)
     return AppState(

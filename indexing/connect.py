@@ -48,6 +48,19 @@ def load_embedder(settings: Settings) -> TextEmbedder:
     return emb
 
 
+def prepare_collections(settings: Settings, milvus: MilvusClient) -> CollectionNames:
+    """The configured collection names, created if missing (idempotent, safe at every start)."""
+    names = collection_names(settings)
+    ensure_collections(
+        milvus,
+        names,
+        text_dim=settings.models.text_dim,
+        cf_dim=settings.models.cf_dim,
+        consistency=settings.milvus.consistency,
+    )
+    return names
+
+
 def build_stores(
     settings: Settings,
     *,
@@ -58,14 +71,7 @@ def build_stores(
 ) -> Stores:
     """Connect everything the apply functions need and make sure the collections exist."""
     milvus = milvus or connect_milvus(settings)
-    names = collection_names(settings)
-    ensure_collections(
-        milvus,
-        names,
-        text_dim=settings.models.text_dim,
-        cf_dim=settings.models.cf_dim,
-        consistency=settings.milvus.consistency,
-    )
+    names = prepare_collections(settings, milvus)
     w = settings.worker
     r = redis_client or connect_redis(settings)
     keys = Keys(settings.redis.key_prefix)
