@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis
@@ -45,7 +45,33 @@ class Stores:
     log: EventLog | None = None
     registry: ModelRegistry | None = None
     flush_interval_s: float = 2.0
+    # Serving reads user vectors from Redis; the Milvus copy is for durability and may lag.
+    user_sync_interval_s: float = 1.0
     _dirty_since: float | None = None
+    _users_to_sync: set[str] = field(default_factory=set)
+    _users_since: float | None = None
+
+    def defer_user_sync(self, user_ids: Sequence[str]) -> None:
+        """Mirror these users into Milvus soon (batched), or now if no interval is set."""
+        if self.user_sync_interval_s <= 0:
+            _persist_users(self, list(user_ids))
+            return
+        self._users_to_sync.update(user_ids)
+        if self._users_since is None:
+            self._users_since = time.monotonic()
+
+    def sync_users_if_due(self, *, force: bool = False) -> int:
+        """Write deferred users to Milvus if they waited long enough (or any, with `force`)."""
+        if not self._users_to_sync or self._users_since is None:
+            return 0
+        if not force and time.monotonic() - self._users_since < self.user_sync_interval_s:
+            return 0
+        users = sorted(self._users_to_sync)
+        for i in range(0, len(users), 1000):
+            _persist_users(self, users[i : i + 1000])
+        self._users_to_sync.clear()
+        self._users_since = None
+        return len(users)
 
     def mark_written(self) -> None:
         """Note that Milvus has unflushed writes (see `flush_if_due`)."""
@@ -58,6 +84,7 @@ class Stores:
             return False
         if not force and time.monotonic() - self._dirty_since < self.flush_interval_s:
             return False
+        self.sync_users_if_due(force=True)
         self.items.flush()
         self.users.flush()
         self._dirty_since = None
@@ -288,7 +315,7 @@ def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
             pipe.hset(key, "cfvec", cf_vecs[uid].astype(np.float32).tobytes())
         pipe.hincrby(key, "ver", 1)
     pipe.execute()
-    _persist_users(s, list(user_ids))
+    s.defer_user_sync(user_ids)
 
 
 def _fold_in(s: Stores, user_ids: Sequence[str]) -> dict[str, np.ndarray]:

@@ -89,4 +89,5 @@ def build_stores(
         log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
         registry=ModelRegistry(r, keys, settings.models_dir),
         flush_interval_s=settings.milvus.flush_interval_s,
+        user_sync_interval_s=w.user_sync_interval_s,
     )

@@ -139,6 +139,7 @@ def import_records(
         for chunk in _chunks(users_sorted, 200):
             refresh_profiles(stores, chunk)
             bar.update(len(chunk))
+    stores.sync_users_if_due(force=True)
     stores.flush_if_due(force=True)
     report.seconds = round(time.perf_counter() - started, 2)
     if report.skipped:

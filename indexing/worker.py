@@ -110,7 +110,8 @@ class Worker:
                     self.reclaim()
                     self.trim()
                 n = self._process(self._read(">"))
-                # Flush when the stream goes quiet, or at least every flush interval.
+                # Mirror users and flush when the stream goes quiet, or at least every interval.
+                self.stores.sync_users_if_due(force=n == 0)
                 self.stores.flush_if_due(force=n == 0)
                 backoff = 0.5
             except (redis.RedisError, MilvusException, OSError) as e:
@@ -150,6 +151,7 @@ class Worker:
             total += n
             if n == 0:
                 break
+        self.stores.sync_users_if_due(force=True)
         self.stores.flush_if_due(force=True)
         return total
 
