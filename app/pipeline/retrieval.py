@@ -115,30 +115,37 @@ def popular(
     *,
     constraints: Constraints,
     limit: int,
-    scan: int = 500,
+    page: int = 500,
+    max_pages: int = 8,
 ) -> list[Candidate]:
-    """Most popular items that satisfy the constraints (metadata checked in Milvus)."""
-    top = r.zrevrange(keys.popularity, 0, scan - 1, withscores=True)
-    if not top:
-        return []
-    ranked = [(i.decode(), float(s)) for i, s in top]
-    meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+    """Most popular items that satisfy the constraints (metadata checked in Milvus).
+
+    Pages down the popularity ranking until `limit` items qualify, so a top filled with ids
+    that are unknown, deleted or filtered out cannot leave new users with nothing.
+    """
     excluded = set(constraints.exclude)
     out: list[Candidate] = []
-    best = ranked[0][1] or 1.0
-    for item_id, score in ranked:
-        m = meta.get(item_id)
-        if m is None or item_id in excluded or m["status"] != "active":
-            continue
-        if m["maturity"] > constraints.max_maturity:
-            continue
-        if constraints.category and m.get("category") != constraints.category:
-            continue
-        if constraints.language and m.get("language") != constraints.language:
-            continue
-        out.append(
-            Candidate(item_id, m, ["popular"], {"popular": score / best}, ["popular right now"])
-        )
-        if len(out) >= limit:
+    best: float | None = None
+    for n in range(max_pages):
+        top = r.zrevrange(keys.popularity, n * page, (n + 1) * page - 1, withscores=True)
+        if not top:
             break
+        ranked = [(i.decode(), float(s)) for i, s in top]
+        best = best or ranked[0][1] or 1.0
+        meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+        for item_id, score in ranked:
+            m = meta.get(item_id)
+            if m is None or item_id in excluded or m["status"] != "active":
+                continue
+            if m["maturity"] > constraints.max_maturity:
+                continue
+            if constraints.category and m.get("category") != constraints.category:
+                continue
+            if constraints.language and m.get("language") != constraints.language:
+                continue
+            out.append(
+                Candidate(item_id, m, ["popular"], {"popular": score / best}, ["popular right now"])
+            )
+            if len(out) >= limit:
+                return out
     return out

@@ -121,3 +121,22 @@ def test_cached_list_drops_items_deleted_since(client: TestClient, worker: Any) 
     assert again["cached"] is True
     assert victim not in [i["item_id"] for i in again["items"]]
     assert again["recommendation_id"] != first["recommendation_id"]
+
+
+def test_popularity_fallback_survives_a_flood_of_unknown_ids(
+    client: TestClient, worker: Any
+) -> None:
+    load_catalogue(client, worker)
+    client.post("/v1/interactions", json={"user_id": "real", "item_id": "cook-1", "type": "like"})
+    # 600 fake ids outrank the one real item (a buggy client or a poisoning attempt).
+    fake = [{"user_id": f"bot{n}", "item_id": f"fake-{n}", "type": "purchase"} for n in range(600)]
+    client.post("/v1/interactions", json=fake[:300])
+    client.post("/v1/interactions", json=fake[300:])
+    worker.drain()
+    ids = [
+        i["item_id"]
+        for i in client.get(
+            "/v1/recommendations", params={"user_id": "newcomer", "limit": 5}
+        ).json()["items"]
+    ]
+    assert ids == ["cook-1"]
