@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pymilvus.exceptions import MilvusException
 
 from app.errors import DependencyUnavailable, error_response, install_error_handlers
-from app.routes import health, interactions, items, recommendations, users
+from app.routes import admin, health, interactions, items, recommendations, users
 from app.state import AppState
 from indexing.connect import connect_milvus, connect_redis, prepare_collections
 from indexing.keys import Keys
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, users, interactions, recommendations):
+    for r in (health, items, users, interactions, recommendations, admin):
         app.include_router(r.router)
     return app
 

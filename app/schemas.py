@@ -63,3 +63,69 @@ class Recommendations(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/@:-]{0,199}$"
+
+
+class ReindexIn(BaseModel):
+    model: str | None = Field(
+        None,
+        pattern=MODEL_NAME_PATTERN,
+        description="sentence-transformers model to re-embed with (a name or local path the "
+        "workers can load offline, same dimension); default: the live model",
+    )
+    batch_size: int | None = Field(None, ge=16, le=4096, description="items per embedding batch")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    params: dict[str, Any] | None = None
+    stage: str | None = None
+    done: int = 0
+    total: int = 0
+    progress: float = 0.0
+    rate: float | None = Field(None, description="units per second (items for a re-index)")
+    eta_s: float | None = None
+    attempts: int = 0
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    status_url: str = ""
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+
+
+class DeadLetter(BaseModel):
+    id: str
+    original_id: str | None
+    type: str | None
+    error: str
+    enqueued_at: float | None
+    data: str | None = Field(None, description="the payload as it was received (JSON text)")
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    next: str | None = Field(None, description="pass as `after` for the next page")
+    total: int
+
+
+STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+
+
+class ReplayIn(BaseModel):
+    ids: list[Annotated[str, Field(pattern=STREAM_ID_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_BATCH, description="dead-letter ids to put back on the queue"
+    )
+
+
+class Replayed(BaseModel):
+    replayed: list[dict[str, str]]
+    missing: list[str]

@@ -8,6 +8,7 @@ import signal
 import threading
 
 from indexing.connect import build_stores
+from indexing.jobrunner import JobRunner
 from indexing.worker import Worker, default_consumer_name
 from vantage.config import get_settings
 from vantage.logs import setup_logging
@@ -26,17 +27,29 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     consumer = args.consumer or w.consumer or default_consumer_name()
+    stores = build_stores(settings, log_writer=consumer)
     worker = Worker(
-        build_stores(settings, log_writer=consumer),
+        stores,
         group=w.group,
         consumer=consumer,
         read_count=w.read_count,
         block_ms=w.block_ms,
         claim_idle_ms=w.claim_idle_ms,
         max_deliveries=w.max_deliveries,
+        item_batch=w.item_batch,
+        item_batch_ms=w.item_batch_ms,
     )
+    jobs = None
+    if w.jobs_enabled:
+        # Own clients (a job must not share a connection with the event loop), same model.
+        job_stores = build_stores(settings, embedder=stores.embedder)
+        runner = JobRunner(job_stores, settings, consumer)
+        jobs = threading.Thread(target=runner.run, args=(stop,), name="jobs", daemon=True)
+        jobs.start()
     log.info("worker %s consuming %s", worker.consumer, worker.stream)
     worker.run(stop)
+    if jobs is not None:
+        jobs.join(timeout=5)
     log.info("worker %s stopped after %d events", worker.consumer, worker.stats.applied)
 
 

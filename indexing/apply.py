@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import redis
@@ -24,6 +28,7 @@ from indexing.keys import Keys
 from indexing.models import Interaction, Item, User
 from indexing.registry import ModelRegistry
 from indexing.store import ItemStore, UserStore, item_row
+from indexing.trending import CATEGORY_SEP, Trending, trending_scopes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,12 @@ class Stores:
     flush_interval_s: float = 2.0
     # Serving reads user vectors from Redis; the Milvus copy is for durability and may lag.
     user_sync_interval_s: float = 1.0
+    trending_half_life_s: float = 24 * 3600.0
+    # Loads another text model when a re-index switched the live one (None: never switch).
+    embedder_loader: Callable[[str], TextEmbedder] | None = None
+    # Item-write lease: how long one batch may take before a re-index stops waiting for it.
+    item_lease_ms: int = 30_000
+    writer_id: str = field(default_factory=lambda: f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
     _dirty_since: float | None = None
     _users_to_sync: set[str] = field(default_factory=set)
     _users_since: float | None = None
@@ -72,6 +83,41 @@ class Stores:
         self._users_to_sync.clear()
         self._users_since = None
         return len(users)
+
+    @cached_property
+    def trending(self) -> Trending:
+        return Trending(self.redis, self.keys, self.trending_half_life_s)
+
+    def live_embedder(self) -> TextEmbedder:
+        """The model the live items collection uses (a re-index may have switched it)."""
+        raw = self.redis.get(self.keys.text_model)
+        name = raw.decode() if raw else None
+        if name and name != self.embedder.name and self.embedder_loader is not None:
+            log.info("text model switched to %s by a re-index; loading it", name)
+            self.embedder = self.embedder_loader(name)
+        return self.embedder
+
+    @contextmanager
+    def item_writes(self, max_wait_s: float = 60.0) -> Iterator[None]:
+        """Hold the item-write lease; waits while a re-index freezes item writes to swap.
+
+        A re-index copies the catalogue beside live writes, then freezes them for well under a
+        second, waits for leases in flight, copies the last changes and swaps the alias: no
+        write can land in the old collection after its final catch-up.
+        """
+        lease = self.redis.register_script(_TAKE_LEASE)
+        deadline = time.monotonic() + max_wait_s
+        while not lease(
+            keys=[self.keys.item_freeze, self.keys.item_writers],
+            args=[self.writer_id, self.item_lease_ms],
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("item writes frozen for too long (re-index swap stuck?)")
+            time.sleep(0.02)
+        try:
+            yield
+        finally:
+            self.redis.zrem(self.keys.item_writers, self.writer_id)
 
     def mark_written(self) -> None:
         """Note that Milvus has unflushed writes (see `flush_if_due`)."""
@@ -102,21 +148,36 @@ def embed_items(embedder: TextEmbedder, items: Sequence[Item]) -> np.ndarray:
     return embedder.embed(texts)
 
 
+# KEYS: freeze flag, writers. ARGV: writer id, lease ms. 1 when the lease is held.
+_TAKE_LEASE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
 # Item writes carry their stream id as a version. A write older than the last applied one for
 # that item (a reclaimed, long-failed event) is stale and skipped, so it cannot undo a newer
-# edit such as a maturity raise. KEYS: the versions hash; ARGV: item, id, item, id, ...
+# edit such as a maturity raise. Every write that goes ahead is stamped (Redis clock, ms) in
+# the change log a running re-index catches up from.
+# KEYS: the versions hash, the change log; ARGV: item, id ('' = unversioned), item, id, ...
 _CLAIM_VERSIONS = """
 local out = {}
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 for i = 1, #ARGV, 2 do
-  local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local newer = true
-  if cur then
-    local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
-    local nm, ns = string.match(ARGV[i + 1], '^(%d+)-(%d+)$')
-    cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
-    newer = nm > cm or (nm == cm and ns >= cs)
+  if ARGV[i + 1] ~= '' then
+    local cur = redis.call('HGET', KEYS[1], ARGV[i])
+    if cur then
+      local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
+      local nm, ns = string.match(ARGV[i + 1], '^(%d+)-(%d+)$')
+      cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
+      newer = nm > cm or (nm == cm and ns >= cs)
+    end
+    if newer then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   end
-  if newer then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if newer then redis.call('ZADD', KEYS[2], now, ARGV[i]) end
   out[#out + 1] = newer and 1 or 0
 end
 return out
@@ -125,10 +186,11 @@ return out
 
 def _fresh_writes(s: Stores, ids: Sequence[str], versions: Sequence[str] | None) -> list[bool]:
     """Which of these item writes are not older than what was already applied."""
-    if versions is None:
-        return [True] * len(ids)
-    args = [x for pair in zip(ids, versions, strict=True) for x in pair]
-    flags = s.redis.register_script(_CLAIM_VERSIONS)(keys=[s.keys.item_versions], args=args)
+    vs = list(versions) if versions is not None else [""] * len(ids)
+    args = [x for pair in zip(ids, vs, strict=True) for x in pair]
+    flags = s.redis.register_script(_CLAIM_VERSIONS)(
+        keys=[s.keys.item_versions, s.keys.item_changes], args=args
+    )
     return [bool(f) for f in flags]
 
 
@@ -146,6 +208,16 @@ def apply_item_upserts(
     """
     if not items:
         return
+    with s.item_writes():
+        _upsert_items(s, items, versions, times)
+
+
+def _upsert_items(
+    s: Stores,
+    items: Sequence[Item],
+    versions: Sequence[str] | None,
+    times: Sequence[float] | None,
+) -> None:
     now = time.time()
     fresh = _fresh_writes(s, [i.item_id for i in items], versions)
     latest: dict[str, tuple[Item, float]] = {}  # last write in the batch wins
@@ -155,7 +227,7 @@ def apply_item_upserts(
     if not latest:
         return
     batch = [it for it, _ in latest.values()]
-    vecs = embed_items(s.embedder, batch)
+    vecs = embed_items(s.live_embedder(), batch)
     # An edit must not cost the item its place in the collaborative space.
     known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
@@ -166,12 +238,17 @@ def apply_item_upserts(
         ]
     )
     s.mark_written()
+    pipe = s.redis.pipeline(transaction=False)
+    pipe.hset(
+        s.keys.item_categories,
+        mapping={it.item_id: CATEGORY_SEP.join(it.categories) for it in batch},
+    )
     hidden = {it.item_id: t for it, t in latest.values() if it.status == "hidden"}
     if hidden:
-        pipe = s.redis.pipeline(transaction=False)
         pipe.zadd(s.keys.tombstones, hidden)
         pipe.zrem(s.keys.popularity, *hidden)
-        pipe.execute()
+        pipe.zrem(s.keys.trending(), *hidden)
+    pipe.execute()
     active = [(it.item_id, t) for it, t in latest.values() if it.status == "active"]
     if active:
         scores = s.redis.zmscore(s.keys.tombstones, [i for i, _ in active])
@@ -190,6 +267,16 @@ def apply_item_deletes(
     """Delete items from Milvus; their tombstones stay so caches and replicas cannot revive them."""
     if not item_ids:
         return
+    with s.item_writes():
+        _delete_items(s, item_ids, versions, times)
+
+
+def _delete_items(
+    s: Stores,
+    item_ids: Sequence[str],
+    versions: Sequence[str] | None,
+    times: Sequence[float] | None,
+) -> None:
     now = time.time()
     fresh = _fresh_writes(s, item_ids, versions)
     gone = {
@@ -204,6 +291,8 @@ def apply_item_deletes(
     pipe = s.redis.pipeline(transaction=False)
     pipe.zadd(s.keys.tombstones, gone, gt=True)
     pipe.zrem(s.keys.popularity, *gone)
+    pipe.hdel(s.keys.item_categories, *gone)
+    pipe.zrem(s.keys.trending(), *gone)
     pipe.execute()
 
 
@@ -224,8 +313,9 @@ def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
 # One interaction, atomically: set its "done" marker and, only if it was not set before,
 # apply its effects. Two workers holding the same event (a reclaim while the first is still
 # busy) can both run this; exactly one of them changes anything.
-# KEYS: done, history, affinity, confidence, popularity, users index
-# ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user
+# KEYS: done, history, affinity, confidence, popularity, users index, trending sets...
+# ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user,
+#       trending increment
 _APPLY_ONE = """
 if ARGV[5] ~= '0' then
   if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[5]) then return 0 end
@@ -236,6 +326,9 @@ redis.call('HINCRBYFLOAT', KEYS[3], ARGV[1], ARGV[3])
 if tonumber(ARGV[4]) > 0 then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[1], ARGV[4]) end
 if tonumber(ARGV[3]) > 0 then redis.call('ZINCRBY', KEYS[5], ARGV[3], ARGV[1]) end
 redis.call('SADD', KEYS[6], ARGV[7])
+if tonumber(ARGV[8]) > 0 then
+  for i = 7, #KEYS do redis.call('ZINCRBY', KEYS[i], ARGV[8], ARGV[1]) end
+end
 return 1
 """
 
@@ -253,10 +346,12 @@ def apply_interactions(
     if not events:
         return 0
     script = s.redis.register_script(_APPLY_ONE)
+    scopes = trending_scopes(s.redis, s.keys, [ev for _, ev in events])
     pipe = s.redis.pipeline(transaction=False)
     users: list[str] = []
+    now = time.time()
     for eid, ev in events:
-        ts = float(ev.timestamp if ev.timestamp is not None else time.time())
+        ts = float(ev.timestamp if ev.timestamp is not None else now)
         k = s.keys
         script(
             keys=[
@@ -266,6 +361,7 @@ def apply_interactions(
                 k.confidence(ev.user_id),
                 k.popularity,
                 k.users_index,
+                *(k.trending(sc) for sc in scopes(ev)),
             ],
             args=[
                 ev.item_id,
@@ -275,6 +371,7 @@ def apply_interactions(
                 s.dedup_ttl_s if eid is not None else 0,
                 s.history_len,
                 ev.user_id,
+                repr(s.trending.increment(ev.weight, min(ts, now))),
             ],
             client=pipe,
         )

@@ -37,13 +37,15 @@ def collection_names(settings: Settings) -> CollectionNames:
     return CollectionNames(settings.milvus.items_alias, settings.milvus.users_collection)
 
 
-def load_embedder(settings: Settings) -> TextEmbedder:
+def load_embedder(settings: Settings, name: str | None = None) -> TextEmbedder:
+    """The configured text model (or `name`, e.g. the one a re-index switched to)."""
     m = settings.models
-    emb = SentenceTransformerEmbedder(m.text_model, device=m.device, batch_size=m.batch_size)
+    name = name or m.text_model
+    emb = SentenceTransformerEmbedder(name, device=m.device, batch_size=m.batch_size)
     if emb.dim != m.text_dim:
         raise ValueError(
-            f"model {m.text_model!r} has dimension {emb.dim}, settings say {m.text_dim}: "
-            "set VANTAGE_MODELS__TEXT_DIM (a new dimension needs a re-index)"
+            f"model {name!r} has dimension {emb.dim}, settings say {m.text_dim}: "
+            "set VANTAGE_MODELS__TEXT_DIM (a new dimension needs a new store)"
         )
     return emb
 
@@ -90,4 +92,6 @@ def build_stores(
         registry=ModelRegistry(r, keys, settings.models_dir),
         flush_interval_s=settings.milvus.flush_interval_s,
         user_sync_interval_s=w.user_sync_interval_s,
+        trending_half_life_s=w.trending_half_life_h * 3600,
+        embedder_loader=lambda name: load_embedder(settings, name),
     )

@@ -30,16 +30,28 @@ class Event:
     type: str
     data: dict[str, Any]
     enqueued_at: float
+    # A replayed dead letter keeps the id it was first accepted under: exactly-once markers,
+    # item versions and the log all use `key`, so a replay can never count twice.
+    origin: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.origin or self.id
 
 
-def encode(kind: str, data: dict[str, Any], *, now: float | None = None) -> dict[str, str]:
+def encode(
+    kind: str, data: dict[str, Any], *, now: float | None = None, origin: str | None = None
+) -> dict[str, str]:
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind}")
-    return {
+    out = {
         "type": kind,
         "data": json.dumps(data, separators=(",", ":")),
         "t": f"{time.time() if now is None else now:.6f}",
     }
+    if origin:
+        out["origin"] = origin
+    return out
 
 
 def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
@@ -59,7 +71,7 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
         enqueued = float(f.get("t", "0"))
     except ValueError as e:
         raise PoisonEvent(f"event {eid}: bad payload ({e})") from e
-    return Event(eid, kind, data, enqueued)
+    return Event(eid, kind, data, enqueued, f.get("origin") or None)
 
 
 def publish(

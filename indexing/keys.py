@@ -67,3 +67,69 @@ class Keys:
 
     def result_cache(self, digest: str) -> str:
         return f"{self.prefix}:rec:{digest}"
+
+    # Jobs (re-index, model refresh): a stream workers consume, one hash per job.
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def jobs_index(self) -> str:
+        """Sorted set job id -> creation time (newest last)."""
+        return f"{self.prefix}:jobs:index"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def job_active(self, kind: str) -> str:
+        """The id of the queued or running job of this kind (at most one per kind)."""
+        return f"{self.prefix}:jobs:active:{kind}"
+
+    @property
+    def job_lock(self) -> str:
+        """Held by the one job that is running anywhere (jobs never overlap)."""
+        return f"{self.prefix}:jobs:lock"
+
+    # Item writes, as seen by a re-index running beside them.
+    @property
+    def item_changes(self) -> str:
+        """Sorted set item -> time (ms, Redis clock) of its last applied write or delete."""
+        return f"{self.prefix}:itemchg"
+
+    @property
+    def item_writers(self) -> str:
+        """Sorted set writer -> lease expiry (ms): item writes in flight."""
+        return f"{self.prefix}:itemwriters"
+
+    @property
+    def item_freeze(self) -> str:
+        """Set while a re-index swaps the alias: item writers wait (expires by itself)."""
+        return f"{self.prefix}:itemfreeze"
+
+    @property
+    def text_model(self) -> str:
+        """The text model the live items collection was embedded with (set by re-index)."""
+        return f"{self.prefix}:textmodel"
+
+    @property
+    def collection_drops(self) -> str:
+        """Sorted set physical collection -> time after which it is dropped."""
+        return f"{self.prefix}:drops"
+
+    @property
+    def trending_epoch(self) -> str:
+        return f"{self.prefix}:trend:epoch"
+
+    @property
+    def trending_scopes(self) -> str:
+        """Set of the trending scopes that exist (for trimming and rebasing)."""
+        return f"{self.prefix}:trend:scopes"
+
+    @property
+    def item_categories(self) -> str:
+        """Hash item -> its categories (unit-separated), for per-category trending."""
+        return f"{self.prefix}:itemcats"
+
+    def trending(self, scope: str = "all") -> str:
+        """Sorted set item -> time-decayed interaction weight (`all`, `cat:<c>`, `region:<r>`)."""
+        return f"{self.prefix}:trend:{scope}"

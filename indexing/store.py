@@ -85,17 +85,26 @@ class ItemStore:
         if rows:
             self.client.upsert(collection or self.collection, list(rows))
 
-    def delete(self, item_ids: Sequence[str]) -> None:
+    def delete(self, item_ids: Sequence[str], *, collection: str | None = None) -> None:
         if item_ids:
-            self.client.delete(self.collection, ids=list(item_ids))
+            self.client.delete(collection or self.collection, ids=list(item_ids))
 
     def get(
-        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+        self,
+        item_ids: Iterable[str],
+        fields: Sequence[str] = META_FIELDS,
+        *,
+        collection: str | None = None,
+        strong: bool = False,
     ) -> dict[str, dict[str, Any]]:
+        """Rows by id; `strong` waits for every write acknowledged so far (re-index reads)."""
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        rows = self.client.get(self.collection, ids=ids, output_fields=["item_id", *fields])
+        kw: dict[str, Any] = {"consistency_level": "Strong"} if strong else {}
+        rows = self.client.query(
+            collection or self.collection, ids=ids, output_fields=["item_id", *fields], **kw
+        )
         return {r["item_id"]: dict(r) for r in rows}
 
     def vectors(self, item_ids: Iterable[str], field: str = "content_vec") -> dict[str, np.ndarray]:
@@ -178,12 +187,19 @@ class ItemStore:
         finally:
             it.close()
 
-    def flush(self) -> None:
+    def flush(self, *, collection: str | None = None) -> None:
         """Seal written rows. Milvus Lite searches unflushed rows several times slower."""
-        self.client.flush(self.collection)
+        self.client.flush(collection or self.collection)
 
-    def count(self) -> int:
-        return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
+    def count(self, *, collection: str | None = None) -> int:
+        """Live rows (deletes excluded), as of every acknowledged write."""
+        rows = self.client.query(
+            collection or self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
 
 
 class UserStore:

@@ -41,7 +41,7 @@ def default_consumer_name() -> str:
 
 def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
     """Apply consecutive events of one type in one batch."""
-    versions = [e.id for e in run]
+    versions = [e.key for e in run]
     times = [e.enqueued_at or time.time() for e in run]
     try:
         if kind == ev.ITEM_UPSERTED:
@@ -53,7 +53,7 @@ def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
         elif kind == ev.USER_UPDATED:
             apply_user_updates(s, [User.model_validate(e.data) for e in run])
         elif kind == ev.INTERACTION_LOGGED:
-            apply_interactions(s, [(e.id, Interaction.model_validate(e.data)) for e in run])
+            apply_interactions(s, [(e.key, Interaction.model_validate(e.data)) for e in run])
     except (ValidationError, KeyError) as e:
         raise ev.PoisonEvent(str(e)) from e
 
@@ -75,7 +75,13 @@ class Worker:
     block_ms: int = 200
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
+    # Item upserts wait for company: embedded together once `item_batch` are buffered or the
+    # oldest has waited `item_batch_ms` (a model call on 64 texts costs little more than on 1).
+    item_batch: int = 64
+    item_batch_ms: int = 100
     stats: WorkerStats = field(default_factory=WorkerStats)
+    _items: list[ev.Event] = field(default_factory=list)
+    _items_since: float = 0.0
 
     @property
     def r(self) -> redis.Redis:
@@ -109,7 +115,8 @@ class Worker:
                     last_claim = time.monotonic()
                     self.reclaim()
                     self.trim()
-                n = self._process(self._read(">"))
+                n = self._process(self._read(">", block_ms=self._block_ms()))
+                n += self._flush_items(force=n == 0)
                 # Mirror users and flush when the stream goes quiet, or at least every interval.
                 self.stores.sync_users_if_due(force=n == 0)
                 self.stores.flush_if_due(force=n == 0)
@@ -119,6 +126,11 @@ class Worker:
                 log.warning("%s: %s; retrying in %.1f s", type(e).__name__, e, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+        try:  # a clean stop applies what it buffered (a crash leaves it pending: reclaimed)
+            self._flush_items(force=True)
+            self.stores.flush_if_due(force=True)
+        except (redis.RedisError, MilvusException, OSError) as e:
+            log.warning("buffered items left pending at stop: %s", e)
 
     def trim(self) -> int:
         """Drop stream entries every consumer group has delivered and acknowledged.
@@ -148,20 +160,30 @@ class Worker:
         total, deadline = 0, time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             n = self._process(self._read(">", block=False))
+            n += self._flush_items(force=n == 0)
             total += n
-            if n == 0:
+            if n == 0 and not self._items:
                 break
         self.stores.sync_users_if_due(force=True)
         self.stores.flush_if_due(force=True)
         return total
 
-    def _read(self, start: str, *, block: bool = True) -> list[tuple[Any, dict[Any, Any]]]:
+    def _block_ms(self) -> int:
+        """Block on the stream, but not past the deadline of buffered items."""
+        if not self._items:
+            return self.block_ms
+        left = self.item_batch_ms - (time.monotonic() - self._items_since) * 1000
+        return max(1, min(self.block_ms, int(left)))
+
+    def _read(
+        self, start: str, *, block: bool = True, block_ms: int | None = None
+    ) -> list[tuple[Any, dict[Any, Any]]]:
         resp = self.r.xreadgroup(
             self.group,
             self.consumer,
             {self.stream: start},
             count=self.read_count,
-            block=self.block_ms if (block and start == ">") else None,
+            block=(block_ms or self.block_ms) if (block and start == ">") else None,
         )
         return list(resp[0][1]) if resp else []
 
@@ -230,10 +252,27 @@ class Worker:
                 decoded.append(ev.decode(eid, fields))
             except ev.PoisonEvent as e:
                 self._dead_letter((eid, fields), str(e))
-        done: list[ev.Event] = []
         # Consecutive events of one type form a batch; order across types is preserved.
+        others: list[tuple[str, list[ev.Event]]] = []
         for kind, group in groupby(decoded, key=lambda e: e.type):
             run = list(group)
+            if kind == ev.ITEM_UPSERTED and self.item_batch > 1:
+                # Applied by _flush_items; a later delete of the same item wins by version.
+                if not self._items:
+                    self._items_since = time.monotonic()
+                self._items.extend(run)
+            else:
+                others.append((kind, run))
+        done = self._apply_runs(others)
+        self._finish(done)
+        n = len(done)
+        if len(self._items) >= self.item_batch:
+            n += self._flush_items(force=True)
+        return n
+
+    def _apply_runs(self, runs: Sequence[tuple[str, list[ev.Event]]]) -> list[ev.Event]:
+        done: list[ev.Event] = []
+        for kind, run in runs:
             try:
                 _apply_run(self.stores, kind, run)
                 done.extend(run)
@@ -244,16 +283,34 @@ class Worker:
             except Exception:
                 log.exception("batch of %d %s events failed; retrying one by one", len(run), kind)
                 done.extend(self._apply_one_by_one(kind, run))
+        return done
+
+    def _flush_items(self, *, force: bool = False) -> int:
+        """Apply buffered item upserts if the batch is full, old enough, or `force`."""
+        if not self._items:
+            return 0
+        due = (time.monotonic() - self._items_since) * 1000 >= self.item_batch_ms
+        if not (force or due or len(self._items) >= self.item_batch):
+            return 0
+        batch, self._items = self._items, []
+        try:
+            done = self._apply_runs([(ev.ITEM_UPSERTED, batch)])
+        except BaseException:
+            self._items = batch + self._items  # still pending in the stream: keep them queued
+            raise
+        self._finish(done)
+        return len(done)
+
+    def _finish(self, done: list[ev.Event]) -> None:
         if done:
             # Log before ack: a crash in between duplicates a log line (readers dedupe by id)
             # but never loses an event.
             if self.stores.log is not None:
                 self.stores.log.append(
-                    {"id": e.id, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
+                    {"id": e.key, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
                 )
             self.r.xack(self.stream, self.group, *(e.id for e in done))
         self.stats.applied += len(done)
-        return len(done)
 
     def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[ev.Event]:
         ok: list[ev.Event] = []
@@ -262,7 +319,9 @@ class Worker:
                 _apply_run(self.stores, kind, [e])
                 ok.append(e)
             except ev.PoisonEvent as err:
-                self._dead_letter((e.id, ev.encode(e.type, e.data)), str(err))
+                self._dead_letter(
+                    (e.id, ev.encode(e.type, e.data, now=e.enqueued_at, origin=e.origin)), str(err)
+                )
             except Exception:
                 # Left pending: redelivered after claim_idle_ms, dead-lettered after N tries.
                 self.stats.failed += 1

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from vantage.config import Settings, get_settings
+from vantage.config import Settings, get_settings, settings_env
 from vantage.logs import setup_logging
 from vantage.stack import embedded_stack, is_embedded
 
@@ -44,12 +44,7 @@ def resolved(settings: Settings) -> Iterator[Settings]:
 
 
 def _child_env(s: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "VANTAGE_MILVUS__URI": s.milvus.uri,
-        "VANTAGE_REDIS__URL": s.redis.url,
-        "HF_HUB_OFFLINE": "1",
-    }
+    return {**os.environ, **settings_env(s), "HF_HUB_OFFLINE": "1"}
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,19 +159,82 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Fit the interaction model, then the re-ranker, on the durable event log; publish both."""
+    """Fit the interaction model, then the re-ranker, on the durable event log; publish both.
+
+    With `--job ID` (a model refresh run by a worker) progress goes to that job."""
     from indexing.connect import build_stores
+    from indexing.jobs import JobStore
     from indexing.train import logged_interactions, train_cf
     from vantage.ranker_train import train_ranker
 
     with resolved(settings) as s:
         stores = build_stores(s)
+        jobs = JobStore(stores.redis, stores.keys)
+
+        def stage(n: int, name: str) -> None:
+            if args.job:
+                jobs.progress(args.job, n, 4, stage=name)
+
+        stage(0, "reading the event log")
         records = logged_interactions(s.event_log_dir)
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
-        report = train_cf(stores, records)
+        stage(1, "fitting the interaction model")
+        report = train_cf(stores, records, progress=not args.job)
+        stage(2, "fitting the re-ranker")
         ranker = train_ranker(s, stores, records)
+        stage(4, "done")
     print(json.dumps({**report.as_dict(), "ranker": ranker.as_dict()}))
     return 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    """Queue a re-index (or a model refresh) and follow it with a progress bar."""
+    return _follow_job(settings, "reindex", {"model": args.model} if args.model else {}, args)
+
+
+def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    return _follow_job(settings, "train", {}, args)
+
+
+def _follow_job(
+    settings: Settings, kind: str, params: dict[str, str], args: argparse.Namespace
+) -> int:
+    import threading
+    import time
+
+    from tqdm import tqdm
+
+    from indexing.connect import build_stores
+    from indexing.jobrunner import JobRunner
+    from indexing.jobs import FINISHED, JobStore
+
+    with resolved(settings) as s:
+        stores = build_stores(s)
+        jobs = JobStore(stores.redis, stores.keys)
+        job, created = jobs.create(kind, params)
+        print(f"{'queued' if created else 'already active'}: {kind} job {job['id']}", flush=True)
+        stop = threading.Event()
+        if args.here:  # no worker around (e.g. the embedded stack): run it in this process
+            runner = JobRunner(stores, s, f"cli-{os.getpid()}")
+            threading.Thread(target=runner.run, args=(stop,), daemon=True).start()
+        if args.no_wait:
+            return 0
+        bar = tqdm(total=1, unit="item" if kind == "reindex" else "stage", desc=kind)
+        try:
+            while True:
+                job = jobs.get(job["id"]) or job
+                bar.total = max(job.get("total") or 0, 1)
+                bar.n = job.get("done") or 0
+                bar.set_postfix_str(f"{job['state']} {job.get('stage') or ''}".strip())
+                bar.refresh()
+                if job["state"] in FINISHED:
+                    break
+                time.sleep(0.5)
+        finally:
+            bar.close()
+            stop.set()
+        print(json.dumps(job))
+        return 0 if job["state"] == "succeeded" else 1
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -232,7 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     train = sub.add_parser("train", help="train the interaction model from the event log")
+    train.add_argument("--job", help=argparse.SUPPRESS)  # set by a worker running a refresh
     train.set_defaults(func=cmd_train)
+
+    for name, func, text in (
+        ("reindex", cmd_reindex, "re-embed the catalogue into a new collection, swap the alias"),
+        ("refresh", cmd_refresh, "retrain the models in a worker (same as the admin API)"),
+    ):
+        job = sub.add_parser(name, help=text)
+        if name == "reindex":
+            job.add_argument("--model", help="text model to re-embed with (default: the live one)")
+        job.add_argument("--no-wait", action="store_true", help="queue it and return")
+        job.add_argument("--here", action="store_true", help="run it in this process")
+        job.set_defaults(func=func)
 
     ev = sub.add_parser("eval", help="evaluate the serving pipeline against baselines")
     ev.add_argument(

@@ -7,6 +7,7 @@ Nonsense fails at start-up, not on the first request.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,6 +106,15 @@ class WorkerSettings(BaseModel):
     profile_half_life_events: float = Field(20.0, gt=0)
     # Markers only need to outlive redelivery (pending entries are reclaimed within minutes).
     dedup_ttl_s: int = Field(24 * 3600, ge=60)
+    # Item upserts are embedded in micro-batches: up to this many items or this long a wait.
+    item_batch: int = Field(64, ge=1, le=1024)
+    item_batch_ms: int = Field(100, ge=0, le=10_000)
+    trending_half_life_h: float = Field(24.0, gt=0, description="trending scores halve this often")
+    # Jobs (re-index, model refresh) run in a thread of each worker, one at a time overall.
+    jobs_enabled: bool = True
+    job_claim_idle_ms: int = Field(60_000, ge=1000, description="take over a dead worker's job")
+    reindex_batch: int = Field(256, ge=16, le=4096)
+    reindex_grace_s: float = Field(300.0, ge=0, description="then drop the old collection")
 
 
 class Settings(BaseSettings):
@@ -143,6 +153,20 @@ class Settings(BaseSettings):
                 "Milvus Lite files are for development"
             )
         return self
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """These settings as VANTAGE_* variables, for a child process (training, workers)."""
+    out: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                if v is not None:
+                    key = f"VANTAGE_{name.upper()}__{sub.upper()}"
+                    out[key] = json.dumps(v) if isinstance(v, dict | list) else str(v)
+        elif value is not None:
+            out[f"VANTAGE_{name.upper()}"] = str(value)
+    return out
 
 
 @lru_cache(maxsize=1)

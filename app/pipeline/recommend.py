@@ -20,7 +20,7 @@ from app.pipeline.policy import apply_policy
 from app.pipeline.retrieval import Candidate, Constraints
 from app.state import AppState
 
-Surface = Literal["homepage", "related"]
+Surface = Literal["homepage", "related", "trending"]
 MILVUS_MAX_TOPK = 16_384
 SURFACES: tuple[str, ...] = Surface.__args__  # type: ignore[attr-defined]
 # The ranker learns from homepage candidates; other surfaces keep their retrieval order.
@@ -118,6 +118,27 @@ def _candidates(
                 limit=want,
             ),
         )
+    elif req.surface == "trending":
+        # Narrowest scope first: the asked category, else the user's region, else everywhere.
+        if req.category:
+            scope, reason = f"cat:{req.category}", f"trending in {req.category}"
+        elif ctx.region:
+            scope, reason = f"region:{ctx.region}", "trending in your region"
+        else:
+            scope, reason = "all", "trending now"
+        scopes = [(scope, reason)] + ([("all", "trending now")] if scope != "all" else [])
+        for sc, why in scopes:
+            if len(found) < want:
+                got = retrieval.trending(
+                    state.redis,
+                    state.keys,
+                    items,
+                    scope=sc,
+                    reason=why,
+                    constraints=cons,
+                    limit=want,
+                )
+                retrieval.merge(found, [c for c in got if c.item_id not in found])
     else:
         retrieval.merge(found, _personal(state, ctx, cons, want))
     if len(found) < want:
@@ -149,7 +170,7 @@ def retrieve(state: AppState, req: RecRequest, ctx: UserContext) -> Retrieved:
     """Candidate generation plus the hard filters (shared by serving and ranker training)."""
     cfg = state.settings.serving
     max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
-    seen = ctx.recent if req.surface == "homepage" else []
+    seen = ctx.recent if req.surface in ("homepage", "trending") else []
     exclude = set(seen) | ({req.item_id} if req.item_id else set())
     # Long `not in` lists make Milvus filters slow: the most recent items are excluded there,
     # the rest by the policy, with the search widened by as many.

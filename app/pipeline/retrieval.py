@@ -115,19 +115,63 @@ def popular(
     *,
     constraints: Constraints,
     limit: int,
+) -> list[Candidate]:
+    """Most popular items (all-time interaction weight) that satisfy the constraints."""
+    return ranked_set(
+        r,
+        keys.popularity,
+        items,
+        source="popular",
+        reason="popular right now",
+        constraints=constraints,
+        limit=limit,
+    )
+
+
+def trending(
+    r: redis.Redis,
+    keys: Keys,
+    items: ItemStore,
+    *,
+    scope: str,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Items gaining interactions now (time-decayed; `scope` all, cat:<c> or region:<r>)."""
+    return ranked_set(
+        r,
+        keys.trending(scope),
+        items,
+        source="trending",
+        reason=reason,
+        constraints=constraints,
+        limit=limit,
+    )
+
+
+def ranked_set(
+    r: redis.Redis,
+    key: str,
+    items: ItemStore,
+    *,
+    source: str,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
     page: int = 500,
     max_pages: int = 8,
 ) -> list[Candidate]:
-    """Most popular items that satisfy the constraints (metadata checked in Milvus).
+    """Top items of a Redis sorted set that satisfy the constraints (metadata from Milvus).
 
-    Pages down the popularity ranking until `limit` items qualify, so a top filled with ids
-    that are unknown, deleted or filtered out cannot leave new users with nothing.
+    Pages down the ranking until `limit` items qualify, so a top filled with ids that are
+    unknown, deleted or filtered out cannot leave new users with nothing.
     """
     excluded = set(constraints.exclude)
     out: list[Candidate] = []
     best: float | None = None
     for n in range(max_pages):
-        top = r.zrevrange(keys.popularity, n * page, (n + 1) * page - 1, withscores=True)
+        top = r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True)
         if not top:
             break
         ranked = [(i.decode(), float(s)) for i, s in top]
@@ -143,9 +187,7 @@ def popular(
                 continue
             if constraints.language and m.get("language") != constraints.language:
                 continue
-            out.append(
-                Candidate(item_id, m, ["popular"], {"popular": score / best}, ["popular right now"])
-            )
+            out.append(Candidate(item_id, m, [source], {source: score / best}, [reason]))
             if len(out) >= limit:
                 return out
     return out

@@ -110,7 +110,9 @@ def test_stale_item_write_cannot_undo_a_newer_one(stores: Any, worker: Worker) -
     old_entry = stores.redis.xrange(stores.keys.events, old_id, old_id)
     worker.ensure_group()
     worker._process(new_entry)
+    worker._flush_items(force=True)
     worker._process(old_entry)  # arrives late, e.g. reclaimed after failing for a while
+    worker._flush_items(force=True)
     stores.items.flush()
     assert stores.items.get(["film"])["film"]["maturity"] == 18
 
@@ -163,3 +165,27 @@ def test_trim_keeps_everything_not_yet_acknowledged(stores: Any, worker: Worker)
     assert worker.trim() == 6
     left = [e[0].decode() for e in stores.redis.xrange(stores.keys.events)]
     assert left == later and not set(ids) & set(left)
+
+
+def test_item_upserts_wait_for_a_micro_batch(stores: Any) -> None:
+    """Items are embedded together: applied when the batch fills or its oldest waited T ms."""
+    import time
+
+    w = Worker(stores, consumer="mb", item_batch=4, item_batch_ms=300)
+    w.ensure_group()
+    publish = lambda n: ev.publish(  # noqa: E731
+        stores.redis,
+        stores.keys,
+        [ev.item_event(Item(item_id=f"mb{n}-{k}", title=f"Item {k}")) for k in range(n)],
+    )
+    publish(2)
+    assert w._process(w._read(">", block=False)) == 0  # buffered, not acknowledged
+    assert stores.redis.xpending(stores.keys.events, w.group)["pending"] == 2
+    assert w._flush_items() == 0  # neither full nor old
+    time.sleep(0.35)
+    assert w._flush_items() == 2  # the oldest waited long enough
+    publish(5)
+    assert w._process(w._read(">", block=False)) == 5  # a full batch goes at once
+    stores.items.flush()
+    assert stores.items.count() == 7
+    assert stores.redis.xpending(stores.keys.events, w.group)["pending"] == 0

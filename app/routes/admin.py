@@ -1,0 +1,115 @@
+"""Operator endpoints: re-index, model refresh, jobs, dead letters, queue status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.deps import StateDep
+from app.schemas import (
+    STREAM_ID_PATTERN,
+    DeadLetterPage,
+    JobList,
+    JobOut,
+    ReindexIn,
+    Replayed,
+    ReplayIn,
+)
+from app.services import admin
+from indexing.jobs import KINDS
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
+DeadId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="dead-letter id")]
+
+
+def _job_out(job: dict[str, Any]) -> JobOut:
+    total, done = job.get("total") or 0, job.get("done") or 0
+    return JobOut(
+        **{k: v for k, v in job.items() if k in JobOut.model_fields and v != ""},
+        progress=round(min(done / total, 1.0), 4) if total else 0.0,
+        status_url=f"/v1/admin/jobs/{job['id']}",
+    )
+
+
+def _queued(response: Response, job: dict[str, Any], created: bool) -> JobOut:
+    response.headers["Location"] = f"/v1/admin/jobs/{job['id']}"
+    if not created:
+        response.headers["X-Vantage-Job"] = "already-active"
+    return _job_out(job)
+
+
+@router.post("/reindex", status_code=202, response_model=JobOut)
+def reindex(state: StateDep, response: Response, body: ReindexIn | None = None) -> JobOut:
+    """Re-embed the whole catalogue into a new collection and swap it in without downtime.
+
+    Answers at once with the job; follow it at `status_url`. While a re-index is queued or
+    running, asking again returns that job (header `X-Vantage-Job: already-active`).
+    """
+    params = body.model_dump(exclude_none=True) if body else {}
+    job, created = admin.jobs(state).create("reindex", params)
+    return _queued(response, job, created)
+
+
+@router.post("/models/refresh", status_code=202, response_model=JobOut)
+def refresh_models(state: StateDep, response: Response) -> JobOut:
+    """Retrain the interaction model and the re-ranker from the event log, in a worker.
+
+    Serving picks the new versions up without a restart once they are published."""
+    job, created = admin.jobs(state).create("train")
+    return _queued(response, job, created)
+
+
+@router.get("/models")
+def list_models(state: StateDep) -> dict[str, Any]:
+    """Current and past versions of each model kind, with their training metrics."""
+    return admin.models(state)
+
+
+@router.get("/jobs", response_model=JobList)
+def list_jobs(
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    kind: Annotated[str | None, Query(pattern="^(" + "|".join(KINDS) + ")$")] = None,
+) -> JobList:
+    """Recent jobs, newest first."""
+    return JobList(items=[_job_out(j) for j in admin.jobs(state).list(limit, kind)])
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: JobId, state: StateDep) -> JobOut:
+    """State, progress, rate and ETA of one job."""
+    return _job_out(admin.get_job(state, job_id))
+
+
+@router.get("/dead-letters", response_model=DeadLetterPage)
+def dead_letters(
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN)] = None,
+) -> DeadLetterPage:
+    """Events that could not be applied, oldest first, with the reason."""
+    return DeadLetterPage(**admin.list_dead_letters(state, limit=limit, after=after))
+
+
+@router.post("/dead-letters/replay", response_model=Replayed)
+def replay(body: ReplayIn, state: StateDep) -> Replayed:
+    """Put dead letters back on the queue (after fixing what made them fail).
+
+    They keep their original identity: an event that was applied before failing is not
+    applied twice."""
+    return Replayed(**admin.replay_dead_letters(state, body.ids))
+
+
+@router.delete("/dead-letters/{dead_id}", status_code=204)
+def discard(dead_id: DeadId, state: StateDep) -> Response:
+    """Drop one dead letter for good."""
+    admin.discard_dead_letter(state, dead_id)
+    return Response(status_code=204)
+
+
+@router.get("/queue")
+def queue(state: StateDep) -> dict[str, Any]:
+    """The event stream: length, pending and undelivered entries, consumers, dead letters."""
+    return admin.queue_status(state)

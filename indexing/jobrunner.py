@@ -1,0 +1,196 @@
+"""Runs queued jobs inside a worker process, beside event consumption (its own thread).
+
+Every worker runs one; the jobs stream's consumer group hands each job to exactly one of them.
+While a job runs, a heartbeat keeps its stream entry fresh and renews the global job lock; if
+the worker dies, the entry goes idle and another worker takes the job over and starts it again
+(a re-index restarts from a fresh collection; a refresh simply retrains).
+Between jobs the runner does housekeeping: drops old collections after their grace period and
+trims the trending sets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from indexing.apply import Stores
+from indexing.jobs import JobError, JobStore
+from indexing.reindex import Reindexer, ReindexParams, drop_due_collections
+from vantage.config import Settings, settings_env
+
+log = logging.getLogger(__name__)
+
+GROUP = "jobrunners"
+MAX_ATTEMPTS = 3
+HOUSEKEEPING_S = 30.0
+TRAIN_TIMEOUT_S = 6 * 3600
+
+
+class JobLockBusy(RuntimeError):
+    pass
+
+
+class JobRunner:
+    def __init__(self, stores: Stores, settings: Settings, consumer: str):
+        self.s = stores
+        self.settings = settings
+        self.consumer = consumer
+        self.jobs = JobStore(stores.redis, stores.keys)
+        self.claim_idle_ms = settings.worker.job_claim_idle_ms
+        self._last_housekeeping = 0.0
+
+    @property
+    def r(self) -> redis.Redis:
+        return self.s.redis
+
+    def ensure_group(self) -> None:
+        try:
+            self.r.xgroup_create(self.s.keys.jobs, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self.run_once(block_ms=1000)
+                backoff = 1.0
+            except Exception as e:  # a job runner must outlive any one failure
+                log.warning("job runner: %s: %s; retrying in %.0f s", type(e).__name__, e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def run_once(self, block_ms: int | None = None) -> int:
+        """Housekeeping if due, then run at most one job (a reclaimed one first)."""
+        self.ensure_group()
+        if time.monotonic() - self._last_housekeeping > HOUSEKEEPING_S:
+            self._last_housekeeping = time.monotonic()
+            self.housekeeping()
+        entries = self._reclaim() or self._read(block_ms)
+        for eid, fields in entries:
+            self.execute(eid, fields)
+        return len(entries)
+
+    def housekeeping(self) -> None:
+        drop_due_collections(self.s)
+        self.s.trending.maintain()
+        self.jobs.prune()
+
+    def _read(self, block_ms: int | None) -> list[tuple[Any, dict[Any, Any]]]:
+        resp = self.r.xreadgroup(GROUP, self.consumer, {self.s.keys.jobs: ">"}, 1, block_ms)
+        return list(resp[0][1]) if resp else []
+
+    def _reclaim(self) -> list[tuple[Any, dict[Any, Any]]]:
+        resp = self.r.xautoclaim(
+            self.s.keys.jobs, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=1
+        )
+        return [e for e in resp[1] if e and e[1] is not None]
+
+    def execute(self, eid: Any, fields: Mapping[Any, Any]) -> None:
+        raw = fields.get(b"job_id") or fields.get("job_id")
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        job = self.jobs.start(job_id, self.consumer)
+        if job is None:  # finished (or expired) already
+            self.r.xack(self.s.keys.jobs, GROUP, eid)
+            return
+        if job["attempts"] > MAX_ATTEMPTS:
+            self.jobs.fail(job_id, f"gave up after {MAX_ATTEMPTS} attempts (workers died)")
+            self.r.xack(self.s.keys.jobs, GROUP, eid)
+            return
+        beat = threading.Event()
+        hb = threading.Thread(target=self._heartbeat, args=(eid, beat), daemon=True)
+        try:
+            self._lock()
+        except JobLockBusy:
+            # Another job runs somewhere: leave this one queued and retry later.
+            self.r.hset(self.s.keys.job(job_id), mapping={"state": "queued", "stage": "waiting"})
+            self.r.hincrby(self.s.keys.job(job_id), "attempts", -1)
+            return
+        hb.start()
+        log.info("job %s (%s) started", job_id, job["kind"])
+        try:
+            result = self._dispatch(job)
+            self.jobs.finish(job_id, result)
+            log.info("job %s (%s) succeeded: %s", job_id, job["kind"], result)
+        except JobError as e:
+            self.jobs.fail(job_id, str(e))
+            log.warning("job %s (%s) failed: %s", job_id, job["kind"], e)
+        except Exception as e:
+            self.jobs.fail(job_id, f"{type(e).__name__}: {e}")
+            log.exception("job %s (%s) failed", job_id, job["kind"])
+        finally:
+            beat.set()
+            hb.join()
+            self._unlock()
+            self.r.xack(self.s.keys.jobs, GROUP, eid)
+
+    def _dispatch(self, job: dict[str, Any]) -> dict[str, Any]:
+        params = job.get("params") or {}
+        job_id = job["id"]
+
+        def progress(done: int, total: int, stage: str) -> None:
+            self.jobs.progress(job_id, done, total, stage=stage)
+
+        if job["kind"] == "reindex":
+            w, m = self.settings.worker, self.settings.models
+            return Reindexer(
+                self.s,
+                ReindexParams(
+                    model=params.get("model"),
+                    batch_size=int(params.get("batch_size") or w.reindex_batch),
+                    grace_s=w.reindex_grace_s,
+                    text_dim=m.text_dim,
+                    cf_dim=m.cf_dim,
+                    consistency=self.settings.milvus.consistency,
+                ),
+                progress,
+            ).run()
+        if job["kind"] == "train":
+            return self._train(job_id)
+        raise JobError(f"unknown job kind {job['kind']!r}")
+
+    def _train(self, job_id: str) -> dict[str, Any]:
+        """`vantage train` in a child process: training memory never stays in the worker."""
+        import os
+
+        cmd = [sys.executable, "-m", "vantage.cli", "train", "--job", job_id]
+        env = {**os.environ, **settings_env(self.settings), "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, check=False
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise JobError(f"training exited with {proc.returncode}: {' | '.join(tail)}")
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        return json.loads(lines[-1]) if lines else {}
+
+    # The one-job-at-a-time lock, renewed by the heartbeat; expires if the holder dies.
+    def _lock(self) -> None:
+        if not self.r.set(self.s.keys.job_lock, self.consumer, nx=True, px=self.claim_idle_ms):
+            holder = self.r.get(self.s.keys.job_lock)
+            if holder is None or holder.decode() != self.consumer:
+                raise JobLockBusy(holder)
+
+    def _unlock(self) -> None:
+        holder = self.r.get(self.s.keys.job_lock)
+        if holder is not None and holder.decode() == self.consumer:
+            self.r.delete(self.s.keys.job_lock)
+
+    def _heartbeat(self, eid: Any, done: threading.Event) -> None:
+        period = max(self.claim_idle_ms / 4000, 0.2)
+        while not done.wait(period):
+            try:
+                # Claiming our own entry resets its idle time: nobody takes a live job over.
+                self.r.xclaim(self.s.keys.jobs, GROUP, self.consumer, 0, [eid], justid=True)
+                self.r.pexpire(self.s.keys.job_lock, self.claim_idle_ms)
+            except redis.RedisError as e:
+                log.warning("job heartbeat failed: %s", e)
