@@ -117,3 +117,39 @@ def test_train_publishes_vectors_and_worker_folds_in(
         ids, sources = homepage(c)
     assert sources == [["hybrid_ann"]] * 3
     assert [i.split("-")[0] for i in ids][:2] == ["space", "space"], ids
+
+
+def test_model_refresh_job_retrains_in_a_worker_and_serving_sees_it(
+    stores: Any, tmp_path: Path, client: Any, settings: Settings
+) -> None:
+    """POST /v1/admin/models/refresh -> a worker's job runner trains in a child process ->
+    the new version is published and listed with its metrics."""
+    from indexing.jobrunner import JobRunner
+
+    local = settings.model_copy(update={"data_dir": tmp_path})
+    logged = replace(stores, log=EventLog(local.event_log_dir, "w"))
+    _catalogue(logged)
+    events = [
+        ev.interaction_event(Interaction(user_id=f"{t}-fan-{u}", item_id=f"{t}-{i}", type="like"))
+        for t in TOPICS
+        for u in range(15)
+        for i in range(4)
+    ]
+    ev.publish(stores.redis, stores.keys, events)
+    assert Worker(logged, consumer="w").drain() == len(events)
+    assert client.get("/v1/admin/models").json()["cf"]["current"] is None
+
+    job = client.post("/v1/admin/models/refresh").json()
+    assert JobRunner(logged, local, "runner").run_once() == 1
+    done = client.get(job["status_url"]).json()
+    assert done["state"] == "succeeded", done
+    version = done["result"]["version"]
+    assert done["result"]["users"] == 30 and done["progress"] == 1.0
+    models = client.get("/v1/admin/models").json()
+    assert models["cf"]["current"] == version
+    assert models["cf"]["versions"][0]["version"] == version
+    # Every process loads the published artefact from the shared models directory.
+    from indexing.registry import ModelRegistry
+
+    loaded = ModelRegistry(stores.redis, stores.keys, local.models_dir).cf()
+    assert loaded is not None and loaded.version == version
