@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from vantage.config import Settings
-from vantage.stack import start_milvus_lite, start_redis
+from vantage.config import Settings, settings_env
+from vantage.stack import free_port, port_open, start_milvus_lite, start_redis
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -34,3 +38,46 @@ def fresh_stack() -> Iterator[Settings]:
     finally:
         milvus_srv.stop()
         redis_srv.stop()
+
+
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """Environment for an API or worker process on these settings (plus VANTAGE_* overrides)."""
+    return {
+        **os.environ,
+        **settings_env(settings),
+        "VANTAGE_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+        **overrides,
+    }
+
+
+def start_api(settings: Settings, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The API under uvicorn in its own process; (process, base URL)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=child_env(settings, **env),
+    )
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("API did not start")
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_worker(settings: Settings, name: str, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "indexing", "--consumer", name], env=child_env(settings, **env)
+    )

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,46 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench._stack import DATASETS, fresh_stack
+from bench._stack import DATASETS, fresh_stack, start_api
 from indexing.connect import build_stores
 from indexing.importer import import_dataset
-from vantage.config import Settings
-from vantage.stack import free_port, port_open
-
-
-def _api(settings: Settings, cache_ttl: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "VANTAGE_MILVUS__URI": settings.milvus.uri,
-        "VANTAGE_MILVUS__ITEMS_ALIAS": settings.milvus.items_alias,
-        "VANTAGE_MILVUS__USERS_COLLECTION": settings.milvus.users_collection,
-        "VANTAGE_REDIS__URL": settings.redis.url,
-        "VANTAGE_REDIS__KEY_PREFIX": settings.redis.key_prefix,
-        "VANTAGE_SERVING__CACHE_TTL_S": str(cache_ttl),
-        "VANTAGE_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while not port_open("127.0.0.1", port):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("API did not start")
-        time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def _measure(base: str, paths: list[str]) -> dict[str, float]:
@@ -111,7 +73,7 @@ def main() -> None:
             for _ in range(args.requests)
         ]
         for label, ttl in (("cold", 0.0), ("warm", 300.0)):
-            proc, base = _api(settings, ttl)
+            proc, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S=str(ttl))
             try:
                 if label == "warm":  # fill the cache, then measure hits
                     _measure(base, home + related)
