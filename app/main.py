@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pymilvus.exceptions import MilvusException
 
+from app import metrics
+from app.auth import require
 from app.errors import DependencyUnavailable, error_response, install_error_handlers
+from app.middleware import RequestMiddleware
+from app.pipeline.fallback import PopularSnapshot
+from app.resilience import Breakers
 from app.routes import admin, health, interactions, items, recommendations, users
 from app.state import AppState
 from indexing.connect import connect_milvus, connect_redis, prepare_collections
@@ -29,14 +36,17 @@ def build_state(settings: Settings) -> AppState:
     names = prepare_collections(settings, milvus)
     r = connect_redis(settings)
     keys = Keys(settings.redis.key_prefix)
+    cfg = settings.serving
     return AppState(
         settings=settings,
         redis=r,
         milvus=milvus,
         names=names,
         keys=keys,
-        items=ItemStore(milvus, names),
+        items=ItemStore(milvus, names, timeout_s=cfg.milvus_budget_ms / 1000),
         models=ModelRegistry(r, keys, settings.models_dir),
+        breakers=Breakers(cfg.breaker_fail_max, cfg.breaker_reset_s),
+        snapshot=PopularSnapshot(cfg.snapshot_size),
     )
 
 
@@ -47,10 +57,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings)
         app.state.vantage = state
+        stop = threading.Event()
+        # First snapshot before serving (best effort), then refreshed in the background.
+        refresher = threading.Thread(
+            target=state.snapshot.run,
+            args=(state, stop, settings.serving.snapshot_refresh_s),
+            name="popular-snapshot",
+            daemon=True,
+        )
+        refresher.start()
+        metrics.register_pipeline(state)
         log.info("vantage API ready (milvus %s, redis %s)", settings.milvus.uri, settings.redis.url)
         try:
             yield
         finally:
+            stop.set()
+            refresher.join(5)
             state.redis.close()
             state.milvus.close()
 
@@ -61,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.serving.max_body_bytes)
 
     @app.exception_handler(redis.RedisError)
     async def _redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:
@@ -72,6 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, users, interactions, recommendations, admin):
         app.include_router(r.router)
+
+    metrics_deps = [] if settings.auth.metrics_public else [Depends(require("admin"))]
+
+    @app.get("/metrics", tags=["operations"], dependencies=metrics_deps, include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus metrics (scope admin unless VANTAGE_AUTH__METRICS_PUBLIC)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 

@@ -58,6 +58,14 @@ class Recommendations(BaseModel):
     items: list[RecItem]
     generated_at: float
     cached: bool = False
+    degraded: bool = Field(
+        False, description="true when a dependency failed and a fallback produced this list"
+    )
+    degraded_reasons: list[str] = Field(
+        default_factory=list,
+        description="why: redis_unavailable, milvus_timeout, milvus_circuit_open, "
+        "ranker_failed, served_last_good_list, ...",
+    )
 
 
 class Health(BaseModel):

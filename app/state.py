@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import redis
 from pymilvus import MilvusClient
 
+from app.auth import Authenticator
+from app.pipeline.fallback import PopularSnapshot
+from app.resilience import Breakers
 from indexing.keys import Keys
 from indexing.registry import ModelRegistry
 from indexing.schema import CollectionNames
@@ -24,9 +27,13 @@ class AppState:
     keys: Keys
     items: ItemStore
     models: ModelRegistry
+    auth: Authenticator = field(init=False)
+    breakers: Breakers = field(default_factory=Breakers)
+    snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
     config_tag: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.auth = Authenticator(self.redis, self.keys)
         # Fingerprint of everything that shapes a result list (part of result-cache keys).
         raw = self.settings.serving.model_dump_json().encode()
         self.config_tag = hashlib.blake2b(raw, digest_size=6).hexdigest()

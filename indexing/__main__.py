@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     w = settings.worker
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

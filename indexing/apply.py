@@ -227,7 +227,9 @@ def _upsert_items(
     if not latest:
         return
     batch = [it for it, _ in latest.values()]
+    t = time.perf_counter()
     vecs = embed_items(s.live_embedder(), batch)
+    embed_s = time.perf_counter() - t
     # An edit must not cost the item its place in the collaborative space.
     known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
@@ -239,6 +241,8 @@ def _upsert_items(
     )
     s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
+    pipe.hincrby(s.keys.worker_stats, "embedded", len(batch))
+    pipe.hincrbyfloat(s.keys.worker_stats, "embed_s", embed_s)
     pipe.hset(
         s.keys.item_categories,
         mapping={it.item_id: CATEGORY_SEP.join(it.categories) for it in batch},

@@ -37,6 +37,11 @@ class Keys:
     def users_index(self) -> str:
         return f"{self.prefix}:users"
 
+    @property
+    def worker_stats(self) -> str:
+        """Hash of running totals all workers add to (applied:<type>, embedded, embed_s)."""
+        return f"{self.prefix}:stats"
+
     def done(self, event_id: str) -> str:
         """Marker that an event's effects were applied (makes redelivery harmless)."""
         return f"{self.prefix}:done:{event_id}"

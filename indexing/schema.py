@@ -170,5 +170,10 @@ def ensure_collections(
         except Exception:
             if not client.has_collection(names.users):
                 raise
+    load_all(client, names)
+
+
+def load_all(client: MilvusClient, names: CollectionNames) -> None:
+    """Load the collections for search (again, e.g. after a Milvus Lite restart released them)."""
     for name in (names.items_alias, names.users):
         client.load_collection(name)

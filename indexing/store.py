@@ -73,9 +73,13 @@ class ItemStore:
     META_FIELDS = META_FIELDS
     SERVING_FIELDS = ("category", "regions", "maturity", "status", "language", "published_at")
 
-    def __init__(self, client: MilvusClient, names: CollectionNames):
+    def __init__(
+        self, client: MilvusClient, names: CollectionNames, *, timeout_s: float | None = None
+    ):
         self.client = client
         self.names = names
+        # Serving passes its time budget: a slow Milvus fails the call instead of the request.
+        self._kw: dict[str, Any] = {"timeout": timeout_s} if timeout_s else {}
 
     @property
     def collection(self) -> str:
@@ -101,7 +105,7 @@ class ItemStore:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        kw: dict[str, Any] = {"consistency_level": "Strong"} if strong else {}
+        kw: dict[str, Any] = {"consistency_level": "Strong"} if strong else dict(self._kw)
         rows = self.client.query(
             collection or self.collection, ids=ids, output_fields=["item_id", *fields], **kw
         )
@@ -129,6 +133,7 @@ class ItemStore:
             limit=limit,
             output_fields=list(output_fields),
             search_params={"metric_type": "IP"},
+            **self._kw,
         )
         # pymilvus Hit.id is the primary key whatever the field is called.
         return [
@@ -168,6 +173,7 @@ class ItemStore:
             WeightedRanker(*(weights[f] for f in fields)),
             limit=limit,
             output_fields=[*output_fields, *fields],
+            **self._kw,
         )
         return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
 

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -124,6 +125,8 @@ class Worker:
             except (redis.RedisError, MilvusException, OSError) as e:
                 # Nothing was acknowledged: the entries stay pending and are retried.
                 log.warning("%s: %s; retrying in %.1f s", type(e).__name__, e, backoff)
+                if isinstance(e, MilvusException) and "released" in str(e):
+                    self._reload_collections()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         try:  # a clean stop applies what it buffered (a crash leaves it pending: reclaimed)
@@ -131,6 +134,14 @@ class Worker:
             self.stores.flush_if_due(force=True)
         except (redis.RedisError, MilvusException, OSError) as e:
             log.warning("buffered items left pending at stop: %s", e)
+
+    def _reload_collections(self) -> None:
+        from indexing.schema import load_all
+
+        try:
+            load_all(self.stores.items.client, self.stores.items.names)
+        except MilvusException as e:
+            log.warning("collections not loaded yet: %s", e)
 
     def trim(self) -> int:
         """Drop stream entries every consumer group has delivered and acknowledged.
@@ -309,7 +320,11 @@ class Worker:
                 self.stores.log.append(
                     {"id": e.key, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
                 )
-            self.r.xack(self.stream, self.group, *(e.id for e in done))
+            pipe = self.r.pipeline(transaction=False)
+            pipe.xack(self.stream, self.group, *(e.id for e in done))
+            for kind, n in Counter(e.type for e in done).items():
+                pipe.hincrby(self.stores.keys.worker_stats, f"applied:{kind}", n)
+            pipe.execute()
         self.stats.applied += len(done)
 
     def _apply_one_by_one(self, kind: str, run: Sequence[ev.Event]) -> list[ev.Event]:

@@ -151,14 +151,35 @@ def worker(stores, settings):  # type: ignore[no-untyped-def]
     return Worker(stores, consumer="test-worker", block_ms=50)
 
 
-@pytest.fixture
-def client(settings: Settings):  # type: ignore[no-untyped-def]
-    """An httpx-based client against the app with its lifespan running."""
+def admin_token(settings: Settings, scopes: tuple[str, ...] = ("admin",)) -> str:
+    """A fresh API key (generous limits) for a test's key prefix."""
+    from app.auth import KeyStore
+    from indexing.connect import connect_redis
+    from indexing.keys import Keys
+
+    r = connect_redis(settings)
+    try:
+        token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
+            "test", list(scopes), rate=10_000, burst=10_000
+        )
+    finally:
+        r.close()
+    return token
+
+
+def authed(app, settings: Settings):  # type: ignore[no-untyped-def]
+    """A TestClient for `app` that sends an admin key."""
     from fastapi.testclient import TestClient
 
+    return TestClient(app, headers={"Authorization": f"Bearer {admin_token(settings)}"})
+
+
+@pytest.fixture
+def client(settings: Settings):  # type: ignore[no-untyped-def]
+    """An httpx-based client against the app with its lifespan running (admin key)."""
     from app.main import create_app
 
-    with TestClient(create_app(settings)) as c:
+    with authed(create_app(settings), settings) as c:
         yield c
 
 

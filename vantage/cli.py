@@ -73,9 +73,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         try:
             _wait_for_consumer(s, "run-worker", worker)
+            key = demo_key(s) if s.auth.enabled else ""
+            auth = f" -H 'Authorization: Bearer {key}'" if key else ""
             print(
                 f"\nVantage is serving on http://{args.host}:{args.port}  (docs: /docs)\n"
-                f"  curl 'http://{args.host}:{args.port}/v1/recommendations"
+                + (
+                    f"  API key (admin, also in {s.data_dir / 'demo-api-key'}): {key}\n"
+                    if key
+                    else ""
+                )
+                + f"  curl{auth} 'http://{args.host}:{args.port}/v1/recommendations"
                 "?user_id=u-0001&surface=homepage&limit=5'\n",
                 flush=True,
             )
@@ -187,6 +194,56 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Create, list or revoke API keys (stored hashed in Redis)."""
+    from app.auth import KeyStore
+    from indexing.connect import connect_redis
+    from indexing.keys import Keys
+
+    with resolved(settings) as s:
+        store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
+        if args.keys_command == "create":
+            try:
+                token, rec = store.create(
+                    args.name,
+                    [x.strip() for x in args.scopes.split(",") if x.strip()],
+                    rate=args.rate or s.auth.default_rate_per_s,
+                    burst=args.burst or s.auth.default_burst,
+                )
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            print(json.dumps({"key": token, **rec.public()}))
+            print("store the key now: it is not shown again", file=sys.stderr)
+        elif args.keys_command == "list":
+            for rec in store.list():
+                print(json.dumps(rec.public()))
+        else:
+            if not store.revoke(args.key_id):
+                print(f"error: no key {args.key_id}", file=sys.stderr)
+                return 1
+            print(json.dumps({"revoked": args.key_id}))
+    return 0
+
+
+def demo_key(s: Settings) -> str:
+    """The embedded demo's admin key, created on first run and kept in the data dir."""
+    from app.auth import KeyStore
+    from indexing.connect import connect_redis
+    from indexing.keys import Keys
+
+    path = s.data_dir / "demo-api-key"
+    store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
+    if path.is_file() and store.verify(path.read_text().strip()) is not None:
+        return path.read_text().strip()
+    token, _ = store.create(
+        "demo", ["admin"], rate=s.auth.default_rate_per_s, burst=s.auth.default_burst
+    )
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     """Queue a re-index (or a model refresh) and follow it with a progress bar."""
     return _follow_job(settings, "reindex", {"model": args.model} if args.model else {}, args)
@@ -214,10 +271,12 @@ def _follow_job(
         job, created = jobs.create(kind, params)
         print(f"{'queued' if created else 'already active'}: {kind} job {job['id']}", flush=True)
         stop = threading.Event()
+        thread = None
         if args.here:  # no worker around (e.g. the embedded stack): run it in this process
             runner = JobRunner(stores, s, f"cli-{os.getpid()}")
-            threading.Thread(target=runner.run, args=(stop,), daemon=True).start()
-        if args.no_wait:
+            thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+            thread.start()
+        if args.no_wait and thread is None:
             return 0
         bar = tqdm(total=1, unit="item" if kind == "reindex" else "stage", desc=kind)
         try:
@@ -233,6 +292,8 @@ def _follow_job(
         finally:
             bar.close()
             stop.set()
+            if thread is not None:
+                thread.join(5)
         print(json.dumps(job))
         return 0 if job["state"] == "succeeded" else 1
 
@@ -304,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument("--here", action="store_true", help="run it in this process")
         job.set_defaults(func=func)
 
+    keys = sub.add_parser("keys", help="manage API keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key (printed once)")
+    kc.add_argument("--name", required=True, help="who or what uses it")
+    kc.add_argument(
+        "--scopes", required=True, help="comma-separated: recommend, events, catalog, admin"
+    )
+    kc.add_argument("--rate", type=float, help="requests per second (default from settings)")
+    kc.add_argument("--burst", type=int, help="requests at once (default from settings)")
+    ksub.add_parser("list", help="list keys (never their secrets)")
+    kr = ksub.add_parser("revoke", help="revoke a key by its id")
+    kr.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
     ev = sub.add_parser("eval", help="evaluate the serving pipeline against baselines")
     ev.add_argument(
         "--dataset", action="append", required=True, help="data set directory (repeatable)"
@@ -330,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "protocol", False) is None:
         args.protocol = ["ms", "temporal"]
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return int(args.func(args, settings))
 
 

@@ -89,6 +89,22 @@ class ServingSettings(BaseModel):
     unknown_age_max_maturity: int = Field(
         12, ge=0, le=18, description="maturity ceiling for users without a birth year"
     )
+    # Graceful degradation: a Milvus call slower than this fails over to the fallbacks.
+    milvus_budget_ms: int = Field(500, ge=10, le=60_000)
+    breaker_fail_max: int = Field(3, ge=1, le=100, description="failures that open a breaker")
+    breaker_reset_s: float = Field(5.0, gt=0, description="then one trial call")
+    snapshot_size: int = Field(1000, ge=10, le=100_000, description="popular items kept in-process")
+    snapshot_refresh_s: float = Field(10.0, gt=0)
+    stale_ttl_s: float = Field(3600.0, ge=0, description="last good list per request, for outages")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+
+
+class AuthSettings(BaseModel):
+    # Off only for local experiments: every endpoint but /healthz and /readyz then is open.
+    enabled: bool = True
+    default_rate_per_s: float = Field(200.0, gt=0, description="per key, unless set at creation")
+    default_burst: int = Field(400, ge=1)
+    metrics_public: bool = Field(False, description="serve /metrics without a key")
 
 
 class WorkerSettings(BaseModel):
@@ -125,11 +141,13 @@ class Settings(BaseSettings):
     env: str = Field("development", pattern="^(development|test|production)$")
     data_dir: Path = Path("./data")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field("text", pattern="^(text|json)$", description="json for log shippers")
     milvus: MilvusSettings = MilvusSettings()
     redis: RedisSettings = RedisSettings()
     models: ModelSettings = ModelSettings()
     serving: ServingSettings = ServingSettings()
     worker: WorkerSettings = WorkerSettings()
+    auth: AuthSettings = AuthSettings()
 
     @property
     def event_log_dir(self) -> Path:

@@ -13,11 +13,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import redis
+
+from app import metrics
 from app.errors import NotFound
-from app.pipeline import ranking, retrieval
+from app.pipeline import fallback, ranking, retrieval
 from app.pipeline.context import UserContext, load_user_context
 from app.pipeline.policy import apply_policy
 from app.pipeline.retrieval import Candidate, Constraints
+from app.resilience import DependencyDown, guarded
 from app.state import AppState
 
 Surface = Literal["homepage", "related", "trending"]
@@ -59,7 +63,7 @@ def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
 def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    scores = state.redis.zmscore(state.keys.tombstones, ids)
+    scores = guarded(state.breakers.redis, state.redis.zmscore, state.keys.tombstones, ids)
     return {i for i, s in zip(ids, scores, strict=True) if s is not None}
 
 
@@ -197,32 +201,74 @@ def retrieve(state: AppState, req: RecRequest, ctx: UserContext) -> Retrieved:
 
 
 def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
-    """Recommendations for one request, as the API returns them."""
+    """Recommendations for one request, as the API returns them.
+
+    Never fails because a dependency did: Redis down -> the in-process popular snapshot;
+    Milvus slow or down -> the user's last good list, then the snapshot; ranker failure -> the
+    retrieval order. Every fallback passes the same safety policy, and the response says that
+    it was degraded and why.
+    """
     cfg = state.settings.serving
-    ctx = load_user_context(state.redis, state.keys, req.user_id, recent_n=cfg.history_exclude)
-    key = _cache_key(state, req, ctx)
-    if cfg.cache_ttl_s > 0 and (hit := state.redis.get(key)):
-        cached: dict[str, Any] = json.loads(hit)
-        # Items deleted or hidden since the list was cached are dropped even from a hit.
-        gone = _tombstoned(state, [i["item_id"] for i in cached["items"]])
-        cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
-        # Every response is its own impression: attribution needs a fresh id.
-        cached["recommendation_id"] = uuid.uuid4().hex
-        cached["cached"] = True
-        return cached
-    got = retrieve(state, req, ctx)
+    br = state.breakers
+    try:
+        ctx = guarded(
+            br.redis,
+            load_user_context,
+            state.redis,
+            state.keys,
+            req.user_id,
+            recent_n=cfg.history_exclude,
+        )
+        key = _cache_key(state, req, ctx)
+        hit = guarded(br.redis, state.redis.get, key) if cfg.cache_ttl_s > 0 else None
+        if hit:
+            metrics.CACHE.labels(req.surface, "hit").inc()
+            return _from_cache(state, json.loads(hit))
+        metrics.CACHE.labels(req.surface, "miss").inc()
+    except DependencyDown as e:
+        return _degraded(state, req, None, [e.reason])
+    try:
+        with metrics.stage("retrieval", req.surface):
+            got = guarded(br.milvus, retrieve, state, req, ctx)
+    except DependencyDown as e:
+        return _degraded(state, req, ctx, [e.reason])
+    except redis.RedisError:
+        return _degraded(state, req, ctx, ["redis_unavailable"])
+    reasons: list[str] = []
     cands = got.candidates
     if req.surface in RANKED_SURFACES:
-        cands = ranking.rank(state, ctx, cands)
-    final = apply_policy(
-        cands,
-        limit=req.limit,
-        max_maturity=got.max_maturity,
-        region=ctx.region,
-        tombstoned=got.tombstoned,
-        exclude=got.exclude,
-    )
-    result = {
+        with metrics.stage("ranking", req.surface):
+            cands = ranking.rank(state, ctx, cands)
+        # rank() keeps the retrieval order on any failure; a live ranker that scored nothing
+        # failed, and the answer says so.
+        if len(cands) > 1 and ranking.SCORE not in cands[0].scores and _ranker_live(state):
+            reasons.append("ranker_failed")
+    with metrics.stage("policy", req.surface):
+        final = apply_policy(
+            cands,
+            limit=req.limit,
+            max_maturity=got.max_maturity,
+            region=ctx.region,
+            tombstoned=got.tombstoned,
+            exclude=got.exclude,
+        )
+    result = _response(req, final, reasons)
+    if not reasons:
+        _remember(state, req, ctx, key, result, got.max_maturity)
+    return result
+
+
+def _ranker_live(state: AppState) -> bool:
+    try:
+        return state.models.ranker() is not None
+    except Exception:
+        return False
+
+
+def _response(req: RecRequest, final: list[Candidate], reasons: list[str]) -> dict[str, Any]:
+    for r in reasons:
+        metrics.FALLBACKS.labels(req.surface, r).inc()
+    return {
         "recommendation_id": uuid.uuid4().hex,
         "user_id": req.user_id,
         "surface": req.surface,
@@ -237,7 +283,110 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         ],
         "generated_at": time.time(),
         "cached": False,
+        "degraded": bool(reasons),
+        "degraded_reasons": reasons,
     }
-    if cfg.cache_ttl_s > 0:
-        state.redis.set(key, json.dumps(result), px=int(cfg.cache_ttl_s * 1000))
-    return result
+
+
+def _from_cache(state: AppState, cached: dict[str, Any]) -> dict[str, Any]:
+    # Items deleted or hidden since the list was cached are dropped even from a hit.
+    gone = _tombstoned(state, [i["item_id"] for i in cached["items"]])
+    cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
+    # Every response is its own impression: attribution needs a fresh id.
+    cached["recommendation_id"] = uuid.uuid4().hex
+    cached["cached"] = True
+    return cached
+
+
+def _stale_parts(req: RecRequest) -> list[Any]:
+    return [req.user_id, req.surface, req.item_id, req.category, req.language]
+
+
+def _remember(
+    state: AppState,
+    req: RecRequest,
+    ctx: UserContext,
+    key: str,
+    result: dict[str, Any],
+    max_maturity: int,
+) -> None:
+    """Cache the list, and keep it longer as this request's last good list for outages."""
+    cfg = state.settings.serving
+    try:
+        pipe = state.redis.pipeline(transaction=False)
+        if cfg.cache_ttl_s > 0:
+            pipe.set(key, json.dumps(result), px=int(cfg.cache_ttl_s * 1000))
+        if cfg.stale_ttl_s > 0:
+            stale = {
+                "items": result["items"],
+                "limit": req.limit,
+                "max_maturity": max_maturity,
+                "region": ctx.region,
+            }
+            pipe.set(
+                fallback.stale_key(state, _stale_parts(req)),
+                json.dumps(stale),
+                px=int(cfg.stale_ttl_s * 1000),
+            )
+        guarded(state.breakers.redis, pipe.execute)
+    except DependencyDown:
+        pass  # the answer is good; only its caching failed
+
+
+def _degraded(
+    state: AppState, req: RecRequest, ctx: UserContext | None, reasons: list[str]
+) -> dict[str, Any]:
+    """A safe list without the failed dependency: last good list, then the popular snapshot.
+
+    Without the user's context (Redis down) the strictest defaults apply: the unknown-age
+    maturity ceiling and only items available in every region.
+    """
+    cfg = state.settings.serving
+    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity) if ctx else cfg.unknown_age_max_maturity
+    region = ctx.region if ctx else None
+    exclude = set(ctx.recent if ctx and req.surface != "related" else [])
+    if req.item_id:
+        exclude.add(req.item_id)
+    tomb: set[str] = set()
+    cands: list[Candidate] = []
+    if ctx is not None:  # Redis answers: tombstones and the last good list are readable
+        try:
+            raw = guarded(
+                state.breakers.redis,
+                state.redis.get,
+                fallback.stale_key(state, _stale_parts(req)),
+            )
+            last = json.loads(raw) if raw else None
+            # Only reuse a list filtered at least as strictly as this user needs now.
+            if last and last["max_maturity"] <= max_m and last["region"] == region:
+                cands = [
+                    Candidate(
+                        i["item_id"],
+                        {},
+                        [fallback.STALE_SOURCE, *i["sources"]],
+                        {fallback.STALE_SOURCE: i["score"]},
+                        i["reasons"],
+                    )
+                    for i in last["items"]
+                ]
+                reasons = [*reasons, "served_last_good_list"]
+            tomb = _tombstoned(state, [c.item_id for c in cands] + state.snapshot.ids())
+        except (DependencyDown, redis.RedisError):
+            pass
+    have = {c.item_id for c in cands}
+    cands += [
+        c
+        for c in state.snapshot.candidates(category=req.category, language=req.language)
+        if c.item_id not in have
+    ]
+    if not state.snapshot.taken_at:
+        reasons = [*reasons, "no_snapshot_yet"]
+    final = apply_policy(
+        cands,
+        limit=req.limit,
+        max_maturity=max_m,
+        region=region,
+        tombstoned=tomb,
+        exclude=exclude,
+    )
+    return _response(req, final, reasons)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
+from app.auth import require
 from app.deps import StateDep
 from app.schemas import (
     STREAM_ID_PATTERN,
@@ -19,7 +20,7 @@ from app.schemas import (
 from app.services import admin
 from indexing.jobs import KINDS
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require("admin"))])
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
 DeadId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="dead-letter id")]
 

@@ -28,6 +28,8 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["items"] = state.items.count()
     except Exception as e:
         checks["milvus"] = f"error: {type(e).__name__}: {e}"[:300]
+    checks["breakers"] = state.breakers.states()
+    checks["popular_snapshot_items"] = len(state.snapshot)
     ok = checks["redis"] == "ok" and checks["milvus"] == "ok"
     body = Health(status="ready" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

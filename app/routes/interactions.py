@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 
+from app.auth import require
 from app.deps import StateDep
 from app.errors import InvalidRequest
 from app.schemas import MAX_BATCH, Accepted, InteractionsIn
 from app.services.queue import enqueue
 from indexing import events as ev
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("events"))])
 
 
 @router.post("/interactions", status_code=202, response_model=Accepted)

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
+from app.auth import require
 from app.deps import StateDep
 from app.schemas import Accepted, ItemBatch, ItemOut
 from app.services import catalog
 from indexing.models import ID_PATTERN, Item, ItemFields
 
-router = APIRouter(prefix="/v1/items", tags=["catalogue"])
+router = APIRouter(
+    prefix="/v1/items", tags=["catalogue"], dependencies=[Depends(require("catalog"))]
+)
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, description="item id (1-128 chars)")]
 
 

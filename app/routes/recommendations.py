@@ -2,15 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from app.auth import require
 from app.deps import StateDep
 from app.errors import InvalidRequest
 from app.pipeline.recommend import RecRequest, Surface, recommend
 from app.schemas import Recommendations
 from indexing.models import ID_PATTERN
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(
+    prefix="/v1", tags=["recommendations"], dependencies=[Depends(require("recommend"))]
+)
 
 
 @router.get("/recommendations", response_model=Recommendations)

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
+from app.auth import require
 from app.deps import StateDep
 from app.schemas import UserOut
 from app.services import users
 from indexing.models import ID_PATTERN, User, UserFields
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Depends(require("events"))])
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="user id (1-128 chars)")]
 
 

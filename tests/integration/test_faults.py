@@ -16,15 +16,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
 from app.main import create_app
 from indexing import events as ev
 from indexing.connect import build_stores
 from indexing.eventlog import iter_log
 from indexing.models import EVENT_WEIGHTS, Interaction
 from indexing.worker import Worker
-from tests.conftest import _drop_test_data, make_settings
+from tests.conftest import _drop_test_data, authed, make_settings
 from vantage.config import Settings, settings_env
 from vantage.stack import start_redis
 
@@ -138,7 +136,7 @@ def test_redis_restart_loses_no_accepted_event(
     port = urlparse(srv.url).port
     s = make_settings({**servers, "redis_url": srv.url})
     try:
-        with TestClient(create_app(s)) as client:
+        with authed(create_app(s), s) as client:
             accepted = 0
             for b in range(5):
                 body = [{"user_id": f"u{k}", "item_id": f"r{b}", "type": "view"} for k in range(60)]

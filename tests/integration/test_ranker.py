@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi.testclient import TestClient
 
 from app.main import build_state, create_app
 from app.pipeline.context import load_user_context
@@ -15,6 +14,7 @@ from app.pipeline.recommend import RecRequest, retrieve
 from indexing.connect import build_stores
 from indexing.importer import import_records
 from indexing.train import train_cf
+from tests.conftest import authed
 from vantage.config import Settings
 from vantage.ranker_train import RankerParams, split_by_time, train_ranker
 
@@ -107,7 +107,7 @@ def test_ranker_is_trained_published_used_and_degrades(
     )
 
     def homepage() -> list[dict[str, Any]]:
-        with TestClient(create_app(settings)) as c:
+        with authed(create_app(settings), settings) as c:
             res = c.get("/v1/recommendations", params={"user_id": user, "limit": 5})
             assert res.status_code == 200
             return list(res.json()["items"])

@@ -21,6 +21,7 @@ from indexing.models import Interaction, Item
 from indexing.reindex import drop_due_collections
 from indexing.schema import current_items_collection
 from indexing.worker import Worker
+from tests.conftest import admin_token
 from tests.integration.conftest import CATALOGUE
 from vantage.config import Settings
 
@@ -78,7 +79,8 @@ def test_reindex_swaps_without_a_failed_request_or_a_lost_write(
     _seed(stores, worker)
     names = stores.items.names
     before = current_items_collection(stores.items.client, names)
-    with serve(settings) as base, httpx.Client(base_url=base, timeout=30) as http:
+    key = {"Authorization": f"Bearer {admin_token(settings)}"}
+    with serve(settings) as base, httpx.Client(base_url=base, timeout=30, headers=key) as http:
         job = http.post("/v1/admin/reindex").json()
         stop = threading.Event()
         results: list[int] = []

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi.testclient import TestClient
 
 from app.main import create_app
 from indexing import events as ev
@@ -16,6 +15,7 @@ from indexing.eventlog import EventLog
 from indexing.models import Interaction, Item
 from indexing.train import logged_interactions, train_cf
 from indexing.worker import Worker
+from tests.conftest import authed
 from vantage.config import Settings
 
 TOPICS = {
@@ -113,7 +113,7 @@ def test_train_publishes_vectors_and_worker_folds_in(
     hybrid = settings.model_copy(
         update={"serving": settings.serving.model_copy(update={"hybrid_weights": both})}
     )
-    with TestClient(create_app(hybrid)) as c:
+    with authed(create_app(hybrid), hybrid) as c:
         ids, sources = homepage(c)
     assert sources == [["hybrid_ann"]] * 3
     assert [i.split("-")[0] for i in ids][:2] == ["space", "space"], ids

@@ -1,0 +1,278 @@
+"""API keys: `Authorization: Bearer <key>`, stored hashed, with scopes and per-key rate limits.
+
+A key reads `vtg_<id>_<secret>`. Redis keeps, per id, the SHA-256 of the secret (never the
+secret), its scopes, name and limits; the secret is shown once, at creation. Scopes:
+
+    recommend   GET /v1/recommendations
+    events      POST /v1/interactions, PUT/GET /v1/users/...
+    catalog     PUT/POST/DELETE/GET /v1/items/...
+    admin       /v1/admin/..., /metrics; and everything above
+
+Rate limits are token buckets in Redis (one Lua call per request): `rate` requests per second
+sustained, `burst` at once; over the limit -> 429 with Retry-After. Verified keys are cached
+in-process for a few seconds, so a revoked key stops working within `cache_s`, and known keys
+keep working (without rate limits) while Redis is down: recommendations must survive an outage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import VantageError
+from indexing.keys import Keys
+
+SCOPES = ("recommend", "events", "catalog", "admin")
+_TOKEN = re.compile(r"^vtg_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+
+
+class Unauthorized(VantageError):
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(VantageError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(VantageError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    rate: float
+    burst: int
+    created_at: float
+    revoked_at: float | None = None
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "rate_per_s": self.rate,
+            "burst": self.burst,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _key(keys: Keys, key_id: str) -> str:
+    return f"{keys.prefix}:apikey:{key_id}"
+
+
+class KeyStore:
+    def __init__(self, r: redis.Redis, keys: Keys):
+        self.r = r
+        self.keys = keys
+
+    def create(
+        self, name: str, scopes: list[str] | tuple[str, ...], *, rate: float, burst: int
+    ) -> tuple[str, ApiKey]:
+        """A new key; returns (the token, shown only now, and its record)."""
+        bad = [s for s in scopes if s not in SCOPES]
+        if bad or not scopes:
+            raise ValueError(f"scopes must be among {', '.join(SCOPES)} (got {scopes})")
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        now = time.time()
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            _key(self.keys, key_id),
+            mapping={
+                "name": name,
+                "scopes": ",".join(dict.fromkeys(scopes)),
+                "hash": _digest(secret),
+                "rate": repr(float(rate)),
+                "burst": int(burst),
+                "created_at": repr(now),
+            },
+        )
+        pipe.sadd(f"{self.keys.prefix}:apikeys", key_id)
+        pipe.execute()
+        rec = self.get(key_id)
+        assert rec is not None
+        return f"vtg_{key_id}_{secret}", rec
+
+    def get(self, key_id: str) -> ApiKey | None:
+        raw = self.r.hgetall(_key(self.keys, key_id))
+        if not raw:
+            return None
+        f = {k.decode(): v.decode() for k, v in raw.items()}
+        return ApiKey(
+            key_id=key_id,
+            name=f.get("name", ""),
+            scopes=tuple(s for s in f.get("scopes", "").split(",") if s),
+            rate=float(f.get("rate", "10")),
+            burst=int(f.get("burst", "20")),
+            created_at=float(f.get("created_at", "0")),
+            revoked_at=float(f["revoked_at"]) if f.get("revoked_at") else None,
+        )
+
+    def list(self) -> list[ApiKey]:
+        ids = sorted(i.decode() for i in self.r.smembers(f"{self.keys.prefix}:apikeys"))
+        return [k for i in ids if (k := self.get(i)) is not None]
+
+    def revoke(self, key_id: str) -> bool:
+        if not self.r.exists(_key(self.keys, key_id)):
+            return False
+        self.r.hset(_key(self.keys, key_id), "revoked_at", repr(time.time()))
+        return True
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The live key this token belongs to, or None."""
+        m = _TOKEN.match(token)
+        if not m:
+            return None
+        key_id, secret = m.groups()
+        stored = self.r.hget(_key(self.keys, key_id), "hash")
+        if stored is None or not hmac.compare_digest(stored.decode(), _digest(secret)):
+            return None
+        rec = self.get(key_id)
+        return rec if rec is not None and rec.revoked_at is None else None
+
+
+# Token bucket. KEYS: bucket hash. ARGV: rate/s, burst, cost. Returns {allowed, wait_ms}.
+_BUCKET = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait = math.ceil((cost - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, wait}
+"""
+
+
+class Authenticator:
+    """Verifies bearer tokens (cached briefly in-process) and enforces per-key rate limits."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, *, cache_s: float = 5.0, stale_s: float = 900):
+        self.store = KeyStore(r, keys)
+        self.keys = keys
+        self.r = r
+        self.cache_s = cache_s
+        self.stale_s = stale_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+        self._bucket = r.register_script(_BUCKET)
+
+    def key_for(self, token: str) -> ApiKey | None:
+        now = time.monotonic()
+        ck = _digest(token)
+        hit = self._cache.get(ck)
+        if hit is not None and now - hit[0] < self.cache_s:
+            return hit[1]
+        try:
+            rec = self.store.verify(token)
+        except redis.RedisError:
+            # Redis down: a key verified in the last `stale_s` keeps working.
+            if hit is not None and hit[1] is not None and now - hit[0] < self.stale_s:
+                return hit[1]
+            raise
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[ck] = (now, rec)
+        return rec
+
+    def check_rate(self, key: ApiKey) -> None:
+        try:
+            allowed, wait_ms = self._bucket(
+                keys=[f"{self.keys.prefix}:ratelimit:{key.key_id}"],
+                args=[key.rate, key.burst, 1],
+            )
+        except redis.RedisError:
+            return  # fail open: an outage must not lock every client out
+        if not int(allowed):
+            from app import metrics
+
+            metrics.RATE_LIMITED.labels(key.key_id).inc()
+            raise RateLimited(
+                f"rate limit of key {key.key_id} exceeded ({key.rate:g}/s, burst {key.burst}); "
+                "retry after the Retry-After seconds",
+                int(wait_ms) / 1000,
+            )
+
+
+# Declares the scheme in the OpenAPI document (the "Authorize" button of /docs).
+_bearer = HTTPBearer(auto_error=False, description="an API key: vtg_<id>_<secret>")
+
+
+def require(scope: str) -> Callable[..., None]:
+    """A FastAPI dependency: a valid key with `scope` (or admin), within its rate limit."""
+    if scope not in SCOPES:
+        raise ValueError(scope)
+
+    def check(
+        request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> None:
+        state = getattr(request.app.state, "vantage", None)
+        if state is None or not state.settings.auth.enabled:
+            if state is None:
+                from app.errors import DependencyUnavailable
+
+                raise DependencyUnavailable("the service is starting; retry shortly")
+            return
+        token = creds.credentials.strip() if creds is not None else ""
+        if not token:
+            raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+        try:
+            key = state.auth.key_for(token)
+        except redis.RedisError as e:
+            from app.errors import DependencyUnavailable
+
+            raise DependencyUnavailable("cannot verify the API key right now; retry") from e
+        if key is None:
+            raise Unauthorized("invalid or revoked API key")
+        if not key.allows(scope):
+            raise Forbidden(
+                f"this key ({key.name or key.key_id}) lacks the '{scope}' scope; "
+                f"it has: {', '.join(key.scopes)}"
+            )
+        request.state.api_key = key
+        state.auth.check_rate(key)
+
+    return check

@@ -1,0 +1,193 @@
+"""Load benchmark of the API on the embedded stack. Prints one JSON object.
+
+ml-latest-small is imported (9,742 items, 610 users) and the interaction model trained; the
+API runs under uvicorn in its own process, and this process drives a bounded closed loop
+(`--concurrency` requests in flight) of homepage and related requests over loopback:
+
+* `warm`: result cache on, every request shape seen once before (cache hits);
+* `cold`: result cache off (every request runs retrieval, ranking and policy);
+* `ceiling`: a minimal FastAPI endpoint under the same uvicorn set-up: this machine's limit;
+* `naive`: the naive design, one Milvus search per request (user or item vector in, top 20
+  out), no cache, no filters, no ranking.
+
+    python bench/serve.py [DATASET_DIR] [--seconds S] [--concurrency N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from app.auth import KeyStore
+from bench._stack import DATASETS, child_env, fresh_stack, start_api
+from indexing.connect import build_stores
+from indexing.importer import import_dataset
+from indexing.train import logged_interactions, train_cf
+from vantage.config import Settings
+from vantage.stack import free_port, port_open
+
+
+def _start_app(settings: Settings, target: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A bench-only app (bench/_apps.py) under the same uvicorn set-up as the API."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"bench._apps:{target}",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=child_env(settings),
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{target} did not start")
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def _load(
+    base: str, paths: list[str], seconds: float, concurrency: int, headers: dict[str, str]
+) -> dict[str, float]:
+    lat: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits, headers=headers) as c:
+
+        async def user(k: int) -> None:
+            nonlocal errors
+            rng = random.Random(k)
+            while time.perf_counter() < stop_at:
+                p = rng.choice(paths)
+                t = time.perf_counter()
+                try:
+                    r = await c.get(p)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                lat.append((time.perf_counter() - t) * 1000)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    a = np.array(lat)
+    return {
+        "requests": len(a),
+        "errors": errors,
+        "rps": round(len(a) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p95_ms": round(float(np.percentile(a, 95)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+    }
+
+
+def _run(
+    base: str,
+    paths: list[str],
+    args: argparse.Namespace,
+    headers: dict[str, str],
+    concurrency: int | None = None,
+) -> dict[str, float]:
+    c = concurrency or args.concurrency
+    asyncio.run(_load(base, paths[:50], 2.0, c, headers))  # warm-up: connections, first calls
+    out = asyncio.run(_load(base, paths, args.seconds, c, headers))
+    out["concurrency"] = c
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", nargs="?", default=str(DATASETS / "ml-latest-small"))
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--cold-concurrency", type=int, default=4)
+    args = ap.parse_args()
+    rng = random.Random(42)
+    out: dict[str, object] = {"bench": "serve", "dataset": Path(args.dataset).name}
+    with fresh_stack() as settings:
+        stores = build_stores(settings, log_writer="import")
+        report = import_dataset(stores, args.dataset, progress=sys.stderr.isatty())
+        train_cf(stores, logged_interactions(settings.event_log_dir), progress=False)
+        out["items"], out["users"] = report.items, report.users
+        token, _ = KeyStore(stores.redis, stores.keys).create(
+            "bench", ["admin"], rate=1e6, burst=1_000_000
+        )
+        users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
+        items = [i.decode() for i in stores.redis.zrevrange(stores.keys.popularity, 0, 999)]
+        del stores
+        headers = {"Authorization": f"Bearer {token}"}
+        # A bounded set of request shapes (every user's homepage, 610 related lists).
+        home = [f"/v1/recommendations?user_id={u}&surface=homepage&limit=20" for u in users]
+        related = [
+            f"/v1/recommendations?user_id={rng.choice(users)}&surface=related&item_id={i}&limit=20"
+            for i in items[: len(users)]
+        ]
+        mixed = home + related
+        rng.shuffle(mixed)
+
+        proc, base = _start_app(settings, "ceiling_app")
+        try:
+            out["ceiling"] = _run(base, ["/ping"], args, {})
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        naive_paths = [p.replace("/v1/recommendations", "/naive") for p in mixed]
+        proc, base = _start_app(settings, "naive_app")
+        try:
+            out["naive"] = _run(base, naive_paths, args, {}, args.cold_concurrency)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        for label, ttl in (("cold", "0"), ("warm", "600")):
+            proc, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S=ttl)
+            try:
+                if label == "warm":  # every request shape once: the loop then hits the cache
+                    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+                        for p in mixed:
+                            c.get(p)
+                conc = args.cold_concurrency if label == "cold" else None
+                out[label] = _run(base, mixed, args, headers, conc)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    cei, nai = out["ceiling"], out["naive"]
+    warm, cold = out["warm"], out["cold"]
+    out["ratios"] = {
+        "warm_rps_vs_ceiling": round(warm["rps"] / cei["rps"], 3),  # type: ignore[index]
+        "cold_rps_vs_naive": round(cold["rps"] / nai["rps"], 3),  # type: ignore[index]
+        "warm_rps_vs_naive": round(warm["rps"] / nai["rps"], 3),  # type: ignore[index]
+        "cold_p95_vs_naive_p95": round(cold["p95_ms"] / nai["p95_ms"], 3),  # type: ignore[index]
+    }
+    out["targets"] = {
+        "zero_errors": all(out[k]["errors"] == 0 for k in ("warm", "cold")),  # type: ignore[index]
+        "warm_p99_le_50ms_at_200rps": warm["p99_ms"] <= 50 and warm["rps"] >= 200,  # type: ignore[index]
+        "cold_p95_le_150ms": cold["p95_ms"] <= 150,  # type: ignore[index]
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

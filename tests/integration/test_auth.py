@@ -1,0 +1,143 @@
+"""API keys: the auth matrix over every endpoint, revocation, rate limits, body limits, ids."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from app.auth import SCOPES, KeyStore
+from app.main import create_app
+from indexing.connect import connect_redis
+from indexing.keys import Keys
+from tests.conftest import admin_token
+from vantage.config import Settings
+
+
+def _scope_of(route: Any) -> str | None:
+    for dep in route.dependant.dependencies:
+        fn = dep.call
+        closure = getattr(fn, "__closure__", None) or ()
+        for cell in closure:
+            if cell.cell_contents in SCOPES:
+                return str(cell.cell_contents)
+    return None
+
+
+def _endpoints(app: Any) -> list[tuple[str, str, str | None]]:
+    """(method, path, scope) of every API route, including those of included routers."""
+    routes: list[Any] = []
+    for r in app.routes:
+        if isinstance(r, APIRoute):
+            routes.append(r)
+        elif hasattr(r, "effective_route_contexts"):  # FastAPI >= 0.16x included routers
+            routes.extend(r.effective_route_contexts())
+        elif hasattr(r, "routes"):
+            routes.extend(x for x in r.routes if isinstance(x, APIRoute))
+    return [(m, r.path, _scope_of(r)) for r in routes for m in sorted(r.methods)]
+
+
+def _concrete(path: str) -> str:
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: {"job_id": "0" * 32, "dead_id": "1-1"}.get(m.group(1), "x1"),
+        path,
+    )
+
+
+def test_every_endpoint_enforces_its_scope(settings: Settings) -> None:
+    app = create_app(settings)
+    endpoints = _endpoints(app)
+    protected = [(m, p, s) for m, p, s in endpoints if s is not None]
+    open_ = {p for _, p, s in endpoints if s is None}
+    assert open_ == {"/healthz", "/readyz"}
+    assert {s for *_, s in protected} == set(SCOPES)
+    assert ("GET", "/metrics", "admin") in protected
+    keys = {s: admin_token(settings, (s,)) for s in SCOPES}
+    with TestClient(app) as c:
+        for method, path, scope in protected:
+            url = _concrete(path)
+            none = c.request(method, url)
+            assert none.status_code == 401, (method, path, none.text)
+            assert none.headers["www-authenticate"] == "Bearer"
+            assert "Authorization: Bearer" in none.json()["error"]["message"]
+            bad = c.request(method, url, headers={"Authorization": "Bearer vtg_nope"})
+            assert bad.status_code == 401, (method, path)
+            wrong = next(s for s in SCOPES if s not in (scope, "admin"))
+            res = c.request(method, url, headers={"Authorization": f"Bearer {keys[wrong]}"})
+            assert res.status_code == 403, (method, path, wrong)
+            assert f"'{scope}' scope" in res.json()["error"]["message"]
+            for ok in {scope, "admin"}:
+                res = c.request(method, url, headers={"Authorization": f"Bearer {keys[ok]}"})
+                assert res.status_code not in (401, 403), (method, path, ok, res.text)
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 200
+
+
+def test_keys_are_stored_hashed_and_revocable(settings: Settings) -> None:
+    r = connect_redis(settings)
+    store = KeyStore(r, Keys(settings.redis.key_prefix))
+    token, rec = store.create("app", ["recommend"], rate=100, burst=100)
+    secret = token.split("_", 2)[2]
+    stored = r.hgetall(f"{settings.redis.key_prefix}:apikey:{rec.key_id}")
+    assert secret.encode() not in b"".join(stored.values())  # only its digest
+    assert store.verify(token) == rec
+    assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    with TestClient(create_app(settings)) as c:
+        c.app.state.vantage.auth.cache_s = 0  # revocation visible at once in this test
+        h = {"Authorization": f"Bearer {token}"}
+        assert c.get("/v1/recommendations", params={"user_id": "u"}, headers=h).status_code == 200
+        assert store.revoke(rec.key_id)
+        res = c.get("/v1/recommendations", params={"user_id": "u"}, headers=h)
+        assert res.status_code == 401 and "revoked" in res.json()["error"]["message"]
+    with pytest.raises(ValueError, match="scopes"):
+        store.create("x", ["superuser"], rate=1, burst=1)
+    r.close()
+
+
+def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
+    r = connect_redis(settings)
+    token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
+        "slow", ["recommend"], rate=0.5, burst=2
+    )
+    with TestClient(create_app(settings)) as c:
+        h = {"Authorization": f"Bearer {token}"}
+        codes = [
+            c.get("/v1/recommendations", params={"user_id": "u"}, headers=h).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        res = c.get("/v1/recommendations", params={"user_id": "u"}, headers=h)
+        assert res.status_code == 429 and int(res.headers["retry-after"]) >= 1
+        assert "rate limit" in res.json()["error"]["message"]
+        time.sleep(2.1)  # one token back at 0.5/s
+        assert c.get("/v1/recommendations", params={"user_id": "u"}, headers=h).status_code == 200
+    r.close()
+
+
+def test_body_limit_request_ids_and_metrics(client: TestClient, settings: Settings) -> None:
+    big = b'{"items": [' + b'{"item_id": "a", "title": "' + b"x" * (5 * 1024 * 1024) + b'"}]}'
+    res = client.post("/v1/items/batch", content=big, headers={"content-type": "application/json"})
+    assert res.status_code == 413 and "smaller batches" in res.json()["error"]["message"]
+
+    res = client.get("/v1/recommendations", params={"user_id": "u"})
+    rid = res.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    mine = client.get(
+        "/v1/recommendations", params={"user_id": "u"}, headers={"X-Request-ID": "abc-1"}
+    )
+    assert mine.headers["x-request-id"] == "abc-1"
+    evil = client.get("/healthz", headers={"X-Request-ID": "a b\nc"})
+    assert evil.headers["x-request-id"] != "a b\nc"
+
+    text = client.get("/metrics").text
+    assert (
+        'vantage_http_request_duration_seconds_count{method="GET",route="/v1/recommendations",'
+        'status="200",surface="homepage"}' in text
+    )
+    assert "vantage_result_cache_total" in text and "vantage_queue_length" in text
+    assert 'vantage_dependency_up{dep="redis"} 1.0' in text
