@@ -393,14 +393,18 @@ def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
     pipe = s.redis.pipeline(transaction=False)
     for uid in user_ids:
         pipe.zrevrange(s.keys.history(uid), 0, s.profile_items - 1)
-        pipe.hgetall(s.keys.affinity(uid))
-    raw = pipe.execute()
+    histories = [[i.decode() for i in h] for h in pipe.execute()]
+    # Only the affinities of those recent items (a heavy user's hash holds thousands).
+    pipe = s.redis.pipeline(transaction=False)
+    for uid, items in zip(user_ids, histories, strict=True):
+        if items:
+            pipe.hmget(s.keys.affinity(uid), items)
+    affs = iter(pipe.execute())
     recent: dict[str, list[tuple[str, float]]] = {}
     wanted: set[str] = set()
-    for idx, uid in enumerate(user_ids):
-        items = [i.decode() for i in raw[2 * idx]]
-        aff = {k.decode(): float(v) for k, v in raw[2 * idx + 1].items()}
-        recent[uid] = [(i, aff.get(i, 0.0)) for i in items]
+    for uid, items in zip(user_ids, histories, strict=True):
+        weights = next(affs) if items else []
+        recent[uid] = [(i, float(w or 0.0)) for i, w in zip(items, weights, strict=True)]
         wanted.update(items)
     vecs = s.items.vectors(wanted)
     cf_vecs = _fold_in(s, user_ids)
