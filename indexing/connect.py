@@ -41,7 +41,9 @@ def load_embedder(settings: Settings, name: str | None = None) -> TextEmbedder:
     """The configured text model (or `name`, e.g. the one a re-index switched to)."""
     m = settings.models
     name = name or m.text_model
-    emb = SentenceTransformerEmbedder(name, device=m.device, batch_size=m.batch_size)
+    emb = SentenceTransformerEmbedder(
+        name, device=m.device, batch_size=m.batch_size, precision=m.precision
+    )
     if emb.dim != m.text_dim:
         raise ValueError(
             f"model {name!r} has dimension {emb.dim}, settings say {m.text_dim}: "

@@ -162,3 +162,14 @@ def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.serving.cache_ttl_s == 5 and s.milvus.uri == "http://milvus:19530"
     with pytest.raises(ValidationError):
         Settings(redis={"key_prefix": "a b"})
+
+
+def test_precision_setting_is_validated() -> None:
+    import pytest
+
+    from embeddings.text import resolve_precision
+
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("auto") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int4")
