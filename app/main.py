@@ -34,7 +34,8 @@ def build_state(settings: Settings) -> AppState:
     """Connect to Redis and Milvus and make sure the collections exist."""
     milvus = connect_milvus(settings)
     names = prepare_collections(settings, milvus)
-    r = connect_redis(settings)
+    # Serving's Redis budget: a hung Redis fails a call in this long, not the socket default.
+    r = connect_redis(settings, timeout_s=settings.serving.redis_budget_ms / 1000)
     keys = Keys(settings.redis.key_prefix)
     cfg = settings.serving
     return AppState(

@@ -15,9 +15,9 @@ from indexing.store import ItemStore, UserStore
 from vantage.config import Settings
 
 
-def connect_redis(settings: Settings) -> redis.Redis:
+def connect_redis(settings: Settings, *, timeout_s: float | None = None) -> redis.Redis:
     """A pooled client; bytes in, bytes out (vectors are stored as raw float32)."""
-    t = settings.redis.socket_timeout_s
+    t = timeout_s or settings.redis.socket_timeout_s
     return redis.Redis.from_url(
         settings.redis.url, socket_timeout=t, socket_connect_timeout=t, health_check_interval=30
     )

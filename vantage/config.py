@@ -94,6 +94,7 @@ class ServingSettings(BaseModel):
     )
     # Graceful degradation: a Milvus call slower than this fails over to the fallbacks.
     milvus_budget_ms: int = Field(500, ge=10, le=60_000)
+    redis_budget_ms: int = Field(300, ge=10, le=60_000, description="API-side Redis timeout")
     breaker_fail_max: int = Field(3, ge=1, le=100, description="failures that open a breaker")
     breaker_reset_s: float = Field(5.0, gt=0, description="then one trial call")
     snapshot_size: int = Field(1000, ge=10, le=100_000, description="popular items kept in-process")
