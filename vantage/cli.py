@@ -70,7 +70,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
                 report = import_dataset(stores, demo_dir)
                 log.info("demo data imported: %s", report.as_dict())
-                trained = train_cf(stores, logged_interactions(s.event_log_dir), progress=False)
+                trained = train_cf(
+                    stores,
+                    logged_interactions(s.event_log_dir),
+                    tune_split=s.models.tune_split,
+                    progress=False,
+                )
                 log.info("interaction model trained: %s", trained.as_dict())
             del stores
         worker = subprocess.Popen(
@@ -166,15 +171,17 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Fit the interaction model, then the re-ranker, on the durable event log; publish both."""
     from indexing.connect import build_stores
-    from indexing.train import logged_interactions, train_cf
+    from indexing.train import CFParams, logged_interactions, train_cf
     from vantage.ranker_train import train_ranker
 
+    split = args.tune_split or settings.models.tune_split
     with resolved(settings) as s:
         stores = build_stores(s)
         records = logged_interactions(s.event_log_dir)
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
-        report = train_cf(stores, records)
-        ranker = train_ranker(s, stores, records)
+        report = train_cf(stores, records, tune_split=split)
+        cf_params = CFParams.from_dict(report.params)
+        ranker = train_ranker(s, stores, records, tune_split=split, cf_params=cf_params)
     print(json.dumps({**report.as_dict(), "ranker": ranker.as_dict()}))
     return 0
 
@@ -232,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     train = sub.add_parser("train", help="train the interaction model from the event log")
+    train.add_argument(
+        "--tune-split",
+        choices=["temporal", "random"],
+        help="hold out each user's newest items (temporal) or random ones (random) when "
+        "choosing hyper-parameters and training the re-ranker (default: "
+        "VANTAGE_MODELS__TUNE_SPLIT, else temporal)",
+    )
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate the serving pipeline against baselines")
