@@ -64,13 +64,14 @@ def _rating_boost(value: float | None) -> float:
 
 
 # Ratings -> confidence. ANCHORS treats every rating as relevant, so no scheme maps a rating
-# to zero; which one trains the best model is chosen on an inner validation split.
+# to zero. "linear" is the default because the iALS baseline's inner-split search picks it on
+# both ML-100K protocols; the worker folds in with the default, so it is one fixed choice.
 RATING_SCHEMES: dict[str, Callable[[float | None], float]] = {
     "flat": _rating_flat,
     "linear": _rating_linear,
     "boost": _rating_boost,
 }
-DEFAULT_RATING_SCHEME = "flat"
+DEFAULT_RATING_SCHEME = "linear"
 
 RatingScheme = str | Callable[[float | None], float]
 
@@ -503,3 +504,121 @@ class ContentProjection:
             proj.weights, proj.bias = arrays["weights"], arrays["bias"]
         proj.alpha = float(meta["alpha"])
         return proj
+
+
+# --------------------------------------------------------------------------- neighbours
+
+NEIGHBOURS_FORMAT = "vantage-item-neighbours"
+NEIGHBOURS_FORMAT_VERSION = 1
+# EASE needs a dense (items x items) inverse: above this many items only the most
+# interacted-with ones get neighbours (the rest score NaN in the ranker's features).
+NEIGHBOURS_MAX_ITEMS = 20_000
+
+
+def spd_inverse(a: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix via Cholesky (about 2x faster than LU)."""
+    chol, info = scipy.linalg.lapack.dpotrf(a, lower=False, overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info={info})")
+    inv, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"inverse failed (potri info={info})")
+    # potri fills only the upper triangle.
+    return np.triu(inv) + np.triu(inv, 1).T
+
+
+class ItemNeighbours:
+    """Item-item weights (EASE, Steck 2019) pruned to each item's top-k neighbours.
+
+    ``weights[i, j]`` is how much having interacted with item ``i`` speaks for item ``j``;
+    a user's score for ``j`` is the sum over their history. Only the ``k`` largest weights
+    into each item are kept, so the artefact is O(items * k) and a score costs one sparse
+    row-sum over the user's history (no model state per user: new events count at once).
+    """
+
+    def __init__(self, l2: float = 500.0, k: int = 200):
+        if l2 <= 0 or k < 1:
+            raise ValueError("l2 must be positive and k at least 1")
+        self.l2 = l2
+        self.k = k
+        self.weights: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.fit_seconds = 0.0
+
+    @property
+    def n_items(self) -> int:
+        """Number of items (rows and columns), the ALS model's item order."""
+        return int(self.weights.shape[0])
+
+    def fit(self, matrix: InteractionMatrix | sp.spmatrix) -> ItemNeighbours:
+        """B = I - P diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹ on binarised interactions."""
+        start = time.perf_counter()
+        x = _as_csr(matrix)
+        x.data[:] = 1.0
+        x.eliminate_zeros()
+        n = x.shape[1]
+        counts = np.bincount(x.indices, minlength=n)
+        active = np.flatnonzero(counts)
+        if len(active) > NEIGHBOURS_MAX_ITEMS:
+            active = np.sort(np.argsort(-counts, kind="stable")[:NEIGHBOURS_MAX_ITEMS])
+        xa = x[:, active]
+        gram = (xa.T @ xa).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.l2
+        b = spd_inverse(gram)
+        del gram
+        b /= -np.diag(b).copy()  # in place: a 10k catalogue's matrix is 800 MB
+        np.fill_diagonal(b, 0.0)
+        keep = min(self.k, len(active))
+        blocks = []
+        for lo in range(0, len(active), 1024):
+            # Column j scores item j: keep its k strongest sources (in column blocks, so the
+            # index array of argpartition stays small).
+            block = b[:, lo : lo + 1024].astype(np.float32)
+            if keep < len(active):
+                cut = np.argpartition(-block, keep - 1, axis=0)[keep:]
+                np.put_along_axis(block, cut, 0.0, axis=0)
+            blocks.append(sp.csc_matrix(block))
+        del b
+        coo = sp.hstack(blocks).tocoo()
+        self.weights = sp.csr_matrix(
+            (coo.data, (active[coo.row], active[coo.col])), shape=(n, n), dtype=np.float32
+        )
+        self.fit_seconds = time.perf_counter() - start
+        log.info("item neighbours %s fitted in %.2fs", (n, keep), self.fit_seconds)
+        return self
+
+    def scores(
+        self, history: Sequence[int] | np.ndarray, items: Sequence[int] | np.ndarray
+    ) -> np.ndarray:
+        """Sum of weights from the history items to each of `items` (indices into the model)."""
+        hist = np.asarray(history, dtype=np.int64)
+        idx = np.asarray(items, dtype=np.int64)
+        if len(hist) == 0 or len(idx) == 0:
+            return np.zeros(len(idx), dtype=np.float32)
+        total = np.asarray(self.weights[hist].sum(axis=0), dtype=np.float32).ravel()
+        return total[idx]
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``neighbours.npz`` and ``meta.json`` into directory ``path``."""
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        sp.save_npz(root / "neighbours.npz", self.weights)
+        meta = {
+            "format": NEIGHBOURS_FORMAT,
+            "version": NEIGHBOURS_FORMAT_VERSION,
+            "l2": self.l2,
+            "k": self.k,
+            "n_items": self.n_items,
+            "fit_seconds": self.fit_seconds,
+        }
+        (root / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        return root
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemNeighbours:
+        """Read neighbours written by ``save``."""
+        root = Path(path)
+        meta = _read_meta(root / "meta.json", NEIGHBOURS_FORMAT, NEIGHBOURS_FORMAT_VERSION)
+        model = cls(float(meta["l2"]), int(meta["k"]))
+        model.weights = sp.csr_matrix(sp.load_npz(root / "neighbours.npz"), dtype=np.float32)
+        model.fit_seconds = float(meta.get("fit_seconds", 0.0))
+        return model

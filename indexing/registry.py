@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from embeddings.cf import ALSModel
+from embeddings.cf import ALSModel, ItemNeighbours
 from indexing.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ class CFModel:
     version: str
     als: ALSModel
     item_index: dict[str, int]
+    # Item-item neighbours in the same item order (artefacts from before they existed: None).
+    neighbours: ItemNeighbours | None = None
 
 
 @dataclass
@@ -97,7 +99,10 @@ class ModelRegistry:
                     return self._cf
                 als = ALSModel.load(path)
                 index = {item: i for i, item in enumerate(als.item_ids or [])}
-                self._cf = CFModel(version, als, index)
+                nbr = None
+                if (path / "neighbours").is_dir():
+                    nbr = ItemNeighbours.load(path / "neighbours")
+                self._cf = CFModel(version, als, index, nbr)
                 log.info("loaded cf model %s (%d items)", version, len(index))
         return self._cf
 

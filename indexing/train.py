@@ -1,7 +1,8 @@
 """Training the interaction model from the durable event log (`vantage train`).
 
 1. Read every logged interaction (deduplicated by event id).
-2. Fit iALS on confidence weights (purchase > like > watch > click > view; ratings positive).
+2. Fit iALS on confidence weights (purchase > like > watch > click > view; ratings positive),
+   and EASE item-item neighbours (top-k per item) that the re-ranker's features read.
 3. Give every catalogue item a `cf_vec`: its iALS factor when it has interactions, else its
    content vector projected by a ridge map learned on the items that do (cold items stay
    reachable by collaborative retrieval).
@@ -28,6 +29,7 @@ from embeddings.cf import (
     ALSModel,
     ContentProjection,
     InteractionMatrix,
+    ItemNeighbours,
     confidence_weight,
 )
 from indexing.apply import Stores, _persist_users
@@ -47,6 +49,13 @@ class CFParams:
     iterations: int = 15
     rating_scheme: str = DEFAULT_RATING_SCHEME  # the worker folds in with the same scheme
     projection_alpha: float = 1.0
+    neighbour_l2: float = 500.0  # EASE regularisation of the item neighbours
+    neighbour_k: int = 200  # neighbours kept per item
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CFParams:
+        """The parameters found in a dict with possibly more keys (e.g. a TrainReport's)."""
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
 
 @dataclass
@@ -69,11 +78,35 @@ def logged_interactions(log_root: Path) -> list[dict[str, Any]]:
     return [rec["data"] for rec in iter_log(log_root, types=[INTERACTION_LOGGED])]
 
 
-# Searched on an inner time split of the training data itself (each user's last 20% held out):
-# the model is chosen for predicting what people do next, never on an evaluation test split.
+# What the hyper-parameters are chosen for (`vantage train --tune-split`, or
+# VANTAGE_MODELS__TUNE_SPLIT): "temporal" holds out each user's newest 20% (predict what people
+# do next: the production default); "random" holds out a random 25% of each user's items
+# (complete a profile). The re-ranker learns on, and is gated by, the same kind of holdout.
+TUNE_SPLITS: dict[str, str] = {"temporal": "temporal", "random": "ms"}
+
+
+def split_protocol(tune_split: str) -> str:
+    """The `vantage.evaluation.splits` protocol of a tune split ("random" is the MS split)."""
+    from vantage.evaluation.splits import PROTOCOLS
+
+    if tune_split in TUNE_SPLITS:
+        return TUNE_SPLITS[tune_split]
+    if tune_split in PROTOCOLS:
+        return tune_split
+    raise ValueError(f"unknown tune split {tune_split!r}; known: {sorted(TUNE_SPLITS)}")
+
+
+def is_random_split(tune_split: str) -> bool:
+    """True when the tune split holds out random items rather than the newest ones."""
+    return split_protocol(tune_split) != "temporal"
+
+
+# Searched on an inner split of the training data itself, never on an evaluation test split.
 CF_GRID: tuple[dict[str, float], ...] = tuple(
     {"regularization": r, "alpha": a} for r in (10.0, 20.0, 50.0) for a in (3.0, 5.0, 10.0)
 )
+# The EASE baseline's grid (same budget as the baseline gets).
+NEIGHBOUR_GRID: tuple[float, ...] = (100.0, 300.0, 500.0, 1000.0)
 MIN_RECORDS_TO_TUNE = 5_000
 
 
@@ -83,15 +116,17 @@ def select_cf_params(
     factors: int,
     base: CFParams = CFParams(),
     grid: Sequence[Mapping[str, float]] = CF_GRID,
+    neighbour_grid: Sequence[float] = NEIGHBOUR_GRID,
     split: str = "temporal",
 ) -> tuple[CFParams, list[dict[str, Any]]]:
-    """The grid point with the best NDCG@10 on an inner split of `records` (or `base` if tiny).
+    """The grid points with the best NDCG@10 on an inner split of `records` (`base` if tiny).
 
-    `split` is a protocol of `vantage.evaluation.splits`: "temporal" (predict what people do
-    next: the production default) or "ms"/"ms-round" (random held-out items).
+    `split` is a tune split ("temporal" or "random") or a `vantage.evaluation.splits`
+    protocol. iALS and the item neighbours are each chosen on that split.
     """
     from vantage.evaluation.baselines import EvalData, select_params
 
+    protocol = split_protocol(split)
     positives = [r for r in records if confidence_weight(r["type"], r.get("value")) > 0]
     if len(positives) < MIN_RECORDS_TO_TUNE:
         return base, []
@@ -105,9 +140,17 @@ def select_cf_params(
         }
         for g in grid
     ]
-    best, trials = select_params(data, "iALS", full, positives, split)
-    chosen = replace(base, regularization=best["regularization"], alpha=best["alpha"])
-    return chosen, trials
+    best, trials = select_params(data, "iALS", full, positives, protocol)
+    l2, l2_trials = select_params(
+        data, "EASE", [{"l2": v} for v in neighbour_grid], positives, protocol
+    )
+    chosen = replace(
+        base,
+        regularization=best["regularization"],
+        alpha=best["alpha"],
+        neighbour_l2=float(l2["l2"]),
+    )
+    return chosen, trials + l2_trials
 
 
 def train_cf(
@@ -140,12 +183,13 @@ def train_cf(
         alpha=params.alpha,
         iterations=params.iterations,
     ).fit(matrix)
+    neighbours = ItemNeighbours(params.neighbour_l2, params.neighbour_k).fit(matrix)
     report = TrainReport(
         version=version,
         users=matrix.n_users,
         interactions=len(records),
-        fit_s=round(als.fit_seconds, 2),
-        params={**als.params(), **params.__dict__},
+        fit_s=round(als.fit_seconds + neighbours.fit_seconds, 2),
+        params={**als.params(), **params.__dict__, "tune_split": tune_split},
     )
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
     _write_user_vectors(stores, matrix, als)
@@ -153,6 +197,7 @@ def train_cf(
     stores.flush_if_due(force=True)
     path = registry.cf_dir(version)
     als.save(path)
+    neighbours.save(path / "neighbours")
     if projection is not None:
         projection.save(path / "projection")
     report.total_s = round(time.perf_counter() - started, 2)

@@ -65,7 +65,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
                 report = import_dataset(stores, demo_dir)
                 log.info("demo data imported: %s", report.as_dict())
-                trained = train_cf(stores, logged_interactions(s.event_log_dir), progress=False)
+                trained = train_cf(
+                    stores,
+                    logged_interactions(s.event_log_dir),
+                    tune_split=s.models.tune_split,
+                    progress=False,
+                )
                 log.info("interaction model trained: %s", trained.as_dict())
             del stores
         worker = subprocess.Popen(
@@ -171,9 +176,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     With `--job ID` (a model refresh run by a worker) progress goes to that job."""
     from indexing.connect import build_stores
     from indexing.jobs import JobStore
-    from indexing.train import logged_interactions, train_cf
+    from indexing.train import CFParams, logged_interactions, train_cf
     from vantage.ranker_train import train_ranker
 
+    split = args.tune_split or settings.models.tune_split
     with resolved(settings) as s:
         stores = build_stores(s)
         jobs = JobStore(stores.redis, stores.keys)
@@ -186,9 +192,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         records = logged_interactions(s.event_log_dir)
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
         stage(1, "fitting the interaction model")
-        report = train_cf(stores, records, progress=not args.job)
+        report = train_cf(stores, records, tune_split=split, progress=not args.job)
+        cf_params = CFParams.from_dict(report.params)
         stage(2, "fitting the re-ranker")
-        ranker = train_ranker(s, stores, records)
+        ranker = train_ranker(s, stores, records, tune_split=split, cf_params=cf_params)
         stage(4, "done")
     print(json.dumps({**report.as_dict(), "ranker": ranker.as_dict()}))
     return 0
@@ -352,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the interaction model from the event log")
     train.add_argument("--job", help=argparse.SUPPRESS)  # set by a worker running a refresh
+    train.add_argument(
+        "--tune-split",
+        choices=["temporal", "random"],
+        help="hold out each user's newest items (temporal) or random ones (random) when "
+        "choosing hyper-parameters and training the re-ranker (default: "
+        "VANTAGE_MODELS__TUNE_SPLIT, else temporal)",
+    )
     train.set_defaults(func=cmd_train)
 
     for name, func, text in (

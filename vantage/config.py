@@ -51,6 +51,10 @@ class ModelSettings(BaseModel):
     text_model: str = "default"
     text_dim: int = Field(384, ge=8, le=4096)
     cf_dim: int = Field(64, ge=4, le=1024)
+    # What `vantage train` tunes the interaction model and the re-ranker for: "temporal"
+    # (each user's newest items held out: predict what comes next) or "random" (random items
+    # held out: complete a profile). Overridden by `vantage train --tune-split`.
+    tune_split: str = Field("temporal", pattern="^(temporal|random)$")
     device: str = "cpu"
     batch_size: int = Field(64, ge=1, le=4096)
     # fp32, bf16 (~1.6x faster where the CPU has native bfloat16) or auto. Keep one setting

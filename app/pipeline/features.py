@@ -25,14 +25,17 @@ import redis
 from app.pipeline.context import UserContext
 from app.pipeline.retrieval import Candidate
 from indexing.keys import Keys
+from indexing.registry import CFModel
 from indexing.store import ItemStore
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "retrieval_score",  # the primary source's score
     "retrieval_rank",  # position in retrieval order (0 = first)
     "from_popular",  # 1 when only the popularity source proposed it
-    "cf_score",  # user cf_vec . item cf_vec, as retrieval scored it (NaN if it did not)
-    "cf_rank",  # position by cf_score among the candidates
+    "cf_rank",  # position by cf score (user cf_vec . item cf_vec) among the candidates
+    "cf_z",  # cf score standardised over the candidates
+    "nbr_rank",  # position by item-neighbour score from the user's whole history
+    "nbr_z",  # that score standardised over the candidates
+    "nbr_recent_z",  # item-neighbour score from the last RECENT_NBR items, standardised
     "content_score",  # user content profile . item content_vec
     "content_recent_max",  # max content similarity to the user's last RECENT_SIM items
     "log_popularity",  # log1p(popularity) - log1p(top popularity): <= 0, scale-free
@@ -41,6 +44,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "category_share",  # share of the user's last RECENT_CAT items in the item's category
 )
 RECENT_SIM = 5
+RECENT_NBR = 10
 RECENT_CAT = 20
 DAY_S = 86_400.0
 ITEM_CACHE_TTL_S = 300.0
@@ -61,14 +65,27 @@ class FeatureInputs:
     cf_scores: np.ndarray  # (n,) collaborative score per candidate; NaN where unknown
     popularity: np.ndarray  # (n,) popularity score, 0 when absent
     top_popularity: float = 0.0  # the most popular item's score (popularity is relative to it)
+    nbr_scores: np.ndarray | None = None  # (n,) neighbour score from the whole history; NaN unknown
+    nbr_recent: np.ndarray | None = None  # (n,) the same from the last RECENT_NBR items
 
 
 def _rank_desc(x: np.ndarray) -> np.ndarray:
     """0-based position of each value in descending order; NaN ranks last."""
-    order = np.argsort(np.where(np.isnan(x), -np.inf, -x), kind="stable")
+    order = np.argsort(np.where(np.isnan(x), np.inf, -x), kind="stable")
     ranks = np.empty(len(x), dtype=np.float32)
     ranks[order] = np.arange(len(x), dtype=np.float32)
     return ranks
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the finite values; NaN stays NaN, a constant column becomes 0."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    out = np.full(len(x), np.nan)
+    if ok.any():
+        mu, sd = x[ok].mean(), x[ok].std()
+        out[ok] = (x[ok] - mu) / sd if sd > 1e-12 else 0.0
+    return out.astype(np.float32)
 
 
 def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> np.ndarray:
@@ -78,14 +95,19 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> np.ndarray
     if n == 0:
         return out
     col = {name: j for j, name in enumerate(FEATURE_NAMES)}
-    out[:, col["retrieval_score"]] = [c.score for c in cands]
     out[:, col["retrieval_rank"]] = np.arange(n, dtype=np.float32)
     out[:, col["from_popular"]] = [float(c.sources == ["popular"]) for c in cands]
 
     if inp.user_cf is not None:
         cf = np.asarray(inp.cf_scores, dtype=np.float32)
-        out[:, col["cf_score"]] = cf
         out[:, col["cf_rank"]] = _rank_desc(cf)
+        out[:, col["cf_z"]] = _zscore(cf)
+    if inp.nbr_scores is not None:
+        nbr = np.asarray(inp.nbr_scores, dtype=np.float32)
+        out[:, col["nbr_rank"]] = _rank_desc(nbr)
+        out[:, col["nbr_z"]] = _zscore(nbr)
+    if inp.nbr_recent is not None:
+        out[:, col["nbr_recent_z"]] = _zscore(inp.nbr_recent)
     if inp.user_content is not None and inp.item_content.shape[1] == len(inp.user_content):
         out[:, col["content_score"]] = inp.item_content @ inp.user_content.astype(np.float32)
     if len(inp.recent_content) and inp.recent_content.shape[1] == inp.item_content.shape[1]:
@@ -159,9 +181,14 @@ def load_inputs(
     ctx: UserContext,
     cands: Sequence[Candidate],
     *,
+    cf: CFModel | None = None,
     cache: ItemMetaCache = ITEM_CACHE,
 ) -> FeatureInputs:
-    """Read the feature inputs: one Redis pipeline, cached item metadata (`cands` not empty)."""
+    """Read the feature inputs: one Redis pipeline, cached item metadata (`cands` not empty).
+
+    `cf` is the current interaction model; its item neighbours score the candidates against
+    `ctx.recent` (the user's history, most recent first).
+    """
     ids = [c.item_id for c in cands]
     pipe = r.pipeline(transaction=False)
     pipe.zmscore(keys.popularity, ids)
@@ -183,6 +210,7 @@ def load_inputs(
         return m
 
     recent_sim = [i for i in recent[:RECENT_SIM] if i in meta]
+    nbr_all, nbr_recent = neighbour_scores(cf, ctx.recent, ids)
     return FeatureInputs(
         user_cf=ctx.cf_vec,
         user_content=ctx.content_vec,
@@ -196,13 +224,45 @@ def load_inputs(
         ),
         popularity=np.asarray([float(p) if p is not None else 0.0 for p in pop], np.float32),
         top_popularity=float(top_pop[0][1]) if top_pop else 0.0,
+        nbr_scores=nbr_all,
+        nbr_recent=nbr_recent,
     )
 
 
+def neighbour_scores(
+    cf: CFModel | None, history: Sequence[str], ids: Sequence[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Neighbour scores of `ids` from the whole `history` and from its RECENT_NBR first items.
+
+    Items the model does not know score NaN; without neighbours (or history) both are None.
+    """
+    if cf is None or cf.neighbours is None or not history:
+        return None, None
+    index = cf.item_index
+    hist = [index[i] for i in history if i in index]
+    if not hist:
+        return None, None
+    pos = np.asarray([index.get(i, -1) for i in ids], dtype=np.int64)
+    known = pos >= 0
+    # Items newer than the model (no index) score NaN; the rest read one summed row each.
+    whole = np.full(len(ids), np.nan, dtype=np.float32)
+    recent = np.full(len(ids), np.nan, dtype=np.float32)
+    recent_hist = [index[i] for i in history[:RECENT_NBR] if i in index]
+    whole[known] = cf.neighbours.scores(hist, pos[known])
+    recent[known] = cf.neighbours.scores(recent_hist, pos[known])
+    return whole, recent
+
+
 def build_features(
-    r: redis.Redis, keys: Keys, items: ItemStore, ctx: UserContext, cands: Sequence[Candidate]
+    r: redis.Redis,
+    keys: Keys,
+    items: ItemStore,
+    ctx: UserContext,
+    cands: Sequence[Candidate],
+    *,
+    cf: CFModel | None = None,
 ) -> np.ndarray:
     """Feature rows for a user's candidates, as serving and training both compute them."""
     if not cands:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-    return feature_matrix(cands, load_inputs(r, keys, items, ctx, cands))
+    return feature_matrix(cands, load_inputs(r, keys, items, ctx, cands, cf=cf))

@@ -38,7 +38,7 @@ def rank(state: AppState, ctx: UserContext, cands: Sequence[Candidate]) -> list[
         model = state.models.ranker()
         if model is None:
             return out
-        x = build_features(state.redis, state.keys, state.items, ctx, out)
+        x = build_features(state.redis, state.keys, state.items, ctx, out, cf=state.models.cf())
         scores = score(model, x)
         if len(scores) != len(out) or not np.all(np.isfinite(scores)):
             raise ValueError("ranker returned unusable scores")

@@ -13,7 +13,7 @@ from app.pipeline.features import build_features
 from app.pipeline.recommend import RecRequest, retrieve
 from indexing.connect import build_stores
 from indexing.importer import import_records
-from indexing.train import train_cf
+from indexing.train import CFParams, train_cf
 from tests.conftest import authed
 from vantage.config import Settings
 from vantage.ranker_train import RankerParams, split_by_time, train_ranker
@@ -65,6 +65,46 @@ def test_time_split_has_no_leakage() -> None:
         )
 
 
+def test_random_split_holds_out_items_the_features_never_see() -> None:
+    _, records = _data()
+    split = split_by_time(records, label_share=0.25, min_interactions=5, random_seed=3)
+    assert split.labels
+    seen: dict[str, set[str]] = {}
+    for r in split.features:
+        seen.setdefault(r["user_id"], set()).add(r["item_id"])
+    for uid, labels in split.labels.items():
+        assert labels and not labels & seen[uid]
+    # Random, not the newest: some label is older than some feature-period item.
+    ts = {(r["user_id"], r["item_id"]): r["timestamp"] for r in records}
+    assert any(
+        min(ts[(u, i)] for i in labels) < max(ts[(u, i)] for i in seen[u])
+        for u, labels in split.labels.items()
+    )
+
+
+def test_ranker_with_random_tune_split_learns_and_gates_on_random_items(
+    settings: Settings, embedder: Any, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"data_dir": tmp_path})
+    stores = build_stores(settings, embedder=embedder)
+    items, records = _data()
+    import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
+    cf = train_cf(stores, records, tune_split="random", progress=False)
+    report = train_ranker(
+        settings,
+        stores,
+        records,
+        params=RankerParams(n_estimators=20, max_depth=3),
+        tune_split="random",
+        cf_params=CFParams.from_dict(cf.params),
+        progress=False,
+    )
+    assert cf.params["tune_split"] == "random"
+    assert report.params["label_split"] == "random" and report.params["label_share"] == 0.25
+    assert report.params["random_holdout_share"] == 0.0  # the labels already are random items
+    assert report.groups >= 4 and report.version is not None
+
+
 def test_ranker_is_trained_published_used_and_degrades(
     settings: Settings, embedder: Any, tmp_path: Path
 ) -> None:
@@ -101,7 +141,9 @@ def test_ranker_is_trained_published_used_and_degrades(
     assert model is not None and model.version == report.version
     ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
     cands = retrieve(state, RecRequest(user_id=user, surface="homepage", limit=5), ctx).candidates
-    x = build_features(state.redis, state.keys, state.items, ctx, cands)
+    x = build_features(state.redis, state.keys, state.items, ctx, cands, cf=state.models.cf())
+    col = {n: j for j, n in enumerate(model.feature_names)}
+    assert np.isfinite(x[:, col["nbr_z"]]).all()  # the item neighbours reached the features
     expected = dict(
         zip([c.item_id for c in cands], model.booster.inplace_predict(x).tolist(), strict=True)
     )

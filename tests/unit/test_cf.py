@@ -16,6 +16,7 @@ from embeddings.cf import (
     ALSModel,
     ContentProjection,
     InteractionMatrix,
+    ItemNeighbours,
     confidence_weight,
 )
 
@@ -110,7 +111,7 @@ def test_from_records_sums_duplicates_and_drops_negatives() -> None:
     assert dense[0, 0] == pytest.approx(2 * CONFIDENCE_WEIGHTS["view"])
     assert dense[0, 1] == pytest.approx(CONFIDENCE_WEIGHTS["purchase"])
     assert dense[1, 1] == 0.0
-    assert dense[1, 2] == pytest.approx(1.0)  # flat scheme: a 2-star rating still counts
+    assert dense[1, 2] == pytest.approx(2.0 / 3.5)  # linear scheme: a 2-star rating still counts
     assert m.matrix.dtype == np.float32
 
 
@@ -307,3 +308,57 @@ def test_ml100k_training_time_and_fold_in() -> None:
         cosines.append(cosine(vec, m.user_factors[u]))
     assert np.median(times) < 0.005
     assert min(cosines) > 0.999
+
+
+# --------------------------------------------------------------------------- neighbours
+
+
+def _ease_dense(x: np.ndarray, l2: float) -> np.ndarray:
+    """EASE written out from the paper, for comparison."""
+    g = x.T @ x + l2 * np.eye(x.shape[1])
+    p = np.linalg.inv(g)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def test_neighbours_equal_ease_when_nothing_is_pruned() -> None:
+    rng = np.random.default_rng(3)
+    x = (rng.random((40, 12)) < 0.3).astype(np.float32)
+    x[:, 11] = 0  # an item nobody has: no neighbours, scores 0
+    nb = ItemNeighbours(l2=2.0, k=100).fit(sp.csr_matrix(x * 2.5))  # weights are binarised
+    want = np.zeros((12, 12))
+    want[:11, :11] = _ease_dense(x[:, :11].astype(np.float64), 2.0)
+    assert np.allclose(nb.weights.toarray(), want, atol=1e-5)
+    hist = np.flatnonzero(x[0])
+    assert np.allclose(nb.scores(hist, np.arange(12)), x[0] @ want, atol=1e-5)
+    assert nb.scores([], [1, 2]).tolist() == [0.0, 0.0]
+
+
+def test_neighbours_keep_top_k_per_item_and_recommend_own_cluster(
+    clusters: sp.csr_matrix,
+) -> None:
+    nb = ItemNeighbours(l2=1.0, k=5).fit(clusters)
+    w = nb.weights.toarray()
+    assert ((w != 0).sum(axis=0) <= 5).all()
+    for u in range(N_USERS):
+        if u % 5 == 0:
+            continue  # these users also touched the other cluster
+        seen = clusters[u].indices
+        scores = nb.scores(seen, np.arange(N_ITEMS))
+        assert in_own_cluster(u, unseen_top(scores, seen, 5)), u
+
+
+def test_neighbours_save_load_roundtrip(tmp_path: Path) -> None:
+    x = sp.csr_matrix(
+        np.eye(5, dtype=np.float32)[[0, 1, 1, 2, 3, 4]] + np.eye(5)[[1, 0, 2, 1, 4, 3]]
+    )
+    nb = ItemNeighbours(l2=0.5, k=2).fit(x)
+    back = ItemNeighbours.load(nb.save(tmp_path / "n"))
+    assert (back.l2, back.k) == (0.5, 2)
+    assert np.array_equal(back.weights.toarray(), nb.weights.toarray())
+    (tmp_path / "n" / "meta.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError):
+        ItemNeighbours.load(tmp_path / "n")
+    with pytest.raises(ValueError):
+        ItemNeighbours(l2=0.0)

@@ -30,6 +30,8 @@ def _inputs(**over: object) -> FeatureInputs:
         cf_scores=np.array([0.5, 0.9, 0.1], np.float32),
         popularity=np.array([0.0, 9.0, 3.0], np.float32),
         top_popularity=19.0,
+        nbr_scores=np.array([0.2, 0.6, np.nan], np.float32),
+        nbr_recent=np.array([0.3, 0.3, 0.3], np.float32),
     )
     base.update(over)
     return FeatureInputs(**base)  # type: ignore[arg-type]
@@ -44,11 +46,13 @@ CANDS = [
 
 def test_columns_are_fixed_and_named() -> None:
     assert FEATURE_NAMES == (
-        "retrieval_score",
         "retrieval_rank",
         "from_popular",
-        "cf_score",
         "cf_rank",
+        "cf_z",
+        "nbr_rank",
+        "nbr_z",
+        "nbr_recent_z",
         "content_score",
         "content_recent_max",
         "log_popularity",
@@ -64,11 +68,15 @@ def test_columns_are_fixed_and_named() -> None:
 def test_known_values() -> None:
     x = feature_matrix(CANDS, _inputs())
     f = {name: x[:, j].tolist() for j, name in enumerate(FEATURE_NAMES)}
-    assert np.allclose(f["retrieval_score"], [0.5, 0.4, 0.3])
     assert f["retrieval_rank"] == [0, 1, 2]
     assert f["from_popular"] == [0, 0, 1]
-    assert np.allclose(f["cf_score"], [0.5, 0.9, 0.1])
     assert f["cf_rank"] == [1, 0, 2]
+    cf = np.array([0.5, 0.9, 0.1])
+    assert np.allclose(f["cf_z"], (cf - cf.mean()) / cf.std(), atol=1e-6)
+    # Neighbour scores: NaN (an item the model does not know) ranks last and stays NaN.
+    assert f["nbr_rank"] == [1, 0, 2]
+    assert np.allclose(f["nbr_z"][:2], [-1, 1]) and math.isnan(f["nbr_z"][2])
+    assert f["nbr_recent_z"] == [0, 0, 0]  # a constant column carries no information
     assert f["content_score"][:2] == [0, 1] and math.isnan(f["content_score"][2])
     assert f["content_recent_max"][:2] == [1, 0] and math.isnan(f["content_recent_max"][2])
     assert np.allclose(f["log_popularity"], np.log1p([0, 9, 3]) - np.log1p(19))
@@ -89,12 +97,17 @@ def test_missing_user_state_gives_nan_not_errors() -> None:
             recent_content=np.zeros((0, 1), np.float32),
             recent_categories=[],
             history_len=0,
+            nbr_scores=None,
+            nbr_recent=None,
         ),
     )
     col = {n: j for j, n in enumerate(FEATURE_NAMES)}
     for name in (
-        "cf_score",
         "cf_rank",
+        "cf_z",
+        "nbr_rank",
+        "nbr_z",
+        "nbr_recent_z",
         "content_score",
         "content_recent_max",
         "item_age_days",
@@ -102,3 +115,26 @@ def test_missing_user_state_gives_nan_not_errors() -> None:
     ):
         assert np.isnan(x[:, col[name]]).all(), name
     assert np.isfinite(x[:, col["log_popularity"]]).all()
+
+
+def test_neighbour_scores_from_history_most_recent_first() -> None:
+    import scipy.sparse as sp
+
+    from app.pipeline.features import RECENT_NBR, neighbour_scores
+    from embeddings.cf import ALSModel, ItemNeighbours
+    from indexing.registry import CFModel
+
+    n = RECENT_NBR + 3
+    ids = [f"i{k}" for k in range(n)]
+    nb = ItemNeighbours(l2=1.0, k=n)
+    # Item k points at item n-1 with weight k+1: easy sums to check.
+    rows, cols = np.arange(n - 1), np.full(n - 1, n - 1)
+    nb.weights = sp.csr_matrix((np.arange(1.0, n), (rows, cols)), shape=(n, n), dtype=np.float32)
+    cf = CFModel("v", ALSModel(2), {i: k for k, i in enumerate(ids)}, nb)
+    history = ids[: n - 1]  # most recent first
+    whole, recent = neighbour_scores(cf, history, [ids[-1], ids[0], "new"])
+    assert whole is not None and recent is not None
+    assert whole[:2].tolist() == [sum(range(1, n)), 0.0] and math.isnan(whole[2])
+    assert recent[0] == sum(range(1, RECENT_NBR + 1))
+    assert neighbour_scores(cf, [], ids) == (None, None)
+    assert neighbour_scores(CFModel("v", ALSModel(2), {}, None), history, ids) == (None, None)

@@ -98,7 +98,7 @@ def _load_train_recommend(
     from app.main import build_state
     from app.pipeline.recommend import RecRequest, recommend
     from indexing.importer import import_records
-    from indexing.train import train_cf
+    from indexing.train import CFParams, train_cf
     from vantage.ranker_train import train_ranker
 
     t0 = time.perf_counter()
@@ -113,8 +113,17 @@ def _load_train_recommend(
         progress=progress,
     )
     load_s = time.perf_counter() - t0
-    report = train_cf(stores, train, tune_split=protocol, progress=progress)
-    ranker = train_ranker(settings, stores, train, progress=progress)
+    # `vantage train --tune-split` mirrors the protocol: random for ms, temporal for temporal.
+    tune_split = "temporal" if protocol == "temporal" else "random"
+    report = train_cf(stores, train, tune_split=tune_split, progress=progress)
+    ranker = train_ranker(
+        settings,
+        stores,
+        train,
+        tune_split=tune_split,
+        cf_params=CFParams.from_dict(report.params),
+        progress=progress,
+    )
     state = build_state(settings)
     depth = max(10, *RECALL_KS)
     lists: dict[int, list[int]] = {}
@@ -135,6 +144,7 @@ def _load_train_recommend(
         "metrics": metrics,
         "load_s": round(load_s, 1),
         "train_s": report.total_s,
+        "cf_params": report.params,
         "cf_model": report.version,
         "ranker": ranker.as_dict(),
         "recommend_p50_ms": round(float(np.percentile(latency, 50)), 2),
