@@ -81,3 +81,19 @@ def start_worker(settings: Settings, name: str, **env: str) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, "-m", "indexing", "--consumer", name], env=child_env(settings, **env)
     )
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """An Authorization header with a fresh admin key (no practical rate limit) for a bench."""
+    from app.auth import KeyStore
+    from indexing.connect import connect_redis
+    from indexing.keys import Keys
+
+    r = connect_redis(settings)
+    try:
+        token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
+            "bench", ["admin"], rate=1e6, burst=1_000_000
+        )
+    finally:
+        r.close()
+    return {"Authorization": f"Bearer {token}"}

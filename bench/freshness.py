@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench._stack import fresh_stack, start_api, start_worker
+from bench._stack import admin_headers, fresh_stack, start_api, start_worker
 from indexing.connect import build_stores
 from indexing.demo import write_demo
 from indexing.importer import import_dataset
@@ -37,6 +37,7 @@ from indexing.train import logged_interactions, train_cf
 
 def _background(
     base: str,
+    headers: dict[str, str],
     rate: float,
     users: list[str],
     items: list[str],
@@ -46,7 +47,7 @@ def _background(
     """`rate` events/s from other users, in small batches every 50 ms."""
     rng = random.Random(1)
     per_tick = max(1, round(rate * 0.05))
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as c:
         nxt = time.monotonic()
         while not stop.is_set():
             body = [
@@ -72,6 +73,7 @@ def main() -> None:
         users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
         items = [i.decode() for i in stores.redis.zrevrange(stores.keys.popularity, 0, -1)]
         del stores
+        headers = admin_headers(settings)
         worker = start_worker(settings, "fresh-worker")
         api, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S="30")
         stop, sent = threading.Event(), [0]
@@ -80,7 +82,7 @@ def main() -> None:
         lat: list[float] = []
         misses = 0
         try:
-            with httpx.Client(base_url=base, timeout=10) as c:
+            with httpx.Client(base_url=base, timeout=10, headers=headers) as c:
                 # The worker is ready once it applies an event.
                 c.post(
                     "/v1/interactions",
@@ -91,7 +93,8 @@ def main() -> None:
                     assert time.monotonic() < deadline, "worker did not start"
                     time.sleep(0.1)
                 bg = threading.Thread(
-                    target=_background, args=(base, args.background, others, items, stop, sent)
+                    target=_background,
+                    args=(base, headers, args.background, others, items, stop, sent),
                 )
                 t_bg = time.monotonic()
                 bg.start()

@@ -23,14 +23,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench._stack import DATASETS, fresh_stack, start_api
+from bench._stack import DATASETS, admin_headers, fresh_stack, start_api
 from indexing.connect import build_stores
 from indexing.importer import import_dataset
 
 
-def _measure(base: str, paths: list[str]) -> dict[str, float]:
+def _measure(base: str, paths: list[str], headers: dict[str, str]) -> dict[str, float]:
     lat, errors = [], 0
-    with httpx.Client(base_url=base, timeout=10) as c:
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as c:
         for p in paths[:20]:
             c.get(p)  # connection and first-call warm-up
         for p in paths:
@@ -63,6 +63,7 @@ def main() -> None:
         users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
         items = stores.redis.zrevrange(stores.keys.popularity, 0, 999)
         del stores
+        headers = admin_headers(settings)
         home = [
             f"/v1/recommendations?user_id={rng.choice(users)}&surface=homepage&limit=20"
             for _ in range(args.requests)
@@ -76,9 +77,9 @@ def main() -> None:
             proc, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S=str(ttl))
             try:
                 if label == "warm":  # fill the cache, then measure hits
-                    _measure(base, home + related)
-                out[f"homepage_{label}"] = _measure(base, home)
-                out[f"related_{label}"] = _measure(base, related)
+                    _measure(base, home + related, headers)
+                out[f"homepage_{label}"] = _measure(base, home, headers)
+                out[f"related_{label}"] = _measure(base, related, headers)
             finally:
                 proc.terminate()
                 proc.wait(10)

@@ -31,12 +31,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app.auth import KeyStore
-from bench._stack import DATASETS, child_env, fresh_stack, start_api
+from bench._stack import DATASETS, admin_headers, child_env, fresh_stack, start_api
 from indexing.connect import build_stores
 from indexing.importer import import_dataset
-from indexing.train import logged_interactions, train_cf
+from indexing.train import CFParams, logged_interactions, train_cf
 from vantage.config import Settings
+from vantage.ranker_train import train_ranker
 from vantage.stack import free_port, port_open
 
 
@@ -130,15 +130,16 @@ def main() -> None:
     with fresh_stack() as settings:
         stores = build_stores(settings, log_writer="import")
         report = import_dataset(stores, args.dataset, progress=sys.stderr.isatty())
-        train_cf(stores, logged_interactions(settings.event_log_dir), progress=False)
+        records = logged_interactions(settings.event_log_dir)
+        cf = train_cf(stores, records, progress=False)
+        # As `vantage train` does: the re-ranker too, so cold requests pay for ranking.
+        ranker = train_ranker(settings, stores, records, cf_params=CFParams.from_dict(cf.params))
+        out["ranker_published"] = ranker.as_dict().get("published")
         out["items"], out["users"] = report.items, report.users
-        token, _ = KeyStore(stores.redis, stores.keys).create(
-            "bench", ["admin"], rate=1e6, burst=1_000_000
-        )
         users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
         items = [i.decode() for i in stores.redis.zrevrange(stores.keys.popularity, 0, 999)]
         del stores
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = admin_headers(settings)
         # A bounded set of request shapes (every user's homepage, 610 related lists).
         home = [f"/v1/recommendations?user_id={u}&surface=homepage&limit=20" for u in users]
         related = [

@@ -68,6 +68,8 @@ class TrainReport:
     fit_s: float = 0.0
     total_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    # Quality on the inner split the hyper-parameters were chosen on (empty if not tuned).
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -171,6 +173,7 @@ def train_cf(
     registry = stores.registry
     version = registry.new_version()
     records = list(records)
+    trials: list[dict[str, Any]] = []
     if params is None:
         params, trials = select_cf_params(records, factors=stores.cf_dim, split=tune_split)
         log.info("cf hyper-parameters %s (from %d trials)", params, len(trials))
@@ -191,6 +194,13 @@ def train_cf(
         fit_s=round(als.fit_seconds + neighbours.fit_seconds, 2),
         params={**als.params(), **params.__dict__, "tune_split": tune_split},
     )
+    if trials:
+        metric = next(k for k in trials[0] if k != "params")
+        report.metrics = {
+            f"inner_{metric}": round(max(t[metric] for t in trials), 4),
+            "inner_split": tune_split,
+            "trials": len(trials),
+        }
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
     _write_user_vectors(stores, matrix, als)
     stores.mark_written()
