@@ -122,8 +122,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", nargs="?", default=str(DATASETS / "ml-latest-small"))
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--cold-concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--cold-concurrency", type=int, default=2)
     args = ap.parse_args()
     rng = random.Random(42)
     out: dict[str, object] = {"bench": "serve", "dataset": Path(args.dataset).name}
@@ -135,8 +135,9 @@ def main() -> None:
         # As `vantage train` does: the re-ranker too, so cold requests pay for ranking.
         ranker = train_ranker(settings, stores, records, cf_params=CFParams.from_dict(cf.params))
         out["ranker_published"] = ranker.as_dict().get("published")
-        out["items"], out["users"] = report.items, report.users
+        out["items"] = report.items
         users = sorted(m.decode() for m in stores.redis.smembers(stores.keys.users_index))
+        out["users"] = len(users)
         items = [i.decode() for i in stores.redis.zrevrange(stores.keys.popularity, 0, 999)]
         del stores
         headers = admin_headers(settings)
