@@ -200,6 +200,8 @@ class Authenticator:
         self._bucket = r.register_script(_BUCKET)
 
     def key_for(self, token: str) -> ApiKey | None:
+        if not _TOKEN.match(token):
+            return None  # malformed: no Redis call, and nothing cached
         now = time.monotonic()
         ck = _digest(token)
         hit = self._cache.get(ck)
@@ -213,8 +215,14 @@ class Authenticator:
                 return hit[1]
             raise
         with self._lock:
+            if rec is None:
+                # Unknown or revoked: forget it (no outage grace for it) and cache nothing, so
+                # a flood of bad keys cannot evict good ones.
+                self._cache.pop(ck, None)
+                return None
             if len(self._cache) > 10_000:
-                self._cache.clear()
+                oldest = min(self._cache, key=lambda k: self._cache[k][0])
+                del self._cache[oldest]
             self._cache[ck] = (now, rec)
         return rec
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
@@ -16,8 +17,7 @@ from vantage.logs import request_id
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-class _TooLarge(Exception):
-    pass
+_METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 
 
 class RequestMiddleware:
@@ -60,13 +60,11 @@ class RequestMiddleware:
                 if msg["type"] == "http.request":
                     seen += len(msg.get("body", b""))
                     if seen > self.max_body:
-                        raise _TooLarge
+                        # Raised while the framework reads the body: it answers 413 as is.
+                        raise HTTPException(413, self._too_large_message())
                 return msg
 
-            try:
-                await self.app(scope, counted, send_with_id)
-            except _TooLarge:
-                await self._too_large(send_with_id)
+            await self.app(scope, counted, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -76,14 +74,12 @@ class RequestMiddleware:
             ).observe(time.perf_counter() - t0)
             request_id.reset(token)
 
+    def _too_large_message(self) -> str:
+        return f"request body over {self.max_body} bytes: send smaller batches"
+
     async def _too_large(self, send: Any) -> None:
         body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body over {self.max_body} bytes: send smaller batches",
-                }
-            }
+            {"error": {"code": "payload_too_large", "message": self._too_large_message()}}
         ).encode()
         await send(
             {

@@ -42,7 +42,7 @@ def is_dependency_error(exc: BaseException) -> bool:
     return isinstance(exc, DEPENDENCY_ERRORS)
 
 
-def _dependency_of(exc: BaseException) -> str | None:
+def dependency_of(exc: BaseException) -> str | None:
     if isinstance(exc, REDIS_ERRORS):  # redis' own TimeoutError/ConnectionError first
         return "redis"
     if isinstance(exc, MILVUS_ERRORS):
@@ -56,13 +56,13 @@ class Breakers:
         self.redis = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
-            exclude=[lambda e: _dependency_of(e) != "redis"],
+            exclude=[lambda e: dependency_of(e) != "redis"],
             name="redis",
         )
         self.milvus = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
-            exclude=[lambda e: _dependency_of(e) != "milvus"],
+            exclude=[lambda e: dependency_of(e) != "milvus"],
             name="milvus",
         )
 
@@ -77,7 +77,7 @@ def guarded(breaker: pybreaker.CircuitBreaker, fn: Callable[..., T], *args: Any,
     except pybreaker.CircuitBreakerError as e:
         raise DependencyDown(f"{breaker.name}_circuit_open", e) from e
     except DEPENDENCY_ERRORS as e:
-        dep = _dependency_of(e) or breaker.name
+        dep = dependency_of(e) or breaker.name
         text = f"{type(e).__name__} {e}".lower()
         kind = "timeout" if ("timeout" in text or "deadline" in text) else "unavailable"
         raise DependencyDown(f"{dep}_{kind}", e) from e

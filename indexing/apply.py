@@ -101,8 +101,8 @@ class Stores:
     def item_writes(self, max_wait_s: float = 60.0) -> Iterator[None]:
         """Hold the item-write lease; waits while a re-index freezes item writes to swap.
 
-        A re-index copies the catalogue beside live writes, then freezes them for well under a
-        second, waits for leases in flight, copies the last changes and swaps the alias: no
+        A re-index copies the catalogue beside live writes, then freezes them (typically under a
+        second), waits for leases in flight, copies the last changes and swaps the alias: no
         write can land in the old collection after its final catch-up.
         """
         lease = self.redis.register_script(_TAKE_LEASE)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +34,7 @@ GROUP = "jobrunners"
 MAX_ATTEMPTS = 3
 HOUSEKEEPING_S = 30.0
 TRAIN_TIMEOUT_S = 6 * 3600
+CHANGE_LOG_KEEP_S = 3600.0
 
 
 class JobLockBusy(RuntimeError):
@@ -84,6 +87,13 @@ class JobRunner:
         drop_due_collections(self.s)
         self.s.trending.maintain()
         self.jobs.prune()
+        r, k = self.r, self.s.keys
+        r.xtrim(k.jobs, maxlen=10_000, approximate=True)
+        # The change log only matters to a running re-index (which holds the job lock).
+        if not r.exists(k.job_lock):
+            cutoff = (time.time() - CHANGE_LOG_KEEP_S) * 1000
+            r.zremrangebyscore(k.item_changes, "-inf", cutoff)
+            r.zremrangebyscore(k.item_writers, "-inf", cutoff)
 
     def _read(self, block_ms: int | None) -> list[tuple[Any, dict[Any, Any]]]:
         resp = self.r.xreadgroup(GROUP, self.consumer, {self.s.keys.jobs: ">"}, 1, block_ms)
@@ -160,17 +170,28 @@ class JobRunner:
 
     def _train(self, job_id: str) -> dict[str, Any]:
         """`vantage train` in a child process: training memory never stays in the worker."""
-        import os
-
         cmd = [sys.executable, "-m", "vantage.cli", "train", "--job", job_id]
         env = {**os.environ, **settings_env(self.settings), "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, check=False
+        # Own process group, killed with this job: a stopped worker leaves no orphan training
+        # beside the job's next attempt.
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
+        try:
+            stdout, stderr = proc.communicate(timeout=TRAIN_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            tail = (stderr or stdout).strip().splitlines()[-5:]
             raise JobError(f"training exited with {proc.returncode}: {' | '.join(tail)}")
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
         return json.loads(lines[-1]) if lines else {}
 
     # The one-job-at-a-time lock, renewed by the heartbeat; expires if the holder dies.

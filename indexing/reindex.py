@@ -4,8 +4,10 @@
    model if asked), keeping its collaborative vector. Serving keeps reading the old one.
 2. Catch up: items written while copying are stamped in the change log (`itemchg`); copy
    them again from the live collection, a few rounds while writes keep flowing.
-3. Freeze item writes (workers wait, well under a second), wait for writes in flight, copy the
-   last changes, swap the alias, unfreeze. No write can be lost between the two collections.
+3. Freeze item writes (workers wait; typically under a second, as long as copying the items
+   changed since the last catch-up takes), wait for writes in flight, copy the last changes,
+   check the freeze still holds, swap the alias, unfreeze. No write can be lost between the
+   two collections.
 4. Drop the old collection after a grace period (requests in flight may still read it).
 
 A failure before the swap drops the half-built collection and leaves serving untouched.
@@ -34,6 +36,7 @@ Progress = Callable[[int, int, str], None]
 COPY_FIELDS = tuple(f for f in ITEM_ROW_FIELDS if f != "content_vec")
 CATCH_UP_ROUNDS = 5
 FREEZE_MS = 30_000
+BUILDING = 1e15  # drop time of a collection being built: never due, dropped by the next job
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,13 @@ class Reindexer:
         t0 = time.monotonic()
         embedder = self._embedder()
         old = current_items_collection(self.client, self.names)
+        # Jobs never overlap: a collection still marked as being built is a crashed attempt's.
+        r, k = self.s.redis, self.s.keys
+        for leftover in [c.decode() for c in r.zrangebyscore(k.collection_drops, BUILDING, "+inf")]:
+            if leftover != old and self.client.has_collection(leftover):
+                self.client.drop_collection(leftover)
+                log.info("dropped %s, left half-built by an earlier attempt", leftover)
+            r.zrem(k.collection_drops, leftover)
         new = create_items_version(
             self.client,
             self.names,
@@ -127,12 +137,16 @@ class Reindexer:
             consistency=self.p.consistency,
         )
         log.info("re-index: %s -> %s (model %s)", old, new, embedder.name)
+        # Marked as being built: if this process dies, the next re-index drops it.
+        self.s.redis.zadd(self.s.keys.collection_drops, {new: BUILDING})
         try:
             result = self._build_and_swap(embedder, old, new)
         except BaseException:
             if current_items_collection(self.client, self.names) != new:
                 self.client.drop_collection(new)
+                self.s.redis.zrem(self.s.keys.collection_drops, new)
             raise
+        self.s.redis.zrem(self.s.keys.collection_drops, new)
         result["seconds"] = round(time.monotonic() - t0, 2)
         return result
 
@@ -184,14 +198,20 @@ class Reindexer:
         r.set(k.item_freeze, new, px=FREEZE_MS)
         try:
             # Writers holding a lease finish first (a dead one's lease expires).
-            deadline = time.monotonic() + FREEZE_MS / 1000
+            deadline = time.monotonic() + lease / 1000 + 1
             while r.zcount(k.item_writers, redis_ms(r), "+inf") > 0:
                 if time.monotonic() > deadline:
-                    raise JobError("item writers did not finish within the freeze window")
+                    raise JobError("item writers did not finish within their lease")
                 time.sleep(0.01)
+            # A fresh freeze window for the last copy and the swap (the wait may have used
+            # most of the first one).
+            r.set(k.item_freeze, new, px=FREEZE_MS)
             changed = [i.decode() for i in r.zrangebyscore(k.item_changes, mark - lease, "+inf")]
             self.copy_ids(embedder, changed, new)
             self.s.items.flush(collection=new)
+            # Never swap if the freeze lapsed meanwhile: writers may have written the old one.
+            if r.get(k.item_freeze) != new.encode():
+                raise JobError("the write freeze expired before the swap; retrying the job")
             point_alias(self.client, self.names, new)
             if self.p.model is not None:
                 r.set(k.text_model, embedder.name)

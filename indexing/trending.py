@@ -21,6 +21,7 @@ from indexing.models import Interaction
 
 CATEGORY_SEP = "\x1f"
 REBASE_AT = 400.0  # half-lives since the epoch: 2^400 is far from float overflow
+MAX_EXPONENT = 1000.0
 KEEP_PER_SET = 5_000
 
 
@@ -33,15 +34,22 @@ class Trending:
 
     def epoch(self) -> float:
         if self._epoch is None:
-            self.r.set(self.keys.trending_epoch, repr(time.time()), nx=True)
-            self._epoch = float(self.r.get(self.keys.trending_epoch) or time.time())
+            self.refresh_epoch()
+        assert self._epoch is not None
         return self._epoch
+
+    def refresh_epoch(self) -> None:
+        """Re-read the shared epoch (another process may have rebased it)."""
+        self.r.set(self.keys.trending_epoch, repr(time.time()), nx=True)
+        self._epoch = float(self.r.get(self.keys.trending_epoch) or time.time())
 
     def increment(self, weight: float, ts: float) -> float:
         """What one interaction adds to its item's trending scores (0 for negative ones)."""
         if weight <= 0:
             return 0.0
-        return float(weight * 2.0 ** ((ts - self.epoch()) / self.half_life_s))
+        # Clamped: never an overflow, even if no rebase ran for a very long time.
+        exponent = min((ts - self.epoch()) / self.half_life_s, MAX_EXPONENT)
+        return float(weight * 2.0**exponent)
 
     def decay(self, score: float, now: float | None = None) -> float:
         """A stored score as today's weight."""
@@ -66,15 +74,24 @@ class Trending:
             self.rebase(scopes)
 
     def rebase(self, scopes: Sequence[str]) -> None:
-        new_epoch = time.time()
-        factor = 2.0 ** (-(new_epoch - self.epoch()) / self.half_life_s)
-        pipe = self.r.pipeline(transaction=True)
-        for sc in scopes:
-            key = self.keys.trending(sc)
-            pipe.zunionstore(key, {key: factor})
-        pipe.set(self.keys.trending_epoch, repr(new_epoch))
-        pipe.execute()
-        self._epoch = new_epoch
+        """Move the epoch to now and scale every set down, once even if several processes try
+        (the transaction only runs if nobody changed the epoch since it was read)."""
+        key_epoch = self.keys.trending_epoch
+        with self.r.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key_epoch)
+                old = float(pipe.get(key_epoch) or time.time())
+                new_epoch = time.time()
+                factor = 2.0 ** (-(new_epoch - old) / self.half_life_s)
+                pipe.multi()
+                for sc in scopes:
+                    key = self.keys.trending(sc)
+                    pipe.zunionstore(key, {key: factor})
+                pipe.set(key_epoch, repr(new_epoch))
+                pipe.execute()
+            except redis.WatchError:
+                pass  # another process rebased first
+        self.refresh_epoch()
 
 
 def trending_scopes(

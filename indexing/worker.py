@@ -116,6 +116,7 @@ class Worker:
                     last_claim = time.monotonic()
                     self.reclaim()
                     self.trim()
+                    self.stores.trending.refresh_epoch()
                 n = self._process(self._read(">", block_ms=self._block_ms()))
                 n += self._flush_items(force=n == 0)
                 # Mirror users and flush when the stream goes quiet, or at least every interval.
@@ -250,6 +251,13 @@ class Worker:
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(self.stores.keys.dead_letters, body)
         pipe.xack(self.stream, self.group, eid)
+        # If its effects were stored before it failed, keep that marker for good: a replay,
+        # however late, must not apply it a second time.
+        origin = body.get("origin")
+        key = origin.decode() if isinstance(origin, bytes) else origin
+        pipe.persist(
+            self.stores.keys.done(key or (eid.decode() if isinstance(eid, bytes) else eid))
+        )
         pipe.execute()
         self.stats.dead_lettered += 1
         log.warning("event %s dead-lettered: %s", eid, reason)

@@ -97,6 +97,8 @@ class ServingSettings(BaseModel):
     unknown_age_max_maturity: int = Field(
         12, ge=0, le=18, description="maturity ceiling for users without a birth year"
     )
+    # Served while Redis is down (the user's age is unknown then): 0 = all-ages items only.
+    degraded_max_maturity: int = Field(0, ge=0, le=18)
     # Graceful degradation: a Milvus call slower than this fails over to the fallbacks.
     milvus_budget_ms: int = Field(500, ge=10, le=60_000)
     redis_budget_ms: int = Field(300, ge=10, le=60_000, description="API-side Redis timeout")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.pipeline.retrieval import Candidate
+from app.resilience import dependency_of
 from indexing.store import ItemStore
 
 if TYPE_CHECKING:  # the state holds a snapshot: import for types only
@@ -90,7 +91,9 @@ class PopularSnapshot:
                 log.debug("popular snapshot refreshed: %d items", n)
             except Exception as e:
                 log.warning("popular snapshot not refreshed (%s: %s)", type(e).__name__, e)
-                if "load" in str(e) or "released" in str(e):
+                if dependency_of(e) == "milvus":
+                    # A restarted Milvus may have released the collections: load them again
+                    # (idempotent; fails harmlessly while it is still down).
                     _reload(state)
             if stop.wait(every_s):
                 return

@@ -19,10 +19,11 @@ from app import metrics
 from app.errors import NotFound
 from app.pipeline import fallback, ranking, retrieval
 from app.pipeline.context import UserContext, load_user_context
-from app.pipeline.policy import apply_policy
+from app.pipeline.policy import allowed, apply_policy
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
+from indexing.store import ItemStore
 
 Surface = Literal["homepage", "related", "trending"]
 MILVUS_MAX_TOPK = 16_384
@@ -219,14 +220,18 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
             req.user_id,
             recent_n=cfg.history_exclude,
         )
+    except DependencyDown as e:
+        return _degraded(state, req, None, [e.reason])
+    try:
         key = _cache_key(state, req, ctx)
         hit = guarded(br.redis, state.redis.get, key) if cfg.cache_ttl_s > 0 else None
         if hit:
             metrics.CACHE.labels(req.surface, "hit").inc()
-            return _from_cache(state, json.loads(hit))
+            return _from_cache(state, json.loads(hit), ctx)
         metrics.CACHE.labels(req.surface, "miss").inc()
     except DependencyDown as e:
-        return _degraded(state, req, None, [e.reason])
+        # The user's context is known: keep their own maturity ceiling and region.
+        return _degraded(state, req, ctx, [e.reason])
     try:
         with metrics.stage("retrieval", req.surface):
             got = guarded(br.milvus, retrieve, state, req, ctx)
@@ -288,14 +293,54 @@ def _response(req: RecRequest, final: list[Candidate], reasons: list[str]) -> di
     }
 
 
-def _from_cache(state: AppState, cached: dict[str, Any]) -> dict[str, Any]:
-    # Items deleted or hidden since the list was cached are dropped even from a hit.
-    gone = _tombstoned(state, [i["item_id"] for i in cached["items"]])
-    cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
+def _from_cache(state: AppState, cached: dict[str, Any], ctx: UserContext) -> dict[str, Any]:
+    """A cached list, re-checked: items deleted or hidden since are dropped, and items
+    rewritten around or after the time it was built (a maturity raised, a region restricted)
+    are checked against their current metadata (one Milvus read of just those, usually none).
+    """
+    ids = [i["item_id"] for i in cached["items"]]
+    if ids:
+        pipe = state.redis.pipeline(transaction=False)
+        pipe.zmscore(state.keys.tombstones, ids)
+        pipe.zmscore(state.keys.item_changes, ids)
+        tomb, stamps = guarded(state.breakers.redis, pipe.execute)
+        since = float(cached.get("generated_at", 0)) - CHANGE_MARGIN_S
+        gone = {i for i, t in zip(ids, tomb, strict=True) if t is not None}
+        recent = [
+            i
+            for i, ms in zip(ids, stamps, strict=True)
+            if i not in gone and ms is not None and ms / 1000 >= since
+        ]
+        if recent:
+            gone |= set(recent) - _still_allowed(state, ctx, recent)
+        cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
     # Every response is its own impression: attribution needs a fresh id.
     cached["recommendation_id"] = uuid.uuid4().hex
     cached["cached"] = True
     return cached
+
+
+def _still_allowed(state: AppState, ctx: UserContext, ids: list[str]) -> set[str]:
+    """Which of these items the policy allows for this user by their current metadata (none
+    if Milvus cannot say right now: safe first)."""
+    cfg = state.settings.serving
+    try:
+        meta = guarded(state.breakers.milvus, state.items.get, ids, fields=ItemStore.SERVING_FIELDS)
+    except DependencyDown:
+        return set()
+    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
+    return {
+        i
+        for i in ids
+        if i in meta
+        and allowed(
+            Candidate(i, meta[i], [], {}),
+            max_maturity=max_m,
+            region=ctx.region,
+            tombstoned=set(),
+            exclude=set(),
+        )
+    }
 
 
 def _stale_parts(req: RecRequest) -> list[Any]:
@@ -318,6 +363,7 @@ def _remember(
             pipe.set(key, json.dumps(result), px=int(cfg.cache_ttl_s * 1000))
         if cfg.stale_ttl_s > 0:
             stale = {
+                "at": time.time(),
                 "items": result["items"],
                 "limit": req.limit,
                 "max_maturity": max_maturity,
@@ -338,41 +384,26 @@ def _degraded(
 ) -> dict[str, Any]:
     """A safe list without the failed dependency: last good list, then the popular snapshot.
 
-    Without the user's context (Redis down) the strictest defaults apply: the unknown-age
-    maturity ceiling and only items available in every region.
+    Without the user's context (Redis down) nothing is known about their age or region: the
+    degraded maturity ceiling applies (`SERVING__DEGRADED_MAX_MATURITY`, 0 = all-ages items
+    only) and only items available in every region. Items written after a list or the
+    snapshot was built (maturity raised, region restricted, hidden) are dropped, since the
+    metadata those lists carry may no longer hold.
     """
     cfg = state.settings.serving
-    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity) if ctx else cfg.unknown_age_max_maturity
+    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity) if ctx else cfg.degraded_max_maturity
     region = ctx.region if ctx else None
     exclude = set(ctx.recent if ctx and req.surface != "related" else [])
     if req.item_id:
         exclude.add(req.item_id)
     tomb: set[str] = set()
     cands: list[Candidate] = []
-    if ctx is not None:  # Redis answers: tombstones and the last good list are readable
+    if ctx is not None:  # Redis answers: tombstones, the change log and the last list
         try:
-            raw = guarded(
-                state.breakers.redis,
-                state.redis.get,
-                fallback.stale_key(state, _stale_parts(req)),
-            )
-            last = json.loads(raw) if raw else None
-            # Only reuse a list filtered at least as strictly as this user needs now.
-            if last and last["max_maturity"] <= max_m and last["region"] == region:
-                cands = [
-                    Candidate(
-                        i["item_id"],
-                        {},
-                        [fallback.STALE_SOURCE, *i["sources"]],
-                        {fallback.STALE_SOURCE: i["score"]},
-                        i["reasons"],
-                    )
-                    for i in last["items"]
-                ]
-                reasons = [*reasons, "served_last_good_list"]
-            tomb = _tombstoned(state, [c.item_id for c in cands] + state.snapshot.ids())
+            cands, reasons, tomb, changed = _verified_fallbacks(state, req, max_m, region, reasons)
+            exclude |= changed
         except (DependencyDown, redis.RedisError):
-            pass
+            cands = []  # unverifiable now: the snapshot alone
     have = {c.item_id for c in cands}
     cands += [
         c
@@ -390,3 +421,40 @@ def _degraded(
         exclude=exclude,
     )
     return _response(req, final, reasons)
+
+
+CHANGE_MARGIN_S = 5.0  # clocks of API hosts and Redis may differ a little
+
+
+def _verified_fallbacks(
+    state: AppState, req: RecRequest, max_m: int, region: str | None, reasons: list[str]
+) -> tuple[list[Candidate], list[str], set[str], set[str]]:
+    """The user's last good list (if filtered at least as strictly as they need now), the
+    tombstoned ids, and the ids written since the list or the snapshot was built."""
+    br = state.breakers.redis
+    raw = guarded(br, state.redis.get, fallback.stale_key(state, _stale_parts(req)))
+    last = json.loads(raw) if raw else None
+    cands: list[Candidate] = []
+    if last and "at" in last and last["max_maturity"] <= max_m and last["region"] == region:
+        cands = [
+            Candidate(
+                i["item_id"],
+                {},
+                [fallback.STALE_SOURCE, *i["sources"]],
+                {fallback.STALE_SOURCE: i["score"]},
+                i["reasons"],
+            )
+            for i in last["items"]
+        ]
+        reasons = [*reasons, "served_last_good_list"]
+    ids = [c.item_id for c in cands] + state.snapshot.ids()
+    tomb = _tombstoned(state, ids)
+    stamps = guarded(br, state.redis.zmscore, state.keys.item_changes, ids) if ids else []
+    built = {c.item_id: float(last["at"]) for c in cands} if cands and last else {}
+    snap_at = state.snapshot.taken_at
+    changed = {
+        i
+        for i, ms in zip(ids, stamps, strict=True)
+        if ms is not None and ms / 1000 >= built.get(i, snap_at) - CHANGE_MARGIN_S
+    }
+    return cands, reasons, tomb, changed

@@ -123,6 +123,15 @@ def test_body_limit_request_ids_and_metrics(client: TestClient, settings: Settin
     big = b'{"items": [' + b'{"item_id": "a", "title": "' + b"x" * (5 * 1024 * 1024) + b'"}]}'
     res = client.post("/v1/items/batch", content=big, headers={"content-type": "application/json"})
     assert res.status_code == 413 and "smaller batches" in res.json()["error"]["message"]
+    # Without a Content-Length (chunked), counted as it arrives: still 413, not 400.
+    chunks = iter([b'{"items": [{"item_id": "a", "title": "', b"x" * (5 * 1024 * 1024), b'"}]}'])
+    res = client.post(
+        "/v1/items/batch", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert res.status_code == 413, res.text
+    assert res.json()["error"]["code"] == "payload_too_large"
+    odd = client.request("FOOBAR", "/v1/items/x1")
+    assert odd.status_code == 405 and odd.json()["error"]["code"] == "method_not_allowed"
 
     res = client.get("/v1/recommendations", params={"user_id": "u"})
     rid = res.headers["x-request-id"]
