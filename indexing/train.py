@@ -243,7 +243,7 @@ def _write_item_vectors(
         for start in range(0, len(ids), 1000):
             # Re-read right before writing: an edit applied while training ran must survive
             # (an upsert replaces the whole row).
-            rows = list(stores.items.get(ids[start : start + 1000], ITEM_ROW_FIELDS).values())
+            rows = _fresh_rows(stores, ids[start : start + 1000])
             cold = [r for r in rows if r["item_id"] not in matrix.item_index]
             if cold and projection is not None:
                 projected = projection.project(
@@ -260,6 +260,25 @@ def _write_item_vectors(
             report.items_projected += len(cold)
             bar.update(min(1000, len(ids) - start))
     return projection
+
+
+def _fresh_rows(stores: Stores, ids: list[str], attempts: int = 5) -> list[dict[str, Any]]:
+    """Current rows of these items, read strongly; rows an item write touched during the read
+    (per the change log) are read again, so training never writes back outdated metadata."""
+    r, k = stores.redis, stores.keys
+    rows: dict[str, dict[str, Any]] = {}
+    todo = list(ids)
+    for _ in range(attempts):
+        sec, usec = r.time()
+        t0 = int(sec) * 1000 + int(usec) // 1000
+        for i in todo:  # a row deleted meanwhile must not be written back
+            rows.pop(i, None)
+        rows.update(stores.items.get(todo, ITEM_ROW_FIELDS, strong=True))
+        stamps = r.zmscore(k.item_changes, todo) if todo else []
+        todo = [i for i, ms in zip(todo, stamps, strict=True) if ms is not None and ms >= t0]
+        if not todo:
+            break
+    return [rows[i] for i in ids if i in rows and i not in todo]
 
 
 def _write_user_vectors(stores: Stores, matrix: InteractionMatrix, als: ALSModel) -> None:
