@@ -38,10 +38,6 @@ class DependencyDown(Exception):
         self.cause = cause
 
 
-def is_dependency_error(exc: BaseException) -> bool:
-    return isinstance(exc, DEPENDENCY_ERRORS)
-
-
 def dependency_of(exc: BaseException) -> str | None:
     if isinstance(exc, REDIS_ERRORS):  # redis' own TimeoutError/ConnectionError first
         return "redis"

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from embeddings.cf import (
@@ -26,6 +25,7 @@ from embeddings.cf import (
     ALSModel,
     InteractionMatrix,
     confidence_weight,
+    spd_inverse,
 )
 from vantage.evaluation.metrics import RECALL_KS, evaluate
 from vantage.evaluation.splits import natural_key, split_records
@@ -177,7 +177,7 @@ class EASE(ScoringRecommender):
         x = self.train[:, self.active]
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
-        p = _spd_inverse(gram)
+        p = spd_inverse(gram)
         b = p / -np.diag(p)
         np.fill_diagonal(b, 0.0)
         self.weights = b.astype(np.float32)
@@ -186,18 +186,6 @@ class EASE(ScoringRecommender):
     def scores(self, user_indices: np.ndarray) -> np.ndarray:
         """X_u B (items without train interactions score 0)."""
         return _scatter(self.train, self.active, user_indices, self.weights)
-
-
-def _spd_inverse(a: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite matrix via Cholesky (about 2x faster than LU)."""
-    chol, info = scipy.linalg.lapack.dpotrf(a, lower=False, overwrite_a=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info={info})")
-    inv, info = scipy.linalg.lapack.dpotri(chol, lower=False, overwrite_c=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"inverse failed (potri info={info})")
-    # potri fills only the upper triangle.
-    return np.triu(inv) + np.triu(inv, 1).T
 
 
 class IALS(ScoringRecommender):
