@@ -49,12 +49,18 @@ class RecItem(BaseModel):
     score: float
     sources: list[str]
     reasons: list[str]
+    position: int = Field(0, description="1-based position in the list")
+    explored: bool = Field(False, description="placed by exploration, not by its score")
+    propensity: float | None = Field(
+        None, description="probability the policy shows this item at this position"
+    )
 
 
 class Recommendations(BaseModel):
     recommendation_id: str
     user_id: str
     surface: str
+    variant: str = Field("default", description="experiment variant the user is assigned to")
     items: list[RecItem]
     generated_at: float
     cached: bool = False

@@ -138,3 +138,32 @@ class Keys:
     def trending(self, scope: str = "all") -> str:
         """Sorted set item -> time-decayed interaction weight (`all`, `cat:<c>`, `region:<r>`)."""
         return f"{self.prefix}:trend:{scope}"
+
+    # Policy and attribution (surfaces issue).
+    @property
+    def rules(self) -> str:
+        """Hash rule id -> JSON business rule (pin, boost, bury)."""
+        return f"{self.prefix}:rules"
+
+    @property
+    def rules_version(self) -> str:
+        """Counter bumped on every rule change (part of result-cache keys)."""
+        return f"{self.prefix}:rules:ver"
+
+    def negatives(self, user_id: str) -> str:
+        """Sorted set item -> time of the user's last dislike or skip of it (never served)."""
+        return f"{self.prefix}:neg:{user_id}"
+
+    @property
+    def impressions(self) -> str:
+        """Stream of served lists (recommendation id, user, surface, variant, items)."""
+        return f"{self.prefix}:impressions"
+
+    def rec_info(self, recommendation_id: str) -> str:
+        """Hash item -> JSON (sources, position, variant, surface) of one served list."""
+        return f"{self.prefix}:recinfo:{recommendation_id}"
+
+    @property
+    def surface_stats(self) -> str:
+        """Hash 'imp|click' + '|surface|source|variant' -> count."""
+        return f"{self.prefix}:surfstats"
