@@ -74,8 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop.set()
             refresher.join(5)
-            state.redis.close()
-            state.milvus.close()
+            state.close()
 
     app = FastAPI(
         title="Vantage",

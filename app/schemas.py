@@ -72,6 +72,9 @@ class Recommendations(BaseModel):
         description="why: redis_unavailable, milvus_timeout, milvus_circuit_open, "
         "ranker_failed, served_last_good_list, ...",
     )
+    debug: dict[str, Any] | None = Field(
+        None, description="with debug=true: variant, per-stage timings (ms), per-source counts"
+    )
 
 
 class Health(BaseModel):

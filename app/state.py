@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -31,9 +33,26 @@ class AppState:
     breakers: Breakers = field(default_factory=Breakers)
     snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
     config_tag: str = field(init=False)
+    # Candidate sources of one request run concurrently here (Milvus and Redis calls wait on
+    # sockets, so threads overlap them despite the GIL).
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="source")
+    )
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.redis, self.keys)
         # Fingerprint of everything that shapes a result list (part of result-cache keys).
-        raw = self.settings.serving.model_dump_json().encode()
+        raw = json.dumps(
+            [
+                self.settings.serving.model_dump(mode="json"),
+                {n: s.model_dump(mode="json") for n, s in self.settings.surfaces.items()},
+            ],
+            sort_keys=True,
+        ).encode()
         self.config_tag = hashlib.blake2b(raw, digest_size=6).hexdigest()
+
+    def close(self) -> None:
+        """Release every client and thread this state owns."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.redis.close()
+        self.milvus.close()

@@ -81,5 +81,13 @@ class Filter:
             self.clauses.append(f"{_field(name)} not in [{', '.join(literal(v) for v in vals)}]")
         return self
 
+    def language_family(self, base: str) -> Filter:
+        """`language` is `base`, a regional variant of it (`base-xx`) or 'und'."""
+        if not (2 <= len(base) <= 3 and base.isascii() and base.isalpha()):
+            raise FilterError(f"not a base language code: {base!r}")
+        b = base.lower()
+        self.clauses.append(f'language in ["{b}", "und"] or language like "{b}-%"')
+        return self
+
     def __str__(self) -> str:
         return " and ".join(f"({c})" for c in self.clauses)

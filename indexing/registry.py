@@ -58,6 +58,7 @@ class ModelRegistry:
         self._cf: CFModel | None = None
         self._ranker: RankerModel | None = None
         self._ranker_failed: str | None = None
+        self._pinned_rankers: dict[str, RankerModel | None] = {}
 
     def cf_dir(self, version: str) -> Path:
         return self.root / "cf" / version
@@ -129,6 +130,24 @@ class ModelRegistry:
                 return None
             log.info("loaded ranker %s (%d features)", version, len(self._ranker.feature_names))
         return self._ranker
+
+
+    def ranker_at(self, version: str) -> RankerModel | None:
+        """A given ranker version (experiments pin one), loaded once; None if it cannot be."""
+        hit = self._pinned_rankers.get(version)
+        if hit is not None or version in self._pinned_rankers:
+            return hit
+        model: RankerModel | None
+        try:
+            model = load_ranker(self.ranker_dir(version), version)
+        except Exception:
+            log.exception("ranker %s cannot be loaded", version)
+            model = None
+        with self._lock:
+            if len(self._pinned_rankers) >= 8:
+                self._pinned_rankers.clear()
+            self._pinned_rankers[version] = model
+        return model
 
 
 def save_ranker(

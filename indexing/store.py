@@ -71,7 +71,15 @@ class ItemStore:
     """Items collection (through its alias)."""
 
     META_FIELDS = META_FIELDS
-    SERVING_FIELDS = ("category", "regions", "maturity", "status", "language", "published_at")
+    SERVING_FIELDS = (
+        "category",
+        "regions",
+        "maturity",
+        "status",
+        "language",
+        "published_at",
+        "creator_id",
+    )
 
     def __init__(
         self, client: MilvusClient, names: CollectionNames, *, timeout_s: float | None = None

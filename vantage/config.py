@@ -11,8 +11,17 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from vantage.surfaces import SurfaceConfig, load_surfaces_file
 
 
 class MilvusSettings(BaseModel):
@@ -68,32 +77,20 @@ class ServingSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     default_limit: int = Field(20, ge=1, le=100)
     max_limit: int = Field(100, ge=1, le=1000)
+    # Caps every surface's own cache_ttl_s (0 turns result caching off everywhere).
     cache_ttl_s: float = Field(30.0, ge=0)
-    # Over-fetch from Milvus so app-side filters (regions, seen) still leave `limit` items.
+    # Items whose language differs from the user's profile language are not served (items in
+    # 'und' always are); 'off' serves every language.
+    language_filter: str = Field("strict", pattern="^(strict|off)$")
+    # A surface's first source is asked for at least limit x this (its quota otherwise), so
+    # app-side filters (regions, seen) and the policy still leave `limit` items.
     overfetch: int = Field(4, ge=1, le=50)
-    min_candidates: int = Field(100, ge=1, le=5000)
     history_exclude: int = Field(
         500, ge=0, le=10_000, description="this many most recent items are never recommended"
     )
     milvus_exclude_max: int = Field(
         100, ge=0, le=1000, description="of those, how many are excluded inside the Milvus filter"
     )
-    # Chosen on the inner split of ML-100K train (vantage eval --inner): any content weight in
-    # the fusion cost ranking quality there (0.1 -> NDCG@10 0.226 vs 0.284 without). Content
-    # still serves users without a collaborative vector, and the related surface.
-    hybrid_weights: dict[str, float] = Field(
-        default_factory=lambda: {"content_vec": 0.0, "cf_vec": 1.0},
-        description="fusion weights of the vector spaces on the homepage (0 = not searched)",
-    )
-
-    @field_validator("hybrid_weights")
-    @classmethod
-    def _known_spaces(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = set(v) - {"content_vec", "cf_vec"}
-        if unknown or any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
-            raise ValueError("hybrid_weights: content_vec/cf_vec weights >= 0, at least one > 0")
-        return v
-
     unknown_age_max_maturity: int = Field(
         12, ge=0, le=18, description="maturity ceiling for users without a birth year"
     )
@@ -159,6 +156,36 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     worker: WorkerSettings = WorkerSettings()
     auth: AuthSettings = AuthSettings()
+    # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
+    surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Last = lowest priority: the surfaces file, then environment overrides on top of it.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+            _SurfacesFile(settings_cls),
+        )
+
+    @field_validator("surfaces")
+    @classmethod
+    def _surface_names(cls, v: dict[str, SurfaceConfig]) -> dict[str, SurfaceConfig]:
+        bad = [n for n in v if not n.replace("_", "a").isalpha() or not n.islower() or len(n) > 32]
+        if bad:
+            raise ValueError(f"surface names are lower-case letters and '_': {bad}")
+        if not v:
+            raise ValueError("no surfaces configured")
+        return v
 
     @property
     def event_log_dir(self) -> Path:
@@ -182,6 +209,16 @@ class Settings(BaseSettings):
                 "Milvus Lite files are for development"
             )
         return self
+
+
+class _SurfacesFile(PydanticBaseSettingsSource):
+    """The surfaces file as the lowest-priority settings source."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {"surfaces": load_surfaces_file()}
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -229,8 +229,7 @@ def _build_groups(
             )
             out.y.append(y)
     finally:
-        state.redis.close()
-        state.milvus.close()
+        state.close()
     return out
 
 
@@ -347,7 +346,6 @@ def train_ranker(
         {
             "cache_ttl_s": 0.0,
             "history_exclude": 10_000,
-            "min_candidates": settings.serving.min_candidates,
         },
     )
     report.namespace = tmp_settings.redis.key_prefix

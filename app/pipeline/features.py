@@ -139,35 +139,38 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> np.ndarray
 
 
 class ItemMetaCache:
-    """Process-local (collection, item) -> (content vector, category), each entry TTL-bounded."""
+    """Process-local (collection, item) -> (content vector, category, title), TTL-bounded."""
 
     def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, Any, str | None]] = {}
+        self._data: dict[tuple[str, str], tuple[float, Any, str | None, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[Any, str | None]]:
+    def get(
+        self, items: ItemStore, ids: Sequence[str]
+    ) -> dict[str, tuple[Any, str | None, str]]:
         """Known items only; misses are read from Milvus in one call."""
         now = time.monotonic()
         coll = items.collection
-        out: dict[str, tuple[Any, str | None]] = {}
+        out: dict[str, tuple[Any, str | None, str]] = {}
         missing = []
         for i in dict.fromkeys(ids):
             hit = self._data.get((coll, i))
             if hit is not None and now - hit[0] < self.ttl_s:
-                out[i] = (hit[1], hit[2])
+                out[i] = hit[1:]
             else:
                 missing.append(i)
         if missing:
-            rows = items.get(missing, fields=("content_vec", "category"))
+            rows = items.get(missing, fields=("content_vec", "category", "title"))
             with self._lock:
                 if len(self._data) + len(rows) > self.max_items:
                     self._data.clear()
                 for i, r in rows.items():
                     vec = np.asarray(r["content_vec"], dtype=np.float32)
-                    self._data[(coll, i)] = (now, vec, r.get("category"))
-                    out[i] = (vec, r.get("category"))
+                    entry = (vec, r.get("category"), str(r.get("title") or ""))
+                    self._data[(coll, i)] = (now, *entry)
+                    out[i] = entry
         return out
 
 

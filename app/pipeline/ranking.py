@@ -29,13 +29,15 @@ def score(model: RankerModel, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
 
 
-def rank(state: AppState, ctx: UserContext, cands: Sequence[Candidate]) -> list[Candidate]:
-    """Candidates reordered by the current ranker, or in their given order without one."""
+def rank(
+    state: AppState, ctx: UserContext, cands: Sequence[Candidate], version: str = "current"
+) -> list[Candidate]:
+    """Candidates reordered by a ranker ('current' or a version), or as given without one."""
     out = list(cands)
     if len(out) < 2:
         return out
     try:
-        model = state.models.ranker()
+        model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
         if model is None:
             return out
         x = build_features(state.redis, state.keys, state.items, ctx, out, cf=state.models.cf())

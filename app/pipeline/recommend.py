@@ -1,7 +1,11 @@
-"""The recommendation pipeline: context -> cache -> candidates -> ranking -> policy -> response.
+"""The recommendation pipeline, stage by stage, as every surface runs it.
 
-The API and the evaluation harness both call `recommend()`, so what is measured is what is
-served.
+    context -> cache -> 1 candidates (sources of the surface, concurrent) -> 2 light scoring
+    (weighted RRF) -> 3 XGBoost on the best `rank_depth` -> 4 policy rules -> response
+
+The API, ranker training and the evaluation harness all call these functions, so what is
+measured is what is served. Each stage is a module with typed inputs and outputs; with
+`debug` the response carries every stage's timing and every source's yield.
 """
 
 from __future__ import annotations
@@ -10,26 +14,23 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from app import metrics
-from app.errors import NotFound
-from app.pipeline import fallback, ranking, retrieval
+from app.pipeline import candidates, fallback, ranking, rerank, scoring
+from app.pipeline.candidates import Generated, Need, SourceRun
 from app.pipeline.context import UserContext, load_user_context
-from app.pipeline.policy import allowed, apply_policy
+from app.pipeline.policy import HardFilters, allowed, apply_policy
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
 from indexing.store import ItemStore
+from vantage.surfaces import SurfaceConfig
 
-Surface = Literal["homepage", "related", "trending"]
-MILVUS_MAX_TOPK = 16_384
-SURFACES: tuple[str, ...] = Surface.__args__  # type: ignore[attr-defined]
-# The ranker learns from homepage candidates; other surfaces keep their retrieval order.
-RANKED_SURFACES = frozenset({"homepage"})
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,14 @@ class RecRequest:
     item_id: str | None = None
     category: str | None = None
     language: str | None = None
+    debug: bool = False
 
 
-def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
+def _cache_key(
+    state: AppState, req: RecRequest, ctx: UserContext, variant: str, rules_version: int
+) -> str:
     # The user's version is part of the key: any applied event makes old entries unreachable;
-    # so is the serving configuration, so a config rollout never serves old lists.
+    # so are the serving configuration and the rules, so a rollout never serves old lists.
     raw = json.dumps(
         [
             req.user_id,
@@ -55,6 +59,8 @@ def _cache_key(state: AppState, req: RecRequest, ctx: UserContext) -> str:
             req.language,
             ctx.version,
             state.config_tag,
+            variant,
+            rules_version,
         ],
         separators=(",", ":"),
     )
@@ -68,137 +74,93 @@ def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
     return {i for i, s in zip(ids, scores, strict=True) if s is not None}
 
 
-def _personal(state: AppState, ctx: UserContext, cons: Constraints, want: int) -> list[Candidate]:
-    """ANN over the user's vectors, fused with the configured weights.
-
-    Spaces with weight 0 are not searched; a user without a vector in any weighted space
-    falls back to their content profile.
-    """
-    weights = {f: w for f, w in state.settings.serving.hybrid_weights.items() if w > 0}
-    mine = {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec}
-    usable = {f: v for f, v in mine.items() if v is not None and f in weights}
-    if not usable and ctx.content_vec is not None:
-        usable = {"content_vec": ctx.content_vec}
-    if len(usable) > 1:
-        return retrieval.hybrid(
-            state.items,
-            usable,
-            weights,
-            reason=retrieval.SPACE_REASON["cf_vec"],
-            constraints=cons,
-            limit=want,
-        )
-    for space, vec in usable.items():
-        return retrieval.ann(
-            state.items,
-            vec,
-            source=retrieval.SPACE_SOURCE[space],
-            reason=retrieval.SPACE_REASON[space],
-            constraints=cons,
-            limit=want,
-            space=space,
-        )
-    return []
-
-
-def _candidates(
-    state: AppState, req: RecRequest, ctx: UserContext, cons: Constraints, want: int
-) -> list[Candidate]:
-    items = state.items
-    found: dict[str, Candidate] = {}
-    if req.surface == "related":
-        assert req.item_id is not None
-        seed = items.get([req.item_id], fields=("content_vec", "title"))
-        if req.item_id not in seed or req.item_id in _tombstoned(state, [req.item_id]):
-            raise NotFound(f"item {req.item_id!r} does not exist")
-        title = seed[req.item_id]["title"]
-        retrieval.merge(
-            found,
-            retrieval.ann(
-                items,
-                seed[req.item_id]["content_vec"],
-                source="similar_content",
-                reason=f"similar to {title}",
-                constraints=cons,
-                limit=want,
-            ),
-        )
-    elif req.surface == "trending":
-        # Narrowest scope first: the asked category, else the user's region, else everywhere.
-        if req.category:
-            scope, reason = f"cat:{req.category}", f"trending in {req.category}"
-        elif ctx.region:
-            scope, reason = f"region:{ctx.region}", "trending in your region"
-        else:
-            scope, reason = "all", "trending now"
-        scopes = [(scope, reason)] + ([("all", "trending now")] if scope != "all" else [])
-        for sc, why in scopes:
-            if len(found) < want:
-                got = retrieval.trending(
-                    state.redis,
-                    state.keys,
-                    items,
-                    scope=sc,
-                    reason=why,
-                    constraints=cons,
-                    limit=want,
-                )
-                retrieval.merge(found, [c for c in got if c.item_id not in found])
-    else:
-        retrieval.merge(found, _personal(state, ctx, cons, want))
-    if len(found) < want:
-        # Popular items top up a short list and serve users we know nothing about yet.
-        retrieval.merge(
-            found,
-            [
-                c
-                for c in retrieval.popular(
-                    state.redis, state.keys, items, constraints=cons, limit=want
-                )
-                if c.item_id not in found
-            ],
-        )
-    return list(found.values())
-
-
 @dataclass
 class Retrieved:
-    """Candidates that pass the hard filters, in retrieval order, and the rules applied."""
+    """Stages 1-2 for one request: fused candidates that pass the hard filters."""
 
-    candidates: list[Candidate]
-    max_maturity: int
-    exclude: set[str]
-    tombstoned: set[str]
+    candidates: list[Candidate]  # fused order, best first
+    hard: HardFilters
+    constraints: Constraints
+    runs: list[SourceRun] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    n_generated: int = 0
+
+    @property
+    def max_maturity(self) -> int:
+        return self.hard.max_maturity
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted({r.error for r in self.runs if r.error})
 
 
-def retrieve(state: AppState, req: RecRequest, ctx: UserContext) -> Retrieved:
-    """Candidate generation plus the hard filters (shared by serving and ranker training)."""
-    cfg = state.settings.serving
-    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
-    seen = ctx.recent if req.surface in ("homepage", "trending") else []
-    exclude = set(seen) | ({req.item_id} if req.item_id else set())
+def hard_filters(
+    state: AppState, req: RecRequest, ctx: UserContext, cfg: SurfaceConfig, now: float
+) -> tuple[HardFilters, Constraints, int]:
+    """The request's safety rules, the part Milvus applies, and how many it cannot."""
+    serving = state.settings.serving
+    max_m = ctx.max_maturity(serving.unknown_age_max_maturity)
+    window = cfg.policy.seen_window_days
+    seen = ctx.seen(window * DAY_S if window else None, now) if cfg.policy.exclude_seen else []
+    exclude = set(seen) | set(ctx.negatives) | ({req.item_id} if req.item_id else set())
+    language = ctx.language if serving.language_filter == "strict" else None
     # Long `not in` lists make Milvus filters slow: the most recent items are excluded there,
-    # the rest by the policy, with the search widened by as many.
-    in_milvus = seen[: cfg.milvus_exclude_max] + ([req.item_id] if req.item_id else [])
+    # the rest by the policy, with the sources asked for as many more.
+    in_milvus = tuple(
+        dict.fromkeys(
+            [*seen[: serving.milvus_exclude_max], *ctx.negatives[:20]]
+            + ([req.item_id] if req.item_id else [])
+        )
+    )
     cons = Constraints(
-        max_maturity=max_m, category=req.category, language=req.language, exclude=tuple(in_milvus)
+        max_maturity=max_m,
+        category=req.category,
+        language=req.language,
+        user_language=language,
+        exclude=in_milvus,
     )
-    want = min(
-        max(cfg.min_candidates, req.limit * cfg.overfetch) + len(exclude) - len(set(in_milvus)),
-        MILVUS_MAX_TOPK,
-    )
-    cands = _candidates(state, req, ctx, cons, want)
-    tomb = _tombstoned(state, [c.item_id for c in cands])
+    hard = HardFilters(max_m, ctx.region, language, frozenset(), frozenset(exclude))
+    return hard, cons, len(exclude) - len(in_milvus)
+
+
+def retrieve(
+    state: AppState,
+    req: RecRequest,
+    ctx: UserContext,
+    cfg: SurfaceConfig | None = None,
+    *,
+    deadline: float | None = None,
+) -> Retrieved:
+    """Stages 1-2 (shared by serving and ranker training): the best `rank_depth` fused
+    candidates that pass the hard filters."""
+    cfg = cfg or state.settings.surfaces[req.surface]
+    now = time.time()
+    t = time.perf_counter()
+    hard, cons, extra = hard_filters(state, req, ctx, cfg, now)
+    seed = candidates.load_seed(state, req.item_id) if req.item_id and cfg.needs_item else None
+    need = Need(ctx, cfg, cons, seed, req.category, now, req.limit)
+    if deadline is None:
+        deadline = time.monotonic() + cfg.budget_ms / 1000
+    gen: Generated = candidates.generate(state, need, extra=extra, deadline=deadline)
+    t1 = time.perf_counter()
+    fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources})
+    tomb = _tombstoned(state, [c.item_id for c in fused])
+    hard = HardFilters(hard.max_maturity, hard.region, hard.language, frozenset(tomb), hard.exclude)
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
     kept = apply_policy(
-        cands,
-        limit=len(cands),
-        max_maturity=max_m,
-        region=ctx.region,
-        tombstoned=tomb,
-        exclude=exclude,
+        fused,
+        limit=cfg.rank_depth,
+        max_maturity=hard.max_maturity,
+        region=hard.region,
+        tombstoned=hard.tombstoned,
+        exclude=hard.exclude,
+        language=hard.language,
     )
-    return Retrieved(kept, max_m, exclude, tomb)
+    timings = {
+        "candidates_ms": (t1 - t) * 1000,
+        "scoring_ms": (time.perf_counter() - t1) * 1000,
+    }
+    return Retrieved(kept, hard, cons, gen.runs, timings, len(gen.candidates))
 
 
 def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
@@ -206,10 +168,12 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
 
     Never fails because a dependency did: Redis down -> the in-process popular snapshot;
     Milvus slow or down -> the user's last good list, then the snapshot; ranker failure -> the
-    retrieval order. Every fallback passes the same safety policy, and the response says that
+    fused order. Every fallback passes the same safety policy, and the response says that
     it was degraded and why.
     """
-    cfg = state.settings.serving
+    started = time.perf_counter()
+    deadline_base = time.monotonic()
+    base = state.settings.surfaces[req.surface]
     br = state.breakers
     try:
         ctx = guarded(
@@ -218,73 +182,122 @@ def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
             state.redis,
             state.keys,
             req.user_id,
-            recent_n=cfg.history_exclude,
+            recent_n=state.settings.serving.history_exclude,
         )
     except DependencyDown as e:
-        return _degraded(state, req, None, [e.reason])
+        return _degraded(state, req, None, [e.reason], "default")
+    variant, cfg = base.variant(req.user_id, req.surface)
+    timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
+    rules_version = state.rules.snapshot().version
+    ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)
     try:
-        key = _cache_key(state, req, ctx)
-        hit = guarded(br.redis, state.redis.get, key) if cfg.cache_ttl_s > 0 else None
+        key = _cache_key(state, req, ctx, variant, rules_version)
+        hit = guarded(br.redis, state.redis.get, key) if ttl > 0 and not req.debug else None
         if hit:
             metrics.CACHE.labels(req.surface, "hit").inc()
             return _from_cache(state, json.loads(hit), ctx)
         metrics.CACHE.labels(req.surface, "miss").inc()
     except DependencyDown as e:
         # The user's context is known: keep their own maturity ceiling and region.
-        return _degraded(state, req, ctx, [e.reason])
+        return _degraded(state, req, ctx, [e.reason], variant)
+    deadline = deadline_base + cfg.budget_ms / 1000
     try:
         with metrics.stage("retrieval", req.surface):
-            got = guarded(br.milvus, retrieve, state, req, ctx)
+            got = retrieve(state, req, ctx, cfg, deadline=deadline)
     except DependencyDown as e:
-        return _degraded(state, req, ctx, [e.reason])
+        return _degraded(state, req, ctx, [e.reason], variant)
     except redis.RedisError:
-        return _degraded(state, req, ctx, ["redis_unavailable"])
-    reasons: list[str] = []
+        return _degraded(state, req, ctx, ["redis_unavailable"], variant)
+    timings.update(got.timings)
+    reasons: list[str] = [f"source_{r}" for r in got.failed]
     cands = got.candidates
-    if req.surface in RANKED_SURFACES:
+    t = time.perf_counter()
+    if cfg.ranked and time.monotonic() > deadline:
+        reasons.append("ranking_skipped_over_budget")
+    elif cfg.ranked:
         with metrics.stage("ranking", req.surface):
-            cands = ranking.rank(state, ctx, cands)
-        # rank() keeps the retrieval order on any failure; a live ranker that scored nothing
+            cands = ranking.rank(state, ctx, cands, cfg.ranker)
+        # rank() keeps the fused order on any failure; a live ranker that scored nothing
         # failed, and the answer says so.
-        if len(cands) > 1 and ranking.SCORE not in cands[0].scores and _ranker_live(state):
+        if len(cands) > 1 and ranking.SCORE not in cands[0].scores and _ranker_live(state, cfg):
             reasons.append("ranker_failed")
+    timings["ranking_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    rec_id = uuid.uuid4().hex
     with metrics.stage("policy", req.surface):
-        final = apply_policy(
-            cands,
+        final = rerank.finalize(
+            state,
+            surface=req.surface,
+            cfg=cfg,
+            ctx=ctx,
+            ranked=cands,
+            hard=got.hard,
+            constraints=got.constraints,
             limit=req.limit,
-            max_maturity=got.max_maturity,
-            region=ctx.region,
-            tombstoned=got.tombstoned,
-            exclude=got.exclude,
+            seed=int(rec_id, 16),
+            now=time.time(),
         )
-    result = _response(req, final, reasons)
-    if not reasons:
-        _remember(state, req, ctx, key, result, got.max_maturity)
+    timings["policy_ms"] = (time.perf_counter() - t) * 1000
+    result = _response(req, final, reasons, variant, rec_id)
+    if req.debug:
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        result["debug"] = {
+            "variant": variant,
+            "stages": {k: round(v, 2) for k, v in timings.items()},
+            "sources": [r.__dict__ for r in got.runs],
+            "generated": got.n_generated,
+            "after_hard_filters": len(got.candidates),
+            "ranker": cfg.ranker if cfg.ranked else None,
+        }
+    elif not reasons and ttl > 0:
+        _remember(state, req, ctx, key, result, got.max_maturity, ttl)
+    elif not reasons:
+        _remember(state, req, ctx, None, result, got.max_maturity, 0)
     return result
 
 
-def _ranker_live(state: AppState) -> bool:
+def _ranker_live(state: AppState, cfg: SurfaceConfig) -> bool:
     try:
-        return state.models.ranker() is not None
+        if cfg.ranker == "current":
+            return state.models.ranker() is not None
+        return state.models.ranker_at(cfg.ranker) is not None
     except Exception:
         return False
 
 
-def _response(req: RecRequest, final: list[Candidate], reasons: list[str]) -> dict[str, Any]:
+def _score(c: Candidate) -> float:
+    """The score that ordered the item: the ranker's, else the fused one, else its source's."""
+    for key in (ranking.SCORE, scoring.FUSED):
+        if key in c.scores:
+            return c.scores[key]
+    return c.score
+
+
+def _response(
+    req: RecRequest,
+    final: list[Candidate],
+    reasons: list[str],
+    variant: str,
+    rec_id: str | None = None,
+) -> dict[str, Any]:
     for r in reasons:
         metrics.FALLBACKS.labels(req.surface, r).inc()
     return {
-        "recommendation_id": uuid.uuid4().hex,
+        "recommendation_id": rec_id or uuid.uuid4().hex,
         "user_id": req.user_id,
         "surface": req.surface,
+        "variant": variant,
         "items": [
             {
                 "item_id": c.item_id,
-                "score": round(c.scores.get(ranking.SCORE, c.score), 6),
+                "score": round(_score(c), 6),
                 "sources": c.sources,
                 "reasons": c.reasons,
+                "position": pos,
+                "explored": c.explored,
+                "propensity": c.propensity,
             }
-            for c in final
+            for pos, c in enumerate(final, 1)
         ],
         "generated_at": time.time(),
         "cached": False,
@@ -339,6 +352,7 @@ def _still_allowed(state: AppState, ctx: UserContext, ids: list[str]) -> set[str
             region=ctx.region,
             tombstoned=set(),
             exclude=set(),
+            language=ctx.language if cfg.language_filter == "strict" else None,
         )
     }
 
@@ -351,16 +365,17 @@ def _remember(
     state: AppState,
     req: RecRequest,
     ctx: UserContext,
-    key: str,
+    key: str | None,
     result: dict[str, Any],
     max_maturity: int,
+    ttl_s: float,
 ) -> None:
     """Cache the list, and keep it longer as this request's last good list for outages."""
     cfg = state.settings.serving
     try:
         pipe = state.redis.pipeline(transaction=False)
-        if cfg.cache_ttl_s > 0:
-            pipe.set(key, json.dumps(result), px=int(cfg.cache_ttl_s * 1000))
+        if key and ttl_s > 0:
+            pipe.set(key, json.dumps(result), px=int(ttl_s * 1000))
         if cfg.stale_ttl_s > 0:
             stale = {
                 "at": time.time(),
@@ -368,6 +383,7 @@ def _remember(
                 "limit": req.limit,
                 "max_maturity": max_maturity,
                 "region": ctx.region,
+                "language": _language(state, ctx),
             }
             pipe.set(
                 fallback.stale_key(state, _stale_parts(req)),
@@ -379,8 +395,17 @@ def _remember(
         pass  # the answer is good; only its caching failed
 
 
+def _language(state: AppState, ctx: UserContext | None) -> str | None:
+    strict = state.settings.serving.language_filter == "strict"
+    return ctx.language if ctx and strict else None
+
+
 def _degraded(
-    state: AppState, req: RecRequest, ctx: UserContext | None, reasons: list[str]
+    state: AppState,
+    req: RecRequest,
+    ctx: UserContext | None,
+    reasons: list[str],
+    variant: str,
 ) -> dict[str, Any]:
     """A safe list without the failed dependency: last good list, then the popular snapshot.
 
@@ -393,14 +418,18 @@ def _degraded(
     cfg = state.settings.serving
     max_m = ctx.max_maturity(cfg.unknown_age_max_maturity) if ctx else cfg.degraded_max_maturity
     region = ctx.region if ctx else None
+    language = _language(state, ctx)
     exclude = set(ctx.recent if ctx and req.surface != "related" else [])
+    exclude |= set(ctx.negatives if ctx else [])
     if req.item_id:
         exclude.add(req.item_id)
     tomb: set[str] = set()
     cands: list[Candidate] = []
     if ctx is not None:  # Redis answers: tombstones, the change log and the last list
         try:
-            cands, reasons, tomb, changed = _verified_fallbacks(state, req, max_m, region, reasons)
+            cands, reasons, tomb, changed = _verified_fallbacks(
+                state, req, max_m, (region, language), reasons
+            )
             exclude |= changed
         except (DependencyDown, redis.RedisError):
             cands = []  # unverifiable now: the snapshot alone
@@ -419,15 +448,20 @@ def _degraded(
         region=region,
         tombstoned=tomb,
         exclude=exclude,
+        language=language,
     )
-    return _response(req, final, reasons)
+    return _response(req, final, reasons, variant)
 
 
 CHANGE_MARGIN_S = 5.0  # clocks of API hosts and Redis may differ a little
 
 
 def _verified_fallbacks(
-    state: AppState, req: RecRequest, max_m: int, region: str | None, reasons: list[str]
+    state: AppState,
+    req: RecRequest,
+    max_m: int,
+    where: tuple[str | None, str | None],
+    reasons: list[str],
 ) -> tuple[list[Candidate], list[str], set[str], set[str]]:
     """The user's last good list (if filtered at least as strictly as they need now), the
     tombstoned ids, and the ids written since the list or the snapshot was built."""
@@ -435,7 +469,9 @@ def _verified_fallbacks(
     raw = guarded(br, state.redis.get, fallback.stale_key(state, _stale_parts(req)))
     last = json.loads(raw) if raw else None
     cands: list[Candidate] = []
-    if last and "at" in last and last["max_maturity"] <= max_m and last["region"] == region:
+    region, language = where
+    same_place = last and last.get("region") == region and last.get("language") == language
+    if same_place and "at" in last and last["max_maturity"] <= max_m:
         cands = [
             Candidate(
                 i["item_id"],

@@ -11,6 +11,7 @@ import redis
 
 from indexing.filters import Filter
 from indexing.keys import Keys
+from indexing.registry import CFModel
 from indexing.store import ItemStore
 
 
@@ -23,6 +24,9 @@ class Candidate:
     sources: list[str]  # the retrieval sources that produced it, first = primary
     scores: dict[str, float] = field(default_factory=dict)  # source or vector space -> score
     reasons: list[str] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # source -> 0-based rank in it
+    explored: bool = False  # placed by exploration
+    propensity: float | None = None  # probability the policy shows it at its position
 
     @property
     def score(self) -> float:
@@ -36,8 +40,10 @@ class Constraints:
 
     max_maturity: int
     category: str | None = None
-    language: str | None = None
+    language: str | None = None  # the request's language filter (exact)
+    user_language: str | None = None  # the user's language: that one (any variant) or 'und'
     exclude: tuple[str, ...] = ()
+    published_after: int | None = None
 
     def milvus_filter(self) -> str:
         f = Filter().eq("status", "active").le("maturity", self.max_maturity)
@@ -45,7 +51,32 @@ class Constraints:
             f.eq("category", self.category)
         if self.language:
             f.eq("language", self.language)
+        if self.user_language:
+            f.language_family(self.user_language.split("-")[0])
+        if self.published_after is not None:
+            f.ge("published_at", self.published_after)
         return str(f.not_in("item_id", self.exclude))
+
+    def admits(self, fields: dict[str, Any]) -> bool:
+        """The same constraints, checked on an item's serving metadata."""
+        if fields.get("status", "active") != "active":
+            return False
+        if int(fields.get("maturity", 0)) > self.max_maturity:
+            return False
+        if self.category and fields.get("category") != self.category:
+            return False
+        lang = fields.get("language") or "und"
+        if self.language and lang != self.language:
+            return False
+        if self.user_language and not speaks(self.user_language, lang):
+            return False
+        published = int(fields.get("published_at") or 0)
+        return self.published_after is None or published >= self.published_after
+
+
+def speaks(user_language: str, item_language: str) -> bool:
+    """A reader of `user_language` is served items in it, any variant of it, or 'und'."""
+    return item_language == "und" or item_language.split("-")[0] == user_language.split("-")[0]
 
 
 def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
@@ -58,6 +89,8 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
             have.sources.extend(x for x in c.sources if x not in have.sources)
             have.scores.update(c.scores)
             have.reasons.extend(r for r in c.reasons if r not in have.reasons)
+            for s, rank in c.ranks.items():
+                have.ranks.setdefault(s, rank)
 
 
 def ann(
@@ -100,6 +133,8 @@ def hybrid(
         out.append(Candidate(h.item_id, h.fields, ["hybrid_ann"], scores, [reason]))
     return out
 
+
+MILVUS_MAX_TOPK = 16_384  # Milvus refuses larger limits
 
 SPACE_SOURCE = {"content_vec": "content_profile", "cf_vec": "collaborative"}
 SPACE_REASON = {
@@ -159,7 +194,7 @@ def ranked_set(
     reason: str,
     constraints: Constraints,
     limit: int,
-    page: int = 500,
+    page: int | None = None,
     max_pages: int = 8,
 ) -> list[Candidate]:
     """Top items of a Redis sorted set that satisfy the constraints (metadata from Milvus).
@@ -170,6 +205,8 @@ def ranked_set(
     excluded = set(constraints.exclude)
     out: list[Candidate] = []
     best: float | None = None
+    # Every page costs a Milvus read of its ids: fetch about what is needed plus a margin.
+    page = page or min(max(2 * limit, 50), 500)
     for n in range(max_pages):
         top = r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True)
         if not top:
@@ -179,15 +216,43 @@ def ranked_set(
         meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
         for item_id, score in ranked:
             m = meta.get(item_id)
-            if m is None or item_id in excluded or m["status"] != "active":
-                continue
-            if m["maturity"] > constraints.max_maturity:
-                continue
-            if constraints.category and m.get("category") != constraints.category:
-                continue
-            if constraints.language and m.get("language") != constraints.language:
+            if m is None or item_id in excluded or not constraints.admits(m):
                 continue
             out.append(Candidate(item_id, m, [source], {source: score / best}, [reason]))
             if len(out) >= limit:
                 return out
+    return out
+
+
+def neighbours(
+    cf: CFModel | None,
+    items: ItemStore,
+    seed: str,
+    *,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Items the interaction model's item-item weights link to `seed` (co-consumption)."""
+    if cf is None or cf.neighbours is None or seed not in cf.item_index:
+        return []
+    row = cf.neighbours.weights.getrow(cf.item_index[seed])
+    if row.nnz == 0:
+        return []
+    order = np.argsort(-row.data, kind="stable")
+    ids = cf.als.item_ids or []
+    excluded = set(constraints.exclude)
+    ranked = [
+        (str(ids[row.indices[k]]), float(row.data[k]))
+        for k in order
+        if row.data[k] > 0 and str(ids[row.indices[k]]) not in excluded
+    ][: 2 * limit]
+    meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+    out = []
+    for item_id, w in ranked:
+        m = meta.get(item_id)
+        if m is not None and constraints.admits(m):
+            out.append(Candidate(item_id, m, ["item_neighbours"], {"item_neighbours": w}, [reason]))
+            if len(out) >= limit:
+                break
     return out

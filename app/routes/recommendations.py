@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from app.auth import require
 from app.deps import StateDep
 from app.errors import InvalidRequest
-from app.pipeline.recommend import RecRequest, Surface, recommend
+from app.pipeline.recommend import RecRequest, recommend
 from app.schemas import Recommendations
 from indexing.models import ID_PATTERN
 
@@ -20,7 +20,14 @@ router = APIRouter(
 def get_recommendations(
     state: StateDep,
     user_id: Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")],
-    surface: Annotated[Surface, Query(description="where the list is shown")] = "homepage",
+    surface: Annotated[
+        str,
+        Query(
+            pattern=r"^[a-z_]{1,32}$",
+            description="where the list is shown: a configured surface (homepage, up_next, "
+            "related, contextual, trending by default)",
+        ),
+    ] = "homepage",
     item_id: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
     ] = None,
@@ -41,10 +48,18 @@ def get_recommendations(
             description="only items in this language",
         ),
     ] = None,
+    debug: Annotated[
+        bool, Query(description="add per-stage timings and per-source counts (not cached)")
+    ] = False,
 ) -> Recommendations:
     """What `user_id` should see on `surface`."""
-    if surface == "related" and not item_id:
-        raise InvalidRequest("item_id is required for surface=related")
+    surfaces = state.settings.surfaces
+    if surface not in surfaces:
+        raise InvalidRequest(
+            f"unknown surface {surface!r}; valid surfaces: {', '.join(sorted(surfaces))}"
+        )
+    if surfaces[surface].needs_item and not item_id:
+        raise InvalidRequest(f"item_id is required for surface={surface}")
     req = RecRequest(
         user_id=user_id,
         surface=surface,
@@ -52,5 +67,6 @@ def get_recommendations(
         limit=limit or state.settings.serving.default_limit,
         category=category.strip().lower() if category else None,
         language=language.lower() if language else None,  # stored lower-case
+        debug=debug,
     )
     return Recommendations.model_validate(recommend(state, req))

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vantage.config import Settings
+from vantage.surfaces import PolicySpec
 from vantage.evaluation.baselines import EvalData, run_baselines
 from vantage.evaluation.metrics import RECALL_KS, evaluate
 from vantage.evaluation.splits import split_records
@@ -38,8 +39,9 @@ REPORTED = (
 def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Settings:
     """Settings for an isolated evaluation namespace on the same servers."""
     tag = "eval" + uuid.uuid4().hex[:8]
-    # Full-ranking protocols exclude every train item, however long the history.
-    serving_update = {"cache_ttl_s": 0.0, "history_exclude": 10_000, "min_candidates": 200}
+    # Full-ranking protocols exclude every train item, however long the history; the data's
+    # users have no language in their profiles, so nothing is filtered by it.
+    serving_update = {"cache_ttl_s": 0.0, "history_exclude": 10_000}
     return base.model_copy(
         update={
             "milvus": base.milvus.model_copy(
@@ -50,6 +52,13 @@ def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Sett
             "worker": base.worker.model_copy(update={"history_len": 10_000}),
         }
     )
+
+
+def policy_off(settings: Settings) -> Settings:
+    """The same settings with the homepage's policy rules 3-8 off (safety and seen stay)."""
+    home = settings.surfaces["homepage"]
+    off = home.model_copy(update={"policy": PolicySpec(exclude_seen=home.policy.exclude_seen)})
+    return settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": off}})
 
 
 def run_pipeline(
@@ -124,24 +133,35 @@ def _load_train_recommend(
         cf_params=CFParams.from_dict(report.params),
         progress=progress,
     )
-    state = build_state(settings)
     depth = max(10, *RECALL_KS)
-    lists: dict[int, list[int]] = {}
-    latency = []
-    try:
-        for u in tqdm(sorted(truth), desc="recommend", unit="user", disable=not progress):
-            t = time.perf_counter()
-            res = recommend(
-                state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
-            )
-            latency.append((time.perf_counter() - t) * 1000)
-            lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
-    finally:
-        state.redis.close()
-        state.milvus.close()
-    metrics = evaluate(lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors)
+    runs: dict[str, dict[str, Any]] = {}
+    latency: list[float] = []
+    # Same trained models and namespace: only the homepage's policy settings differ.
+    for name, run_settings in (("vantage", settings), ("vantage_policy_off", policy_off(settings))):
+        state = build_state(run_settings)
+        lists: dict[int, list[int]] = {}
+        try:
+            for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):
+                t = time.perf_counter()
+                res = recommend(
+                    state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
+                )
+                latency.append((time.perf_counter() - t) * 1000)
+                lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
+        finally:
+            state.close()
+        runs[name] = evaluate(
+            lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors
+        )
+    on, off = runs["vantage"], runs["vantage_policy_off"]
     return {
-        "metrics": metrics,
+        "metrics": on,
+        "policy_off": off,
+        "policy_cost": {
+            "ndcg@10_change": round(on["ndcg@10"] / off["ndcg@10"] - 1, 4) if off["ndcg@10"] else None,
+            "coverage@10_change": round(on["coverage@10"] - off["coverage@10"], 4),
+            "diversity@10_change": round(on["diversity@10"] - off["diversity@10"], 4),
+        },
         "load_s": round(load_s, 1),
         "train_s": report.total_s,
         "cf_params": report.params,
@@ -192,7 +212,8 @@ def evaluate_dataset(
         progress=progress,
     )
     out["models"]["vantage"] = pipe["metrics"]
-    out["vantage"] = {k: v for k, v in pipe.items() if k != "metrics"}
+    out["models"]["vantage_policy_off"] = pipe["policy_off"]
+    out["vantage"] = {k: v for k, v in pipe.items() if k not in ("metrics", "policy_off")}
     if baselines and not inner:
         base = run_baselines(dataset, protocol)
         for name, res in base["baselines"].items():

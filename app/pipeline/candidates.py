@@ -1,0 +1,335 @@
+"""Stage 1, candidate generation: the sources a surface names, run concurrently, unioned.
+
+Each source returns up to its quota of candidates that already satisfy the hard constraints
+(maturity, status, category, language; Milvus applies them inside the search). The union keeps
+provenance: which sources proposed each item, its score and its rank in each.
+
+Sources run in the state's thread pool against the surface's time budget. A source that fails
+or runs out of time is left out and named in `Generated.failed`; if the first-listed (primary)
+source fails and nothing else produced candidates, the failure propagates so the request
+degrades to its fallbacks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf_futures
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.errors import NotFound
+from app.pipeline import retrieval
+from app.pipeline.context import UserContext
+from app.pipeline.retrieval import Candidate, Constraints
+from app.resilience import DependencyDown, guarded
+from app.state import AppState
+from vantage.surfaces import SurfaceConfig
+
+# Onboarding preferences steer a user until their own history speaks for them.
+PREFERENCES_UNTIL = 20
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The context item of item surfaces (up_next, related, contextual)."""
+
+    item_id: str
+    title: str
+    content_vec: np.ndarray
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one request asks of its sources."""
+
+    ctx: UserContext
+    surface: SurfaceConfig
+    constraints: Constraints
+    seed: Seed | None
+    category: str | None
+    now: float
+    limit: int = 20
+
+
+@dataclass
+class SourceRun:
+    name: str
+    count: int = 0
+    ms: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Generated:
+    candidates: list[Candidate]
+    runs: list[SourceRun] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.error for r in self.runs if r.error]
+
+
+def load_seed(state: AppState, item_id: str) -> Seed:
+    """The context item, or 404 if it does not exist (or was deleted or hidden)."""
+    rows = guarded(
+        state.breakers.milvus, state.items.get, [item_id], fields=("content_vec", "title")
+    )
+    gone = guarded(state.breakers.redis, state.redis.zscore, state.keys.tombstones, item_id)
+    if item_id not in rows or gone is not None:
+        raise NotFound(f"item {item_id!r} does not exist")
+    row = rows[item_id]
+    return Seed(item_id, str(row["title"]), np.asarray(row["content_vec"], dtype=np.float32))
+
+
+def _personal(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """ANN over the user's vectors, fused with the surface's weights.
+
+    Spaces with weight 0 are not searched; a user without a vector in any weighted space
+    falls back to their content profile.
+    """
+    ctx = need.ctx
+    weights = {f: w for f, w in need.surface.hybrid_weights.items() if w > 0}
+    mine = {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec}
+    usable = {f: v for f, v in mine.items() if v is not None and f in weights}
+    if not usable and ctx.content_vec is not None:
+        usable = {"content_vec": ctx.content_vec}
+    if len(usable) > 1:
+        got = retrieval.hybrid(
+            state.items,
+            usable,
+            weights,
+            reason=retrieval.SPACE_REASON["cf_vec"],
+            constraints=need.constraints,
+            limit=quota,
+        )
+        for c in got:
+            c.sources = ["personal"]
+            c.scores["personal"] = c.scores.pop("hybrid_ann")
+        return got
+    for space, vec in usable.items():
+        got = retrieval.ann(
+            state.items,
+            vec,
+            source="personal",
+            reason=retrieval.SPACE_REASON[space],
+            constraints=need.constraints,
+            limit=quota,
+            space=space,
+        )
+        for c in got:  # the space's own score, as the ranker's features expect
+            c.scores[retrieval.SPACE_SOURCE[space]] = c.scores["personal"]
+        return got
+    return []
+
+
+def _preferences(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    ctx = need.ctx
+    if ctx.pref_vec is None or len(ctx.recent) >= PREFERENCES_UNTIL:
+        return []
+    return retrieval.ann(
+        state.items,
+        ctx.pref_vec,
+        source="preferences",
+        reason="matches the topics you picked",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _popular(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """Popular in the user's region first (when known), then everywhere."""
+    found: dict[str, Candidate] = {}
+    region = need.ctx.region
+    if region:
+        retrieval.merge(
+            found,
+            retrieval.ranked_set(
+                state.redis,
+                state.keys.trending(f"region:{region}"),
+                state.items,
+                source="popular",
+                reason="popular in your region",
+                constraints=need.constraints,
+                limit=quota,
+            ),
+        )
+    if len(found) < quota:
+        rest = [
+            c
+            for c in _snapshot_or_set(state, need, quota)
+            if c.item_id not in found
+        ]
+        retrieval.merge(found, rest[: quota - len(found)])
+    return list(found.values())
+
+
+def _snapshot_or_set(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """Global popularity: the in-process snapshot while it is fresh, else Redis + Milvus."""
+    snap = state.snapshot
+    max_age = 3 * state.settings.serving.snapshot_refresh_s
+    if snap.taken_at and need.now - snap.taken_at < max_age and len(snap):
+        cons = need.constraints
+        excluded = set(cons.exclude)
+        out = []
+        for c in snap.candidates(category=need.category, language=cons.language):
+            if c.item_id in excluded or not cons.admits(c.fields):
+                continue
+            out.append(
+                Candidate(c.item_id, c.fields, ["popular"], {"popular": c.score}, ["popular right now"])
+            )
+            if len(out) >= 2 * quota:
+                break
+        # Items written since the snapshot may carry outdated metadata: left out for now.
+        stamps = state.redis.zmscore(state.keys.item_changes, [c.item_id for c in out]) if out else []
+        since_ms = (snap.taken_at - 5.0) * 1000
+        return [c for c, ms in zip(out, stamps, strict=True) if ms is None or ms < since_ms][:quota]
+    return retrieval.popular(
+        state.redis, state.keys, state.items, constraints=need.constraints, limit=quota
+    )
+
+
+def _trending(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """Narrowest scope first: the asked category, else the user's region, else everywhere."""
+    region = need.ctx.region
+    if need.category:
+        scope, reason = f"cat:{need.category}", f"trending in {need.category}"
+    elif region:
+        scope, reason = f"region:{region}", "trending in your region"
+    else:
+        scope, reason = "all", "trending now"
+    scopes = [(scope, reason)] + ([("all", "trending now")] if scope != "all" else [])
+    found: dict[str, Candidate] = {}
+    for sc, why in scopes:
+        if len(found) < quota:
+            got = retrieval.trending(
+                state.redis,
+                state.keys,
+                state.items,
+                scope=sc,
+                reason=why,
+                constraints=need.constraints,
+                limit=quota,
+            )
+            retrieval.merge(found, [c for c in got if c.item_id not in found])
+    return list(found.values())[:quota]
+
+
+def _fresh(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """Recently published items nearest the user's taste."""
+    ctx = need.ctx
+    space, vec = (
+        ("cf_vec", ctx.cf_vec)
+        if ctx.cf_vec is not None and need.surface.hybrid_weights.get("cf_vec", 0) > 0
+        else ("content_vec", ctx.content_vec if ctx.content_vec is not None else ctx.pref_vec)
+    )
+    if vec is None:
+        return []
+    cutoff = int(need.now - need.surface.fresh_days * 86_400)
+    cons = dataclasses.replace(need.constraints, published_after=cutoff)
+    return retrieval.ann(
+        state.items, vec, source="fresh", reason="new", constraints=cons, limit=quota, space=space
+    )
+
+
+def _similar_item(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    assert need.seed is not None
+    return retrieval.ann(
+        state.items,
+        need.seed.content_vec,
+        source="similar_item",
+        reason=f"similar to {need.seed.title}",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _item_neighbours(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    assert need.seed is not None
+    return retrieval.neighbours(
+        state.models.cf(),
+        state.items,
+        need.seed.item_id,
+        reason=f"people who watched {need.seed.title} also watched it",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _contextual(state: AppState, need: Need, quota: int) -> list[Candidate]:
+    """ANN over the context item blended with the user's content profile."""
+    assert need.seed is not None
+    ctx = need.ctx
+    user = ctx.content_vec if ctx.content_vec is not None else ctx.pref_vec
+    w = need.surface.context_weight
+    query = need.seed.content_vec
+    if user is not None and len(user) == len(query):
+        query = w * query + (1 - w) * user
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+    return retrieval.ann(
+        state.items,
+        query,
+        source="contextual",
+        reason=f"goes with {need.seed.title}",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+SOURCES: dict[str, Callable[[AppState, Need, int], list[Candidate]]] = {
+    "personal": _personal,
+    "preferences": _preferences,
+    "popular": _popular,
+    "trending": _trending,
+    "fresh": _fresh,
+    "similar_item": _similar_item,
+    "item_neighbours": _item_neighbours,
+    "contextual": _contextual,
+}
+
+
+def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Generated:
+    """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
+    specs = need.surface.sources
+    runs = {s.name: SourceRun(s.name) for s in specs}
+
+    def run(name: str, quota: int) -> list[Candidate]:
+        t = time.perf_counter()
+        try:
+            return guarded(state.breakers.milvus, SOURCES[name], state, need, quota)
+        finally:
+            runs[name].ms = round((time.perf_counter() - t) * 1000, 2)
+
+    quota = {s.name: min(s.quota + extra, retrieval.MILVUS_MAX_TOPK) for s in specs}
+    first = specs[0].name
+    overfetch = need.limit * state.settings.serving.overfetch + extra
+    quota[first] = min(max(quota[first], overfetch), retrieval.MILVUS_MAX_TOPK)
+    if len(specs) == 1:
+        futures = {}
+        results = {specs[0].name: run(specs[0].name, quota[specs[0].name])}
+    else:
+        futures = {s.name: state.pool.submit(run, s.name, quota[s.name]) for s in specs}
+        cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
+        results = {}
+        for name, fut in futures.items():
+            if not fut.done():
+                fut.cancel()
+                runs[name].error = "over_budget"
+                continue
+            try:
+                results[name] = fut.result()
+            except DependencyDown as e:
+                runs[name].error = e.reason
+    found: dict[str, Candidate] = {}
+    for s in specs:  # merged in the surface's order: the first source's provenance leads
+        got = results.get(s.name, [])[: quota[s.name]]
+        for rank, c in enumerate(got):
+            c.ranks[s.name] = rank
+        runs[s.name].count = len(got)
+        retrieval.merge(found, got)
+    if not found and runs[first].error:
+        reason = runs[first].error
+        raise DependencyDown(reason if reason != "over_budget" else "milvus_timeout")
+    return Generated(list(found.values()), list(runs.values()))

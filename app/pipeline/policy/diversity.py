@@ -1,0 +1,117 @@
+"""Rule 6, diversity: MMR over content vectors, under caps per category, creator and new item.
+
+Maximal marginal relevance (Carbonell & Goldstein 1998): each next pick maximises
+lambda * score - (1 - lambda) * (highest similarity to an item already picked). Caps are hard:
+an item whose category, creator or unproven status has reached its cap is skipped, and the list
+comes back shorter rather than break a cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Caps:
+    category: int | None = None
+    creator: int | None = None
+    unproven: int | None = None  # items that have not earned signals yet (exposure throttle)
+
+
+def select(
+    scores: np.ndarray,
+    vecs: np.ndarray,
+    *,
+    limit: int,
+    lam: float,
+    categories: Sequence[str | None],
+    creators: Sequence[str | None],
+    unproven: Sequence[bool],
+    caps: Caps,
+    window: int,
+) -> list[int]:
+    """Indices of the picked items in pick order.
+
+    MMR looks at the best `window` by score first; if caps leave the list short it goes on
+    through the rest in score order (no diversity term needed there: the caps already bind).
+    """
+    n = len(scores)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    counts_cat: dict[str, int] = {}
+    counts_creator: dict[str, int] = {}
+    n_unproven = 0
+    picked: list[int] = []
+
+    def fits(i: int) -> bool:
+        cat, who = categories[i], creators[i]
+        if caps.category is not None and cat and counts_cat.get(cat, 0) >= caps.category:
+            return False
+        if caps.creator is not None and who and counts_creator.get(who, 0) >= caps.creator:
+            return False
+        return not (caps.unproven is not None and unproven[i] and n_unproven >= caps.unproven)
+
+    def take(i: int) -> None:
+        nonlocal n_unproven
+        picked.append(i)
+        if categories[i]:
+            counts_cat[categories[i] or ""] = counts_cat.get(categories[i] or "", 0) + 1
+        if creators[i]:
+            counts_creator[creators[i] or ""] = counts_creator.get(creators[i] or "", 0) + 1
+        n_unproven += int(unproven[i])
+
+    pool = [int(i) for i in order[: max(window, limit)]]
+    usable = np.isfinite(vecs).all(axis=1) if len(vecs) else np.zeros(n, bool)
+    max_sim = np.zeros(n)
+    while pool and len(picked) < limit:
+        cands = [i for i in pool if fits(i)]
+        if not cands:
+            break
+        if lam >= 1.0 or not picked:
+            best = cands[0]
+        else:
+            idx = np.asarray(cands)
+            mmr = lam * np.asarray(scores)[idx] - (1 - lam) * max_sim[idx]
+            best = int(idx[int(np.argmax(mmr))])
+        pool.remove(best)
+        take(best)
+        if lam < 1.0 and usable[best]:
+            sims = np.nan_to_num(vecs @ vecs[best], nan=0.0)
+            max_sim = np.maximum(max_sim, np.where(usable, sims, 0.0))
+    if len(picked) < limit:
+        taken = set(picked)
+        for i in order[max(window, limit) :]:
+            if len(picked) >= limit:
+                break
+            if int(i) not in taken and fits(int(i)):
+                take(int(i))
+    return picked
+
+
+def within_caps(
+    categories: Sequence[str | None],
+    creators: Sequence[str | None],
+    unproven: Sequence[bool],
+    caps: Caps,
+) -> list[bool]:
+    """Walking a final list top-down: does each item still fit its caps (False = drop it)?"""
+    cat: dict[str, int] = {}
+    who: dict[str, int] = {}
+    n_unproven = 0
+    out = []
+    for c, w, u in zip(categories, creators, unproven, strict=True):
+        ok = not (
+            (caps.category is not None and c and cat.get(c, 0) >= caps.category)
+            or (caps.creator is not None and w and who.get(w, 0) >= caps.creator)
+            or (caps.unproven is not None and u and n_unproven >= caps.unproven)
+        )
+        if ok:
+            if c:
+                cat[c] = cat.get(c, 0) + 1
+            if w:
+                who[w] = who.get(w, 0) + 1
+            n_unproven += int(u)
+        out.append(ok)
+    return out

@@ -1,0 +1,121 @@
+"""Stage 4, re-ranking to the final list: loads what the policy rules read, runs them, explains.
+
+The rules themselves are pure (app.pipeline.policy); this module gathers their inputs - content
+vectors (process cache, else one Milvus read), popularity and the rules snapshot - and degrades
+rule by rule when a dependency cannot say: no vectors, no MMR; no popularity, no throttle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.pipeline import explain, policy
+from app.pipeline.context import UserContext
+from app.pipeline.features import ITEM_CACHE
+from app.pipeline.policy import HardFilters, PolicyInputs, passes
+from app.pipeline.retrieval import Candidate, Constraints
+from app.resilience import DependencyDown, guarded
+from app.state import AppState
+from indexing.store import ItemStore
+from vantage.surfaces import SurfaceConfig
+
+log = logging.getLogger(__name__)
+
+RECENT_EXPLAIN = 5  # recent items an explanation may cite
+NEGATIVES_USED = 20  # most recent dislikes whose neighbours are demoted
+
+
+def finalize(
+    state: AppState,
+    *,
+    surface: str,
+    cfg: SurfaceConfig,
+    ctx: UserContext,
+    ranked: Sequence[Candidate],
+    hard: HardFilters,
+    constraints: Constraints,
+    limit: int,
+    seed: int,
+    now: float,
+) -> list[Candidate]:
+    """The final list for one request."""
+    spec = cfg.policy
+    window = list(ranked[: policy.window_size(spec, limit)])
+    ids = [c.item_id for c in window]
+    negatives = ctx.negatives[:NEGATIVES_USED]
+    recent = ctx.recent[:RECENT_EXPLAIN]
+    try:
+        meta = guarded(state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent])
+    except DependencyDown:
+        meta = {}
+    rules = state.rules.snapshot().for_surface(surface, now) if spec.rules else []
+    inp = PolicyInputs(
+        now=now,
+        seed=seed,
+        item_vecs=_matrix(meta, ids),
+        popularity=_popularity(state, ids),
+        negative_vecs=_matrix(meta, [i for i in negatives if i in meta]),
+        rules=rules,
+        pinned=_pinned(state, rules, window, hard, constraints),
+        category_filter=constraints.category is not None,
+    )
+    final = policy.run(window, spec, inp, limit=limit)
+    explain.because_you_watched(final, recent, meta)
+    return final
+
+
+def _matrix(meta: dict, ids: Sequence[str]) -> np.ndarray:
+    vecs = [meta[i][0] if i in meta else None for i in ids]
+    dim = next((len(v) for v in vecs if v is not None), 1)
+    out = np.full((len(ids), dim), np.nan, dtype=np.float32)
+    for k, v in enumerate(vecs):
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def _popularity(state: AppState, ids: Sequence[str]) -> np.ndarray:
+    """Interaction weight per item; +inf when Redis cannot say (nothing is throttled then)."""
+    if not ids:
+        return np.zeros(0)
+    try:
+        pop = guarded(state.breakers.redis, state.redis.zmscore, state.keys.popularity, list(ids))
+    except DependencyDown:
+        return np.full(len(ids), np.inf)
+    return np.asarray([float(p) if p is not None else 0.0 for p in pop])
+
+
+def _pinned(
+    state: AppState,
+    rules: Sequence,
+    window: Sequence[Candidate],
+    hard: HardFilters,
+    constraints: Constraints,
+) -> dict[str, Candidate]:
+    """Pinned items that pass the safety rule and the request's constraints."""
+    from app.pipeline.policy.business import pin_positions
+
+    wanted = list(pin_positions(rules))
+    if not wanted:
+        return {}
+    have = {c.item_id: c for c in window if c.item_id in wanted}
+    missing = [i for i in wanted if i not in have]
+    try:
+        if missing:
+            rows = guarded(
+                state.breakers.milvus, state.items.get, missing, fields=ItemStore.SERVING_FIELDS
+            )
+            gone = guarded(state.breakers.redis, state.redis.zmscore, state.keys.tombstones, missing)
+            for i, g in zip(missing, gone, strict=True):
+                if i in rows and g is None:
+                    have[i] = Candidate(i, rows[i], ["pinned"], {"pinned": 1.0}, [])
+    except DependencyDown:
+        log.warning("pinned items not loaded: serving without the missing pins")
+    return {
+        i: c
+        for i, c in have.items()
+        if passes(c, hard) and constraints.admits(c.fields)
+    }

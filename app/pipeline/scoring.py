@@ -1,0 +1,25 @@
+"""Stage 2, light scoring: one fused score per candidate from its ranks in every source.
+
+Weighted reciprocal rank fusion (Cormack et al. 2009): score = sum over the sources that
+proposed the item of weight / (k + rank + 1). Ranks, not raw scores, so inner products,
+popularity counts and trending weights need no common scale. The best `depth` go on to the
+ranker; the rest stay behind them (the exploration pool draws from there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from app.pipeline.retrieval import Candidate
+
+RRF_K = 60
+FUSED = "fused"  # key of the fused score in Candidate.scores
+
+
+def fuse(cands: Sequence[Candidate], weights: Mapping[str, float]) -> list[Candidate]:
+    """Candidates by fused score, best first (ties keep their given order)."""
+    for c in cands:
+        c.scores[FUSED] = sum(
+            weights.get(source, 0.0) / (RRF_K + rank + 1) for source, rank in c.ranks.items()
+        )
+    return sorted(cands, key=lambda c: -c.scores[FUSED])

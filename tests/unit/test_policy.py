@@ -1,0 +1,215 @@
+"""Each policy rule as a small unit (app.pipeline.policy), then their order end to end."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from app.pipeline import policy
+from app.pipeline.policy import PolicyInputs, diversity, exploration, feedback, freshness
+from app.pipeline.policy.safety import allowed
+from app.pipeline.retrieval import Candidate, Constraints, speaks
+from app.rules import Rule
+from vantage.surfaces import PolicySpec
+
+NOW = 1_800_000_000.0
+DAY = 86_400.0
+
+
+def cand(i: str, **fields: object) -> Candidate:
+    return Candidate(i, {"category": "", "published_at": 0, **fields}, ["personal"], {"personal": 1.0})
+
+
+def rule(rule_id: str, **kw: object) -> Rule:
+    return Rule.model_validate({"rule_id": rule_id, "created_at": NOW, "updated_at": NOW, **kw})
+
+
+# Rule 1: safety ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "kw", "ok"),
+    [
+        ({"maturity": 18}, {"max_maturity": 12}, False),
+        ({"maturity": 12}, {"max_maturity": 12}, True),
+        ({"status": "hidden"}, {}, False),
+        ({"regions": ["FR"]}, {"region": "DE"}, False),
+        ({"regions": ["FR"]}, {"region": None}, False),  # unknown region: fail closed
+        ({"regions": ["FR"]}, {"region": "FR"}, True),
+        ({"language": "fr"}, {"language": "en"}, False),
+        ({"language": "en-gb"}, {"language": "en"}, True),
+        ({"language": "und"}, {"language": "en"}, True),
+        ({"language": "fr"}, {"language": None}, True),
+    ],
+)
+def test_safety(fields: dict, kw: dict, ok: bool) -> None:
+    args = {"max_maturity": 18, "region": None, "tombstoned": set(), "exclude": set(), **kw}
+    assert allowed(cand("a", **fields), **args) is ok
+
+
+def test_languages_and_constraints_agree() -> None:
+    assert speaks("pt-br", "pt") and speaks("pt", "pt-br") and not speaks("pt", "es")
+    cons = Constraints(max_maturity=12, user_language="en")
+    assert cons.admits({"language": "en-us", "maturity": 0})
+    assert not cons.admits({"language": "de", "maturity": 0})
+    assert not cons.admits({"language": "en", "maturity": 18})
+    assert 'language like "en-%"' in cons.milvus_filter()
+
+
+# Rules 3-4: negative feedback, freshness ---------------------------------------------------
+
+
+def test_near_neighbours_of_disliked_items_sink() -> None:
+    items = np.eye(3, dtype=np.float32)
+    items[1] = [0.95, 0.31, 0]
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    neg = np.asarray([[1, 0, 0]], dtype=np.float32)
+    pen = feedback.negative_penalties(items, neg, similarity=0.8, penalty=0.3)
+    assert pen[0] == pytest.approx(0.3) and pen[1] > 0.25 and pen[2] == 0
+
+
+def test_freshness_halves_per_half_life() -> None:
+    pub = np.asarray([NOW, NOW - 30 * DAY, NOW - 60 * DAY, 0, NOW + DAY])
+    b = freshness.freshness_boost(pub, now=NOW, weight=0.2, half_life_days=30)
+    assert b == pytest.approx([0.2, 0.1, 0.05, 0, 0])
+    assert freshness.is_new(NOW - DAY, now=NOW, new_days=14)
+    assert not freshness.is_new(NOW - 20 * DAY, now=NOW, new_days=14)
+
+
+# Rule 6: diversity ------------------------------------------------------------------------
+
+
+def test_category_cap_holds_even_if_the_list_comes_back_short() -> None:
+    n = 10
+    picked = diversity.select(
+        np.linspace(1, 0, n),
+        np.full((n, 2), np.nan),
+        limit=5,
+        lam=1.0,
+        categories=["a"] * 8 + ["b"] * 2,
+        creators=[None] * n,
+        unproven=[False] * n,
+        caps=diversity.Caps(category=2),
+        window=5,
+    )
+    assert picked == [0, 1, 8, 9]
+
+
+def test_mmr_trades_relevance_for_diversity() -> None:
+    vecs = np.asarray([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    kw = dict(
+        categories=[None] * 3,
+        creators=[None] * 3,
+        unproven=[False] * 3,
+        caps=diversity.Caps(),
+        window=3,
+        limit=2,
+    )
+    scores = np.asarray([1.0, 0.9, 0.8])
+    assert diversity.select(scores, vecs, lam=1.0, **kw) == [0, 1]
+    assert diversity.select(scores, vecs, lam=0.7, **kw) == [0, 2]
+
+
+def test_unproven_items_are_throttled() -> None:
+    picked = diversity.select(
+        np.linspace(1, 0, 6),
+        np.full((6, 2), np.nan),
+        limit=4,
+        lam=1.0,
+        categories=[None] * 6,
+        creators=[None] * 6,
+        unproven=[True, True, True, False, False, False],
+        caps=diversity.Caps(unproven=1),
+        window=6,
+    )
+    assert picked == [0, 3, 4, 5]
+
+
+# Rule 7: exploration ----------------------------------------------------------------------
+
+
+def test_exploration_fills_lower_slots_with_propensities() -> None:
+    exploit, pool = list(range(10)), list(range(100, 110))
+    out = exploration.explore(exploit, pool, limit=10, share=0.5, start=4, rng=random.Random(1))
+    assert [x for x, _, _ in out[:3]] == [0, 1, 2] and all(p == 1.0 for _, _, p in out[:3])
+    explored = [(x, p) for x, e, p in out if e]
+    assert explored and all(x >= 100 for x, _ in explored)
+    # share / pool size at draw time: 0.5/10 for the first explored item
+    assert explored[0][1] == pytest.approx(0.05)
+    assert all(p == pytest.approx(0.5) for _, e, p in out[3:] if not e)
+    none = exploration.explore(exploit, pool, limit=10, share=0.0, start=4, rng=random.Random(1))
+    assert [x for x, _, _ in none] == exploit
+
+
+def test_exploration_rate_matches_share() -> None:
+    rng = random.Random(7)
+    n = sum(
+        e
+        for _ in range(2000)
+        for _, e, _ in exploration.explore(
+            list(range(20)), list(range(100, 150)), limit=20, share=0.1, start=6, rng=rng
+        )
+    )
+    assert n / (2000 * 15) == pytest.approx(0.1, abs=0.01)
+
+
+# Order of the rules, end to end ---------------------------------------------------------
+
+
+def run(cands: list[Candidate], spec: PolicySpec, limit: int, **kw: object) -> list[Candidate]:
+    n = len(cands)
+    inp = PolicyInputs(
+        now=NOW,
+        seed=3,
+        item_vecs=kw.pop("vecs", np.full((n, 2), np.nan, dtype=np.float32)),  # type: ignore[arg-type]
+        popularity=kw.pop("pop", np.full(n, 10.0)),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+    return policy.run(cands, spec, inp, limit=limit)
+
+
+def test_without_rules_the_ranked_order_stands() -> None:
+    cands = [cand(f"i{k}") for k in range(30)]
+    out = run(cands, PolicySpec(), 10)
+    assert [c.item_id for c in out] == [f"i{k}" for k in range(10)]
+    assert all(c.propensity == 1.0 and not c.explored for c in out)
+
+
+def test_pin_sits_at_its_position_and_boost_bury_move_items() -> None:
+    cands = [cand(f"i{k}", category="x" if k == 9 else "y") for k in range(30)]
+    pinned = cand("star")
+    rules = [
+        rule("p", action="pin", item_id="star", position=3),
+        rule("b", action="bury", item_id="i0", weight=1.0),
+        rule("c", action="boost", category="x", weight=1.0),
+    ]
+    out = run(cands, PolicySpec(), 10, rules=rules, pinned={"star": pinned})
+    ids = [c.item_id for c in out]
+    assert ids[2] == "star" and "featured" in out[2].reasons
+    assert ids[0] == "i9" and "i0" not in ids and len(ids) == 10
+
+
+def test_caps_hold_with_exploration_on() -> None:
+    cands = [cand(f"i{k}", category="abc"[k % 3], creator_id=f"c{k % 4}") for k in range(120)]
+    spec = PolicySpec(category_cap=3, creator_cap=2, exploration_share=0.5, exploration_start=2)
+    for seed in range(20):
+        inp = PolicyInputs(
+            now=NOW, seed=seed, item_vecs=np.full((120, 2), np.nan), popularity=np.ones(120)
+        )
+        out = policy.run(cands, spec, inp, limit=10)
+        cats = [c.fields["category"] for c in out]
+        who = [c.fields["creator_id"] for c in out]
+        assert max(cats.count(x) for x in set(cats)) <= 3
+        assert max(who.count(x) for x in set(who)) <= 2
+        assert all(c.propensity is not None for c in out)
+        assert all(c.propensity < 1 for c in out if c.explored)
+
+
+def test_fresh_items_are_explained_and_boosted() -> None:
+    cands = [cand(f"i{k}", published_at=NOW - 400 * DAY) for k in range(30)]
+    cands[20].fields["published_at"] = NOW - DAY
+    spec = PolicySpec(freshness_weight=1.0, freshness_half_life_days=30)
+    out = run(cands, spec, 5)
+    assert out[0].item_id == "i20" and "new" in out[0].reasons
