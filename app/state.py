@@ -11,6 +11,7 @@ from pymilvus import MilvusClient
 from app.auth import Authenticator
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
+from app.rules import RuleStore
 from indexing.keys import Keys
 from indexing.registry import ModelRegistry
 from indexing.schema import CollectionNames
@@ -28,12 +29,14 @@ class AppState:
     items: ItemStore
     models: ModelRegistry
     auth: Authenticator = field(init=False)
+    rules: RuleStore = field(init=False)
     breakers: Breakers = field(default_factory=Breakers)
     snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
     config_tag: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.redis, self.keys)
+        self.rules = RuleStore(self.redis, self.keys)
         # Fingerprint of everything that shapes a result list (part of result-cache keys).
         raw = self.settings.serving.model_dump_json().encode()
         self.config_tag = hashlib.blake2b(raw, digest_size=6).hexdigest()
