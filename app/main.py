@@ -19,7 +19,7 @@ from app.errors import DependencyUnavailable, error_response, install_error_hand
 from app.middleware import RequestMiddleware
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
-from app.routes import admin, health, interactions, items, recommendations, users
+from app.routes import admin, health, interactions, items, recommendations, rules, users
 from app.state import AppState
 from indexing.connect import connect_milvus, connect_redis, prepare_collections
 from indexing.keys import Keys
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, users, interactions, recommendations, admin):
+    for r in (health, items, users, interactions, recommendations, admin, rules):
         app.include_router(r.router)
 
     metrics_deps = [] if settings.auth.metrics_public else [Depends(require("admin"))]

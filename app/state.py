@@ -13,6 +13,7 @@ from pymilvus import MilvusClient
 from app.auth import Authenticator
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
+from app.rules import RuleStore
 from indexing.keys import Keys
 from indexing.registry import ModelRegistry
 from indexing.schema import CollectionNames
@@ -30,6 +31,7 @@ class AppState:
     items: ItemStore
     models: ModelRegistry
     auth: Authenticator = field(init=False)
+    rules: RuleStore = field(init=False)
     breakers: Breakers = field(default_factory=Breakers)
     snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
     config_tag: str = field(init=False)
@@ -41,6 +43,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.redis, self.keys)
+        self.rules = RuleStore(self.redis, self.keys)
         # Fingerprint of everything that shapes a result list (part of result-cache keys).
         raw = json.dumps(
             [

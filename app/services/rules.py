@@ -1,0 +1,55 @@
+"""Business rules: surface checks and the API views of the rule store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from app.errors import InvalidRequest, NotFound
+from app.pipeline.recommend import SURFACES
+from app.rules import Rule, RuleIn, RuleList, RuleOut
+from app.state import AppState
+
+
+def check_surfaces(field: str, surfaces: Iterable[str]) -> None:
+    """422 naming the valid surfaces if any of `surfaces` is not one of them."""
+    unknown = [s for s in surfaces if s not in SURFACES]
+    if unknown:
+        raise InvalidRequest(
+            f"{field}: unknown surface {', '.join(map(repr, unknown))}; "
+            f"valid surfaces: {', '.join(SURFACES)}",
+            details={"unknown": unknown, "valid": list(SURFACES)},
+        )
+
+
+def _out(rule: Rule, now: float) -> RuleOut:
+    return RuleOut(**rule.model_dump(), expired=rule.is_expired(now))
+
+
+def put_rule(state: AppState, rule_id: str, body: RuleIn) -> tuple[RuleOut, bool]:
+    """Create or replace a rule; returns (the rule, True if it was created)."""
+    check_surfaces("surfaces", body.surfaces)
+    rule, created = state.rules.put(rule_id, body)
+    return _out(rule, time.time()), created
+
+
+def list_rules(state: AppState, surface: str | None = None) -> RuleList:
+    """Every stored rule (expired ones flagged), or those that apply on `surface`."""
+    if surface is not None:
+        check_surfaces("surface", [surface])
+    version, rules = state.rules.list()
+    now = time.time()
+    items = [_out(r, now) for r in rules if surface is None or r.applies_on(surface)]
+    return RuleList(items=items, total=len(items), version=version)
+
+
+def get_rule(state: AppState, rule_id: str) -> RuleOut:
+    rule = state.rules.get(rule_id)
+    if rule is None:
+        raise NotFound(f"no rule {rule_id!r}")
+    return _out(rule, time.time())
+
+
+def delete_rule(state: AppState, rule_id: str) -> None:
+    if not state.rules.delete(rule_id):
+        raise NotFound(f"no rule {rule_id!r}")
