@@ -131,7 +131,6 @@ class ModelRegistry:
             log.info("loaded ranker %s (%d features)", version, len(self._ranker.feature_names))
         return self._ranker
 
-
     def ranker_at(self, version: str) -> RankerModel | None:
         """A given ranker version (experiments pin one), loaded once; None if it cannot be."""
         hit = self._pinned_rankers.get(version)

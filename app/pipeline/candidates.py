@@ -88,7 +88,8 @@ def _personal(state: AppState, need: Need, quota: int) -> list[Candidate]:
     """ANN over the user's vectors, fused with the surface's weights.
 
     Spaces with weight 0 are not searched; a user without a vector in any weighted space
-    falls back to their content profile.
+    falls back to their content profile. Candidates name the space that found them
+    (collaborative, content_profile, or hybrid_ann for both).
     """
     ctx = need.ctx
     weights = {f: w for f, w in need.surface.hybrid_weights.items() if w > 0}
@@ -105,23 +106,17 @@ def _personal(state: AppState, need: Need, quota: int) -> list[Candidate]:
             constraints=need.constraints,
             limit=quota,
         )
-        for c in got:
-            c.sources = ["personal"]
-            c.scores["personal"] = c.scores.pop("hybrid_ann")
         return got
     for space, vec in usable.items():
-        got = retrieval.ann(
+        return retrieval.ann(
             state.items,
             vec,
-            source="personal",
+            source=retrieval.SPACE_SOURCE[space],
             reason=retrieval.SPACE_REASON[space],
             constraints=need.constraints,
             limit=quota,
             space=space,
         )
-        for c in got:  # the space's own score, as the ranker's features expect
-            c.scores[retrieval.SPACE_SOURCE[space]] = c.scores["personal"]
-        return got
     return []
 
 
@@ -157,11 +152,7 @@ def _popular(state: AppState, need: Need, quota: int) -> list[Candidate]:
             ),
         )
     if len(found) < quota:
-        rest = [
-            c
-            for c in _snapshot_or_set(state, need, quota)
-            if c.item_id not in found
-        ]
+        rest = [c for c in _snapshot_or_set(state, need, quota) if c.item_id not in found]
         retrieval.merge(found, rest[: quota - len(found)])
     return list(found.values())
 
@@ -178,12 +169,16 @@ def _snapshot_or_set(state: AppState, need: Need, quota: int) -> list[Candidate]
             if c.item_id in excluded or not cons.admits(c.fields):
                 continue
             out.append(
-                Candidate(c.item_id, c.fields, ["popular"], {"popular": c.score}, ["popular right now"])
+                Candidate(
+                    c.item_id, c.fields, ["popular"], {"popular": c.score}, ["popular right now"]
+                )
             )
             if len(out) >= 2 * quota:
                 break
         # Items written since the snapshot may carry outdated metadata: left out for now.
-        stamps = state.redis.zmscore(state.keys.item_changes, [c.item_id for c in out]) if out else []
+        stamps = (
+            state.redis.zmscore(state.keys.item_changes, [c.item_id for c in out]) if out else []
+        )
         since_ms = (snap.taken_at - 5.0) * 1000
         return [c for c, ms in zip(out, stamps, strict=True) if ms is None or ms < since_ms][:quota]
     return retrieval.popular(

@@ -14,7 +14,9 @@ import numpy as np
 
 from app.pipeline.retrieval import Candidate
 
-PERSONAL_SOURCES = frozenset({"personal", "fresh", "preferences"})
+PERSONAL_SOURCES = frozenset(
+    {"collaborative", "content_profile", "hybrid_ann", "fresh", "preferences"}
+)
 MIN_SIMILARITY = 0.3  # weaker links are not worth telling
 
 

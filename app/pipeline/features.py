@@ -147,9 +147,7 @@ class ItemMetaCache:
         self._data: dict[tuple[str, str], tuple[float, Any, str | None, str]] = {}
         self._lock = threading.Lock()
 
-    def get(
-        self, items: ItemStore, ids: Sequence[str]
-    ) -> dict[str, tuple[Any, str | None, str]]:
+    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[Any, str | None, str]]:
         """Known items only; misses are read from Milvus in one call."""
         now = time.monotonic()
         coll = items.collection

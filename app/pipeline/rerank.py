@@ -48,7 +48,9 @@ def finalize(
     negatives = ctx.negatives[:NEGATIVES_USED]
     recent = ctx.recent[:RECENT_EXPLAIN]
     try:
-        meta = guarded(state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent])
+        meta = guarded(
+            state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent]
+        )
     except DependencyDown:
         meta = {}
     rules = state.rules.snapshot().for_surface(surface, now) if spec.rules else []
@@ -108,14 +110,12 @@ def _pinned(
             rows = guarded(
                 state.breakers.milvus, state.items.get, missing, fields=ItemStore.SERVING_FIELDS
             )
-            gone = guarded(state.breakers.redis, state.redis.zmscore, state.keys.tombstones, missing)
+            gone = guarded(
+                state.breakers.redis, state.redis.zmscore, state.keys.tombstones, missing
+            )
             for i, g in zip(missing, gone, strict=True):
                 if i in rows and g is None:
                     have[i] = Candidate(i, rows[i], ["pinned"], {"pinned": 1.0}, [])
     except DependencyDown:
         log.warning("pinned items not loaded: serving without the missing pins")
-    return {
-        i: c
-        for i, c in have.items()
-        if passes(c, hard) and constraints.admits(c.fields)
-    }
+    return {i: c for i, c in have.items() if passes(c, hard) and constraints.admits(c.fields)}

@@ -6,19 +6,19 @@ import time
 from collections.abc import Iterable
 
 from app.errors import InvalidRequest, NotFound
-from app.pipeline.recommend import SURFACES
 from app.rules import Rule, RuleIn, RuleList, RuleOut
 from app.state import AppState
 
 
-def check_surfaces(field: str, surfaces: Iterable[str]) -> None:
+def check_surfaces(state: AppState, field: str, surfaces: Iterable[str]) -> None:
     """422 naming the valid surfaces if any of `surfaces` is not one of them."""
-    unknown = [s for s in surfaces if s not in SURFACES]
+    valid = sorted(state.settings.surfaces)
+    unknown = [s for s in surfaces if s not in valid]
     if unknown:
         raise InvalidRequest(
             f"{field}: unknown surface {', '.join(map(repr, unknown))}; "
-            f"valid surfaces: {', '.join(SURFACES)}",
-            details={"unknown": unknown, "valid": list(SURFACES)},
+            f"valid surfaces: {', '.join(valid)}",
+            details={"unknown": unknown, "valid": valid},
         )
 
 
@@ -28,7 +28,7 @@ def _out(rule: Rule, now: float) -> RuleOut:
 
 def put_rule(state: AppState, rule_id: str, body: RuleIn) -> tuple[RuleOut, bool]:
     """Create or replace a rule; returns (the rule, True if it was created)."""
-    check_surfaces("surfaces", body.surfaces)
+    check_surfaces(state, "surfaces", body.surfaces)
     rule, created = state.rules.put(rule_id, body)
     return _out(rule, time.time()), created
 
@@ -36,7 +36,7 @@ def put_rule(state: AppState, rule_id: str, body: RuleIn) -> tuple[RuleOut, bool
 def list_rules(state: AppState, surface: str | None = None) -> RuleList:
     """Every stored rule (expired ones flagged), or those that apply on `surface`."""
     if surface is not None:
-        check_surfaces("surface", [surface])
+        check_surfaces(state, "surface", [surface])
     version, rules = state.rules.list()
     now = time.time()
     items = [_out(r, now) for r in rules if surface is None or r.applies_on(surface)]

@@ -95,7 +95,7 @@ def test_related_surface(client: TestClient, worker: Any) -> None:
         "/v1/recommendations",
         params={"user_id": "ann", "surface": "related", "item_id": "cook-1", "limit": 1},
     ).json()
-    assert body["items"][0]["sources"] == ["similar_content"]
+    assert body["items"][0]["sources"] == ["similar_item"]
     assert body["items"][0]["reasons"] == ["similar to Perfect sourdough bread"]
     r = client.get(
         "/v1/recommendations", params={"user_id": "ann", "surface": "related", "item_id": "nope"}

@@ -19,7 +19,9 @@ DAY = 86_400.0
 
 
 def cand(i: str, **fields: object) -> Candidate:
-    return Candidate(i, {"category": "", "published_at": 0, **fields}, ["personal"], {"personal": 1.0})
+    return Candidate(
+        i, {"category": "", "published_at": 0, **fields}, ["personal"], {"personal": 1.0}
+    )
 
 
 def rule(rule_id: str, **kw: object) -> Rule:
@@ -209,7 +211,7 @@ def test_caps_hold_with_exploration_on() -> None:
 
 def test_fresh_items_are_explained_and_boosted() -> None:
     cands = [cand(f"i{k}", published_at=NOW - 400 * DAY) for k in range(30)]
-    cands[20].fields["published_at"] = NOW - DAY
+    cands[12].fields["published_at"] = NOW - DAY  # inside the window (limit x mmr_depth)
     spec = PolicySpec(freshness_weight=1.0, freshness_half_life_days=30)
     out = run(cands, spec, 5)
-    assert out[0].item_id == "i20" and "new" in out[0].reasons
+    assert out[0].item_id == "i12" and "new" in out[0].reasons

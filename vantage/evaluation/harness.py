@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from vantage.config import Settings
-from vantage.surfaces import PolicySpec
 from vantage.evaluation.baselines import EvalData, run_baselines
 from vantage.evaluation.metrics import RECALL_KS, evaluate
 from vantage.evaluation.splits import split_records
+from vantage.surfaces import PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ def _load_train_recommend(
         "metrics": on,
         "policy_off": off,
         "policy_cost": {
-            "ndcg@10_change": round(on["ndcg@10"] / off["ndcg@10"] - 1, 4) if off["ndcg@10"] else None,
+            "ndcg@10_change": round(on["ndcg@10"] / off["ndcg@10"] - 1, 4)
+            if off["ndcg@10"]
+            else None,
             "coverage@10_change": round(on["coverage@10"] - off["coverage@10"], 4),
             "diversity@10_change": round(on["diversity@10"] - off["diversity@10"], 4),
         },

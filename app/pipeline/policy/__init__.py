@@ -65,13 +65,14 @@ def run(
     n = len(window)
     if n == 0 and not inp.pinned:
         return []
+    vecs, popularity = inp.item_vecs[:n], inp.popularity[:n]  # rows of the window
     base = 1.0 - np.arange(n, dtype=np.float64) / max(n_all, 1)
     published = np.asarray([float(c.fields.get("published_at") or 0) for c in window])
     rules = list(inp.rules) if spec.rules else []
     score = (
         base
         - feedback.negative_penalties(
-            inp.item_vecs,
+            vecs,
             inp.negative_vecs,
             similarity=spec.negative_similarity,
             penalty=spec.negative_penalty,
@@ -90,7 +91,7 @@ def run(
 
     categories = [c.fields.get("category") or None for c in window]
     creators = [c.fields.get("creator_id") or None for c in window]
-    unproven = [bool(p < spec.new_item_signals) for p in inp.popularity]
+    unproven = [bool(p < spec.new_item_signals) for p in popularity]
     caps = diversity.Caps(
         category=None if inp.category_filter else spec.category_cap,
         creator=spec.creator_cap,
@@ -98,7 +99,7 @@ def run(
     )
     picked = diversity.select(
         score,
-        inp.item_vecs,
+        vecs,
         limit=limit,
         lam=spec.mmr_lambda,
         categories=categories,
@@ -139,7 +140,9 @@ def run(
     return _pin(final, rules, inp, limit)
 
 
-def _pin(final: list[Candidate], rules: Sequence[Rule], inp: PolicyInputs, limit: int) -> list[Candidate]:
+def _pin(
+    final: list[Candidate], rules: Sequence[Rule], inp: PolicyInputs, limit: int
+) -> list[Candidate]:
     pins = {i: p for i, p in business.pin_positions(rules).items() if i in inp.pinned}
     if not pins:
         return final[:limit]
