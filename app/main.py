@@ -19,7 +19,16 @@ from app.errors import DependencyUnavailable, error_response, install_error_hand
 from app.middleware import RequestMiddleware
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
-from app.routes import admin, health, interactions, items, recommendations, rules, users
+from app.routes import (
+    admin,
+    analytics,
+    health,
+    interactions,
+    items,
+    recommendations,
+    rules,
+    users,
+)
 from app.state import AppState
 from indexing.connect import connect_milvus, connect_redis, prepare_collections
 from indexing.keys import Keys
@@ -67,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             daemon=True,
         )
         refresher.start()
+        state.impressions.start()
         metrics.register_pipeline(state)
         log.info("vantage API ready (milvus %s, redis %s)", settings.milvus.uri, settings.redis.url)
         try:
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop.set()
             refresher.join(5)
+            state.impressions.stop()  # writes what is queued, while Redis is still open
             state.close()
 
     app = FastAPI(
@@ -93,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, users, interactions, recommendations, admin, rules):
+    for r in (health, items, users, interactions, recommendations, admin, rules, analytics):
         app.include_router(r.router)
 
     metrics_deps = [] if settings.auth.metrics_public else [Depends(require("admin"))]

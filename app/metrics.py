@@ -38,6 +38,11 @@ STAGES = Histogram(
 CACHE = Counter("vantage_result_cache_total", "Result cache lookups", ["surface", "result"])
 FALLBACKS = Counter("vantage_fallbacks_total", "Degraded answers by reason", ["surface", "reason"])
 RATE_LIMITED = Counter("vantage_rate_limited_total", "Requests refused with 429", ["key_id"])
+IMPRESSIONS = Counter("vantage_impressions_logged_total", "Served lists written to Redis")
+# Impressions are best-effort: a full queue or a Redis error loses them, counted here.
+IMPRESSIONS_DROPPED = Counter(
+    "vantage_impressions_dropped_total", "Served lists not logged", ["reason"]
+)
 
 
 @contextlib.contextmanager

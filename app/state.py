@@ -11,6 +11,7 @@ import redis
 from pymilvus import MilvusClient
 
 from app.auth import Authenticator
+from app.impressions import ImpressionLogger
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
 from app.rules import RuleStore
@@ -40,10 +41,20 @@ class AppState:
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="source")
     )
+    # Not started here: only the API lifespan runs its thread (until then `log()` is a no-op,
+    # so the evaluation harness and scripts do not count impressions).
+    impressions: ImpressionLogger = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.redis, self.keys)
         self.rules = RuleStore(self.redis, self.keys)
+        imp = self.settings.serving
+        self.impressions = ImpressionLogger(
+            self.redis,
+            self.keys,
+            ttl_s=imp.attribution_window_s,
+            stream_maxlen=imp.impressions_stream_max,
+        )
         # Fingerprint of everything that shapes a result list (part of result-cache keys).
         raw = json.dumps(
             [

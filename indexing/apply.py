@@ -24,6 +24,7 @@ from embeddings.cf import confidence_weight
 from embeddings.profile import content_profile
 from embeddings.text import TextEmbedder, compose_item_text
 from indexing.eventlog import EventLog
+from indexing.filters import Filter
 from indexing.keys import Keys
 from indexing.models import Interaction, Item, User
 from indexing.registry import ModelRegistry
@@ -44,6 +45,7 @@ class Stores:
     embedder: TextEmbedder
     cf_dim: int
     history_len: int = 500
+    negatives_len: int = 1000  # most recent dislikes and skips kept per user
     profile_items: int = 50
     profile_half_life: float = 20.0
     dedup_ttl_s: int = 7 * 24 * 3600
@@ -301,25 +303,86 @@ def _delete_items(
 
 
 def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
-    """Store profiles in Redis (hot copy) and Milvus (durable copy)."""
+    """Store profiles in Redis (hot copy) and Milvus (durable copy), with onboarding vectors."""
     if not users:
         return
     latest = {u.user_id: u for u in users}
+    prefs = preference_vectors(s, list(latest.values()))
     pipe = s.redis.pipeline(transaction=False)
     for u in latest.values():
-        pipe.hset(s.keys.user(u.user_id), "profile", u.model_dump_json(exclude={"user_id"}))
-        pipe.hincrby(s.keys.user(u.user_id), "ver", 1)
+        key = s.keys.user(u.user_id)
+        pipe.hset(key, "profile", u.model_dump_json(exclude={"user_id"}))
+        pvec = prefs.get(u.user_id)
+        if pvec is None:
+            pipe.hdel(key, "pvec")
+        else:
+            pipe.hset(key, "pvec", pvec.astype(np.float32).tobytes())
+        pipe.hincrby(key, "ver", 1)
         pipe.sadd(s.keys.users_index, u.user_id)
     pipe.execute()
     _persist_users(s, list(latest))
 
 
+PREFERENCE_ITEMS = 20  # items that stand for one preferred category
+
+
+def preference_vectors(s: Stores, users: Sequence[User]) -> dict[str, np.ndarray]:
+    """Cold-start content vectors from the categories users chose at onboarding.
+
+    Each category is the normalised mean of up to `PREFERENCE_ITEMS` of its items (what
+    trends in it, else any active items of that primary category); a user's vector is the
+    normalised mean of their categories', so every chosen category weighs the same. Users
+    without categories, or whose categories have no known items yet, get none.
+    """
+    cats = sorted({c for u in users for c in u.preferences.categories})
+    if not cats:
+        return {}
+    members = _category_items(s, cats)
+    vecs = s.items.vectors({i for ids in members.values() for i in ids})
+    centroids: dict[str, np.ndarray] = {}
+    for c, ids in members.items():
+        known = [vecs[i] for i in ids if i in vecs]
+        unit = _unit(np.mean(known, axis=0)) if known else None
+        if unit is not None:
+            centroids[c] = unit
+    out: dict[str, np.ndarray] = {}
+    for u in users:
+        chosen = [centroids[c] for c in u.preferences.categories if c in centroids]
+        unit = _unit(np.mean(chosen, axis=0)) if chosen else None
+        if unit is not None:
+            out[u.user_id] = unit
+    return out
+
+
+def _category_items(s: Stores, cats: Sequence[str]) -> dict[str, list[str]]:
+    """Up to `PREFERENCE_ITEMS` item ids per category: its trending top, else from Milvus."""
+    pipe = s.redis.pipeline(transaction=False)
+    for c in cats:
+        pipe.zrevrange(s.keys.trending(f"cat:{c}"), 0, PREFERENCE_ITEMS - 1)
+    out: dict[str, list[str]] = {}
+    for c, top in zip(cats, pipe.execute(), strict=True):
+        out[c] = [i.decode() for i in top] or s.items.ids_matching(
+            Filter().eq("category", c).eq("status", "active"), limit=PREFERENCE_ITEMS
+        )
+    return out
+
+
+def _unit(vec: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else None
+
+
 # One interaction, atomically: set its "done" marker and, only if it was not set before,
 # apply its effects. Two workers holding the same event (a reclaim while the first is still
 # busy) can both run this; exactly one of them changes anything.
-# KEYS: done, history, affinity, confidence, popularity, users index, trending sets...
+# Explicit negatives (dislike, skip) go to the user's negatives set; a positive event at or
+# after the last negative on that item takes it out again (the user changed their mind).
+# An attributable event (positive, citing a served list) counts one click for that list's
+# item, whatever the number of such events: the list's hash keeps a marker field per item.
+# KEYS: done, history, affinity, confidence, popularity, users index, negatives, served list
+#       (rec_info), surface stats, trending sets...
 # ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user,
-#       trending increment
+#       trending increment, negative (1/0), negatives kept, attributable (1/0)
 _APPLY_ONE = """
 if ARGV[5] ~= '0' then
   if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[5]) then return 0 end
@@ -330,11 +393,45 @@ redis.call('HINCRBYFLOAT', KEYS[3], ARGV[1], ARGV[3])
 if tonumber(ARGV[4]) > 0 then redis.call('HINCRBYFLOAT', KEYS[4], ARGV[1], ARGV[4]) end
 if tonumber(ARGV[3]) > 0 then redis.call('ZINCRBY', KEYS[5], ARGV[3], ARGV[1]) end
 redis.call('SADD', KEYS[6], ARGV[7])
+if ARGV[9] == '1' then
+  redis.call('ZADD', KEYS[7], 'GT', ARGV[2], ARGV[1])
+  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -tonumber(ARGV[10]) - 1)
+elseif tonumber(ARGV[3]) > 0 then
+  local since = redis.call('ZSCORE', KEYS[7], ARGV[1])
+  if since and tonumber(since) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[7], ARGV[1]) end
+end
+if ARGV[11] == '1' then
+  local raw = redis.call('HGET', KEYS[8], ARGV[1])
+  local ok, d = false, nil
+  if raw then ok, d = pcall(cjson.decode, raw) end
+  if ok and type(d) == 'table' and type(d.surface) == 'string' and type(d.variant) == 'string'
+     and redis.call('HSETNX', KEYS[8], '~clicked:' .. ARGV[1], ARGV[2]) == 1 then
+    local tail = '|' .. d.variant
+    redis.call('HINCRBY', KEYS[9], 'click|' .. d.surface .. '|*' .. tail, 1)
+    if type(d.sources) == 'table' then
+      for _, src in ipairs(d.sources) do
+        redis.call('HINCRBY', KEYS[9], 'click|' .. d.surface .. '|' .. tostring(src) .. tail, 1)
+      end
+    end
+  end
+end
 if tonumber(ARGV[8]) > 0 then
-  for i = 7, #KEYS do redis.call('ZINCRBY', KEYS[i], ARGV[8], ARGV[1]) end
+  for i = 10, #KEYS do redis.call('ZINCRBY', KEYS[i], ARGV[8], ARGV[1]) end
 end
 return 1
 """
+NEGATIVE_TYPES = frozenset({"dislike", "skip"})
+ATTRIBUTED_TYPES = frozenset({"click", "watch", "like", "purchase"})
+ATTRIBUTED_MIN_RATING = 3.5
+
+
+def attributable(ev: Interaction) -> bool:
+    """Whether an event counts as a click on the served list it cites (positive types only)."""
+    if ev.recommendation_id is None:
+        return False
+    if ev.type == "rate":
+        return ev.value is not None and ev.value >= ATTRIBUTED_MIN_RATING
+    return ev.type in ATTRIBUTED_TYPES
 
 
 def apply_interactions(
@@ -365,6 +462,9 @@ def apply_interactions(
                 k.confidence(ev.user_id),
                 k.popularity,
                 k.users_index,
+                k.negatives(ev.user_id),
+                k.rec_info(ev.recommendation_id or ""),  # not read unless attributable
+                k.surface_stats,
                 *(k.trending(sc) for sc in scopes(ev)),
             ],
             args=[
@@ -376,6 +476,9 @@ def apply_interactions(
                 s.history_len,
                 ev.user_id,
                 repr(s.trending.increment(ev.weight, min(ts, now))),
+                int(ev.type in NEGATIVE_TYPES),
+                s.negatives_len,
+                int(attributable(ev)),
             ],
             client=pipe,
         )

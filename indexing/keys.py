@@ -47,7 +47,8 @@ class Keys:
         return f"{self.prefix}:done:{event_id}"
 
     def user(self, user_id: str) -> str:
-        """Hash: profile (JSON), cvec (float32 bytes), ver (bumped on every applied event)."""
+        """Hash: profile (JSON), cvec (float32 bytes), pvec (float32 bytes, from onboarding
+        preferences), ver (bumped on every applied event)."""
         return f"{self.prefix}:user:{user_id}"
 
     def history(self, user_id: str) -> str:
@@ -160,7 +161,8 @@ class Keys:
         return f"{self.prefix}:impressions"
 
     def rec_info(self, recommendation_id: str) -> str:
-        """Hash item -> JSON (sources, position, variant, surface) of one served list."""
+        """Hash item -> JSON (sources, position, surface, variant, explored, propensity) of one
+        served list, and `~clicked:<item>` -> time of its attributed click (expires)."""
         return f"{self.prefix}:recinfo:{recommendation_id}"
 
     @property

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from pymilvus import MilvusClient
 
+from indexing.filters import Filter
 from indexing.models import Item
 from indexing.schema import CollectionNames
 
@@ -122,6 +123,13 @@ class ItemStore:
     def vectors(self, item_ids: Iterable[str], field: str = "content_vec") -> dict[str, np.ndarray]:
         rows = self.get(item_ids, (field,))
         return {i: np.asarray(r[field], dtype=np.float32) for i, r in rows.items()}
+
+    def ids_matching(self, where: Filter, *, limit: int) -> list[str]:
+        """Up to `limit` ids of items matching a filter (in no particular order)."""
+        rows = self.client.query(
+            self.collection, filter=str(where), output_fields=["item_id"], limit=limit, **self._kw
+        )
+        return [str(r["item_id"]) for r in rows]
 
     def search(
         self,

@@ -104,6 +104,12 @@ class ServingSettings(BaseModel):
     snapshot_refresh_s: float = Field(10.0, gt=0)
     stale_ttl_s: float = Field(3600.0, ge=0, description="last good list per request, for outages")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    # Impressions: each served list is kept this long so interactions citing its
+    # recommendation_id are attributed (memory ~ requests/s x window x ~3 KB per list).
+    attribution_window_s: int = Field(3600, ge=60, le=30 * 86_400)
+    impressions_stream_max: int = Field(
+        1_000_000, ge=1000, description="served lists kept in the impressions stream (approx.)"
+    )
 
 
 class AuthSettings(BaseModel):

@@ -164,7 +164,16 @@ def retrieve(
 
 
 def recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
-    """Recommendations for one request, as the API returns them.
+    """Recommendations for one request, as the API returns them; the impression is logged
+    asynchronously (debug requests are not impressions)."""
+    result = _recommend(state, req)
+    if not req.debug:
+        state.impressions.log(result)
+    return result
+
+
+def _recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
+    """The pipeline behind `recommend`.
 
     Never fails because a dependency did: Redis down -> the in-process popular snapshot;
     Milvus slow or down -> the user's last good list, then the snapshot; ranker failure -> the

@@ -1,0 +1,293 @@
+"""Impressions, click attribution, negative feedback, onboarding vectors, surface metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from app.impressions import ImpressionLogger
+from indexing import events as ev
+from indexing.apply import apply_interactions, apply_item_upserts, apply_user_updates
+from indexing.connect import connect_redis
+from indexing.keys import Keys
+from indexing.models import Interaction, Item, Preferences, User
+from indexing.worker import Worker
+from tests.integration.conftest import CATALOGUE
+from vantage.config import Settings
+
+REC = "rec0001"
+
+
+def _response(rec_id: str = REC, variant: str = "B") -> dict[str, Any]:
+    """A response as `recommend()` returns it: `a` came from two sources, `b` from one."""
+    return {
+        "recommendation_id": rec_id,
+        "user_id": "u",
+        "surface": "homepage",
+        "variant": variant,
+        "items": [
+            {
+                "item_id": "a",
+                "score": 0.9,
+                "sources": ["content", "popular"],
+                "reasons": [],
+                "position": 1,
+                "explored": False,
+                "propensity": 0.8,
+            },
+            {
+                "item_id": "b",
+                "score": 0.5,
+                "sources": ["cf"],
+                "reasons": [],
+                "position": 2,
+                "explored": True,
+                "propensity": 0.1,
+            },
+        ],
+        "generated_at": time.time(),
+        "cached": False,
+        "degraded": False,
+        "degraded_reasons": [],
+    }
+
+
+def _logged(stores: Any, *responses: dict[str, Any]) -> None:
+    """Log responses through a started logger and wait until they are written."""
+    logger = ImpressionLogger(stores.redis, stores.keys, flush_ms=5)
+    logger.start()
+    for r in responses:
+        logger.log(r)
+    logger.stop()
+
+
+def _stats(stores: Any) -> dict[str, int]:
+    raw = stores.redis.hgetall(stores.keys.surface_stats)
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def _wait(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _dropped(reason: str) -> float:
+    value = REGISTRY.get_sample_value("vantage_impressions_dropped_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_never_started_logger_is_a_noop(settings: Settings) -> None:
+    r = connect_redis(settings)
+    keys = Keys(settings.redis.key_prefix)
+    logger = ImpressionLogger(r, keys, max_queue=2)
+    for n in range(5):
+        logger.log(_response(f"r{n}"))
+    assert logger._queue.qsize() == 0
+    assert not r.exists(keys.impressions, keys.surface_stats, keys.rec_info("r0"))
+    r.close()
+
+
+def test_full_queue_drops_and_counts(settings: Settings) -> None:
+    r = connect_redis(settings)
+    logger = ImpressionLogger(r, Keys(settings.redis.key_prefix), max_queue=2, flush_ms=0)
+    writing, release = threading.Event(), threading.Event()
+    written: list[int] = []
+
+    def slow_write(batch: Any) -> None:
+        writing.set()
+        release.wait(5)
+        written.append(len(batch))
+
+    logger.write = slow_write  # type: ignore[method-assign]
+    before = _dropped("queue_full")
+    logger.start()
+    logger.log(_response("r0"))
+    assert writing.wait(5)  # the thread holds r0 and is stuck writing it
+    t = time.perf_counter()
+    for n in range(1, 6):
+        logger.log(_response(f"r{n}"))
+    assert time.perf_counter() - t < 0.1  # never waits for the writer
+    assert _dropped("queue_full") - before == 3  # r1, r2 queued; r3-r5 dropped
+    release.set()
+    logger.stop()
+    assert sum(written) == 3
+    r.close()
+
+
+def test_logged_list_writes_stream_served_items_and_stats(stores: Any) -> None:
+    _logged(stores, _response())
+    k = stores.keys
+    (_, fields), *_ = stores.redis.xrange(k.impressions)
+    rec = json.loads(fields[b"data"])
+    assert rec["id"] == REC and rec["surface"] == "homepage" and rec["variant"] == "B"
+    assert rec["items"] == [
+        ["a", ["content", "popular"], 1, False, 0.8],
+        ["b", ["cf"], 2, True, 0.1],
+    ]
+    info = {f.decode(): json.loads(v) for f, v in stores.redis.hgetall(k.rec_info(REC)).items()}
+    assert info["b"] == {
+        "sources": ["cf"],
+        "position": 2,
+        "surface": "homepage",
+        "variant": "B",
+        "explored": True,
+        "propensity": 0.1,
+    }
+    assert 0 < stores.redis.ttl(k.rec_info(REC)) <= 86_400  # the attribution window
+    assert _stats(stores) == {
+        "imp|homepage|content|B": 1,
+        "imp|homepage|popular|B": 1,
+        "imp|homepage|cf|B": 1,
+        "imp|homepage|*|B": 2,
+    }
+
+
+def _click(item: str, kind: str = "click", rec: str | None = REC, **kw: Any) -> Interaction:
+    return Interaction(user_id="u", item_id=item, type=kind, recommendation_id=rec, **kw)
+
+
+def test_clicks_are_attributed_once_per_served_item(stores: Any, worker: Worker) -> None:
+    _logged(stores, _response())
+    ids = ev.publish(stores.redis, stores.keys, [ev.interaction_event(_click("a"))])
+    assert worker.drain() == 1
+    worker._process(stores.redis.xrange(stores.keys.events, ids[0], ids[0]))  # redelivery
+    assert apply_interactions(stores, [("9-0", _click("a", "purchase"))]) == 1  # another event
+    clicks = {f: n for f, n in _stats(stores).items() if f.startswith("click|")}
+    assert clicks == {
+        "click|homepage|content|B": 1,
+        "click|homepage|popular|B": 1,
+        "click|homepage|*|B": 1,
+    }
+    assert _stats(stores)["imp|homepage|*|B"] == 2  # attribution never touches impressions
+
+
+def test_only_positive_events_on_served_items_are_attributed(stores: Any) -> None:
+    _logged(stores, _response())
+    events = [
+        _click("b", "view"),
+        _click("b", "skip"),
+        _click("b", "dislike"),
+        _click("b", "rate", value=3.0),
+        _click("b", rec=None),  # no recommendation cited
+        _click("b", rec="unknown"),  # a list never logged (or expired)
+        _click("zzz"),  # not in the cited list
+    ]
+    applied = apply_interactions(stores, [(f"{n}-0", e) for n, e in enumerate(events, 1)])
+    assert applied == len(events)
+    assert not [f for f in _stats(stores) if f.startswith("click|")]
+    assert apply_interactions(stores, [("20-0", _click("b", "rate", value=4.0))]) == 1
+    clicks = {f: n for f, n in _stats(stores).items() if f.startswith("click|")}
+    assert clicks == {"click|homepage|cf|B": 1, "click|homepage|*|B": 1}
+
+
+def test_dislikes_and_skips_are_remembered_until_a_later_positive(stores: Any) -> None:
+    neg = stores.keys.negatives("u")
+    t = 1_700_000_000.0
+    apply_interactions(
+        stores,
+        [
+            ("1-0", _click("x", "dislike", rec=None, timestamp=t)),
+            ("2-0", _click("y", "skip", rec=None, timestamp=t + 1)),
+            ("3-0", _click("x", "like", rec=None, timestamp=t - 10)),  # older: not a change
+        ],
+    )
+    assert stores.redis.zscore(neg, "x") == t and stores.redis.zscore(neg, "y") == t + 1
+    apply_interactions(stores, [("4-0", _click("x", "like", rec=None, timestamp=t + 5))])
+    assert stores.redis.zscore(neg, "x") is None  # changed their mind
+    assert stores.redis.zscore(neg, "y") == t + 1
+    few = replace(stores, negatives_len=3)
+    apply_interactions(
+        few,
+        [(f"1{n}-0", _click(f"n{n}", "skip", rec=None, timestamp=t + 10 + n)) for n in range(5)],
+    )
+    assert [i.decode() for i in stores.redis.zrange(neg, 0, -1)] == ["n2", "n3", "n4"]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_onboarding_preferences_give_a_category_vector(stores: Any) -> None:
+    apply_item_upserts(stores, [Item(item_id=i, **b) for i, b in CATALOGUE.items()])
+    vecs = stores.items.vectors(CATALOGUE)
+    space = [vecs[f"space-{n}"] for n in range(1, 5)]
+    cooking = [vecs[f"cook-{n}"] for n in range(1, 5)]
+
+    def pvec(uid: str) -> np.ndarray | None:
+        raw = stores.redis.hget(stores.keys.user(uid), "pvec")
+        return np.frombuffer(raw, dtype=np.float32) if raw else None
+
+    # Nothing trends in "space": its items come from Milvus.
+    apply_user_updates(stores, [User(user_id="p", preferences=Preferences(categories=["space"]))])
+    p = pvec("p")
+    assert p is not None and abs(float(np.linalg.norm(p)) - 1) < 1e-5
+    assert min(_cos(p, v) for v in space) > 0.5
+    assert max(_cos(p, v) for v in cooking) < 0.4
+    # "cooking" trends: its top items stand for it.
+    apply_interactions(stores, [("1-0", Interaction(user_id="z", item_id="cook-2", type="like"))])
+    assert stores.redis.zcard(stores.keys.trending("cat:cooking")) == 1
+    apply_user_updates(stores, [User(user_id="q", preferences=Preferences(categories=["cooking"]))])
+    q = pvec("q")
+    assert q is not None and _cos(q, vecs["cook-2"]) > 0.99
+    assert _cos(q, np.mean(cooking, axis=0)) > 0.5 > _cos(q, np.mean(space, axis=0))
+    # Preferences cleared: no onboarding vector any more; the version moves either way.
+    ver = int(stores.redis.hget(stores.keys.user("p"), "ver"))
+    apply_user_updates(stores, [User(user_id="p")])
+    assert pvec("p") is None
+    assert int(stores.redis.hget(stores.keys.user("p"), "ver")) == ver + 1
+
+
+def test_surface_metrics_show_impressions_clicks_and_ctr(
+    client: TestClient, worker: Worker
+) -> None:
+    body = {"items": [{"item_id": i, **b} for i, b in CATALOGUE.items()]}
+    assert client.post("/v1/items/batch", json=body).status_code == 202
+    worker.drain()  # the catalogue first: a profile needs its items' vectors
+    client.post("/v1/interactions", json={"user_id": "ann", "item_id": "space-1", "type": "like"})
+    worker.drain()
+    res = client.get("/v1/recommendations", params={"user_id": "ann", "limit": 4}).json()
+    assert res["items"]
+    state = client.app.state.vantage  # type: ignore[attr-defined]
+    state.impressions.log(res)  # what recommend() will do for every response
+    rid = res["recommendation_id"]
+    _wait(lambda: state.redis.exists(state.keys.rec_info(rid)) == 1)
+    first = res["items"][0]["item_id"]
+    clicks = [
+        {"user_id": "ann", "item_id": first, "type": "click", "recommendation_id": rid},
+        {"user_id": "ann", "item_id": first, "type": "watch", "recommendation_id": rid},
+    ]
+    assert client.post("/v1/interactions", json=clicks).status_code == 202
+    worker.drain()
+
+    rows = client.get("/v1/admin/metrics/surfaces").json()["rows"]
+    total = next(r for r in rows if r["source"] == "*")
+    n = len(res["items"])
+    assert total == {
+        "surface": "homepage",
+        "source": "*",
+        "variant": "default",
+        "impressions": n,
+        "clicks": 1,
+        "ctr": round(1 / n, 4),
+    }
+    assert rows[0] == total  # the all-sources row leads its surface and variant
+    for src in res["items"][0]["sources"]:
+        row = next(r for r in rows if r["source"] == src)
+        assert row["clicks"] == 1 and row["impressions"] >= 1
+    assert client.get("/v1/admin/metrics/surfaces", params={"surface": "related"}).json() == {
+        "rows": []
+    }
+    only = client.get("/v1/admin/metrics/surfaces", params={"variant": "default"}).json()
+    assert only["rows"] == rows
+    bad = client.get("/v1/admin/metrics/surfaces", params={"surface": "Home Page"})
+    assert bad.status_code == 422
