@@ -104,6 +104,7 @@ class SurfaceConfig(BaseModel):
         0.5, ge=0, le=1, description="contextual source: share of the context item in the query"
     )
     fresh_days: float = Field(30.0, gt=0, description="fresh source: published this recently")
+    fusion_k: int = Field(20, ge=1, le=1000, description="k of the weighted RRF fusion")
     rank_depth: int = Field(300, ge=1, le=5000, description="fused candidates the ranker scores")
     ranker: str = Field(
         "none",

@@ -5,8 +5,8 @@ Each source returns up to its quota of candidates that already satisfy the hard 
 provenance: which sources proposed each item, its score and its rank in each.
 
 Sources run in the state's thread pool against the surface's time budget. A source that fails
-or runs out of time is left out and named in `Generated.failed`; if the first-listed (primary)
-source fails and nothing else produced candidates, the failure propagates so the request
+or runs out of time is left out and named in `Generated.failed` (the response is then marked
+degraded); if the first-listed (primary) source fails, the failure propagates so the request
 degrades to its fallbacks.
 """
 
@@ -324,7 +324,9 @@ def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Gen
             c.ranks[s.name] = rank
         runs[s.name].count = len(got)
         retrieval.merge(found, got)
-    if not found and runs[first].error:
+    if runs[first].error:
+        # Without its primary source a surface is not itself: the request's fallbacks (its
+        # last good list, then the popular snapshot) serve it better than the other sources.
         reason = runs[first].error
         raise DependencyDown(reason if reason != "over_budget" else "milvus_timeout")
     return Generated(list(found.values()), list(runs.values()))

@@ -143,7 +143,7 @@ def retrieve(
         deadline = time.monotonic() + cfg.budget_ms / 1000
     gen: Generated = candidates.generate(state, need, extra=extra, deadline=deadline)
     t1 = time.perf_counter()
-    fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources})
+    fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources}, cfg.fusion_k)
     tomb = _tombstoned(state, [c.item_id for c in fused])
     hard = HardFilters(hard.max_maturity, hard.region, hard.language, frozenset(tomb), hard.exclude)
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.

@@ -2,7 +2,9 @@
 
 Weighted reciprocal rank fusion (Cormack et al. 2009): score = sum over the sources that
 proposed the item of weight / (k + rank + 1). Ranks, not raw scores, so inner products,
-popularity counts and trending weights need no common scale. The best `depth` go on to the
+popularity counts and trending weights need no common scale. A smaller k than the paper's 60
+(the surface's `fusion_k`, 20 by default) keeps a source's own order meaningful: at k = 60 an
+item that two popularity sources both list outranks the primary source's best match. The best `depth` go on to the
 ranker; the rest stay behind them (the exploration pool draws from there).
 """
 
@@ -12,14 +14,16 @@ from collections.abc import Mapping, Sequence
 
 from app.pipeline.retrieval import Candidate
 
-RRF_K = 60
+RRF_K = 20
 FUSED = "fused"  # key of the fused score in Candidate.scores
 
 
-def fuse(cands: Sequence[Candidate], weights: Mapping[str, float]) -> list[Candidate]:
+def fuse(
+    cands: Sequence[Candidate], weights: Mapping[str, float], k: int = RRF_K
+) -> list[Candidate]:
     """Candidates by fused score, best first (ties keep their given order)."""
     for c in cands:
         c.scores[FUSED] = sum(
-            weights.get(source, 0.0) / (RRF_K + rank + 1) for source, rank in c.ranks.items()
+            weights.get(source, 0.0) / (k + rank + 1) for source, rank in c.ranks.items()
         )
     return sorted(cands, key=lambda c: -c.scores[FUSED])

@@ -19,7 +19,8 @@ def test_import_demo_then_serve(stores: Any, tmp_path: Path, client: Any) -> Non
     assert stores.items.count() == 120
     body = client.get("/v1/recommendations", params={"user_id": "u-0001", "limit": 10}).json()
     assert len(body["items"]) == 10
-    assert all(s == ["content_profile"] for s in (i["sources"] for i in body["items"]))
+    # No interaction model yet: the user's content profile leads; other sources fill in.
+    assert all(i["sources"][0] == "content_profile" for i in body["items"][:5]), body["items"]
 
 
 @pytest.mark.datasets

@@ -105,17 +105,16 @@ def test_train_publishes_vectors_and_worker_folds_in(
         return [i["item_id"] for i in body["items"]], [i["sources"] for i in body["items"]]
 
     ids, sources = homepage(client)
-    assert sources == [["collaborative"]] * 3
+    assert [s[0] for s in sources] == ["collaborative"] * 3
     assert [i.split("-")[0] for i in ids] == ["space", "space", "baking"], ids
 
     # With both spaces weighted, Milvus fuses them in one hybrid search.
     both = {"content_vec": 0.5, "cf_vec": 0.5}
-    hybrid = settings.model_copy(
-        update={"serving": settings.serving.model_copy(update={"hybrid_weights": both})}
-    )
+    home = settings.surfaces["homepage"].model_copy(update={"hybrid_weights": both})
+    hybrid = settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
     with authed(create_app(hybrid), hybrid) as c:
         ids, sources = homepage(c)
-    assert sources == [["hybrid_ann"]] * 3
+    assert [s[0] for s in sources] == ["hybrid_ann"] * 3
     assert [i.split("-")[0] for i in ids][:2] == ["space", "space"], ids
 
 

@@ -54,11 +54,16 @@ def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Sett
     )
 
 
+def with_policy(settings: Settings, spec: PolicySpec) -> Settings:
+    """The same settings with another homepage policy."""
+    home = settings.surfaces["homepage"].model_copy(update={"policy": spec})
+    return settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
+
+
 def policy_off(settings: Settings) -> Settings:
     """The same settings with the homepage's policy rules 3-8 off (safety and seen stay)."""
     home = settings.surfaces["homepage"]
-    off = home.model_copy(update={"policy": PolicySpec(exclude_seen=home.policy.exclude_seen)})
-    return settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": off}})
+    return with_policy(settings, PolicySpec(exclude_seen=home.policy.exclude_seen))
 
 
 def run_pipeline(
@@ -70,6 +75,7 @@ def run_pipeline(
     *,
     protocol: str = "temporal",
     progress: bool,
+    policies: dict[str, PolicySpec] | None = None,
 ) -> dict[str, Any]:
     """Load train data into a fresh namespace, train, and recommend for every test user.
 
@@ -84,7 +90,15 @@ def run_pipeline(
     stores = build_stores(settings)
     try:
         return _load_train_recommend(
-            settings, stores, ds, data, train, truth, protocol=protocol, progress=progress
+            settings,
+            stores,
+            ds,
+            data,
+            train,
+            truth,
+            protocol=protocol,
+            progress=progress,
+            policies=policies or {},
         )
     finally:
         # The namespace exists for this run only: leave the servers as they were.
@@ -103,6 +117,7 @@ def _load_train_recommend(
     *,
     protocol: str,
     progress: bool,
+    policies: dict[str, PolicySpec],
 ) -> dict[str, Any]:
     from app.main import build_state
     from app.pipeline.recommend import RecRequest, recommend
@@ -137,7 +152,12 @@ def _load_train_recommend(
     runs: dict[str, dict[str, Any]] = {}
     latency: list[float] = []
     # Same trained models and namespace: only the homepage's policy settings differ.
-    for name, run_settings in (("vantage", settings), ("vantage_policy_off", policy_off(settings))):
+    variants = {
+        "vantage": settings,
+        "vantage_policy_off": policy_off(settings),
+        **{name: with_policy(settings, spec) for name, spec in policies.items()},
+    }
+    for name, run_settings in variants.items():
         state = build_state(run_settings)
         lists: dict[int, list[int]] = {}
         try:
@@ -164,6 +184,7 @@ def _load_train_recommend(
             "coverage@10_change": round(on["coverage@10"] - off["coverage@10"], 4),
             "diversity@10_change": round(on["diversity@10"] - off["diversity@10"], 4),
         },
+        "policy_variants": {k: v for k, v in runs.items() if k in policies},
         "load_s": round(load_s, 1),
         "train_s": report.total_s,
         "cf_params": report.params,
@@ -182,6 +203,7 @@ def evaluate_dataset(
     progress: bool = True,
     inner: bool = False,
     serving: dict[str, Any] | None = None,
+    policies: dict[str, PolicySpec] | None = None,
 ) -> dict[str, Any]:
     """One JSON-able result: the pipeline and (optionally) every baseline on the same split.
 
@@ -212,6 +234,7 @@ def evaluate_dataset(
         truth,
         protocol=protocol,
         progress=progress,
+        policies=policies,
     )
     out["models"]["vantage"] = pipe["metrics"]
     out["models"]["vantage_policy_off"] = pipe["policy_off"]

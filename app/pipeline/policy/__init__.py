@@ -14,8 +14,10 @@
    exploit list, each with its propensity; caps are re-checked.
 8. **Pins** (`business`): pinned items are placed at their positions.
 
-Scores: before rule 3 every candidate gets a policy score in [0, 1] from its ranked position
-(1 = first), so rule weights mean the same on every surface whatever the ranker's scale.
+Scores: before rule 3 every candidate gets a policy score from its ranked position, 1 for the
+first and falling by 1 / (limit x mmr_depth) per position, so rule weights mean the same on
+every surface whatever the ranker's scale or the number of candidates: a boost of 0.5 moves
+an item half the rules' window up.
 """
 
 from __future__ import annotations
@@ -60,13 +62,12 @@ def run(
     ranked: Sequence[Candidate], spec: PolicySpec, inp: PolicyInputs, *, limit: int
 ) -> list[Candidate]:
     """The final list: rules 3-8 over candidates that already passed rules 1-2."""
-    n_all = len(ranked)
     window = list(ranked[: window_size(spec, limit)])
     n = len(window)
     if n == 0 and not inp.pinned:
         return []
     vecs, popularity = inp.item_vecs[:n], inp.popularity[:n]  # rows of the window
-    base = 1.0 - np.arange(n, dtype=np.float64) / max(n_all, 1)
+    base = 1.0 - np.arange(n, dtype=np.float64) / (limit * spec.mmr_depth)
     published = np.asarray([float(c.fields.get("published_at") or 0) for c in window])
     rules = list(inp.rules) if spec.rules else []
     score = (
