@@ -255,7 +255,9 @@ def test_new_user_preferences_then_personal(client: TestClient, worker: Any) -> 
     worker.drain()
     first = recs(client, user_id="newbie", limit=5)["items"]
     topics = [i["item_id"].split("-")[0] for i in first]
-    assert topics[:2] == ["garden"] * 2 and topics.count("garden") >= 3, first
+    plain = [i.split("-")[0] for i in ids(recs(client, user_id="nobody", limit=5))]
+    # Steered, not replaced: the picked topic leads, popular items still mix in.
+    assert topics[:2] == ["garden"] * 2 and topics.count("garden") > plain.count("garden"), first
     assert "preferences" in first[0]["sources"]
     assert "matches the topics you picked" in first[0]["reasons"]
     # Events arrive: the user's own history takes over.
