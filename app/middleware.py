@@ -96,4 +96,7 @@ def _surface(scope: Scope) -> str:
 
     qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     s = (qs.get("surface") or ["homepage"])[0]
-    return s if s in ("homepage", "related", "trending") else "other"
+    app = scope.get("app")
+    state = getattr(getattr(app, "state", None), "vantage", None)
+    known = state.settings.surfaces if state is not None else ()
+    return s if s in known else "other"  # bounded label values

@@ -8,11 +8,12 @@ whether it closes again. Only dependency errors count: a bad request is not an o
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
-import pybreaker
 import redis
 from pymilvus.exceptions import MilvusException
 
@@ -46,31 +47,93 @@ def dependency_of(exc: BaseException) -> str | None:
     return None
 
 
+class CircuitOpen(Exception):
+    """The breaker is open: the dependency is not called."""
+
+
+class CircuitBreaker:
+    """Closed -> open after `fail_max` consecutive dependency errors -> after `reset_timeout_s`
+    one trial call (half-open) -> closed on success, open again on failure.
+
+    Thread-safe, and the guarded call runs *outside* the lock. (pybreaker holds its lock for
+    the whole call, which serialised every Milvus and Redis call of the process: concurrent
+    sources and requests waited on each other.)
+    """
+
+    def __init__(self, name: str, fail_max: int, reset_timeout_s: float):
+        self.name = name
+        self.fail_max = fail_max
+        self.reset_timeout_s = reset_timeout_s
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial = False  # a half-open trial call is in flight
+
+    @property
+    def current_state(self) -> str:
+        with self._lock:
+            if self._opened_at is None:
+                return "closed"
+            if time.monotonic() - self._opened_at >= self.reset_timeout_s:
+                return "half-open"
+            return "open"
+
+    def open(self) -> None:
+        with self._lock:
+            self._opened_at = time.monotonic()
+            self._trial = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._opened_at, self._failures, self._trial = None, 0, False
+
+    def _admit(self) -> bool:
+        """May a call go ahead now? (It is the trial call if the breaker was open.)"""
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            if time.monotonic() - self._opened_at < self.reset_timeout_s or self._trial:
+                return False
+            self._trial = True
+            return True
+
+    def _record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._opened_at, self._failures, self._trial = None, 0, False
+                return
+            self._failures += 1
+            if self._trial or self._failures >= self.fail_max:
+                self._opened_at, self._trial = time.monotonic(), False
+
+    def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        if not self._admit():
+            raise CircuitOpen(self.name)
+        try:
+            out = fn(*args, **kw)
+        except BaseException as e:
+            # Only this dependency's errors count: a bad request is not an outage.
+            self._record(ok=dependency_of(e) != self.name)
+            raise
+        self._record(ok=True)
+        return out
+
+
 class Breakers:
     def __init__(self, fail_max: int = 3, reset_timeout_s: float = 5.0):
         # Each breaker counts only its own dependency's failures.
-        self.redis = pybreaker.CircuitBreaker(
-            fail_max=fail_max,
-            reset_timeout=reset_timeout_s,
-            exclude=[lambda e: dependency_of(e) != "redis"],
-            name="redis",
-        )
-        self.milvus = pybreaker.CircuitBreaker(
-            fail_max=fail_max,
-            reset_timeout=reset_timeout_s,
-            exclude=[lambda e: dependency_of(e) != "milvus"],
-            name="milvus",
-        )
+        self.redis = CircuitBreaker("redis", fail_max, reset_timeout_s)
+        self.milvus = CircuitBreaker("milvus", fail_max, reset_timeout_s)
 
     def states(self) -> dict[str, str]:
-        return {b.name: str(b.current_state) for b in (self.redis, self.milvus)}
+        return {b.name: b.current_state for b in (self.redis, self.milvus)}
 
 
-def guarded(breaker: pybreaker.CircuitBreaker, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+def guarded(breaker: CircuitBreaker, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """Call `fn` through `breaker`; any dependency failure becomes DependencyDown."""
     try:
         return breaker.call(fn, *args, **kw)
-    except pybreaker.CircuitBreakerError as e:
+    except CircuitOpen as e:
         raise DependencyDown(f"{breaker.name}_circuit_open", e) from e
     except DEPENDENCY_ERRORS as e:
         dep = dependency_of(e) or breaker.name

@@ -375,14 +375,15 @@ def _unit(vec: np.ndarray) -> np.ndarray | None:
 # One interaction, atomically: set its "done" marker and, only if it was not set before,
 # apply its effects. Two workers holding the same event (a reclaim while the first is still
 # busy) can both run this; exactly one of them changes anything.
-# Explicit negatives (dislike, skip) go to the user's negatives set; a positive event at or
-# after the last negative on that item takes it out again (the user changed their mind).
+# Explicit negatives (dislike, skip) go to the user's negatives set; an explicit positive
+# (like, watch, purchase, a rating of 3.5+) after the last negative on that item takes it out
+# again (the user changed their mind). A view or click does not: it may just be the page.
 # An attributable event (positive, citing a served list) counts one click for that list's
 # item, whatever the number of such events: the list's hash keeps a marker field per item.
 # KEYS: done, history, affinity, confidence, popularity, users index, negatives, served list
 #       (rec_info), surface stats, trending sets...
 # ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user,
-#       trending increment, negative (1/0), negatives kept, attributable (1/0)
+#       trending increment, negative (1/0), negatives kept, attributable (1/0), lifts (1/0)
 _APPLY_ONE = """
 if ARGV[5] ~= '0' then
   if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[5]) then return 0 end
@@ -396,9 +397,9 @@ redis.call('SADD', KEYS[6], ARGV[7])
 if ARGV[9] == '1' then
   redis.call('ZADD', KEYS[7], 'GT', ARGV[2], ARGV[1])
   redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -tonumber(ARGV[10]) - 1)
-elseif tonumber(ARGV[3]) > 0 then
+elseif ARGV[12] == '1' then
   local since = redis.call('ZSCORE', KEYS[7], ARGV[1])
-  if since and tonumber(since) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[7], ARGV[1]) end
+  if since and tonumber(since) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[7], ARGV[1]) end
 end
 if ARGV[11] == '1' then
   local raw = redis.call('HGET', KEYS[8], ARGV[1])
@@ -421,8 +422,16 @@ end
 return 1
 """
 NEGATIVE_TYPES = frozenset({"dislike", "skip"})
+LIFTING_TYPES = frozenset({"like", "watch", "purchase"})
 ATTRIBUTED_TYPES = frozenset({"click", "watch", "like", "purchase"})
 ATTRIBUTED_MIN_RATING = 3.5
+
+
+def lifts_negative(ev: Interaction) -> bool:
+    """An explicit positive: it takes an earlier dislike or skip of the item back."""
+    if ev.type == "rate":
+        return ev.value is not None and ev.value >= ATTRIBUTED_MIN_RATING
+    return ev.type in LIFTING_TYPES
 
 
 def attributable(ev: Interaction) -> bool:
@@ -479,6 +488,7 @@ def apply_interactions(
                 int(ev.type in NEGATIVE_TYPES),
                 s.negatives_len,
                 int(attributable(ev)),
+                int(lifts_negative(ev)),
             ],
             client=pipe,
         )

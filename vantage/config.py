@@ -8,6 +8,8 @@ Nonsense fails at start-up, not on the first request.
 from __future__ import annotations
 
 import json
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -185,7 +187,7 @@ class Settings(BaseSettings):
     @field_validator("surfaces")
     @classmethod
     def _surface_names(cls, v: dict[str, SurfaceConfig]) -> dict[str, SurfaceConfig]:
-        bad = [n for n in v if not n.replace("_", "a").isalpha() or not n.islower() or len(n) > 32]
+        bad = [n for n in v if not re.fullmatch(r"[a-z_]{1,32}", n)]
         if bad:
             raise ValueError(f"surface names are lower-case letters and '_': {bad}")
         if not v:
@@ -204,6 +206,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        moved = {
+            "VANTAGE_SERVING__HYBRID_WEIGHTS": "VANTAGE_SURFACES__HOMEPAGE__HYBRID_WEIGHTS",
+            "VANTAGE_SERVING__MIN_CANDIDATES": "the sources' quotas in the surfaces file",
+        }
+        for old, new in moved.items():
+            if old in os.environ:
+                raise ValueError(f"{old} is no longer read: use {new}")
         if self.worker.block_ms / 1000 >= self.redis.socket_timeout_s:
             raise ValueError("worker.block_ms must be shorter than redis.socket_timeout_s")
         if self.serving.default_limit > self.serving.max_limit:

@@ -213,6 +213,9 @@ def _build_groups(
                 if newest and float(newest[0][1]) >= split.label_start[uid]:
                     raise AssertionError(f"user {uid}: feature state reads the label period")
             got = retrieve(state, RecRequest(user_id=uid, surface="homepage", limit=limit), ctx)
+            if got.failed:  # rows must be what serving computes: skip a partial candidate set
+                log.warning("user %s skipped: sources failed (%s)", uid, got.failed)
+                continue
             cands = got.candidates
             if len(cands) < 2:
                 continue

@@ -5,15 +5,17 @@ Each source returns up to its quota of candidates that already satisfy the hard 
 provenance: which sources proposed each item, its score and its rank in each.
 
 Sources run in the state's thread pool against the surface's time budget. A source that fails
-or runs out of time is left out and named in `Generated.failed` (the response is then marked
-degraded); if the first-listed (primary) source fails, the failure propagates so the request
-degrades to its fallbacks.
+or runs out of time is left out (the response is then marked degraded with
+`source_<reason>`, and `debug` names the source); if the first-listed (primary) source fails,
+the failure propagates so the request degrades to its fallbacks. A source past the deadline is
+abandoned, not interrupted: its Milvus call ends by the client's own timeout.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf_futures
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
 from vantage.surfaces import SurfaceConfig
+
+log = logging.getLogger(__name__)
 
 # Onboarding preferences steer a user until their own history speaks for them.
 PREFERENCES_UNTIL = 20
@@ -66,10 +70,6 @@ class SourceRun:
 class Generated:
     candidates: list[Candidate]
     runs: list[SourceRun] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        return [r.error for r in self.runs if r.error]
 
 
 def load_seed(state: AppState, item_id: str) -> Seed:
@@ -135,30 +135,10 @@ def _preferences(state: AppState, need: Need, quota: int) -> list[Candidate]:
 
 
 def _popular(state: AppState, need: Need, quota: int) -> list[Candidate]:
-    """Popular in the user's region first (when known), then everywhere."""
-    found: dict[str, Candidate] = {}
-    region = need.ctx.region
-    if region:
-        retrieval.merge(
-            found,
-            retrieval.ranked_set(
-                state.redis,
-                state.keys.trending(f"region:{region}"),
-                state.items,
-                source="popular",
-                reason="popular in your region",
-                constraints=need.constraints,
-                limit=quota,
-            ),
-        )
-    if len(found) < quota:
-        rest = [c for c in _snapshot_or_set(state, need, quota) if c.item_id not in found]
-        retrieval.merge(found, rest[: quota - len(found)])
-    return list(found.values())
+    """All-time popularity: the in-process snapshot while it is fresh, else Redis + Milvus.
 
-
-def _snapshot_or_set(state: AppState, need: Need, quota: int) -> list[Candidate]:
-    """Global popularity: the in-process snapshot while it is fresh, else Redis + Milvus."""
+    (What is popular in the user's region now is the `trending` source's regional scope.)
+    """
     snap = state.snapshot
     max_age = 3 * state.settings.serving.snapshot_refresh_s
     if snap.taken_at and need.now - snap.taken_at < max_age and len(snap):
@@ -213,7 +193,7 @@ def _trending(state: AppState, need: Need, quota: int) -> list[Candidate]:
 
 
 def _fresh(state: AppState, need: Need, quota: int) -> list[Candidate]:
-    """Recently published items nearest the user's taste."""
+    """Recently published items nearest the user's taste (none without a vector)."""
     ctx = need.ctx
     space, vec = (
         ("cf_vec", ctx.cf_vec)
@@ -294,6 +274,13 @@ def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Gen
         t = time.perf_counter()
         try:
             return guarded(state.breakers.milvus, SOURCES[name], state, need, quota)
+        except DependencyDown:
+            raise
+        except Exception as e:
+            # A broken source (an unreadable model artefact, a bug) costs its candidates, not
+            # the request.
+            log.exception("source %s failed", name)
+            raise DependencyDown("source_error", e) from e
         finally:
             runs[name].ms = round((time.perf_counter() - t) * 1000, 2)
 
@@ -303,7 +290,10 @@ def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Gen
     quota[first] = min(max(quota[first], overfetch), retrieval.MILVUS_MAX_TOPK)
     if len(specs) == 1:
         futures = {}
-        results = {specs[0].name: run(specs[0].name, quota[specs[0].name])}
+        try:
+            results = {first: run(first, quota[first])}
+        except DependencyDown as e:
+            results, runs[first].error = {}, e.reason
     else:
         futures = {s.name: state.pool.submit(run, s.name, quota[s.name]) for s in specs}
         cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))

@@ -33,7 +33,9 @@ class UserContext:
 
     @property
     def language(self) -> str | None:
-        return self.profile.language if self.profile else None
+        """The user's language; None when unknown ('und' included): no language filter."""
+        lang = self.profile.language if self.profile else None
+        return None if lang in (None, "und") else lang
 
     @property
     def known(self) -> bool:

@@ -26,7 +26,7 @@ def because_you_watched(
     meta: Mapping[str, tuple[Any, str | None, str]],
 ) -> None:
     """Prefix personal picks with the user's most similar recent item (in place)."""
-    known = [i for i in recent if i in meta and meta[i][2]]
+    known = [i for i in recent if i in meta and meta[i][2]]  # `recent` excludes dislikes
     if not known:
         return
     hist = np.stack([np.asarray(meta[i][0], dtype=np.float32) for i in known])

@@ -67,6 +67,10 @@ def _cache_key(
     return state.keys.result_cache(hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
 
 
+def cfg_of(state: AppState, req: RecRequest) -> SurfaceConfig:
+    return state.settings.surfaces[req.surface]
+
+
 def _tombstoned(state: AppState, ids: list[str]) -> set[str]:
     if not ids:
         return set()
@@ -428,7 +432,7 @@ def _degraded(
     max_m = ctx.max_maturity(cfg.unknown_age_max_maturity) if ctx else cfg.degraded_max_maturity
     region = ctx.region if ctx else None
     language = _language(state, ctx)
-    exclude = set(ctx.recent if ctx and req.surface != "related" else [])
+    exclude = set(ctx.recent if ctx and cfg_of(state, req).policy.exclude_seen else [])
     exclude |= set(ctx.negatives if ctx else [])
     if req.item_id:
         exclude.add(req.item_id)

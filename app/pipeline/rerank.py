@@ -46,7 +46,8 @@ def finalize(
     window = list(ranked[: policy.window_size(spec, limit)])
     ids = [c.item_id for c in window]
     negatives = ctx.negatives[:NEGATIVES_USED]
-    recent = ctx.recent[:RECENT_EXPLAIN]
+    disliked = set(ctx.negatives)
+    recent = [i for i in ctx.recent if i not in disliked][:RECENT_EXPLAIN]
     try:
         meta = guarded(
             state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent]

@@ -4,8 +4,9 @@ Weighted reciprocal rank fusion (Cormack et al. 2009): score = sum over the sour
 proposed the item of weight / (k + rank + 1). Ranks, not raw scores, so inner products,
 popularity counts and trending weights need no common scale. A smaller k than the paper's 60
 (the surface's `fusion_k`, 20 by default) keeps a source's own order meaningful: at k = 60 an
-item that two popularity sources both list outranks the primary source's best match. The best `depth` go on to the
-ranker; the rest stay behind them (the exploration pool draws from there).
+item that two popularity sources both list outranks the primary source's best match. The
+best `rank_depth` go on to the ranker and the policy (whose exploration pool draws from the
+ones that just missed the list).
 """
 
 from __future__ import annotations

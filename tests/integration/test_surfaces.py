@@ -172,7 +172,9 @@ def test_debug_returns_stage_timings_and_source_yields(client: TestClient, worke
     names = [s["name"] for s in dbg["sources"]]
     assert names == ["personal", "preferences", "popular", "trending", "fresh"]
     assert dbg["generated"] >= dbg["after_hard_filters"] >= len(body["items"])
-    assert "debug" not in recs(client, user_id="fan") or recs(client, user_id="fan")["debug"] is None
+    assert (
+        "debug" not in recs(client, user_id="fan") or recs(client, user_id="fan")["debug"] is None
+    )
 
 
 def test_pinned_item_sits_at_its_position_and_is_still_safe(
@@ -190,9 +192,10 @@ def test_pinned_item_sits_at_its_position_and_is_still_safe(
     got = ids(body)
     assert got[1] == "garden-3" and "featured" in body["items"][1]["reasons"]
     assert "adult-space" not in got  # a pin does not bypass safety
-    assert not [i for i in got if i.startswith("space-")][:1] or got.index(
-        next(i for i in got if i.startswith("space-"))
-    ) > 2, got  # buried below the others
+    assert (
+        not [i for i in got if i.startswith("space-")][:1]
+        or got.index(next(i for i in got if i.startswith("space-"))) > 2
+    ), got  # buried below the others
     adult = recs(client, user_id="fan")
     assert ids(adult)[0] == "adult-space"
     # Other surfaces are not pinned; deleting the rule unpins at once (new rules version).
@@ -301,5 +304,5 @@ def test_bad_variants_fail_at_start_up(settings: Settings, bad: dict[str, Any]) 
 
     raw = settings.surfaces["homepage"].model_dump()
     raw["variants"] = {"a": {"share": 0.5}, "b": bad}
-    with pytest.raises(ValueError, match="variant|shares"):
+    with pytest.raises(ValueError, match=r"variant|shares"):
         SurfaceConfig.model_validate(raw)

@@ -66,3 +66,39 @@ def test_bad_requests_do_not_open_a_breaker() -> None:
     with pytest.raises(DependencyDown):
         guarded(b.milvus, _fail(redis.ConnectionError("x")))
     assert b.states()["milvus"] == "closed"
+
+
+def test_guarded_calls_run_concurrently() -> None:
+    """The breaker must not hold a lock around the call: sources of one request, and requests,
+    run side by side (each of these calls waits until all four are inside at once)."""
+    import threading
+
+    b = Breakers()
+    inside = threading.Barrier(4, timeout=5)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            guarded(b.milvus, inside.wait)
+        except BaseException as e:  # a serialised breaker breaks the barrier
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_half_open_lets_one_trial_through() -> None:
+    b = Breakers(fail_max=1, reset_timeout_s=0.05)
+    with pytest.raises(DependencyDown):
+        guarded(b.milvus, _fail(MilvusException(message="down")))
+    time.sleep(0.06)
+    assert b.states()["milvus"] == "half-open"
+    with pytest.raises(DependencyDown):  # the trial fails: open again at once
+        guarded(b.milvus, _fail(MilvusException(message="down")))
+    with pytest.raises(DependencyDown) as e:
+        guarded(b.milvus, lambda: 1)
+    assert e.value.reason == "milvus_circuit_open"

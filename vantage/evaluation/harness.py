@@ -42,6 +42,8 @@ def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Sett
     # Full-ranking protocols exclude every train item, however long the history; the data's
     # users have no language in their profiles, so nothing is filtered by it.
     serving_update = {"cache_ttl_s": 0.0, "history_exclude": 10_000}
+    # Offline: no time budget (a busy machine must not turn sources into "over budget").
+    surfaces = {n: s.model_copy(update={"budget_ms": 60_000}) for n, s in base.surfaces.items()}
     return base.model_copy(
         update={
             "milvus": base.milvus.model_copy(
@@ -50,6 +52,7 @@ def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Sett
             "redis": base.redis.model_copy(update={"key_prefix": tag}),
             "serving": base.serving.model_copy(update={**serving_update, **(serving or {})}),
             "worker": base.worker.model_copy(update={"history_len": 10_000}),
+            "surfaces": surfaces,
         }
     )
 
@@ -63,7 +66,9 @@ def with_policy(settings: Settings, spec: PolicySpec) -> Settings:
 def policy_off(settings: Settings) -> Settings:
     """The same settings with the homepage's policy rules 3-8 off (safety and seen stay)."""
     home = settings.surfaces["homepage"]
-    return with_policy(settings, PolicySpec(exclude_seen=home.policy.exclude_seen))
+    return with_policy(
+        settings, PolicySpec(exclude_seen=home.policy.exclude_seen, negative_penalty=0.0)
+    )
 
 
 def run_pipeline(

@@ -118,6 +118,7 @@ def run(
         share=spec.exploration_share,
         start=spec.exploration_start,
         rng=random.Random(inp.seed),
+        fits=lambda i, others: diversity.fits_caps(i, others, categories, creators, unproven, caps),
     )
     fits = diversity.within_caps(
         [categories[i] for i, _, _ in placed],

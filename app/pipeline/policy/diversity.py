@@ -90,6 +90,31 @@ def select(
     return picked
 
 
+def fits_caps(
+    i: int,
+    others: Sequence[int],
+    categories: Sequence[str | None],
+    creators: Sequence[str | None],
+    unproven: Sequence[bool],
+    caps: Caps,
+) -> bool:
+    """Whether item `i` may join a list holding `others` without breaking a cap."""
+    cat, who = categories[i], creators[i]
+    if (
+        caps.category is not None
+        and cat
+        and sum(categories[j] == cat for j in others) >= caps.category
+    ):
+        return False
+    if caps.creator is not None and who and sum(creators[j] == who for j in others) >= caps.creator:
+        return False
+    return not (
+        caps.unproven is not None
+        and unproven[i]
+        and sum(unproven[j] for j in others) >= caps.unproven
+    )
+
+
 def within_caps(
     categories: Sequence[str | None],
     creators: Sequence[str | None],

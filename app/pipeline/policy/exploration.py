@@ -11,7 +11,7 @@ the recommendation id: a logged list can be reproduced.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,17 +25,27 @@ def explore(
     share: float,
     start: int,
     rng: random.Random,
+    fits: Callable[[T, Sequence[T]], bool] | None = None,
 ) -> list[tuple[T, bool, float]]:
-    """(item, explored, propensity) for each position of the final list, best first."""
+    """(item, explored, propensity) for each position of the final list, best first.
+
+    `fits(item, others)` says whether a pool item may join a list holding `others` (the
+    positions above and the exploit items still to come): explored items never break a cap,
+    and a slot with no fitting pool item keeps its exploit item.
+    """
     out: list[tuple[T, bool, float]] = []
     exploit_left = list(exploit)
     pool_left = list(pool)
     for pos in range(1, limit + 1):
         explorable = bool(share > 0 and pos >= start and pool_left)
         if explorable and rng.random() < share:
-            k = rng.randrange(len(pool_left))
-            out.append((pool_left.pop(k), True, share / (len(pool_left) + 1)))
-        elif exploit_left:
+            others = [x for x, _, _ in out] + exploit_left[: limit - pos]
+            ok = [k for k, x in enumerate(pool_left) if fits is None or fits(x, others)]
+            if ok:
+                k = ok[rng.randrange(len(ok))]
+                out.append((pool_left.pop(k), True, share / len(ok)))
+                continue
+        if exploit_left:
             out.append((exploit_left.pop(0), False, (1.0 - share) if explorable else 1.0))
         else:
             break
