@@ -314,9 +314,10 @@ def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Gen
             c.ranks[s.name] = rank
         runs[s.name].count = len(got)
         retrieval.merge(found, got)
-    if runs[first].error:
+    failed = [r.error for r in runs.values() if r.error]
+    if runs[first].error or (failed and not runs[first].count):
         # Without its primary source a surface is not itself: the request's fallbacks (its
         # last good list, then the popular snapshot) serve it better than the other sources.
-        reason = runs[first].error
+        reason = runs[first].error or failed[0]
         raise DependencyDown(reason if reason != "over_budget" else "milvus_timeout")
     return Generated(list(found.values()), list(runs.values()))
