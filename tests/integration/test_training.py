@@ -17,6 +17,7 @@ from indexing.train import logged_interactions, train_cf
 from indexing.worker import Worker
 from tests.conftest import authed
 from vantage.config import Settings
+from vantage.surfaces import PolicySpec, SourceSpec
 
 TOPICS = {
     "space": [
@@ -99,22 +100,36 @@ def test_train_publishes_vectors_and_worker_folds_in(
     assert float(newbie @ cf["baking-2"]) > float(newbie @ cf["space-2"])
 
     # Serving: a trained user's homepage comes from the collaborative space, own topic first.
-    # space-fan-0 saw 4 of the 6 space items: the 2 unseen ones come first.
+    # space-fan-0 saw 4 of the 6 space items: the 2 unseen ones come first. (The personal
+    # source alone and no policy rules: this checks retrieval, not the fusion or the policy.)
     def homepage(c: Any) -> tuple[list[str], list[list[str]]]:
         body = c.get("/v1/recommendations", params={"user_id": "space-fan-0", "limit": 3}).json()
         return [i["item_id"] for i in body["items"]], [i["sources"] for i in body["items"]]
 
-    ids, sources = homepage(client)
-    assert [s[0] for s in sources] == ["collaborative"] * 3
+    def personal_only(weights: dict[str, float]) -> Settings:
+        home = settings.surfaces["homepage"].model_copy(
+            update={
+                "hybrid_weights": weights,
+                "sources": [SourceSpec(name="personal", quota=50)],
+                "policy": PolicySpec(),
+            }
+        )
+        return settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
+
+    cf_only = personal_only({"content_vec": 0.0, "cf_vec": 1.0})
+    with authed(create_app(cf_only), cf_only) as c:
+        ids, sources = homepage(c)
+    assert sources == [["collaborative"]] * 3
     assert [i.split("-")[0] for i in ids] == ["space", "space", "baking"], ids
+    # The default homepage (more sources, the policy) still leads with the user's topic.
+    ids, sources = homepage(client)
+    assert ids[0].startswith("space") and sources[0][0] == "collaborative"
 
     # With both spaces weighted, Milvus fuses them in one hybrid search.
-    both = {"content_vec": 0.5, "cf_vec": 0.5}
-    home = settings.surfaces["homepage"].model_copy(update={"hybrid_weights": both})
-    hybrid = settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
+    hybrid = personal_only({"content_vec": 0.5, "cf_vec": 0.5})
     with authed(create_app(hybrid), hybrid) as c:
         ids, sources = homepage(c)
-    assert [s[0] for s in sources] == ["hybrid_ann"] * 3
+    assert sources == [["hybrid_ann"]] * 3
     assert [i.split("-")[0] for i in ids][:2] == ["space", "space"], ids
 
 
