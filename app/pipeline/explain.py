@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from app.pipeline.retrieval import Candidate
+from app.pipeline.retrieval import SPACE_REASON, Candidate
 
 PERSONAL_SOURCES = frozenset(
     {"collaborative", "content_profile", "hybrid_ann", "fresh", "preferences"}
 )
 MIN_SIMILARITY = 0.3  # weaker links are not worth telling
+GENERIC = SPACE_REASON["content_vec"]
 
 
 def because_you_watched(
@@ -39,4 +40,6 @@ def because_you_watched(
         sims = hist @ vec
         best = int(np.argmax(sims))
         if sims[best] >= MIN_SIMILARITY:
-            c.reasons = [f"because you watched {meta[known[best]][2]}", *c.reasons]
+            # The specific reason replaces the generic one it makes concrete.
+            rest = [r for r in c.reasons if r != GENERIC]
+            c.reasons = [f"because you watched {meta[known[best]][2]}", *rest]

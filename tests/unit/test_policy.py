@@ -114,19 +114,28 @@ def test_mmr_trades_relevance_for_diversity() -> None:
     assert diversity.select(scores, vecs, lam=0.7, **kw) == [0, 2]
 
 
-def test_unproven_items_are_throttled() -> None:
+def test_unproven_items_are_throttled_but_never_leave_a_list_short() -> None:
+    kw = dict(lam=1.0, categories=[None] * 6, creators=[None] * 6, window=6)
+    unproven = [True, True, True, False, False, False]
     picked = diversity.select(
         np.linspace(1, 0, 6),
         np.full((6, 2), np.nan),
         limit=4,
-        lam=1.0,
-        categories=[None] * 6,
-        creators=[None] * 6,
-        unproven=[True, True, True, False, False, False],
+        unproven=unproven,
         caps=diversity.Caps(unproven=1),
-        window=6,
+        **kw,
     )
     assert picked == [0, 3, 4, 5]
+    # A young catalogue: only unproven items are left, so they fill the list.
+    picked = diversity.select(
+        np.linspace(1, 0, 6),
+        np.full((6, 2), np.nan),
+        limit=5,
+        unproven=unproven,
+        caps=diversity.Caps(unproven=1),
+        **kw,
+    )
+    assert picked == [0, 3, 4, 5, 1]
 
 
 # Rule 7: exploration ----------------------------------------------------------------------

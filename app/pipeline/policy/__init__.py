@@ -124,7 +124,8 @@ def run(
         [categories[i] for i, _, _ in placed],
         [creators[i] for i, _, _ in placed],
         [unproven[i] for i, _, _ in placed],
-        caps,
+        # A safety net for the hard caps (the unproven cap may have been relaxed to fill).
+        diversity.Caps(caps.category, caps.creator, None),
     )
     final: list[Candidate] = []
     for (i, explored, prop), ok in zip(placed, fits, strict=True):

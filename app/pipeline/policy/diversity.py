@@ -1,9 +1,11 @@
 """Rule 6, diversity: MMR over content vectors, under caps per category, creator and new item.
 
 Maximal marginal relevance (Carbonell & Goldstein 1998): each next pick maximises
-lambda * score - (1 - lambda) * (highest similarity to an item already picked). Caps are hard:
-an item whose category, creator or unproven status has reached its cap is skipped, and the list
-comes back shorter rather than break a cap.
+lambda * score - (1 - lambda) * (highest similarity to an item already picked). Category and
+creator caps are hard: an item whose category or creator has reached its cap is skipped, and
+the list comes back shorter rather than break one. The unproven-item cap is an exposure
+throttle, not a promise: when the list cannot be filled otherwise (a young catalogue where
+nothing has signals yet), unproven items fill the remaining slots.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ def select(
     unproven: Sequence[bool],
     caps: Caps,
     window: int,
+    already: Sequence[tuple[str | None, str | None]] = (),
 ) -> list[int]:
-    """Indices of the picked items in pick order.
+    """Indices of the picked items in pick order (`already`: category and creator of items
+    placed before these, which count against the caps).
 
     MMR looks at the best `window` by score first; if caps leave the list short it goes on
     through the rest in score order (no diversity term needed there: the caps already bind).
@@ -44,6 +48,11 @@ def select(
     counts_creator: dict[str, int] = {}
     n_unproven = 0
     picked: list[int] = []
+    for cat0, who0 in already:
+        if cat0:
+            counts_cat[cat0] = counts_cat.get(cat0, 0) + 1
+        if who0:
+            counts_creator[who0] = counts_creator.get(who0, 0) + 1
 
     def fits(i: int) -> bool:
         cat, who = categories[i], creators[i]
@@ -87,6 +96,22 @@ def select(
                 break
             if int(i) not in taken and fits(int(i)):
                 take(int(i))
+    if len(picked) < limit and caps.unproven is not None:
+        rest = [int(i) for i in order if int(i) not in set(picked)]
+        relaxed = Caps(caps.category, caps.creator, None)
+        more = select(
+            np.asarray(scores)[rest],
+            vecs[rest] if len(vecs) else vecs,
+            limit=limit - len(picked),
+            lam=1.0,
+            categories=[categories[i] for i in rest],
+            creators=[creators[i] for i in rest],
+            unproven=[False] * len(rest),
+            caps=relaxed,
+            window=len(rest),
+            already=[(categories[i], creators[i]) for i in picked],
+        )
+        picked += [rest[k] for k in more]
     return picked
 
 
