@@ -170,7 +170,7 @@ def test_debug_returns_stage_timings_and_source_yields(client: TestClient, worke
         assert dbg["stages"][stage] >= 0
     assert dbg["stages"]["total_ms"] >= dbg["stages"]["candidates_ms"]
     names = [s["name"] for s in dbg["sources"]]
-    assert names == ["personal", "preferences", "popular", "trending", "fresh"]
+    assert names == ["personal", "preferences", "popular", "trending"]
     assert dbg["generated"] >= dbg["after_hard_filters"] >= len(body["items"])
     assert (
         "debug" not in recs(client, user_id="fan") or recs(client, user_id="fan")["debug"] is None
