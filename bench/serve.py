@@ -164,7 +164,13 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
         for label, ttl in (("cold", "0"), ("warm", "600")):
-            proc, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S=ttl)
+            # The serving TTL caps each surface's own: raise both for the warm run.
+            proc, base = start_api(
+                settings,
+                VANTAGE_SERVING__CACHE_TTL_S=ttl,
+                VANTAGE_SURFACES__HOMEPAGE__CACHE_TTL_S=ttl,
+                VANTAGE_SURFACES__RELATED__CACHE_TTL_S=ttl,
+            )
             try:
                 if label == "warm":  # every request shape once: the loop then hits the cache
                     with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
