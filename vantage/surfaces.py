@@ -45,6 +45,9 @@ class SourceSpec(BaseModel):
     name: SourceName
     quota: int = Field(100, ge=1, le=5000, description="at most this many candidates from it")
     weight: float = Field(1.0, ge=0, le=100, description="weight in the fused (RRF) score")
+    cold_only: bool = Field(
+        False, description="only for users with little history (fewer than 20 interactions)"
+    )
 
 
 class PolicySpec(BaseModel):

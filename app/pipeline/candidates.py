@@ -32,8 +32,9 @@ from vantage.surfaces import SurfaceConfig
 
 log = logging.getLogger(__name__)
 
-# Onboarding preferences steer a user until their own history speaks for them.
-PREFERENCES_UNTIL = 20
+# Onboarding preferences (and `cold_only` sources) serve a user until their own history
+# speaks for them.
+PREFERENCES_UNTIL = COLD_UNTIL = 20
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,8 @@ SOURCES: dict[str, Callable[[AppState, Need, int], list[Candidate]]] = {
 
 def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Generated:
     """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
-    specs = need.surface.sources
+    cold = len(need.ctx.recent) < COLD_UNTIL
+    specs = [s for s in need.surface.sources if cold or not s.cold_only] or need.surface.sources
     runs = {s.name: SourceRun(s.name) for s in specs}
 
     def run(name: str, quota: int) -> list[Candidate]:
