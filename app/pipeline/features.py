@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,17 @@ class ItemMetaCache:
 ITEM_CACHE = ItemMetaCache()
 
 
+def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> np.ndarray:
+    """(len(ids), d) content vectors from `ItemMetaCache.get` output; NaN rows where unknown."""
+    vecs = [meta[i][0] if i in meta else None for i in ids]
+    dim = next((len(v) for v in vecs if v is not None), 1)
+    out = np.full((len(ids), dim), np.nan, dtype=np.float32)
+    for k, v in enumerate(vecs):
+        if v is not None:
+            out[k] = v
+    return out
+
+
 def load_inputs(
     r: redis.Redis,
     keys: Keys,
@@ -202,13 +213,7 @@ def load_inputs(
     meta = cache.get(items, [*ids, *recent])
 
     def matrix(which: Sequence[str]) -> np.ndarray:
-        vecs = [meta[i][0] if i in meta else None for i in which]
-        dim = next((len(v) for v in vecs if v is not None), 1)
-        m = np.full((len(which), dim), np.nan, dtype=np.float32)
-        for k, v in enumerate(vecs):
-            if v is not None:
-                m[k] = v
-        return m
+        return vector_matrix(meta, which)
 
     recent_sim = [i for i in recent[:RECENT_SIM] if i in meta]
     nbr_all, nbr_recent = neighbour_scores(cf, ctx.recent, ids)

@@ -14,7 +14,7 @@ import numpy as np
 
 from app.pipeline import explain, policy
 from app.pipeline.context import UserContext
-from app.pipeline.features import ITEM_CACHE
+from app.pipeline.features import ITEM_CACHE, vector_matrix
 from app.pipeline.policy import HardFilters, PolicyInputs, passes
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
@@ -58,9 +58,9 @@ def finalize(
     inp = PolicyInputs(
         now=now,
         seed=seed,
-        item_vecs=_matrix(meta, ids),
+        item_vecs=vector_matrix(meta, ids),
         popularity=_popularity(state, ids),
-        negative_vecs=_matrix(meta, [i for i in negatives if i in meta]),
+        negative_vecs=vector_matrix(meta, [i for i in negatives if i in meta]),
         rules=rules,
         pinned=_pinned(state, rules, window, hard, constraints),
         category_filter=constraints.category is not None,
@@ -68,16 +68,6 @@ def finalize(
     final = policy.run(window, spec, inp, limit=limit)
     explain.because_you_watched(final, recent, meta)
     return final
-
-
-def _matrix(meta: dict, ids: Sequence[str]) -> np.ndarray:
-    vecs = [meta[i][0] if i in meta else None for i in ids]
-    dim = next((len(v) for v in vecs if v is not None), 1)
-    out = np.full((len(ids), dim), np.nan, dtype=np.float32)
-    for k, v in enumerate(vecs):
-        if v is not None:
-            out[k] = v
-    return out
 
 
 def _popularity(state: AppState, ids: Sequence[str]) -> np.ndarray:
