@@ -28,6 +28,7 @@ from app.pipeline.context import UserContext
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
+from indexing.store import ItemStore
 from vantage.surfaces import SurfaceConfig
 
 log = logging.getLogger(__name__)
@@ -156,12 +157,20 @@ def _popular(state: AppState, need: Need, quota: int) -> list[Candidate]:
             )
             if len(out) >= 2 * quota:
                 break
-        # Items written since the snapshot may carry outdated metadata: left out for now.
-        stamps = (
-            state.redis.zmscore(state.keys.item_changes, [c.item_id for c in out]) if out else []
-        )
+        # Items written since the snapshot may carry outdated metadata: read theirs again.
+        ids = [c.item_id for c in out]
+        stamps = state.redis.zmscore(state.keys.item_changes, ids) if out else []
         since_ms = (snap.taken_at - 5.0) * 1000
-        return [c for c, ms in zip(out, stamps, strict=True) if ms is None or ms < since_ms][:quota]
+        stale = {i for i, ms in zip(ids, stamps, strict=True) if ms is not None and ms >= since_ms}
+        fresh = state.items.get(stale, fields=ItemStore.SERVING_FIELDS) if stale else {}
+        kept = []
+        for c in out:
+            if c.item_id in stale:
+                if c.item_id not in fresh or not cons.admits(fresh[c.item_id]):
+                    continue
+                c.fields = fresh[c.item_id]
+            kept.append(c)
+        return kept[:quota]
     return retrieval.popular(
         state.redis, state.keys, state.items, constraints=need.constraints, limit=quota
     )

@@ -17,6 +17,7 @@ from indexing.train import CFParams, train_cf
 from tests.conftest import authed
 from vantage.config import Settings
 from vantage.ranker_train import RankerParams, split_by_time, train_ranker
+from vantage.surfaces import PolicySpec
 
 TOPICS = {
     "space": ["Rocket launch", "Moon landing", "Galaxies", "Mars rover", "Saturn", "Black holes"],
@@ -108,10 +109,14 @@ def test_ranker_with_random_tune_split_learns_and_gates_on_random_items(
 def test_ranker_is_trained_published_used_and_degrades(
     settings: Settings, embedder: Any, tmp_path: Path
 ) -> None:
+    # The ranker's order as served: policy rules 3-8 off (MMR, exploration and caps would
+    # reorder it; they have their own tests).
+    home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
     settings = settings.model_copy(
         update={
             "data_dir": tmp_path,
             "serving": settings.serving.model_copy(update={"cache_ttl_s": 0.0}),
+            "surfaces": {**settings.surfaces, "homepage": home},
         }
     )
     stores = build_stores(settings, embedder=embedder)
