@@ -201,10 +201,10 @@ def _recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
         return _degraded(state, req, None, [e.reason], "default")
     variant, cfg = base.variant(req.user_id, req.surface)
     timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
-    rules_version = state.rules.snapshot().version
+    rules = state.rules.snapshot()  # one snapshot for the cache key and the list
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)
     try:
-        key = _cache_key(state, req, ctx, variant, rules_version)
+        key = _cache_key(state, req, ctx, variant, rules.version)
         hit = guarded(br.redis, state.redis.get, key) if ttl > 0 and not req.debug else None
         if hit:
             metrics.CACHE.labels(req.surface, "hit").inc()
@@ -249,6 +249,7 @@ def _recommend(state: AppState, req: RecRequest) -> dict[str, Any]:
             limit=req.limit,
             seed=int(rec_id, 16),
             now=time.time(),
+            rules=rules,
         )
     timings["policy_ms"] = (time.perf_counter() - t) * 1000
     result = _response(req, final, reasons, variant, rec_id)

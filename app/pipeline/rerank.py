@@ -16,8 +16,10 @@ from app.pipeline import explain, policy
 from app.pipeline.context import UserContext
 from app.pipeline.features import ITEM_CACHE, vector_matrix
 from app.pipeline.policy import HardFilters, PolicyInputs, passes
+from app.pipeline.policy.business import pin_positions
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
+from app.rules import Rule, RuleSnapshot
 from app.state import AppState
 from indexing.store import ItemStore
 from vantage.surfaces import SurfaceConfig
@@ -40,8 +42,9 @@ def finalize(
     limit: int,
     seed: int,
     now: float,
+    rules: RuleSnapshot,
 ) -> list[Candidate]:
-    """The final list for one request."""
+    """The final list for one request (`rules`: the snapshot its cache key was built with)."""
     spec = cfg.policy
     window = list(ranked[: policy.window_size(spec, limit)])
     ids = [c.item_id for c in window]
@@ -54,15 +57,15 @@ def finalize(
         )
     except DependencyDown:
         meta = {}
-    rules = state.rules.snapshot().for_surface(surface, now) if spec.rules else []
+    active = rules.for_surface(surface, now) if spec.rules else []
     inp = PolicyInputs(
         now=now,
         seed=seed,
         item_vecs=vector_matrix(meta, ids),
         popularity=_popularity(state, ids),
         negative_vecs=vector_matrix(meta, [i for i in negatives if i in meta]),
-        rules=rules,
-        pinned=_pinned(state, rules, window, hard, constraints),
+        rules=active,
+        pinned=_pinned(state, active, window, hard, constraints),
         category_filter=constraints.category is not None,
     )
     final = policy.run(window, spec, inp, limit=limit)
@@ -83,14 +86,12 @@ def _popularity(state: AppState, ids: Sequence[str]) -> np.ndarray:
 
 def _pinned(
     state: AppState,
-    rules: Sequence,
+    rules: Sequence[Rule],
     window: Sequence[Candidate],
     hard: HardFilters,
     constraints: Constraints,
 ) -> dict[str, Candidate]:
     """Pinned items that pass the safety rule and the request's constraints."""
-    from app.pipeline.policy.business import pin_positions
-
     wanted = list(pin_positions(rules))
     if not wanted:
         return {}
