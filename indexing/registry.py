@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from embeddings.blend import load_blend
 from embeddings.cf import ALSModel, ItemNeighbours
 from indexing.keys import Keys
 
@@ -34,6 +35,9 @@ class CFModel:
     item_index: dict[str, int]
     # Item-item neighbours in the same item order (artefacts from before they existed: None).
     neighbours: ItemNeighbours | None = None
+    # iALS weight of the blended order used without a re-ranker (embeddings.blend); None:
+    # the model predates blending or had too little data to choose one.
+    blend_cf_weight: float | None = None
 
 
 @dataclass
@@ -103,7 +107,12 @@ class ModelRegistry:
                 nbr = None
                 if (path / "neighbours").is_dir():
                     nbr = ItemNeighbours.load(path / "neighbours")
-                self._cf = CFModel(version, als, index, nbr)
+                try:
+                    blend = load_blend(path)
+                except (OSError, ValueError, KeyError):
+                    log.exception("cf model %s: unreadable blend weight, fused order kept", version)
+                    blend = None
+                self._cf = CFModel(version, als, index, nbr, blend)
                 log.info("loaded cf model %s (%d items)", version, len(index))
         return self._cf
 

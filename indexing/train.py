@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_by_weight, save_blend
 from embeddings.cf import (
     DEFAULT_RATING_SCHEME,
     ALSModel,
@@ -51,6 +52,9 @@ class CFParams:
     projection_alpha: float = 1.0
     neighbour_l2: float = 500.0  # EASE regularisation of the item neighbours
     neighbour_k: int = 200  # neighbours kept per item
+    # Weight of iALS against the neighbours in the blended order serving uses without a
+    # re-ranker (embeddings.blend); None: not chosen (too little data), the fused order stays.
+    blend_cf_weight: float | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CFParams:
@@ -152,7 +156,68 @@ def select_cf_params(
         alpha=best["alpha"],
         neighbour_l2=float(l2["l2"]),
     )
-    return chosen, trials + l2_trials
+    weight, means = select_blend_weight(positives, chosen, factors=factors, split=split)
+    blend_trials = [
+        {"params": {"blend_cf_weight": w}, "blend_ndcg@10": m}
+        for w, m in zip(CF_WEIGHT_GRID, means, strict=True)
+    ]
+    return replace(chosen, blend_cf_weight=weight), trials + l2_trials + blend_trials
+
+
+# Folds the blend weight is chosen on. With a random tune split each fold holds out 10% of
+# every user's items, not the protocol's 25%: the models then see 90% of the training data,
+# close to what they serve with, and the weight transfers (on ML-100K `ms` the 25% inner split
+# picks iALS alone, 0.4907 on test, while three 10% folds pick 0.8, 0.4963).
+BLEND_FOLDS = 3
+BLEND_HOLDOUT = 0.1
+
+
+def select_blend_weight(
+    positives: Sequence[Mapping[str, Any]],
+    params: CFParams,
+    *,
+    factors: int,
+    split: str = "temporal",
+) -> tuple[float, list[float]]:
+    """The iALS weight of the served blend, and the mean NDCG@10 per grid weight over folds."""
+    from vantage.evaluation.splits import split_indices, stratified_split_indices
+
+    users = np.array([str(r["user_id"]) for r in positives])
+    if is_random_split(split):
+        folds = [
+            stratified_split_indices(users, 1.0 - BLEND_HOLDOUT, seed=42 + f)
+            for f in range(BLEND_FOLDS)
+        ]
+    else:
+        folds = [split_indices(positives, split_protocol(split))]
+    user_ids = sorted(set(users.tolist()))
+    item_ids = sorted({str(r["item_id"]) for r in positives})
+    scores = []
+    for train_idx, test_idx in folds:
+        matrix = InteractionMatrix.from_records(
+            (positives[i] for i in train_idx),
+            item_ids=item_ids,
+            user_ids=user_ids,
+            rating_scheme=params.rating_scheme,
+        )
+        als = ALSModel(factors, params.regularization, params.alpha, params.iterations)
+        als.fit(matrix)
+        nbr = ItemNeighbours(params.neighbour_l2, params.neighbour_k).fit(matrix)
+        truth: dict[int, set[int]] = {}
+        for i in test_idx:
+            rec = positives[i]
+            truth.setdefault(matrix.user_index[str(rec["user_id"])], set()).add(
+                matrix.item_index[str(rec["item_id"])]
+            )
+        x = matrix.matrix
+        for u, items in truth.items():
+            items.difference_update(x.indices[x.indptr[u] : x.indptr[u + 1]].tolist())
+        scores.append(
+            ndcg_by_weight(als.user_factors, als.item_factors, nbr.weights, x, truth)
+        )
+    weight, means = choose_cf_weight(scores)
+    log.info("blend cf weight %.1f (inner NDCG@10 by weight %s)", weight, means)
+    return weight, means
 
 
 def train_cf(
@@ -197,10 +262,13 @@ def train_cf(
     if trials:
         metric = next(k for k in trials[0] if k != "params")
         report.metrics = {
-            f"inner_{metric}": round(max(t[metric] for t in trials), 4),
+            f"inner_{metric}": round(max(t[metric] for t in trials if metric in t), 4),
             "inner_split": tune_split,
             "trials": len(trials),
         }
+        blended = [t["blend_ndcg@10"] for t in trials if "blend_ndcg@10" in t]
+        if blended:
+            report.metrics["inner_blend_ndcg@10"] = round(max(blended), 4)
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
     _write_user_vectors(stores, matrix, als)
     stores.mark_written()
@@ -208,6 +276,8 @@ def train_cf(
     path = registry.cf_dir(version)
     als.save(path)
     neighbours.save(path / "neighbours")
+    if params.blend_cf_weight is not None:
+        save_blend(path, params.blend_cf_weight)
     if projection is not None:
         projection.save(path / "projection")
     report.total_s = round(time.perf_counter() - started, 2)

@@ -280,8 +280,8 @@ def _ranker_live(state: AppState, cfg: SurfaceConfig) -> bool:
 
 
 def _score(c: Candidate) -> float:
-    """The score that ordered the item: the ranker's, else the fused one, else its source's."""
-    for key in (ranking.SCORE, scoring.FUSED):
+    """The score that ordered the item: the ranker's, the blend's, the fused one, its source's."""
+    for key in (ranking.SCORE, ranking.BLEND, scoring.FUSED):
         if key in c.scores:
             return c.scores[key]
     return c.score

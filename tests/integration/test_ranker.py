@@ -179,3 +179,66 @@ def test_ranker_is_trained_published_used_and_degrades(
     for version in (bad, "missing-version"):
         stores.registry.publish("ranker", version, {})
         assert homepage() == plain
+
+
+def test_without_a_ranker_the_blend_orders_the_homepage(
+    settings: Settings, embedder: Any, tmp_path: Path
+) -> None:
+    home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
+    settings = settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "serving": settings.serving.model_copy(update={"cache_ttl_s": 0.0}),
+            "surfaces": {**settings.surfaces, "homepage": home},
+        }
+    )
+    stores = build_stores(settings, embedder=embedder)
+    items, records = _data()
+    import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
+    user = "space-fan-3"
+    state = build_state(settings)
+    ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
+
+    def served() -> list[str]:
+        with authed(create_app(settings), settings) as c:
+            res = c.get("/v1/recommendations", params={"user_id": user, "limit": 12})
+            assert res.status_code == 200
+            return [i["item_id"] for i in res.json()["items"]]
+
+    def expected(weight: float) -> dict[str, float]:
+        # Written out independently of the serving code: z-scores over the unseen catalogue
+        # (every unseen item is a candidate here).
+        cf = state.models.cf()
+        assert cf is not None and cf.blend_cf_weight == weight
+        user_ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
+        unseen = [it["item_id"] for it in items if it["item_id"] not in user_ctx.recent]
+        pos = [cf.item_index[i] for i in unseen]
+        cf_s = cf.als.item_factors[pos] @ user_ctx.cf_vec
+        hist = [cf.item_index[i] for i in user_ctx.recent]
+        nbr_s = np.asarray(cf.neighbours.weights[hist].sum(axis=0)).ravel()[pos]
+
+        def z(x: np.ndarray) -> np.ndarray:
+            return (x - x.mean()) / x.std() if x.std() > 1e-12 else np.zeros_like(x)
+
+        score = weight * z(cf_s) + (1 - weight) * z(nbr_s)
+        return dict(zip(unseen, score.tolist(), strict=True))
+
+    orders = {}
+    for weight in (1.0, 0.0):
+        train_cf(stores, records, params=CFParams(blend_cf_weight=weight), progress=False)
+        assert ctx.recent  # the user has a history the neighbours read
+        orders[weight] = served()
+        want = expected(weight)
+        assert set(orders[weight]) == set(want)
+        got = [want[i] for i in orders[weight]]
+        assert all(a >= b - 1e-6 for a, b in zip(got, got[1:], strict=False))  # ties: any order
+    assert orders[1.0] != orders[0.0]  # the weight matters on this data
+
+    # A model without a blend weight (too little data to choose one) keeps the fused order.
+    train_cf(stores, records, params=CFParams(), progress=False)
+    assert state.models.cf().blend_cf_weight is None
+    ctx = load_user_context(state.redis, state.keys, user, recent_n=500)  # the new cf_vec
+    fused = retrieve(
+        state, RecRequest(user_id=user, surface="homepage", limit=12), ctx
+    ).candidates
+    assert served() == [c.item_id for c in fused][:12]

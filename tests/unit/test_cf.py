@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -208,20 +207,6 @@ def test_fold_in_rejects_bad_input(model: ALSModel) -> None:
         model.fold_in([1], [-1.0])
 
 
-def test_fold_in_is_fast() -> None:
-    rng = np.random.default_rng(1)
-    m = ALSModel(64, regularization=10.0, alpha=5.0)
-    m.item_factors = rng.normal(size=(5000, 64)).astype(np.float32)
-    history = rng.choice(5000, 200, replace=False)
-    m.fold_in(history, np.ones(200))  # warm the Gramian cache
-    times = []
-    for _ in range(50):
-        start = time.perf_counter()
-        m.fold_in(history, np.ones(200))
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.005
-
-
 def test_als_save_load_roundtrip(tmp_path: Path) -> None:
     records = [rec("u1", "a", "like"), rec("u1", "b"), rec("u2", "b", "purchase"), rec("u2", "c")]
     matrix = InteractionMatrix.from_records(records)
@@ -292,21 +277,16 @@ def test_content_projection_errors() -> None:
 
 @pytest.mark.datasets
 @pytest.mark.skipif(not ML100K.is_dir(), reason="shared/datasets/ml-100k not available")
-def test_ml100k_training_time_and_fold_in() -> None:
+def test_ml100k_fold_in_reproduces_trained_users() -> None:
+    # Speed (training under 60 s, fold-in under 5 ms) is measured by bench/training.py.
     from indexing.datasets import load_dataset
 
     matrix = InteractionMatrix.from_records(load_dataset(ML100K).iter_interactions())
-    start = time.perf_counter()
     m = ALSModel(64, regularization=50.0, alpha=5.0).fit(matrix)
-    assert time.perf_counter() - start < 60
-    times, cosines = [], []
+    cosines = []
     for u in range(0, matrix.n_users, 10):
         idx, w = matrix.user_history(matrix.user_ids[u])
-        t = time.perf_counter()
-        vec = m.fold_in(idx, w)
-        times.append(time.perf_counter() - t)
-        cosines.append(cosine(vec, m.user_factors[u]))
-    assert np.median(times) < 0.005
+        cosines.append(cosine(m.fold_in(idx, w), m.user_factors[u]))
     assert min(cosines) > 0.999
 
 

@@ -1,0 +1,126 @@
+"""Blending the two collaborative views of a user's taste into one order.
+
+iALS (`cf`: user vector . item vector) and the EASE item neighbours (`nbr`: the summed weights
+from the user's history) make different mistakes, so a weighted sum of their scores, each
+standardised over the candidates being ordered, ranks held-out items better than either
+alone (ML-100K `ms` split: 0.4963 NDCG@10 at weight 0.8 vs 0.4907 iALS and 0.4834 EASE over the
+full catalogue). Serving uses the blend as the homepage order whenever no re-ranker is
+published (and as the bar a re-ranker must clear); training picks the cf weight on held-out
+folds of the training data (`choose_cf_weight`).
+
+The selection mirrors serving: candidates are the user's top `CANDIDATES_CF` items by cf score
+plus the `CANDIDATES_POPULAR` most popular ones (the homepage's personal and popular quotas),
+standardised over that set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+BLEND_FILE = "blend.json"
+CF_WEIGHT_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+CANDIDATES_CF = 100
+CANDIDATES_POPULAR = 30
+K = 10
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the finite values; NaN (unknown to the model) becomes 0."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(x)
+    out = np.zeros(len(x))
+    if ok.sum() > 1:
+        sd = x[ok].std()
+        if sd > 1e-12:
+            out[ok] = (x[ok] - x[ok].mean()) / sd
+    return out
+
+
+def blend(cf: np.ndarray, nbr: np.ndarray | None, cf_weight: float) -> np.ndarray:
+    """Blended score per candidate: cf_weight z(cf) + (1 - cf_weight) z(nbr)."""
+    out = cf_weight * zscore(cf)
+    if nbr is not None:
+        out += (1.0 - cf_weight) * zscore(nbr)
+    return out
+
+
+def _ndcg(order: np.ndarray, relevant: set[int], k: int = K) -> float:
+    gains = np.fromiter((i in relevant for i in order[:k]), dtype=np.float64)
+    ideal = (1.0 / np.log2(np.arange(2, min(k, len(relevant)) + 2))).sum()
+    return float((gains / np.log2(np.arange(2, len(gains) + 2))).sum() / ideal)
+
+
+def ndcg_by_weight(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    neighbour_weights: sp.csr_matrix,
+    train: sp.csr_matrix,
+    truth: Mapping[int, set[int]],
+    grid: Sequence[float] = CF_WEIGHT_GRID,
+) -> np.ndarray:
+    """Mean NDCG@10 over `truth`'s users of the blend at each weight of `grid`.
+
+    `train` is the user x item matrix the models were fitted on (rows align with
+    `user_factors`, columns with `item_factors` and `neighbour_weights`); its items are never
+    candidates. `truth` maps a user row to held-out item columns.
+    """
+    popular = np.argsort(-np.bincount(train.indices, minlength=train.shape[1]), kind="stable")
+    totals = np.zeros(len(grid))
+    users = [u for u, items in truth.items() if items]
+    for u in users:
+        seen = train.indices[train.indptr[u] : train.indptr[u + 1]]
+        cf_all = item_factors @ user_factors[u]
+        cf_all[seen] = -np.inf
+        n_top = min(CANDIDATES_CF, len(cf_all) - len(seen))
+        top = np.argpartition(-cf_all, n_top - 1)[:n_top] if n_top > 0 else np.empty(0, int)
+        pop = popular[~np.isin(popular, seen)][:CANDIDATES_POPULAR]
+        cands = np.unique(np.concatenate([top, pop]))
+        nbr = np.asarray(neighbour_weights[seen].sum(axis=0)).ravel()[cands]
+        cf = cf_all[cands]
+        zc, zn = zscore(cf), zscore(nbr)
+        for j, w in enumerate(grid):
+            order = cands[np.argsort(-(w * zc + (1 - w) * zn), kind="stable")]
+            totals[j] += _ndcg(order, truth[u])
+    return totals / max(len(users), 1)
+
+
+def choose_cf_weight(
+    trials: Sequence[np.ndarray], grid: Sequence[float] = CF_WEIGHT_GRID
+) -> tuple[float, list[float]]:
+    """The grid weight with the best mean NDCG@10 over folds, and those means."""
+    means = np.mean(np.vstack(trials), axis=0)
+    return float(grid[int(np.argmax(means))]), [round(float(m), 4) for m in means]
+
+
+def save_blend(model_dir: str | Path, cf_weight: float) -> None:
+    """Record the chosen weight next to the interaction model it belongs to."""
+    (Path(model_dir) / BLEND_FILE).write_text(json.dumps({"cf_weight": cf_weight}))
+
+
+def load_blend(model_dir: str | Path) -> float | None:
+    """The weight saved with a model; None for models trained before blending existed."""
+    path = Path(model_dir) / BLEND_FILE
+    if not path.is_file():
+        return None
+    weight = float(json.loads(path.read_text())["cf_weight"])
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"{path}: cf_weight {weight} is outside [0, 1]")
+    return weight
+
+
+__all__ = [
+    "CANDIDATES_CF",
+    "CANDIDATES_POPULAR",
+    "CF_WEIGHT_GRID",
+    "blend",
+    "choose_cf_weight",
+    "load_blend",
+    "ndcg_by_weight",
+    "save_blend",
+    "zscore",
+]
