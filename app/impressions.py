@@ -6,9 +6,9 @@ writes what is queued in batches, one Redis pipeline per batch:
 - `keys.impressions`: stream (MAXLEN ~), one entry per list, field `data` = JSON
   {"id", "user", "surface", "variant", "t", "cached", "degraded",
   "items": [[item_id, sources, position, explored, propensity], ...]};
-- `keys.rec_info(id)`: hash item -> JSON {sources, position, surface, variant, explored,
+- `keys.rec_info(id)`: hash item -> JSON {user, sources, position, surface, variant, explored,
   propensity}, expiring after the attribution window; the worker attributes interactions
-  that cite the list (indexing.apply);
+  that cite the list, from the user it was served to (indexing.apply);
 - `keys.surface_stats`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each item,
   and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
 
@@ -207,6 +207,7 @@ class ImpressionLogger:
             for item_id, sources, position, explored, propensity in rec["items"]:
                 info[item_id] = json.dumps(
                     {
+                        "user": rec["user"],
                         "sources": sources,
                         "position": position,
                         "surface": surface,

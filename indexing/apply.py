@@ -380,6 +380,8 @@ def _unit(vec: np.ndarray) -> np.ndarray | None:
 # again (the user changed their mind). A view or click does not: it may just be the page.
 # An attributable event (positive, citing a served list) counts one click for that list's
 # item, whatever the number of such events: the list's hash keeps a marker field per item.
+# Only the user the list was served to can click it (a shared link citing someone else's
+# list does not count).
 # KEYS: done, history, affinity, confidence, popularity, users index, negatives, served list
 #       (rec_info), surface stats, trending sets...
 # ARGV: item, ts, weight, confidence, dedup ttl (0 = no marker), history length, user,
@@ -406,6 +408,7 @@ if ARGV[11] == '1' then
   local ok, d = false, nil
   if raw then ok, d = pcall(cjson.decode, raw) end
   if ok and type(d) == 'table' and type(d.surface) == 'string' and type(d.variant) == 'string'
+     and (d.user == nil or d.user == '' or d.user == ARGV[7])
      and redis.call('HSETNX', KEYS[8], '~clicked:' .. ARGV[1], ARGV[2]) == 1 then
     local tail = '|' .. d.variant
     redis.call('HINCRBY', KEYS[9], 'click|' .. d.surface .. '|*' .. tail, 1)

@@ -192,6 +192,21 @@ class Settings(BaseSettings):
             raise ValueError(f"surface names are lower-case letters and '_': {bad}")
         if not v:
             raise ValueError("no surfaces configured")
+        # A surface that only environment variables mention and that names no sources is
+        # almost always a typo (VANTAGE_SURFACES__HOMEPGE__CACHE_TTL_S) that would otherwise
+        # create a default surface and leave the intended one unchanged.
+        try:
+            in_file = set(load_surfaces_file())
+        except ValueError:
+            in_file = set()
+        stray = sorted(
+            n for n, cfg in v.items() if n not in in_file and "sources" not in cfg.model_fields_set
+        )
+        if stray:
+            raise ValueError(
+                f"surfaces {stray} are not in the surfaces file and name no sources: a typo? "
+                f"Surfaces in the file: {sorted(in_file)}. To add a surface, give it sources."
+            )
         return v
 
     @property

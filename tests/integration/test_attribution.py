@@ -136,6 +136,7 @@ def test_logged_list_writes_stream_served_items_and_stats(stores: Any) -> None:
     ]
     info = {f.decode(): json.loads(v) for f, v in stores.redis.hgetall(k.rec_info(REC)).items()}
     assert info["b"] == {
+        "user": "u",
         "sources": ["cf"],
         "position": 2,
         "surface": "homepage",
@@ -181,6 +182,7 @@ def test_only_positive_events_on_served_items_are_attributed(stores: Any) -> Non
         _click("b", rec=None),  # no recommendation cited
         _click("b", rec="unknown"),  # a list never logged (or expired)
         _click("zzz"),  # not in the cited list
+        Interaction(user_id="other", item_id="b", type="click", recommendation_id=REC),
     ]
     applied = apply_interactions(stores, [(f"{n}-0", e) for n, e in enumerate(events, 1)])
     assert applied == len(events)

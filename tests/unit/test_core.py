@@ -164,6 +164,19 @@ def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings(redis={"key_prefix": "a b"})
 
 
+def test_surface_overrides_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VANTAGE_SURFACES__HOMEPAGE__CACHE_TTL_S", "5")
+    assert Settings().surfaces["homepage"].cache_ttl_s == 5
+    # A misspelt surface would silently become a new default surface: it is refused instead.
+    monkeypatch.setenv("VANTAGE_SURFACES__HOMEPGE__CACHE_TTL_S", "5")
+    with pytest.raises(ValidationError, match=r"\['homepge'\].*a typo"):
+        Settings()
+    # A new surface is fine once it names its sources.
+    monkeypatch.delenv("VANTAGE_SURFACES__HOMEPGE__CACHE_TTL_S")
+    monkeypatch.setenv("VANTAGE_SURFACES__SHELF__SOURCES", '[{"name": "popular"}]')
+    assert [s.name for s in Settings().surfaces["shelf"].sources] == ["popular"]
+
+
 def test_precision_setting_is_validated() -> None:
     import pytest
 
