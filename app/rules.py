@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -388,14 +388,23 @@ def score_deltas(rules: Sequence[Rule], items: Sequence[tuple[str, str | None]])
     ]
 
 
-def pin_positions(rules: Sequence[Rule]) -> dict[str, int]:
-    """item_id -> 0-based position of the pins among `rules`.
+def pin_positions(rules: Sequence[Rule], allowed: Container[str] | None = None) -> dict[str, int]:
+    """item_id -> 0-based position of the pins among `rules` (of items in `allowed`, if given).
 
     A position or an item claimed by several pins goes to the most recently updated rule
-    (ties: the smaller rule id); the other pins are dropped, not moved elsewhere.
+    (ties: the smaller rule id); the other pins are dropped, not moved elsewhere. Pins of
+    items outside `allowed` (unsafe for this user, deleted) claim nothing, so an older pin of
+    an allowed item at the same position still shows.
     """
     pins = sorted(
-        (r for r in rules if r.action == "pin" and r.item_id and r.position),
+        (
+            r
+            for r in rules
+            if r.action == "pin"
+            and r.item_id
+            and r.position
+            and (allowed is None or r.item_id in allowed)
+        ),
         key=lambda r: (-r.updated_at, r.rule_id),
     )
     out: dict[str, int] = {}

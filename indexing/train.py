@@ -212,9 +212,7 @@ def select_blend_weight(
         x = matrix.matrix
         for u, items in truth.items():
             items.difference_update(x.indices[x.indptr[u] : x.indptr[u + 1]].tolist())
-        scores.append(
-            ndcg_by_weight(als.user_factors, als.item_factors, nbr.weights, x, truth)
-        )
+        scores.append(ndcg_by_weight(als.user_factors, als.item_factors, nbr.weights, x, truth))
     weight, means = choose_cf_weight(scores)
     log.info("blend cf weight %.1f (inner NDCG@10 by weight %s)", weight, means)
     return weight, means

@@ -45,9 +45,7 @@ def rank(
     try:
         model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
         if model is not None:
-            x = build_features(
-                state.redis, state.keys, state.items, ctx, out, cf=state.models.cf()
-            )
+            x = build_features(state.redis, state.keys, state.items, ctx, out, cf=state.models.cf())
             scores = score(model, x)
             if len(scores) != len(out) or not np.all(np.isfinite(scores)):
                 raise ValueError("ranker returned unusable scores")

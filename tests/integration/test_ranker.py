@@ -238,7 +238,5 @@ def test_without_a_ranker_the_blend_orders_the_homepage(
     train_cf(stores, records, params=CFParams(), progress=False)
     assert state.models.cf().blend_cf_weight is None
     ctx = load_user_context(state.redis, state.keys, user, recent_n=500)  # the new cf_vec
-    fused = retrieve(
-        state, RecRequest(user_id=user, surface="homepage", limit=12), ctx
-    ).candidates
+    fused = retrieve(state, RecRequest(user_id=user, surface="homepage", limit=12), ctx).candidates
     assert served() == [c.item_id for c in fused][:12]

@@ -218,6 +218,8 @@ def test_pin_collisions_go_to_the_most_recently_updated_rule() -> None:
     # on equal times the smaller rule id wins.
     assert pin_positions(rules) == {"b": 0, "c": 1, "d": 4}
     assert pin_positions([]) == {}
+    # When b may not be shown to this user, its pins claim nothing: a gets position 1 back.
+    assert pin_positions(rules, allowed={"a", "c", "d", "e"}) == {"a": 0, "c": 1, "d": 4}
 
 
 def test_place_pins_holds_positions_clamps_and_truncates() -> None:

@@ -146,7 +146,7 @@ def run(
 def _pin(
     final: list[Candidate], rules: Sequence[Rule], inp: PolicyInputs, limit: int
 ) -> list[Candidate]:
-    pins = {i: p for i, p in business.pin_positions(rules).items() if i in inp.pinned}
+    pins = business.pin_positions(rules, allowed=inp.pinned)
     if not pins:
         return final[:limit]
     by_id = {c.item_id: c for c in final}
