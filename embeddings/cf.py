@@ -528,7 +528,7 @@ def spd_inverse(a: np.ndarray) -> np.ndarray:
 
 
 class ItemNeighbours:
-    """Item-item weights (EASE, Steck 2019) pruned to each item's top-k neighbours.
+    """Item-item weights (EASE, Steck 2019) pruned to each item's top-k neighbours (by |weight|).
 
     ``weights[i, j]`` is how much having interacted with item ``i`` speaks for item ``j``;
     a user's score for ``j`` is the sum over their history. Only the ``k`` largest weights
@@ -536,7 +536,7 @@ class ItemNeighbours:
     row-sum over the user's history (no model state per user: new events count at once).
     """
 
-    def __init__(self, l2: float = 500.0, k: int = 200):
+    def __init__(self, l2: float = 500.0, k: int = 500):
         if l2 <= 0 or k < 1:
             raise ValueError("l2 must be positive and k at least 1")
         self.l2 = l2
@@ -570,11 +570,13 @@ class ItemNeighbours:
         keep = min(self.k, len(active))
         blocks = []
         for lo in range(0, len(active), 1024):
-            # Column j scores item j: keep its k strongest sources (in column blocks, so the
-            # index array of argpartition stays small).
+            # Column j scores item j: keep its k strongest sources by magnitude (in column
+            # blocks, so the index array of argpartition stays small). Negative weights count:
+            # "watched X, so probably not Y" is half of what EASE learns (keeping only the
+            # largest positive weights cost 4% NDCG@10 on ml-latest-small's inner split).
             block = b[:, lo : lo + 1024].astype(np.float32)
             if keep < len(active):
-                cut = np.argpartition(-block, keep - 1, axis=0)[keep:]
+                cut = np.argpartition(-np.abs(block), keep - 1, axis=0)[keep:]
                 np.put_along_axis(block, cut, 0.0, axis=0)
             blocks.append(sp.csc_matrix(block))
         del b

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def test_without_a_ranker_the_blend_orders_the_homepage(
         want = expected(weight)
         assert set(orders[weight]) == set(want)
         got = [want[i] for i in orders[weight]]
-        assert all(a >= b - 1e-6 for a, b in zip(got, got[1:], strict=False))  # ties: any order
+        assert all(a >= b - 1e-6 for a, b in itertools.pairwise(got))  # ties: any order
     assert orders[1.0] != orders[0.0]  # the weight matters on this data
 
     # A model without a blend weight (too little data to choose one) keeps the fused order.

@@ -123,3 +123,14 @@ def test_select_blend_weight_on_held_out_folds(split: str) -> None:
     # Both views find the user's own cluster (18 unseen items of 48): well above a random
     # order (about 0.12), as high as ordering inside the cluster allows.
     assert max(means) > 0.2
+
+
+def test_ranker_gate_needs_a_credible_lead() -> None:
+    from vantage.ranker_train import RankerParams, paired_t
+
+    gate = RankerParams().gate_min_t
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.1, 120)
+    assert paired_t(noise - noise.mean() + 0.004) < gate  # a 0.004 lead among noise: refused
+    assert paired_t(noise - noise.mean() + 0.05) > gate  # a clear lead: published
+    assert paired_t([0.1]) == 0.0 and paired_t([0.0, 0.0]) == 0.0

@@ -315,10 +315,23 @@ def test_neighbours_equal_ease_when_nothing_is_pruned() -> None:
     assert nb.scores([], [1, 2]).tolist() == [0.0, 0.0]
 
 
+def test_neighbours_prune_by_magnitude_keeping_negative_weights() -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.random((60, 15)) < 0.3).astype(np.float64)
+    full = _ease_dense(x, 2.0)
+    got = ItemNeighbours(l2=2.0, k=4).fit(sp.csr_matrix(x)).weights.toarray()
+    for j in range(15):
+        kept = np.flatnonzero(got[:, j])
+        strongest = np.argsort(-np.abs(full[:, j]))[:4]
+        assert set(kept) == set(strongest)
+        assert np.allclose(got[kept, j], full[kept, j], atol=1e-5)
+    assert (got < 0).any()  # "watched X, so probably not Y" survives the pruning
+
+
 def test_neighbours_keep_top_k_per_item_and_recommend_own_cluster(
     clusters: sp.csr_matrix,
 ) -> None:
-    nb = ItemNeighbours(l2=1.0, k=5).fit(clusters)
+    nb = ItemNeighbours(l2=10.0, k=5).fit(clusters)
     w = nb.weights.toarray()
     assert ((w != 0).sum(axis=0) <= 5).all()
     for u in range(N_USERS):
