@@ -29,16 +29,20 @@ CANDIDATES_POPULAR = 30
 K = 10
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
-    """(x - mean) / std over the finite values; NaN (unknown to the model) becomes 0."""
+def standardise(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the finite values; NaN stays NaN, a constant column becomes 0."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
-    out = np.zeros(len(x))
-    if ok.sum() > 1:
-        sd = x[ok].std()
-        if sd > 1e-12:
-            out[ok] = (x[ok] - x[ok].mean()) / sd
+    out = np.full(len(x), np.nan)
+    if ok.any():
+        mu, sd = x[ok].mean(), x[ok].std()
+        out[ok] = (x[ok] - mu) / sd if sd > 1e-12 else 0.0
     return out
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """`standardise`, with NaN (unknown to the model) as 0: the average candidate."""
+    return np.nan_to_num(standardise(x), nan=0.0)
 
 
 def blend(cf: np.ndarray, nbr: np.ndarray | None, cf_weight: float) -> np.ndarray:
@@ -122,5 +126,6 @@ __all__ = [
     "load_blend",
     "ndcg_by_weight",
     "save_blend",
+    "standardise",
     "zscore",
 ]

@@ -24,6 +24,7 @@ import redis
 
 from app.pipeline.context import UserContext
 from app.pipeline.retrieval import Candidate
+from embeddings.blend import standardise
 from indexing.keys import Keys
 from indexing.registry import CFModel
 from indexing.store import ItemStore
@@ -78,14 +79,8 @@ def _rank_desc(x: np.ndarray) -> np.ndarray:
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    """(x - mean) / std over the finite values; NaN stays NaN, a constant column becomes 0."""
-    x = np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(x)
-    out = np.full(len(x), np.nan)
-    if ok.any():
-        mu, sd = x[ok].mean(), x[ok].std()
-        out[ok] = (x[ok] - mu) / sd if sd > 1e-12 else 0.0
-    return out.astype(np.float32)
+    """Standardised over the candidates (NaN stays NaN: XGBoost learns where unknowns go)."""
+    return standardise(x).astype(np.float32)
 
 
 def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> np.ndarray:

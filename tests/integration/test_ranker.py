@@ -51,6 +51,26 @@ def _data() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return items, records
 
 
+def _ordering_stack(
+    settings: Settings, embedder: Any, tmp_path: Path
+) -> tuple[Settings, Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The two-topic data imported, result cache off and the homepage's policy rules 3-8 off,
+    so responses show the ranking stage's order (MMR, exploration and caps would reorder it;
+    they have their own tests)."""
+    home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
+    settings = settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "serving": settings.serving.model_copy(update={"cache_ttl_s": 0.0}),
+            "surfaces": {**settings.surfaces, "homepage": home},
+        }
+    )
+    stores = build_stores(settings, embedder=embedder)
+    items, records = _data()
+    import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
+    return settings, stores, items, records
+
+
 def test_time_split_has_no_leakage() -> None:
     _, records = _data()
     split = split_by_time(records, label_share=0.2, min_interactions=5)
@@ -110,19 +130,7 @@ def test_ranker_with_random_tune_split_learns_and_gates_on_random_items(
 def test_ranker_is_trained_published_used_and_degrades(
     settings: Settings, embedder: Any, tmp_path: Path
 ) -> None:
-    # The ranker's order as served: policy rules 3-8 off (MMR, exploration and caps would
-    # reorder it; they have their own tests).
-    home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
-    settings = settings.model_copy(
-        update={
-            "data_dir": tmp_path,
-            "serving": settings.serving.model_copy(update={"cache_ttl_s": 0.0}),
-            "surfaces": {**settings.surfaces, "homepage": home},
-        }
-    )
-    stores = build_stores(settings, embedder=embedder)
-    items, records = _data()
-    import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
+    settings, stores, _, records = _ordering_stack(settings, embedder, tmp_path)
     train_cf(stores, records, progress=False)
     # check_leakage makes training fail if any user's feature state reads the label period.
     report = train_ranker(
@@ -185,17 +193,7 @@ def test_ranker_is_trained_published_used_and_degrades(
 def test_without_a_ranker_the_blend_orders_the_homepage(
     settings: Settings, embedder: Any, tmp_path: Path
 ) -> None:
-    home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
-    settings = settings.model_copy(
-        update={
-            "data_dir": tmp_path,
-            "serving": settings.serving.model_copy(update={"cache_ttl_s": 0.0}),
-            "surfaces": {**settings.surfaces, "homepage": home},
-        }
-    )
-    stores = build_stores(settings, embedder=embedder)
-    items, records = _data()
-    import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
+    settings, stores, items, records = _ordering_stack(settings, embedder, tmp_path)
     user = "space-fan-3"
     state = build_state(settings)
     ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
