@@ -175,7 +175,7 @@ class EASE(ScoringRecommender):
         self.train = _binary(train)
         self.active = _active_items(self.train)
         x = self.train[:, self.active]
-        gram = (x.T @ x).toarray().astype(np.float64)
+        gram = (x.T @ x).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.l2
         p = spd_inverse(gram)
         b = p / -np.diag(p)
