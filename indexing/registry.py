@@ -81,6 +81,33 @@ class ModelRegistry:
         pipe.hset(self.keys.model_versions(kind), version, json.dumps(info))
         pipe.execute()
 
+    def withdraw(self, kind: str, reason: str) -> str | None:
+        """Stop serving the current `kind` (its artefact and metadata stay); the version withdrawn.
+
+        Every process sees no current version at its next read, as if none had been published.
+        """
+        while True:
+            version = self.current(kind)
+            if version is None:
+                return None
+            raw = self.r.hget(self.keys.model_versions(kind), version)
+            info = json.loads(raw) if raw else {}
+            info.update(published=False, withdrawn=reason)
+            pipe = self.r.pipeline(transaction=True)
+            # Only if nobody published meanwhile: a newer version stays current.
+            pipe.watch(self.keys.model(kind))
+            if pipe.get(self.keys.model(kind)) != version.encode():
+                pipe.reset()
+                continue
+            pipe.multi()
+            pipe.delete(self.keys.model(kind))
+            pipe.hset(self.keys.model_versions(kind), version, json.dumps(info))
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                continue
+            return version
+
     def current(self, kind: str) -> str | None:
         v = self.r.get(self.keys.model(kind))
         return v.decode() if v else None

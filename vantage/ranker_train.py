@@ -93,6 +93,7 @@ class RankerReport:
     stage_s: dict[str, float] = field(default_factory=dict)  # where the time went
     params: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    withdrawn: str | None = None  # the previously published ranker this refusal retired
     namespace: str = ""  # the temporary namespace (dropped when training ends)
 
     def as_dict(self) -> dict[str, Any]:
@@ -303,7 +304,8 @@ def train_ranker(
     `cf_params` are the live interaction model's hyper-parameters (reused for the
     feature-period model; without them they are selected again on the feature period).
     Without `publish_if_worse`, a ranker that does not beat the fallback order on held-out
-    users is saved but not published (serving keeps the previous behaviour).
+    users is saved but not published, and a previously published ranker is withdrawn (the
+    blend then orders the surfaces).
     """
     from app.pipeline.features import FEATURE_NAMES
     from indexing.connect import build_stores
@@ -485,6 +487,12 @@ def train_ranker(
             else ""
         )
         log.warning("ranker %s saved, not published: %s", version, info)
+        # The gate just measured, on today's data, that a ranker trained this way does not
+        # beat the order without one: an older ranker has no better claim, so it retires too.
+        retired = registry.withdraw("ranker", f"refused successor {version}")
+        if retired is not None:
+            report.withdrawn = retired
+            log.warning("ranker %s withdrawn: the blend orders the surfaces now", retired)
     return report
 
 

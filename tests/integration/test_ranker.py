@@ -112,11 +112,13 @@ def test_ranker_with_random_tune_split_learns_and_gates_on_random_items(
     items, records = _data()
     import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
     cf = train_cf(stores, records, tune_split="random", progress=False)
+    stores.registry.publish("ranker", "earlier", {"published": True})
     report = train_ranker(
         settings,
         stores,
         records,
-        params=RankerParams(n_estimators=20, max_depth=3),
+        # A gate no ranker passes: this one is refused.
+        params=RankerParams(n_estimators=20, max_depth=3, gate_min_t=float("inf")),
         tune_split="random",
         cf_params=CFParams.from_dict(cf.params),
         progress=False,
@@ -125,6 +127,13 @@ def test_ranker_with_random_tune_split_learns_and_gates_on_random_items(
     assert report.params["label_split"] == "random" and report.params["label_share"] == 0.25
     assert report.params["random_holdout_share"] == 0.0  # the labels already are random items
     assert report.groups >= 4 and report.version is not None
+    # Refused, and the earlier ranker retires with it: the blend serves, nothing is deleted.
+    assert not report.published and report.withdrawn == "earlier"
+    assert stores.registry.current("ranker") is None
+    versions = stores.registry.versions("ranker")
+    assert versions["earlier"]["withdrawn"] == f"refused successor {report.version}"
+    assert versions["earlier"]["published"] is False
+    assert stores.registry.withdraw("ranker", "again") is None  # nothing left to withdraw
 
 
 def test_ranker_is_trained_published_used_and_degrades(
