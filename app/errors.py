@@ -2,6 +2,7 @@
 
     VantageError (500)            base; `code` is a stable machine-readable string
     ├── NotFound (404)            the named item or user does not exist
+    ├── Conflict (409)            an Idempotency-Key reused for a different request
     ├── InvalidRequest (422)      input is well-formed JSON but makes no sense together
     └── DependencyUnavailable (503, Retry-After)
                                   Redis or Milvus did not answer; the request may be retried
@@ -36,6 +37,11 @@ class VantageError(Exception):
 class NotFound(VantageError):
     status_code = 404
     code = "not_found"
+
+
+class Conflict(VantageError):
+    status_code = 409
+    code = "conflict"
 
 
 class InvalidRequest(VantageError):

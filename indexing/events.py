@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -86,6 +87,67 @@ def publish(
     for kind, data in events:
         pipe.xadd(keys.events, encode(kind, data))
     return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
+
+
+# Append a batch unless its idempotency key was seen: one atomic script, so a retry either
+# finds the first attempt's ids or the first attempt stored nothing.
+# KEYS: idempotency key, stream. ARGV: ttl seconds, fingerprint, then type, data, t per event.
+_PUBLISH_ONCE = """
+local got = redis.call('GET', KEYS[1])
+if got then return {0, got} end
+local ids = {}
+for i = 3, #ARGV, 3 do
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'type', ARGV[i], 'data', ARGV[i + 1],
+                             't', ARGV[i + 2])
+end
+local stored = ARGV[2] .. '|' .. table.concat(ids, ',')
+redis.call('SET', KEYS[1], stored, 'EX', ARGV[1])
+return {1, stored}
+"""
+
+
+@dataclass(frozen=True)
+class Published:
+    """The stream ids of a batch; `replayed` when an earlier request with its key stored them."""
+
+    ids: list[str]
+    replayed: bool = False
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key reused for a different request."""
+
+
+def publish_once(
+    client: redis.Redis,
+    keys: Keys,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    key: str,
+    fingerprint: str,
+    ttl_s: int,
+) -> Published:
+    """Append events once per `key` within `ttl_s`: a repeat returns the first attempt's ids.
+
+    `fingerprint` identifies the request's content; a repeat with another fingerprint raises
+    IdempotencyConflict (the key was reused for a different request, nothing is stored).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    args: list[Any] = [ttl_s, fingerprint]
+    for kind, data in events:
+        f = encode(kind, data)
+        args += [f["type"], f["data"], f["t"]]
+    created, stored = client.eval(  # type: ignore[misc]
+        _PUBLISH_ONCE, 2, keys.idempotency(digest), keys.events, *args
+    )
+    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    first, _, ids = text.partition("|")
+    if first != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used for a different request; "
+            "use a new key for new events"
+        )
+    return Published(ids.split(",") if ids else [], replayed=not created)
 
 
 def item_event(item: Item) -> tuple[str, dict[str, Any]]:

@@ -151,6 +151,10 @@ class Keys:
         """Counter bumped on every rule change (part of result-cache keys)."""
         return f"{self.prefix}:rules:ver"
 
+    def idempotency(self, key_digest: str) -> str:
+        """String 'fingerprint|event ids' of a write sent with an Idempotency-Key (expires)."""
+        return f"{self.prefix}:idem:{key_digest}"
+
     def negatives(self, user_id: str) -> str:
         """Sorted set item -> time of the user's last dislike or skip of it (never served)."""
         return f"{self.prefix}:neg:{user_id}"

@@ -106,6 +106,9 @@ class ServingSettings(BaseModel):
     snapshot_refresh_s: float = Field(10.0, gt=0)
     stale_ttl_s: float = Field(3600.0, ge=0, description="last good list per request, for outages")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    # POST /v1/interactions with an Idempotency-Key header: a retry within this window gets
+    # the first attempt's event ids instead of logging the events twice.
+    idempotency_ttl_s: int = Field(24 * 3600, ge=60, le=30 * 86_400)
     # Impressions: each served list is kept this long so interactions citing its
     # recommendation_id are attributed (memory ~ requests/s x window x ~3 KB per list).
     attribution_window_s: int = Field(3600, ge=60, le=30 * 86_400)

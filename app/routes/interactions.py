@@ -1,25 +1,55 @@
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Header, Response
 
 from app.auth import require
 from app.deps import StateDep
 from app.errors import InvalidRequest
 from app.schemas import MAX_BATCH, Accepted, InteractionsIn
-from app.services.queue import enqueue
+from app.services.queue import enqueue, enqueue_once
 from indexing import events as ev
 
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("events"))])
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="any unique string (a UUID): a retry with the same key and body within "
+        "the idempotency window is answered with the first attempt's event ids and logs "
+        "nothing again",
+    ),
+]
+
 
 @router.post("/interactions", status_code=202, response_model=Accepted)
-def post_interactions(body: Annotated[InteractionsIn, Body()], state: StateDep) -> Accepted:
+def post_interactions(
+    body: Annotated[InteractionsIn, Body()],
+    state: StateDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
     """Log one interaction or a list of up to 1,000; 202 means stored and never lost."""
     batch = body if isinstance(body, list) else [body]
     if not batch:
         raise InvalidRequest("send one interaction object or a non-empty list of them")
     if len(batch) > MAX_BATCH:
         raise InvalidRequest(f"at most {MAX_BATCH} interactions per request, got {len(batch)}")
-    return Accepted(event_ids=enqueue(state, [ev.interaction_event(i) for i in batch]))
+    events = [ev.interaction_event(i) for i in batch]
+    if idempotency_key is None:
+        return Accepted(event_ids=enqueue(state, events))
+    # The request as sent (before the server fills in missing timestamps) identifies it.
+    sent = json.dumps([i.model_dump(mode="json") for i in batch], sort_keys=True)
+    done = enqueue_once(
+        state, events, key=idempotency_key, fingerprint=hashlib.sha256(sent.encode()).hexdigest()
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return Accepted(event_ids=done.ids)

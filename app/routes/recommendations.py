@@ -31,7 +31,10 @@ def get_recommendations(
     item_id: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, le=100, description="items to return")] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=1000, description="items to return (default 20, at most serving.max_limit)"),
+    ] = None,
     category: Annotated[
         str | None,
         Query(
@@ -58,6 +61,9 @@ def get_recommendations(
         raise InvalidRequest(
             f"unknown surface {surface!r}; valid surfaces: {', '.join(sorted(surfaces))}"
         )
+    max_limit = state.settings.serving.max_limit
+    if limit is not None and limit > max_limit:
+        raise InvalidRequest(f"limit must be at most {max_limit} (got {limit})")
     if surfaces[surface].needs_item and not item_id:
         raise InvalidRequest(f"item_id is required for surface={surface}")
     req = RecRequest(

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from app.errors import DependencyUnavailable
+from app.errors import Conflict, DependencyUnavailable
 from app.state import AppState
 from indexing import events as ev
 
@@ -16,6 +16,31 @@ def enqueue(state: AppState, events: Sequence[tuple[str, dict[str, Any]]]) -> li
     """Append events; an event is accepted only once Redis has stored it."""
     try:
         return ev.publish(state.redis, state.keys, events)
+    except redis.RedisError as e:
+        raise DependencyUnavailable(
+            f"the event queue is unavailable ({type(e).__name__}); nothing was stored, retry later"
+        ) from e
+
+
+def enqueue_once(
+    state: AppState,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    key: str,
+    fingerprint: str,
+) -> ev.Published:
+    """Append events unless a request with the same Idempotency-Key already did (then its ids)."""
+    try:
+        return ev.publish_once(
+            state.redis,
+            state.keys,
+            events,
+            key=key,
+            fingerprint=fingerprint,
+            ttl_s=state.settings.serving.idempotency_ttl_s,
+        )
+    except ev.IdempotencyConflict as e:
+        raise Conflict(str(e)) from e
     except redis.RedisError as e:
         raise DependencyUnavailable(
             f"the event queue is unavailable ({type(e).__name__}); nothing was stored, retry later"

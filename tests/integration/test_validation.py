@@ -124,3 +124,33 @@ def test_writes_answer_503_when_redis_is_down(servers: dict[str, str]) -> None:
         assert "nothing was stored" in r.json()["error"]["message"]
         assert c.get("/readyz").status_code == 503
         assert c.get("/healthz").status_code == 200
+
+
+def test_idempotency_key_makes_a_retry_log_nothing(
+    client: TestClient, stores: Any, worker: Any
+) -> None:
+    batch = [
+        {"user_id": "retry-u", "item_id": "i1", "type": "view"},
+        {"user_id": "retry-u", "item_id": "i2", "type": "like"},
+    ]
+    key = {"Idempotency-Key": "5f0c7a1e-retry-1"}
+    before = stores.redis.xlen(stores.keys.events)
+    first = client.post("/v1/interactions", json=batch, headers=key)
+    assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
+    # The client lost the answer and retries (timestamps left to the server both times).
+    again = client.post("/v1/interactions", json=batch, headers=key)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["event_ids"] == first.json()["event_ids"]
+    assert stores.redis.xlen(stores.keys.events) == before + 2
+    # The same key for different events is refused and stores nothing.
+    msg = error(client.post("/v1/interactions", json=batch[:1], headers=key), 409)
+    assert "Idempotency-Key" in msg and "new key" in msg
+    assert stores.redis.xlen(stores.keys.events) == before + 2
+    # A malformed key says what a key may be; a new key logs again.
+    assert "Idempotency-Key" in error(
+        client.post("/v1/interactions", json=batch, headers={"Idempotency-Key": "has space"})
+    )
+    other = client.post("/v1/interactions", json=batch, headers={"Idempotency-Key": "retry-2"})
+    assert other.status_code == 202 and other.json()["event_ids"] != first.json()["event_ids"]
+    worker.drain()
+    assert stores.redis.zcard(stores.keys.history("retry-u")) == 2
