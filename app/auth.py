@@ -4,9 +4,9 @@ A key reads `vtg_<id>_<secret>`. Redis keeps, per id, the SHA-256 of the secret 
 secret), its scopes, name and limits; the secret is shown once, at creation. Scopes:
 
     recommend   GET /v1/recommendations
-    events      POST /v1/interactions, PUT/GET /v1/users/...
+    events      POST /v1/interactions, PUT /v1/users/...
     catalog     PUT/POST/DELETE/GET /v1/items/...
-    admin       /v1/admin/..., /metrics; and everything above
+    admin       /v1/admin/..., /metrics, GET /v1/users/... (personal data); and all above
 
 Rate limits are token buckets in Redis (one Lua call per request): `rate` requests per second
 sustained, `burst` at once; over the limit -> 429 with Retry-After. Verified keys are cached

@@ -25,8 +25,10 @@ def put_user(state: AppState, *, user: User) -> list[str]:
 def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:
     pipe = state.redis.pipeline(transaction=False)
     pipe.hmget(state.keys.user(user_id), "profile", "cvec")
-    pipe.zrevrange(state.keys.history(user_id), 0, recent - 1, withscores=True)
-    (profile, cvec), hist = pipe.execute()
+    if recent > 0:
+        pipe.zrevrange(state.keys.history(user_id), 0, recent - 1, withscores=True)
+    (profile, cvec), *rest = pipe.execute()
+    hist = rest[0] if rest else []
     if profile is None and not hist:
         raise NotFound(f"user {user_id!r} has no profile and no interactions")
     return UserOut(

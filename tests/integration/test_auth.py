@@ -57,6 +57,9 @@ def test_every_endpoint_enforces_its_scope(settings: Settings) -> None:
     assert open_ == {"/healthz", "/readyz"}
     assert {s for *_, s in protected} == set(SCOPES)
     assert ("GET", "/metrics", "admin") in protected
+    # Apps write profiles with the key they log events with; reading personal data is admin.
+    assert ("PUT", "/v1/users/{user_id}", "events") in protected
+    assert ("GET", "/v1/users/{user_id}", "admin") in protected
     keys = {s: admin_token(settings, (s,)) for s in SCOPES}
     with TestClient(app) as c:
         for method, path, scope in protected:
