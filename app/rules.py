@@ -155,8 +155,9 @@ class RuleOut(Rule):
 
 class RuleList(BaseModel):
     items: list[RuleOut] = Field(description="by rule id; expired ones included, flagged")
-    total: int
+    total: int = Field(description="rules matching, over all pages")
     version: int = Field(description="bumped on every change of any rule")
+    next_after: str | None = Field(None, description="pass as ?after= for the next page")
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,12 @@ def refresh_models(state: StateDep, response: Response) -> JobOut:
 
 
 @router.get("/models")
-def list_models(state: StateDep) -> dict[str, Any]:
-    """Current and past versions of each model kind, with their training metrics."""
-    return admin.models(state)
+def list_models(
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="versions per kind")] = 20,
+) -> dict[str, Any]:
+    """The current version and the newest `limit` versions of each model kind, with metrics."""
+    return admin.models(state, limit)
 
 
 @router.get("/jobs", response_model=JobList)

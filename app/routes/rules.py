@@ -46,9 +46,16 @@ def list_rules(
         str | None,
         Query(pattern=r"^[a-z_]{1,32}$", description="only rules that apply on this surface"),
     ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rules per page")] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            pattern=RULE_ID_PATTERN, description="the previous page's next_after: the page after it"
+        ),
+    ] = None,
 ) -> RuleList:
-    """Every rule by id, expired ones included (flagged `expired`) until they are pruned."""
-    return rules.list_rules(state, surface)
+    """Rules by id, a page at a time; expired ones included (flagged `expired`) until pruned."""
+    return rules.list_rules(state, surface, limit=limit, after=after)
 
 
 @router.get("/{rule_id}", response_model=RuleOut)

@@ -124,14 +124,16 @@ def get_job(state: AppState, job_id: str) -> dict[str, Any]:
     return job
 
 
-def models(state: AppState) -> dict[str, Any]:
+def models(state: AppState, limit: int = 20) -> dict[str, Any]:
+    """Per model kind: the current version, the newest `limit` versions and how many exist."""
     out: dict[str, Any] = {}
     for kind in MODEL_KINDS:
         versions = state.models.versions(kind)
         out[kind] = {
             "current": state.models.current(kind),
+            "total": len(versions),
             "versions": [
-                {"version": v, **info} for v, info in sorted(versions.items(), reverse=True)
+                {"version": v, **info} for v, info in sorted(versions.items(), reverse=True)[:limit]
             ],
         }
     return out

@@ -33,14 +33,33 @@ def put_rule(state: AppState, rule_id: str, body: RuleIn) -> tuple[RuleOut, bool
     return _out(rule, time.time()), created
 
 
-def list_rules(state: AppState, surface: str | None = None) -> RuleList:
-    """Every stored rule (expired ones flagged), or those that apply on `surface`."""
+def list_rules(
+    state: AppState,
+    surface: str | None = None,
+    *,
+    limit: int = 100,
+    after: str | None = None,
+) -> RuleList:
+    """A page of stored rules by id (expired ones flagged), or of those that apply on `surface`.
+
+    `after` is the previous page's `next_after`; `total` counts every match, all pages.
+    """
     if surface is not None:
         check_surfaces(state, "surface", [surface])
     version, rules = state.rules.list()
     now = time.time()
-    items = [_out(r, now) for r in rules if surface is None or r.applies_on(surface)]
-    return RuleList(items=items, total=len(items), version=version)
+    matching = sorted(
+        (r for r in rules if surface is None or r.applies_on(surface)), key=lambda r: r.rule_id
+    )
+    page = [r for r in matching if after is None or r.rule_id > after][: limit + 1]
+    more = len(page) > limit
+    items = [_out(r, now) for r in page[:limit]]
+    return RuleList(
+        items=items,
+        total=len(matching),
+        version=version,
+        next_after=items[-1].rule_id if more else None,
+    )
 
 
 def get_rule(state: AppState, rule_id: str) -> RuleOut:

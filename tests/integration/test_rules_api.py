@@ -25,7 +25,8 @@ def _error(res: Any, status: int = 422) -> str:
 
 
 def test_rules_are_created_replaced_listed_and_deleted(client: TestClient) -> None:
-    assert client.get("/v1/admin/rules").json() == {"items": [], "total": 0, "version": 0}
+    empty = {"items": [], "total": 0, "version": 0, "next_after": None}
+    assert client.get("/v1/admin/rules").json() == empty
 
     res = client.put("/v1/admin/rules/news-up", json=BOOST)
     assert res.status_code == 201, res.text
@@ -44,7 +45,13 @@ def test_rules_are_created_replaced_listed_and_deleted(client: TestClient) -> No
     assert client.put("/v1/admin/rules/launch:pin.1", json=PIN).status_code == 201
     listed = client.get("/v1/admin/rules").json()
     assert [r["rule_id"] for r in listed["items"]] == ["launch:pin.1", "news-up"]
-    assert listed["total"] == 2 and listed["version"] == 4
+    assert listed["total"] == 2 and listed["version"] == 4 and listed["next_after"] is None
+    # A page at a time: next_after leads to the rest.
+    first = client.get("/v1/admin/rules", params={"limit": 1}).json()
+    assert [r["rule_id"] for r in first["items"]] == ["launch:pin.1"] and first["total"] == 2
+    rest = client.get("/v1/admin/rules", params={"limit": 1, "after": first["next_after"]}).json()
+    assert [r["rule_id"] for r in rest["items"]] == ["news-up"] and rest["next_after"] is None
+    assert "limit" in _error(client.get("/v1/admin/rules", params={"limit": 0}))
     pin = client.get("/v1/admin/rules/launch:pin.1").json()
     assert pin["position"] == 2 and pin["weight"] is None and pin["surfaces"] == ["homepage"]
     # The surface filter keeps the rules that apply there (empty surfaces: everywhere).

@@ -161,7 +161,8 @@ def test_model_refresh_job_retrains_in_a_worker_and_serving_sees_it(
     assert done["result"]["users"] == 30 and done["progress"] == 1.0
     models = client.get("/v1/admin/models").json()
     assert models["cf"]["current"] == version
-    assert models["cf"]["versions"][0]["version"] == version
+    assert models["cf"]["versions"][0]["version"] == version and models["cf"]["total"] == 1
+    assert client.get("/v1/admin/models", params={"limit": 0}).status_code == 422
     # Every process loads the published artefact from the shared models directory.
     from indexing.registry import ModelRegistry
 
