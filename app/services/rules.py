@@ -48,9 +48,7 @@ def list_rules(
         check_surfaces(state, "surface", [surface])
     version, rules = state.rules.list()
     now = time.time()
-    matching = sorted(
-        (r for r in rules if surface is None or r.applies_on(surface)), key=lambda r: r.rule_id
-    )
+    matching = [r for r in rules if surface is None or r.applies_on(surface)]  # by id
     page = [r for r in matching if after is None or r.rule_id > after][: limit + 1]
     more = len(page) > limit
     items = [_out(r, now) for r in page[:limit]]

@@ -115,27 +115,22 @@ def test_mmr_trades_relevance_for_diversity() -> None:
 
 
 def test_unproven_items_are_throttled_but_never_leave_a_list_short() -> None:
-    kw = dict(lam=1.0, categories=[None] * 6, creators=[None] * 6, window=6)
-    unproven = [True, True, True, False, False, False]
-    picked = diversity.select(
-        np.linspace(1, 0, 6),
-        np.full((6, 2), np.nan),
-        limit=4,
-        unproven=unproven,
-        caps=diversity.Caps(unproven=1),
-        **kw,
-    )
-    assert picked == [0, 3, 4, 5]
+    def pick(limit: int) -> list[int]:
+        return diversity.select(
+            np.linspace(1, 0, 6),
+            np.full((6, 2), np.nan),
+            limit=limit,
+            unproven=[True, True, True, False, False, False],
+            caps=diversity.Caps(unproven=1),
+            lam=1.0,
+            categories=[None] * 6,
+            creators=[None] * 6,
+            window=6,
+        )
+
+    assert pick(4) == [0, 3, 4, 5]
     # A young catalogue: only unproven items are left, so they fill the list.
-    picked = diversity.select(
-        np.linspace(1, 0, 6),
-        np.full((6, 2), np.nan),
-        limit=5,
-        unproven=unproven,
-        caps=diversity.Caps(unproven=1),
-        **kw,
-    )
-    assert picked == [0, 3, 4, 5, 1]
+    assert pick(5) == [0, 3, 4, 5, 1]
 
 
 # Rule 7: exploration ----------------------------------------------------------------------
