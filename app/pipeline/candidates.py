@@ -25,6 +25,7 @@ import numpy as np
 from app.errors import NotFound
 from app.pipeline import retrieval
 from app.pipeline.context import UserContext
+from app.pipeline.policy.safety import visible
 from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
@@ -74,13 +75,22 @@ class Generated:
     runs: list[SourceRun] = field(default_factory=list)
 
 
-def load_seed(state: AppState, item_id: str) -> Seed:
-    """The context item, or 404 if it does not exist (or was deleted or hidden)."""
+def load_seed(state: AppState, item_id: str, *, max_maturity: int, region: str | None) -> Seed:
+    """The context item, or 404 if it does not exist, was deleted or hidden, or is one this
+    user may not see (maturity, region): the same answer, so its existence is not revealed
+    and its title never reaches a reason."""
     rows = guarded(
-        state.breakers.milvus, state.items.get, [item_id], fields=("content_vec", "title")
+        state.breakers.milvus,
+        state.items.get,
+        [item_id],
+        fields=("content_vec", "title", "status", "maturity", "regions"),
     )
     gone = guarded(state.breakers.redis, state.redis.zscore, state.keys.tombstones, item_id)
-    if item_id not in rows or gone is not None:
+    if (
+        item_id not in rows
+        or gone is not None
+        or not visible(rows[item_id], max_maturity=max_maturity, region=region)
+    ):
         raise NotFound(f"item {item_id!r} does not exist")
     row = rows[item_id]
     return Seed(item_id, str(row["title"]), np.asarray(row["content_vec"], dtype=np.float32))

@@ -141,7 +141,13 @@ def retrieve(
     now = time.time()
     t = time.perf_counter()
     hard, cons, extra = hard_filters(state, req, ctx, cfg, now)
-    seed = candidates.load_seed(state, req.item_id) if req.item_id and cfg.needs_item else None
+    seed = (
+        candidates.load_seed(
+            state, req.item_id, max_maturity=hard.max_maturity, region=hard.region
+        )
+        if req.item_id and cfg.needs_item
+        else None
+    )
     need = Need(ctx, cfg, cons, seed, req.category, now, req.limit)
     if deadline is None:
         deadline = time.monotonic() + cfg.budget_ms / 1000

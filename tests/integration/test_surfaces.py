@@ -146,6 +146,35 @@ def test_a_minor_never_gets_adult_items_on_any_surface_or_from_the_cache(
     assert "adult-space" in ids(recs(client, user_id="fan", surface="related", item_id="space-2"))
 
 
+def test_a_context_item_the_user_may_not_see_is_not_found_and_never_named(
+    client: TestClient, worker: Any
+) -> None:
+    setup(client, worker)
+    jp = {**catalogue()[0], "item_id": "space-jp", "title": "Only in Japan", "regions": ["JP"]}
+    assert client.post("/v1/items/batch", json={"items": [jp]}).status_code == 202
+    assert client.put("/v1/users/traveller", json={"region": "DE"}).status_code == 200
+    worker.drain()
+    unknown = client.get(
+        "/v1/recommendations", params={"user_id": "kid", "surface": "related", "item_id": "nope"}
+    )
+    assert unknown.status_code == 404
+    cases = [("kid", "adult-space", "Space horror after dark"), ("traveller", "space-jp", "Japan")]
+    for user, item, title in cases:
+        for surface in ("related", "up_next", "contextual"):
+            for debug in (False, True):
+                r = client.get(
+                    "/v1/recommendations",
+                    params={"user_id": user, "surface": surface, "item_id": item, "debug": debug},
+                )
+                # Answered as an unknown item is: its existence is not revealed either.
+                assert r.status_code == 404, (user, surface, r.text)
+                assert r.json()["error"]["code"] == unknown.json()["error"]["code"]
+                assert title not in r.text
+    # An adult may see the adult item's page: its title explains the related list.
+    body = recs(client, user_id="fan", surface="related", item_id="adult-space")
+    assert any("Space horror after dark" in r for i in body["items"] for r in i["reasons"])
+
+
 def test_every_surface_explains_itself(client: TestClient, worker: Any) -> None:
     setup(client, worker)
     for params in ALL_SURFACES:

@@ -7,8 +7,9 @@ not read, already seen, or disliked. Nothing later in the policy can bring it ba
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.pipeline.retrieval import Candidate, speaks
 
@@ -37,13 +38,19 @@ def allowed(
     f = c.fields
     if c.item_id in tombstoned or c.item_id in exclude:
         return False
-    if f.get("status", "active") != "active":
+    if not visible(f, max_maturity=max_maturity, region=region):
         return False
-    if int(f.get("maturity", 0)) > max_maturity:
+    return not language or speaks(language, str(f.get("language") or "und"))
+
+
+def visible(fields: Mapping[str, Any], *, max_maturity: int, region: str | None) -> bool:
+    """Whether a user with this maturity ceiling and region may see an item at all (status,
+    maturity, regions): what may never reach them in any field, context items included."""
+    if fields.get("status", "active") != "active":
         return False
-    if language and not speaks(language, str(f.get("language") or "und")):
+    if int(fields.get("maturity", 0)) > max_maturity:
         return False
-    regions = f.get("regions") or []
+    regions = fields.get("regions") or []
     # Fail closed: a user whose region is unknown only sees items available everywhere.
     return not regions or region in regions
 
