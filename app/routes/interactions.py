@@ -4,7 +4,7 @@ import hashlib
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from app.auth import require
 from app.deps import StateDep
@@ -33,6 +33,7 @@ IdempotencyKey = Annotated[
 def post_interactions(
     body: Annotated[InteractionsIn, Body()],
     state: StateDep,
+    request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
@@ -47,8 +48,15 @@ def post_interactions(
         return Accepted(event_ids=enqueue(state, events))
     # The request as sent (before the server fills in missing timestamps) identifies it.
     sent = json.dumps([i.model_dump(mode="json") for i in batch], sort_keys=True)
+    # Keys are scoped to the API key that sent them: another caller's identical key is a
+    # different request, never a replay of someone else's ids.
+    caller = getattr(getattr(request.state, "api_key", None), "key_id", "")
     done = enqueue_once(
-        state, events, key=idempotency_key, fingerprint=hashlib.sha256(sent.encode()).hexdigest()
+        state,
+        events,
+        key=idempotency_key,
+        caller=caller,
+        fingerprint=hashlib.sha256(sent.encode()).hexdigest(),
     )
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"

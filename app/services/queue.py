@@ -27,15 +27,17 @@ def enqueue_once(
     events: Sequence[tuple[str, dict[str, Any]]],
     *,
     key: str,
+    caller: str,
     fingerprint: str,
 ) -> ev.Published:
-    """Append events unless a request with the same Idempotency-Key already did (then its ids)."""
+    """Append events unless a request from the same caller (API key id) with the same
+    Idempotency-Key already did (then its ids)."""
     try:
         return ev.publish_once(
             state.redis,
             state.keys,
             events,
-            key=key,
+            key=f"{caller}\x00{key}",
             fingerprint=fingerprint,
             ttl_s=state.settings.serving.idempotency_ttl_s,
         )

@@ -153,3 +153,24 @@ def test_body_limit_request_ids_and_metrics(client: TestClient, settings: Settin
     )
     assert "vantage_result_cache_total" in text and "vantage_queue_length" in text
     assert 'vantage_dependency_up{dep="redis"} 1.0' in text
+
+
+def test_idempotency_keys_are_scoped_to_the_api_key(settings: Settings) -> None:
+    a = {"Authorization": f"Bearer {admin_token(settings, ('events',))}"}
+    b = {"Authorization": f"Bearer {admin_token(settings, ('events',))}"}
+    batch = [{"user_id": "idem-u", "item_id": "i1", "type": "view", "timestamp": 1_700_000_000}]
+    with TestClient(create_app(settings)) as c:
+        first = c.post("/v1/interactions", json=batch, headers={**a, "Idempotency-Key": "k-1"})
+        assert first.status_code == 202
+        # Another caller's identical key and body is its own request: new ids, not a replay.
+        other = c.post("/v1/interactions", json=batch, headers={**b, "Idempotency-Key": "k-1"})
+        assert other.status_code == 202 and "Idempotent-Replayed" not in other.headers
+        assert other.json()["event_ids"] != first.json()["event_ids"]
+        # A third caller reusing the key for other events is not refused because of it.
+        third = {"Authorization": f"Bearer {admin_token(settings, ('events',))}"}
+        changed = [{**batch[0], "item_id": "i2"}]
+        res = c.post("/v1/interactions", json=changed, headers={**third, "Idempotency-Key": "k-1"})
+        assert res.status_code == 202 and "Idempotent-Replayed" not in res.headers
+        again = c.post("/v1/interactions", json=batch, headers={**a, "Idempotency-Key": "k-1"})
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["event_ids"] == first.json()["event_ids"]
