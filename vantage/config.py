@@ -71,6 +71,11 @@ class ModelSettings(BaseModel):
     # >= 0.998) or auto (bf16 where native, else fp32). Vectors differ slightly between the
     # two: re-index after changing it if you want one catalogue-wide setting.
     precision: str = Field("auto", pattern="^(fp32|bf16|auto)$")
+    # What a re-index may switch the text model to: these names (the live model and the
+    # shipped default are always allowed), or a directory under `text_models_dir` (default
+    # <data_dir>/text-models), after resolving `..` and symlinks. Nothing else is loaded.
+    text_models_allowed: list[str] = Field(default_factory=list)
+    text_models_dir: Path | None = None
 
 
 class ServingSettings(BaseModel):
@@ -216,6 +221,11 @@ class Settings(BaseSettings):
     def event_log_dir(self) -> Path:
         """Where the durable event log lives (shared by all workers of a deployment)."""
         return self.data_dir / "events"
+
+    @property
+    def text_models_dir(self) -> Path:
+        """Local sentence-transformers models a re-index may switch to."""
+        return self.models.text_models_dir or self.data_dir / "text-models"
 
     @property
     def models_dir(self) -> Path:

@@ -49,6 +49,8 @@ def reindex(state: StateDep, response: Response, body: ReindexIn | None = None) 
     running, asking again returns that job (header `X-Vantage-Job: already-active`).
     """
     params = body.model_dump(exclude_none=True) if body else {}
+    if "model" in params:
+        params["model"] = admin.allowed_model(state, params["model"])
     job, created = admin.jobs(state).create("reindex", params)
     return _queued(response, job, created)
 

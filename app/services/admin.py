@@ -8,6 +8,8 @@ import redis
 
 from app.errors import InvalidRequest, NotFound
 from app.state import AppState
+from embeddings.text import ModelNotAllowed
+from indexing.connect import allowed_model as _allowed_model
 from indexing.jobs import JobStore
 
 MODEL_KINDS = ("cf", "ranker")
@@ -111,6 +113,14 @@ def queue_status(state: AppState) -> dict[str, Any]:
         for c in r.xinfo_consumers(k.events, group)
     ]
     return out
+
+
+def allowed_model(state: AppState, name: str) -> str:
+    """The text model a re-index may switch to (422 for anything not allow-listed)."""
+    try:
+        return _allowed_model(state.settings, name)
+    except ModelNotAllowed as e:
+        raise InvalidRequest(str(e)) from e
 
 
 def jobs(state: AppState) -> JobStore:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -160,16 +161,32 @@ def test_reindex_swaps_without_a_failed_request_or_a_lost_write(
 
 
 def test_reindex_with_an_unknown_model_fails_clearly_and_changes_nothing(
-    settings: Settings, stores: Any, worker: Worker, client: TestClient
+    settings: Settings, stores: Any, worker: Worker, client: TestClient, tmp_path: Path
 ) -> None:
     _seed(stores, worker)
     before = current_items_collection(stores.items.client, stores.items.names)
     collections = set(stores.items.client.list_collections())
-    job = client.post("/v1/admin/reindex", json={"model": "no-such/model-anywhere"}).json()
+    # Names that are not allow-listed, and paths out of the models directory, are refused
+    # before any job exists; the worker never reads them.
+    tag = settings.redis.key_prefix  # unique per test: the data dir may be shared
+    settings.text_models_dir.mkdir(parents=True, exist_ok=True)
+    (settings.text_models_dir / f"escape-{tag}").symlink_to(tmp_path)
+    not_allowed = ["no-such/model-anywhere", "data/../../../../etc", f"escape-{tag}"]
+    for bad in [*not_allowed, f"../{tag}", "/etc", str(tmp_path)]:
+        res = client.post("/v1/admin/reindex", json={"model": bad})
+        assert res.status_code == 422, (bad, res.text)
+        # (Names starting with '.' or '/' already fail the name pattern.)
+        if bad in not_allowed:
+            assert "not allowed" in res.json()["error"]["message"]
+    assert client.get("/v1/admin/jobs").json()["items"] == []
+    # A directory under the models directory is allowed, and fails clearly if no model is there.
+    (settings.text_models_dir / f"broken-{tag}").mkdir()
+    job = client.post("/v1/admin/reindex", json={"model": f"broken-{tag}"}).json()
+    assert job["params"]["model"] == str((settings.text_models_dir / f"broken-{tag}").resolve())
     _runner(stores, settings).run_once()
     done = client.get(job["status_url"]).json()
     assert done["state"] == "failed"
-    assert "cannot load text model 'no-such/model-anywhere'" in done["error"]
+    assert "cannot load text model" in done["error"] and "broken" in done["error"]
     assert current_items_collection(stores.items.client, stores.items.names) == before
     assert set(stores.items.client.list_collections()) == collections
     # A failed job frees its kind: the next request queues a new one.
