@@ -26,9 +26,24 @@ def _out(rule: Rule, now: float) -> RuleOut:
     return RuleOut(**rule.model_dump(), expired=rule.is_expired(now))
 
 
+def check_item(state: AppState, item_id: str) -> None:
+    """422 if the item a rule targets does not exist (or was deleted): such a rule would be
+    stored and silently do nothing. Hidden items are known: their rules apply once shown."""
+    rows = state.items.get([item_id], fields=("status",))
+    gone = state.redis.zscore(state.keys.tombstones, item_id) is not None
+    if item_id not in rows or gone:
+        raise InvalidRequest(
+            f"item_id: item {item_id!r} does not exist; add it to the catalogue first "
+            "(PUT /v1/items/{item_id}) or target a category",
+            details={"item_id": item_id},
+        )
+
+
 def put_rule(state: AppState, rule_id: str, body: RuleIn) -> tuple[RuleOut, bool]:
     """Create or replace a rule; returns (the rule, True if it was created)."""
     check_surfaces(state, "surfaces", body.surfaces)
+    if body.item_id is not None:
+        check_item(state, body.item_id)
     rule, created = state.rules.put(rule_id, body)
     return _out(rule, time.time()), created
 

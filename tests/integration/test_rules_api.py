@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -13,6 +14,14 @@ from vantage.config import Settings
 
 BOOST = {"action": "boost", "category": "news", "weight": 0.3, "note": "election week"}
 PIN = {"action": "pin", "item_id": "launch-1", "position": 2, "surfaces": ["homepage"]}
+
+
+@pytest.fixture
+def pin_target(client: TestClient, worker: Any) -> None:
+    """The item PIN targets, in the catalogue (rules on unknown items are refused)."""
+    item = {"item_id": PIN["item_id"], "title": "Launch day"}
+    assert client.post("/v1/items/batch", json={"items": [item]}).status_code == 202
+    worker.drain()
 
 
 def _version(client: TestClient) -> int:
@@ -24,7 +33,9 @@ def _error(res: Any, status: int = 422) -> str:
     return str(res.json()["error"]["message"])
 
 
-def test_rules_are_created_replaced_listed_and_deleted(client: TestClient) -> None:
+def test_rules_are_created_replaced_listed_and_deleted(
+    client: TestClient, pin_target: None
+) -> None:
     empty = {"items": [], "total": 0, "version": 0, "next_after": None}
     assert client.get("/v1/admin/rules").json() == empty
 
@@ -86,7 +97,7 @@ def test_bad_rules_get_messages_that_say_what_to_fix(client: TestClient) -> None
     assert _version(client) == 0  # nothing was stored
 
 
-def test_rule_count_is_capped(client: TestClient) -> None:
+def test_rule_count_is_capped(client: TestClient, pin_target: None) -> None:
     client.app.state.vantage.rules.max_rules = 2  # type: ignore[attr-defined]
     for n in range(2):
         assert client.put(f"/v1/admin/rules/r{n}", json=BOOST).status_code == 201
@@ -110,7 +121,9 @@ def test_rules_need_the_admin_scope(client: TestClient, settings: Settings) -> N
     assert _version(client) == 0
 
 
-def test_every_change_bumps_the_version_and_reaches_the_snapshot(client: TestClient) -> None:
+def test_every_change_bumps_the_version_and_reaches_the_snapshot(
+    client: TestClient, pin_target: None
+) -> None:
     store = client.app.state.vantage.rules  # type: ignore[attr-defined]
     store.refresh_s = 0  # no once-a-second wait in this test
     assert store.snapshot().version == 0
@@ -137,3 +150,16 @@ def test_every_change_bumps_the_version_and_reaches_the_snapshot(client: TestCli
     snap = store.snapshot()
     assert snap.version == 5 and snap.rules == ()
     assert client.get("/v1/admin/rules/short").status_code == 404
+
+
+def test_rules_on_unknown_or_deleted_items_are_refused(
+    client: TestClient, pin_target: None, worker: Any
+) -> None:
+    for action in ({"action": "pin", "position": 1}, {"action": "boost"}, {"action": "bury"}):
+        res = client.put("/v1/admin/rules/p", json={**action, "item_id": "no-such-item"})
+        assert "'no-such-item' does not exist" in _error(res)
+    assert _version(client) == 0  # nothing was stored
+    assert client.put("/v1/admin/rules/p", json=PIN).status_code == 201
+    assert client.delete(f"/v1/items/{PIN['item_id']}").status_code == 202
+    worker.drain()
+    assert "does not exist" in _error(client.put("/v1/admin/rules/p2", json=PIN))
