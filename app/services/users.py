@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import redis
+
 from app.errors import NotFound
 from app.schemas import HistoryEntry, UserOut
 from app.services.queue import enqueue
@@ -20,6 +24,33 @@ def put_user(state: AppState, *, user: User) -> list[str]:
     pipe.execute()
     state.redis.sadd(state.keys.users_index, user.user_id)
     return ids
+
+
+def patch_user(state: AppState, *, user_id: str, changes: dict[str, Any]) -> list[str]:
+    """Merge `changes` (the fields sent; null clears one) into the stored profile.
+
+    Read, merge and write are one optimistic transaction with the profile event on the
+    stream, so concurrent patches neither lose a field nor reach the worker out of order.
+    """
+    key = state.keys.user(user_id)
+    with state.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.hget(key, "profile")
+                current = UserFields.model_validate_json(raw) if raw else UserFields()
+                merged = User.model_validate(
+                    {**current.model_dump(), **changes, "user_id": user_id}
+                )
+                pipe.multi()
+                pipe.xadd(state.keys.events, ev.encode(*ev.user_event(merged)))
+                pipe.hset(key, "profile", merged.model_dump_json(exclude={"user_id"}))
+                pipe.hincrby(key, "ver", 1)
+                pipe.sadd(state.keys.users_index, user_id)
+                eid, *_ = pipe.execute()
+                return [eid.decode() if isinstance(eid, bytes) else str(eid)]
+            except redis.WatchError:
+                continue
 
 
 def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:

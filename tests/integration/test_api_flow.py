@@ -69,6 +69,30 @@ def test_homepage_follows_interactions(client: TestClient, worker: Any) -> None:
     assert user["recent"][0]["item_id"].startswith("cook-") and user["has_profile_vector"]
 
 
+def test_patch_changes_some_profile_fields_and_keeps_the_others(
+    client: TestClient, worker: Any
+) -> None:
+    load_catalogue(client, worker)
+    full = {"birth_year": 2014, "region": "US", "language": "en"}
+    assert client.put("/v1/users/kid2", json=full).status_code == 200
+    res = client.patch("/v1/users/kid2", json={"preferences": {"categories": ["space"]}})
+    assert res.status_code == 200, res.text
+    profile = res.json()["profile"]
+    # The safety-relevant birth year survives a partial update.
+    assert profile["birth_year"] == 2014 and profile["region"] == "US"
+    assert profile["preferences"]["categories"] == ["space"]
+    worker.drain()  # the worker's mirror of the profile is the merged one too
+    assert client.get("/v1/users/kid2").json()["profile"]["birth_year"] == 2014
+    assert "horror-1" not in rec_ids(client, user_id="kid2", surface="homepage", limit=20)
+    # null clears a field; PUT replaces the whole profile (documented), PATCH validates.
+    cleared = client.patch("/v1/users/kid2", json={"region": None}).json()["profile"]
+    assert cleared["region"] is None and cleared["birth_year"] == 2014
+    assert client.patch("/v1/users/kid2", json={"birth_year": 1800}).status_code == 422
+    assert client.patch("/v1/users/new-user", json={"language": "de"}).status_code == 200
+    replaced = client.put("/v1/users/kid2", json={"language": "en"}).json()["profile"]
+    assert replaced["birth_year"] is None
+
+
 def test_safety_minor_and_cache(client: TestClient, worker: Any) -> None:
     load_catalogue(client, worker)
     client.put("/v1/users/kid", json={"birth_year": 2016})
