@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import redis
 
 from indexing.filters import Filter
@@ -95,7 +96,7 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
 
 def ann(
     items: ItemStore,
-    vector: np.ndarray,
+    vector: npt.NDArray[np.float32],
     *,
     source: str,
     reason: str,
@@ -110,7 +111,7 @@ def ann(
 
 def hybrid(
     items: ItemStore,
-    vectors: dict[str, np.ndarray],
+    vectors: dict[str, npt.NDArray[np.float32]],
     weights: dict[str, float],
     *,
     reason: str,
