@@ -142,14 +142,14 @@ class ItemMetaCache:
     def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, Any, str | None, str]] = {}
+        self._data: dict[tuple[str, str], tuple[float, _F32, str | None, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[Any, str | None, str]]:
+    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[_F32, str | None, str]]:
         """Known items only; misses are read from Milvus in one call."""
         now = time.monotonic()
         coll = items.collection
-        out: dict[str, tuple[Any, str | None, str]] = {}
+        out: dict[str, tuple[_F32, str | None, str]] = {}
         missing = []
         for i in dict.fromkeys(ids):
             hit = self._data.get((coll, i))
