@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test test-unit lint bench clean
+.PHONY: install run test test-unit lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-unit: install
 
 lint: install
 	$(BIN)/ruff check app indexing embeddings vantage tests bench
+
+# Which modules are strict and which are not checked yet: [tool.mypy] in pyproject.toml.
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/import_time.py
