@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 BLEND_FILE = "blend.json"
@@ -29,7 +31,7 @@ CANDIDATES_POPULAR = 30
 K = 10
 
 
-def standardise(x: np.ndarray) -> np.ndarray:
+def standardise(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """(x - mean) / std over the finite values; NaN stays NaN, a constant column becomes 0."""
     x = np.asarray(x, dtype=np.float64)
     ok = np.isfinite(x)
@@ -40,12 +42,14 @@ def standardise(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
+def zscore(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """`standardise`, with NaN (unknown to the model) as 0: the average candidate."""
     return np.nan_to_num(standardise(x), nan=0.0)
 
 
-def blend(cf: np.ndarray, nbr: np.ndarray | None, cf_weight: float) -> np.ndarray:
+def blend(
+    cf: npt.ArrayLike, nbr: npt.ArrayLike | None, cf_weight: float
+) -> npt.NDArray[np.float64]:
     """Blended score per candidate: cf_weight z(cf) + (1 - cf_weight) z(nbr)."""
     out = cf_weight * zscore(cf)
     if nbr is not None:
@@ -53,20 +57,20 @@ def blend(cf: np.ndarray, nbr: np.ndarray | None, cf_weight: float) -> np.ndarra
     return out
 
 
-def _ndcg(order: np.ndarray, relevant: set[int], k: int = K) -> float:
+def _ndcg(order: npt.NDArray[np.integer[Any]], relevant: set[int], k: int = K) -> float:
     gains = np.fromiter((i in relevant for i in order[:k]), dtype=np.float64)
     ideal = (1.0 / np.log2(np.arange(2, min(k, len(relevant)) + 2))).sum()
     return float((gains / np.log2(np.arange(2, len(gains) + 2))).sum() / ideal)
 
 
 def ndcg_by_weight(
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
+    user_factors: npt.NDArray[np.floating[Any]],
+    item_factors: npt.NDArray[np.floating[Any]],
     neighbour_weights: sp.csr_matrix,
     train: sp.csr_matrix,
     truth: Mapping[int, set[int]],
     grid: Sequence[float] = CF_WEIGHT_GRID,
-) -> np.ndarray:
+) -> npt.NDArray[np.float64]:
     """Mean NDCG@10 over `truth`'s users of the blend at each weight of `grid`.
 
     `train` is the user x item matrix the models were fitted on (rows align with
@@ -94,7 +98,7 @@ def ndcg_by_weight(
 
 
 def choose_cf_weight(
-    trials: Sequence[np.ndarray], grid: Sequence[float] = CF_WEIGHT_GRID
+    trials: Sequence[npt.NDArray[np.float64]], grid: Sequence[float] = CF_WEIGHT_GRID
 ) -> tuple[float, list[float]]:
     """The grid weight with the best mean NDCG@10 over folds, and those means."""
     means = np.mean(np.vstack(trials), axis=0)

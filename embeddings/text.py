@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class TextEmbedder(Protocol):
     name: str
     dim: int
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
 def compose_item_text(
@@ -134,7 +135,7 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         log.info("text model %s loaded (dim %d)", model, self.dim)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:

@@ -30,7 +30,7 @@ from app.pipeline.retrieval import Candidate, Constraints
 from app.resilience import DependencyDown, guarded
 from app.state import AppState
 from indexing.store import ItemStore
-from vantage.surfaces import SurfaceConfig
+from vantage.surfaces import SourceName, SurfaceConfig
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def generate(state: AppState, need: Need, *, extra: int, deadline: float) -> Gen
     specs = [s for s in need.surface.sources if cold or not s.cold_only] or need.surface.sources
     runs = {s.name: SourceRun(s.name) for s in specs}
 
-    def run(name: str, quota: int) -> list[Candidate]:
+    def run(name: SourceName, quota: int) -> list[Candidate]:
         t = time.perf_counter()
         try:
             return guarded(state.breakers.milvus, SOURCES[name], state, need, quota)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from app.pipeline.retrieval import Candidate
 from app.resilience import dependency_of
@@ -52,7 +52,11 @@ class PopularSnapshot:
 
     def refresh(self, state: AppState) -> int:
         """Replace the snapshot with the current top items (keeps the old one on failure)."""
-        top = state.redis.zrevrange(state.keys.popularity, 0, self.size - 1, withscores=True)
+        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
+        top = cast(
+            list[tuple[bytes, float]],
+            state.redis.zrevrange(state.keys.popularity, 0, self.size - 1, withscores=True),
+        )
         ranked = [(i.decode(), float(s)) for i, s in top]
         if not ranked:
             self._snap = Snapshot((), time.time())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import redis
 
 from app.pipeline.context import UserContext
@@ -50,27 +51,29 @@ RECENT_CAT = 20
 DAY_S = 86_400.0
 ITEM_CACHE_TTL_S = 300.0
 ITEM_CACHE_MAX = 200_000
+# Feature rows, content vectors and scores are float32 throughout.
+_F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class FeatureInputs:
     """Everything `feature_matrix` reads besides the candidates themselves."""
 
-    user_cf: np.ndarray | None
-    user_content: np.ndarray | None
+    user_cf: _F32 | None
+    user_content: _F32 | None
     history_len: int
     last_ts: float | None  # time of the user's most recent interaction
-    recent_content: np.ndarray  # (k, d) content vectors of the last items, most recent first
+    recent_content: _F32  # (k, d) content vectors of the last items, most recent first
     recent_categories: Sequence[str | None]  # primary categories of the last items
-    item_content: np.ndarray  # (n, d); NaN rows where unknown
-    cf_scores: np.ndarray  # (n,) collaborative score per candidate; NaN where unknown
-    popularity: np.ndarray  # (n,) popularity score, 0 when absent
+    item_content: _F32  # (n, d); NaN rows where unknown
+    cf_scores: _F32  # (n,) collaborative score per candidate; NaN where unknown
+    popularity: _F32  # (n,) popularity score, 0 when absent
     top_popularity: float = 0.0  # the most popular item's score (popularity is relative to it)
-    nbr_scores: np.ndarray | None = None  # (n,) neighbour score from the whole history; NaN unknown
-    nbr_recent: np.ndarray | None = None  # (n,) the same from the last RECENT_NBR items
+    nbr_scores: _F32 | None = None  # (n,) neighbour score from the whole history; NaN unknown
+    nbr_recent: _F32 | None = None  # (n,) the same from the last RECENT_NBR items
 
 
-def _rank_desc(x: np.ndarray) -> np.ndarray:
+def _rank_desc(x: npt.NDArray[np.floating[Any]]) -> _F32:
     """0-based position of each value in descending order; NaN ranks last."""
     order = np.argsort(np.where(np.isnan(x), np.inf, -x), kind="stable")
     ranks = np.empty(len(x), dtype=np.float32)
@@ -78,12 +81,12 @@ def _rank_desc(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _zscore(x: np.ndarray) -> np.ndarray:
+def _zscore(x: npt.ArrayLike) -> _F32:
     """Standardised over the candidates (NaN stays NaN: XGBoost learns where unknowns go)."""
     return standardise(x).astype(np.float32)
 
 
-def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> np.ndarray:
+def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> _F32:
     """The (n_candidates, len(FEATURE_NAMES)) float32 feature matrix."""
     n = len(cands)
     out = np.full((n, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
@@ -139,14 +142,14 @@ class ItemMetaCache:
     def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, Any, str | None, str]] = {}
+        self._data: dict[tuple[str, str], tuple[float, _F32, str | None, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[Any, str | None, str]]:
+    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[_F32, str | None, str]]:
         """Known items only; misses are read from Milvus in one call."""
         now = time.monotonic()
         coll = items.collection
-        out: dict[str, tuple[Any, str | None, str]] = {}
+        out: dict[str, tuple[_F32, str | None, str]] = {}
         missing = []
         for i in dict.fromkeys(ids):
             hit = self._data.get((coll, i))
@@ -170,7 +173,7 @@ class ItemMetaCache:
 ITEM_CACHE = ItemMetaCache()
 
 
-def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> np.ndarray:
+def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> _F32:
     """(len(ids), d) content vectors from `ItemMetaCache.get` output; NaN rows where unknown."""
     vecs = [meta[i][0] if i in meta else None for i in ids]
     dim = next((len(v) for v in vecs if v is not None), 1)
@@ -207,7 +210,7 @@ def load_inputs(
     last_ts = float(recent_raw[0][1]) if recent_raw else None
     meta = cache.get(items, [*ids, *recent])
 
-    def matrix(which: Sequence[str]) -> np.ndarray:
+    def matrix(which: Sequence[str]) -> _F32:
         return vector_matrix(meta, which)
 
     recent_sim = [i for i in recent[:RECENT_SIM] if i in meta]
@@ -232,7 +235,7 @@ def load_inputs(
 
 def neighbour_scores(
     cf: CFModel | None, history: Sequence[str], ids: Sequence[str]
-) -> tuple[np.ndarray | None, np.ndarray | None]:
+) -> tuple[_F32 | None, _F32 | None]:
     """Neighbour scores of `ids` from the whole `history` and from its RECENT_NBR first items.
 
     Items the model does not know score NaN; without neighbours (or history) both are None.
@@ -262,7 +265,7 @@ def build_features(
     cands: Sequence[Candidate],
     *,
     cf: CFModel | None = None,
-) -> np.ndarray:
+) -> _F32:
     """Feature rows for a user's candidates, as serving and training both compute them."""
     if not cands:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)

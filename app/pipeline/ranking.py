@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from app.pipeline.context import UserContext
 from app.pipeline.features import FEATURE_NAMES, build_features, neighbour_scores
@@ -28,7 +29,7 @@ BLEND = "blend"  # key of the blended collaborative score (the order without a r
 COLLABORATIVE = "collaborative"  # the personal source's score (user . item cf_vec in Milvus)
 
 
-def score(model: RankerModel, x: np.ndarray) -> np.ndarray:
+def score(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """Ranker scores for a feature matrix whose columns are FEATURE_NAMES."""
     if model.feature_names != FEATURE_NAMES:
         raise ValueError(f"ranker {model.version} was trained on other features")

@@ -487,7 +487,8 @@ def _verified_fallbacks(
     tombstoned ids, and the ids written since the list or the snapshot was built."""
     br = state.breakers.redis
     raw = guarded(br, state.redis.get, fallback.stale_key(state, _stale_parts(req)))
-    last = json.loads(raw) if raw else None
+    # The JSON list _remember wrote (or None); its fields are checked one by one below.
+    last: Any = json.loads(raw) if raw else None
     cands: list[Candidate] = []
     region, language = where
     same_place = last and last.get("region") == region and last.get("language") == language

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from app.pipeline import explain, policy
 from app.pipeline.context import UserContext
@@ -73,7 +74,7 @@ def finalize(
     return final
 
 
-def _popularity(state: AppState, ids: Sequence[str]) -> np.ndarray:
+def _popularity(state: AppState, ids: Sequence[str]) -> npt.NDArray[np.float64]:
     """Interaction weight per item; +inf when Redis cannot say (nothing is throttled then)."""
     if not ids:
         return np.zeros(0)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import redis
 
 from indexing.filters import Filter
@@ -95,7 +96,7 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
 
 def ann(
     items: ItemStore,
-    vector: np.ndarray,
+    vector: npt.NDArray[np.float32],
     *,
     source: str,
     reason: str,
@@ -110,7 +111,7 @@ def ann(
 
 def hybrid(
     items: ItemStore,
-    vectors: dict[str, np.ndarray],
+    vectors: dict[str, npt.NDArray[np.float32]],
     weights: dict[str, float],
     *,
     reason: str,
@@ -208,7 +209,11 @@ def ranked_set(
     # Every page costs a Milvus read of its ids: fetch about what is needed plus a margin.
     page = page or min(max(2 * limit, 50), 500)
     for n in range(max_pages):
-        top = r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True)
+        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
+        top = cast(
+            list[tuple[bytes, float]],
+            r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True),
+        )
         if not top:
             break
         ranked = [(i.decode(), float(s)) for i, s in top]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from app.pipeline.policy import business, diversity, exploration, feedback, freshness
 from app.pipeline.policy.safety import HardFilters, allowed, apply_policy, passes
@@ -37,6 +38,8 @@ from vantage.surfaces import PolicySpec
 __all__ = ["HardFilters", "PolicyInputs", "allowed", "apply_policy", "passes", "run"]
 
 POLICY = "policy"  # key of the policy score in Candidate.scores
+# Content vectors are float32.
+_F32 = npt.NDArray[np.float32]
 
 
 @dataclass
@@ -45,9 +48,9 @@ class PolicyInputs:
 
     now: float
     seed: int  # exploration draws (the recommendation id)
-    item_vecs: np.ndarray  # (n, d) content vectors of the window; NaN rows unknown
-    popularity: np.ndarray  # (n,) interaction weight so far
-    negative_vecs: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    item_vecs: _F32  # (n, d) content vectors of the window; NaN rows unknown
+    popularity: npt.NDArray[np.float64]  # (n,) interaction weight so far
+    negative_vecs: _F32 = field(default_factory=lambda: np.zeros((0, 1), np.float32))
     rules: Sequence[Rule] = ()
     pinned: dict[str, Candidate] = field(default_factory=dict)  # safe pinned items
     category_filter: bool = False  # the request asked for one category: no category cap

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from app.pipeline.retrieval import Candidate
 from app.rules import Rule, pin_positions, place_pins, score_deltas
@@ -17,7 +18,7 @@ from app.rules import Rule, pin_positions, place_pins, score_deltas
 __all__ = ["pin_positions", "place_pins", "rule_deltas"]
 
 
-def rule_deltas(rules: Sequence[Rule], cands: Sequence[Candidate]) -> np.ndarray:
+def rule_deltas(rules: Sequence[Rule], cands: Sequence[Candidate]) -> npt.NDArray[np.float64]:
     """Boost (+) and bury (-) per candidate."""
     if not rules:
         return np.zeros(len(cands))

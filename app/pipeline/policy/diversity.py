@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,8 @@ class Caps:
 
 
 def select(
-    scores: np.ndarray,
-    vecs: np.ndarray,
+    scores: npt.NDArray[np.floating[Any]],
+    vecs: npt.NDArray[np.floating[Any]],
     *,
     limit: int,
     lam: float,

@@ -6,12 +6,19 @@ path). Items whose content is this close to one of them lose score in proportion
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 
 def negative_penalties(
-    item_vecs: np.ndarray, negative_vecs: np.ndarray, *, similarity: float, penalty: float
-) -> np.ndarray:
+    item_vecs: npt.NDArray[np.floating[Any]],
+    negative_vecs: npt.NDArray[np.floating[Any]],
+    *,
+    similarity: float,
+    penalty: float,
+) -> npt.NDArray[np.floating[Any]]:  # zeros are float64, else the vectors' dtype
     """Score to subtract per item: `penalty` x its best cosine to a negative, where >= `similarity`.
 
     Rows of NaN (unknown vectors) get no penalty. Vectors are unit-normalised content vectors.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 DAY_S = 86_400.0
 
 
 def freshness_boost(
-    published_at: np.ndarray, *, now: float, weight: float, half_life_days: float
-) -> np.ndarray:
+    published_at: npt.ArrayLike, *, now: float, weight: float, half_life_days: float
+) -> npt.NDArray[np.float64]:
     """`weight` x 2^(-age / half-life) per item; 0 for unknown (0) or future dates."""
     published = np.asarray(published_at, dtype=np.float64)
     if weight <= 0 or len(published) == 0:
