@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,59 @@ def _data() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return items, records
 
 
+# The item the two collaborative views of `space-fan-3` disagree on in `_bridged_data`.
+BRIDGED = "astro-0"
+
+
+def _bridged_data() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`_data` plus 20 astronomy fans who each rated "Rocket launch" (space-0) and "Star
+    charts" (astro-0), an item no space or baking fan rated.
+
+    `_data` alone cannot show that the blend weight matters: every fan skips exactly one item
+    of their topic, so co-occurrence is a function of popularity alone and the topics never
+    meet. For a space fan the neighbour score of every baking item is then exactly 0 (ties
+    kept in fused order) and their iALS scores follow popularity, equal to the last float32
+    bit among the three 14-rater items, as does the fused order: weights 1 and 0 order the
+    baking items alike unless float noise (BLAS kernel, threads) happens to split the tie.
+
+    Here `space-fan-3` (who has not seen space-0) meets astro-0 only two hops away:
+    history -> space-0 -> astro-0. iALS carries it through space-0's factor, ahead of every
+    baking item; EASE has no direct co-occurrence to score and its second-order term is
+    negative, so astro-0 falls below the baking items' zeros. Both follow from the models,
+    not from rounding, whatever the seed, the solver or the BLAS.
+    """
+    items, records = _data()
+    items.append(
+        {
+            "item_id": BRIDGED,
+            "title": "Star charts",
+            "categories": ["astronomy"],
+            "published_at": 800_000_000,
+        }
+    )
+    for u in range(20):
+        for day, item in enumerate(("space-0", BRIDGED)):
+            records.append(
+                {
+                    "user_id": f"astro-fan-{u}",
+                    "item_id": item,
+                    "type": "rate",
+                    "value": 5.0,
+                    "timestamp": 880_000_000 + u * 3600 + day * DAY,
+                }
+            )
+    return items, records
+
+
 def _ordering_stack(
-    settings: Settings, embedder: Any, tmp_path: Path
+    settings: Settings,
+    embedder: Any,
+    tmp_path: Path,
+    data: Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = _data,
 ) -> tuple[Settings, Any, list[dict[str, Any]], list[dict[str, Any]]]:
-    """The two-topic data imported, result cache off and the homepage's policy rules 3-8 off,
-    so responses show the ranking stage's order (MMR, exploration and caps would reorder it;
-    they have their own tests)."""
+    """`data` (the two topics by default) imported, result cache off and the homepage's policy
+    rules 3-8 off, so responses show the ranking stage's order (MMR, exploration and caps would
+    reorder it; they have their own tests)."""
     home = settings.surfaces["homepage"].model_copy(update={"policy": PolicySpec()})
     settings = settings.model_copy(
         update={
@@ -66,7 +114,7 @@ def _ordering_stack(
         }
     )
     stores = build_stores(settings, embedder=embedder)
-    items, records = _data()
+    items, records = data()
     import_records(stores, name="two-topics", items=items, interactions=records, progress=False)
     return settings, stores, items, records
 
@@ -202,7 +250,9 @@ def test_ranker_is_trained_published_used_and_degrades(
 def test_without_a_ranker_the_blend_orders_the_homepage(
     settings: Settings, embedder: Any, tmp_path: Path
 ) -> None:
-    settings, stores, items, records = _ordering_stack(settings, embedder, tmp_path)
+    settings, stores, items, records = _ordering_stack(
+        settings, embedder, tmp_path, data=_bridged_data
+    )
     user = "space-fan-3"
     state = build_state(settings)
     ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
@@ -213,34 +263,57 @@ def test_without_a_ranker_the_blend_orders_the_homepage(
             assert res.status_code == 200
             return [i["item_id"] for i in res.json()["items"]]
 
-    def expected(weight: float) -> dict[str, float]:
-        # Written out independently of the serving code: z-scores over the unseen catalogue
-        # (every unseen item is a candidate here).
+    def z(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / x.std() if x.std() > 1e-12 else np.zeros_like(x)
+
+    def components() -> tuple[list[str], np.ndarray, np.ndarray]:
+        # Written out independently of the serving code, over the unseen catalogue (every
+        # unseen item is a candidate here): iALS and item-neighbour scores.
         cf = state.models.cf()
-        assert cf is not None and cf.blend_cf_weight == weight
+        assert cf is not None
         user_ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
         unseen = [it["item_id"] for it in items if it["item_id"] not in user_ctx.recent]
         pos = [cf.item_index[i] for i in unseen]
         cf_s = cf.als.item_factors[pos] @ user_ctx.cf_vec
         hist = [cf.item_index[i] for i in user_ctx.recent]
         nbr_s = np.asarray(cf.neighbours.weights[hist].sum(axis=0)).ravel()[pos]
+        return unseen, cf_s.astype(np.float64), nbr_s.astype(np.float64)
 
-        def z(x: np.ndarray) -> np.ndarray:
-            return (x - x.mean()) / x.std() if x.std() > 1e-12 else np.zeros_like(x)
-
+    def expected(weight: float) -> dict[str, float]:
+        # z-scores over the unseen catalogue, weighted as the model says.
+        cf = state.models.cf()
+        assert cf is not None and cf.blend_cf_weight == weight
+        unseen, cf_s, nbr_s = components()
         score = weight * z(cf_s) + (1 - weight) * z(nbr_s)
         return dict(zip(unseen, score.tolist(), strict=True))
 
+    baking = [it["item_id"] for it in items if it["item_id"].startswith("baking-")]
     orders = {}
     for weight in (1.0, 0.0):
         train_cf(stores, records, params=CFParams(blend_cf_weight=weight), progress=False)
         assert ctx.recent  # the user has a history the neighbours read
+        # The two views order the candidates differently, by margins far above float noise
+        # (z-scores of float32 scores move by ~1e-6): iALS puts the bridged item ahead of
+        # every baking item, the neighbours put it behind every one.
+        unseen, cf_s, nbr_s = components()
+        at = {i: k for k, i in enumerate(unseen)}
+        assert BRIDGED in at and all(b in at for b in baking)
+        bridged, others = at[BRIDGED], [at[b] for b in baking]
+        assert z(cf_s)[bridged] - z(cf_s)[others].max() > 0.5
+        assert z(nbr_s)[others].min() - z(nbr_s)[bridged] > 0.05
+        # And in the raw scores (~0.1 in size, float32 resolution ~1e-8):
+        assert cf_s[bridged] - cf_s[others].max() > 1e-2
+        assert nbr_s[others].min() - nbr_s[bridged] > 1e-3
         orders[weight] = served()
         want = expected(weight)
         assert set(orders[weight]) == set(want)
         got = [want[i] for i in orders[weight]]
         assert all(a >= b - 1e-6 for a, b in itertools.pairwise(got))  # ties: any order
     assert orders[1.0] != orders[0.0]  # the weight matters on this data
+    # Where it matters: all iALS, the bridged item precedes the baking items; all neighbours,
+    # it follows them.
+    assert all(orders[1.0].index(BRIDGED) < orders[1.0].index(b) for b in baking)
+    assert all(orders[0.0].index(BRIDGED) > orders[0.0].index(b) for b in baking)
 
     # A model without a blend weight (too little data to choose one) keeps the fused order:
     # scores are then reciprocal-rank sums (all positive, non-increasing), where blend scores
