@@ -17,6 +17,7 @@ from app import metrics
 from app.auth import require
 from app.errors import DependencyUnavailable, error_response, install_error_handlers
 from app.middleware import RequestMiddleware
+from app.openapi import install_openapi
 from app.pipeline.fallback import PopularSnapshot
 from app.resilience import Breakers
 from app.routes import (
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.serving.max_body_bytes)
 
     @app.exception_handler(redis.RedisError)

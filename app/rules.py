@@ -33,7 +33,7 @@ from pydantic import (
 
 from app.errors import InvalidRequest
 from indexing.keys import Keys
-from indexing.models import Id, Label
+from indexing.models import JSON_NUMBER, MULTILINE_PATTERN, Id, Label
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,12 @@ class RuleFields(BaseModel):
     category: Label | None = Field(
         None, description="targets every item whose primary (first) category is this one"
     )
-    position: int | None = Field(
+    position: Annotated[int, Field(ge=1, le=MAX_PIN_POSITION), JSON_NUMBER] | None = Field(
         None,
-        ge=1,
-        le=MAX_PIN_POSITION,
         description="pin only (required): 1-based position in the list",
     )
-    weight: float | None = Field(
+    weight: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False), JSON_NUMBER] | None = Field(
         None,
-        gt=0,
-        le=10,
-        allow_inf_nan=False,
         description="boost / bury only (default 0.5): added to / subtracted from the policy "
         "score, which runs from 1 (first of the ranked list) to 0 (last); 0.5 moves an item "
         "about half the list",
@@ -79,15 +74,14 @@ class RuleFields(BaseModel):
     surfaces: list[SurfaceName] = Field(
         default_factory=list, max_length=32, description="surfaces it applies on; empty = all"
     )
-    expires_at: float | None = Field(
+    expires_at: (
+        Annotated[float, Field(gt=0, le=MAX_EXPIRES_AT, allow_inf_nan=False), JSON_NUMBER] | None
+    ) = Field(
         None,
-        gt=0,
-        le=MAX_EXPIRES_AT,
-        allow_inf_nan=False,
         description="unix seconds after which the rule is ignored (and later deleted)",
     )
-    note: Annotated[str, StringConstraints(max_length=500)] | None = Field(
-        None, description="free text for the people who manage rules"
+    note: Annotated[str, StringConstraints(max_length=500, pattern=MULTILINE_PATTERN)] | None = (
+        Field(None, description="free text for the people who manage rules")
     )
 
     @field_validator("surfaces")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from indexing.models import Interaction, Item, UserFields
+from indexing.models import JSON_NUMBER, Interaction, Item, UserFields
 
 MAX_BATCH = 1000
 
@@ -19,6 +19,8 @@ class Accepted(BaseModel):
 
 
 class ItemBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     items: list[Item] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -39,9 +41,13 @@ class UserOut(BaseModel):
 
 
 # The list bound is checked before its elements are validated (no work for 10^6 items).
-InteractionsIn = (
-    Interaction | Annotated[list[Interaction], Field(min_length=1, max_length=MAX_BATCH)]
-)
+InteractionsIn = Annotated[
+    Annotated[Interaction, Tag("one")]
+    | Annotated[list[Interaction], Field(min_length=1, max_length=MAX_BATCH), Tag("many")],
+    # Validate against the branch the JSON type picks, so errors name the fields of that
+    # branch only (not "function-after[...]" noise from both).
+    Discriminator(lambda v: "many" if isinstance(v, list) else "one"),
+]
 
 
 class RecItem(BaseModel):
@@ -86,13 +92,17 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/@:-]{0,199}$"
 
 
 class ReindexIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str | None = Field(
         None,
         pattern=MODEL_NAME_PATTERN,
         description="sentence-transformers model to re-embed with (a name or local path the "
         "workers can load offline, same dimension); default: the live model",
     )
-    batch_size: int | None = Field(None, ge=16, le=4096, description="items per embedding batch")
+    batch_size: Annotated[int, Field(ge=16, le=4096), JSON_NUMBER] | None = Field(
+        None, description="items per embedding batch"
+    )
 
 
 class JobOut(BaseModel):
@@ -134,10 +144,13 @@ class DeadLetterPage(BaseModel):
     total: int
 
 
-STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+# 19 digits: every such number fits the 64-bit halves of a Redis stream id.
+STREAM_ID_PATTERN = r"^\d{1,19}-\d{1,19}$"
 
 
 class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     ids: list[Annotated[str, Field(pattern=STREAM_ID_PATTERN)]] = Field(
         min_length=1, max_length=MAX_BATCH, description="dead-letter ids to put back on the queue"
     )

@@ -10,14 +10,15 @@ import time
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 Id = Annotated[
@@ -25,10 +26,24 @@ Id = Annotated[
     StringConstraints(pattern=ID_PATTERN),
     Field(description="1-128 chars: letters, digits and . _ : @ - (first char alphanumeric)"),
 ]
+# C0 controls, DEL and C1 controls are refused in text: invisible, they break logs, terminals
+# and CSV exports. Patterns rather than validators, so the OpenAPI schema states the rule.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+TEXT_PATTERN = rf"^[^{_CONTROLS}]*$"
+# ... and with at least one character that is not a space (fields that are stripped).
+NONBLANK_PATTERN = rf"^[^{_CONTROLS}]*[^\s{_CONTROLS}][^{_CONTROLS}]*$"
+# Multi-line text keeps tab, line feed and carriage return.
+MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
 Label = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64),
-    AfterValidator(lambda v: _no_control(v)),
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=64,
+        pattern=NONBLANK_PATTERN,
+    ),
 ]
 Region = Annotated[str, StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{2}$")]
 Language = Annotated[
@@ -53,10 +68,21 @@ EVENT_WEIGHTS: dict[str, float] = {
 MAX_MATURITY = 18
 
 
-def _no_control(v: str) -> str:
-    if any(ord(c) < 32 for c in v):
-        raise ValueError("must not contain control characters")
+def _json_number(v: object) -> object:
+    # JSON has numbers: "18" and true are not 18 or 1, whatever Python would coerce.
+    # (An integral float such as 18.0 is a JSON Schema integer and stays accepted.)
+    if isinstance(v, bool):
+        raise PydanticCustomError("number_type", "must be a number, not true or false")
+    if isinstance(v, str | bytes):
+        raise PydanticCustomError("number_type", "must be a number, not a string")
     return v
+
+
+# Numbers as JSON has them; every numeric field of a request uses these. With bounds, put
+# them after the Field: `Annotated[int, Field(ge=1), JSON_NUMBER]` (the schema keeps them).
+JSON_NUMBER = BeforeValidator(_json_number)
+Int = Annotated[int, JSON_NUMBER]
+Number = Annotated[float, JSON_NUMBER]
 
 
 MAX_RATING = 5.0
@@ -75,21 +101,26 @@ class ItemFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    description: Annotated[str, StringConstraints(max_length=5000)] = ""
+    title: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=500, pattern=NONBLANK_PATTERN
+        ),
+    ]
+    description: Annotated[str, StringConstraints(max_length=5000, pattern=MULTILINE_PATTERN)] = ""
     categories: list[Label] = Field(default_factory=list, max_length=20)
     tags: list[Label] = Field(default_factory=list, max_length=50)
     language: Language = "und"
     regions: list[Region] = Field(
         default_factory=list, max_length=250, description="empty = available everywhere"
     )
-    maturity: int = Field(0, ge=0, le=MAX_MATURITY, description="minimum viewer age")
+    maturity: Int = Field(0, ge=0, le=MAX_MATURITY, description="minimum viewer age")
     # Negative values are real: films and books from before 1970.
-    published_at: int = Field(
+    published_at: Int = Field(
         0, ge=-62_135_596_800, le=32_503_680_000, description="unix seconds (0 when unknown)"
     )
     status: Literal["active", "hidden"] = "active"
-    creator_id: Annotated[str, StringConstraints(max_length=128)] = ""
+    creator_id: Annotated[str, StringConstraints(max_length=128, pattern=TEXT_PATTERN)] = ""
 
     @field_validator("categories", "tags", "regions")
     @classmethod
@@ -118,7 +149,9 @@ class UserFields(BaseModel):
 
     language: Language | None = None
     region: Region | None = None
-    birth_year: int | None = Field(None, ge=1900, le=2100)
+    birth_year: Annotated[int, Field(ge=1900, le=2100), JSON_NUMBER] | None = Field(
+        None, description="at most the current year (the schema states it)"
+    )
     preferences: Preferences = Field(default_factory=Preferences)
 
     @field_validator("birth_year")
@@ -136,17 +169,35 @@ class User(UserFields):
 class Interaction(BaseModel):
     """One interaction event as accepted by `POST /v1/interactions`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # The schema states the rating range too (OpenAPI 3.1 is JSON Schema 2020-12).
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "rate"}}, "required": ["type"]},
+            "then": {
+                "properties": {
+                    "value": {
+                        "anyOf": [
+                            {"type": "number", "minimum": 0, "maximum": MAX_RATING},
+                            {"type": "null"},
+                        ]
+                    }
+                }
+            },
+        },
+    )
 
     user_id: Id
     item_id: Id
     type: InteractionType
-    value: float | None = Field(None, ge=-1e6, le=1e6)
+    value: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False), JSON_NUMBER] | None = None
     surface: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = None
     recommendation_id: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None
     ) = None
-    timestamp: float | None = Field(None, ge=0, description="unix seconds; default: now")
+    timestamp: Annotated[float, Field(ge=0, allow_inf_nan=False), JSON_NUMBER] | None = Field(
+        None, description="unix seconds; default: now; at most the end of tomorrow (UTC)"
+    )
 
     @field_validator("value")
     @classmethod
@@ -165,13 +216,20 @@ class Interaction(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _not_far_future(cls, v: float | None) -> float | None:
-        if v is not None and v > time.time() + 86_400:
-            raise ValueError("timestamp is more than a day in the future")
+        if v is not None and v > latest_timestamp():
+            raise ValueError("timestamp is after the end of tomorrow (UTC)")
         return v
 
     @property
     def weight(self) -> float:
         return interaction_weight(self.type, self.value)
+
+
+def latest_timestamp(now: float | None = None) -> int:
+    """The latest event time accepted: the end of tomorrow, UTC (clock skew and time zones
+    within a day). A whole-day bound, so the OpenAPI schema can state it exactly."""
+    day = 86_400
+    return (int(time.time() if now is None else now) // day + 2) * day
 
 
 def age_max_maturity(birth_year: int | None, unknown: int, *, now: float | None = None) -> int:

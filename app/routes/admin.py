@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.auth import require
 from app.deps import StateDep
+from app.errors import AUTHED, error_responses
 from app.schemas import (
     STREAM_ID_PATTERN,
     DeadLetterPage,
@@ -20,9 +22,30 @@ from app.schemas import (
 from app.services import admin
 from indexing.jobs import KINDS
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require("admin"))])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses(*AUTHED),
+)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
 DeadId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="dead-letter id")]
+
+
+class StreamIdConvertor(Convertor[str]):
+    """Routes `/dead-letters/{id}` only for stream ids, so `DELETE /dead-letters/replay` is
+    405 (the path exists, for POST), not a refused dead-letter id."""
+
+    regex = STREAM_ID_PATTERN.strip("^$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("streamid", StreamIdConvertor())
 
 
 def _job_out(job: dict[str, Any]) -> JobOut:
@@ -41,7 +64,7 @@ def _queued(response: Response, job: dict[str, Any], created: bool) -> JobOut:
     return _job_out(job)
 
 
-@router.post("/reindex", status_code=202, response_model=JobOut)
+@router.post("/reindex", status_code=202, response_model=JobOut, responses=error_responses(413))
 def reindex(state: StateDep, response: Response, body: ReindexIn | None = None) -> JobOut:
     """Re-embed the whole catalogue into a new collection and swap it in without downtime.
 
@@ -83,7 +106,7 @@ def list_jobs(
     return JobList(items=[_job_out(j) for j in admin.jobs(state).list(limit, kind)])
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
 def get_job(job_id: JobId, state: StateDep) -> JobOut:
     """State, progress, rate and ETA of one job."""
     return _job_out(admin.get_job(state, job_id))
@@ -99,7 +122,7 @@ def dead_letters(
     return DeadLetterPage(**admin.list_dead_letters(state, limit=limit, after=after))
 
 
-@router.post("/dead-letters/replay", response_model=Replayed)
+@router.post("/dead-letters/replay", response_model=Replayed, responses=error_responses(413))
 def replay(body: ReplayIn, state: StateDep) -> Replayed:
     """Put dead letters back on the queue (after fixing what made them fail).
 
@@ -108,7 +131,7 @@ def replay(body: ReplayIn, state: StateDep) -> Replayed:
     return Replayed(**admin.replay_dead_letters(state, body.ids))
 
 
-@router.delete("/dead-letters/{dead_id}", status_code=204)
+@router.delete("/dead-letters/{dead_id:streamid}", status_code=204, responses=error_responses(404))
 def discard(dead_id: DeadId, state: StateDep) -> Response:
     """Drop one dead letter for good."""
     admin.discard_dead_letter(state, dead_id)

@@ -9,10 +9,14 @@ from pydantic import BaseModel, Field
 
 from app.auth import require
 from app.deps import StateDep
+from app.errors import AUTHED, error_responses
 from app.services import analytics
 
 router = APIRouter(
-    prefix="/v1/admin/metrics", tags=["admin"], dependencies=[Depends(require("admin"))]
+    prefix="/v1/admin/metrics",
+    tags=["admin"],
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses(*AUTHED),
 )
 
 

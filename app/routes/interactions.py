@@ -8,12 +8,17 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from app.auth import require
 from app.deps import StateDep
-from app.errors import InvalidRequest
+from app.errors import AUTHED, InvalidRequest, error_responses
 from app.schemas import MAX_BATCH, Accepted, InteractionsIn
 from app.services.queue import enqueue, enqueue_once
 from indexing import events as ev
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(require("events"))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["events"],
+    dependencies=[Depends(require("events"))],
+    responses=error_responses(*AUTHED),
+)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -29,7 +34,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/interactions", status_code=202, response_model=Accepted)
+@router.post(
+    "/interactions",
+    status_code=202,
+    response_model=Accepted,
+    responses=error_responses(409, 413),
+)
 def post_interactions(
     body: Annotated[InteractionsIn, Body()],
     state: StateDep,

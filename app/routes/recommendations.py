@@ -6,17 +6,20 @@ from fastapi import APIRouter, Depends, Query
 
 from app.auth import require
 from app.deps import StateDep
-from app.errors import InvalidRequest
+from app.errors import AUTHED, InvalidRequest, error_responses
 from app.pipeline.recommend import RecRequest, recommend
 from app.schemas import Recommendations
 from indexing.models import ID_PATTERN
 
 router = APIRouter(
-    prefix="/v1", tags=["recommendations"], dependencies=[Depends(require("recommend"))]
+    prefix="/v1",
+    tags=["recommendations"],
+    dependencies=[Depends(require("recommend"))],
+    responses=error_responses(*AUTHED),
 )
 
 
-@router.get("/recommendations", response_model=Recommendations)
+@router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
 def get_recommendations(
     state: StateDep,
     user_id: Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")],

@@ -8,11 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.auth import require
 from app.deps import StateDep
+from app.errors import AUTHED, error_responses
 from app.rules import RULE_ID_PATTERN, RuleIn, RuleList, RuleOut
 from app.services import rules
 
 router = APIRouter(
-    prefix="/v1/admin/rules", tags=["rules"], dependencies=[Depends(require("admin"))]
+    prefix="/v1/admin/rules",
+    tags=["rules"],
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses(*AUTHED),
 )
 RuleId = Annotated[
     str,
@@ -26,7 +30,7 @@ RuleId = Annotated[
 @router.put(
     "/{rule_id}",
     response_model=RuleOut,
-    responses={201: {"model": RuleOut, "description": "Created"}},
+    responses={201: {"model": RuleOut, "description": "Created"}, **error_responses(413)},
 )
 def put_rule(rule_id: RuleId, body: RuleIn, state: StateDep, response: Response) -> RuleOut:
     """Create (201) or replace (200) a rule; serving applies it within about a second.
@@ -58,13 +62,13 @@ def list_rules(
     return rules.list_rules(state, surface, limit=limit, after=after)
 
 
-@router.get("/{rule_id}", response_model=RuleOut)
+@router.get("/{rule_id}", response_model=RuleOut, responses=error_responses(404))
 def get_rule(rule_id: RuleId, state: StateDep) -> RuleOut:
     """One rule."""
     return rules.get_rule(state, rule_id)
 
 
-@router.delete("/{rule_id}", status_code=204)
+@router.delete("/{rule_id}", status_code=204, responses=error_responses(404))
 def delete_rule(rule_id: RuleId, state: StateDep) -> Response:
     """Delete a rule for good."""
     rules.delete_rule(state, rule_id)

@@ -43,7 +43,7 @@ def _endpoints(app: Any) -> list[tuple[str, str, str | None]]:
 
 def _concrete(path: str) -> str:
     return re.sub(
-        r"\{(\w+)\}",
+        r"\{(\w+)(?::\w+)?\}",  # {name} or {name:convertor}
         lambda m: {"job_id": "0" * 32, "dead_id": "1-1"}.get(m.group(1), "x1"),
         path,
     )

@@ -154,3 +154,178 @@ def test_idempotency_key_makes_a_retry_log_nothing(
     assert other.status_code == 202 and other.json()["event_ids"] != first.json()["event_ids"]
     worker.drain()
     assert stores.redis.zcard(stores.keys.history("retry-u")) == 2
+
+
+# Strict JSON types: a number is a JSON number (never "18" or true), and text carries no
+# control characters; nothing is stored (the stream does not grow).
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/items/strict-1", {"title": "T", "maturity": True}, "maturity"),
+        ("/v1/items/strict-1", {"title": "T", "maturity": "18"}, "maturity"),
+        ("/v1/items/strict-1", {"title": "T", "published_at": "1700000000"}, "published_at"),
+        ("/v1/items/strict-1", {"title": "Night\x00fall"}, "title"),
+        ("/v1/items/strict-1", {"title": "T", "description": "a\x00b"}, "description"),
+        ("/v1/items/strict-1", {"title": "T", "description": "a\x1b[31mred"}, "description"),
+        ("/v1/items/strict-1", {"title": "T", "categories": ["a\x07"]}, "categories.0"),
+        ("/v1/items/strict-1", {"title": "T", "creator_id": "c\x85"}, "creator_id"),
+        ("/v1/items/strict-1", {"title": "   "}, "title"),
+    ],
+)
+def test_item_fields_take_strict_types_and_no_control_characters(
+    client: TestClient, stores: Any, path: str, body: dict[str, Any], field: str
+) -> None:
+    before = stores.redis.xlen(stores.keys.events)
+    r = client.put(path, json=body)
+    msg = error(r)
+    assert msg.startswith(f"{field}:"), msg
+    assert r.json()["error"]["details"][0]["field"] == field
+    assert stores.redis.xlen(stores.keys.events) == before
+
+
+def test_text_keeps_tabs_line_breaks_and_integral_numbers(client: TestClient) -> None:
+    body = {"title": "Café", "description": "line one\n\tline two\r\n", "maturity": 12.0}
+    assert client.put("/v1/items/strict-ok", json=body).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": "u", "item_id": "i", "type": "rate", "value": "4"},
+        {"user_id": "u", "item_id": "i", "type": "rate", "value": True},
+        {"user_id": "u", "item_id": "i", "type": "view", "timestamp": "1700000000"},
+    ],
+)
+def test_interaction_numbers_are_json_numbers(client: TestClient, body: dict[str, Any]) -> None:
+    assert "must be a number" in error(client.post("/v1/interactions", json=body))
+
+
+def test_user_birth_year_is_a_number_not_text(client: TestClient) -> None:
+    msg = error(client.put("/v1/users/strict-u", json={"birth_year": "2010"}))
+    assert msg == "birth_year: must be a number, not a string"
+
+
+def test_a_bad_enum_says_which_values_are_allowed(client: TestClient) -> None:
+    """No pydantic internals ("function-after[...]", "list[...]") in the message."""
+    one = client.post("/v1/interactions", json={"user_id": "u", "item_id": "i", "type": "poke"})
+    msg = error(one)
+    assert msg == (
+        "type: must be one of view, click, watch, like, dislike, skip, purchase, rate"
+    ), msg
+    many = client.post(
+        "/v1/interactions",
+        json=[{"user_id": "u", "item_id": "i", "type": "view"}, {"user_id": "u", "type": "x"}],
+    )
+    msg = error(many)
+    assert "1.type: must be one of view, click" in msg and "1.item_id: " in msg, msg
+    assert "function-after" not in msg and "list[" not in msg
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/items/utf8"),
+        ("POST", "/v1/items/batch"),
+        ("POST", "/v1/interactions"),
+        ("PUT", "/v1/users/utf8"),
+        ("PATCH", "/v1/users/utf8"),
+        ("PUT", "/v1/admin/rules/utf8"),
+        ("POST", "/v1/admin/reindex"),
+        ("POST", "/v1/admin/dead-letters/replay"),
+    ],
+)
+def test_invalid_utf8_is_the_same_422_on_every_route(
+    client: TestClient, method: str, path: str
+) -> None:
+    r = client.request(
+        method, path, content=b'{"title": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+    )
+    msg = error(r)
+    assert r.json()["error"]["code"] == "invalid_request"
+    assert "UTF-8" in msg, msg
+
+
+def test_malformed_json_says_where(client: TestClient) -> None:
+    r = client.put(
+        "/v1/items/bad-json", content=b'{"title": }', headers={"Content-Type": "application/json"}
+    )
+    assert error(r).startswith("body: not valid JSON (Expecting value at character 10)")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/items/batch", "POST"),
+        ("OPTIONS", "/v1/items/x", "DELETE, GET, PUT"),
+        ("POST", "/v1/users/x", "GET, PATCH, PUT"),
+        ("DELETE", "/v1/admin/dead-letters/replay", "POST"),
+    ],
+)
+def test_wrong_method_is_405_with_every_allowed_method(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    r = client.request(method, path)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == allowed
+    assert allowed in r.json()["error"]["message"]
+
+
+def test_schema_states_the_runtime_bounds(client: TestClient, settings: Any) -> None:
+    """limit's maximum is serving.max_limit, surfaces are the configured ones, birth_year
+    stops at this year, event time at the end of tomorrow: and the runtime agrees."""
+    import time
+
+    from indexing.models import latest_timestamp
+
+    schema = client.get("/openapi.json").json()
+    params = {
+        p["name"]: p["schema"] for p in schema["paths"]["/v1/recommendations"]["get"]["parameters"]
+    }
+    top = settings.serving.max_limit
+    assert _branch(params["limit"], "integer")["maximum"] == top
+    assert _branch(params["surface"], "string")["enum"] == sorted(settings.surfaces)
+    ok = {"user_id": "u-bounds", "limit": top}
+    assert client.get("/v1/recommendations", params=ok).status_code == 200
+    assert "limit" in error(client.get("/v1/recommendations", params={**ok, "limit": top + 1}))
+    comps = schema["components"]["schemas"]
+    year = time.gmtime().tm_year
+    birth = [
+        b
+        for b in comps["UserFields"]["properties"]["birth_year"]["anyOf"]
+        if b["type"] == "integer"
+    ]
+    assert birth[0]["maximum"] == year
+    assert client.put("/v1/users/bounds", json={"birth_year": year}).status_code == 200
+    error(client.put("/v1/users/bounds", json={"birth_year": year + 1}))
+    ts = [
+        b for b in comps["Interaction"]["properties"]["timestamp"]["anyOf"] if b["type"] == "number"
+    ]
+    assert ts[0]["maximum"] == latest_timestamp()
+    event = {"user_id": "u", "item_id": "i", "type": "view"}
+    assert (
+        client.post("/v1/interactions", json={**event, "timestamp": latest_timestamp()}).status_code
+        == 202
+    )
+    error(client.post("/v1/interactions", json={**event, "timestamp": latest_timestamp() + 1}))
+
+
+def _branch(schema: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The `kind` branch of an optional field's schema (`anyOf: [..., null]`)."""
+    return next(b for b in schema.get("anyOf", [schema]) if b.get("type") == kind)
+
+
+def test_every_route_documents_its_error_answers(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path, ops in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            assert {"401", "403", "422", "429", "503"} <= codes, (method, path, codes)
+            assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"
+            }
+            if "{" in path and method in ("get", "delete") and "rules" in path:
+                assert "404" in codes
+            if "requestBody" in op:
+                assert "413" in codes, (method, path)
