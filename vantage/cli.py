@@ -74,13 +74,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
                 report = import_dataset(stores, demo_dir)
                 log.info("demo data imported: %s", report.as_dict())
-                trained = train_cf(
+                # One INFO line from train_cf sums the run up ("cf model ... published").
+                train_cf(
                     stores,
                     logged_interactions(s.event_log_dir),
                     tune_split=s.models.tune_split,
                     progress=False,
                 )
-                log.info("interaction model trained: %s", trained.as_dict())
             del stores
         worker = subprocess.Popen(
             [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)
