@@ -62,25 +62,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.main import create_app
     from indexing.connect import build_stores
-    from indexing.demo import write_demo
-    from indexing.importer import import_dataset
-    from indexing.train import logged_interactions, train_cf
 
     with sock, resolved(settings) as s:
         if not args.no_demo:
             stores = build_stores(s, log_writer="import")
-            if stores.items.count() == 0:
-                demo_dir = write_demo(s.data_dir / "demo")
-                log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
-                report = import_dataset(stores, demo_dir)
-                log.info("demo data imported: %s", report.as_dict())
-                # One INFO line from train_cf sums the run up ("cf model ... published").
-                train_cf(
-                    stores,
-                    logged_interactions(s.event_log_dir),
-                    tune_split=s.models.tune_split,
-                    progress=False,
-                )
+            seed_demo(stores, s)
             del stores
         worker = subprocess.Popen(
             [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)
@@ -99,6 +85,31 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             worker.terminate()
             worker.wait(15)
     return 0
+
+
+def seed_demo(stores: Any, s: Settings) -> bool:
+    """On an empty catalogue: import the demo data set and train the interaction model.
+
+    `stores` must log to `s.event_log_dir` (the model is trained on the durable log). What
+    `vantage run` serves, and what the README's worked example is checked against."""
+    from indexing.demo import write_demo
+    from indexing.importer import import_dataset
+    from indexing.train import logged_interactions, train_cf
+
+    if stores.items.count() > 0:
+        return False
+    demo_dir = write_demo(s.data_dir / "demo")
+    log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
+    report = import_dataset(stores, demo_dir)
+    log.info("demo data imported: %s", report.as_dict())
+    # One INFO line from train_cf sums the run up ("cf model ... published").
+    train_cf(
+        stores,
+        logged_interactions(s.event_log_dir),
+        tune_split=s.models.tune_split,
+        progress=False,
+    )
+    return True
 
 
 def bind_api_socket(host: str, port: int) -> socket.socket:
