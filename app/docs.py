@@ -32,7 +32,6 @@ def install_docs(app: FastAPI) -> None:
     redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
@@ -46,11 +45,9 @@ def install_docs(app: FastAPI) -> None:
             swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
         )
 
-    @app.get(redirect_url, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
+    async def swagger_ui_redirect(_: Request) -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
-    @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_redoc_html(
@@ -60,3 +57,8 @@ def install_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
+
+    # Plain routes, as FastAPI adds its own docs pages: public, and not API operations.
+    app.add_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_route(redirect_url, swagger_ui_redirect, include_in_schema=False)
+    app.add_route("/redoc", redoc, include_in_schema=False)
