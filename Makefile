@@ -10,7 +10,7 @@ LOCK := requirements.lock
 # Without a local CPU wheel, add the CPU index: make run TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-# make run PORT=8100 (or HOST=0.0.0.0): empty means the settings' defaults (VANTAGE_PORT, 8000).
+# make run PORT=8100 (or HOST=0.0.0.0): empty means the settings' defaults (VANTAGE_SERVING__PORT, else 8000).
 HOST ?=
 PORT ?=
 export HF_HUB_OFFLINE := 1

@@ -15,6 +15,7 @@ from pymilvus.exceptions import MilvusException
 
 from app import metrics
 from app.auth import require
+from app.docs import install_docs
 from app.errors import DependencyUnavailable, error_response, install_error_handlers
 from app.middleware import RequestMiddleware
 from app.openapi import install_openapi
@@ -93,9 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Recommendations from Milvus retrieval, learned from every interaction.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app, settings)
+    install_docs(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.serving.max_body_bytes)
 
     @app.exception_handler(redis.RedisError)

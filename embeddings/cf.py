@@ -335,7 +335,7 @@ class ALSModel:
         users = solve_rows(weights, self.item_factors, self.regularization, self.alpha)
         self.user_factors = users.astype(np.float32)
         self.fit_seconds = time.perf_counter() - start
-        log.info("iALS fit %s in %.2fs", weights.shape, self.fit_seconds)
+        log.debug("iALS fit %s in %.2fs", weights.shape, self.fit_seconds)
         return self
 
     def _fit_implicit(self, weights: sp.csr_matrix) -> npt.NDArray[np.float32]:
@@ -616,7 +616,7 @@ class ItemNeighbours:
             (coo.data, (active[coo.row], active[coo.col])), shape=(n, n), dtype=np.float32
         )
         self.fit_seconds = time.perf_counter() - start
-        log.info("item neighbours %s fitted in %.2fs", (n, keep), self.fit_seconds)
+        log.debug("item neighbours %s fitted in %.2fs", (n, keep), self.fit_seconds)
         return self
 
     def scores(

@@ -217,7 +217,7 @@ def select_blend_weight(
             items.difference_update(x.indices[x.indptr[u] : x.indptr[u + 1]].tolist())
         scores.append(ndcg_by_weight(als.user_factors, als.item_factors, nbr.weights, x, truth))
     weight, means = choose_cf_weight(scores)
-    log.info("blend cf weight %.1f (inner NDCG@10 by weight %s)", weight, means)
+    log.debug("blend cf weight %.1f (inner NDCG@10 by weight %s)", weight, means)
     return weight, means
 
 
@@ -242,7 +242,7 @@ def train_cf(
     trials: list[dict[str, Any]] = []
     if params is None:
         params, trials = select_cf_params(records, factors=stores.cf_dim, split=tune_split)
-        log.info("cf hyper-parameters %s (from %d trials)", params, len(trials))
+        log.debug("cf hyper-parameters %s (from %d trials)", params, len(trials))
     matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)  # type: ignore[arg-type]
     if matrix.n_users == 0 or matrix.n_items == 0:
         raise ValueError("no positive interactions to train on: import data or log events first")
@@ -283,6 +283,7 @@ def train_cf(
         projection.save(path / "projection")
     report.total_s = round(time.perf_counter() - started, 2)
     registry.publish("cf", version, report.as_dict())
+    # The one INFO line per training run; the fits and trials behind it log at DEBUG.
     log.info("cf model %s published: %s", version, report.as_dict())
     return report
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from vantage.config import Settings, get_settings, settings_env
 from vantage.logs import setup_logging
@@ -49,29 +52,21 @@ def _child_env(s: Settings) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Embedded stack + demo data (if empty) + one worker + the API, until Ctrl-C."""
+    # The port first: a clash is reported in a second, not after the demo import.
+    try:
+        sock = bind_api_socket(args.host, args.port)
+    except OSError as e:
+        print(port_error(args.host, args.port, e), file=sys.stderr)
+        return 1
     import uvicorn
 
     from app.main import create_app
     from indexing.connect import build_stores
-    from indexing.demo import write_demo
-    from indexing.importer import import_dataset
-    from indexing.train import logged_interactions, train_cf
 
-    with resolved(settings) as s:
+    with sock, resolved(settings) as s:
         if not args.no_demo:
             stores = build_stores(s, log_writer="import")
-            if stores.items.count() == 0:
-                demo_dir = write_demo(s.data_dir / "demo")
-                log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
-                report = import_dataset(stores, demo_dir)
-                log.info("demo data imported: %s", report.as_dict())
-                trained = train_cf(
-                    stores,
-                    logged_interactions(s.event_log_dir),
-                    tune_split=s.models.tune_split,
-                    progress=False,
-                )
-                log.info("interaction model trained: %s", trained.as_dict())
+            seed_demo(stores, s)
             del stores
         worker = subprocess.Popen(
             [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=_child_env(s)
@@ -79,25 +74,97 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             _wait_for_consumer(s, "run-worker", worker)
             key = demo_key(s) if s.auth.enabled else ""
-            auth = f" -H 'Authorization: Bearer {key}'" if key else ""
-            print(
-                f"\nVantage is serving on http://{args.host}:{args.port}  (docs: /docs)\n"
-                + (
-                    f"  API key (admin, also in {s.data_dir / 'demo-api-key'}): {key}\n"
-                    if key
-                    else ""
-                )
-                + f"  curl{auth} 'http://{args.host}:{args.port}/v1/recommendations"
-                "?user_id=u-0001&surface=homepage&limit=5'\n",
-                flush=True,
+            port = int(sock.getsockname()[1])  # the real one, also when --port 0
+            config = uvicorn.Config(
+                create_app(s), host=args.host, port=port, log_level=s.log_level.lower()
             )
-            uvicorn.run(
-                create_app(s), host=args.host, port=args.port, log_level=s.log_level.lower()
-            )
+            server = announcing_server(config, banner(s, args.host, port, key))
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+                server.run(sockets=[sock])
         finally:
             worker.terminate()
             worker.wait(15)
     return 0
+
+
+def seed_demo(stores: Any, s: Settings) -> bool:
+    """On an empty catalogue: import the demo data set and train the interaction model.
+
+    `stores` must log to `s.event_log_dir` (the model is trained on the durable log). What
+    `vantage run` serves, and what the README's worked example is checked against."""
+    from indexing.demo import write_demo
+    from indexing.importer import import_dataset
+    from indexing.train import logged_interactions, train_cf
+
+    if stores.items.count() > 0:
+        return False
+    demo_dir = write_demo(s.data_dir / "demo")
+    log.info("empty catalogue: seeding the demo data set from %s", demo_dir)
+    report = import_dataset(stores, demo_dir)
+    log.info("demo data imported: %s", report.as_dict())
+    # One INFO line from train_cf sums the run up ("cf model ... published").
+    train_cf(
+        stores,
+        logged_interactions(s.event_log_dir),
+        tune_split=s.models.tune_split,
+        progress=False,
+    )
+    return True
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound now (uvicorn listens on it once the app is up)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def port_error(host: str, port: int, exc: OSError) -> str:
+    """One line telling the user what went wrong and how to pick another port."""
+    other = 8100 if port != 8100 else 8200
+    how = (
+        f"pick another port: make run PORT={other} (or vantage run --port {other}, "
+        f"or VANTAGE_SERVING__PORT={other})"
+    )
+    if exc.errno == errno.EADDRINUSE:
+        return f"error: port {port} on {host} is already in use; {how}"
+    return f"error: cannot listen on {host}:{port} ({exc.strerror or exc}); {how}"
+
+
+def banner(s: Settings, host: str, port: int, key: str) -> str:
+    """What `vantage run` prints once the API answers: where, the demo key, a first request."""
+    # Listening on every interface: the URL to paste is still the local one.
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    auth = f" -H 'Authorization: Bearer {key}'" if key else ""
+    lines = [
+        "",
+        f"Vantage is serving on {base}  (docs: {base}/docs; Ctrl-C stops it)",
+    ]
+    if key:
+        lines.append(f"  API key (admin, also in {s.data_dir / 'demo-api-key'}): {key}")
+    lines.append(
+        f"  curl{auth} '{base}/v1/recommendations?user_id=u-0001&surface=homepage&limit=5'"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def announcing_server(config: Any, message: str) -> Any:
+    """A uvicorn server that prints `message` once its socket accepts connections."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # listening: a request sent from now on is answered
+                print(message, flush=True)
+
+    return AnnouncingServer(config)
 
 
 def _wait_for_consumer(s: Settings, name: str, proc: subprocess.Popen[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from indexing import events as ev
 from indexing.apply import apply_item_upserts
 from indexing.eventlog import EventLog
 from indexing.models import Interaction, Item
-from indexing.train import logged_interactions, train_cf
+from indexing.train import MIN_RECORDS_TO_TUNE, logged_interactions, train_cf
 from indexing.worker import Worker
 from tests.conftest import authed
 from vantage.config import Settings
@@ -168,3 +169,27 @@ def test_model_refresh_job_retrains_in_a_worker_and_serving_sees_it(
 
     loaded = ModelRegistry(stores.redis, stores.keys, local.models_dir).cf()
     assert loaded is not None and loaded.version == version
+
+
+def test_a_training_run_logs_one_info_line_and_its_fits_and_trials_at_debug(
+    stores: Any, tmp_path: Path, caplog: Any
+) -> None:
+    """What `make run` shows while it trains on the demo: one summary line, not every fit."""
+    from indexing.demo import write_demo
+    from indexing.importer import import_dataset
+
+    logged = replace(stores, log=EventLog(tmp_path / "events", "w"))
+    import_dataset(logged, write_demo(tmp_path / "demo", n_items=100, n_users=150), progress=False)
+    records = logged_interactions(tmp_path / "events")
+    assert len(records) >= MIN_RECORDS_TO_TUNE  # so that train_cf tunes
+    ours = ("embeddings", "indexing", "vantage")
+    with caplog.at_level(logging.DEBUG):
+        report = train_cf(logged, records, progress=False)  # tunes: many fits and trials
+    mine = [r for r in caplog.records if r.name.split(".")[0] in ours]
+    info = [r.getMessage() for r in mine if r.levelno >= logging.INFO]
+    assert info == [f"cf model {report.version} published: {report.as_dict()}"], info
+    debug = [r.getMessage() for r in mine if r.levelno == logging.DEBUG]
+    assert sum(m.startswith("iALS fit") for m in debug) > 1, debug
+    assert any(m.startswith("item neighbours") for m in debug), debug
+    assert any(" inner ndcg@10=" in m for m in debug), debug  # one per tuning trial
+    assert report.metrics["trials"] > 1

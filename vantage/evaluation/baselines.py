@@ -378,7 +378,7 @@ def select_params(
             data, name, params, inner_train, inner_valid, num_threads=num_threads
         )
         trials.append({"params": dict(params), SELECTION_METRIC: metrics[SELECTION_METRIC]})
-        log.info("%s %s inner %s=%.4f", name, params, SELECTION_METRIC, metrics[SELECTION_METRIC])
+        log.debug("%s %s inner %s=%.4f", name, params, SELECTION_METRIC, metrics[SELECTION_METRIC])
     best = max(trials, key=lambda t: t[SELECTION_METRIC])
     return dict(best["params"]), trials
 
