@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -487,7 +488,18 @@ def main(argv: list[str] | None = None) -> int:
         args.protocol = ["ms", "temporal"]
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_format)
-    return int(args.func(args, settings))
+    # SIGTERM (docker stop, systemd, kill) stops as Ctrl-C does: `finally` blocks run, so
+    # the worker, redis-server and Milvus Lite started by `vantage run` stop with it.
+    # (uvicorn handles SIGTERM while it serves, then raises it again: this catches that.)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return int(args.func(args, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

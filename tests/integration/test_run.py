@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -120,3 +121,42 @@ def test_port_in_use_is_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> No
     assert "make run PORT=" in last and "--port" in last and "VANTAGE_SERVING__PORT" in last
     # It gave up before starting anything: no embedded stack, no demo import.
     assert not (tmp_path / "data").exists()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def test_sigterm_stops_the_whole_stack(tmp_path: Path) -> None:
+    """`kill` (docker stop, systemd) stops the worker, redis-server and Milvus Lite too:
+    nothing started by `vantage run` is left running (it used to leave them orphaned)."""
+    port = free_port()
+    proc = _vantage_run(tmp_path, "--no-demo", "--port", str(port))
+    try:
+        deadline = time.monotonic() + 600
+        while not port_open("127.0.0.1", port, timeout=1.0):
+            assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.5)
+        children = _children(proc.pid)
+        assert len(children) >= 3, children  # redis-server, Milvus Lite, the worker
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) in (0, 130)
+        deadline = time.monotonic() + 30
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its group
+        proc.wait(30)
+        assert proc.stdout is not None
+        proc.stdout.close()
