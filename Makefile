@@ -15,7 +15,7 @@ HOST ?=
 PORT ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test test-only test-unit lint typecheck check bench lock clean
+.PHONY: install run test test-only test-unit lint typecheck layers check bench lock clean
 
 # The lock pins the whole tree (pip, setuptools and wheel included); the project itself is
 # installed without dependencies, so nothing unlocked slips in.
@@ -42,12 +42,16 @@ test-unit: install
 	$(BIN)/python -m pytest tests/unit tests/test_compose.py
 
 lint: install
-	$(BIN)/ruff check app indexing embeddings vantage tests bench
+	$(BIN)/ruff check core embeddings serving indexing training app vantage tests bench
 
 typecheck: install
 	$(BIN)/mypy
 
-check: lint typecheck
+# The import layers (pyproject's [tool.importlinter]): nothing imports a layer above it, no cycles.
+layers: install
+	$(BIN)/lint-imports
+
+check: lint typecheck layers
 
 bench: install
 	$(BIN)/python bench/import_time.py

@@ -31,8 +31,9 @@ import redis
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.errors import VantageError
-from indexing.keys import Keys
+from app import metrics
+from core.errors import DependencyUnavailable, VantageError
+from core.keys import Keys
 
 SCOPES = ("recommend", "events", "catalog", "admin")
 _TOKEN = re.compile(r"^vtg_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
@@ -235,8 +236,6 @@ class Authenticator:
         except redis.RedisError:
             return  # fail open: an outage must not lock every client out
         if not int(allowed):
-            from app import metrics
-
             metrics.RATE_LIMITED.labels(key.key_id).inc()
             raise RateLimited(
                 f"rate limit of key {key.key_id} exceeded ({key.rate:g}/s, burst {key.burst}); "
@@ -260,8 +259,6 @@ def require(scope: str) -> Callable[..., None]:
         state = getattr(request.app.state, "vantage", None)
         if state is None or not state.settings.auth.enabled:
             if state is None:
-                from app.errors import DependencyUnavailable
-
                 raise DependencyUnavailable("the service is starting; retry shortly")
             return
         token = creds.credentials.strip() if creds is not None else ""
@@ -270,8 +267,6 @@ def require(scope: str) -> Callable[..., None]:
         try:
             key = state.auth.key_for(token)
         except redis.RedisError as e:
-            from app.errors import DependencyUnavailable
-
             raise DependencyUnavailable("cannot verify the API key right now; retry") from e
         if key is None:
             raise Unauthorized("invalid or revoked API key")

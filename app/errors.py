@@ -1,11 +1,4 @@
-"""The exception tree of the API, rendered by one handler.
-
-    VantageError (500)            base; `code` is a stable machine-readable string
-    ├── NotFound (404)            the named item or user does not exist
-    ├── Conflict (409)            an Idempotency-Key reused for a different request
-    ├── InvalidRequest (422)      input is well-formed JSON but makes no sense together
-    └── DependencyUnavailable (503, Retry-After)
-                                  Redis or Milvus did not answer; the request may be retried
+"""How errors are answered over HTTP: one body, one handler (the tree is in `core.errors`).
 
 Request validation errors from FastAPI are rendered in the same shape:
 `{"error": {"code": ..., "message": ..., "details": [...]}}` where `message` says what to fix.
@@ -26,39 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexing.models import ID_PATTERN, MULTILINE_PATTERN, NONBLANK_PATTERN, TEXT_PATTERN
-
-
-class VantageError(Exception):
-    status_code = 500
-    code = "internal_error"
-    headers: dict[str, str] | None = None
-
-    def __init__(self, message: str, *, details: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class NotFound(VantageError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(VantageError):
-    status_code = 409
-    code = "conflict"
-
-
-class InvalidRequest(VantageError):
-    status_code = 422
-    code = "invalid_request"
-
-
-class DependencyUnavailable(VantageError):
-    status_code = 503
-    code = "dependency_unavailable"
-    headers = {"Retry-After": "1"}
+from core.domain import ID_PATTERN, MULTILINE_PATTERN, NONBLANK_PATTERN, TEXT_PATTERN
+from core.errors import VantageError
 
 
 class ErrorInfo(BaseModel):

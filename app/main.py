@@ -13,14 +13,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pymilvus.exceptions import MilvusException
 
-from app import metrics
+from app import collectors
 from app.auth import require
 from app.docs import install_docs
-from app.errors import DependencyUnavailable, error_response, install_error_handlers
+from app.errors import error_response, install_error_handlers
 from app.middleware import RequestMiddleware
 from app.openapi import install_openapi
-from app.pipeline.fallback import PopularSnapshot
-from app.resilience import Breakers
 from app.routes import (
     admin,
     analytics,
@@ -32,34 +30,11 @@ from app.routes import (
     users,
 )
 from app.state import AppState
-from indexing.connect import connect_milvus, connect_redis, prepare_collections
-from indexing.keys import Keys
-from indexing.registry import ModelRegistry
-from indexing.store import ItemStore
-from vantage.config import Settings, get_settings
+from core.errors import DependencyUnavailable
+from core.settings import Settings, get_settings
+from serving.state import build_state
 
 log = logging.getLogger(__name__)
-
-
-def build_state(settings: Settings) -> AppState:
-    """Connect to Redis and Milvus and make sure the collections exist."""
-    milvus = connect_milvus(settings)
-    names = prepare_collections(settings, milvus)
-    # Serving's Redis budget: a hung Redis fails a call in this long, not the socket default.
-    r = connect_redis(settings, timeout_s=settings.serving.redis_budget_ms / 1000)
-    keys = Keys(settings.redis.key_prefix)
-    cfg = settings.serving
-    return AppState(
-        settings=settings,
-        redis=r,
-        milvus=milvus,
-        names=names,
-        keys=keys,
-        items=ItemStore(milvus, names, timeout_s=cfg.milvus_budget_ms / 1000),
-        models=ModelRegistry(r, keys, settings.models_dir),
-        breakers=Breakers(cfg.breaker_fail_max, cfg.breaker_reset_s),
-        snapshot=PopularSnapshot(cfg.snapshot_size),
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings)
+        state = build_state(settings, AppState)
         app.state.vantage = state
         stop = threading.Event()
         # First snapshot before serving (best effort), then refreshed in the background.
@@ -79,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         refresher.start()
         state.impressions.start()
-        metrics.register_pipeline(state)
+        collectors.register_pipeline(state)
         log.info("vantage API ready (milvus %s, redis %s)", settings.milvus.uri, settings.redis.url)
         try:
             yield

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from vantage.logs import request_id
+from core.logs import request_id
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from indexing.models import latest_timestamp
-from vantage.config import Settings
+from core.domain import latest_timestamp
+from core.settings import Settings
 
 DAY = 86_400
 # Routes that refuse an unknown surface (analytics filters by any name it has counted).

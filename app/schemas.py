@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (domain records live in `indexing.models`)."""
+"""Request and response bodies of the HTTP API (domain records live in `core.domain`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from indexing.models import JSON_NUMBER, Interaction, Item, UserFields
+from core.domain import JSON_NUMBER, Interaction, Item, UserFields
 
 MAX_BATCH = 1000
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from indexing.connect import collection_names, connect_milvus, connect_redis
-from indexing.keys import Keys
-from indexing.store import ItemStore
-from vantage.config import Settings
+from core.connect import collection_names, connect_milvus, connect_redis
+from core.keys import Keys
+from core.settings import Settings
+from core.stores.items import ItemStore
 
 
 def ceiling_app() -> FastAPI:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from vantage.config import Settings, settings_env
+from core.settings import Settings, settings_env
 from vantage.stack import free_port, port_open, start_milvus_lite, start_redis
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -86,8 +86,8 @@ def start_worker(settings: Settings, name: str, **env: str) -> subprocess.Popen[
 def admin_headers(settings: Settings) -> dict[str, str]:
     """An Authorization header with a fresh admin key (no practical rate limit) for a bench."""
     from app.auth import KeyStore
-    from indexing.connect import connect_redis
-    from indexing.keys import Keys
+    from core.connect import connect_redis
+    from core.keys import Keys
 
     r = connect_redis(settings)
     try:

@@ -32,7 +32,7 @@ from bench._stack import admin_headers, fresh_stack, start_api, start_worker
 from indexing.connect import build_stores
 from indexing.demo import write_demo
 from indexing.importer import import_dataset
-from indexing.train import logged_interactions, train_cf
+from training.interaction import logged_interactions, train_cf
 
 
 def _background(

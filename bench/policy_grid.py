@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import DATASETS, fresh_stack
-from vantage.evaluation.harness import evaluate_dataset
-from vantage.surfaces import PolicySpec
+from core.surfaces import PolicySpec
+from training.harness import evaluate_dataset
 
 GRID = {
     "mmr0.95": {"mmr_lambda": 0.95},

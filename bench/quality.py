@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import DATASETS, fresh_stack
-from vantage.evaluation.harness import evaluate_dataset, markdown_table
+from training.harness import evaluate_dataset, markdown_table
 
 
 def main() -> None:

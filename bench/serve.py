@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import DATASETS, admin_headers, child_env, fresh_stack, start_api
+from core.settings import Settings
 from indexing.connect import build_stores
 from indexing.importer import import_dataset
-from indexing.train import CFParams, logged_interactions, train_cf
-from vantage.config import Settings
-from vantage.ranker_train import train_ranker
+from training.interaction import CFParams, logged_interactions, train_cf
+from training.ranker import train_ranker
 from vantage.stack import free_port, port_open
 
 

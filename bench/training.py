@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._stack import DATASETS
 from embeddings.cf import ALSModel, InteractionMatrix, ItemNeighbours, confidence_weight
 from indexing.datasets import load_dataset
-from indexing.train import select_cf_params
+from training.interaction import select_cf_params
 
 FACTORS = 64
 

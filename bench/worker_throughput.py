@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import fresh_stack
-from indexing import events as ev
+from core import events as ev
+from core.domain import Interaction, Item
 from indexing.connect import build_stores
 from indexing.demo import generate_demo
-from indexing.models import Interaction, Item
 from indexing.worker import Worker
 
 

@@ -38,7 +38,7 @@ PROJECTION_FORMAT = "vantage-content-projection"
 PROJECTION_FORMAT_VERSION = 1
 DEFAULT_THREADS = 2
 
-# Non-negative confidence per event type. Unlike indexing.models.interaction_weight (a signed
+# Non-negative confidence per event type. Unlike core.domain.interaction_weight (a signed
 # preference), iALS needs "how sure are we this cell is a positive": stronger commitments
 # count more, and negative feedback is simply not a positive (it stays an unobserved cell).
 CONFIDENCE_WEIGHTS: dict[str, float] = {

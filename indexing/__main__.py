@@ -7,11 +7,11 @@ import logging
 import signal
 import threading
 
+from core.logs import setup_logging
+from core.settings import get_settings
 from indexing.connect import build_stores
 from indexing.jobrunner import JobRunner
 from indexing.worker import Worker, default_consumer_name
-from vantage.config import get_settings
-from vantage.logs import setup_logging
 
 log = logging.getLogger("indexing")
 

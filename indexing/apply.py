@@ -20,16 +20,16 @@ from functools import cached_property
 import numpy as np
 import redis
 
+from core.domain import Interaction, Item, User
+from core.filters import Filter
+from core.keys import Keys
+from core.stores.eventlog import EventLog
+from core.stores.items import ItemStore, UserStore, item_row
+from core.stores.registry import ModelRegistry
+from core.trending import CATEGORY_SEP, Trending, trending_scopes
 from embeddings.cf import confidence_weight
 from embeddings.profile import content_profile
 from embeddings.text import TextEmbedder, compose_item_text
-from indexing.eventlog import EventLog
-from indexing.filters import Filter
-from indexing.keys import Keys
-from indexing.models import Interaction, Item, User
-from indexing.registry import ModelRegistry
-from indexing.store import ItemStore, UserStore, item_row
-from indexing.trending import CATEGORY_SEP, Trending, trending_scopes
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
+from core.domain import Interaction, Item, User
+from core.events import INTERACTION_LOGGED
 from indexing.apply import (
     Stores,
     apply_interactions,
@@ -22,8 +24,6 @@ from indexing.apply import (
     refresh_profiles,
 )
 from indexing.datasets import load_dataset
-from indexing.events import INTERACTION_LOGGED
-from indexing.models import Interaction, Item, User
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)

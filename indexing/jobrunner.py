@@ -23,10 +23,10 @@ from typing import Any
 
 import redis
 
+from core.settings import Settings, settings_env
+from core.stores.jobs import JobError, JobStore
 from indexing.apply import Stores
-from indexing.jobs import JobError, JobStore
 from indexing.reindex import Reindexer, ReindexParams, drop_due_collections
-from vantage.config import Settings, settings_env
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import redis
 
+from core.stores.items import ITEM_ROW_FIELDS
+from core.stores.jobs import JobError
+from core.stores.schema import create_items_version, current_items_collection, point_alias
 from embeddings.text import TextEmbedder, compose_item_text
 from indexing.apply import Stores, refresh_profiles
-from indexing.jobs import JobError
-from indexing.schema import create_items_version, current_items_collection, point_alias
-from indexing.store import ITEM_ROW_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ import redis
 from pydantic import ValidationError
 from pymilvus.exceptions import MilvusException
 
-from indexing import events as ev
+from core import events as ev
+from core.domain import Interaction, Item, User
 from indexing.apply import (
     Stores,
     apply_interactions,
@@ -31,7 +32,6 @@ from indexing.apply import (
     apply_item_upserts,
     apply_user_updates,
 )
-from indexing.models import Interaction, Item, User
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Worker:
             log.warning("buffered items left pending at stop: %s", e)
 
     def _reload_collections(self) -> None:
-        from indexing.schema import load_all
+        from core.stores.schema import load_all
 
         try:
             load_all(self.stores.items.client, self.stores.items.names)

@@ -18,7 +18,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vantage.config import Settings
+from core.settings import Settings
 from vantage.stack import start_milvus_lite, start_redis
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def settings(servers: dict[str, str]) -> Iterator[Settings]:
 
 def _drop_test_data(s: Settings) -> None:
     """Remove this test's collections and keys so the shared servers stay small."""
-    from indexing.connect import connect_milvus, connect_redis
+    from core.connect import connect_milvus, connect_redis
 
     with contextlib.suppress(Exception):
         m = connect_milvus(s)
@@ -154,8 +154,8 @@ def worker(stores, settings):  # type: ignore[no-untyped-def]
 def admin_token(settings: Settings, scopes: tuple[str, ...] = ("admin",)) -> str:
     """A fresh API key (generous limits) for a test's key prefix."""
     from app.auth import KeyStore
-    from indexing.connect import connect_redis
-    from indexing.keys import Keys
+    from core.connect import connect_redis
+    from core.keys import Keys
 
     r = connect_redis(settings)
     try:

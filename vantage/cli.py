@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vantage.config import Settings, get_settings, settings_env
-from vantage.logs import setup_logging
+from core.logs import setup_logging
+from core.settings import Settings, get_settings, settings_env
 from vantage.stack import embedded_stack, is_embedded
 
 log = logging.getLogger("vantage")
@@ -95,7 +95,7 @@ def seed_demo(stores: Any, s: Settings) -> bool:
     `vantage run` serves, and what the README's worked example is checked against."""
     from indexing.demo import write_demo
     from indexing.importer import import_dataset
-    from indexing.train import logged_interactions, train_cf
+    from training.interaction import logged_interactions, train_cf
 
     if stores.items.count() > 0:
         return False
@@ -173,8 +173,8 @@ def _wait_for_consumer(s: Settings, name: str, proc: subprocess.Popen[bytes]) ->
     so writes accepted once the API answers are applied within a second."""
     import time
 
-    from indexing.connect import connect_redis
-    from indexing.keys import Keys
+    from core.connect import connect_redis
+    from core.keys import Keys
 
     r = connect_redis(s)
     stream = Keys(s.redis.key_prefix).events
@@ -242,10 +242,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Fit the interaction model, then the re-ranker, on the durable event log; publish both.
 
     With `--job ID` (a model refresh run by a worker) progress goes to that job."""
+    from core.stores.jobs import JobStore
     from indexing.connect import build_stores
-    from indexing.jobs import JobStore
-    from indexing.train import CFParams, logged_interactions, train_cf
-    from vantage.ranker_train import train_ranker
+    from training.interaction import CFParams, logged_interactions, train_cf
+    from training.ranker import train_ranker
 
     split = args.tune_split or settings.models.tune_split
     with resolved(settings) as s:
@@ -272,8 +272,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     """Create, list or revoke API keys (stored hashed in Redis)."""
     from app.auth import KeyStore
-    from indexing.connect import connect_redis
-    from indexing.keys import Keys
+    from core.connect import connect_redis
+    from core.keys import Keys
 
     with resolved(settings) as s:
         store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
@@ -304,8 +304,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 def demo_key(s: Settings) -> str:
     """The embedded demo's admin key, created on first run and kept in the data dir."""
     from app.auth import KeyStore
-    from indexing.connect import connect_redis
-    from indexing.keys import Keys
+    from core.connect import connect_redis
+    from core.keys import Keys
 
     path = s.data_dir / "demo-api-key"
     store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
@@ -336,9 +336,9 @@ def _follow_job(
 
     from tqdm import tqdm
 
+    from core.stores.jobs import FINISHED, JobStore
     from indexing.connect import build_stores
     from indexing.jobrunner import JobRunner
-    from indexing.jobs import FINISHED, JobStore
 
     with resolved(settings) as s:
         stores = build_stores(s)
@@ -375,7 +375,7 @@ def _follow_job(
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Score the serving pipeline and the baselines on the same split; one JSON object."""
-    from vantage.evaluation.harness import evaluate_dataset, markdown_table
+    from training.harness import evaluate_dataset, markdown_table
 
     results = []
     with resolved(settings) as s:

@@ -20,7 +20,7 @@ from app.schemas import (
     ReplayIn,
 )
 from app.services import admin
-from indexing.jobs import KINDS
+from core.stores.jobs import KINDS
 
 router = APIRouter(
     prefix="/v1/admin",

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from app.auth import require
 from app.deps import StateDep
-from app.errors import AUTHED, InvalidRequest, error_responses
+from app.errors import AUTHED, error_responses
 from app.schemas import MAX_BATCH, Accepted, InteractionsIn
 from app.services.queue import enqueue, enqueue_once
-from indexing import events as ev
+from core import events as ev
+from core.errors import InvalidRequest
 
 router = APIRouter(
     prefix="/v1",

@@ -9,7 +9,7 @@ from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import Accepted, ItemBatch, ItemOut
 from app.services import catalog
-from indexing.models import ID_PATTERN, Item, ItemFields
+from core.domain import ID_PATTERN, Item, ItemFields
 
 router = APIRouter(
     prefix="/v1/items",

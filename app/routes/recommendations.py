@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Query
 
 from app.auth import require
 from app.deps import StateDep
-from app.errors import AUTHED, InvalidRequest, error_responses
-from app.pipeline.recommend import RecRequest, recommend
+from app.errors import AUTHED, error_responses
 from app.schemas import Recommendations
-from indexing.models import ID_PATTERN
+from core.domain import ID_PATTERN
+from core.errors import InvalidRequest
+from serving.recommend import RecRequest, recommend
 
 router = APIRouter(
     prefix="/v1",

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
-from app.rules import RULE_ID_PATTERN, RuleIn, RuleList, RuleOut
 from app.services import rules
+from core.rules import RULE_ID_PATTERN, RuleIn, RuleList, RuleOut
 
 router = APIRouter(
     prefix="/v1/admin/rules",

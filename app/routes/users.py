@@ -9,7 +9,7 @@ from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import UserOut
 from app.services import users
-from indexing.models import ID_PATTERN, User, UserFields
+from core.domain import ID_PATTERN, User, UserFields
 
 # Apps write profiles with their `events` key (often shipped in a client); reading a user's
 # profile and history back is personal data, so it takes an `admin` key.

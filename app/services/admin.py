@@ -6,11 +6,11 @@ from typing import Any
 
 import redis
 
-from app.errors import InvalidRequest, NotFound
 from app.state import AppState
+from core.connect import allowed_model as _allowed_model
+from core.errors import InvalidRequest, NotFound
+from core.stores.jobs import JobStore
 from embeddings.text import ModelNotAllowed
-from indexing.connect import allowed_model as _allowed_model
-from indexing.jobs import JobStore
 
 MODEL_KINDS = ("cf", "ranker")
 

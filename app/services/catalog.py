@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import redis
 
-from app.errors import DependencyUnavailable, NotFound
 from app.schemas import ItemOut
 from app.services.queue import enqueue
 from app.state import AppState
-from indexing import events as ev
-from indexing.models import Item
+from core import events as ev
+from core.domain import Item
+from core.errors import DependencyUnavailable, NotFound
 
 
 def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
-from app.errors import Conflict, DependencyUnavailable
 from app.state import AppState
-from indexing import events as ev
+from core import events as ev
+from core.errors import Conflict, DependencyUnavailable
 
 
 def enqueue(state: AppState, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:

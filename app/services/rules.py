@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from app.errors import InvalidRequest, NotFound
-from app.rules import Rule, RuleIn, RuleList, RuleOut
 from app.state import AppState
+from core.errors import InvalidRequest, NotFound
+from core.rules import Rule, RuleIn, RuleList, RuleOut
 
 
 def check_surfaces(state: AppState, field: str, surfaces: Iterable[str]) -> None:

@@ -6,12 +6,12 @@ from typing import Any
 
 import redis
 
-from app.errors import NotFound
 from app.schemas import HistoryEntry, UserOut
 from app.services.queue import enqueue
 from app.state import AppState
-from indexing import events as ev
-from indexing.models import User, UserFields
+from core import events as ev
+from core.domain import User, UserFields
+from core.errors import NotFound
 
 
 def put_user(state: AppState, *, user: User) -> list[str]:

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from indexing import events as ev
-from indexing.models import Interaction, Item, User
+from core import events as ev
+from core.domain import Interaction, Item, User
 from indexing.worker import Worker
 
 

@@ -13,15 +13,15 @@ import numpy as np
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from app.impressions import ImpressionLogger
-from indexing import events as ev
+from core import events as ev
+from core.connect import connect_redis
+from core.domain import Interaction, Item, Preferences, User
+from core.keys import Keys
+from core.settings import Settings
 from indexing.apply import apply_interactions, apply_item_upserts, apply_user_updates
-from indexing.connect import connect_redis
-from indexing.keys import Keys
-from indexing.models import Interaction, Item, Preferences, User
 from indexing.worker import Worker
+from serving.impressions import ImpressionLogger
 from tests.integration.conftest import CATALOGUE
-from vantage.config import Settings
 
 REC = "rec0001"
 

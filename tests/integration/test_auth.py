@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.auth import SCOPES, KeyStore
 from app.main import create_app
-from indexing.connect import connect_redis
-from indexing.keys import Keys
+from core.connect import connect_redis
+from core.keys import Keys
+from core.settings import Settings
 from tests.conftest import admin_token
-from vantage.config import Settings
 
 
 def _scope_of(route: Any) -> str | None:

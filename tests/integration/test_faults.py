@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from app.main import create_app
-from indexing import events as ev
+from core import events as ev
+from core.domain import EVENT_WEIGHTS, Interaction
+from core.settings import Settings, settings_env
+from core.stores.eventlog import iter_log
 from indexing.connect import build_stores
-from indexing.eventlog import iter_log
-from indexing.models import EVENT_WEIGHTS, Interaction
 from indexing.worker import Worker
 from tests.conftest import _drop_test_data, authed, make_settings
-from vantage.config import Settings, settings_env
 from vantage.stack import start_redis
 
 N_EVENTS = 10_000

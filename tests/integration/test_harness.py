@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.settings import Settings
 from indexing.demo import write_demo
-from vantage.config import Settings
-from vantage.evaluation.harness import evaluate_dataset, markdown_table
+from training.harness import evaluate_dataset, markdown_table
 
 
 def test_pipeline_beats_popularity_on_taste_clusters(settings: Settings, tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_pipeline_beats_popularity_on_taste_clusters(settings: Settings, tmp_pat
     table = markdown_table([res])
     assert "| demo | temporal | **vantage** |" in table
     # The evaluation namespace is gone afterwards.
-    from indexing.connect import connect_milvus
+    from core.connect import connect_milvus
 
     m = connect_milvus(settings)
     assert not [c for c in m.list_collections() if c.startswith("eval")]

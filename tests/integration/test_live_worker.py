@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
 from tests.integration.conftest import CATALOGUE
-from vantage.config import Settings
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:

@@ -9,17 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from app.main import build_state, create_app
-from app.pipeline.context import load_user_context
-from app.pipeline.features import build_features
-from app.pipeline.recommend import RecRequest, retrieve
+from app.main import create_app
+from core.settings import Settings
+from core.surfaces import PolicySpec
 from indexing.connect import build_stores
 from indexing.importer import import_records
-from indexing.train import CFParams, train_cf
+from serving.context import load_user_context
+from serving.features import build_features
+from serving.recommend import RecRequest, retrieve
+from serving.state import build_state
 from tests.conftest import authed
-from vantage.config import Settings
-from vantage.ranker_train import RankerParams, split_by_time, train_ranker
-from vantage.surfaces import PolicySpec
+from training.interaction import CFParams, train_cf
+from training.ranker import RankerParams, split_by_time, train_ranker
 
 TOPICS = {
     "space": ["Rocket launch", "Moon landing", "Galaxies", "Mars rover", "Saturn", "Black holes"],

@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.settings import Settings
 from tests.conftest import REPO, authed
-from vantage.config import Settings
 
 README = REPO / "README.md"
 START = "<!-- example:start"

@@ -16,15 +16,15 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from indexing import events as ev
+from core import events as ev
+from core.domain import Interaction, Item
+from core.settings import Settings
+from core.stores.schema import current_items_collection
 from indexing.jobrunner import JobRunner
-from indexing.models import Interaction, Item
 from indexing.reindex import drop_due_collections
-from indexing.schema import current_items_collection
 from indexing.worker import Worker
 from tests.conftest import admin_token
 from tests.integration.conftest import CATALOGUE
-from vantage.config import Settings
 
 
 @contextlib.contextmanager

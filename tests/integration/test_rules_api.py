@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from core.settings import Settings
 from tests.conftest import admin_token
-from vantage.config import Settings
 
 BOOST = {"action": "boost", "category": "news", "weight": 0.3, "note": "election week"}
 PIN = {"action": "pin", "item_id": "launch-1", "position": 2, "surfaces": ["homepage"]}

@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core.settings import Settings
 from tests.conftest import admin_token
 from tests.integration.test_reindex import serve
-from vantage.config import Settings
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 # Fixed, so a failure reproduces; change it to explore (or run the command the test prints).

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexing.connect import collection_names, connect_milvus
-from indexing.filters import Filter
-from indexing.schema import (
+from core.connect import collection_names, connect_milvus
+from core.filters import Filter
+from core.settings import Settings
+from core.stores.schema import (
     create_items_version,
     current_items_collection,
     ensure_collections,
     point_alias,
 )
-from vantage.config import Settings
 
 
 def test_ensure_collections_is_idempotent(settings: Settings) -> None:

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from core.settings import Settings
 from tests.conftest import authed
-from vantage.config import Settings
 
 TOPICS = {
     "space": "rockets astronauts planets galaxies orbit telescope nebula",
@@ -303,7 +303,7 @@ def test_new_user_preferences_then_personal(client: TestClient, worker: Any) -> 
 def test_experiment_variants_are_sticky_and_counted(settings: Settings, worker: Any) -> None:
     raw = settings.surfaces["homepage"].model_dump()
     raw["variants"] = {"no_explore": {"share": 0.5, "overrides": {"policy": {"mmr_lambda": 1.0}}}}
-    from vantage.surfaces import SurfaceConfig
+    from core.surfaces import SurfaceConfig
 
     home = SurfaceConfig.model_validate(raw)
     exp = settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
@@ -329,7 +329,7 @@ def test_experiment_variants_are_sticky_and_counted(settings: Settings, worker: 
 
 @pytest.mark.parametrize("bad", [{"share": 0.7}, {"share": 0.5, "overrides": {"ranker": "x/y"}}])
 def test_bad_variants_fail_at_start_up(settings: Settings, bad: dict[str, Any]) -> None:
-    from vantage.surfaces import SurfaceConfig
+    from core.surfaces import SurfaceConfig
 
     raw = settings.surfaces["homepage"].model_dump()
     raw["variants"] = {"a": {"share": 0.5}, "b": bad}

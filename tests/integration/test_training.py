@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 
 from app.main import create_app
-from indexing import events as ev
+from core import events as ev
+from core.domain import Interaction, Item
+from core.settings import Settings
+from core.stores.eventlog import EventLog
+from core.surfaces import PolicySpec, SourceSpec
 from indexing.apply import apply_item_upserts
-from indexing.eventlog import EventLog
-from indexing.models import Interaction, Item
-from indexing.train import MIN_RECORDS_TO_TUNE, logged_interactions, train_cf
 from indexing.worker import Worker
 from tests.conftest import authed
-from vantage.config import Settings
-from vantage.surfaces import PolicySpec, SourceSpec
+from training.interaction import MIN_RECORDS_TO_TUNE, logged_interactions, train_cf
 
 TOPICS = {
     "space": [
@@ -165,7 +165,7 @@ def test_model_refresh_job_retrains_in_a_worker_and_serving_sees_it(
     assert models["cf"]["versions"][0]["version"] == version and models["cf"]["total"] == 1
     assert client.get("/v1/admin/models", params={"limit": 0}).status_code == 422
     # Every process loads the published artefact from the shared models directory.
-    from indexing.registry import ModelRegistry
+    from core.stores.registry import ModelRegistry
 
     loaded = ModelRegistry(stores.redis, stores.keys, local.models_dir).cf()
     assert loaded is not None and loaded.version == version
@@ -182,7 +182,7 @@ def test_a_training_run_logs_one_info_line_and_its_fits_and_trials_at_debug(
     import_dataset(logged, write_demo(tmp_path / "demo", n_items=100, n_users=150), progress=False)
     records = logged_interactions(tmp_path / "events")
     assert len(records) >= MIN_RECORDS_TO_TUNE  # so that train_cf tunes
-    ours = ("embeddings", "indexing", "vantage")
+    ours = ("core", "embeddings", "serving", "indexing", "training", "app", "vantage")
     with caplog.at_level(logging.DEBUG):
         report = train_cf(logged, records, progress=False)  # tunes: many fits and trials
     mine = [r for r in caplog.records if r.name.split(".")[0] in ours]

@@ -275,7 +275,7 @@ def test_schema_states_the_runtime_bounds(client: TestClient, settings: Any) -> 
     stops at this year, event time at the end of tomorrow: and the runtime agrees."""
     import time
 
-    from indexing.models import latest_timestamp
+    from core.domain import latest_timestamp
 
     schema = client.get("/openapi.json").json()
     params = {

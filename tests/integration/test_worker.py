@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexing import events as ev
-from indexing.models import Interaction, Item
+from core import events as ev
+from core.domain import Interaction, Item
 from indexing.worker import Worker
 
 
@@ -74,7 +74,7 @@ def test_dead_consumers_entries_are_reclaimed(stores: Any) -> None:
 def test_applied_events_reach_the_durable_log_once(stores: Any, tmp_path: Any) -> None:
     from dataclasses import replace
 
-    from indexing.eventlog import EventLog, iter_log
+    from core.stores.eventlog import EventLog, iter_log
 
     logged = replace(stores, log=EventLog(tmp_path / "events", "w1"))
     w = Worker(logged, consumer="w1")
@@ -120,8 +120,8 @@ def test_stale_item_write_cannot_undo_a_newer_one(stores: Any, worker: Worker) -
 def test_item_edit_keeps_its_collaborative_vector(stores: Any, worker: Worker) -> None:
     import numpy as np
 
+    from core.stores.items import ITEM_ROW_FIELDS
     from indexing.apply import apply_item_upserts
-    from indexing.store import ITEM_ROW_FIELDS
 
     apply_item_upserts(stores, [Item(item_id="x", title="Jazz")])
     row = stores.items.get(["x"], ITEM_ROW_FIELDS)["x"]

@@ -17,7 +17,7 @@ from embeddings.blend import (
     save_blend,
     zscore,
 )
-from indexing.train import CFParams, select_blend_weight
+from training.interaction import CFParams, select_blend_weight
 
 
 def test_zscore_standardises_finite_values_and_zeroes_unknown() -> None:
@@ -126,7 +126,7 @@ def test_select_blend_weight_on_held_out_folds(split: str) -> None:
 
 
 def test_ranker_gate_needs_a_credible_lead() -> None:
-    from vantage.ranker_train import RankerParams, paired_t
+    from training.ranker import RankerParams, paired_t
 
     gate = RankerParams().gate_min_t
     rng = np.random.default_rng(0)

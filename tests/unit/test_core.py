@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from app.pipeline.policy import allowed, apply_policy
-from app.pipeline.retrieval import Candidate, Constraints
+from core import events as ev
+from core.domain import Interaction, Item, UserFields, age_max_maturity, interaction_weight
+from core.filters import Filter, FilterError, literal
+from core.settings import Settings
 from embeddings.profile import content_profile
 from embeddings.text import compose_item_text
-from indexing import events as ev
-from indexing.filters import Filter, FilterError, literal
-from indexing.models import Interaction, Item, UserFields, age_max_maturity, interaction_weight
-from vantage.config import Settings
+from serving.policy import allowed, apply_policy
+from serving.retrieval import Candidate, Constraints
 
 
 def test_literal_escapes_quotes_and_backslashes() -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from vantage.config import Settings
+from core.settings import Settings
 
 BASE = "http://testserver"
 CONTENT_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}

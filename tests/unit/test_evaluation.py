@@ -1,4 +1,4 @@
-"""Unit tests for vantage.evaluation: splits, metrics and baselines."""
+"""Unit tests for training.evaluation: splits, metrics and baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from vantage.evaluation.baselines import (
+from training.evaluation.baselines import (
     EASE,
     IALS,
     EvalData,
@@ -19,8 +19,8 @@ from vantage.evaluation.baselines import (
     score_model,
     top_k,
 )
-from vantage.evaluation.metrics import evaluate
-from vantage.evaluation.splits import (
+from training.evaluation.metrics import evaluate
+from training.evaluation.splits import (
     natural_ranks,
     split_indices,
     split_records,

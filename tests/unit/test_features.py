@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from app.pipeline.features import FEATURE_NAMES, FeatureInputs, feature_matrix
-from app.pipeline.retrieval import Candidate
+from serving.features import FEATURE_NAMES, FeatureInputs, feature_matrix
+from serving.retrieval import Candidate
 
 DAY = 86_400.0
 
@@ -120,9 +120,9 @@ def test_missing_user_state_gives_nan_not_errors() -> None:
 def test_neighbour_scores_from_history_most_recent_first() -> None:
     import scipy.sparse as sp
 
-    from app.pipeline.features import RECENT_NBR, neighbour_scores
+    from core.stores.registry import CFModel
     from embeddings.cf import ALSModel, ItemNeighbours
-    from indexing.registry import CFModel
+    from serving.features import RECENT_NBR, neighbour_scores
 
     n = RECENT_NBR + 3
     ids = [f"i{k}" for k in range(n)]

@@ -1,4 +1,4 @@
-"""Each policy rule as a small unit (app.pipeline.policy), then their order end to end."""
+"""Each policy rule as a small unit (serving.policy), then their order end to end."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import random
 import numpy as np
 import pytest
 
-from app.pipeline import policy
-from app.pipeline.policy import PolicyInputs, diversity, exploration, feedback, freshness
-from app.pipeline.policy.safety import allowed
-from app.pipeline.retrieval import Candidate, Constraints, speaks
-from app.rules import Rule
-from vantage.surfaces import PolicySpec
+from core.rules import Rule
+from core.surfaces import PolicySpec
+from serving import policy
+from serving.policy import PolicyInputs, diversity, exploration, feedback, freshness
+from serving.policy.safety import allowed
+from serving.retrieval import Candidate, Constraints, speaks
 
 NOW = 1_800_000_000.0
 DAY = 86_400.0

@@ -8,7 +8,7 @@ import pytest
 import redis
 from pymilvus.exceptions import MilvusException
 
-from app.resilience import Breakers, DependencyDown, guarded
+from core.resilience import Breakers, DependencyDown, guarded
 
 
 def _fail(exc: BaseException):  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""The core every layer shares: settings, surfaces, domain types, keys, events, errors, stores."""

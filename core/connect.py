@@ -1,0 +1,69 @@
+"""Clients built from settings; each process (API, worker, CLI) builds its own."""
+
+from __future__ import annotations
+
+import redis
+from pymilvus import MilvusClient
+
+from core.settings import Settings
+from core.stores.schema import CollectionNames, ensure_collections
+from embeddings.text import SentenceTransformerEmbedder, TextEmbedder, allowed_text_model
+
+
+def connect_redis(settings: Settings, *, timeout_s: float | None = None) -> redis.Redis:
+    """A pooled client; bytes in, bytes out (vectors are stored as raw float32)."""
+    t = timeout_s or settings.redis.socket_timeout_s
+    return redis.Redis.from_url(
+        settings.redis.url, socket_timeout=t, socket_connect_timeout=t, health_check_interval=30
+    )
+
+
+def connect_milvus(settings: Settings) -> MilvusClient:
+    m = settings.milvus
+    kw: dict[str, object] = {"uri": m.uri, "timeout": m.timeout_s}
+    if m.token:
+        kw["token"] = m.token
+    if m.db_name:
+        kw["db_name"] = m.db_name
+    return MilvusClient(**kw)  # type: ignore[arg-type]
+
+
+def collection_names(settings: Settings) -> CollectionNames:
+    return CollectionNames(settings.milvus.items_alias, settings.milvus.users_collection)
+
+
+def allowed_model(settings: Settings, name: str) -> str:
+    """`name` if a re-index may switch to it (see `embeddings.text.allowed_text_model`)."""
+    return allowed_text_model(
+        name,
+        allowed=[settings.models.text_model, *settings.models.text_models_allowed],
+        models_dir=settings.text_models_dir,
+    )
+
+
+def load_embedder(settings: Settings, name: str | None = None) -> TextEmbedder:
+    """The configured text model (or `name`, e.g. the one a re-index switched to)."""
+    m = settings.models
+    name = name or m.text_model
+    emb = SentenceTransformerEmbedder(
+        name, device=m.device, batch_size=m.batch_size, precision=m.precision
+    )
+    if emb.dim != m.text_dim:
+        raise ValueError(
+            f"model {name!r} has dimension {emb.dim}, settings say {m.text_dim}: "
+            "set VANTAGE_MODELS__TEXT_DIM (a new dimension needs a new store)"
+        )
+    return emb
+
+
+def prepare_collections(settings: Settings, milvus: MilvusClient) -> CollectionNames:
+    """The configured collection names, created if missing (idempotent, safe at every start)."""
+    names = collection_names(settings)
+    ensure_collections(
+        milvus,
+        names,
+        text_dim=settings.models.text_dim,
+        cf_dim=settings.models.cf_dim,
+        consistency=settings.milvus.consistency,
+    )
+    return names

@@ -1,0 +1,1 @@
+"""Stores: Milvus collections and Redis records behind small classes."""

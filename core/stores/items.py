@@ -1,0 +1,250 @@
+"""Narrow wrappers over `MilvusClient` for the items and users collections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pymilvus import MilvusClient
+
+from core.domain import Item
+from core.filters import Filter
+from core.stores.schema import CollectionNames
+
+
+def _clip_utf8(text: str, max_bytes: int) -> str:
+    raw = text.encode("utf-8")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", "ignore")
+
+
+def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[str, Any]:
+    """One Milvus row for an item."""
+    from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES
+
+    return {
+        "item_id": item.item_id,
+        "content_vec": content_vec.astype(np.float32).tolist(),
+        "cf_vec": cf_vec.astype(np.float32).tolist(),
+        "title": _clip_utf8(item.title, TITLE_BYTES),
+        "description": _clip_utf8(item.description, DESCRIPTION_BYTES),
+        "category": item.category,
+        "categories": item.categories,
+        "tags": item.tags,
+        "language": item.language,
+        "regions": item.regions,
+        "maturity": item.maturity,
+        "status": item.status,
+        "published_at": item.published_at,
+        "creator_id": item.creator_id,
+        "updated_at": int(time.time()),
+    }
+
+
+@dataclass(frozen=True)
+class Hit:
+    item_id: str
+    score: float
+    fields: dict[str, Any]
+
+
+# The item fields an API read returns (everything but vectors and the derived category).
+META_FIELDS = (
+    "title",
+    "description",
+    "categories",
+    "tags",
+    "language",
+    "regions",
+    "maturity",
+    "status",
+    "published_at",
+    "creator_id",
+    "updated_at",
+)
+# Every field of a row but the primary key (an upsert replaces the whole row).
+ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
+
+
+class ItemStore:
+    """Items collection (through its alias)."""
+
+    META_FIELDS = META_FIELDS
+    SERVING_FIELDS = (
+        "category",
+        "regions",
+        "maturity",
+        "status",
+        "language",
+        "published_at",
+        "creator_id",
+    )
+
+    def __init__(
+        self, client: MilvusClient, names: CollectionNames, *, timeout_s: float | None = None
+    ):
+        self.client = client
+        self.names = names
+        # Serving passes its time budget: a slow Milvus fails the call instead of the request.
+        self._kw: dict[str, Any] = {"timeout": timeout_s} if timeout_s else {}
+
+    @property
+    def collection(self) -> str:
+        return self.names.items_alias
+
+    def upsert(self, rows: Sequence[dict[str, Any]], *, collection: str | None = None) -> None:
+        if rows:
+            self.client.upsert(collection or self.collection, list(rows))
+
+    def delete(self, item_ids: Sequence[str], *, collection: str | None = None) -> None:
+        if item_ids:
+            self.client.delete(collection or self.collection, ids=list(item_ids))
+
+    def get(
+        self,
+        item_ids: Iterable[str],
+        fields: Sequence[str] = META_FIELDS,
+        *,
+        collection: str | None = None,
+        strong: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """Rows by id; `strong` waits for every write acknowledged so far (re-index reads)."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        kw: dict[str, Any] = {"consistency_level": "Strong"} if strong else dict(self._kw)
+        rows = self.client.query(
+            collection or self.collection, ids=ids, output_fields=["item_id", *fields], **kw
+        )
+        return {r["item_id"]: dict(r) for r in rows}
+
+    def vectors(self, item_ids: Iterable[str], field: str = "content_vec") -> dict[str, np.ndarray]:
+        rows = self.get(item_ids, (field,))
+        return {i: np.asarray(r[field], dtype=np.float32) for i, r in rows.items()}
+
+    def ids_matching(self, where: Filter, *, limit: int) -> list[str]:
+        """Up to `limit` ids of items matching a filter (in no particular order)."""
+        rows = self.client.query(
+            self.collection, filter=str(where), output_fields=["item_id"], limit=limit, **self._kw
+        )
+        return [str(r["item_id"]) for r in rows]
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        *,
+        field: str = "content_vec",
+        filter: str = "",
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[list[Hit]]:
+        """Batched ANN search; one list of hits per query vector."""
+        res = self.client.search(
+            self.collection,
+            data=np.atleast_2d(vectors).astype(np.float32).tolist(),
+            anns_field=field,
+            filter=filter,
+            limit=limit,
+            output_fields=list(output_fields),
+            search_params={"metric_type": "IP"},
+            **self._kw,
+        )
+        # pymilvus Hit.id is the primary key whatever the field is called.
+        return [
+            [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in hits]
+            for hits in res
+        ]
+
+    def hybrid_search(
+        self,
+        vectors: dict[str, np.ndarray],
+        weights: dict[str, float],
+        *,
+        filter: str = "",
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[Hit]:
+        """One filtered ANN per vector field, fused by Milvus with a weighted ranker.
+
+        The vectors of each hit are returned too, so every space's own score is known.
+        """
+        from pymilvus import AnnSearchRequest, WeightedRanker
+
+        fields = list(vectors)
+        reqs = [
+            AnnSearchRequest(
+                data=[np.asarray(vectors[f], dtype=np.float32).tolist()],
+                anns_field=f,
+                param={"metric_type": "IP"},
+                limit=limit,
+                expr=filter or None,
+            )
+            for f in fields
+        ]
+        res = self.client.hybrid_search(
+            self.collection,
+            reqs,
+            WeightedRanker(*(weights[f] for f in fields)),
+            limit=limit,
+            output_fields=[*output_fields, *fields],
+            **self._kw,
+        )
+        return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
+
+    def iter_rows(
+        self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every row of the collection, in batches (a full scan, for training and re-index)."""
+        it = self.client.query_iterator(
+            collection or self.collection,
+            batch_size=batch,
+            filter="",
+            output_fields=["item_id", *fields],
+        )
+        try:
+            while rows := it.next():
+                yield [dict(r) for r in rows]
+        finally:
+            it.close()
+
+    def flush(self, *, collection: str | None = None) -> None:
+        """Seal written rows. Milvus Lite searches unflushed rows several times slower."""
+        self.client.flush(collection or self.collection)
+
+    def count(self, *, collection: str | None = None) -> int:
+        """Live rows (deletes excluded), as of every acknowledged write."""
+        rows = self.client.query(
+            collection or self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+
+class UserStore:
+    """Users collection: the durable copy of user vectors and profiles."""
+
+    def __init__(self, client: MilvusClient, names: CollectionNames):
+        self.client = client
+        self.names = names
+
+    def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.client.upsert(self.names.users, list(rows))
+
+    def flush(self) -> None:
+        self.client.flush(self.names.users)
+
+    def get(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        rows = self.client.get(
+            self.names.users,
+            ids=ids,
+            output_fields=["user_id", "profile", "content_vec", "updated_at"],
+        )
+        return {r["user_id"]: dict(r) for r in rows}

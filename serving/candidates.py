@@ -1,0 +1,344 @@
+"""Stage 1, candidate generation: the sources a surface names, run concurrently, unioned.
+
+Each source returns up to its quota of candidates that already satisfy the hard constraints
+(maturity, status, category, language; Milvus applies them inside the search). The union keeps
+provenance: which sources proposed each item, its score and its rank in each.
+
+Sources run in the state's thread pool against the surface's time budget. A source that fails
+or runs out of time is left out (the response is then marked degraded with
+`source_<reason>`, and `debug` names the source); if the first-listed (primary) source fails,
+the failure propagates so the request degrades to its fallbacks. A source past the deadline is
+abandoned, not interrupted: its Milvus call ends by the client's own timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf_futures
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import NotFound
+from core.resilience import DependencyDown, guarded
+from core.stores.items import ItemStore
+from core.surfaces import SourceName, SurfaceConfig
+from serving import retrieval
+from serving.context import UserContext
+from serving.policy.safety import visible
+from serving.retrieval import Candidate, Constraints
+from serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+# Onboarding preferences (and `cold_only` sources) serve a user until their own history
+# speaks for them.
+PREFERENCES_UNTIL = COLD_UNTIL = 20
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The context item of item surfaces (up_next, related, contextual)."""
+
+    item_id: str
+    title: str
+    content_vec: np.ndarray
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one request asks of its sources."""
+
+    ctx: UserContext
+    surface: SurfaceConfig
+    constraints: Constraints
+    seed: Seed | None
+    category: str | None
+    now: float
+    limit: int = 20
+
+
+@dataclass
+class SourceRun:
+    name: str
+    count: int = 0
+    ms: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Generated:
+    candidates: list[Candidate]
+    runs: list[SourceRun] = field(default_factory=list)
+
+
+def load_seed(state: ServingState, item_id: str, *, max_maturity: int, region: str | None) -> Seed:
+    """The context item, or 404 if it does not exist, was deleted or hidden, or is one this
+    user may not see (maturity, region): the same answer, so its existence is not revealed
+    and its title never reaches a reason."""
+    rows = guarded(
+        state.breakers.milvus,
+        state.items.get,
+        [item_id],
+        fields=("content_vec", "title", "status", "maturity", "regions"),
+    )
+    gone = guarded(state.breakers.redis, state.redis.zscore, state.keys.tombstones, item_id)
+    if (
+        item_id not in rows
+        or gone is not None
+        or not visible(rows[item_id], max_maturity=max_maturity, region=region)
+    ):
+        raise NotFound(f"item {item_id!r} does not exist")
+    row = rows[item_id]
+    return Seed(item_id, str(row["title"]), np.asarray(row["content_vec"], dtype=np.float32))
+
+
+def _personal(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    """ANN over the user's vectors, fused with the surface's weights.
+
+    Spaces with weight 0 are not searched; a user without a vector in any weighted space
+    falls back to their content profile. Candidates name the space that found them
+    (collaborative, content_profile, or hybrid_ann for both).
+    """
+    ctx = need.ctx
+    weights = {f: w for f, w in need.surface.hybrid_weights.items() if w > 0}
+    mine = {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec}
+    usable = {f: v for f, v in mine.items() if v is not None and f in weights}
+    if not usable and ctx.content_vec is not None:
+        usable = {"content_vec": ctx.content_vec}
+    if len(usable) > 1:
+        got = retrieval.hybrid(
+            state.items,
+            usable,
+            weights,
+            reason=retrieval.SPACE_REASON["cf_vec"],
+            constraints=need.constraints,
+            limit=quota,
+        )
+        return got
+    for space, vec in usable.items():
+        return retrieval.ann(
+            state.items,
+            vec,
+            source=retrieval.SPACE_SOURCE[space],
+            reason=retrieval.SPACE_REASON[space],
+            constraints=need.constraints,
+            limit=quota,
+            space=space,
+        )
+    return []
+
+
+def _preferences(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    ctx = need.ctx
+    if ctx.pref_vec is None or len(ctx.recent) >= PREFERENCES_UNTIL:
+        return []
+    return retrieval.ann(
+        state.items,
+        ctx.pref_vec,
+        source="preferences",
+        reason="matches the topics you picked",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    """All-time popularity: the in-process snapshot while it is fresh, else Redis + Milvus.
+
+    (What is popular in the user's region now is the `trending` source's regional scope.)
+    """
+    snap = state.snapshot
+    max_age = 3 * state.settings.serving.snapshot_refresh_s
+    if snap.taken_at and need.now - snap.taken_at < max_age and len(snap):
+        cons = need.constraints
+        excluded = set(cons.exclude)
+        out = []
+        for c in snap.candidates(category=need.category, language=cons.language):
+            if c.item_id in excluded or not cons.admits(c.fields):
+                continue
+            out.append(
+                Candidate(
+                    c.item_id, c.fields, ["popular"], {"popular": c.score}, ["popular right now"]
+                )
+            )
+            if len(out) >= 2 * quota:
+                break
+        # Items written since the snapshot may carry outdated metadata: read theirs again.
+        ids = [c.item_id for c in out]
+        stamps = state.redis.zmscore(state.keys.item_changes, ids) if out else []
+        since_ms = (snap.taken_at - 5.0) * 1000
+        stale = {i for i, ms in zip(ids, stamps, strict=True) if ms is not None and ms >= since_ms}
+        fresh = state.items.get(stale, fields=ItemStore.SERVING_FIELDS) if stale else {}
+        kept = []
+        for c in out:
+            if c.item_id in stale:
+                if c.item_id not in fresh or not cons.admits(fresh[c.item_id]):
+                    continue
+                c.fields = fresh[c.item_id]
+            kept.append(c)
+        return kept[:quota]
+    return retrieval.popular(
+        state.redis, state.keys, state.items, constraints=need.constraints, limit=quota
+    )
+
+
+def _trending(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    """Narrowest scope first: the asked category, else the user's region, else everywhere."""
+    region = need.ctx.region
+    if need.category:
+        scope, reason = f"cat:{need.category}", f"trending in {need.category}"
+    elif region:
+        scope, reason = f"region:{region}", "trending in your region"
+    else:
+        scope, reason = "all", "trending now"
+    scopes = [(scope, reason)] + ([("all", "trending now")] if scope != "all" else [])
+    found: dict[str, Candidate] = {}
+    for sc, why in scopes:
+        if len(found) < quota:
+            got = retrieval.trending(
+                state.redis,
+                state.keys,
+                state.items,
+                scope=sc,
+                reason=why,
+                constraints=need.constraints,
+                limit=quota,
+            )
+            retrieval.merge(found, [c for c in got if c.item_id not in found])
+    return list(found.values())[:quota]
+
+
+def _fresh(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    """Recently published items nearest the user's taste (none without a vector)."""
+    ctx = need.ctx
+    space, vec = (
+        ("cf_vec", ctx.cf_vec)
+        if ctx.cf_vec is not None and need.surface.hybrid_weights.get("cf_vec", 0) > 0
+        else ("content_vec", ctx.content_vec if ctx.content_vec is not None else ctx.pref_vec)
+    )
+    if vec is None:
+        return []
+    cutoff = int(need.now - need.surface.fresh_days * 86_400)
+    cons = dataclasses.replace(need.constraints, published_after=cutoff)
+    return retrieval.ann(
+        state.items, vec, source="fresh", reason="new", constraints=cons, limit=quota, space=space
+    )
+
+
+def _similar_item(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    assert need.seed is not None
+    return retrieval.ann(
+        state.items,
+        need.seed.content_vec,
+        source="similar_item",
+        reason=f"similar to {need.seed.title}",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _item_neighbours(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    assert need.seed is not None
+    return retrieval.neighbours(
+        state.models.cf(),
+        state.items,
+        need.seed.item_id,
+        reason=f"people who watched {need.seed.title} also watched it",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+def _contextual(state: ServingState, need: Need, quota: int) -> list[Candidate]:
+    """ANN over the context item blended with the user's content profile."""
+    assert need.seed is not None
+    ctx = need.ctx
+    user = ctx.content_vec if ctx.content_vec is not None else ctx.pref_vec
+    w = need.surface.context_weight
+    query = need.seed.content_vec
+    if user is not None and len(user) == len(query):
+        query = w * query + (1 - w) * user
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+    return retrieval.ann(
+        state.items,
+        query,
+        source="contextual",
+        reason=f"goes with {need.seed.title}",
+        constraints=need.constraints,
+        limit=quota,
+    )
+
+
+SOURCES: dict[str, Callable[[ServingState, Need, int], list[Candidate]]] = {
+    "personal": _personal,
+    "preferences": _preferences,
+    "popular": _popular,
+    "trending": _trending,
+    "fresh": _fresh,
+    "similar_item": _similar_item,
+    "item_neighbours": _item_neighbours,
+    "contextual": _contextual,
+}
+
+
+def generate(state: ServingState, need: Need, *, extra: int, deadline: float) -> Generated:
+    """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
+    cold = len(need.ctx.recent) < COLD_UNTIL
+    specs = [s for s in need.surface.sources if cold or not s.cold_only] or need.surface.sources
+    runs = {s.name: SourceRun(s.name) for s in specs}
+
+    def run(name: SourceName, quota: int) -> list[Candidate]:
+        t = time.perf_counter()
+        try:
+            return guarded(state.breakers.milvus, SOURCES[name], state, need, quota)
+        except DependencyDown:
+            raise
+        except Exception as e:
+            # A broken source (an unreadable model artefact, a bug) costs its candidates, not
+            # the request.
+            log.exception("source %s failed", name)
+            raise DependencyDown("source_error", e) from e
+        finally:
+            runs[name].ms = round((time.perf_counter() - t) * 1000, 2)
+
+    quota = {s.name: min(s.quota + extra, retrieval.MILVUS_MAX_TOPK) for s in specs}
+    first = specs[0].name
+    overfetch = need.limit * state.settings.serving.overfetch + extra
+    quota[first] = min(max(quota[first], overfetch), retrieval.MILVUS_MAX_TOPK)
+    if len(specs) == 1:
+        futures = {}
+        try:
+            results = {first: run(first, quota[first])}
+        except DependencyDown as e:
+            results, runs[first].error = {}, e.reason
+    else:
+        futures = {s.name: state.pool.submit(run, s.name, quota[s.name]) for s in specs}
+        cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
+        results = {}
+        for name, fut in futures.items():
+            if not fut.done():
+                fut.cancel()
+                runs[name].error = "over_budget"
+                continue
+            try:
+                results[name] = fut.result()
+            except DependencyDown as e:
+                runs[name].error = e.reason
+    found: dict[str, Candidate] = {}
+    for s in specs:  # merged in the surface's order: the first source's provenance leads
+        got = results.get(s.name, [])[: quota[s.name]]
+        for rank, c in enumerate(got):
+            c.ranks[s.name] = rank
+        runs[s.name].count = len(got)
+        retrieval.merge(found, got)
+    failed = [r.error for r in runs.values() if r.error]
+    if runs[first].error or (failed and not runs[first].count):
+        # Without its primary source a surface is not itself: the request's fallbacks (its
+        # last good list, then the popular snapshot) serve it better than the other sources.
+        reason = runs[first].error or failed[0]
+        raise DependencyDown(reason if reason != "over_budget" else "milvus_timeout")
+    return Generated(list(found.values()), list(runs.values()))

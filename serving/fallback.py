@@ -1,0 +1,134 @@
+"""What serving falls back on when a dependency is slow or down.
+
+* `PopularSnapshot`: an in-process copy of the most popular items *with their serving
+  metadata* (maturity, regions, status, ...) and their tombstone state, refreshed every few
+  seconds while Redis and Milvus answer. It needs neither to serve, and its items still go
+  through the full safety policy.
+* The last good list per request shape (`stale` entries in Redis, kept longer than the result
+  cache): when Milvus fails, a user gets their own recent list before generic popularity. It
+  is reused only if it was filtered at least as strictly as the user needs now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import redis
+from pymilvus import MilvusClient
+
+from core.keys import Keys
+from core.resilience import dependency_of
+from core.stores.items import ItemStore
+from core.stores.schema import CollectionNames
+from serving.retrieval import Candidate
+
+
+class SnapshotSource(Protocol):
+    """What the snapshot reads (the serving state has it; the state holds the snapshot)."""
+
+    redis: redis.Redis
+    keys: Keys
+    items: ItemStore
+    milvus: MilvusClient
+    names: CollectionNames
+    config_tag: str
+
+
+log = logging.getLogger(__name__)
+
+SOURCE = "popular_snapshot"
+STALE_SOURCE = "last_good_list"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    items: tuple[tuple[str, dict[str, Any], float], ...] = ()
+    taken_at: float = 0.0
+
+
+@dataclass
+class PopularSnapshot:
+    size: int = 1000
+    _snap: Snapshot = field(default_factory=Snapshot)
+
+    @property
+    def taken_at(self) -> float:
+        return self._snap.taken_at
+
+    def __len__(self) -> int:
+        return len(self._snap.items)
+
+    def refresh(self, state: SnapshotSource) -> int:
+        """Replace the snapshot with the current top items (keeps the old one on failure)."""
+        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
+        top = cast(
+            list[tuple[bytes, float]],
+            state.redis.zrevrange(state.keys.popularity, 0, self.size - 1, withscores=True),
+        )
+        ranked = [(i.decode(), float(s)) for i, s in top]
+        if not ranked:
+            self._snap = Snapshot((), time.time())
+            return 0
+        meta = state.items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+        gone = state.redis.zmscore(state.keys.tombstones, [i for i, _ in ranked])
+        best = ranked[0][1] or 1.0
+        items = tuple(
+            (i, meta[i], s / best)
+            for (i, s), g in zip(ranked, gone, strict=True)
+            if i in meta and g is None and meta[i].get("status") == "active"
+        )
+        self._snap = Snapshot(items, time.time())
+        return len(items)
+
+    def ids(self) -> list[str]:
+        return [i for i, _, _ in self._snap.items]
+
+    def candidates(self, *, category: str | None, language: str | None) -> list[Candidate]:
+        out = []
+        for item_id, fields, score in self._snap.items:
+            if category and fields.get("category") != category:
+                continue
+            if language and fields.get("language") != language:
+                continue
+            out.append(
+                Candidate(item_id, dict(fields), [SOURCE], {SOURCE: score}, ["popular right now"])
+            )
+        return out
+
+    def run(self, state: SnapshotSource, stop: threading.Event, every_s: float) -> None:
+        """Refresh until `stop`; failures keep the last good snapshot."""
+        while True:
+            try:
+                n = self.refresh(state)
+                log.debug("popular snapshot refreshed: %d items", n)
+            except Exception as e:
+                log.warning("popular snapshot not refreshed (%s: %s)", type(e).__name__, e)
+                if dependency_of(e) == "milvus":
+                    # A restarted Milvus may have released the collections: load them again
+                    # (idempotent; fails harmlessly while it is still down).
+                    _reload(state)
+            if stop.wait(every_s):
+                return
+
+
+def stale_key(state: SnapshotSource, parts: list[Any]) -> str:
+    raw = json.dumps([*parts, state.config_tag], separators=(",", ":"))
+    digest = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+    return state.keys.result_cache("last:" + digest)
+
+
+def _reload(state: SnapshotSource) -> None:
+    """A restarted Milvus may come back with the collections released: load them again."""
+    from core.stores.schema import load_all
+
+    try:
+        load_all(state.milvus, state.names)
+        log.info("milvus collections loaded again")
+    except Exception as e:
+        log.warning("milvus collections not loaded yet (%s)", e)

@@ -1,0 +1,227 @@
+"""Impressions: every served list, logged off the request path for attribution and CTR.
+
+`log()` only puts a compact copy of a response on a bounded in-process queue; a daemon thread
+writes what is queued in batches, one Redis pipeline per batch:
+
+- `keys.impressions`: stream (MAXLEN ~), one entry per list, field `data` = JSON
+  {"id", "user", "surface", "variant", "t", "cached", "degraded",
+  "items": [[item_id, sources, position, explored, propensity], ...]};
+- `keys.rec_info(id)`: hash item -> JSON {user, sources, position, surface, variant, explored,
+  propensity}, expiring after the attribution window; the worker attributes interactions
+  that cite the list, from the user it was served to (indexing.apply);
+- `keys.surface_stats`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each item,
+  and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
+
+Impressions are best-effort analytics, not events: when the queue is full (Redis slower than
+traffic) or a batch fails, the lists are dropped, never retried, and the loss is counted in
+`vantage_impressions_dropped_total`. A request never waits for any of this; clicks on a lost
+list are simply not attributed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from core.keys import Keys
+from serving import metrics
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malformed one
+MAX_SOURCES = 16
+MAX_PART = 64  # characters of a surface, source or variant name in a stats field
+_IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
+_WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
+
+Record = dict[str, Any]
+
+
+def _part(value: Any, default: str) -> str:
+    """A name usable in a `kind|surface|source|variant` field (no separator, bounded)."""
+    text = str(value)[:MAX_PART].replace("|", "_") if value is not None else ""
+    return text or default
+
+
+def _propensity(value: Any) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def to_record(response: Mapping[str, Any], *, at: float | None = None) -> Record | None:
+    """The compact stream record of a response (None when it has no item or no id)."""
+    rec_id = response.get("recommendation_id")
+    raw = response.get("items") or []
+    if not rec_id or not raw:
+        return None
+    items: list[list[Any]] = []
+    seen: set[str] = set()
+    for n, it in enumerate(raw[:MAX_ITEMS], 1):
+        item_id = str(it["item_id"])
+        if item_id in seen:  # counted once even if a list ever repeats an item
+            continue
+        seen.add(item_id)
+        sources = [_part(s, "unknown") for s in (it.get("sources") or [])[:MAX_SOURCES]]
+        items.append(
+            [
+                item_id,
+                list(dict.fromkeys(sources)),
+                int(it.get("position") or n),  # 0 = not set by the pipeline: list order
+                bool(it.get("explored", False)),
+                _propensity(it.get("propensity")),
+            ]
+        )
+    return {
+        "id": str(rec_id),
+        "user": str(response.get("user_id", "")),
+        "surface": _part(response.get("surface"), "unknown"),
+        "variant": _part(response.get("variant"), "default"),
+        "t": round(time.time() if at is None else at, 3),
+        "cached": bool(response.get("cached", False)),
+        "degraded": bool(response.get("degraded", False)),
+        "items": items,
+    }
+
+
+def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) -> list[str]:
+    """The `surface_stats` fields one item of a list adds 1 to (per source, then the total)."""
+    return [*(f"{kind}|{surface}|{s}|{variant}" for s in sources), f"{kind}|{surface}|*|{variant}"]
+
+
+class ImpressionLogger:
+    """Writes served lists to Redis from a daemon thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        keys: Keys,
+        *,
+        max_queue: int = 10_000,
+        flush_ms: int = 50,
+        ttl_s: int = 86_400,
+        stream_maxlen: int = 1_000_000,
+        batch_max: int = 256,
+    ):
+        self.redis = redis_client
+        self.keys = keys
+        self.flush_s = flush_ms / 1000
+        self.ttl_s = ttl_s
+        self.stream_maxlen = stream_maxlen
+        self.batch_max = batch_max
+        self._queue: queue.Queue[Record] = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_warn = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
+    def start(self) -> None:
+        """Start the writer thread (once; until then `log()` does nothing)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued and end the thread; what is left after `timeout_s` is lost."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def log(self, response: Mapping[str, Any]) -> None:
+        """Queue a response as `recommend()` returns it; never blocks, never raises."""
+        if not self.running:  # e.g. the evaluation harness: no thread, nothing kept
+            return
+        try:
+            record = to_record(response)
+        except Exception:
+            log.exception("impression not logged: malformed response")
+            metrics.IMPRESSIONS_DROPPED.labels("invalid").inc()
+            return
+        if record is None:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            metrics.IMPRESSIONS_DROPPED.labels("queue_full").inc()
+
+    def _run(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            if batch:
+                self._write_safely(batch)
+
+    def _next_batch(self) -> list[Record]:
+        """Up to `batch_max` records: the first one, then whatever comes within `flush_ms`."""
+        try:
+            batch = [self._queue.get(timeout=_IDLE_POLL_S)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.flush_s
+        while len(batch) < self.batch_max:
+            left = deadline - time.monotonic()
+            try:
+                if left > 0 and not self._stop.is_set():
+                    batch.append(self._queue.get(timeout=left))
+                else:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_safely(self, batch: list[Record]) -> None:
+        try:
+            self.write(batch)
+        except Exception as e:
+            reason = "redis_error" if isinstance(e, redis.RedisError) else "error"
+            metrics.IMPRESSIONS_DROPPED.labels(reason).inc(len(batch))
+            if time.monotonic() - self._last_warn > _WARN_EVERY_S:
+                self._last_warn = time.monotonic()
+                log.warning("dropped %d impressions: %s: %s", len(batch), type(e).__name__, e)
+
+    def write(self, batch: Sequence[Record]) -> None:
+        """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
+        stats: Counter[str] = Counter()
+        pipe = self.redis.pipeline(transaction=False)
+        for rec in batch:
+            pipe.xadd(
+                self.keys.impressions,
+                {"data": json.dumps(rec, separators=(",", ":"))},
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
+            surface, variant = rec["surface"], rec["variant"]
+            info: dict[str, str] = {}
+            for item_id, sources, position, explored, propensity in rec["items"]:
+                info[item_id] = json.dumps(
+                    {
+                        "user": rec["user"],
+                        "sources": sources,
+                        "position": position,
+                        "surface": surface,
+                        "variant": variant,
+                        "explored": explored,
+                        "propensity": propensity,
+                    },
+                    separators=(",", ":"),
+                )
+                stats.update(stats_fields("imp", surface, variant, sources))
+            key = self.keys.rec_info(rec["id"])
+            pipe.hset(key, mapping=info)
+            pipe.expire(key, self.ttl_s)
+        for f, n in stats.items():
+            pipe.hincrby(self.keys.surface_stats, f, n)
+        pipe.execute()
+        metrics.IMPRESSIONS.inc(len(batch))

@@ -1,0 +1,34 @@
+"""Metrics of the read path, observed in-process (the API exports them at /metrics)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Histogram
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+STAGES = Histogram(
+    "vantage_pipeline_stage_duration_seconds",
+    "Time spent in each recommendation pipeline stage",
+    ["stage", "surface"],
+    buckets=BUCKETS,
+)
+CACHE = Counter("vantage_result_cache_total", "Result cache lookups", ["surface", "result"])
+FALLBACKS = Counter("vantage_fallbacks_total", "Degraded answers by reason", ["surface", "reason"])
+IMPRESSIONS = Counter("vantage_impressions_logged_total", "Served lists written to Redis")
+# Impressions are best-effort: a full queue or a Redis error loses them, counted here.
+IMPRESSIONS_DROPPED = Counter(
+    "vantage_impressions_dropped_total", "Served lists not logged", ["reason"]
+)
+
+
+@contextlib.contextmanager
+def stage(name: str, surface: str) -> Iterator[None]:
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGES.labels(name, surface).observe(time.perf_counter() - t)

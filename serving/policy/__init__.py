@@ -1,0 +1,163 @@
+"""The policy layer: how the ranked candidates become the final list, rule by rule, in order.
+
+1. **Safety** (`safety`): deleted or hidden items, items above the user's maturity ceiling,
+   unavailable in their region or not in their language are dropped, on every path (sources,
+   cache, fallbacks, pins).
+2. **Seen and disliked** (`safety`, as exclusions): items the user interacted with (within the
+   surface's `seen_window_days`, if set) and items they disliked or skipped are dropped.
+3. **Negative feedback** (`feedback`): near neighbours of disliked items lose score.
+4. **Freshness** (`freshness`): recently published items gain score.
+5. **Business rules** (`business`): boosts and buries shift scores.
+6. **Diversity** (`diversity`): MMR picks the exploit list under caps per category, creator and
+   unproven (new, signal-less) item.
+7. **Exploration** (`exploration`): a share of lower positions shows items from outside the
+   exploit list, each with its propensity; caps are re-checked.
+8. **Pins** (`business`): pinned items are placed at their positions.
+
+Scores: before rule 3 every candidate gets a policy score from its ranked position, 1 for the
+first and falling by 1 / (limit x mmr_depth) per position, so rule weights mean the same on
+every surface whatever the ranker's scale or the number of candidates: a boost of 0.5 moves
+an item half the rules' window up.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from core.rules import Rule
+from core.surfaces import PolicySpec
+from serving.policy import business, diversity, exploration, feedback, freshness
+from serving.policy.safety import HardFilters, allowed, apply_policy, passes
+from serving.retrieval import Candidate
+
+__all__ = ["HardFilters", "PolicyInputs", "allowed", "apply_policy", "passes", "run"]
+
+POLICY = "policy"  # key of the policy score in Candidate.scores
+# Content vectors are float32.
+_F32 = npt.NDArray[np.float32]
+
+
+@dataclass
+class PolicyInputs:
+    """What the rules read besides the candidates (loaded by the rerank stage)."""
+
+    now: float
+    seed: int  # exploration draws (the recommendation id)
+    item_vecs: _F32  # (n, d) content vectors of the window; NaN rows unknown
+    popularity: npt.NDArray[np.float64]  # (n,) interaction weight so far
+    negative_vecs: _F32 = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    rules: Sequence[Rule] = ()
+    pinned: dict[str, Candidate] = field(default_factory=dict)  # safe pinned items
+    category_filter: bool = False  # the request asked for one category: no category cap
+
+
+def window_size(spec: PolicySpec, limit: int) -> int:
+    """How many of the ranked candidates the rules look at."""
+    return limit * spec.mmr_depth + (spec.exploration_pool if spec.exploration_share > 0 else 0)
+
+
+def run(
+    ranked: Sequence[Candidate], spec: PolicySpec, inp: PolicyInputs, *, limit: int
+) -> list[Candidate]:
+    """The final list: rules 3-8 over candidates that already passed rules 1-2."""
+    window = list(ranked[: window_size(spec, limit)])
+    n = len(window)
+    if n == 0 and not inp.pinned:
+        return []
+    vecs, popularity = inp.item_vecs[:n], inp.popularity[:n]  # rows of the window
+    base = 1.0 - np.arange(n, dtype=np.float64) / (limit * spec.mmr_depth)
+    published = np.asarray([float(c.fields.get("published_at") or 0) for c in window])
+    rules = list(inp.rules) if spec.rules else []
+    score = (
+        base
+        - feedback.negative_penalties(
+            vecs,
+            inp.negative_vecs,
+            similarity=spec.negative_similarity,
+            penalty=spec.negative_penalty,
+        )
+        + freshness.freshness_boost(
+            published,
+            now=inp.now,
+            weight=spec.freshness_weight,
+            half_life_days=spec.freshness_half_life_days,
+        )
+        + business.rule_deltas(rules, window)
+    )
+    boosted = business.rule_deltas([r for r in rules if r.action == "boost"], window) > 0
+    for c, s in zip(window, score, strict=True):
+        c.scores[POLICY] = round(float(s), 6)
+
+    categories = [c.fields.get("category") or None for c in window]
+    creators = [c.fields.get("creator_id") or None for c in window]
+    unproven = [bool(p < spec.new_item_signals) for p in popularity]
+    caps = diversity.Caps(
+        category=None if inp.category_filter else spec.category_cap,
+        creator=spec.creator_cap,
+        unproven=spec.new_item_cap,
+    )
+    picked = diversity.select(
+        score,
+        vecs,
+        limit=limit,
+        lam=spec.mmr_lambda,
+        categories=categories,
+        creators=creators,
+        unproven=unproven,
+        caps=caps,
+        window=limit * spec.mmr_depth,
+    )
+    taken = set(picked)
+    rest = [int(i) for i in np.argsort(-score, kind="stable") if int(i) not in taken]
+    placed = exploration.explore(
+        picked,
+        rest[: spec.exploration_pool],
+        limit=limit,
+        share=spec.exploration_share,
+        start=spec.exploration_start,
+        rng=random.Random(inp.seed),
+        fits=lambda i, others: diversity.fits_caps(i, others, categories, creators, unproven, caps),
+    )
+    fits = diversity.within_caps(
+        [categories[i] for i, _, _ in placed],
+        [creators[i] for i, _, _ in placed],
+        [unproven[i] for i, _, _ in placed],
+        # A safety net for the hard caps (the unproven cap may have been relaxed to fill).
+        diversity.Caps(caps.category, caps.creator, None),
+    )
+    final: list[Candidate] = []
+    for (i, explored, prop), ok in zip(placed, fits, strict=True):
+        if not ok:
+            continue
+        c = window[i]
+        c.explored, c.propensity = explored, round(prop, 6)
+        if explored:
+            c.reasons = [*c.reasons, "picked to explore something new for you"]
+        elif boosted[i]:
+            c.reasons = [*c.reasons, "featured"]
+        if freshness.is_new(published[i], now=inp.now, new_days=spec.new_days):
+            c.reasons = [*c.reasons, "new"]
+        final.append(c)
+    return _pin(final, rules, inp, limit)
+
+
+def _pin(
+    final: list[Candidate], rules: Sequence[Rule], inp: PolicyInputs, limit: int
+) -> list[Candidate]:
+    pins = business.pin_positions(rules, allowed=inp.pinned)
+    if not pins:
+        return final[:limit]
+    by_id = {c.item_id: c for c in final}
+    for item_id in pins:
+        c = by_id.get(item_id) or inp.pinned[item_id]
+        c.explored, c.propensity = False, 1.0
+        if "featured" not in c.reasons:
+            c.reasons = [*c.reasons, "featured"]
+        by_id[item_id] = c
+    ids = business.place_pins([c.item_id for c in final], pins, limit)
+    return [by_id[i] for i in ids]

@@ -1,0 +1,98 @@
+"""Re-ranking: the published XGBoost LambdaMART model scores all candidates in one call.
+
+Without a ranker (none published, an artefact that does not load, features that do not match,
+a predict error) the candidates are ordered by the blend of the interaction model's two views
+(`embeddings.blend`: iALS and item neighbours, weighted as chosen at training); without that
+either (a model too old or too small to have a weight, a user without a collaborative vector)
+the fused retrieval order stays. Ranking can cost quality, never availability.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from core.stores.registry import CFModel, RankerModel
+from embeddings.blend import blend
+from serving.context import UserContext
+from serving.features import FEATURE_NAMES, build_features, neighbour_scores
+from serving.retrieval import Candidate
+from serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+SCORE = "ranker"  # key of the ranker's score in Candidate.scores
+BLEND = "blend"  # key of the blended collaborative score (the order without a ranker)
+COLLABORATIVE = "collaborative"  # the personal source's score (user . item cf_vec in Milvus)
+
+
+def score(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Ranker scores for a feature matrix whose columns are FEATURE_NAMES."""
+    if model.feature_names != FEATURE_NAMES:
+        raise ValueError(f"ranker {model.version} was trained on other features")
+    return np.asarray(model.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
+
+
+def rank(
+    state: ServingState, ctx: UserContext, cands: Sequence[Candidate], version: str = "current"
+) -> list[Candidate]:
+    """Candidates reordered by a ranker ('current' or a version), else by the blend."""
+    out = list(cands)
+    if len(out) < 2:
+        return out
+    try:
+        model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
+        if model is not None:
+            x = build_features(state.redis, state.keys, state.items, ctx, out, cf=state.models.cf())
+            scores = score(model, x)
+            if len(scores) != len(out) or not np.all(np.isfinite(scores)):
+                raise ValueError("ranker returned unusable scores")
+            for c, s in zip(out, scores, strict=True):
+                c.scores[SCORE] = float(s)
+            order = np.argsort(-scores, kind="stable")
+            return [out[i] for i in order]
+    except Exception:
+        log.exception("ranking failed for user %s: falling back to the blend", ctx.user_id)
+    return without_ranker(state, ctx, out)
+
+
+def without_ranker(
+    state: ServingState, ctx: UserContext, cands: Sequence[Candidate]
+) -> list[Candidate]:
+    """The blended order when the model has a blend weight, else the order given."""
+    try:
+        ordered = blend_order(state.models.cf(), ctx, cands)
+    except Exception:
+        log.exception("blending failed for user %s: keeping the fused order", ctx.user_id)
+        return list(cands)
+    return list(cands) if ordered is None else ordered
+
+
+def blend_order(
+    cf: CFModel | None, ctx: UserContext, cands: Sequence[Candidate]
+) -> list[Candidate] | None:
+    """Candidates by the blended iALS + item-neighbour score; None where it does not apply.
+
+    Items the model does not know (added since it was trained) use their retrieval
+    collaborative score when they have one, so projected cf vectors still count; with
+    neither they score as the average candidate.
+    """
+    if cf is None or cf.blend_cf_weight is None or ctx.cf_vec is None:
+        return None
+    factors = cf.als.item_factors
+    if len(ctx.cf_vec) != factors.shape[1]:
+        return None
+    ids = [c.item_id for c in cands]
+    pos = np.asarray([cf.item_index.get(i, -1) for i in ids], dtype=np.int64)
+    known = pos >= 0
+    cf_scores = np.asarray([c.scores.get(COLLABORATIVE, np.nan) for c in cands], np.float64)
+    cf_scores[known] = factors[pos[known]] @ ctx.cf_vec.astype(np.float32)
+    nbr, _ = neighbour_scores(cf, ctx.recent, ids)
+    blended = blend(cf_scores, nbr, cf.blend_cf_weight)
+    for c, s in zip(cands, blended, strict=True):
+        c.scores[BLEND] = float(s)
+    order = np.argsort(-blended, kind="stable")
+    return [cands[i] for i in order]

@@ -1,0 +1,114 @@
+"""Stage 4, re-ranking to the final list: loads what the policy rules read, runs them, explains.
+
+The rules themselves are pure (serving.policy); this module gathers their inputs - content
+vectors (process cache, else one Milvus read), popularity and the rules snapshot - and degrades
+rule by rule when a dependency cannot say: no vectors, no MMR; no popularity, no throttle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from core.resilience import DependencyDown, guarded
+from core.rules import Rule, RuleSnapshot
+from core.stores.items import ItemStore
+from core.surfaces import SurfaceConfig
+from serving import explain, policy
+from serving.context import UserContext
+from serving.features import ITEM_CACHE, vector_matrix
+from serving.policy import HardFilters, PolicyInputs, passes
+from serving.policy.business import pin_positions
+from serving.retrieval import Candidate, Constraints
+from serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+RECENT_EXPLAIN = 5  # recent items an explanation may cite
+NEGATIVES_USED = 20  # most recent dislikes whose neighbours are demoted
+
+
+def finalize(
+    state: ServingState,
+    *,
+    surface: str,
+    cfg: SurfaceConfig,
+    ctx: UserContext,
+    ranked: Sequence[Candidate],
+    hard: HardFilters,
+    constraints: Constraints,
+    limit: int,
+    seed: int,
+    now: float,
+    rules: RuleSnapshot,
+) -> list[Candidate]:
+    """The final list for one request (`rules`: the snapshot its cache key was built with)."""
+    spec = cfg.policy
+    window = list(ranked[: policy.window_size(spec, limit)])
+    ids = [c.item_id for c in window]
+    negatives = ctx.negatives[:NEGATIVES_USED]
+    disliked = set(ctx.negatives)
+    recent = [i for i in ctx.recent if i not in disliked][:RECENT_EXPLAIN]
+    try:
+        meta = guarded(
+            state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent]
+        )
+    except DependencyDown:
+        meta = {}
+    active = rules.for_surface(surface, now) if spec.rules else []
+    inp = PolicyInputs(
+        now=now,
+        seed=seed,
+        item_vecs=vector_matrix(meta, ids),
+        popularity=_popularity(state, ids),
+        negative_vecs=vector_matrix(meta, [i for i in negatives if i in meta]),
+        rules=active,
+        pinned=_pinned(state, active, window, hard, constraints),
+        category_filter=constraints.category is not None,
+    )
+    final = policy.run(window, spec, inp, limit=limit)
+    explain.because_you_watched(final, recent, meta)
+    return final
+
+
+def _popularity(state: ServingState, ids: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Interaction weight per item; +inf when Redis cannot say (nothing is throttled then)."""
+    if not ids:
+        return np.zeros(0)
+    try:
+        pop = guarded(state.breakers.redis, state.redis.zmscore, state.keys.popularity, list(ids))
+    except DependencyDown:
+        return np.full(len(ids), np.inf)
+    return np.asarray([float(p) if p is not None else 0.0 for p in pop])
+
+
+def _pinned(
+    state: ServingState,
+    rules: Sequence[Rule],
+    window: Sequence[Candidate],
+    hard: HardFilters,
+    constraints: Constraints,
+) -> dict[str, Candidate]:
+    """Pinned items that pass the safety rule and the request's constraints."""
+    wanted = list(pin_positions(rules))
+    if not wanted:
+        return {}
+    have = {c.item_id: c for c in window if c.item_id in wanted}
+    missing = [i for i in wanted if i not in have]
+    try:
+        if missing:
+            rows = guarded(
+                state.breakers.milvus, state.items.get, missing, fields=ItemStore.SERVING_FIELDS
+            )
+            gone = guarded(
+                state.breakers.redis, state.redis.zmscore, state.keys.tombstones, missing
+            )
+            for i, g in zip(missing, gone, strict=True):
+                if i in rows and g is None:
+                    have[i] = Candidate(i, rows[i], ["pinned"], {"pinned": 1.0}, [])
+    except DependencyDown:
+        log.warning("pinned items not loaded: serving without the missing pins")
+    return {i: c for i, c in have.items() if passes(c, hard) and constraints.admits(c.fields)}

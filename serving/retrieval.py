@@ -1,0 +1,263 @@
+"""Candidate generation: filtered ANN in Milvus and popularity from Redis, with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import redis
+
+from core.filters import Filter
+from core.keys import Keys
+from core.stores.items import ItemStore
+from core.stores.registry import CFModel
+
+
+@dataclass
+class Candidate:
+    """An item some source proposed, with provenance and the scores seen so far."""
+
+    item_id: str
+    fields: dict[str, Any]
+    sources: list[str]  # the retrieval sources that produced it, first = primary
+    scores: dict[str, float] = field(default_factory=dict)  # source or vector space -> score
+    reasons: list[str] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # source -> 0-based rank in it
+    explored: bool = False  # placed by exploration
+    propensity: float | None = None  # probability the policy shows it at its position
+
+    @property
+    def score(self) -> float:
+        """The primary source's score (what orders candidates before ranking)."""
+        return self.scores[self.sources[0]]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Hard constraints every candidate source applies (and the policy re-checks)."""
+
+    max_maturity: int
+    category: str | None = None
+    language: str | None = None  # the request's language filter (exact)
+    user_language: str | None = None  # the user's language: that one (any variant) or 'und'
+    exclude: tuple[str, ...] = ()
+    published_after: int | None = None
+
+    def milvus_filter(self) -> str:
+        f = Filter().eq("status", "active").le("maturity", self.max_maturity)
+        if self.category:
+            f.eq("category", self.category)
+        if self.language:
+            f.eq("language", self.language)
+        if self.user_language:
+            f.language_family(self.user_language.split("-")[0])
+        if self.published_after is not None:
+            f.ge("published_at", self.published_after)
+        return str(f.not_in("item_id", self.exclude))
+
+    def admits(self, fields: dict[str, Any]) -> bool:
+        """The same constraints, checked on an item's serving metadata."""
+        if fields.get("status", "active") != "active":
+            return False
+        if int(fields.get("maturity", 0)) > self.max_maturity:
+            return False
+        if self.category and fields.get("category") != self.category:
+            return False
+        lang = fields.get("language") or "und"
+        if self.language and lang != self.language:
+            return False
+        if self.user_language and not speaks(self.user_language, lang):
+            return False
+        published = int(fields.get("published_at") or 0)
+        return self.published_after is None or published >= self.published_after
+
+
+def speaks(user_language: str, item_language: str) -> bool:
+    """A reader of `user_language` is served items in it, any variant of it, or 'und'."""
+    return item_language == "und" or item_language.split("-")[0] == user_language.split("-")[0]
+
+
+def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
+    """Union candidates by id, keeping every source's score (provenance)."""
+    for c in found:
+        have = into.get(c.item_id)
+        if have is None:
+            into[c.item_id] = c
+        else:
+            have.sources.extend(x for x in c.sources if x not in have.sources)
+            have.scores.update(c.scores)
+            have.reasons.extend(r for r in c.reasons if r not in have.reasons)
+            for s, rank in c.ranks.items():
+                have.ranks.setdefault(s, rank)
+
+
+def ann(
+    items: ItemStore,
+    vector: npt.NDArray[np.float32],
+    *,
+    source: str,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+    space: str = "content_vec",
+) -> list[Candidate]:
+    """Nearest items to `vector` in one vector space that satisfy the constraints."""
+    hits = items.search(vector, field=space, filter=constraints.milvus_filter(), limit=limit)[0]
+    return [Candidate(h.item_id, h.fields, [source], {source: h.score}, [reason]) for h in hits]
+
+
+def hybrid(
+    items: ItemStore,
+    vectors: dict[str, npt.NDArray[np.float32]],
+    weights: dict[str, float],
+    *,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Filtered ANN in several vector spaces at once, fused by Milvus.
+
+    Each candidate keeps the fused score and its score in every space (IP with the query),
+    so later stages know why it was retrieved.
+    """
+    hits = items.hybrid_search(vectors, weights, filter=constraints.milvus_filter(), limit=limit)
+    out = []
+    for h in hits:
+        scores = {"hybrid_ann": h.score}
+        for space, query in vectors.items():
+            vec = h.fields.pop(space, None)
+            if vec is not None:
+                scores[SPACE_SOURCE[space]] = float(np.dot(np.asarray(vec, np.float32), query))
+        out.append(Candidate(h.item_id, h.fields, ["hybrid_ann"], scores, [reason]))
+    return out
+
+
+MILVUS_MAX_TOPK = 16_384  # Milvus refuses larger limits
+
+SPACE_SOURCE = {"content_vec": "content_profile", "cf_vec": "collaborative"}
+SPACE_REASON = {
+    "content_vec": "matches what you engaged with recently",
+    "cf_vec": "people with similar taste engaged with it",
+}
+
+
+def popular(
+    r: redis.Redis,
+    keys: Keys,
+    items: ItemStore,
+    *,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Most popular items (all-time interaction weight) that satisfy the constraints."""
+    return ranked_set(
+        r,
+        keys.popularity,
+        items,
+        source="popular",
+        reason="popular right now",
+        constraints=constraints,
+        limit=limit,
+    )
+
+
+def trending(
+    r: redis.Redis,
+    keys: Keys,
+    items: ItemStore,
+    *,
+    scope: str,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Items gaining interactions now (time-decayed; `scope` all, cat:<c> or region:<r>)."""
+    return ranked_set(
+        r,
+        keys.trending(scope),
+        items,
+        source="trending",
+        reason=reason,
+        constraints=constraints,
+        limit=limit,
+    )
+
+
+def ranked_set(
+    r: redis.Redis,
+    key: str,
+    items: ItemStore,
+    *,
+    source: str,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+    page: int | None = None,
+    max_pages: int = 8,
+) -> list[Candidate]:
+    """Top items of a Redis sorted set that satisfy the constraints (metadata from Milvus).
+
+    Pages down the ranking until `limit` items qualify, so a top filled with ids that are
+    unknown, deleted or filtered out cannot leave new users with nothing.
+    """
+    excluded = set(constraints.exclude)
+    out: list[Candidate] = []
+    best: float | None = None
+    # Every page costs a Milvus read of its ids: fetch about what is needed plus a margin.
+    page = page or min(max(2 * limit, 50), 500)
+    for n in range(max_pages):
+        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
+        top = cast(
+            list[tuple[bytes, float]],
+            r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True),
+        )
+        if not top:
+            break
+        ranked = [(i.decode(), float(s)) for i, s in top]
+        best = best or ranked[0][1] or 1.0
+        meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+        for item_id, score in ranked:
+            m = meta.get(item_id)
+            if m is None or item_id in excluded or not constraints.admits(m):
+                continue
+            out.append(Candidate(item_id, m, [source], {source: score / best}, [reason]))
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def neighbours(
+    cf: CFModel | None,
+    items: ItemStore,
+    seed: str,
+    *,
+    reason: str,
+    constraints: Constraints,
+    limit: int,
+) -> list[Candidate]:
+    """Items the interaction model's item-item weights link to `seed` (co-consumption)."""
+    if cf is None or cf.neighbours is None or seed not in cf.item_index:
+        return []
+    row = cf.neighbours.weights.getrow(cf.item_index[seed])
+    if row.nnz == 0:
+        return []
+    order = np.argsort(-row.data, kind="stable")
+    ids = cf.als.item_ids or []
+    excluded = set(constraints.exclude)
+    ranked = [
+        (str(ids[row.indices[k]]), float(row.data[k]))
+        for k in order
+        if row.data[k] > 0 and str(ids[row.indices[k]]) not in excluded
+    ][: 2 * limit]
+    meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+    out = []
+    for item_id, w in ranked:
+        m = meta.get(item_id)
+        if m is not None and constraints.admits(m):
+            out.append(Candidate(item_id, m, ["item_neighbours"], {"item_neighbours": w}, [reason]))
+            if len(out) >= limit:
+                break
+    return out

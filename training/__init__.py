@@ -1,0 +1,1 @@
+"""Training and evaluation: the interaction model, the ranker, the harness."""
