@@ -25,6 +25,7 @@ from pymilvus.exceptions import MilvusException
 
 from core import events as ev
 from core.domain import Interaction, Item, User
+from core.stores.schema import load_all
 from indexing.apply import (
     Stores,
     apply_interactions,
@@ -137,7 +138,6 @@ class Worker:
             log.warning("buffered items left pending at stop: %s", e)
 
     def _reload_collections(self) -> None:
-        from core.stores.schema import load_all
 
         try:
             load_all(self.stores.items.client, self.stores.items.names)

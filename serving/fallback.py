@@ -25,7 +25,7 @@ from pymilvus import MilvusClient
 from core.keys import Keys
 from core.resilience import dependency_of
 from core.stores.items import ItemStore
-from core.stores.schema import CollectionNames
+from core.stores.schema import CollectionNames, load_all
 from serving.retrieval import Candidate
 
 
@@ -125,7 +125,6 @@ def stale_key(state: SnapshotSource, parts: list[Any]) -> str:
 
 def _reload(state: SnapshotSource) -> None:
     """A restarted Milvus may come back with the collections released: load them again."""
-    from core.stores.schema import load_all
 
     try:
         load_all(state.milvus, state.names)

@@ -18,10 +18,17 @@ from tqdm import tqdm
 
 from core.settings import Settings
 from core.surfaces import PolicySpec
+from indexing.connect import build_stores
+from indexing.datasets import load_dataset
+from indexing.importer import import_records
+from serving.recommend import RecRequest, recommend
+from serving.state import build_state
 from training.evaluation.baselines import EvalData, run_baselines
 from training.evaluation.metrics import RECALL_KS, evaluate
 from training.evaluation.splits import split_records
+from training.interaction import CFParams, train_cf
 from training.namespace import drop_namespace, eval_settings
+from training.ranker import train_ranker
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,6 @@ def run_pipeline(
     Hyper-parameters are tuned on the protocol's split applied inside train, as the
     baselines' are. The namespace is dropped afterwards.
     """
-    from indexing.connect import build_stores
-    from indexing.datasets import load_dataset
 
     ds = load_dataset(dataset)
     stores = build_stores(settings)
@@ -102,11 +107,6 @@ def _load_train_recommend(
     progress: bool,
     policies: dict[str, PolicySpec],
 ) -> dict[str, Any]:
-    from indexing.importer import import_records
-    from serving.recommend import RecRequest, recommend
-    from serving.state import build_state
-    from training.interaction import CFParams, train_cf
-    from training.ranker import train_ranker
 
     t0 = time.perf_counter()
     import_records(

@@ -37,6 +37,8 @@ from embeddings.cf import (
     confidence_weight,
 )
 from indexing.apply import Stores, _persist_users
+from training.evaluation.baselines import EvalData, select_params
+from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,6 @@ TUNE_SPLITS: dict[str, str] = {"temporal": "temporal", "random": "ms"}
 
 def split_protocol(tune_split: str) -> str:
     """The `training.evaluation.splits` protocol of a tune split ("random" is the MS split)."""
-    from training.evaluation.splits import PROTOCOLS
 
     if tune_split in TUNE_SPLITS:
         return TUNE_SPLITS[tune_split]
@@ -133,7 +134,6 @@ def select_cf_params(
     `split` is a tune split ("temporal" or "random") or a `training.evaluation.splits`
     protocol. iALS and the item neighbours are each chosen on that split.
     """
-    from training.evaluation.baselines import EvalData, select_params
 
     protocol = split_protocol(split)
     positives = [r for r in records if confidence_weight(r["type"], r.get("value")) > 0]
@@ -183,7 +183,6 @@ def select_blend_weight(
     split: str = "temporal",
 ) -> tuple[float, list[float]]:
     """The iALS weight of the served blend, and the mean NDCG@10 per grid weight over folds."""
-    from training.evaluation.splits import split_indices, stratified_split_indices
 
     users = np.array([str(r["user_id"]) for r in positives])
     if is_random_split(split):

@@ -32,7 +32,14 @@ from core.stores.items import ITEM_ROW_FIELDS
 from core.stores.registry import save_ranker
 from embeddings.cf import DEFAULT_RATING_SCHEME, confidence_weight
 from indexing.apply import Stores
-from training.interaction import CFParams, is_random_split
+from indexing.connect import build_stores
+from indexing.importer import import_records
+from serving.context import load_user_context
+from serving.features import FEATURE_NAMES, build_features
+from serving.ranking import without_ranker
+from serving.recommend import RecRequest, retrieve
+from serving.state import build_state
+from training.interaction import CFParams, is_random_split, train_cf
 from training.namespace import drop_namespace, eval_settings
 
 log = logging.getLogger(__name__)
@@ -202,11 +209,6 @@ def _build_groups(
     random_labels: Mapping[str, set[str]],
 ) -> _Groups:
     """Candidates and features for each user, exactly as serving computes them."""
-    from serving.context import load_user_context
-    from serving.features import build_features
-    from serving.ranking import without_ranker
-    from serving.recommend import RecRequest, retrieve
-    from serving.state import build_state
 
     state = build_state(tmp_settings)
     cfg = tmp_settings.serving
@@ -290,10 +292,6 @@ def train_ranker(
     users is saved but not published, and a previously published ranker is withdrawn (the
     blend then orders the surfaces).
     """
-    from indexing.connect import build_stores
-    from indexing.importer import import_records
-    from serving.features import FEATURE_NAMES
-    from training.interaction import train_cf
 
     if stores.registry is None:
         raise ValueError("training needs a model registry (Stores.registry)")

@@ -12,7 +12,7 @@ from pymilvus import MilvusClient
 
 from core.domain import Item
 from core.filters import Filter
-from core.stores.schema import CollectionNames
+from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES, CollectionNames
 
 
 def _clip_utf8(text: str, max_bytes: int) -> str:
@@ -22,7 +22,6 @@ def _clip_utf8(text: str, max_bytes: int) -> str:
 
 def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[str, Any]:
     """One Milvus row for an item."""
-    from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES
 
     return {
         "item_id": item.item_id,

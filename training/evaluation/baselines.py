@@ -27,6 +27,7 @@ from embeddings.cf import (
     confidence_weight,
     spd_inverse,
 )
+from indexing.datasets import load_dataset
 from training.evaluation.metrics import RECALL_KS, evaluate
 from training.evaluation.splits import natural_key, split_records
 
@@ -275,7 +276,6 @@ class EvalData:
     @classmethod
     def load(cls, dataset_path: str | Path) -> EvalData:
         """Read a dataset; keep interactions that count as positives (all ratings)."""
-        from indexing.datasets import load_dataset
 
         ds = load_dataset(dataset_path)
         categories = {
