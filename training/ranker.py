@@ -29,7 +29,7 @@ import numpy as np
 
 from core.settings import Settings
 from core.stores.items import ITEM_ROW_FIELDS
-from core.stores.registry import save_ranker
+from core.stores.registry import ModelRegistry, save_ranker
 from embeddings.cf import DEFAULT_RATING_SCHEME, confidence_weight
 from indexing.apply import Stores
 from indexing.connect import build_stores
@@ -292,20 +292,12 @@ def train_ranker(
     users is saved but not published, and a previously published ranker is withdrawn (the
     blend then orders the surfaces).
     """
-
     if stores.registry is None:
         raise ValueError("training needs a model registry (Stores.registry)")
     started = time.perf_counter()
-    if is_random_split(tune_split):
-        # Mirror the tune split: random labels, and the gate checks on those (an extra
-        # random holdout would measure the same thing again).
-        params = replace(
-            params,
-            label_split="random",
-            label_share=params.random_label_share,
-            random_holdout_share=0.0,
-        )
+    params = _mirror_tune_split(params, tune_split)
     report = RankerReport(version=None, params=asdict(params))
+    # 1. split: feature period and labels, the users to learn from, the validation users.
     split = split_by_time(
         records,
         label_share=params.label_share,
@@ -318,45 +310,125 @@ def train_ranker(
     if len(users) > params.max_users:
         users = sorted(rng.choice(users, params.max_users, replace=False).tolist())
     if len(users) < 4:
-        report.reason = f"too few users with labels ({len(users)})"
-        log.warning("ranker not trained: %s", report.reason)
-        return report
-
+        return _not_trained(report, f"too few users with labels ({len(users)})")
     # Validation users, chosen before loading: a random share of their feature-period
     # positives is kept out of the temporary namespace to check the ranker does no harm there.
     val_users = set(rng.permutation(users)[: max(1, int(len(users) * params.val_share))].tolist())
-    random_labels: dict[str, set[str]] = {}
-    if params.random_holdout_share > 0:
-        feature_items: dict[str, list[int]] = defaultdict(list)
-        for k, rec in enumerate(split.features):
-            positive = confidence_weight(
-                str(rec["type"]), rec.get("value"), rating_scheme=DEFAULT_RATING_SCHEME
-            )
-            if str(rec["user_id"]) in val_users and positive > 0:
-                feature_items[str(rec["user_id"])].append(k)
-        dropped: set[int] = set()
-        for uid, ks in feature_items.items():
-            n_hold = int(len(ks) * params.random_holdout_share)
-            if n_hold < 1 or len(ks) - n_hold < 2:
-                continue
-            held = rng.choice(ks, n_hold, replace=False).tolist()
-            dropped.update(held)
-            random_labels[uid] = {str(split.features[k]["item_id"]) for k in held}
-        split = TimeSplit(
-            [r for k, r in enumerate(split.features) if k not in dropped],
-            split.labels,
-            split.label_start,
+    split, random_labels = _hold_out_random(split, val_users, params, rng)
+    # 2. candidates: serving's own retrieval on the feature period, in a temporary namespace.
+    timer = _StageTimer(report)
+    groups = _candidate_groups(
+        settings,
+        stores,
+        split,
+        users,
+        _GroupSpec(cf_params, tune_split, progress, check_leakage, random_labels),
+        report,
+        timer,
+    )
+    report.users = len(users)
+    report.groups = len(groups.users)
+    report.rows = int(sum(len(y) for y in groups.y))
+    report.positives = int(sum(y.sum() for y in groups.y))
+    if report.groups < 4:
+        return _not_trained(
+            report, f"too few users with a label among their candidates ({report.groups})"
         )
+    val = [i for i, u in enumerate(groups.users) if u in val_users]
+    fit = [i for i, u in enumerate(groups.users) if u not in val_users]
+    if not val or len(fit) < 2:
+        return _not_trained(report, "too few groups to validate the ranker")
+    # 3. fit, validated on held-out users against the order without a ranker.
+    model = _validate_and_fit(groups, fit, val, params, report)
+    timer("fit")
+    # 4. gate, then publish (or save only, and withdraw the live ranker).
+    report.total_s = round(time.perf_counter() - started, 2)
+    _gate_and_publish(stores.registry, model, report, params, bool(random_labels), publish_if_worse)
+    return report
 
+
+def _not_trained(report: RankerReport, reason: str) -> RankerReport:
+    report.reason = reason
+    log.warning("ranker not trained: %s", reason)
+    return report
+
+
+def _mirror_tune_split(params: RankerParams, tune_split: str) -> RankerParams:
+    if not is_random_split(tune_split):
+        return params
+    # Mirror the tune split: random labels, and the gate checks on those (an extra random
+    # holdout would measure the same thing again).
+    return replace(
+        params,
+        label_split="random",
+        label_share=params.random_label_share,
+        random_holdout_share=0.0,
+    )
+
+
+def _hold_out_random(
+    split: TimeSplit, val_users: set[str], params: RankerParams, rng: np.random.Generator
+) -> tuple[TimeSplit, dict[str, set[str]]]:
+    """Take a random share of the validation users' feature-period positives out of the
+    split: the gate checks the ranker on them too (unseen items, not only the newest)."""
+    random_labels: dict[str, set[str]] = {}
+    if params.random_holdout_share <= 0:
+        return split, random_labels
+    feature_items: dict[str, list[int]] = defaultdict(list)
+    for k, rec in enumerate(split.features):
+        positive = confidence_weight(
+            str(rec["type"]), rec.get("value"), rating_scheme=DEFAULT_RATING_SCHEME
+        )
+        if str(rec["user_id"]) in val_users and positive > 0:
+            feature_items[str(rec["user_id"])].append(k)
+    dropped: set[int] = set()
+    for uid, ks in feature_items.items():
+        n_hold = int(len(ks) * params.random_holdout_share)
+        if n_hold < 1 or len(ks) - n_hold < 2:
+            continue
+        held = rng.choice(ks, n_hold, replace=False).tolist()
+        dropped.update(held)
+        random_labels[uid] = {str(split.features[k]["item_id"]) for k in held}
+    kept = [r for k, r in enumerate(split.features) if k not in dropped]
+    return TimeSplit(kept, split.labels, split.label_start), random_labels
+
+
+class _StageTimer:
+    """Records, per stage name, the seconds since the previous stage ended."""
+
+    def __init__(self, report: RankerReport):
+        self.report = report
+        self.lap = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.report.stage_s[name] = round(now - self.lap, 2)
+        self.lap = now
+
+
+@dataclass(frozen=True)
+class _GroupSpec:
+    cf_params: CFParams | None
+    tune_split: str
+    progress: bool
+    check_leakage: bool
+    random_labels: dict[str, set[str]]
+
+
+def _candidate_groups(
+    settings: Settings,
+    stores: Stores,
+    split: TimeSplit,
+    users: list[str],
+    spec: _GroupSpec,
+    report: RankerReport,
+    timer: _StageTimer,
+) -> _Groups:
+    """Load the feature period into a temporary namespace, train the interaction model on
+    it, and retrieve each user's candidates there as serving does (dropped afterwards)."""
     # The candidate settings serving uses, minus the result cache; every feature-period item
     # is excluded, as in serving (label items are never in the feature-period history).
-    tmp_settings = eval_settings(
-        settings,
-        {
-            "cache_ttl_s": 0.0,
-            "history_exclude": 10_000,
-        },
-    )
+    tmp_settings = eval_settings(settings, {"cache_ttl_s": 0.0, "history_exclude": 10_000})
     report.namespace = tmp_settings.redis.key_prefix
     tmp = build_stores(
         tmp_settings,
@@ -365,53 +437,43 @@ def train_ranker(
         milvus=stores.items.client,
     )
     cf_version = None
-    lap = time.perf_counter()
-
-    def stage(name: str) -> None:
-        nonlocal lap
-        now = time.perf_counter()
-        report.stage_s[name] = round(now - lap, 2)
-        lap = now
-
     try:
         _copy_namespace(stores, tmp, {str(r["user_id"]) for r in split.features})
-        stage("copy")
+        timer("copy")
         import_records(
             tmp,
             name="ranker-features",
             items=[],
             interactions=split.features,
             n_interactions=len(split.features),
-            progress=progress,
+            progress=spec.progress,
         )
-        stage("import")
+        timer("import")
         cf_version = train_cf(
-            tmp, split.features, params=cf_params, tune_split=tune_split, progress=progress
+            tmp,
+            split.features,
+            params=spec.cf_params,
+            tune_split=spec.tune_split,
+            progress=spec.progress,
         ).version
-        stage("cf")
+        timer("cf")
         limit = settings.serving.default_limit
-        groups = _build_groups(tmp_settings, split, users, limit, check_leakage, random_labels)
-        stage("groups")
+        groups = _build_groups(
+            tmp_settings, split, users, limit, spec.check_leakage, spec.random_labels
+        )
+        timer("groups")
+        return groups
     finally:
         drop_namespace(tmp_settings, tmp)
         if cf_version and tmp.registry is not None:
             shutil.rmtree(tmp.registry.cf_dir(cf_version), ignore_errors=True)
 
-    report.users = len(users)
-    report.groups = len(groups.users)
-    report.rows = int(sum(len(y) for y in groups.y))
-    report.positives = int(sum(y.sum() for y in groups.y))
-    if report.groups < 4:
-        report.reason = f"too few users with a label among their candidates ({report.groups})"
-        log.warning("ranker not trained: %s", report.reason)
-        return report
 
-    val = [i for i, u in enumerate(groups.users) if u in val_users]
-    fit = [i for i, u in enumerate(groups.users) if u not in val_users]
-    if not val or len(fit) < 2:
-        report.reason = "too few groups to validate the ranker"
-        log.warning("ranker not trained: %s", report.reason)
-        return report
+def _validate_and_fit(
+    groups: _Groups, fit: list[int], val: list[int], params: RankerParams, report: RankerReport
+) -> Any:
+    """Fit on `fit`, measure on `val` against the order without a ranker (into `report`),
+    then fit the published model on every group."""
     model = _fit(groups, fit, params)
     pred = {i: model.predict(groups.x[i]) for i in val}
     fallback_order = {i: groups.fallback[i] for i in val}
@@ -432,17 +494,23 @@ def train_ranker(
     for i in val:
         keep = groups.y_random[i] == 0
         groups.x[i], groups.y[i] = groups.x[i][keep], groups.y[i][keep]
-    model = _fit(groups, [i for i in range(report.groups) if groups.y[i].any()], params)
-    stage("fit")
+    return _fit(groups, [i for i in range(report.groups) if groups.y[i].any()], params)
 
-    registry = stores.registry
+
+def _gate_and_publish(
+    registry: ModelRegistry,
+    model: Any,
+    report: RankerReport,
+    params: RankerParams,
+    random_holdout: bool,
+    publish_if_worse: bool,
+) -> None:
     version = registry.new_version()
     report.version = version
-    report.total_s = round(time.perf_counter() - started, 2)
     better = (
         report.val_ndcg10_ranker > report.val_ndcg10_fallback and report.val_t >= params.gate_min_t
     ) and (
-        not (random_labels and params.random_holdout_gate)
+        not (random_holdout and params.random_holdout_gate)
         or report.val_random_ndcg10_ranker
         >= report.val_random_ndcg10_fallback - params.random_holdout_tolerance
     )
@@ -457,23 +525,22 @@ def train_ranker(
         report.published = True
         registry.publish("ranker", version, {**info, "published": True})
         log.info("ranker %s published: %s", version, info)
-    else:
-        report.reason = (
-            "did not beat the order without a ranker (blend, else retrieval) on held-out "
-            f"users' held-out items by a credible margin (t {report.val_t} < {params.gate_min_t})"
-        ) + (
-            ", or ranked their randomly held-out items worse than that order does"
-            if params.random_holdout_gate and random_labels
-            else ""
-        )
-        log.warning("ranker %s saved, not published: %s", version, info)
-        # The gate just measured, on today's data, that a ranker trained this way does not
-        # beat the order without one: an older ranker has no better claim, so it retires too.
-        retired = registry.withdraw("ranker", f"refused successor {version}")
-        if retired is not None:
-            report.withdrawn = retired
-            log.warning("ranker %s withdrawn: the blend orders the surfaces now", retired)
-    return report
+        return
+    report.reason = (
+        "did not beat the order without a ranker (blend, else retrieval) on held-out "
+        f"users' held-out items by a credible margin (t {report.val_t} < {params.gate_min_t})"
+    ) + (
+        ", or ranked their randomly held-out items worse than that order does"
+        if params.random_holdout_gate and random_holdout
+        else ""
+    )
+    log.warning("ranker %s saved, not published: %s", version, info)
+    # The gate just measured, on today's data, that a ranker trained this way does not beat
+    # the order without one: an older ranker has no better claim, so it retires too.
+    retired = registry.withdraw("ranker", f"refused successor {version}")
+    if retired is not None:
+        report.withdrawn = retired
+        log.warning("ranker %s withdrawn: the blend orders the surfaces now", retired)
 
 
 def _copy_namespace(live: Stores, tmp: Stores, users: set[str]) -> None:

@@ -25,6 +25,50 @@ class Caps:
     unproven: int | None = None  # items that have not earned signals yet (exposure throttle)
 
 
+class _CapCounter:
+    """How many picked items each category and creator has, and how many are unproven."""
+
+    def __init__(
+        self,
+        caps: Caps,
+        categories: Sequence[str | None],
+        creators: Sequence[str | None],
+        unproven: Sequence[bool],
+        already: Sequence[tuple[str | None, str | None]],
+    ):
+        self.caps, self.categories, self.creators, self.unproven = (
+            caps,
+            categories,
+            creators,
+            unproven,
+        )
+        self.cat: dict[str, int] = {}
+        self.creator: dict[str, int] = {}
+        self.n_unproven = 0
+        for cat, who in already:
+            self._count(cat, who)
+
+    def _count(self, cat: str | None, who: str | None) -> None:
+        if cat:
+            self.cat[cat] = self.cat.get(cat, 0) + 1
+        if who:
+            self.creator[who] = self.creator.get(who, 0) + 1
+
+    def fits(self, i: int) -> bool:
+        caps, cat, who = self.caps, self.categories[i], self.creators[i]
+        if caps.category is not None and cat and self.cat.get(cat, 0) >= caps.category:
+            return False
+        if caps.creator is not None and who and self.creator.get(who, 0) >= caps.creator:
+            return False
+        return not (
+            caps.unproven is not None and self.unproven[i] and self.n_unproven >= caps.unproven
+        )
+
+    def take(self, i: int) -> None:
+        self._count(self.categories[i], self.creators[i])
+        self.n_unproven += int(self.unproven[i])
+
+
 def select(
     scores: npt.NDArray[np.floating[Any]],
     vecs: npt.NDArray[np.floating[Any]],
@@ -44,40 +88,51 @@ def select(
     MMR looks at the best `window` by score first; if caps leave the list short it goes on
     through the rest in score order (no diversity term needed there: the caps already bind).
     """
-    n = len(scores)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    counts_cat: dict[str, int] = {}
-    counts_creator: dict[str, int] = {}
-    n_unproven = 0
+    counter = _CapCounter(caps, categories, creators, unproven, already)
+    head = max(window, limit)
+    picked = _mmr([int(i) for i in order[:head]], scores, vecs, lam, limit, counter)
+    taken = set(picked)
+    for i in order[head:]:
+        if len(picked) >= limit:
+            break
+        if int(i) not in taken and counter.fits(int(i)):
+            picked.append(int(i))
+            counter.take(int(i))
+    if len(picked) < limit and caps.unproven is not None:
+        # The exposure throttle gives way rather than leave the list short.
+        rest = [int(i) for i in order if int(i) not in set(picked)]
+        more = select(
+            np.asarray(scores)[rest],
+            vecs[rest] if len(vecs) else vecs,
+            limit=limit - len(picked),
+            lam=1.0,
+            categories=[categories[i] for i in rest],
+            creators=[creators[i] for i in rest],
+            unproven=[False] * len(rest),
+            caps=Caps(caps.category, caps.creator, None),
+            window=len(rest),
+            already=[(categories[i], creators[i]) for i in picked],
+        )
+        picked += [rest[k] for k in more]
+    return picked
+
+
+def _mmr(
+    pool: list[int],
+    scores: npt.NDArray[np.floating[Any]],
+    vecs: npt.NDArray[np.floating[Any]],
+    lam: float,
+    limit: int,
+    counter: _CapCounter,
+) -> list[int]:
+    """Greedy MMR over `pool`, skipping items that break a cap."""
+    n = len(scores)
     picked: list[int] = []
-    for cat0, who0 in already:
-        if cat0:
-            counts_cat[cat0] = counts_cat.get(cat0, 0) + 1
-        if who0:
-            counts_creator[who0] = counts_creator.get(who0, 0) + 1
-
-    def fits(i: int) -> bool:
-        cat, who = categories[i], creators[i]
-        if caps.category is not None and cat and counts_cat.get(cat, 0) >= caps.category:
-            return False
-        if caps.creator is not None and who and counts_creator.get(who, 0) >= caps.creator:
-            return False
-        return not (caps.unproven is not None and unproven[i] and n_unproven >= caps.unproven)
-
-    def take(i: int) -> None:
-        nonlocal n_unproven
-        picked.append(i)
-        if categories[i]:
-            counts_cat[categories[i] or ""] = counts_cat.get(categories[i] or "", 0) + 1
-        if creators[i]:
-            counts_creator[creators[i] or ""] = counts_creator.get(creators[i] or "", 0) + 1
-        n_unproven += int(unproven[i])
-
-    pool = [int(i) for i in order[: max(window, limit)]]
     usable = np.isfinite(vecs).all(axis=1) if len(vecs) else np.zeros(n, bool)
     max_sim = np.zeros(n)
     while pool and len(picked) < limit:
-        cands = [i for i in pool if fits(i)]
+        cands = [i for i in pool if counter.fits(i)]
         if not cands:
             break
         if lam >= 1.0 or not picked:
@@ -87,33 +142,11 @@ def select(
             mmr = lam * np.asarray(scores)[idx] - (1 - lam) * max_sim[idx]
             best = int(idx[int(np.argmax(mmr))])
         pool.remove(best)
-        take(best)
+        picked.append(best)
+        counter.take(best)
         if lam < 1.0 and usable[best]:
             sims = np.nan_to_num(vecs @ vecs[best], nan=0.0)
             max_sim = np.maximum(max_sim, np.where(usable, sims, 0.0))
-    if len(picked) < limit:
-        taken = set(picked)
-        for i in order[max(window, limit) :]:
-            if len(picked) >= limit:
-                break
-            if int(i) not in taken and fits(int(i)):
-                take(int(i))
-    if len(picked) < limit and caps.unproven is not None:
-        rest = [int(i) for i in order if int(i) not in set(picked)]
-        relaxed = Caps(caps.category, caps.creator, None)
-        more = select(
-            np.asarray(scores)[rest],
-            vecs[rest] if len(vecs) else vecs,
-            limit=limit - len(picked),
-            lam=1.0,
-            categories=[categories[i] for i in rest],
-            creators=[creators[i] for i in rest],
-            unproven=[False] * len(rest),
-            caps=relaxed,
-            window=len(rest),
-            already=[(categories[i], creators[i]) for i in picked],
-        )
-        picked += [rest[k] for k in more]
     return picked
 
 
