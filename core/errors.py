@@ -5,11 +5,13 @@
     ├── Conflict (409)            an Idempotency-Key reused for a different request
     ├── InvalidRequest (422)      input is well-formed JSON but makes no sense together
     ├── DependencyUnavailable (503, Retry-After)
-    │                             Redis or Milvus did not answer; the request may be retried
+    │   │                         Redis or Milvus did not answer; the request may be retried
+    │   └── DependencyDown        (core.resilience) raised at the store boundary by
+    │                             `guarded()`, with a `reason` (redis_timeout, ...): the read
+    │                             path degrades on it instead of answering 503
     └── (in app.auth) Unauthorized (401), Forbidden (403), RateLimited (429)
 
-Inside the read path, a failing dependency is `core.resilience.DependencyDown` (with
-`CircuitOpen` when a breaker is open): the pipeline degrades on it instead of answering 503.
+`CircuitOpen` (core.resilience) never leaves `guarded()`: an open breaker is a DependencyDown.
 """
 
 from __future__ import annotations

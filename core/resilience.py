@@ -17,6 +17,8 @@ import grpc
 import redis
 from pymilvus.exceptions import MilvusException
 
+from core.errors import DependencyUnavailable
+
 T = TypeVar("T")
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError,)
@@ -30,11 +32,13 @@ MILVUS_ERRORS: tuple[type[BaseException], ...] = (
 DEPENDENCY_ERRORS = REDIS_ERRORS + MILVUS_ERRORS
 
 
-class DependencyDown(Exception):
-    """A dependency failed or its breaker is open; `reason` names it for the response."""
+class DependencyDown(DependencyUnavailable):
+    """A dependency failed or its breaker is open; `reason` names it for the response.
+
+    The read path degrades on it (fallback lists); anywhere else it is a 503 like its base."""
 
     def __init__(self, reason: str, cause: BaseException | None = None):
-        super().__init__(reason)
+        super().__init__(f"{reason.split('_')[0]} is unavailable; retry shortly")
         self.reason = reason
         self.cause = cause
 
@@ -48,7 +52,7 @@ def dependency_of(exc: BaseException) -> str | None:
 
 
 class CircuitOpen(Exception):
-    """The breaker is open: the dependency is not called."""
+    """The breaker is open: the dependency is not called (`guarded` raises DependencyDown)."""
 
 
 class CircuitBreaker:
