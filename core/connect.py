@@ -10,11 +10,18 @@ from core.stores.schema import CollectionNames, ensure_collections
 from embeddings.text import SentenceTransformerEmbedder, TextEmbedder, allowed_text_model
 
 
-def connect_redis(settings: Settings, *, timeout_s: float | None = None) -> redis.Redis:
-    """A pooled client; bytes in, bytes out (vectors are stored as raw float32)."""
+def connect_redis(
+    settings: Settings, *, timeout_s: float | None = None, decode: bool = False
+) -> redis.Redis:
+    """A pooled client: bytes in, bytes out (vectors are stored as raw float32), or with
+    `decode` one that answers text (`decode_responses`), for stores that keep no vectors."""
     t = timeout_s or settings.redis.socket_timeout_s
     return redis.Redis.from_url(
-        settings.redis.url, socket_timeout=t, socket_connect_timeout=t, health_check_interval=30
+        settings.redis.url,
+        socket_timeout=t,
+        socket_connect_timeout=t,
+        health_check_interval=30,
+        decode_responses=decode,
     )
 
 

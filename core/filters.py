@@ -6,8 +6,11 @@ field names through an allow-list. (Milvus Lite does not parse `filter_params` t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+Row = Mapping[str, Any]
 
 # Fields a filter may name; anything else is a programming error, not user input.
 FILTERABLE = frozenset(
@@ -52,42 +55,70 @@ def _field(name: str) -> str:
 
 @dataclass
 class Filter:
-    """A conjunction of clauses; `str(filter)` is the Milvus expression ('' when empty)."""
+    """A conjunction of clauses; `str(filter)` is the Milvus expression ('' when empty).
+
+    Each clause is kept twice: as Milvus text, and as a predicate over a row (`matches`), so
+    an in-process store (the in-memory item index, a candidate set) applies the same filter.
+    """
 
     clauses: list[str] = field(default_factory=list)
+    checks: list[Callable[[Row], bool]] = field(default_factory=list, repr=False, compare=False)
+
+    def _add(self, clause: str, check: Callable[[Row], bool]) -> Filter:
+        self.clauses.append(clause)
+        self.checks.append(check)
+        return self
+
+    def matches(self, row: Row) -> bool:
+        """Whether a row (field -> value) satisfies every clause, as Milvus would decide."""
+        return all(check(row) for check in self.checks)
 
     def eq(self, name: str, value: str | int) -> Filter:
-        self.clauses.append(f"{_field(name)} == {literal(value)}")
-        return self
+        return self._add(f"{_field(name)} == {literal(value)}", lambda r: r.get(name) == value)
 
     def le(self, name: str, value: int | float) -> Filter:
-        self.clauses.append(f"{_field(name)} <= {literal(value)}")
-        return self
+        return self._add(
+            f"{_field(name)} <= {literal(value)}",
+            lambda r: r.get(name) is not None and r[name] <= value,
+        )
 
     def ge(self, name: str, value: int | float) -> Filter:
-        self.clauses.append(f"{_field(name)} >= {literal(value)}")
-        return self
+        return self._add(
+            f"{_field(name)} >= {literal(value)}",
+            lambda r: r.get(name) is not None and r[name] >= value,
+        )
 
     def in_(self, name: str, values: Iterable[str | int]) -> Filter:
         vals = list(values)
         if not vals:
             raise FilterError(f"{name} in []: an empty list matches nothing; skip the search")
-        self.clauses.append(f"{_field(name)} in [{', '.join(literal(v) for v in vals)}]")
-        return self
+        allowed = frozenset(vals)
+        return self._add(
+            f"{_field(name)} in [{', '.join(literal(v) for v in vals)}]",
+            lambda r: r.get(name) in allowed,
+        )
 
     def not_in(self, name: str, values: Iterable[str | int]) -> Filter:
         vals = list(values)
-        if vals:
-            self.clauses.append(f"{_field(name)} not in [{', '.join(literal(v) for v in vals)}]")
-        return self
+        if not vals:
+            return self
+        banned = frozenset(vals)
+        return self._add(
+            f"{_field(name)} not in [{', '.join(literal(v) for v in vals)}]",
+            lambda r: r.get(name) not in banned,
+        )
 
     def language_family(self, base: str) -> Filter:
         """`language` is `base`, a regional variant of it (`base-xx`) or 'und'."""
         if not (2 <= len(base) <= 3 and base.isascii() and base.isalpha()):
             raise FilterError(f"not a base language code: {base!r}")
         b = base.lower()
-        self.clauses.append(f'language in ["{b}", "und"] or language like "{b}-%"')
-        return self
+
+        def speaks(r: Row) -> bool:
+            lang = str(r.get("language") or "")
+            return lang in (b, "und") or lang.startswith(b + "-")
+
+        return self._add(f'language in ["{b}", "und"] or language like "{b}-%"', speaks)
 
     def __str__(self) -> str:
         return " and ".join(f"({c})" for c in self.clauses)

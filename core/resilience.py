@@ -10,7 +10,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -135,12 +136,22 @@ class Breakers:
 
 def guarded(breaker: CircuitBreaker, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """Call `fn` through `breaker`; any dependency failure becomes DependencyDown."""
+    with map_dependency_errors(breaker.name):
+        try:
+            return breaker.call(fn, *args, **kw)
+        except CircuitOpen as e:
+            raise DependencyDown(f"{breaker.name}_circuit_open", e) from e
+
+
+@contextmanager
+def map_dependency_errors(dependency: str) -> Iterator[None]:
+    """The store boundary: a client library's failure (redis-py, pymilvus, grpc, a socket)
+    leaves as `DependencyDown` with a reason such as `redis_timeout` or `milvus_unavailable`,
+    so nothing above the stores catches a library's exception types."""
     try:
-        return breaker.call(fn, *args, **kw)
-    except CircuitOpen as e:
-        raise DependencyDown(f"{breaker.name}_circuit_open", e) from e
+        yield
     except DEPENDENCY_ERRORS as e:
-        dep = dependency_of(e) or breaker.name
+        dep = dependency_of(e) or dependency
         text = f"{type(e).__name__} {e}".lower()
         kind = "timeout" if ("timeout" in text or "deadline" in text) else "unavailable"
         raise DependencyDown(f"{dep}_{kind}", e) from e

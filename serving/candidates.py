@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.context import UserContext
 from core.errors import NotFound
-from core.resilience import DependencyDown, guarded
-from core.stores.items import ItemStore
+from core.resilience import DependencyDown
+from core.stores.items import SERVING_FIELDS
 from core.surfaces import SourceName, SurfaceConfig
 from serving import retrieval
-from serving.context import UserContext
 from serving.policy.safety import visible
 from serving.retrieval import Candidate, Constraints
 from serving.state import ServingState
@@ -79,16 +79,12 @@ def load_seed(state: ServingState, item_id: str, *, max_maturity: int, region: s
     """The context item, or 404 if it does not exist, was deleted or hidden, or is one this
     user may not see (maturity, region): the same answer, so its existence is not revealed
     and its title never reaches a reason."""
-    rows = guarded(
-        state.breakers.milvus,
-        state.items.get,
-        [item_id],
-        fields=("content_vec", "title", "status", "maturity", "regions"),
+    rows = state.items.get(
+        [item_id], fields=("content_vec", "title", "status", "maturity", "regions")
     )
-    gone = guarded(state.breakers.redis, state.redis.zscore, state.keys.tombstones, item_id)
     if (
         item_id not in rows
-        or gone is not None
+        or state.catalogue.tombstoned([item_id])
         or not visible(rows[item_id], max_maturity=max_maturity, region=region)
     ):
         raise NotFound(f"item {item_id!r} does not exist")
@@ -168,11 +164,8 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
             if len(out) >= 2 * quota:
                 break
         # Items written since the snapshot may carry outdated metadata: read theirs again.
-        ids = [c.item_id for c in out]
-        stamps = state.redis.zmscore(state.keys.item_changes, ids) if out else []
-        since_ms = (snap.taken_at - 5.0) * 1000
-        stale = {i for i, ms in zip(ids, stamps, strict=True) if ms is not None and ms >= since_ms}
-        fresh = state.items.get(stale, fields=ItemStore.SERVING_FIELDS) if stale else {}
+        stale = state.catalogue.marks([c.item_id for c in out]).changed_since(snap.taken_at)
+        fresh = state.items.get(stale, fields=SERVING_FIELDS) if stale else {}
         kept = []
         for c in out:
             if c.item_id in stale:
@@ -182,7 +175,7 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
             kept.append(c)
         return kept[:quota]
     return retrieval.popular(
-        state.redis, state.keys, state.items, constraints=need.constraints, limit=quota
+        state.catalogue, state.items, constraints=need.constraints, limit=quota
     )
 
 
@@ -200,8 +193,7 @@ def _trending(state: ServingState, need: Need, quota: int) -> list[Candidate]:
     for sc, why in scopes:
         if len(found) < quota:
             got = retrieval.trending(
-                state.redis,
-                state.keys,
+                state.catalogue,
                 state.items,
                 scope=sc,
                 reason=why,
@@ -294,7 +286,7 @@ def generate(state: ServingState, need: Need, *, extra: int, deadline: float) ->
     def run(name: SourceName, quota: int) -> list[Candidate]:
         t = time.perf_counter()
         try:
-            return guarded(state.breakers.milvus, SOURCES[name], state, need, quota)
+            return SOURCES[name](state, need, quota)
         except DependencyDown:
             raise
         except Exception as e:

@@ -11,33 +11,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import redis
-from pymilvus import MilvusClient
-
-from core.keys import Keys
-from core.resilience import dependency_of
-from core.stores.items import ItemStore
-from core.stores.schema import CollectionNames, load_all
+from core.resilience import DependencyDown
+from core.stores.items import SERVING_FIELDS
+from core.stores.protocols import POPULAR, CatalogueState, ItemIndex
 from serving.retrieval import Candidate
 
 
 class SnapshotSource(Protocol):
     """What the snapshot reads (the serving state has it; the state holds the snapshot)."""
 
-    redis: redis.Redis
-    keys: Keys
-    items: ItemStore
-    milvus: MilvusClient
-    names: CollectionNames
-    config_tag: str
+    @property
+    def items(self) -> ItemIndex: ...
+
+    @property
+    def catalogue(self) -> CatalogueState: ...
 
 
 log = logging.getLogger(__name__)
@@ -66,22 +59,17 @@ class PopularSnapshot:
 
     def refresh(self, state: SnapshotSource) -> int:
         """Replace the snapshot with the current top items (keeps the old one on failure)."""
-        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
-        top = cast(
-            list[tuple[bytes, float]],
-            state.redis.zrevrange(state.keys.popularity, 0, self.size - 1, withscores=True),
-        )
-        ranked = [(i.decode(), float(s)) for i, s in top]
+        ranked = state.catalogue.top(POPULAR, 0, self.size - 1)
         if not ranked:
             self._snap = Snapshot((), time.time())
             return 0
-        meta = state.items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
-        gone = state.redis.zmscore(state.keys.tombstones, [i for i, _ in ranked])
+        meta = state.items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
+        gone = state.catalogue.tombstoned([i for i, _ in ranked])
         best = ranked[0][1] or 1.0
         items = tuple(
             (i, meta[i], s / best)
-            for (i, s), g in zip(ranked, gone, strict=True)
-            if i in meta and g is None and meta[i].get("status") == "active"
+            for i, s in ranked
+            if i in meta and i not in gone and meta[i].get("status") == "active"
         )
         self._snap = Snapshot(items, time.time())
         return len(items)
@@ -109,7 +97,7 @@ class PopularSnapshot:
                 log.debug("popular snapshot refreshed: %d items", n)
             except Exception as e:
                 log.warning("popular snapshot not refreshed (%s: %s)", type(e).__name__, e)
-                if dependency_of(e) == "milvus":
+                if isinstance(e, DependencyDown) and e.reason.startswith("milvus"):
                     # A restarted Milvus may have released the collections: load them again
                     # (idempotent; fails harmlessly while it is still down).
                     _reload(state)
@@ -117,17 +105,11 @@ class PopularSnapshot:
                 return
 
 
-def stale_key(state: SnapshotSource, parts: list[Any]) -> str:
-    raw = json.dumps([*parts, state.config_tag], separators=(",", ":"))
-    digest = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
-    return state.keys.result_cache("last:" + digest)
-
-
 def _reload(state: SnapshotSource) -> None:
     """A restarted Milvus may come back with the collections released: load them again."""
 
     try:
-        load_all(state.milvus, state.names)
+        state.items.reload()
         log.info("milvus collections loaded again")
     except Exception as e:
         log.warning("milvus collections not loaded yet (%s)", e)

@@ -1,7 +1,8 @@
 """Feature assembly for the ranker: one float32 row per (user, candidate), fixed named columns.
 
-`load_inputs` reads what the features need in one Redis pipeline plus item content vectors and
-categories from a process-local cache (misses: one Milvus `get`); `feature_matrix` is pure, so
+`load_inputs` reads what the features need from the catalogue and user state (popularity, the
+user's history) plus item content vectors and categories from a process-local cache (misses:
+one item-index `get`); `feature_matrix` is pure, so
 serving and ranker training compute identical rows. Missing values are NaN (XGBoost learns a
 default direction for them).
 
@@ -17,18 +18,30 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import redis
 
-from core.keys import Keys
-from core.stores.items import ItemStore
+from core.context import UserContext
+from core.stores.protocols import POPULAR, CatalogueState, ItemIndex, UserState
 from core.stores.registry import CFModel
 from embeddings.blend import standardise
-from serving.context import UserContext
 from serving.retrieval import Candidate
+
+
+class FeatureSource(Protocol):
+    """The stores features read (the serving state has them)."""
+
+    @property
+    def items(self) -> ItemIndex: ...
+
+    @property
+    def catalogue(self) -> CatalogueState: ...
+
+    @property
+    def users(self) -> UserState: ...
+
 
 FEATURE_NAMES: tuple[str, ...] = (
     "retrieval_rank",  # position in retrieval order (0 = first)
@@ -145,7 +158,7 @@ class ItemMetaCache:
         self._data: dict[tuple[str, str], tuple[float, _F32, str | None, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: ItemStore, ids: Sequence[str]) -> dict[str, tuple[_F32, str | None, str]]:
+    def get(self, items: ItemIndex, ids: Sequence[str]) -> dict[str, tuple[_F32, str | None, str]]:
         """Known items only; misses are read from Milvus in one call."""
         now = time.monotonic()
         coll = items.collection
@@ -185,30 +198,26 @@ def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> _F
 
 
 def load_inputs(
-    r: redis.Redis,
-    keys: Keys,
-    items: ItemStore,
+    stores: FeatureSource,
     ctx: UserContext,
     cands: Sequence[Candidate],
     *,
     cf: CFModel | None = None,
     cache: ItemMetaCache = ITEM_CACHE,
 ) -> FeatureInputs:
-    """Read the feature inputs: one Redis pipeline, cached item metadata (`cands` not empty).
+    """Read the feature inputs: popularity, the user's history, cached item metadata
+    (`cands` not empty).
 
     `cf` is the current interaction model; its item neighbours score the candidates against
     `ctx.recent` (the user's history, most recent first).
     """
     ids = [c.item_id for c in cands]
-    pipe = r.pipeline(transaction=False)
-    pipe.zmscore(keys.popularity, ids)
-    pipe.zrevrange(keys.popularity, 0, 0, withscores=True)
-    pipe.zcard(keys.history(ctx.user_id))
-    pipe.zrevrange(keys.history(ctx.user_id), 0, RECENT_CAT - 1, withscores=True)
-    pop, top_pop, hist_len, recent_raw = pipe.execute()
-    recent = [i.decode() for i, _ in recent_raw]
-    last_ts = float(recent_raw[0][1]) if recent_raw else None
-    meta = cache.get(items, [*ids, *recent])
+    pop = stores.catalogue.popularity(ids)
+    top_pop = stores.catalogue.top(POPULAR, 0, 0)
+    hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT)
+    recent = [i for i, _ in hist.recent]
+    last_ts = hist.recent[0][1] if hist.recent else None
+    meta = cache.get(stores.items, [*ids, *recent])
 
     def matrix(which: Sequence[str]) -> _F32:
         return vector_matrix(meta, which)
@@ -218,7 +227,7 @@ def load_inputs(
     return FeatureInputs(
         user_cf=ctx.cf_vec,
         user_content=ctx.content_vec,
-        history_len=int(hist_len or 0),
+        history_len=hist.length,
         last_ts=last_ts,
         recent_content=matrix(recent_sim) if recent_sim else np.zeros((0, 1), np.float32),
         recent_categories=[meta[i][1] if i in meta else None for i in recent],
@@ -226,7 +235,7 @@ def load_inputs(
         cf_scores=np.asarray(
             [c.scores.get("collaborative", np.nan) for c in cands], dtype=np.float32
         ),
-        popularity=np.asarray([float(p) if p is not None else 0.0 for p in pop], np.float32),
+        popularity=np.asarray(pop, np.float32),
         top_popularity=float(top_pop[0][1]) if top_pop else 0.0,
         nbr_scores=nbr_all,
         nbr_recent=nbr_recent,
@@ -258,9 +267,7 @@ def neighbour_scores(
 
 
 def build_features(
-    r: redis.Redis,
-    keys: Keys,
-    items: ItemStore,
+    stores: FeatureSource,
     ctx: UserContext,
     cands: Sequence[Candidate],
     *,
@@ -269,4 +276,4 @@ def build_features(
     """Feature rows for a user's candidates, as serving and training both compute them."""
     if not cands:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-    return feature_matrix(cands, load_inputs(r, keys, items, ctx, cands, cf=cf))
+    return feature_matrix(cands, load_inputs(stores, ctx, cands, cf=cf))

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from core.context import UserContext
 from core.stores.registry import CFModel, RankerModel
 from embeddings.blend import blend
-from serving.context import UserContext
 from serving.features import FEATURE_NAMES, build_features, neighbour_scores
 from serving.retrieval import Candidate
 from serving.state import ServingState
@@ -46,7 +46,7 @@ def rank(
     try:
         model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
         if model is not None:
-            x = build_features(state.redis, state.keys, state.items, ctx, out, cf=state.models.cf())
+            x = build_features(state, ctx, out, cf=state.models.cf())
             scores = score(model, x)
             if len(scores) != len(out) or not np.all(np.isfinite(scores)):
                 raise ValueError("ranker returned unusable scores")

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from core.resilience import DependencyDown, guarded
+from core.context import UserContext
+from core.resilience import DependencyDown
 from core.rules import Rule, RuleSnapshot
-from core.stores.items import ItemStore
+from core.stores.items import SERVING_FIELDS
 from core.surfaces import SurfaceConfig
 from serving import explain, policy
-from serving.context import UserContext
 from serving.features import ITEM_CACHE, vector_matrix
 from serving.policy import HardFilters, PolicyInputs, passes
 from serving.policy.business import pin_positions
@@ -53,9 +53,7 @@ def finalize(
     disliked = set(ctx.negatives)
     recent = [i for i in ctx.recent if i not in disliked][:RECENT_EXPLAIN]
     try:
-        meta = guarded(
-            state.breakers.milvus, ITEM_CACHE.get, state.items, [*ids, *negatives, *recent]
-        )
+        meta = ITEM_CACHE.get(state.items, [*ids, *negatives, *recent])
     except DependencyDown:
         meta = {}
     active = rules.for_surface(surface, now) if spec.rules else []
@@ -79,10 +77,10 @@ def _popularity(state: ServingState, ids: Sequence[str]) -> npt.NDArray[np.float
     if not ids:
         return np.zeros(0)
     try:
-        pop = guarded(state.breakers.redis, state.redis.zmscore, state.keys.popularity, list(ids))
+        pop = state.catalogue.popularity(ids)
     except DependencyDown:
         return np.full(len(ids), np.inf)
-    return np.asarray([float(p) if p is not None else 0.0 for p in pop])
+    return np.asarray(pop, dtype=np.float64)
 
 
 def _pinned(
@@ -100,14 +98,10 @@ def _pinned(
     missing = [i for i in wanted if i not in have]
     try:
         if missing:
-            rows = guarded(
-                state.breakers.milvus, state.items.get, missing, fields=ItemStore.SERVING_FIELDS
-            )
-            gone = guarded(
-                state.breakers.redis, state.redis.zmscore, state.keys.tombstones, missing
-            )
-            for i, g in zip(missing, gone, strict=True):
-                if i in rows and g is None:
+            rows = state.items.get(missing, fields=SERVING_FIELDS)
+            gone = state.catalogue.tombstoned(missing)
+            for i in missing:
+                if i in rows and i not in gone:
                     have[i] = Candidate(i, rows[i], ["pinned"], {"pinned": 1.0}, [])
     except DependencyDown:
         log.warning("pinned items not loaded: serving without the missing pins")

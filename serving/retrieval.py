@@ -1,18 +1,18 @@
-"""Candidate generation: filtered ANN in Milvus and popularity from Redis, with provenance."""
+"""Candidate retrieval: filtered ANN in the item index and the catalogue's popularity boards,
+with provenance."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import redis
 
 from core.filters import Filter
-from core.keys import Keys
-from core.stores.items import ItemStore
+from core.stores.items import SERVING_FIELDS
+from core.stores.protocols import POPULAR, CatalogueState, ItemIndex, trending_board
 from core.stores.registry import CFModel
 
 
@@ -46,7 +46,8 @@ class Constraints:
     exclude: tuple[str, ...] = ()
     published_after: int | None = None
 
-    def milvus_filter(self) -> str:
+    def milvus_filter(self) -> Filter:
+        """The constraints as an item-index filter (Milvus evaluates it inside the search)."""
         f = Filter().eq("status", "active").le("maturity", self.max_maturity)
         if self.category:
             f.eq("category", self.category)
@@ -56,7 +57,7 @@ class Constraints:
             f.language_family(self.user_language.split("-")[0])
         if self.published_after is not None:
             f.ge("published_at", self.published_after)
-        return str(f.not_in("item_id", self.exclude))
+        return f.not_in("item_id", self.exclude)
 
     def admits(self, fields: dict[str, Any]) -> bool:
         """The same constraints, checked on an item's serving metadata."""
@@ -95,7 +96,7 @@ def merge(into: dict[str, Candidate], found: Iterable[Candidate]) -> None:
 
 
 def ann(
-    items: ItemStore,
+    items: ItemIndex,
     vector: npt.NDArray[np.float32],
     *,
     source: str,
@@ -110,7 +111,7 @@ def ann(
 
 
 def hybrid(
-    items: ItemStore,
+    items: ItemIndex,
     vectors: dict[str, npt.NDArray[np.float32]],
     weights: dict[str, float],
     *,
@@ -145,17 +146,16 @@ SPACE_REASON = {
 
 
 def popular(
-    r: redis.Redis,
-    keys: Keys,
-    items: ItemStore,
+    catalogue: CatalogueState,
+    items: ItemIndex,
     *,
     constraints: Constraints,
     limit: int,
 ) -> list[Candidate]:
     """Most popular items (all-time interaction weight) that satisfy the constraints."""
     return ranked_set(
-        r,
-        keys.popularity,
+        catalogue,
+        POPULAR,
         items,
         source="popular",
         reason="popular right now",
@@ -165,9 +165,8 @@ def popular(
 
 
 def trending(
-    r: redis.Redis,
-    keys: Keys,
-    items: ItemStore,
+    catalogue: CatalogueState,
+    items: ItemIndex,
     *,
     scope: str,
     reason: str,
@@ -176,8 +175,8 @@ def trending(
 ) -> list[Candidate]:
     """Items gaining interactions now (time-decayed; `scope` all, cat:<c> or region:<r>)."""
     return ranked_set(
-        r,
-        keys.trending(scope),
+        catalogue,
+        trending_board(scope),
         items,
         source="trending",
         reason=reason,
@@ -187,9 +186,9 @@ def trending(
 
 
 def ranked_set(
-    r: redis.Redis,
-    key: str,
-    items: ItemStore,
+    catalogue: CatalogueState,
+    board: str,
+    items: ItemIndex,
     *,
     source: str,
     reason: str,
@@ -198,7 +197,8 @@ def ranked_set(
     page: int | None = None,
     max_pages: int = 8,
 ) -> list[Candidate]:
-    """Top items of a Redis sorted set that satisfy the constraints (metadata from Milvus).
+    """Top items of a board (popular, trending) that satisfy the constraints (metadata from
+    the item index).
 
     Pages down the ranking until `limit` items qualify, so a top filled with ids that are
     unknown, deleted or filtered out cannot leave new users with nothing.
@@ -206,19 +206,14 @@ def ranked_set(
     excluded = set(constraints.exclude)
     out: list[Candidate] = []
     best: float | None = None
-    # Every page costs a Milvus read of its ids: fetch about what is needed plus a margin.
+    # Every page costs an index read of its ids: fetch about what is needed plus a margin.
     page = page or min(max(2 * limit, 50), 500)
     for n in range(max_pages):
-        # redis types every reply shape of ZREVRANGE; withscores on a bytes client gives pairs.
-        top = cast(
-            list[tuple[bytes, float]],
-            r.zrevrange(key, n * page, (n + 1) * page - 1, withscores=True),
-        )
-        if not top:
+        ranked = catalogue.top(board, n * page, (n + 1) * page - 1)
+        if not ranked:
             break
-        ranked = [(i.decode(), float(s)) for i, s in top]
         best = best or ranked[0][1] or 1.0
-        meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+        meta = items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
         for item_id, score in ranked:
             m = meta.get(item_id)
             if m is None or item_id in excluded or not constraints.admits(m):
@@ -231,7 +226,7 @@ def ranked_set(
 
 def neighbours(
     cf: CFModel | None,
-    items: ItemStore,
+    items: ItemIndex,
     seed: str,
     *,
     reason: str,
@@ -252,7 +247,7 @@ def neighbours(
         for k in order
         if row.data[k] > 0 and str(ids[row.indices[k]]) not in excluded
     ][: 2 * limit]
-    meta = items.get([i for i, _ in ranked], fields=ItemStore.SERVING_FIELDS)
+    meta = items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
     out = []
     for item_id, w in ranked:
         m = meta.get(item_id)

@@ -1,4 +1,10 @@
-"""The read path's state: clients, stores and caches a request needs (built once per process)."""
+"""The read path's state: the stores a request reads, caches and threads (one per process).
+
+`ServingState` names only the store protocols (`core.stores.protocols`), so the pipeline runs
+on the real stores (`build_state`: Milvus and Redis) or on the in-memory ones
+(`memory_state`: tests, in milliseconds). `ConnectedState` adds the clients behind the real
+stores, for the HTTP shell's admin routes and for training.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +22,61 @@ from core.keys import Keys
 from core.resilience import Breakers
 from core.rules import RuleStore
 from core.settings import Settings
+from core.stores.cache import RedisResultCache
+from core.stores.catalogue import RedisCatalogue
 from core.stores.items import ItemStore
+from core.stores.memory import (
+    MemoryCatalogue,
+    MemoryItemIndex,
+    MemoryResultCache,
+    MemoryUserState,
+    RecordingImpressions,
+    StaticModels,
+    StaticRules,
+)
+from core.stores.protocols import (
+    CatalogueState,
+    ImpressionSink,
+    ItemIndex,
+    ModelSource,
+    ResultCache,
+    RuleSource,
+    UserState,
+)
 from core.stores.registry import ModelRegistry
 from core.stores.schema import CollectionNames
+from core.stores.users import RedisUserState
 from serving.fallback import PopularSnapshot
 from serving.impressions import ImpressionLogger
 
-S = TypeVar("S", bound="ServingState")
+S = TypeVar("S", bound="ConnectedState")
 
 
-@dataclass
+def config_tag(settings: Settings) -> str:
+    """Fingerprint of everything that shapes a result list (part of result-cache keys)."""
+    raw = json.dumps(
+        [
+            settings.serving.model_dump(mode="json"),
+            {n: s.model_dump(mode="json") for n, s in settings.surfaces.items()},
+        ],
+        sort_keys=True,
+    ).encode()
+    return hashlib.blake2b(raw, digest_size=6).hexdigest()
+
+
+@dataclass(kw_only=True)
 class ServingState:
     settings: Settings
-    redis: redis.Redis
-    milvus: MilvusClient
-    names: CollectionNames
     keys: Keys
-    items: ItemStore
-    models: ModelRegistry
-    rules: RuleStore = field(init=False)
+    items: ItemIndex
+    catalogue: CatalogueState
+    users: UserState
+    cache: ResultCache
+    rules: RuleSource
+    models: ModelSource
+    # Not started by the state: only the API lifespan runs the real logger's thread (until
+    # then `log()` is a no-op, so the evaluation harness and scripts count no impressions).
+    impressions: ImpressionSink
     breakers: Breakers = field(default_factory=Breakers)
     snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
     config_tag: str = field(init=False)
@@ -43,52 +85,91 @@ class ServingState:
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="source")
     )
-    # Not started here: only the API lifespan runs its thread (until then `log()` is a no-op,
-    # so the evaluation harness and scripts do not count impressions).
-    impressions: ImpressionLogger = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rules = RuleStore(self.redis, self.keys)
-        imp = self.settings.serving
-        self.impressions = ImpressionLogger(
-            self.redis,
-            self.keys,
-            ttl_s=imp.attribution_window_s,
-            stream_maxlen=imp.impressions_stream_max,
-        )
-        # Fingerprint of everything that shapes a result list (part of result-cache keys).
-        raw = json.dumps(
-            [
-                self.settings.serving.model_dump(mode="json"),
-                {n: s.model_dump(mode="json") for n, s in self.settings.surfaces.items()},
-            ],
-            sort_keys=True,
-        ).encode()
-        self.config_tag = hashlib.blake2b(raw, digest_size=6).hexdigest()
+        self.config_tag = config_tag(self.settings)
+
+    def close(self) -> None:
+        """Release the threads this state owns."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(kw_only=True)
+class ConnectedState(ServingState):
+    """The read path on real servers, with the clients behind its stores."""
+
+    redis: redis.Redis  # bytes (vectors); the stores' text reads use their own client
+    milvus: MilvusClient
+    names: CollectionNames
+    items: ItemStore
+    rules: RuleStore
+    models: ModelRegistry
+    impressions: ImpressionLogger
 
     def close(self) -> None:
         """Release every client and thread this state owns."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
         self.redis.close()
         self.milvus.close()
 
 
 def build_state(settings: Settings, cls: type[S] | None = None) -> S:
-    """Connect to Redis and Milvus and make sure the collections exist."""
+    """Connect to Redis and Milvus, make sure the collections exist, build the stores."""
     milvus = connect_milvus(settings)
     names = prepare_collections(settings, milvus)
-    # Serving's Redis budget: a hung Redis fails a call in this long, not the socket default.
-    r = connect_redis(settings, timeout_s=settings.serving.redis_budget_ms / 1000)
-    keys = Keys(settings.redis.key_prefix)
     cfg = settings.serving
-    return (cls or ServingState)(  # type: ignore[return-value]
+    # Serving's Redis budget: a hung Redis fails a call in this long, not the socket default.
+    budget_s = cfg.redis_budget_ms / 1000
+    r = connect_redis(settings, timeout_s=budget_s)
+    text = connect_redis(settings, timeout_s=budget_s, decode=True)
+    keys = Keys(settings.redis.key_prefix)
+    breakers = Breakers(cfg.breaker_fail_max, cfg.breaker_reset_s)
+    return (cls or ConnectedState)(  # type: ignore[return-value]
         settings=settings,
+        keys=keys,
         redis=r,
         milvus=milvus,
         names=names,
-        keys=keys,
-        items=ItemStore(milvus, names, timeout_s=cfg.milvus_budget_ms / 1000),
+        items=ItemStore(
+            milvus, names, timeout_s=cfg.milvus_budget_ms / 1000, breaker=breakers.milvus
+        ),
+        catalogue=RedisCatalogue(text, keys, breakers.redis),
+        users=RedisUserState(r, keys, breakers.redis),
+        cache=RedisResultCache(text, breakers.redis),
+        rules=RuleStore(r, keys),
         models=ModelRegistry(r, keys, settings.models_dir),
-        breakers=Breakers(cfg.breaker_fail_max, cfg.breaker_reset_s),
+        impressions=ImpressionLogger(
+            r, keys, ttl_s=cfg.attribution_window_s, stream_maxlen=cfg.impressions_stream_max
+        ),
+        breakers=breakers,
         snapshot=PopularSnapshot(cfg.snapshot_size),
+    )
+
+
+@dataclass(kw_only=True)
+class MemoryState(ServingState):
+    """The read path on in-memory stores, which a test seeds directly."""
+
+    items: MemoryItemIndex
+    catalogue: MemoryCatalogue
+    users: MemoryUserState
+    cache: MemoryResultCache
+    rules: StaticRules
+    models: StaticModels
+    impressions: RecordingImpressions
+
+
+def memory_state(settings: Settings) -> MemoryState:
+    """A serving state on empty in-memory stores (no servers; seed them, then recommend)."""
+    return MemoryState(
+        settings=settings,
+        keys=Keys(settings.redis.key_prefix),
+        items=MemoryItemIndex(),
+        catalogue=MemoryCatalogue(),
+        users=MemoryUserState(),
+        cache=MemoryResultCache(),
+        rules=StaticRules(),
+        models=StaticModels(),
+        impressions=RecordingImpressions(),
+        snapshot=PopularSnapshot(settings.serving.snapshot_size),
     )

@@ -34,7 +34,6 @@ from embeddings.cf import DEFAULT_RATING_SCHEME, confidence_weight
 from indexing.apply import Stores
 from indexing.connect import build_stores
 from indexing.importer import import_records
-from serving.context import load_user_context
 from serving.features import FEATURE_NAMES, build_features
 from serving.ranking import without_ranker
 from serving.recommend import RecRequest, retrieve
@@ -215,10 +214,10 @@ def _build_groups(
     out = _Groups()
     try:
         for uid in users:
-            ctx = load_user_context(state.redis, state.keys, uid, recent_n=cfg.history_exclude)
+            ctx = state.users.context(uid, recent_n=cfg.history_exclude)
             if check:
-                newest = state.redis.zrevrange(state.keys.history(uid), 0, 0, withscores=True)
-                if newest and float(newest[0][1]) >= split.label_start[uid]:
+                newest = state.users.history(uid, recent_n=1).recent
+                if newest and newest[0][1] >= split.label_start[uid]:
                     raise AssertionError(f"user {uid}: feature state reads the label period")
             got = retrieve(state, RecRequest(user_id=uid, surface="homepage", limit=limit), ctx)
             if got.failed:  # rows must be what serving computes: skip a partial candidate set
@@ -234,9 +233,7 @@ def _build_groups(
             held = random_labels.get(uid, set())
             out.y_random.append(np.asarray([c.item_id in held for c in cands], np.float32))
             out.x.append(
-                build_features(
-                    state.redis, state.keys, state.items, ctx, cands, cf=state.models.cf()
-                )
+                build_features(state, ctx, cands, cf=state.models.cf())
             )
             out.y.append(y)
             place = {id(c): k for k, c in enumerate(without_ranker(state, ctx, cands))}

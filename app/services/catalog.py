@@ -45,7 +45,7 @@ def get_item(state: AppState, *, item_id: str) -> ItemOut:
     deleted = (
         row is not None
         and row.get("status") != "hidden"
-        and (state.redis.zscore(state.keys.tombstones, item_id) is not None)
+        and bool(state.catalogue.tombstoned([item_id]))
     )
     if row is None or deleted:
         raise NotFound(

@@ -30,8 +30,7 @@ def check_item(state: AppState, item_id: str) -> None:
     """422 if the item a rule targets does not exist (or was deleted): such a rule would be
     stored and silently do nothing. Hidden items are known: their rules apply once shown."""
     rows = state.items.get([item_id], fields=("status",))
-    gone = state.redis.zscore(state.keys.tombstones, item_id) is not None
-    if item_id not in rows or gone:
+    if item_id not in rows or state.catalogue.tombstoned([item_id]):
         raise InvalidRequest(
             f"item_id: item {item_id!r} does not exist; add it to the catalogue first "
             "(PUT /v1/items/{item_id}) or target a category",

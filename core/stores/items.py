@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from pymilvus import MilvusClient
+from pymilvus import AnnSearchRequest, MilvusClient, WeightedRanker
 
 from core.domain import Item
 from core.filters import Filter
-from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES, CollectionNames
+from core.resilience import CircuitBreaker, guarded
+from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES, CollectionNames, load_all
+
+T = TypeVar("T")
 
 
 def _clip_utf8(text: str, max_bytes: int) -> str:
@@ -65,29 +68,47 @@ META_FIELDS = (
 )
 # Every field of a row but the primary key (an upsert replaces the whole row).
 ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
+# What the read path's filters and policy read of an item.
+SERVING_FIELDS = (
+    "category",
+    "regions",
+    "maturity",
+    "status",
+    "language",
+    "published_at",
+    "creator_id",
+)
 
 
 class ItemStore:
-    """Items collection (through its alias)."""
+    """Items collection (through its alias); the read path's `ItemIndex`.
+
+    Serving builds it with its time budget and Milvus circuit breaker: then every read fails
+    fast with `DependencyDown` when Milvus is slow or down (the store boundary). The write
+    path builds it without, and handles pymilvus' errors itself (retry, dead letters).
+    """
 
     META_FIELDS = META_FIELDS
-    SERVING_FIELDS = (
-        "category",
-        "regions",
-        "maturity",
-        "status",
-        "language",
-        "published_at",
-        "creator_id",
-    )
+    SERVING_FIELDS = SERVING_FIELDS
 
     def __init__(
-        self, client: MilvusClient, names: CollectionNames, *, timeout_s: float | None = None
+        self,
+        client: MilvusClient,
+        names: CollectionNames,
+        *,
+        timeout_s: float | None = None,
+        breaker: CircuitBreaker | None = None,
     ):
         self.client = client
         self.names = names
         # Serving passes its time budget: a slow Milvus fails the call instead of the request.
         self._kw: dict[str, Any] = {"timeout": timeout_s} if timeout_s else {}
+        self._breaker = breaker
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        if self._breaker is None:
+            return fn(*args, **kw)
+        return guarded(self._breaker, fn, *args, **kw)
 
     @property
     def collection(self) -> str:
@@ -114,8 +135,12 @@ class ItemStore:
         if not ids:
             return {}
         kw: dict[str, Any] = {"consistency_level": "Strong"} if strong else dict(self._kw)
-        rows = self.client.query(
-            collection or self.collection, ids=ids, output_fields=["item_id", *fields], **kw
+        rows = self._call(
+            self.client.query,
+            collection or self.collection,
+            ids=ids,
+            output_fields=["item_id", *fields],
+            **kw,
         )
         return {r["item_id"]: dict(r) for r in rows}
 
@@ -125,8 +150,13 @@ class ItemStore:
 
     def ids_matching(self, where: Filter, *, limit: int) -> list[str]:
         """Up to `limit` ids of items matching a filter (in no particular order)."""
-        rows = self.client.query(
-            self.collection, filter=str(where), output_fields=["item_id"], limit=limit, **self._kw
+        rows = self._call(
+            self.client.query,
+            self.collection,
+            filter=str(where),
+            output_fields=["item_id"],
+            limit=limit,
+            **self._kw,
         )
         return [str(r["item_id"]) for r in rows]
 
@@ -135,16 +165,17 @@ class ItemStore:
         vectors: np.ndarray,
         *,
         field: str = "content_vec",
-        filter: str = "",
+        filter: Filter | None = None,
         limit: int = 100,
         output_fields: Sequence[str] = SERVING_FIELDS,
     ) -> list[list[Hit]]:
         """Batched ANN search; one list of hits per query vector."""
-        res = self.client.search(
+        res = self._call(
+            self.client.search,
             self.collection,
             data=np.atleast_2d(vectors).astype(np.float32).tolist(),
             anns_field=field,
-            filter=filter,
+            filter=str(filter or ""),
             limit=limit,
             output_fields=list(output_fields),
             search_params={"metric_type": "IP"},
@@ -161,7 +192,7 @@ class ItemStore:
         vectors: dict[str, np.ndarray],
         weights: dict[str, float],
         *,
-        filter: str = "",
+        filter: Filter | None = None,
         limit: int = 100,
         output_fields: Sequence[str] = SERVING_FIELDS,
     ) -> list[Hit]:
@@ -169,8 +200,6 @@ class ItemStore:
 
         The vectors of each hit are returned too, so every space's own score is known.
         """
-        from pymilvus import AnnSearchRequest, WeightedRanker
-
         fields = list(vectors)
         reqs = [
             AnnSearchRequest(
@@ -178,11 +207,12 @@ class ItemStore:
                 anns_field=f,
                 param={"metric_type": "IP"},
                 limit=limit,
-                expr=filter or None,
+                expr=str(filter) if filter else None,
             )
             for f in fields
         ]
-        res = self.client.hybrid_search(
+        res = self._call(
+            self.client.hybrid_search,
             self.collection,
             reqs,
             WeightedRanker(*(weights[f] for f in fields)),
@@ -191,6 +221,10 @@ class ItemStore:
             **self._kw,
         )
         return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
+
+    def reload(self) -> None:
+        """Load the collections again (a restarted Milvus may come back with them released)."""
+        self._call(load_all, self.client, self.names)
 
     def iter_rows(
         self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None

@@ -164,7 +164,7 @@ def test_milvus_down_under_load(servers: dict[str, str], tmp_path: Path, embedde
             # fan0's homepage once while healthy: their last good list. Items written within
             # a few seconds before a list count as changed after it (clock and consistency
             # margin), so let the seeded writes age first.
-            from serving.recommend import CHANGE_MARGIN_S
+            from core.stores.protocols import CHANGE_MARGIN_S
 
             time.sleep(CHANGE_MARGIN_S + 0.5)
             good = client.get("/v1/recommendations", params={"user_id": "fan0", "limit": 10})
@@ -229,7 +229,7 @@ def test_fallbacks_leave_out_items_changed_since_they_were_built(
 ) -> None:
     """An item made 18+ after a user's last good list was stored is not served from it (nor
     from the snapshot) while Milvus is unavailable."""
-    from serving.recommend import CHANGE_MARGIN_S
+    from core.stores.protocols import CHANGE_MARGIN_S
 
     _seed(settings, stores.embedder)
     state = client.app.state.vantage

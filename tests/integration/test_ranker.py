@@ -14,7 +14,6 @@ from core.settings import Settings
 from core.surfaces import PolicySpec
 from indexing.connect import build_stores
 from indexing.importer import import_records
-from serving.context import load_user_context
 from serving.features import build_features
 from serving.recommend import RecRequest, retrieve
 from serving.state import build_state
@@ -211,9 +210,9 @@ def test_ranker_is_trained_published_used_and_degrades(
     state = build_state(settings)
     model = state.models.ranker()
     assert model is not None and model.version == report.version
-    ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
+    ctx = state.users.context(user, recent_n=500)
     cands = retrieve(state, RecRequest(user_id=user, surface="homepage", limit=5), ctx).candidates
-    x = build_features(state.redis, state.keys, state.items, ctx, cands, cf=state.models.cf())
+    x = build_features(state, ctx, cands, cf=state.models.cf())
     col = {n: j for j, n in enumerate(model.feature_names)}
     assert np.isfinite(x[:, col["nbr_z"]]).all()  # the item neighbours reached the features
     expected = dict(
@@ -256,7 +255,7 @@ def test_without_a_ranker_the_blend_orders_the_homepage(
     )
     user = "space-fan-3"
     state = build_state(settings)
-    ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
+    ctx = state.users.context(user, recent_n=500)
 
     def served() -> list[str]:
         with authed(create_app(settings), settings) as c:
@@ -272,7 +271,7 @@ def test_without_a_ranker_the_blend_orders_the_homepage(
         # unseen item is a candidate here): iALS and item-neighbour scores.
         cf = state.models.cf()
         assert cf is not None
-        user_ctx = load_user_context(state.redis, state.keys, user, recent_n=500)
+        user_ctx = state.users.context(user, recent_n=500)
         unseen = [it["item_id"] for it in items if it["item_id"] not in user_ctx.recent]
         pos = [cf.item_index[i] for i in unseen]
         cf_s = cf.als.item_factors[pos] @ user_ctx.cf_vec

@@ -140,10 +140,17 @@ def test_policy_hard_filters() -> None:
 
 def test_constraints_filter_is_escaped() -> None:
     f = Constraints(max_maturity=7, category='x" or "1', exclude=("a",)).milvus_filter()
-    assert f == (
+    assert str(f) == (
         '(status == "active") and (maturity <= 7) and (category == "x\\" or \\"1") '
         'and (item_id not in ["a"])'
     )
+    # The same clauses evaluated in-process (the in-memory index, candidate sets).
+    row = {"status": "active", "maturity": 7, "category": 'x" or "1', "item_id": "b"}
+    assert f.matches(row)
+    assert not f.matches({**row, "category": "x"})
+    assert not f.matches({**row, "item_id": "a"})
+    assert not f.matches({**row, "maturity": 8})
+    assert not f.matches({**row, "status": "hidden"})
 
 
 def test_compose_item_text() -> None:

@@ -57,7 +57,11 @@ def test_languages_and_constraints_agree() -> None:
     assert cons.admits({"language": "en-us", "maturity": 0})
     assert not cons.admits({"language": "de", "maturity": 0})
     assert not cons.admits({"language": "en", "maturity": 18})
-    assert 'language like "en-%"' in cons.milvus_filter()
+    assert 'language like "en-%"' in str(cons.milvus_filter())
+    f = cons.milvus_filter()
+    assert f.matches({"language": "en-us", "maturity": 0, "status": "active"})
+    assert f.matches({"language": "und", "maturity": 0, "status": "active"})
+    assert not f.matches({"language": "de", "maturity": 0, "status": "active"})
 
 
 # Rules 3-4: negative feedback, freshness ---------------------------------------------------

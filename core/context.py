@@ -1,15 +1,12 @@
-"""Request context: who is asking and what we know about them, read in one Redis round trip."""
+"""What serving knows about the user asking: profile, vectors, recent history, dislikes."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import redis
 
 from core.domain import UserFields, age_max_maturity
-from core.keys import Keys
 
 
 @dataclass
@@ -47,32 +44,3 @@ class UserContext:
     @property
     def region(self) -> str | None:
         return self.profile.region if self.profile else None
-
-
-def load_user_context(r: redis.Redis, keys: Keys, user_id: str, *, recent_n: int) -> UserContext:
-    """Profile, content vector, cache version and the most recent items of one user."""
-    pipe = r.pipeline(transaction=False)
-    pipe.hmget(keys.user(user_id), "profile", "cvec", "cfvec", "ver", "pvec")
-    pipe.zrevrange(keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
-    pipe.zrevrange(keys.negatives(user_id), 0, MAX_NEGATIVES - 1)
-    (profile_raw, cvec, cfvec, ver, pvec), recent, negatives = pipe.execute()
-    profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
-    recent = recent if recent_n > 0 else []
-    return UserContext(
-        user_id=user_id,
-        profile=profile,
-        content_vec=_vec(cvec),
-        cf_vec=_vec(cfvec),
-        recent=[i.decode() for i, _ in recent],
-        recent_ts=[float(t) for _, t in recent],
-        version=int(ver or 0),
-        negatives=[i.decode() for i in negatives],
-        pref_vec=_vec(pvec),
-    )
-
-
-MAX_NEGATIVES = 1000
-
-
-def _vec(raw: bytes | None) -> np.ndarray | None:
-    return np.frombuffer(raw, dtype=np.float32) if raw else None

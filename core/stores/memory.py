@@ -1,0 +1,286 @@
+"""In-memory stores: the read path's protocols without servers.
+
+They behave like the Milvus and Redis stores (`tests/contract` runs one suite against both),
+so pipeline tests run on them in milliseconds; they are also what a test seeds directly
+(`upsert`, `tombstone`, `add_history`, ...), where the real stores are written by the worker.
+Single-process and thread-safe enough for tests; not for serving.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.context import UserContext
+from core.domain import UserFields
+from core.filters import Filter
+from core.rules import RuleSnapshot
+from core.stores.items import META_FIELDS, SERVING_FIELDS, Hit
+from core.stores.protocols import POPULAR, HistorySummary, ItemMarks
+from core.stores.registry import CFModel, RankerModel
+from core.stores.users import MAX_NEGATIVES
+
+VECTOR_FIELDS = ("content_vec", "cf_vec")
+
+
+class MemoryItemIndex:
+    """`ItemIndex` over a dict of rows; exact inner-product search (Milvus' IP metric)."""
+
+    def __init__(self, collection: str = "memory_items"):
+        self._collection = collection
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    def upsert(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Rows shaped like `core.stores.items.item_row` (the whole row is replaced)."""
+        for row in rows:
+            r = dict(row)
+            for f in VECTOR_FIELDS:
+                if f in r:
+                    r[f] = np.asarray(r[f], dtype=np.float32)
+            self._rows[str(r["item_id"])] = r
+
+    def delete(self, item_ids: Iterable[str]) -> None:
+        for i in item_ids:
+            self._rows.pop(i, None)
+
+    def _out(self, row: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"item_id": row["item_id"]}
+        for f in fields:
+            if f in row:
+                v = row[f]
+                out[f] = v.tolist() if isinstance(v, np.ndarray) else copy.deepcopy(v)
+        return out
+
+    def get(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
+        return {i: self._out(self._rows[i], fields) for i in item_ids if i in self._rows}
+
+    def _ranked(self, query: np.ndarray, field: str, where: Filter | None) -> list[Hit]:
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        hits = [
+            Hit(i, float(np.dot(row[field], q)), {})
+            for i, row in self._rows.items()
+            if field in row and (where is None or where.matches(row))
+        ]
+        return sorted(hits, key=lambda h: -h.score)
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        *,
+        field: str = "content_vec",
+        filter: Filter | None = None,
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[list[Hit]]:
+        out = []
+        for q in np.atleast_2d(vectors):
+            ranked = self._ranked(q, field, filter)[:limit]
+            out.append(
+                [
+                    Hit(h.item_id, h.score, self._out(self._rows[h.item_id], output_fields))
+                    for h in ranked
+                ]
+            )
+        return out
+
+    def hybrid_search(
+        self,
+        vectors: dict[str, np.ndarray],
+        weights: dict[str, float],
+        *,
+        filter: Filter | None = None,
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[Hit]:
+        """Milvus' WeightedRanker: each field's top `limit`, IP normalised by
+        0.5 + atan(x)/pi, summed with the weights (absent from a field's top: 0)."""
+        fused: dict[str, float] = {}
+        for f, q in vectors.items():
+            for h in self._ranked(q, f, filter)[:limit]:
+                norm = 0.5 + math.atan(h.score) / math.pi
+                fused[h.item_id] = fused.get(h.item_id, 0.0) + weights[f] * norm
+        best = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
+        fields = [*output_fields, *vectors]
+        return [Hit(i, s, self._out(self._rows[i], fields)) for i, s in best]
+
+    def reload(self) -> None:
+        pass
+
+
+class MemoryCatalogue:
+    """`CatalogueState` in dicts."""
+
+    def __init__(self) -> None:
+        self.tombstones: dict[str, float] = {}
+        self.changes: dict[str, float] = {}  # item -> last write, seconds
+        self.boards: dict[str, dict[str, float]] = {}
+
+    # Writes (the worker's, in the real store).
+    def tombstone(self, item_ids: Iterable[str], at: float | None = None) -> None:
+        for i in item_ids:
+            self.tombstones[i] = at if at is not None else time.time()
+
+    def mark_changed(self, item_ids: Iterable[str], at: float | None = None) -> None:
+        for i in item_ids:
+            self.changes[i] = at if at is not None else time.time()
+
+    def add(self, board: str, item_id: str, weight: float) -> None:
+        scores = self.boards.setdefault(board, {})
+        scores[item_id] = scores.get(item_id, 0.0) + weight
+
+    # The protocol.
+    def marks(self, item_ids: Sequence[str]) -> ItemMarks:
+        return ItemMarks(
+            frozenset(self.tombstoned(item_ids)),
+            {i: self.changes[i] for i in item_ids if i in self.changes},
+        )
+
+    def tombstoned(self, item_ids: Sequence[str]) -> set[str]:
+        return {i for i in item_ids if i in self.tombstones}
+
+    def popularity(self, item_ids: Sequence[str]) -> list[float]:
+        pop = self.boards.get(POPULAR, {})
+        return [pop.get(i, 0.0) for i in item_ids]
+
+    def top(self, board: str, start: int, stop: int) -> list[tuple[str, float]]:
+        if board != POPULAR and not (board.startswith("trending:") and len(board) > 9):
+            raise ValueError(f"unknown board {board!r}")
+        # Redis orders equal scores by member, descending, in ZREVRANGE.
+        ranked = sorted(self.boards.get(board, {}).items(), key=lambda kv: (kv[1], kv[0]))
+        ranked.reverse()
+        return ranked[start : stop + 1] if stop >= 0 else ranked[start:]
+
+
+@dataclass
+class _User:
+    profile: UserFields | None = None
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # cvec, cfvec, pvec
+    version: int = 0
+    history: dict[str, float] = field(default_factory=dict)
+    negatives: dict[str, float] = field(default_factory=dict)
+
+
+class MemoryUserState:
+    """`UserState` in dicts."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, _User] = {}
+
+    def _user(self, user_id: str) -> _User:
+        return self.users.setdefault(user_id, _User())
+
+    # Writes (the worker's, in the real store).
+    def set_profile(self, user_id: str, profile: UserFields) -> None:
+        self._user(user_id).profile = profile
+
+    def set_vector(self, user_id: str, name: str, vec: np.ndarray) -> None:
+        """`name`: cvec (content profile), cfvec (collaborative) or pvec (preferences)."""
+        self._user(user_id).vectors[name] = np.asarray(vec, dtype=np.float32)
+
+    def add_history(self, user_id: str, item_id: str, at: float) -> None:
+        u = self._user(user_id)
+        u.history[item_id] = at
+        u.version += 1
+
+    def add_negative(self, user_id: str, item_id: str, at: float) -> None:
+        u = self._user(user_id)
+        u.negatives[item_id] = at
+        u.version += 1
+
+    # The protocol.
+    @staticmethod
+    def _newest(scores: Mapping[str, float], n: int) -> list[tuple[str, float]]:
+        return sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:n]
+
+    def context(self, user_id: str, *, recent_n: int) -> UserContext:
+        u = self.users.get(user_id, _User())
+        recent = self._newest(u.history, max(recent_n, 1)) if recent_n > 0 else []
+        return UserContext(
+            user_id=user_id,
+            profile=u.profile.model_copy() if u.profile else None,
+            content_vec=u.vectors.get("cvec"),
+            cf_vec=u.vectors.get("cfvec"),
+            recent=[i for i, _ in recent],
+            recent_ts=[t for _, t in recent],
+            version=u.version,
+            negatives=[i for i, _ in self._newest(u.negatives, MAX_NEGATIVES)],
+            pref_vec=u.vectors.get("pvec"),
+        )
+
+    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
+        u = self.users.get(user_id, _User())
+        recent = self._newest(u.history, max(recent_n, 1)) if recent_n > 0 else []
+        return HistorySummary(len(u.history), recent)
+
+
+class MemoryResultCache:
+    """`ResultCache` in a dict; values are copied through JSON, as Redis stores them."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[1] <= time.monotonic():
+                self._data.pop(key, None)
+                return None
+            return json.loads(hit[0])
+
+    def put(self, entries: Mapping[str, tuple[Any, float]]) -> None:
+        with self._lock:
+            for key, (value, ttl_s) in entries.items():
+                self._data[key] = (json.dumps(value), time.monotonic() + max(ttl_s, 0.001))
+
+
+@dataclass
+class StaticRules:
+    """`RuleSource` holding one snapshot."""
+
+    current: RuleSnapshot = field(default_factory=lambda: RuleSnapshot(0))
+
+    def snapshot(self, now: float | None = None) -> RuleSnapshot:
+        return self.current
+
+
+@dataclass
+class StaticModels:
+    """`ModelSource` holding given models (none by default)."""
+
+    cf_model: CFModel | None = None
+    rankers: dict[str, RankerModel] = field(default_factory=dict)
+    current_ranker: str | None = None
+
+    def cf(self) -> CFModel | None:
+        return self.cf_model
+
+    def ranker(self) -> RankerModel | None:
+        return self.rankers.get(self.current_ranker) if self.current_ranker else None
+
+    def ranker_at(self, version: str) -> RankerModel | None:
+        return self.rankers.get(version)
+
+
+@dataclass
+class RecordingImpressions:
+    """`ImpressionSink` that keeps what it is given."""
+
+    logged: list[dict[str, Any]] = field(default_factory=list)
+
+    def log(self, response: Mapping[str, Any]) -> None:
+        self.logged.append(copy.deepcopy(dict(response)))

@@ -1,0 +1,187 @@
+"""The read path's stores, as narrow protocols.
+
+Serving sees only these. Each has a real implementation (Milvus or Redis, in this package)
+and an in-memory one (`core.stores.memory`); `tests/contract` runs one suite against both, so
+a pipeline test on the in-memory stores says something about the real ones.
+
+    ItemIndex        items and their vectors: get by id, filtered ANN, hybrid ANN  (Milvus)
+    CatalogueState   what changed about items: tombstones, change stamps, popularity and
+                     trending boards                                               (Redis)
+    UserState        a user's context (profile, vectors, history, dislikes)        (Redis)
+    ResultCache      finished lists: the result cache and the last good lists      (Redis)
+    RuleSource       the business rules snapshot                                   (Redis)
+    ModelSource      the current interaction model and rankers               (Redis + files)
+    ImpressionSink   where served lists are logged for attribution                 (Redis)
+
+Every method of a real store raises `core.resilience.DependencyDown` (and nothing from
+redis-py or pymilvus) when its server fails: the store boundary maps the errors, so the
+pipeline catches one exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from core.context import UserContext
+from core.filters import Filter
+from core.rules import RuleSnapshot
+from core.stores.items import META_FIELDS, SERVING_FIELDS, Hit
+from core.stores.registry import CFModel, RankerModel
+
+# Clocks of API hosts and Redis may differ a little: a change stamped up to this long before a
+# list was built may not be reflected in it.
+CHANGE_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class ItemMarks:
+    """What the catalogue state says about some items: deleted or hidden (tombstoned), and
+    when each was last written (seconds; absent if not within the change log's window)."""
+
+    tombstoned: frozenset[str] = frozenset()
+    changed_at: Mapping[str, float] = field(default_factory=dict)
+
+    def changed_since(self, built_at: float | Mapping[str, float]) -> set[str]:
+        """Ids written at or after `built_at` (one time, or one per id), less the clock margin:
+        their metadata in a list built then may no longer hold."""
+        out = set()
+        for item_id, at in self.changed_at.items():
+            since = built_at if isinstance(built_at, float | int) else built_at.get(item_id)
+            if since is not None and at >= since - CHANGE_MARGIN_S:
+                out.add(item_id)
+        return out
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """The length of a user's history and its most recent items (id, time), newest first."""
+
+    length: int
+    recent: list[tuple[str, float]]
+
+
+POPULAR = "popular"  # the all-time popularity board; trending boards are `trending:<scope>`
+
+
+def trending_board(scope: str) -> str:
+    """The board of a trending scope (`all`, `cat:<category>`, `region:<region>`)."""
+    return f"trending:{scope}"
+
+
+class ItemIndex(Protocol):
+    """The items collection: rows by id, and filtered ANN over its vector fields."""
+
+    @property
+    def collection(self) -> str:
+        """The collection's name (process caches key on it: a re-index switches it)."""
+        ...
+
+    def get(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
+        """Rows by id (with `item_id`), only the ids that exist."""
+        ...
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        *,
+        field: str = "content_vec",
+        filter: Filter | None = None,
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[list[Hit]]:
+        """Per query vector, the `limit` rows passing `filter` with the largest inner product
+        in `field`, best first."""
+        ...
+
+    def hybrid_search(
+        self,
+        vectors: dict[str, np.ndarray],
+        weights: dict[str, float],
+        *,
+        filter: Filter | None = None,
+        limit: int = 100,
+        output_fields: Sequence[str] = SERVING_FIELDS,
+    ) -> list[Hit]:
+        """One filtered ANN per vector field, fused by weight; each hit carries its vectors."""
+        ...
+
+    def reload(self) -> None:
+        """Make the collections searchable again after a server restart (idempotent)."""
+        ...
+
+
+class CatalogueState(Protocol):
+    """Per-item state kept beside the index: tombstones, the change log, popularity boards."""
+
+    def marks(self, item_ids: Sequence[str]) -> ItemMarks:
+        """Tombstones and change stamps of these items, in one round trip."""
+        ...
+
+    def tombstoned(self, item_ids: Sequence[str]) -> set[str]:
+        """Which of these items are deleted or hidden."""
+        ...
+
+    def popularity(self, item_ids: Sequence[str]) -> list[float]:
+        """All-time interaction weight per item (0 when it has none)."""
+        ...
+
+    def top(self, board: str, start: int, stop: int) -> list[tuple[str, float]]:
+        """Ranks `start`..`stop` (inclusive) of a board (`POPULAR`, `trending_board(...)`),
+        best first, with their scores."""
+        ...
+
+
+class UserState(Protocol):
+    """What is known about users, read in one round trip per request."""
+
+    def context(self, user_id: str, *, recent_n: int) -> UserContext:
+        """Profile, vectors, cache version, the `recent_n` most recent items and dislikes."""
+        ...
+
+    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
+        """History length and its `recent_n` most recent items with their times."""
+        ...
+
+
+class ResultCache(Protocol):
+    """Finished lists by key: JSON-able values with a time to live."""
+
+    def get(self, key: str) -> Any | None:
+        """The value stored under `key`, or None (absent or expired)."""
+        ...
+
+    def put(self, entries: Mapping[str, tuple[Any, float]]) -> None:
+        """Store each `key: (value, ttl_s)` (in one round trip)."""
+        ...
+
+
+class RuleSource(Protocol):
+    def snapshot(self, now: float | None = None) -> RuleSnapshot:
+        """The business rules as of now (never raises once one was loaded)."""
+        ...
+
+
+class ModelSource(Protocol):
+    def cf(self) -> CFModel | None:
+        """The current interaction model, if one is published."""
+        ...
+
+    def ranker(self) -> RankerModel | None:
+        """The current ranker, if one is published."""
+        ...
+
+    def ranker_at(self, version: str) -> RankerModel | None:
+        """A ranker by version, if it exists."""
+        ...
+
+
+class ImpressionSink(Protocol):
+    def log(self, response: Mapping[str, Any]) -> None:
+        """Record a served list (never blocks the request, never raises)."""
+        ...

@@ -1,0 +1,70 @@
+"""User state in Redis, as the read path sees it: one pipeline per request.
+
+A user's hash holds the profile (JSON text) and vectors (raw float32 bytes), so this store
+reads through a bytes client and decodes here, in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from core.context import UserContext
+from core.domain import UserFields
+from core.keys import Keys
+from core.resilience import CircuitBreaker, guarded
+from core.stores.protocols import HistorySummary
+
+MAX_NEGATIVES = 1000  # most recent dislikes and skips a context carries
+
+
+class RedisUserState:
+    """`UserState` on Redis (every failure leaves as `DependencyDown`)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, breaker: CircuitBreaker | None = None):
+        self.r = r
+        self.keys = keys
+        self._breaker = breaker or CircuitBreaker("redis", 3, 5.0)
+
+    def _run(self, pipe: Any) -> list[Any]:
+        return cast(list[Any], guarded(self._breaker, pipe.execute))
+
+    def context(self, user_id: str, *, recent_n: int) -> UserContext:
+        keys = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(keys.user(user_id), "profile", "cvec", "cfvec", "ver", "pvec")
+        pipe.zrevrange(keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
+        pipe.zrevrange(keys.negatives(user_id), 0, MAX_NEGATIVES - 1)
+        (profile_raw, cvec, cfvec, ver, pvec), recent, negatives = self._run(pipe)
+        profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
+        recent = recent if recent_n > 0 else []
+        return UserContext(
+            user_id=user_id,
+            profile=profile,
+            content_vec=_vec(cvec),
+            cf_vec=_vec(cfvec),
+            recent=[_text(i) for i, _ in recent],
+            recent_ts=[float(t) for _, t in recent],
+            version=int(ver or 0),
+            negatives=[_text(i) for i in negatives],
+            pref_vec=_vec(pvec),
+        )
+
+    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(self.keys.history(user_id))
+        pipe.zrevrange(self.keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
+        length, recent = self._run(pipe)
+        recent = recent if recent_n > 0 else []
+        return HistorySummary(int(length or 0), [(_text(i), float(t)) for i, t in recent])
+
+
+def _vec(raw: bytes | None) -> np.ndarray | None:
+    return np.frombuffer(raw, dtype=np.float32) if raw else None
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,130 @@
+"""Finished lists kept for reuse: the result cache and the last good list per request shape.
+
+* The result cache answers a repeated request (same user state, configuration and rules)
+  without running the pipeline; a hit is re-checked against the catalogue first.
+* The last good list is kept longer (`serving.stale_ttl_s`): when Milvus fails, the user gets
+  their own recent list before generic popularity (see `serving.degraded`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from typing import Any
+
+from core.context import UserContext
+from core.resilience import DependencyDown
+from core.stores.items import SERVING_FIELDS
+from serving.policy import allowed
+from serving.request import RecRequest, RecResult
+from serving.retrieval import Candidate
+from serving.state import ServingState
+
+
+def _digest(parts: list[Any]) -> str:
+    raw = json.dumps(parts, separators=(",", ":"))
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def cache_key(
+    state: ServingState, req: RecRequest, ctx: UserContext, variant: str, rules_version: int
+) -> str:
+    # The user's version is part of the key: any applied event makes old entries unreachable;
+    # so are the serving configuration and the rules, so a rollout never serves old lists.
+    parts = [
+        *req.shape()[:3],
+        req.limit,
+        *req.shape()[3:],
+        ctx.version,
+        state.config_tag,
+        variant,
+        rules_version,
+    ]
+    return state.keys.result_cache(_digest(parts))
+
+
+def stale_key(state: ServingState, req: RecRequest) -> str:
+    """Where the last good list of this request shape is kept."""
+    return state.keys.result_cache("last:" + _digest([*req.shape(), state.config_tag]))
+
+
+def from_cache(state: ServingState, cached: RecResult, ctx: UserContext) -> RecResult:
+    """A cached list, re-checked: items deleted or hidden since are dropped, and items
+    rewritten around or after the time it was built (a maturity raised, a region restricted)
+    are checked against their current metadata (one index read of just those, usually none).
+    """
+    ids = [i["item_id"] for i in cached["items"]]
+    if ids:
+        marks = state.catalogue.marks(ids)
+        gone = set(marks.tombstoned)
+        recent = [
+            i for i in marks.changed_since(float(cached.get("generated_at", 0))) if i not in gone
+        ]
+        if recent:
+            gone |= set(recent) - still_allowed(state, ctx, recent)
+        cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
+    # Every response is its own impression: attribution needs a fresh id.
+    cached["recommendation_id"] = uuid.uuid4().hex
+    cached["cached"] = True
+    return cached
+
+
+def still_allowed(state: ServingState, ctx: UserContext, ids: list[str]) -> set[str]:
+    """Which of these items the policy allows for this user by their current metadata (none
+    if the index cannot say right now: safe first)."""
+    cfg = state.settings.serving
+    try:
+        meta = state.items.get(ids, fields=SERVING_FIELDS)
+    except DependencyDown:
+        return set()
+    max_m = ctx.max_maturity(cfg.unknown_age_max_maturity)
+    return {
+        i
+        for i in ids
+        if i in meta
+        and allowed(
+            Candidate(i, meta[i], [], {}),
+            max_maturity=max_m,
+            region=ctx.region,
+            tombstoned=set(),
+            exclude=set(),
+            language=ctx.language if cfg.language_filter == "strict" else None,
+        )
+    }
+
+
+def strict_language(state: ServingState, ctx: UserContext | None) -> str | None:
+    """The language a list for this user is filtered to (None: any)."""
+    strict = state.settings.serving.language_filter == "strict"
+    return ctx.language if ctx and strict else None
+
+
+def remember(
+    state: ServingState,
+    req: RecRequest,
+    ctx: UserContext,
+    key: str | None,
+    result: RecResult,
+    max_maturity: int,
+    ttl_s: float,
+) -> None:
+    """Cache the list, and keep it longer as this request's last good list for outages."""
+    cfg = state.settings.serving
+    entries: dict[str, tuple[Any, float]] = {}
+    if key and ttl_s > 0:
+        entries[key] = (result, ttl_s)
+    if cfg.stale_ttl_s > 0:
+        last = {
+            "at": time.time(),
+            "items": result["items"],
+            "limit": req.limit,
+            "max_maturity": max_maturity,
+            "region": ctx.region,
+            "language": strict_language(state, ctx),
+        }
+        entries[stale_key(state, req)] = (last, cfg.stale_ttl_s)
+    with contextlib.suppress(DependencyDown):  # the answer is good; only its caching failed
+        state.cache.put(entries)

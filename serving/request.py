@@ -1,0 +1,46 @@
+"""What a recommendation request asks, and the typed list the pipeline answers with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    user_id: str
+    surface: str
+    limit: int
+    item_id: str | None = None
+    category: str | None = None
+    language: str | None = None
+    debug: bool = False
+
+    def shape(self) -> list[Any]:
+        """What identifies the list asked for, whoever asks and whatever their state."""
+        return [self.user_id, self.surface, self.item_id, self.category, self.language]
+
+
+class RecItem(TypedDict):
+    item_id: str
+    score: float
+    sources: list[str]
+    reasons: list[str]
+    position: int
+    explored: bool
+    propensity: float | None
+
+
+class RecResult(TypedDict):
+    """The pipeline's answer, as the API returns it (and as the result cache stores it)."""
+
+    recommendation_id: str
+    user_id: str
+    surface: str
+    variant: str
+    items: list[RecItem]
+    generated_at: float
+    cached: bool
+    degraded: bool
+    degraded_reasons: list[str]
+    debug: NotRequired[dict[str, Any]]

@@ -1,0 +1,372 @@
+"""One contract for each read-path store, run against the real one and the in-memory one.
+
+The real stores are Milvus (Lite here, a server with Docker) and a real redis-server, written
+the way the worker writes them; the in-memory stores are seeded directly. Whatever a pipeline
+test on the in-memory stores relies on is asserted here of both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pytest
+import redis
+
+from core.connect import connect_milvus, connect_redis, prepare_collections
+from core.context import UserContext
+from core.domain import Item, UserFields
+from core.filters import Filter
+from core.keys import Keys
+from core.resilience import CircuitBreaker, DependencyDown
+from core.settings import Settings
+from core.stores.cache import RedisResultCache
+from core.stores.catalogue import RedisCatalogue
+from core.stores.items import ItemStore, item_row
+from core.stores.memory import MemoryCatalogue, MemoryItemIndex, MemoryResultCache, MemoryUserState
+from core.stores.protocols import (
+    CHANGE_MARGIN_S,
+    POPULAR,
+    CatalogueState,
+    ItemIndex,
+    ResultCache,
+    UserState,
+    trending_board,
+)
+from core.stores.users import RedisUserState
+
+
+class Seeder(Protocol):
+    """Writes state the way its backend's writer does (the worker, for the real stores)."""
+
+    def items(self, rows: list[dict[str, Any]]) -> None: ...
+    def tombstone(self, item_id: str, at: float) -> None: ...
+    def changed(self, item_id: str, at: float) -> None: ...
+    def board(self, board: str, item_id: str, score: float) -> None: ...
+    def profile(self, user_id: str, profile: UserFields) -> None: ...
+    def vector(self, user_id: str, name: str, vec: np.ndarray) -> None: ...
+    def history(self, user_id: str, item_id: str, at: float) -> None: ...
+    def negative(self, user_id: str, item_id: str, at: float) -> None: ...
+
+
+@dataclass
+class Backend:
+    name: str
+    items: ItemIndex
+    catalogue: CatalogueState
+    users: UserState
+    cache: ResultCache
+    seed: Seeder
+    text_dim: int
+    cf_dim: int
+
+
+class MemorySeeder:
+    def __init__(self, b: tuple[MemoryItemIndex, MemoryCatalogue, MemoryUserState]):
+        self.index, self.cat, self.users = b
+
+    def items(self, rows: list[dict[str, Any]]) -> None:
+        self.index.upsert(rows)
+
+    def tombstone(self, item_id: str, at: float) -> None:
+        self.cat.tombstone([item_id], at)
+
+    def changed(self, item_id: str, at: float) -> None:
+        self.cat.mark_changed([item_id], at)
+
+    def board(self, board: str, item_id: str, score: float) -> None:
+        self.cat.add(board, item_id, score)
+
+    def profile(self, user_id: str, profile: UserFields) -> None:
+        self.users.set_profile(user_id, profile)
+
+    def vector(self, user_id: str, name: str, vec: np.ndarray) -> None:
+        self.users.set_vector(user_id, name, vec)
+
+    def history(self, user_id: str, item_id: str, at: float) -> None:
+        self.users.add_history(user_id, item_id, at)
+
+    def negative(self, user_id: str, item_id: str, at: float) -> None:
+        self.users.add_negative(user_id, item_id, at)
+
+
+class RedisMilvusSeeder:
+    """The keys and fields the worker's write path uses (indexing.apply and its Lua)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, items: ItemStore):
+        self.r, self.keys, self.store = r, keys, items
+
+    def items(self, rows: list[dict[str, Any]]) -> None:
+        self.store.upsert(rows)
+        self.store.flush()
+
+    def tombstone(self, item_id: str, at: float) -> None:
+        self.r.zadd(self.keys.tombstones, {item_id: at})
+
+    def changed(self, item_id: str, at: float) -> None:
+        self.r.zadd(self.keys.item_changes, {item_id: at * 1000})  # milliseconds
+
+    def board(self, board: str, item_id: str, score: float) -> None:
+        key = self.keys.popularity if board == POPULAR else self.keys.trending(board[9:])
+        self.r.zincrby(key, score, item_id)
+
+    def profile(self, user_id: str, profile: UserFields) -> None:
+        self.r.hset(self.keys.user(user_id), "profile", profile.model_dump_json())
+
+    def vector(self, user_id: str, name: str, vec: np.ndarray) -> None:
+        self.r.hset(self.keys.user(user_id), name, np.asarray(vec, np.float32).tobytes())
+
+    def history(self, user_id: str, item_id: str, at: float) -> None:
+        self.r.zadd(self.keys.history(user_id), {item_id: at})
+        self.r.hincrby(self.keys.user(user_id), "ver", 1)
+
+    def negative(self, user_id: str, item_id: str, at: float) -> None:
+        self.r.zadd(self.keys.negatives(user_id), {item_id: at})
+        self.r.hincrby(self.keys.user(user_id), "ver", 1)
+
+
+@pytest.fixture(params=["memory", "real"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "memory":
+        s = Settings(env="test")
+        index, cat, users = MemoryItemIndex(), MemoryCatalogue(), MemoryUserState()
+        yield Backend(
+            "memory",
+            index,
+            cat,
+            users,
+            MemoryResultCache(),
+            MemorySeeder((index, cat, users)),
+            s.models.text_dim,
+            s.models.cf_dim,
+        )
+        return
+    s: Settings = request.getfixturevalue("settings")
+    milvus = connect_milvus(s)
+    names = prepare_collections(s, milvus)
+    raw, text = connect_redis(s), connect_redis(s, decode=True)
+    keys = Keys(s.redis.key_prefix)
+    breaker = CircuitBreaker("redis", 3, 5.0)
+    store = ItemStore(milvus, names, timeout_s=10.0, breaker=CircuitBreaker("milvus", 3, 5.0))
+    yield Backend(
+        "real",
+        store,
+        RedisCatalogue(text, keys, breaker),
+        RedisUserState(raw, keys, breaker),
+        RedisResultCache(text, breaker),
+        RedisMilvusSeeder(raw, keys, store),
+        s.models.text_dim,
+        s.models.cf_dim,
+    )
+    raw.close()
+    text.close()
+    milvus.close()
+
+
+def _unit(rng: np.random.Generator, dim: int) -> np.ndarray:
+    v = rng.normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _catalogue(b: Backend, n: int = 12) -> dict[str, dict[str, np.ndarray]]:
+    """n items: i0..i(n-1), maturity i % 3 * 6, language alternating en / en-gb / de / und,
+    every fourth one hidden; returns their vectors."""
+    rng = np.random.default_rng(7)
+    langs = ["en", "en-gb", "de", "und"]
+    rows, vecs = [], {}
+    for k in range(n):
+        item = Item(
+            item_id=f"i{k}",
+            title=f"Item {k}",
+            categories=[f"c{k % 2}"],
+            language=langs[k % 4],
+            maturity=(k % 3) * 6,
+            status="hidden" if k % 4 == 3 else "active",
+            published_at=1_700_000_000 + k,
+        )
+        v = {"content_vec": _unit(rng, b.text_dim), "cf_vec": _unit(rng, b.cf_dim)}
+        vecs[item.item_id] = v
+        rows.append(item_row(item, v["content_vec"], v["cf_vec"]))
+    b.seed.items(rows)
+    return vecs
+
+
+# -- ItemIndex ---------------------------------------------------------------------------
+
+
+def test_item_get_returns_known_ids_with_the_fields_asked(backend: Backend) -> None:
+    _catalogue(backend)
+    got = backend.items.get(["i1", "i2", "nope"], fields=("title", "maturity", "categories"))
+    assert set(got) == {"i1", "i2"}
+    assert got["i1"]["title"] == "Item 1" and got["i1"]["maturity"] == 6
+    assert got["i2"]["categories"] == ["c0"] and got["i2"]["item_id"] == "i2"
+    assert backend.items.get([]) == {}
+    vec = backend.items.get(["i1"], fields=("content_vec",))["i1"]["content_vec"]
+    assert len(vec) == backend.text_dim
+
+
+def test_search_ranks_by_inner_product_and_applies_the_filter(backend: Backend) -> None:
+    vecs = _catalogue(backend)
+    q = vecs["i4"]["content_vec"]
+    (hits,) = backend.items.search(q, limit=5)
+    assert hits[0].item_id == "i4" and abs(hits[0].score - 1.0) < 1e-3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(hits) == 5 and {"maturity", "status", "category"} <= set(hits[0].fields)
+    expected = sorted(vecs, key=lambda i: -float(np.dot(vecs[i]["content_vec"], q)))[:5]
+    assert [h.item_id for h in hits] == expected
+
+    f = Filter().eq("status", "active").le("maturity", 6).not_in("item_id", ["i4"])
+    (hits,) = backend.items.search(q, filter=f, limit=20)
+    ids = {h.item_id for h in hits}
+    assert ids == {"i0", "i1", "i6", "i9", "i10"}  # active, maturity <= 6, not i4
+    (cf_hits,) = backend.items.search(vecs["i5"]["cf_vec"], field="cf_vec", limit=1)
+    assert cf_hits[0].item_id == "i5"
+
+
+def test_search_language_family_and_date_range(backend: Backend) -> None:
+    vecs = _catalogue(backend)
+    f = Filter().language_family("en").ge("published_at", 1_700_000_004)
+    (hits,) = backend.items.search(vecs["i0"]["content_vec"], filter=f, limit=20)
+    # en (4, 8), en-gb (5, 9), und (7, 11); not de (6, 10) nor anything published before i4.
+    assert {h.item_id for h in hits} == {"i4", "i5", "i7", "i8", "i9", "i11"}
+    batch = backend.items.search(
+        np.stack([vecs["i1"]["content_vec"], vecs["i2"]["content_vec"]]), limit=1
+    )
+    assert [h[0].item_id for h in batch] == ["i1", "i2"]
+
+
+def test_hybrid_search_fuses_spaces_and_returns_each_vector(backend: Backend) -> None:
+    vecs = _catalogue(backend)
+    query = {"content_vec": vecs["i2"]["content_vec"], "cf_vec": vecs["i2"]["cf_vec"]}
+    f = Filter().eq("status", "active")
+    hits = backend.items.hybrid_search(query, {"content_vec": 0.5, "cf_vec": 0.5}, filter=f)
+    assert hits[0].item_id == "i2"
+    assert all(h.item_id not in {"i3", "i7", "i11"} for h in hits)  # hidden ones
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for h in hits:
+        assert len(h.fields["content_vec"]) == backend.text_dim
+        assert len(h.fields["cf_vec"]) == backend.cf_dim
+    only_cf = backend.items.hybrid_search(query, {"content_vec": 0.0, "cf_vec": 1.0}, limit=3)
+    by_cf = sorted(vecs, key=lambda i: -float(np.dot(vecs[i]["cf_vec"], query["cf_vec"])))
+    assert [h.item_id for h in only_cf] == by_cf[:3]
+
+
+def test_collection_name_and_reload(backend: Backend) -> None:
+    _catalogue(backend, 2)
+    assert backend.items.collection
+    backend.items.reload()  # idempotent
+    assert set(backend.items.get(["i0", "i1"])) == {"i0", "i1"}
+
+
+# -- CatalogueState ----------------------------------------------------------------------
+
+
+def test_marks_tombstones_and_changes(backend: Backend) -> None:
+    now = time.time()
+    backend.seed.tombstone("a", now)
+    backend.seed.changed("b", now - 100)
+    backend.seed.changed("c", now)
+    marks = backend.catalogue.marks(["a", "b", "c", "d"])
+    assert marks.tombstoned == frozenset({"a"})
+    assert set(marks.changed_at) == {"b", "c"}
+    assert abs(marks.changed_at["c"] - now) < 0.01
+    # Changed since: at or after the time, less the clock margin; per item or one time.
+    assert marks.changed_since(now - 50) == {"c"}
+    assert marks.changed_since(now + CHANGE_MARGIN_S - 1) == {"c"}
+    assert marks.changed_since(now + CHANGE_MARGIN_S + 1) == set()
+    assert marks.changed_since({"b": now - 200, "c": now + 60}) == {"b"}
+    assert backend.catalogue.tombstoned(["a", "b"]) == {"a"}
+    assert backend.catalogue.tombstoned([]) == set()
+    assert backend.catalogue.marks([]).tombstoned == frozenset()
+
+
+def test_boards_rank_page_and_score(backend: Backend) -> None:
+    for item, score in [("x", 3.0), ("y", 5.0), ("z", 1.0), ("w", 5.0)]:
+        backend.seed.board(POPULAR, item, score)
+    backend.seed.board(trending_board("cat:jazz"), "z", 2.5)
+    top = backend.catalogue.top(POPULAR, 0, 9)
+    assert top == [("y", 5.0), ("w", 5.0), ("x", 3.0), ("z", 1.0)]  # ties: reverse id order
+    assert backend.catalogue.top(POPULAR, 1, 2) == [("w", 5.0), ("x", 3.0)]
+    assert backend.catalogue.top(POPULAR, 10, 19) == []
+    assert backend.catalogue.top(trending_board("cat:jazz"), 0, 0) == [("z", 2.5)]
+    assert backend.catalogue.top(trending_board("region:FR"), 0, 9) == []
+    assert backend.catalogue.popularity(["x", "nope", "y"]) == [3.0, 0.0, 5.0]
+    assert backend.catalogue.popularity([]) == []
+    with pytest.raises(ValueError):
+        backend.catalogue.top("trending", 0, 1)
+
+
+# -- UserState -----------------------------------------------------------------------------
+
+
+def test_unknown_user_has_an_empty_context(backend: Backend) -> None:
+    ctx = backend.users.context("nobody", recent_n=10)
+    assert isinstance(ctx, UserContext)
+    assert ctx.profile is None and ctx.content_vec is None and ctx.cf_vec is None
+    assert ctx.recent == [] and ctx.negatives == [] and ctx.version == 0 and not ctx.known
+    assert backend.users.history("nobody", recent_n=5).length == 0
+
+
+def test_user_context_reads_profile_vectors_history_and_dislikes(backend: Backend) -> None:
+    profile = UserFields(language="en", region="FR", birth_year=1990)
+    backend.seed.profile("u", profile)
+    v = np.arange(4, dtype=np.float32)
+    backend.seed.vector("u", "cvec", v)
+    backend.seed.vector("u", "pvec", v + 1)
+    for k, item in enumerate(["a", "b", "c", "d"]):
+        backend.seed.history("u", item, 1000.0 + k)
+    backend.seed.negative("u", "x", 500.0)
+    ctx = backend.users.context("u", recent_n=3)
+    assert ctx.profile == profile and ctx.region == "FR" and ctx.language == "en"
+    assert np.array_equal(ctx.content_vec, v) and ctx.cf_vec is None  # type: ignore[arg-type]
+    assert np.array_equal(ctx.pref_vec, v + 1)  # type: ignore[arg-type]
+    assert ctx.recent == ["d", "c", "b"] and ctx.recent_ts == [1003.0, 1002.0, 1001.0]
+    assert ctx.negatives == ["x"] and ctx.version >= 5 and ctx.known
+    assert backend.users.context("u", recent_n=0).recent == []
+    hist = backend.users.history("u", recent_n=2)
+    assert hist.length == 4 and hist.recent == [("d", 1003.0), ("c", 1002.0)]
+    before = ctx.version
+    backend.seed.history("u", "e", 2000.0)
+    assert backend.users.context("u", recent_n=1).version > before  # any event: a new version
+
+
+# -- ResultCache ---------------------------------------------------------------------------
+
+
+def test_result_cache_round_trip_and_expiry(backend: Backend) -> None:
+    assert backend.cache.get("k:missing") is None
+    value = {"items": [{"item_id": "a", "score": 0.5}], "cached": False}
+    backend.cache.put({"k:1": (value, 60.0), "k:2": ([1, 2], 0.2)})
+    got = backend.cache.get("k:1")
+    assert got == value and got is not value
+    assert backend.cache.get("k:2") == [1, 2]
+    time.sleep(0.4)
+    assert backend.cache.get("k:2") is None and backend.cache.get("k:1") == value
+    backend.cache.put({})  # nothing to write is fine
+
+
+# -- The store boundary ------------------------------------------------------------------
+
+
+def test_a_dead_server_is_dependency_down(settings: Settings) -> None:
+    """Real stores raise only DependencyDown when their server is gone (what the pipeline
+    catches), never a client library's exception; their breaker then opens."""
+    dead = settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"url": "redis://127.0.0.1:1/0"})}
+    )
+    breaker = CircuitBreaker("redis", 2, 60.0)
+    keys = Keys("dead")
+    cat = RedisCatalogue(connect_redis(dead, timeout_s=0.2, decode=True), keys, breaker)
+    users = RedisUserState(connect_redis(dead, timeout_s=0.2), keys, breaker)
+    cache = RedisResultCache(connect_redis(dead, timeout_s=0.2, decode=True), breaker)
+    with pytest.raises(DependencyDown) as e:
+        cat.marks(["a"])
+    assert e.value.reason == "redis_unavailable"
+    with pytest.raises(DependencyDown):
+        users.context("u", recent_n=5)
+    with pytest.raises(DependencyDown) as e:
+        cache.get("k")
+    assert e.value.reason == "redis_circuit_open" and breaker.current_state == "open"
