@@ -51,21 +51,27 @@ def stale_key(state: ServingState, req: RecRequest) -> str:
     return state.keys.result_cache("last:" + _digest([*req.shape(), state.config_tag]))
 
 
-def from_cache(state: ServingState, cached: RecResult, ctx: UserContext) -> RecResult:
+def from_cache(
+    state: ServingState, req: RecRequest, cached: RecResult, ctx: UserContext
+) -> RecResult | None:
     """A cached list, re-checked: items deleted or hidden since are dropped, and items
     rewritten around or after the time it was built (a maturity raised, a region restricted)
     are checked against their current metadata (one index read of just those, usually none).
+
+    None (a miss: the pipeline runs and checks it) when the context item itself was deleted
+    or rewritten since: a deleted item's related list is a 404, not a cached answer.
     """
     ids = [i["item_id"] for i in cached["items"]]
-    if ids:
-        marks = state.catalogue.marks(ids)
-        gone = set(marks.tombstoned)
-        recent = [
-            i for i in marks.changed_since(float(cached.get("generated_at", 0))) if i not in gone
-        ]
-        if recent:
-            gone |= set(recent) - still_allowed(state, ctx, recent)
-        cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
+    seed = [req.item_id] if req.item_id else []
+    marks = state.catalogue.marks([*ids, *seed])
+    changed = marks.changed_since(float(cached.get("generated_at", 0)))
+    if seed and (seed[0] in marks.tombstoned or seed[0] in changed):
+        return None
+    gone = set(marks.tombstoned)
+    recent = [i for i in ids if i in changed and i not in gone]
+    if recent:
+        gone |= set(recent) - still_allowed(state, ctx, recent)
+    cached["items"] = [i for i in cached["items"] if i["item_id"] not in gone]
     # Every response is its own impression: attribution needs a fresh id.
     cached["recommendation_id"] = uuid.uuid4().hex
     cached["cached"] = True

@@ -152,9 +152,10 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     key = cache.cache_key(state, req, ctx, variant, rules.version)
     try:
         hit = state.cache.get(key) if ttl > 0 and not req.debug else None
-        if hit:
+        checked = cache.from_cache(state, req, hit, ctx) if hit else None
+        if checked:
             metrics.CACHE.labels(req.surface, "hit").inc()
-            return cache.from_cache(state, hit, ctx)
+            return checked
         metrics.CACHE.labels(req.surface, "miss").inc()
         with metrics.stage("retrieval", req.surface):
             got = retrieve(state, req, ctx, cfg, deadline=deadline_base + cfg.budget_ms / 1000)

@@ -1,0 +1,207 @@
+"""The recommendation pipeline end to end on the in-memory stores: no servers, milliseconds.
+
+`tests/contract` proves the in-memory stores behave like Milvus and Redis; the integration
+tests run the same flows on the real servers through the API.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.domain import Item, UserFields
+from core.errors import NotFound
+from core.resilience import DependencyDown
+from core.rules import Rule, RuleSnapshot
+from core.settings import Settings
+from core.stores.items import item_row
+from core.stores.protocols import POPULAR
+from serving.recommend import RecRequest, recommend
+from serving.state import MemoryState, memory_state
+
+N_ITEMS = 60
+ADULT = 18
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+@dataclass
+class World:
+    state: MemoryState
+    vecs: dict[str, np.ndarray]
+
+
+@pytest.fixture
+def world() -> World:
+    """60 items in 4 categories (every fifth for adults only, i59 hidden), all in the popular
+    board; user `fan` has a content profile near i0 and has seen i1."""
+    settings = Settings(env="test")
+    state = memory_state(settings)
+    rng = np.random.default_rng(3)
+    dim, cf_dim = settings.models.text_dim, settings.models.cf_dim
+    vecs, rows = {}, []
+    for k in range(N_ITEMS):
+        item = Item(
+            item_id=f"i{k}",
+            title=f"Item {k}",
+            categories=[f"cat{k % 4}"],
+            creator_id=f"creator{k % 7}",
+            maturity=ADULT if k % 5 == 4 else 0,
+            status="hidden" if k == 59 else "active",
+            published_at=1_600_000_000 + k * 86_400,
+        )
+        vecs[item.item_id] = _unit(rng.normal(size=dim))
+        rows.append(item_row(item, vecs[item.item_id], _unit(rng.normal(size=cf_dim))))
+        state.catalogue.add(POPULAR, item.item_id, float(N_ITEMS - k))
+    state.items.upsert(rows)
+    state.users.set_profile("fan", UserFields(birth_year=1980))
+    state.users.set_vector("fan", "cvec", _unit(vecs["i0"] + 0.05 * rng.normal(size=dim)))
+    state.users.add_history("fan", "i1", time.time() - 60)
+    return World(state, vecs)
+
+
+def _ids(result: dict[str, Any]) -> list[str]:
+    return [i["item_id"] for i in result["items"]]
+
+
+def _maturity(w: World, ids: list[str]) -> list[int]:
+    return [w.state.items.get([i], fields=("maturity",))[i]["maturity"] for i in ids]
+
+
+def test_homepage_is_personal_safe_and_logged(world: World) -> None:
+    out = recommend(world.state, RecRequest(user_id="fan", surface="homepage", limit=10))
+    ids = _ids(out)
+    assert len(ids) == 10 and len(set(ids)) == 10 and not out["degraded"]
+    assert "i0" in ids[:3]  # the nearest item to the user's profile leads
+    assert "i1" not in ids  # seen
+    assert "i59" not in ids  # hidden
+    assert [i["position"] for i in out["items"]] == list(range(1, 11))
+    assert all(i["sources"] and i["reasons"] for i in out["items"])
+    assert world.state.impressions.logged[-1]["recommendation_id"] == out["recommendation_id"]
+
+
+def test_a_child_never_gets_adult_items(world: World) -> None:
+    world.state.users.set_profile("kid", UserFields(birth_year=time.gmtime().tm_year - 9))
+    world.state.users.set_vector("kid", "cvec", world.vecs["i4"])  # an adult item's twin
+    out = recommend(world.state, RecRequest(user_id="kid", surface="homepage", limit=20))
+    assert out["items"] and max(_maturity(world, _ids(out))) == 0
+
+
+def test_a_new_user_gets_popular_items(world: World) -> None:
+    out = recommend(world.state, RecRequest(user_id="stranger", surface="homepage", limit=5))
+    ids = _ids(out)
+    assert len(ids) == 5 and not out["degraded"]
+    assert all({"popular", "trending"} & set(i["sources"]) for i in out["items"])
+    # Unknown age: the unknown-age maturity ceiling applies.
+    ceiling = world.state.settings.serving.unknown_age_max_maturity
+    assert max(_maturity(world, ids)) <= ceiling
+
+
+def test_related_is_similar_to_the_item_and_never_the_item(world: World) -> None:
+    req = RecRequest(user_id="fan", surface="related", limit=5, item_id="i10")
+    out = recommend(world.state, req)
+    ids = _ids(out)
+    assert "i10" not in ids and ids
+    sims = {i: float(world.vecs[i] @ world.vecs["i10"]) for i in world.vecs if i != "i10"}
+    nearest_allowed = max((i for i in sims if i not in {"i59"}), key=sims.__getitem__)
+    assert nearest_allowed in ids[:3]
+    assert any(r.startswith("similar to Item 10") for i in out["items"] for r in i["reasons"])
+    with pytest.raises(NotFound):
+        recommend(world.state, RecRequest(user_id="fan", surface="related", limit=5, item_id="no"))
+    world.state.catalogue.tombstone(["i10"])
+    with pytest.raises(NotFound):  # deleted: the same answer as never existed
+        recommend(world.state, req)
+
+
+def test_a_cached_list_drops_items_deleted_since(world: World) -> None:
+    req = RecRequest(user_id="fan", surface="homepage", limit=10)
+    first = recommend(world.state, req)
+    again = recommend(world.state, req)
+    assert again["cached"] and _ids(again) == _ids(first)
+    assert again["recommendation_id"] != first["recommendation_id"]
+    gone = _ids(first)[2]
+    world.state.catalogue.tombstone([gone])
+    third = recommend(world.state, req)
+    assert third["cached"] and gone not in _ids(third) and len(_ids(third)) == 9
+    world.state.users.add_history("fan", _ids(first)[0], time.time())  # a new user version
+    fresh = recommend(world.state, req)
+    assert not fresh["cached"] and _ids(first)[0] not in _ids(fresh)
+
+
+def test_pins_and_buries_apply(world: World) -> None:
+    now = time.time()
+    stamp = {"created_at": now, "updated_at": now}
+    rules = (
+        Rule(rule_id="pin", action="pin", item_id="i30", position=1, **stamp),
+        Rule(rule_id="bury", action="bury", item_id="i0", weight=10, **stamp),
+        Rule(rule_id="old", action="pin", item_id="i31", position=2, expires_at=now - 1, **stamp),
+    )
+    world.state.rules.current = RuleSnapshot(1, rules)
+    out = recommend(world.state, RecRequest(user_id="fan", surface="homepage", limit=10))
+    ids = _ids(out)
+    assert ids[0] == "i30"
+    assert "i0" not in ids[:5]  # buried below where its score put it
+    assert ids[1] != "i31"  # an expired pin is ignored
+
+
+class _Down:
+    """A store whose server is gone: every call raises what real stores raise."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_: Any, **__: Any) -> Any:
+            raise DependencyDown(self.reason)
+
+        return fail
+
+
+def test_redis_down_serves_the_snapshot_safely(world: World) -> None:
+    state = world.state
+    state.snapshot.refresh(state)
+    state.users = _Down("redis_unavailable")  # type: ignore[assignment]
+    state.catalogue = _Down("redis_unavailable")  # type: ignore[assignment]
+    out = recommend(state, RecRequest(user_id="fan", surface="homepage", limit=10))
+    assert out["degraded"] and out["degraded_reasons"] == ["redis_unavailable"]
+    ids = _ids(out)
+    assert len(ids) == 10 and "i59" not in ids
+    # No context: the degraded ceiling (all ages by default) applies.
+    assert max(_maturity(world, ids)) <= state.settings.serving.degraded_max_maturity
+
+
+def test_milvus_down_serves_the_last_good_list(world: World) -> None:
+    state = world.state
+    req = RecRequest(user_id="fan", surface="homepage", limit=10)
+    good = recommend(state, req)
+    state.snapshot.refresh(state)
+    index = state.items
+    state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    state.users.add_history("fan", "i2", time.time())  # a new version: no cache hit
+    out = recommend(state, req)
+    assert out["degraded"] and "served_last_good_list" in out["degraded_reasons"]
+    assert "milvus_unavailable" in out["degraded_reasons"]
+    ids = _ids(out)
+    assert ids and set(ids) <= set(_ids(good)) | set(state.snapshot.ids())
+    assert "i2" not in ids  # seen since: still excluded
+    state.items = index
+
+
+def test_debug_shows_every_stage_and_is_not_an_impression(world: World) -> None:
+    before = len(world.state.impressions.logged)
+    out = recommend(
+        world.state, RecRequest(user_id="fan", surface="homepage", limit=5, debug=True)
+    )
+    debug = out["debug"]
+    assert {"context_ms", "candidates_ms", "ranking_ms", "policy_ms", "total_ms"} <= set(
+        debug["stages"]
+    )
+    assert {s["name"] for s in debug["sources"]} >= {"personal", "popular"}
+    assert debug["generated"] >= debug["after_hard_filters"] >= 5
+    assert len(world.state.impressions.logged) == before
