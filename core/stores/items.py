@@ -12,7 +12,7 @@ from pymilvus import AnnSearchRequest, MilvusClient, WeightedRanker
 
 from core.domain import Item
 from core.filters import Filter
-from core.resilience import CircuitBreaker, guarded
+from core.resilience import CircuitBreaker, guarded, map_dependency_errors
 from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES, CollectionNames, load_all
 
 T = TypeVar("T")
@@ -223,8 +223,13 @@ class ItemStore:
         return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
 
     def reload(self) -> None:
-        """Load the collections again (a restarted Milvus may come back with them released)."""
-        self._call(load_all, self.client, self.names)
+        """Load the collections again (a restarted Milvus may come back with them released).
+
+        Not through the breaker: this is how it recovers. While the breaker is open its one
+        trial call would go to whichever request comes first, and searches on released
+        collections keep failing, so a reload waiting for a trial would rarely get one."""
+        with map_dependency_errors("milvus"):
+            load_all(self.client, self.names)
 
     def iter_rows(
         self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None
