@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import tomllib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from itertools import combinations, pairwise
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from indexing.datasets import load_dataset
-from indexing.demo import CATEGORIES, DEFAULT_NOW, generate_demo, write_demo
+from indexing.demo import CATEGORIES, DEFAULT_NOW, VOCABULARY_FILE, generate_demo, write_demo
 
 Record = dict[str, Any]
 TWO_YEARS = 730 * 86_400
@@ -193,6 +194,13 @@ def test_written_files_are_pinned(tmp_path: Path) -> None:
     for name in ("items.jsonl", "users.jsonl", "interactions.csv"):
         digest.update((out / name).read_bytes())
     assert digest.hexdigest() == PINNED_WRITTEN
+
+
+def test_the_vocabulary_file_ships_in_the_wheel() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    assert VOCABULARY_FILE.name in package_data[VOCABULARY_FILE.parent.name]
+    assert VOCABULARY_FILE.is_file()
 
 
 # --------------------------------------------------------------------------- round trip
