@@ -23,7 +23,10 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._stack import DATASETS
-from embeddings.cf import ALSModel, InteractionMatrix, ItemNeighbours, confidence_weight
+from embeddings.confidence import confidence_weight
+from embeddings.ease import ItemNeighbours
+from embeddings.ials import ALSModel
+from embeddings.matrix import InteractionMatrix
 from indexing.datasets import load_dataset
 from training.interaction import select_cf_params
 

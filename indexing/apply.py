@@ -27,7 +27,7 @@ from core.stores.eventlog import EventLog
 from core.stores.items import ItemStore, UserStore, item_row
 from core.stores.registry import ModelRegistry
 from core.trending import CATEGORY_SEP, Trending, trending_scopes
-from embeddings.cf import confidence_weight
+from embeddings.confidence import confidence_weight
 from embeddings.profile import content_profile
 from embeddings.text import TextEmbedder, compose_item_text
 

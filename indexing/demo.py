@@ -4,6 +4,8 @@ The text is built from per-category vocabularies so that content similarity is v
 with a bag-of-words model: two cooking items share far more words than a cooking item and a
 football item. Users favour one or two categories, which gives collaborative signals too.
 Everything derives from one ``random.Random(seed)``, so the same arguments give the same output.
+The vocabularies, languages, regions and event mixes are data, in ``demo.toml`` beside this
+module, read once at import.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import csv
 import json
 import random
 import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 Record = dict[str, Any]
+Weighted = tuple[tuple[str, float], ...]
+
+VOCABULARY_FILE = Path(__file__).with_name("demo.toml")
 
 # 2025-01-01T00:00:00Z. A constant, not time.time(), so the default output never changes.
 DEFAULT_NOW = 1_735_689_600
@@ -35,7 +42,6 @@ ITEMS_PER_CREATOR = 8
 _ARTICLE = re.compile(r"^(?:a|an|the) ", re.IGNORECASE)
 _A_BEFORE_VOWEL = re.compile(r"\b([Aa]) ([aeiouAEIOU])")
 _SMALL_WORDS = frozenset({"a", "an", "the", "of", "and", "in", "on", "to", "with", "for", "by"})
-_LANGUAGE_NAMES = {"es": "Spanish", "fr": "French"}
 
 
 @dataclass(frozen=True)
@@ -52,281 +58,40 @@ class Topic:
     tags: tuple[str, ...]
     maturity: tuple[int, ...] = (0, 0, 7, 12)
 
+    @classmethod
+    def of(cls, table: Mapping[str, Any]) -> Topic:
+        """A topic from one ``[[topics]]`` table of demo.toml."""
+        words = ("subjects", "adjectives", "extras", "formats", "titles", "sentences", "tags")
+        lists = {key: tuple(str(word) for word in table[key]) for key in words}
+        maturity = tuple(int(age) for age in table.get("maturity", cls.maturity))
+        return cls(name=str(table["name"]), maturity=maturity, **lists)
 
-TOPICS: tuple[Topic, ...] = (
-    Topic(
-        name="cooking",
-        subjects=("risotto", "sourdough bread", "ramen", "paella", "green curry", "tacos",
-                  "lasagna", "dumplings", "croissants", "pad thai", "ratatouille", "pho",
-                  "gnocchi", "brisket", "tiramisu", "bouillabaisse"),
-        adjectives=("rustic", "crispy", "slow-cooked", "spicy", "creamy", "smoky", "homemade",
-                    "five-minute", "vegan", "golden"),
-        extras=("garlic", "saffron", "fresh basil", "butter", "chili oil", "sea salt",
-                "lemon zest", "parmesan", "ginger", "coriander", "caramelised onions",
-                "olive oil", "miso", "smoked paprika"),
-        formats=("Recipe", "Kitchen Masterclass", "Chef's Table", "Cook-Along"),
-        titles=("{adj} {bare}: {fmt}", "How to Cook {adj} {bare}",
-                "{subject} with {extra}", "The {adj} {bare} {fmt}"),
-        sentences=("A chef shows how to cook {adj} {bare} with {extra} and {extra2}.",
-                   "Learn the kitchen techniques behind {adj} {bare}: seasoning, simmering "
-                   "and plating with {extra}.",
-                   "Home cooks prepare {subject} from scratch, balancing {extra} and {extra2} "
-                   "in a {adj} dinner recipe."),
-        tags=("recipe", "chef", "kitchen", "baking", "dinner", "vegetarian", "food"),
-        maturity=(0, 0, 0, 7),
-    ),
-    Topic(
-        name="space",
-        subjects=("black holes", "the Mars rovers", "the Andromeda galaxy", "exoplanets",
-                  "neutron stars", "Saturn's rings", "the James Webb telescope", "solar flares",
-                  "the Apollo missions", "dark matter", "comets", "the space station",
-                  "supernovae", "Jupiter's moons"),
-        adjectives=("distant", "cosmic", "mysterious", "infinite", "interstellar", "hidden",
-                    "violent", "frozen", "ancient", "glowing"),
-        extras=("telescopes", "astronauts", "orbits", "gravity", "nebulae", "rocket launches",
-                "light-years", "galaxies", "astronomers", "spacecraft"),
-        formats=("Space Documentary", "Explained", "Deep Dive", "Night Sky Guide"),
-        titles=("{adj} {bare}: {fmt}", "Journey to {subject}", "The Secrets of {subject}",
-                "{subject}, {extra} and the Universe"),
-        sentences=("Astronomers explore {subject}, from {adj} {extra} to the {extra2} that "
-                   "shape our universe.",
-                   "A space documentary about {subject}, with telescope imagery of {extra} and "
-                   "{extra2}.",
-                   "How {extra} and {extra2} reveal the {adj} physics of {subject} in deep space."),
-        tags=("astronomy", "space", "nasa", "science", "planets", "telescope", "cosmos"),
-        maturity=(0, 0, 7),
-    ),
-    Topic(
-        name="football",
-        subjects=("the Champions League final", "the derby", "the World Cup",
-                  "penalty shootouts", "the title race", "a relegation battle",
-                  "goalkeeper saves", "free kicks", "the transfer window", "youth academies",
-                  "counter-attacks", "high pressing"),
-        adjectives=("dramatic", "legendary", "last-minute", "unbeaten", "fierce", "historic",
-                    "stunning", "tactical"),
-        extras=("strikers", "midfielders", "goalkeepers", "managers", "supporters", "stadiums",
-                "goals", "defenders", "referees", "trophies"),
-        formats=("Highlights", "Tactics Breakdown", "Match Review", "Season Review", "Top 10"),
-        titles=("{adj} {bare}: {fmt}", "Inside {subject}", "{fmt}: {subject}",
-                "The {adj} Story of {subject}"),
-        sentences=("Relive {subject} with {adj} goals, {extra} and {extra2} from the pitch.",
-                   "A football analysis of {subject}: how {extra} and {extra2} decided the match.",
-                   "Supporters and {extra} recall the {adj} moments of {subject} in the stadium."),
-        tags=("football", "soccer", "goals", "league", "match", "sports", "tactics"),
-        maturity=(0, 0, 7),
-    ),
-    Topic(
-        name="jazz",
-        subjects=("bebop", "modal jazz", "the tenor saxophone", "swing bands", "jazz piano",
-                  "trumpet solos", "big band arrangements", "cool jazz", "the double bass",
-                  "New Orleans brass bands", "vocal jazz standards", "hard bop"),
-        adjectives=("smoky", "late-night", "swinging", "soulful", "improvised", "mellow",
-                    "legendary", "virtuosic"),
-        extras=("saxophonists", "trumpeters", "drummers", "pianists", "chord changes",
-                "blue notes", "melodies", "jazz clubs", "rhythm sections", "vinyl records"),
-        formats=("Live Session", "Listening Guide", "Concert", "Jazz Masterclass"),
-        titles=("{adj} {bare}: {fmt}", "A Night of {subject}", "The Sound of {subject}",
-                "{subject} and {extra}"),
-        sentences=("A {adj} live session of {subject}, featuring {extra} and {extra2} trading "
-                   "solos.",
-                   "The history of {subject}: how {extra} shaped jazz, from {adj} club nights "
-                   "to classic records.",
-                   "Jazz musicians break down {subject}, improvising over {extra} with {adj} "
-                   "swing."),
-        tags=("jazz", "music", "saxophone", "live", "improvisation", "piano", "concert"),
-        maturity=(0, 0, 7),
-    ),
-    Topic(
-        name="wildlife",
-        subjects=("African elephants", "snow leopards", "humpback whales", "grey wolves",
-                  "coral reefs", "orangutans", "bald eagles", "cheetahs", "sea turtles",
-                  "emperor penguins", "grizzly bears", "the Amazon rainforest",
-                  "migrating wildebeest"),
-        adjectives=("wild", "endangered", "majestic", "elusive", "untamed", "fragile", "remote",
-                    "nocturnal"),
-        extras=("predators", "habitats", "herds", "savannas", "forests", "conservation", "cubs",
-                "oceans", "rangers", "nature reserves"),
-        formats=("Nature Documentary", "Safari", "Field Diary", "Wild Planet"),
-        titles=("{adj} {bare}: {fmt}", "The Secret Life of {subject}",
-                "Among {subject}", "{subject} in the Wild"),
-        sentences=("A nature documentary following {adj} {bare} through {extra} and "
-                   "{extra2}.",
-                   "Wildlife filmmakers track {subject} in the wild, revealing how {extra} and "
-                   "{extra2} survive.",
-                   "Conservation rangers protect {adj} {bare} and their {extra} from "
-                   "poaching and habitat loss."),
-        tags=("wildlife", "nature", "animals", "conservation", "safari", "ocean", "habitat"),
-        maturity=(0, 0, 7),
-    ),
-    Topic(
-        name="history",
-        subjects=("the Roman Empire", "the French Revolution", "ancient Egypt", "the Vikings",
-                  "the Ottoman Empire", "medieval castles", "the Silk Road", "the Renaissance",
-                  "the Cold War", "the Aztec Empire", "the Industrial Revolution",
-                  "ancient Greece", "the samurai"),
-        adjectives=("forgotten", "ancient", "turbulent", "lost", "medieval", "epic", "untold",
-                    "imperial"),
-        extras=("emperors", "kings", "battles", "dynasties", "archaeologists", "manuscripts",
-                "armies", "revolutions", "pharaohs", "treaties"),
-        formats=("History Documentary", "Chronicles", "History Lecture", "Untold Story"),
-        titles=("{adj} {bare}: {fmt}", "The Fall of {subject}", "The Rise of {subject}",
-                "{subject}: {extra} and {extra2}"),
-        sentences=("Historians retell the {adj} story of {subject}, its {extra} and {extra2}.",
-                   "Archaeologists uncover {subject}: {adj} {extra}, ruined temples and "
-                   "{extra2} from centuries past.",
-                   "A history lecture on how {extra} and {extra2} changed {subject}."),
-        tags=("history", "ancient", "empire", "war", "archaeology", "civilization", "medieval"),
-        maturity=(7, 12, 12, 0),
-    ),
-    Topic(
-        name="programming",
-        subjects=("Python", "Rust", "JavaScript", "Go", "SQL databases", "Kubernetes", "Git",
-                  "React", "unit testing", "sorting algorithms", "data structures",
-                  "compilers", "web APIs", "shell scripting"),
-        adjectives=("practical", "advanced", "beginner-friendly", "fast", "modern", "clean",
-                    "concurrent", "scalable"),
-        extras=("functions", "variables", "debugging", "refactoring", "code reviews",
-                "type systems", "performance profiling", "open source", "async code",
-                "error handling"),
-        formats=("Tutorial", "Crash Course", "Coding Workshop", "Live Coding"),
-        titles=("{adj} {bare}: {fmt}", "Learn {subject} in One Hour",
-                "{subject} for Developers", "{fmt}: {subject} and {extra}"),
-        sentences=("A {adj} coding tutorial on {subject}: write, test and debug real code "
-                   "with {extra} and {extra2}.",
-                   "Software engineers explain {subject}, from {extra} to {extra2}, with "
-                   "hands-on code examples.",
-                   "Learn {subject} by building a {adj} software project, covering {extra} and "
-                   "{extra2}."),
-        tags=("programming", "coding", "software", "developer", "tutorial", "open-source"),
-        maturity=(0, 0, 0, 12),
-    ),
-    Topic(
-        name="fitness",
-        subjects=("HIIT workouts", "yoga flows", "kettlebell training", "marathon running",
-                  "core strength", "pilates", "stretching routines", "bodyweight circuits",
-                  "cycling intervals", "strength training", "mobility drills", "boxing cardio"),
-        adjectives=("intense", "20-minute", "full-body", "low-impact", "morning",
-                    "fat-burning", "beginner", "advanced"),
-        extras=("squats", "push-ups", "planks", "lunges", "cardio", "muscles", "endurance",
-                "breathing", "warm-ups", "recovery"),
-        formats=("Workout", "Training Plan", "Fitness Class", "30-Day Challenge"),
-        titles=("{adj} {bare}: {fmt}", "{subject} at Home", "{fmt}: {subject}",
-                "{subject} with {extra}"),
-        sentences=("A {adj} workout built around {subject}, with {extra} and {extra2} to "
-                   "build strength.",
-                   "Personal trainers guide you through {subject}: warm-up, {extra}, {extra2} "
-                   "and cool-down.",
-                   "Burn calories and improve endurance with {adj} {bare} and sets of "
-                   "{extra}."),
-        tags=("fitness", "workout", "training", "health", "exercise", "cardio", "strength"),
-        maturity=(0, 0, 0, 7),
-    ),
-    Topic(
-        name="travel",
-        subjects=("Lisbon", "Kyoto", "the Scottish Highlands", "Patagonia", "Marrakech",
-                  "Iceland", "the Amalfi Coast", "Vietnam", "New Zealand", "Peru",
-                  "the Greek islands", "Istanbul", "the Canadian Rockies"),
-        adjectives=("hidden", "unforgettable", "budget", "scenic", "off-the-beaten-path",
-                    "coastal", "vibrant", "weekend"),
-        extras=("beaches", "old towns", "street markets", "hiking trails", "local food",
-                "hostels", "train journeys", "viewpoints", "museums", "backpackers"),
-        formats=("Travel Guide", "Road Trip", "Itinerary", "Travel Diary"),
-        titles=("{adj} {bare}: {fmt}", "Seven Days in {subject}", "Discovering {subject}",
-                "{subject} on a Budget"),
-        sentences=("A {adj} travel guide to {subject}: {extra}, {extra2} and where to stay.",
-                   "Backpackers explore {subject} on a budget, from {extra} to {extra2}.",
-                   "Plan a {adj} trip through {subject} with tips on {extra}, flights and "
-                   "{extra2}."),
-        tags=("travel", "adventure", "destinations", "tourism", "backpacking", "vacation"),
-        maturity=(0, 0, 0, 7),
-    ),
-    Topic(
-        name="horror",
-        subjects=("a haunted house", "a cursed doll", "the abandoned asylum",
-                  "a demonic possession", "the night shift", "a cabin in the woods",
-                  "the vampire", "the zombie outbreak", "an exorcism", "a masked killer",
-                  "a ghost ship", "the basement"),
-        adjectives=("terrifying", "bloody", "sinister", "haunted", "nightmarish", "creepy",
-                    "deadly", "possessed"),
-        extras=("screams", "shadows", "ghosts", "demons", "blood", "curses", "monsters",
-                "nightmares", "victims", "graveyards"),
-        formats=("Horror Film", "Midnight Screening", "Terror Tales", "Slasher"),
-        titles=("{adj} {bare}: {fmt}", "{subject}: the Last Night", "Night of {subject}",
-                "{subject} Returns"),
-        sentences=("A {adj} horror film: {subject} unleashes {extra} and {extra2} on a "
-                   "terrified family.",
-                   "Survivors face {subject} as {extra} and {extra2} haunt them through one "
-                   "{adj} night.",
-                   "Terror, {extra} and {extra2} in this {adj} story about {subject}."),
-        tags=("horror", "scary", "thriller", "supernatural", "gore", "slasher"),
-        maturity=(16, 16, 18),
-    ),
-    Topic(
-        name="animation",
-        subjects=("a brave little dragon", "the talking animals", "the friendly robot",
-                  "a magical unicorn", "the puppy detectives", "a pirate crew",
-                  "the sleepy bear", "a dinosaur family", "the rainbow fairies",
-                  "a tiny spaceship crew", "the singing vegetables"),
-        adjectives=("cheerful", "funny", "magical", "colourful", "silly", "adventurous",
-                    "cuddly", "musical"),
-        extras=("friendship", "songs", "games", "sharing", "bedtime stories", "playgrounds",
-                "colours", "counting", "giggles", "kindness"),
-        formats=("Cartoon", "Animated Series", "Sing-Along", "Bedtime Story"),
-        titles=("{adj} {bare}: {fmt}", "The Adventures of {subject}",
-                "{subject} and the Magic of {extra}", "{fmt} with {subject}"),
-        sentences=("A {adj} cartoon for kids about {subject}, {extra} and {extra2}.",
-                   "Children follow {subject} on a {adj} animated adventure full of {extra} "
-                   "and {extra2}.",
-                   "Preschool fun with {subject}, {extra}, {extra2} and a {adj} song."),
-        tags=("kids", "cartoon", "animation", "family", "children", "preschool"),
-        maturity=(0,),
-    ),
-    Topic(
-        name="finance",
-        subjects=("index funds", "the stock market", "retirement savings", "cryptocurrency",
-                  "personal budgeting", "inflation", "real estate investing",
-                  "dividend stocks", "interest rates", "credit scores", "government bonds",
-                  "startup valuation"),
-        adjectives=("smart", "long-term", "beginner's", "risky", "passive", "practical",
-                    "recession-proof", "simple"),
-        extras=("portfolios", "investors", "savings accounts", "compound interest",
-                "diversification", "taxes", "debt", "returns", "market crashes", "banks"),
-        formats=("Money Guide", "Investing Explained", "Market Outlook", "Finance Podcast"),
-        titles=("{adj} {bare}: {fmt}", "{subject} Explained", "Your Money and {subject}",
-                "{fmt}: {subject} and {extra}"),
-        sentences=("A {adj} guide to {subject}: how investors manage {extra} and {extra2}.",
-                   "Financial analysts explain {subject}, {extra} and {extra2} for your money.",
-                   "Build wealth with {adj} {bare}, covering {extra}, {extra2} and risk."),
-        tags=("finance", "investing", "money", "stocks", "economics", "savings"),
-        maturity=(0, 0, 0, 12),
-    ),
-)  # fmt: skip
 
+def _weights(table: Mapping[str, Any]) -> Weighted:
+    """A TOML table of name = weight, in file order (the order the draws depend on)."""
+    return tuple((str(name), weight) for name, weight in table.items())
+
+
+_VOCABULARY = tomllib.loads(VOCABULARY_FILE.read_text(encoding="utf-8"))
+
+TOPICS: tuple[Topic, ...] = tuple(Topic.of(table) for table in _VOCABULARY["topics"])
 CATEGORIES: tuple[str, ...] = tuple(t.name for t in TOPICS)
-_TOPIC_BY_NAME = {t.name: t for t in TOPICS}
 
-# (type, weight). Weights follow real funnels: view > click > watch > like > purchase; negative
-# feedback (skip, dislike) only shows up on items outside the user's favourites.
-_FAVOURITE_EVENTS: tuple[tuple[str, float], ...] = (
-    ("view", 40), ("click", 25), ("watch", 18), ("like", 10), ("rate", 3), ("purchase", 4),
-)  # fmt: skip
-_OTHER_EVENTS: tuple[tuple[str, float], ...] = (
-    ("view", 45), ("click", 22), ("watch", 8), ("like", 3), ("skip", 12), ("dislike", 10),
-)  # fmt: skip
+# (type, weight); negative feedback (skip, dislike) only on items outside the favourites.
+_FAVOURITE_EVENTS: Weighted = _weights(_VOCABULARY["events"]["favourite"])
+_OTHER_EVENTS: Weighted = _weights(_VOCABULARY["events"]["other"])
 
 # (language, share) for items and users; region restrictions per item language, where an
 # empty regions list means "available everywhere".
-_ITEM_LANGUAGES: tuple[tuple[str, float], ...] = (("en", 0.8), ("es", 0.1), ("fr", 0.1))
+_ITEM_LANGUAGES: Weighted = _weights(_VOCABULARY["languages"])
+_LANGUAGE_NAMES: dict[str, str] = dict(_VOCABULARY["language_names"])
 _RESTRICTIONS: dict[str, tuple[list[str], ...]] = {
-    "en": (["US"], ["US"], ["GB", "IE"]),
-    "es": (["ES", "MX"], ["ES"]),
-    "fr": (["FR", "BE"], ["FR"]),
+    language: tuple(list(regions) for regions in choices)
+    for language, choices in _VOCABULARY["restrictions"].items()
 }
-_RESTRICTED_SHARE = {"en": 0.08, "es": 0.35, "fr": 0.35}
-_USER_REGIONS: dict[str, tuple[tuple[str, float], ...]] = {
-    "en": (("US", 0.5), ("GB", 0.25), ("CA", 0.1), ("IE", 0.05), ("AU", 0.1)),
-    "es": (("ES", 0.6), ("MX", 0.4)),
-    "fr": (("FR", 0.7), ("BE", 0.3)),
+_RESTRICTED_SHARE: dict[str, float] = dict(_VOCABULARY["restricted_share"])
+_USER_REGIONS: dict[str, Weighted] = {
+    language: _weights(regions) for language, regions in _VOCABULARY["user_regions"].items()
 }
 
 
@@ -416,9 +181,9 @@ def _description(
     return " ".join(_sentence_case(p) for p in parts)
 
 
-def _weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
-    names, weights = zip(*options, strict=True)
-    return rng.choices(names, weights=weights)[0]
+def _weighted(rng: random.Random, options: Weighted) -> str:
+    names = [name for name, _ in options]
+    return rng.choices(names, weights=[weight for _, weight in options])[0]
 
 
 def _item_locale(rng: random.Random) -> tuple[str, list[str]]:

@@ -20,7 +20,6 @@ from pymilvus import MilvusClient
 from core.connect import connect_milvus, connect_redis, prepare_collections
 from core.keys import Keys
 from core.resilience import Breakers
-from core.rules import RuleStore
 from core.settings import Settings
 from core.stores.cache import RedisResultCache
 from core.stores.catalogue import RedisCatalogue
@@ -44,6 +43,7 @@ from core.stores.protocols import (
     UserState,
 )
 from core.stores.registry import ModelRegistry
+from core.stores.rules import RuleStore
 from core.stores.schema import CollectionNames
 from core.stores.users import RedisUserState
 from serving.fallback import PopularSnapshot

@@ -28,14 +28,11 @@ from core.events import INTERACTION_LOGGED
 from core.stores.eventlog import iter_log
 from core.stores.items import ITEM_ROW_FIELDS
 from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_by_weight, save_blend
-from embeddings.cf import (
-    DEFAULT_RATING_SCHEME,
-    ALSModel,
-    ContentProjection,
-    InteractionMatrix,
-    ItemNeighbours,
-    confidence_weight,
-)
+from embeddings.confidence import DEFAULT_RATING_SCHEME, confidence_weight
+from embeddings.ease import ItemNeighbours
+from embeddings.ials import ALSModel
+from embeddings.matrix import InteractionMatrix
+from embeddings.projection import ContentProjection
 from indexing.apply import Stores, _persist_users
 from training.evaluation.baselines import EvalData, select_params
 from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
@@ -242,7 +239,7 @@ def train_cf(
     if params is None:
         params, trials = select_cf_params(records, factors=stores.cf_dim, split=tune_split)
         log.debug("cf hyper-parameters %s (from %d trials)", params, len(trials))
-    matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)  # type: ignore[arg-type]
+    matrix = InteractionMatrix.from_records(records, rating_scheme=params.rating_scheme)
     if matrix.n_users == 0 or matrix.n_items == 0:
         raise ValueError("no positive interactions to train on: import data or log events first")
     als = ALSModel(

@@ -30,7 +30,7 @@ import numpy as np
 from core.settings import Settings
 from core.stores.items import ITEM_ROW_FIELDS
 from core.stores.registry import ModelRegistry, save_ranker
-from embeddings.cf import DEFAULT_RATING_SCHEME, confidence_weight
+from embeddings.confidence import DEFAULT_RATING_SCHEME, confidence_weight
 from indexing.apply import Stores
 from indexing.connect import build_stores
 from indexing.importer import import_records

@@ -21,7 +21,8 @@ import redis
 
 from core.keys import Keys
 from embeddings.blend import load_blend
-from embeddings.cf import ALSModel, ItemNeighbours
+from embeddings.ease import ItemNeighbours
+from embeddings.ials import ALSModel
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Unit tests for embeddings.cf: interaction matrix, iALS with fold-in, content projection."""
+"""Unit tests for the interaction model maths: matrix, iALS with fold-in, projection, EASE."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embeddings.cf import (
-    CONFIDENCE_WEIGHTS,
-    RATING_SCHEMES,
-    ALSModel,
-    ContentProjection,
-    InteractionMatrix,
-    ItemNeighbours,
-    confidence_weight,
-)
+from embeddings.confidence import CONFIDENCE_WEIGHTS, RATING_SCHEMES, confidence_weight
+from embeddings.ease import ItemNeighbours, ease_weights, spd_inverse
+from embeddings.ials import ALSModel
+from embeddings.matrix import InteractionMatrix
+from embeddings.projection import ContentProjection
 
 SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 ML100K = SHARED_DATASETS / "ml-100k"
@@ -300,6 +296,27 @@ def _ease_dense(x: np.ndarray, l2: float) -> np.ndarray:
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     return b
+
+
+def test_ease_weights_are_the_closed_form() -> None:
+    rng = np.random.default_rng(7)
+    x = (rng.random((50, 9)) < 0.3).astype(np.float32)
+    got = ease_weights(sp.csr_matrix(x), 3.0)
+    assert got.dtype == np.float32 and got.shape == (9, 9)
+    assert np.allclose(got, _ease_dense(x.astype(np.float64), 3.0), atol=1e-5)
+    assert not np.diag(got).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spd_inverse_works_in_its_input_precision(dtype: type[np.floating]) -> None:
+    rng = np.random.default_rng(8)
+    a = rng.random((6, 6))
+    spd = (a @ a.T + 6 * np.eye(6)).astype(dtype)
+    inv = spd_inverse(spd.copy())
+    assert inv.dtype == dtype
+    assert np.allclose(inv @ spd, np.eye(6), atol=1e-4)
+    with pytest.raises(np.linalg.LinAlgError):
+        spd_inverse(-np.eye(3, dtype=dtype))
 
 
 def test_neighbours_equal_ease_when_nothing_is_pruned() -> None:

@@ -121,7 +121,8 @@ def test_neighbour_scores_from_history_most_recent_first() -> None:
     import scipy.sparse as sp
 
     from core.stores.registry import CFModel
-    from embeddings.cf import ALSModel, ItemNeighbours
+    from embeddings.ease import ItemNeighbours
+    from embeddings.ials import ALSModel
     from serving.features import RECENT_NBR, neighbour_scores
 
     n = RECENT_NBR + 3

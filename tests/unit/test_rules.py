@@ -13,16 +13,8 @@ import redis
 from pydantic import ValidationError
 
 from core.keys import Keys
-from core.rules import (
-    Rule,
-    RuleIn,
-    RuleLimitReached,
-    RuleSnapshot,
-    RuleStore,
-    pin_positions,
-    place_pins,
-    score_deltas,
-)
+from core.rules import Rule, RuleIn, RuleSnapshot, pin_positions, place_pins, score_deltas
+from core.stores.rules import RuleLimitReached, RuleStore
 
 KEYS = Keys("t")
 
@@ -310,7 +302,7 @@ def test_snapshot_survives_a_redis_outage_and_logs_it_once(
     good = store.snapshot(now=t)
     r.down = True
     r.calls.clear()
-    with caplog.at_level(logging.INFO, logger="core.rules"):
+    with caplog.at_level(logging.INFO, logger="core.stores.rules"):
         for n in range(1, 6):
             assert store.snapshot(now=t + n) is good
             assert store.snapshot(now=t + n + 0.5) is good
@@ -373,7 +365,7 @@ def test_unreadable_stored_rules_are_skipped(caplog: pytest.LogCaptureFixture) -
     _put(store, "ok", action="boost", item_id="a")
     r.hset(KEYS.rules, "bad", b"{not json")
     r.hset(KEYS.rules, "future", b'{"rule_id": "future", "action": "teleport"}')
-    with caplog.at_level(logging.WARNING, logger="core.rules"):
+    with caplog.at_level(logging.WARNING, logger="core.stores.rules"):
         assert _ids(store.snapshot(now=1.0).rules) == ["ok"]
     assert sum("skipping unreadable rule" in m for m in caplog.messages) == 2
 
@@ -385,6 +377,6 @@ def test_an_unforeseen_refresh_error_keeps_the_last_snapshot(
     _put(store, "r1", action="boost", item_id="a")
     good = store.snapshot(now=1000.0)
     r.strings[KEYS.rules_version] = b"not a number"
-    with caplog.at_level(logging.WARNING, logger="core.rules"):
+    with caplog.at_level(logging.WARNING, logger="core.stores.rules"):
         assert store.snapshot(now=1001.0) is good
     assert "ValueError" in caplog.text and "Traceback" in caplog.text

@@ -19,14 +19,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from embeddings.cf import (
-    DEFAULT_THREADS,
-    RATING_SCHEMES,
-    ALSModel,
-    InteractionMatrix,
-    confidence_weight,
-    spd_inverse,
-)
+from embeddings.confidence import RATING_SCHEMES, confidence_weight
+from embeddings.ease import ease_weights
+from embeddings.ials import DEFAULT_THREADS, ALSModel
+from embeddings.matrix import InteractionMatrix
 from indexing.datasets import load_dataset
 from training.evaluation.metrics import RECALL_KS, evaluate
 from training.evaluation.splits import natural_key, split_records
@@ -175,13 +171,7 @@ class EASE(ScoringRecommender):
         """B = I - P diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹, over items seen in train."""
         self.train = _binary(train)
         self.active = _active_items(self.train)
-        x = self.train[:, self.active]
-        gram = (x.T @ x).toarray().astype(np.float32)
-        gram[np.diag_indices_from(gram)] += self.l2
-        p = spd_inverse(gram)
-        b = p / -np.diag(p)
-        np.fill_diagonal(b, 0.0)
-        self.weights = b.astype(np.float32)
+        self.weights = ease_weights(self.train[:, self.active], self.l2)
         return self
 
     def scores(self, user_indices: np.ndarray) -> np.ndarray:
