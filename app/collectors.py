@@ -9,13 +9,13 @@ PROMETHEUS_MULTIPROC_DIR (see the prometheus_client docs) or scrape each process
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
 from app.services.admin import queue_status
 from app.state import AppState
+from core.redis_typed import text
 
 
 class PipelineCollector(Collector):
@@ -24,7 +24,7 @@ class PipelineCollector(Collector):
     def __init__(self, state: AppState):
         self.state = state
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
 
         s = self.state
         up = GaugeMetricFamily(
@@ -40,13 +40,13 @@ class PipelineCollector(Collector):
             yield up
             return
         yield up
-        for name, value, text in (
+        for name, value, help_text in (
             ("vantage_queue_length", q["length"], "Entries in the event stream"),
             ("vantage_queue_pending", q["pending"], "Delivered, not yet acknowledged events"),
             ("vantage_queue_lag", q["lag"] or 0, "Events not yet delivered to any worker"),
             ("vantage_dead_letters", q["dead_letters"], "Events in the dead-letter stream"),
         ):
-            g = GaugeMetricFamily(name, text)
+            g = GaugeMetricFamily(name, help_text)
             g.add_metric([], float(value))
             yield g
         applied = GaugeMetricFamily(
@@ -59,7 +59,7 @@ class PipelineCollector(Collector):
         )
         embedded = GaugeMetricFamily("vantage_items_embedded_total", "Items embedded by workers")
         for k, v in stats.items():
-            key, val = k.decode(), float(v)
+            key, val = text(k), float(v)
             if key.startswith("applied:"):
                 applied.add_metric([key.split(":", 1)[1]], val)
             elif key == "embed_s":
@@ -70,8 +70,8 @@ class PipelineCollector(Collector):
         yield embed
         yield embedded
         info = InfoMetricFamily("vantage_model", "Published model versions", labels=["kind"])
-        for kind, v in versions.items():
-            info.add_metric([kind], {"version": v or "none"})
+        for kind, version in versions.items():
+            info.add_metric([kind], {"version": version or "none"})
         yield info
         br = GaugeMetricFamily(
             "vantage_circuit_open", "1 while a dependency's breaker is open", labels=["dep"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
@@ -10,7 +10,8 @@ from app.state import AppState
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.vantage  # type: ignore[no-any-return]
+    # Starlette's State takes attributes of any type; the lifespan (app.main) sets this one.
+    return cast(AppState, request.app.state.vantage)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -32,7 +32,7 @@ def connect_milvus(settings: Settings) -> MilvusClient:
         kw["token"] = m.token
     if m.db_name:
         kw["db_name"] = m.db_name
-    return MilvusClient(**kw)  # type: ignore[arg-type]
+    return MilvusClient(**kw)
 
 
 def collection_names(settings: Settings) -> CollectionNames:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -53,7 +53,7 @@ Language = Annotated[
 ]
 
 InteractionType = Literal["view", "click", "watch", "like", "dislike", "skip", "purchase", "rate"]
-INTERACTION_TYPES: tuple[str, ...] = InteractionType.__args__  # type: ignore[attr-defined]
+INTERACTION_TYPES: tuple[str, ...] = get_args(InteractionType)
 
 # How strongly each event says "more like this". Negative events push a profile away.
 EVENT_WEIGHTS: dict[str, float] = {

@@ -13,6 +13,7 @@ import redis
 
 from core.domain import Interaction, Item, User
 from core.keys import Keys
+from core.redis_typed import Fields
 
 ITEM_UPSERTED = "item.upserted"
 ITEM_DELETED = "item.deleted"
@@ -42,10 +43,11 @@ class Event:
 
 def encode(
     kind: str, data: dict[str, Any], *, now: float | None = None, origin: str | None = None
-) -> dict[str, str]:
+) -> Fields:
+    """The stream entry of one event: its type, JSON payload, enqueue time and origin."""
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind}")
-    out = {
+    out: Fields = {
         "type": kind,
         "data": json.dumps(data, separators=(",", ":")),
         "t": f"{time.time() if now is None else now:.6f}",
@@ -137,9 +139,7 @@ def publish_once(
     for kind, data in events:
         f = encode(kind, data)
         args += [f["type"], f["data"], f["t"]]
-    created, stored = client.eval(  # type: ignore[misc]
-        _PUBLISH_ONCE, 2, keys.idempotency(digest), keys.events, *args
-    )
+    created, stored = client.eval(_PUBLISH_ONCE, 2, keys.idempotency(digest), keys.events, *args)
     text = stored.decode() if isinstance(stored, bytes) else str(stored)
     first, _, ids = text.partition("|")
     if first != fingerprint:

@@ -16,7 +16,7 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -33,7 +33,7 @@ SourceName = Literal[
     "item_neighbours",  # items co-consumed with the context item (interaction model)
     "contextual",  # ANN over the context item's vector blended with the user's
 ]
-SOURCE_NAMES: tuple[str, ...] = SourceName.__args__  # type: ignore[attr-defined]
+SOURCE_NAMES: tuple[str, ...] = get_args(SourceName)
 ITEM_SOURCES = frozenset({"similar_item", "item_neighbours", "contextual"})
 
 

@@ -18,6 +18,7 @@ import redis
 
 from core.domain import Interaction
 from core.keys import Keys
+from core.redis_typed import members, scored, watch
 
 CATEGORY_SEP = "\x1f"
 REBASE_AT = 400.0  # half-lives since the epoch: 2^400 is far from float overflow
@@ -58,14 +59,12 @@ class Trending:
 
     def top(self, scope: str = "all", n: int = 100) -> list[tuple[str, float]]:
         now = time.time()
-        return [
-            (i.decode(), self.decay(sc, now))
-            for i, sc in self.r.zrevrange(self.keys.trending(scope), 0, n - 1, withscores=True)
-        ]
+        top = self.r.zrevrange(self.keys.trending(scope), 0, n - 1, withscores=True)
+        return [(i, self.decay(sc, now)) for i, sc in scored(top)]
 
     def maintain(self) -> None:
         """Trim every set to its top items; rebase the epoch when scores grow large."""
-        scopes = [s.decode() for s in self.r.smembers(self.keys.trending_scopes)]
+        scopes = members(self.r.smembers(self.keys.trending_scopes))
         pipe = self.r.pipeline(transaction=False)
         for sc in scopes:
             pipe.zremrangebyrank(self.keys.trending(sc), 0, -KEEP_PER_SET - 1)
@@ -79,7 +78,7 @@ class Trending:
         key_epoch = self.keys.trending_epoch
         with self.r.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key_epoch)
+                watch(pipe, key_epoch)
                 old = float(pipe.get(key_epoch) or time.time())
                 new_epoch = time.time()
                 factor = 2.0 ** (-(new_epoch - old) / self.half_life_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -27,6 +27,7 @@ from indexing.datasets import load_dataset
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,13 +46,15 @@ class ImportReport:
         }
 
 
-def _chunks(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    it = iter(it)
+def _chunks(records: Iterable[T], n: int) -> Iterator[list[T]]:
+    it = iter(records)
     while chunk := list(islice(it, n)):
         yield chunk
 
 
-def _validated(model: type[M], records: Sequence[dict[str, Any]], report: ImportReport) -> list[M]:
+def _validated(
+    model: type[M], records: Sequence[Mapping[str, Any]], report: ImportReport
+) -> list[M]:
     out: list[M] = []
     for rec in records:
         try:
@@ -93,9 +96,9 @@ def import_records(
     stores: Stores,
     *,
     name: str,
-    items: Iterable[dict[str, Any]],
-    users: Iterable[dict[str, Any]] = (),
-    interactions: Iterable[dict[str, Any]] = (),
+    items: Iterable[Mapping[str, Any]],
+    users: Iterable[Mapping[str, Any]] = (),
+    interactions: Iterable[Mapping[str, Any]] = (),
     n_items: int | None = None,
     n_interactions: int | None = None,
     item_batch: int = 256,
@@ -136,9 +139,9 @@ def import_records(
             bar.update(len(chunk))
     users_sorted = sorted(touched)
     with tqdm(total=len(users_sorted), unit="user", desc="profiles", disable=not progress) as bar:
-        for chunk in _chunks(users_sorted, 200):
-            refresh_profiles(stores, chunk)
-            bar.update(len(chunk))
+        for user_ids in _chunks(users_sorted, 200):
+            refresh_profiles(stores, user_ids)
+            bar.update(len(user_ids))
     stores.sync_users_if_due(force=True)
     stores.flush_if_due(force=True)
     report.seconds = round(time.perf_counter() - started, 2)

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from core.redis_typed import StreamEntry, stream_entries, text
 from core.settings import Settings, settings_env
 from core.stores.jobs import JobError, JobStore
 from indexing.apply import Stores
@@ -95,11 +96,11 @@ class JobRunner:
             r.zremrangebyscore(k.item_changes, "-inf", cutoff)
             r.zremrangebyscore(k.item_writers, "-inf", cutoff)
 
-    def _read(self, block_ms: int | None) -> list[tuple[Any, dict[Any, Any]]]:
+    def _read(self, block_ms: int | None) -> list[StreamEntry]:
         resp = self.r.xreadgroup(GROUP, self.consumer, {self.s.keys.jobs: ">"}, 1, block_ms)
-        return list(resp[0][1]) if resp else []
+        return stream_entries(resp)
 
-    def _reclaim(self) -> list[tuple[Any, dict[Any, Any]]]:
+    def _reclaim(self) -> list[StreamEntry]:
         resp = self.r.xautoclaim(
             self.s.keys.jobs, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=1
         )
@@ -198,12 +199,12 @@ class JobRunner:
     def _lock(self) -> None:
         if not self.r.set(self.s.keys.job_lock, self.consumer, nx=True, px=self.claim_idle_ms):
             holder = self.r.get(self.s.keys.job_lock)
-            if holder is None or holder.decode() != self.consumer:
+            if holder is None or text(holder) != self.consumer:
                 raise JobLockBusy(holder)
 
     def _unlock(self) -> None:
         holder = self.r.get(self.s.keys.job_lock)
-        if holder is not None and holder.decode() == self.consumer:
+        if holder is not None and text(holder) == self.consumer:
             self.r.delete(self.s.keys.job_lock)
 
     def _heartbeat(self, eid: Any, done: threading.Event) -> None:

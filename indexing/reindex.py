@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from core.redis_typed import members
 from core.stores.items import ITEM_ROW_FIELDS
 from core.stores.jobs import JobError
 from core.stores.schema import create_items_version, current_items_collection, point_alias
@@ -124,7 +125,7 @@ class Reindexer:
         old = current_items_collection(self.client, self.names)
         # Jobs never overlap: a collection still marked as being built is a crashed attempt's.
         r, k = self.s.redis, self.s.keys
-        for leftover in [c.decode() for c in r.zrangebyscore(k.collection_drops, BUILDING, "+inf")]:
+        for leftover in members(r.zrangebyscore(k.collection_drops, BUILDING, "+inf")):
             if leftover != old and self.client.has_collection(leftover):
                 self.client.drop_collection(leftover)
                 log.info("dropped %s, left half-built by an earlier attempt", leftover)
@@ -167,7 +168,7 @@ class Reindexer:
         recopied = 0
         for _ in range(CATCH_UP_ROUNDS):
             now = redis_ms(r)
-            changed = [i.decode() for i in r.zrangebyscore(k.item_changes, mark - lease, "+inf")]
+            changed = members(r.zrangebyscore(k.item_changes, mark - lease, "+inf"))
             mark = now
             recopied += self.copy_ids(embedder, changed, new)
             if len(changed) < 50:
@@ -206,7 +207,7 @@ class Reindexer:
             # A fresh freeze window for the last copy and the swap (the wait may have used
             # most of the first one).
             r.set(k.item_freeze, new, px=FREEZE_MS)
-            changed = [i.decode() for i in r.zrangebyscore(k.item_changes, mark - lease, "+inf")]
+            changed = members(r.zrangebyscore(k.item_changes, mark - lease, "+inf"))
             self.copy_ids(embedder, changed, new)
             self.s.items.flush(collection=new)
             # Never swap if the freeze lapsed meanwhile: writers may have written the old one.
@@ -221,7 +222,7 @@ class Reindexer:
 
     def _refresh_users(self) -> None:
         """Content profiles live in the text model's space: rebuild them after a switch."""
-        users = [u.decode() for u in self.s.redis.smembers(self.s.keys.users_index)]
+        users = members(self.s.redis.smembers(self.s.keys.users_index))
         for i in range(0, len(users), 500):
             refresh_profiles(self.s, users[i : i + 500])
             self.progress(i, len(users), "refreshing user profiles")
@@ -232,7 +233,7 @@ def drop_due_collections(stores: Stores, now: float | None = None) -> list[str]:
     """Drop old physical collections whose grace period has passed (never the live one)."""
     r, k = stores.redis, stores.keys
     now = time.time() if now is None else now
-    due = [c.decode() for c in r.zrangebyscore(k.collection_drops, "-inf", now)]
+    due = members(r.zrangebyscore(k.collection_drops, "-inf", now))
     live = current_items_collection(stores.items.client, stores.items.names)
     dropped = []
     for name in due:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from core.surfaces import PolicySpec
 from indexing.connect import build_stores
 from indexing.datasets import load_dataset
 from indexing.importer import import_records
-from serving.recommend import RecRequest, recommend
-from serving.state import build_state
+from serving.recommend import recommend
+from serving.request import RecRequest
+from serving.state import ServingState, build_state
 from training.evaluation.baselines import EvalData, run_baselines
 from training.evaluation.metrics import RECALL_KS, evaluate
 from training.evaluation.splits import split_records
@@ -61,7 +63,7 @@ def run_pipeline(
     settings: Settings,
     dataset: Path,
     data: EvalData,
-    train: list[dict[str, Any]],
+    train: Sequence[Mapping[str, Any]],
     truth: dict[int, set[int]],
     *,
     protocol: str = "temporal",
@@ -100,7 +102,7 @@ def _load_train_recommend(
     stores: Any,
     ds: Any,
     data: EvalData,
-    train: list[dict[str, Any]],
+    train: Sequence[Mapping[str, Any]],
     truth: dict[int, set[int]],
     *,
     protocol: str,
@@ -141,7 +143,7 @@ def _load_train_recommend(
         **{name: with_policy(settings, spec) for name, spec in policies.items()},
     }
     for name, run_settings in variants.items():
-        state = build_state(run_settings)
+        state: ServingState = build_state(run_settings)
         lists: dict[int, list[int]] = {}
         try:
             for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):

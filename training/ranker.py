@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.redis_typed import scored
 from core.settings import Settings
 from core.stores.items import ITEM_ROW_FIELDS
 from core.stores.registry import ModelRegistry, save_ranker
@@ -36,8 +37,9 @@ from indexing.connect import build_stores
 from indexing.importer import import_records
 from serving.features import FEATURE_NAMES, build_features
 from serving.ranking import without_ranker
-from serving.recommend import RecRequest, retrieve
-from serving.state import build_state
+from serving.recommend import retrieve
+from serving.request import RecRequest
+from serving.state import ServingState, build_state
 from training.interaction import CFParams, is_random_split, train_cf
 from training.namespace import drop_namespace, eval_settings
 
@@ -159,12 +161,12 @@ def split_by_time(
             )
             > 0
         }
-        if not past or not positives:
+        if cut_ts is None or not past or not positives:
             features.extend(dict(r) for r in recs)  # too short or all at one time: no labels
             continue
         features.extend(dict(r) for r in past)
         labels[uid] = positives - {str(r["item_id"]) for r in past}
-        start[uid] = float(cut_ts)  # type: ignore[arg-type]
+        start[uid] = float(cut_ts)
     labels = {u: items for u, items in labels.items() if items}
     return TimeSplit(features, labels, {u: start[u] for u in labels})
 
@@ -209,7 +211,7 @@ def _build_groups(
 ) -> _Groups:
     """Candidates and features for each user, exactly as serving computes them."""
 
-    state = build_state(tmp_settings)
+    state: ServingState = build_state(tmp_settings)
     cfg = tmp_settings.serving
     out = _Groups()
     try:
@@ -558,6 +560,6 @@ def _copy_namespace(live: Stores, tmp: Stores, users: set[str]) -> None:
                 pipe.hset(tmp.keys.user(uid), "profile", raw)
         pipe.execute()
     # Items deleted or hidden on the live side stay out of training candidates too.
-    tomb = live.redis.zrange(live.keys.tombstones, 0, -1, withscores=True)
+    tomb = scored(live.redis.zrange(live.keys.tombstones, 0, -1, withscores=True))
     if tomb:
         tmp.redis.zadd(tmp.keys.tombstones, dict(tomb))

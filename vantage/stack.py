@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -50,14 +50,18 @@ def redis_server_binary() -> str:
 
 
 def _wait(
-    check: object, what: str, proc: subprocess.Popen[bytes], timeout: float, log_path: Path
+    check: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    log_path: Path,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
             raise RuntimeError(f"{what} exited with code {proc.returncode}:\n{tail}")
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.1)
     proc.kill()

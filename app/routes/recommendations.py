@@ -10,7 +10,8 @@ from app.errors import AUTHED, error_responses
 from app.schemas import Recommendations
 from core.domain import ID_PATTERN
 from core.errors import InvalidRequest
-from serving.recommend import RecRequest, recommend
+from serving.recommend import recommend
+from serving.request import RecRequest
 
 router = APIRouter(
     prefix="/v1",

@@ -9,6 +9,7 @@ import redis
 from app.state import AppState
 from core.connect import allowed_model as _allowed_model
 from core.errors import InvalidRequest, NotFound
+from core.redis_typed import Fields, stream_range
 from core.stores.jobs import JobStore
 from embeddings.text import ModelNotAllowed
 
@@ -37,7 +38,7 @@ def list_dead_letters(state: AppState, *, limit: int, after: str | None) -> dict
     key = state.keys.dead_letters
     start = f"({after}" if after else "-"
     try:
-        rows = state.redis.xrange(key, min=start, max="+", count=limit)
+        rows = stream_range(state.redis.xrange(key, min=start, max="+", count=limit))
     except redis.ResponseError as e:
         raise InvalidRequest(f"after: not a dead-letter id ({e})") from e
     items = [_dead_letter_out(i, f) for i, f in rows]
@@ -55,14 +56,14 @@ def replay_dead_letters(state: AppState, ids: list[str]) -> dict[str, Any]:
     replayed, missing = [], []
     for did in dict.fromkeys(ids):
         try:
-            rows = state.redis.xrange(key, min=did, max=did)
+            rows = stream_range(state.redis.xrange(key, min=did, max=did))
         except redis.ResponseError as e:
             raise InvalidRequest(f"ids: {did!r} is not a dead-letter id") from e
         if not rows:
             missing.append(did)
             continue
         f = {_s(k): _s(v) for k, v in rows[0][1].items()}
-        body = {"type": f.get("type", ""), "data": f.get("data", ""), "t": f.get("t", "0")}
+        body: Fields = {"type": f.get("type", ""), "data": f.get("data", ""), "t": f.get("t", "0")}
         origin = f.get("origin") or f.get("original_id")
         if origin:
             body["origin"] = origin
@@ -107,7 +108,7 @@ def queue_status(state: AppState) -> dict[str, Any]:
     # Entries not yet delivered to any worker (Redis 7 reports it; count it on 6.x).
     out["lag"] = g.get("lag")
     if out["lag"] is None:
-        out["lag"] = len(r.xrange(k.events, min=f"({last}", max="+", count=100_000))
+        out["lag"] = len(stream_range(r.xrange(k.events, min=f"({last}", max="+", count=100_000)))
     out["consumers"] = [
         {"name": _s(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])}
         for c in r.xinfo_consumers(k.events, group)

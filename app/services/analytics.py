@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.state import AppState
+from core.redis_typed import text
 
 KINDS = ("imp", "click")
 
@@ -16,7 +17,7 @@ def surface_rows(
     counts: dict[tuple[str, str, str], dict[str, int]] = {}
     # Bounded: surfaces, sources and variants are all named by the server, not by clients.
     for raw, n in state.redis.hgetall(state.keys.surface_stats).items():
-        parts = raw.decode().split("|", 3)
+        parts = text(raw).split("|", 3)
         if len(parts) != 4 or parts[0] not in KINDS:
             continue
         kind, surf, source, var = parts

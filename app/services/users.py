@@ -12,6 +12,7 @@ from app.state import AppState
 from core import events as ev
 from core.domain import User, UserFields
 from core.errors import NotFound
+from core.redis_typed import watch
 
 
 def put_user(state: AppState, *, user: User) -> list[str]:
@@ -36,7 +37,7 @@ def patch_user(state: AppState, *, user_id: str, changes: dict[str, Any]) -> lis
     with state.redis.pipeline(transaction=True) as pipe:
         while True:
             try:
-                pipe.watch(key)
+                watch(pipe, key)
                 raw = pipe.hget(key, "profile")
                 current = UserFields.model_validate_json(raw) if raw else UserFields()
                 merged = User.model_validate(

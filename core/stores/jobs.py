@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from core.keys import Keys
+from core.redis_typed import Fields, members, text, watch
 
 KINDS = ("reindex", "train")
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -48,7 +49,9 @@ class JobStore:
     r: redis.Redis
     keys: Keys
 
-    def create(self, kind: str, params: Mapping[str, Any] | None = None) -> tuple[dict, bool]:
+    def create(
+        self, kind: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Queue a job, or return the active one of that kind; (job, created)."""
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
@@ -57,12 +60,12 @@ class JobStore:
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(active)
+                    watch(pipe, active)
                     cur = pipe.get(active)
                     if cur is not None:
-                        state = pipe.hget(self.keys.job(cur.decode()), "state")
-                        if state is not None and state.decode() in ACTIVE:
-                            existing = self.get(cur.decode())
+                        state = pipe.hget(self.keys.job(text(cur)), "state")
+                        if state is not None and text(state) in ACTIVE:
+                            existing = self.get(text(cur))
                             if existing is not None:
                                 return existing, False
                     now = repr(time.time())
@@ -98,7 +101,7 @@ class JobStore:
 
     def list(self, limit: int = 20, kind: str | None = None) -> list[dict[str, Any]]:
         """Newest first."""
-        ids = [i.decode() for i in self.r.zrevrange(self.keys.jobs_index, 0, limit * 4 - 1)]
+        ids = members(self.r.zrevrange(self.keys.jobs_index, 0, limit * 4 - 1))
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(self.keys.job(i))
@@ -130,7 +133,7 @@ class JobStore:
     ) -> None:
         """Record progress; rate and ETA are measured from `since` (or the job's start)."""
         now = time.time()
-        fields: dict[str, Any] = {
+        fields: Fields = {
             "done": done,
             "total": total,
             "updated_at": repr(now),
@@ -154,23 +157,23 @@ class JobStore:
     def fail(self, job_id: str, error: str) -> None:
         self._end(job_id, {"state": FAILED, "error": error[:2000]})
 
-    def _end(self, job_id: str, fields: dict[str, Any]) -> None:
+    def _end(self, job_id: str, fields: Fields) -> None:
         now = repr(time.time())
         key = self.keys.job(job_id)
         self.r.hset(key, mapping={**fields, "finished_at": now, "updated_at": now})
         self.r.expire(key, KEEP_FINISHED_S)
         kind = self.r.hget(key, "kind")
         if kind:
-            self._clear_active(kind.decode(), job_id)
+            self._clear_active(text(kind), job_id)
 
     def _clear_active(self, kind: str, job_id: str) -> None:
         key = self.keys.job_active(kind)
         with self.r.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key)
+                watch(pipe, key)
                 cur = pipe.get(key)
                 pipe.multi()
-                if cur is not None and cur.decode() == job_id:
+                if cur is not None and text(cur) == job_id:
                     pipe.delete(key)
                 pipe.execute()
             except redis.WatchError:
@@ -178,20 +181,20 @@ class JobStore:
 
     def prune(self) -> int:
         """Forget index entries of jobs whose hash expired."""
-        ids = self.r.zrange(self.keys.jobs_index, 0, -1)
+        ids = members(self.r.zrange(self.keys.jobs_index, 0, -1))
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
-            pipe.exists(self.keys.job(i.decode()))
+            pipe.exists(self.keys.job(i))
         gone = [i for i, ok in zip(ids, pipe.execute(), strict=True) if not ok]
         if gone:
             self.r.zrem(self.keys.jobs_index, *gone)
         return len(gone)
 
 
-def _decode(raw: Mapping[bytes, bytes]) -> dict[str, Any]:
+def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
-        key, val = k.decode(), v.decode()
+        key, val = text(k), text(v)
         if key in _NUMERIC:
             out[key] = float(val) if val not in ("", "None") else None
             if key in ("done", "total", "attempts") and out[key] is not None:

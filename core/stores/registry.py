@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from core.keys import Keys
+from core.redis_typed import text, watch
 from embeddings.blend import load_blend
 from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
@@ -96,7 +97,7 @@ class ModelRegistry:
             info.update(published=False, withdrawn=reason)
             pipe = self.r.pipeline(transaction=True)
             # Only if nobody published meanwhile: a newer version stays current.
-            pipe.watch(self.keys.model(kind))
+            watch(pipe, self.keys.model(kind))
             if pipe.get(self.keys.model(kind)) != version.encode():
                 pipe.reset()
                 continue
@@ -111,11 +112,11 @@ class ModelRegistry:
 
     def current(self, kind: str) -> str | None:
         v = self.r.get(self.keys.model(kind))
-        return v.decode() if v else None
+        return text(v) if v else None
 
     def versions(self, kind: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.model_versions(kind))
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {text(k): json.loads(v) for k, v in raw.items()}
 
     def cf(self) -> CFModel | None:
         """The current interaction model, reloaded when a newer version is published."""

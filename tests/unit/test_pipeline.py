@@ -20,7 +20,8 @@ from core.rules import Rule, RuleSnapshot
 from core.settings import Settings
 from core.stores.items import item_row
 from core.stores.protocols import POPULAR
-from serving.recommend import RecRequest, recommend
+from serving.recommend import recommend
+from serving.request import RecRequest
 from serving.state import MemoryState, memory_state
 
 N_ITEMS = 60

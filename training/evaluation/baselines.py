@@ -254,7 +254,10 @@ class EvalData:
     """Interactions of one dataset as index maps plus records, ready to split and score."""
 
     def __init__(
-        self, records: list[Record], item_ids: list[str], item_categories: dict[str, list[str]]
+        self,
+        records: Sequence[Record],
+        item_ids: list[str],
+        item_categories: dict[str, list[str]],
     ):
         self.records = records
         self.item_ids = item_ids
@@ -362,7 +365,7 @@ def select_params(
     if len(grid) == 1:
         return dict(grid[0]), []
     inner_train, inner_valid = split_records(train_records, protocol)
-    trials = []
+    trials: list[dict[str, Any]] = []
     for params in grid:
         metrics, _ = _fit_and_score(
             data, name, params, inner_train, inner_valid, num_threads=num_threads

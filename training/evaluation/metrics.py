@@ -17,23 +17,27 @@ Every metric is averaged over the users of ``test`` (a user with no recommendati
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Set as AbstractSet
+from typing import Any, TypeVar
 
 import numpy as np
 
 DEFAULT_K = 10
 RECALL_KS = (10, 20)
 
+UserT = TypeVar("UserT", bound=Hashable)
+ItemT = TypeVar("ItemT", bound=Hashable)
+
 
 def hit_matrix(
-    top_k_lists: Mapping[Hashable, Sequence[Hashable]],
-    test: Mapping[Hashable, set[Any]],
+    top_k_lists: Mapping[UserT, Sequence[ItemT]],
+    test: Mapping[UserT, AbstractSet[ItemT]],
     depth: int,
-) -> tuple[np.ndarray, np.ndarray, list[list[Hashable]]]:
+) -> tuple[np.ndarray, np.ndarray, list[list[ItemT]]]:
     """(hits bool [n_users, depth], |relevant| per user, truncated lists) in ``test`` order."""
     hits = np.zeros((len(test), depth), dtype=bool)
     n_rel = np.zeros(len(test), dtype=np.float64)
-    lists: list[list[Hashable]] = []
+    lists: list[list[ItemT]] = []
     for row, (user, relevant) in enumerate(test.items()):
         ranked = list(top_k_lists.get(user, ()))[:depth]
         lists.append(ranked)
@@ -48,7 +52,8 @@ def ndcg_at_k(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
     dcg = hits[:, :k] @ discount
     ideal_len = np.minimum(n_rel, k).astype(int)
     idcg = np.concatenate(([0.0], np.cumsum(discount)))[ideal_len]
-    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+    ndcg: np.ndarray = np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+    return ndcg
 
 
 def average_precision_at_k(
@@ -59,7 +64,8 @@ def average_precision_at_k(
     precision_at_rank = np.cumsum(h, axis=1) / np.arange(1, k + 1)
     total = (precision_at_rank * h).sum(axis=1)
     denom = np.minimum(n_rel, k) if capped else n_rel
-    return np.divide(total, denom, out=np.zeros_like(total), where=denom > 0)
+    ap: np.ndarray = np.divide(total, denom, out=np.zeros_like(total), where=denom > 0)
+    return ap
 
 
 def intra_list_diversity(lists: Sequence[Sequence[Hashable]], vectors: Any, k: int) -> float:
@@ -81,14 +87,14 @@ def intra_list_diversity(lists: Sequence[Sequence[Hashable]], vectors: Any, k: i
 
 
 def _vector(vectors: Any, item: Hashable) -> np.ndarray | None:
-    if isinstance(vectors, Mapping):
-        return vectors.get(item)
-    return vectors[item]  # an array indexed by integer item index
+    # A mapping item -> vector, or an array indexed by integer item index.
+    vec: np.ndarray | None = vectors.get(item) if isinstance(vectors, Mapping) else vectors[item]
+    return vec
 
 
 def evaluate(
-    top_k_lists: Mapping[Hashable, Sequence[Hashable]],
-    test: Mapping[Hashable, set[Any]],
+    top_k_lists: Mapping[UserT, Sequence[ItemT]],
+    test: Mapping[UserT, AbstractSet[ItemT]],
     *,
     n_items: int,
     item_vectors: Any = None,

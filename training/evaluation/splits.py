@@ -66,7 +66,9 @@ def _train_mask(
     else:
         raise ValueError(f"unknown split rule {rule!r}")
     has_train = np.bincount(group, weights=in_train)
-    return in_train | (has_train[group] == 0)
+    # Users with nothing before the cut keep everything in train.
+    mask: np.ndarray = in_train | (has_train[group] == 0)
+    return mask
 
 
 def _indices(in_train: np.ndarray) -> IndexPair:
