@@ -36,7 +36,8 @@ from embeddings.cf import (
     ItemNeighbours,
     confidence_weight,
 )
-from indexing.apply import Stores, _persist_users
+from indexing.apply import Stores
+from indexing.apply import persist_users as _persist_users
 from training.evaluation.baselines import EvalData, select_params
 from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
 
