@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -53,9 +54,13 @@ class Signature:
             return cls(tuple(names[:-1]), starred[0][1:])
         return cls(tuple(names), None)
 
+    @cached_property
+    def expected(self) -> frozenset[str]:
+        return frozenset((*self.names, *([self.rest] if self.rest else [])))
+
     def bind(self, given: Mapping[str, Any], what: str) -> list[Any]:
         """The values in declared order (the `rest` sequence spread at the end)."""
-        expected = {*self.names, *([self.rest] if self.rest else [])}
+        expected = self.expected
         if given.keys() != expected:
             missing, unknown = expected - given.keys(), given.keys() - expected
             raise TypeError(f"{what}: missing {sorted(missing)}, unknown {sorted(unknown)}")

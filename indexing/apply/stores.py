@@ -110,6 +110,9 @@ class UnflushedWrites:
             return False
         return force or time.monotonic() - self.since >= self.interval_s
 
+    def clear(self) -> None:
+        self.since = None
+
 
 @dataclass
 class UserSync:
@@ -196,7 +199,7 @@ class Stores:
         self.sync_users_if_due(force=True)
         self.items.flush()
         self.users.flush()
-        self.unflushed.since = None
+        self.unflushed.clear()
         return True
 
     def defer_user_sync(self, user_ids: Sequence[str]) -> None:

@@ -196,5 +196,7 @@ def test_unflushed_writes_are_due_after_their_interval() -> None:
     w.mark()
     assert w.since == first  # the oldest write counts
     assert not w.due(force=False) and w.due(force=True)
+    w.clear()
+    assert not w.due(force=True) and w.since is None
     assert not UnflushedWrites(interval_s=0, since=1.0).due(force=True)  # flushing disabled
     assert UnflushedWrites(interval_s=0.01, since=time.monotonic() - 1).due(force=False)
