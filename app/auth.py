@@ -8,10 +8,11 @@ secret), its scopes, name and limits; the secret is shown once, at creation. Sco
     catalog     PUT/POST/DELETE/GET /v1/items/...
     admin       /v1/admin/..., /metrics, GET /v1/users/... (personal data); and all above
 
-Rate limits are token buckets in Redis (one Lua call per request): `rate` requests per second
-sustained, `burst` at once; over the limit -> 429 with Retry-After. Verified keys are cached
-in-process for a few seconds, so a revoked key stops working within `cache_s`, and known keys
-keep working (without rate limits) while Redis is down: recommendations must survive an outage.
+Rate limits are token buckets in Redis (one Lua call per request, `core/scripts/token_bucket.lua`):
+`rate` requests per second sustained, `burst` at once; over the limit -> 429 with Retry-After.
+Verified keys are cached in-process for a few seconds, so a revoked key stops working within
+`cache_s`, and known keys keep working (without rate limits) while Redis is down:
+recommendations must survive an outage.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app import metrics
 from core.errors import DependencyUnavailable, VantageError
 from core.keys import Keys
+from core.scripts import TOKEN_BUCKET
 
 SCOPES = ("recommend", "events", "catalog", "admin")
 _TOKEN = re.compile(r"^vtg_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
@@ -84,6 +86,10 @@ class ApiKey:
         }
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -130,7 +136,7 @@ class KeyStore:
         raw = self.r.hgetall(_key(self.keys, key_id))
         if not raw:
             return None
-        f = {k.decode(): v.decode() for k, v in raw.items()}
+        f = {_text(k): _text(v) for k, v in raw.items()}
         return ApiKey(
             key_id=key_id,
             name=f.get("name", ""),
@@ -142,7 +148,7 @@ class KeyStore:
         )
 
     def list(self) -> list[ApiKey]:
-        ids = sorted(i.decode() for i in self.r.smembers(f"{self.keys.prefix}:apikeys"))
+        ids = sorted(_text(i) for i in self.r.smembers(f"{self.keys.prefix}:apikeys"))
         return [k for i in ids if (k := self.get(i)) is not None]
 
     def revoke(self, key_id: str) -> bool:
@@ -158,33 +164,10 @@ class KeyStore:
             return None
         key_id, secret = m.groups()
         stored = self.r.hget(_key(self.keys, key_id), "hash")
-        if stored is None or not hmac.compare_digest(stored.decode(), _digest(secret)):
+        if stored is None or not hmac.compare_digest(_text(stored), _digest(secret)):
             return None
         rec = self.get(key_id)
         return rec if rec is not None and rec.revoked_at is None else None
-
-
-# Token bucket. KEYS: bucket hash. ARGV: rate/s, burst, cost. Returns {allowed, wait_ms}.
-_BUCKET = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate)
-local allowed = 0
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = math.ceil((cost - tokens) / rate * 1000)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, wait}
-"""
 
 
 class Authenticator:
@@ -198,7 +181,6 @@ class Authenticator:
         self.stale_s = stale_s
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
-        self._bucket = r.register_script(_BUCKET)
 
     def key_for(self, token: str) -> ApiKey | None:
         if not _TOKEN.match(token):
@@ -229,9 +211,10 @@ class Authenticator:
 
     def check_rate(self, key: ApiKey) -> None:
         try:
-            allowed, wait_ms = self._bucket(
-                keys=[f"{self.keys.prefix}:ratelimit:{key.key_id}"],
-                args=[key.rate, key.burst, 1],
+            allowed, wait_ms = TOKEN_BUCKET(
+                self.r,
+                keys={"bucket": f"{self.keys.prefix}:ratelimit:{key.key_id}"},
+                args={"rate": key.rate, "burst": key.burst, "cost": 1},
             )
         except redis.RedisError:
             return  # fail open: an outage must not lock every client out

@@ -18,7 +18,7 @@ from core.stores.eventlog import EventLog
 from core.stores.items import ItemStore, UserStore
 from core.stores.registry import ModelRegistry
 from embeddings.text import TextEmbedder
-from indexing.apply import Stores
+from indexing.apply import ApplySettings, Stores, TextModel, UnflushedWrites, UserSync
 
 
 def build_stores(
@@ -40,16 +40,20 @@ def build_stores(
         keys=keys,
         items=ItemStore(milvus, names),
         users=UserStore(milvus, names),
-        embedder=embedder or load_embedder(settings),
-        cf_dim=settings.models.cf_dim,
-        history_len=w.history_len,
-        profile_items=w.profile_items,
-        profile_half_life=w.profile_half_life_events,
-        dedup_ttl_s=w.dedup_ttl_s,
+        settings=ApplySettings(
+            cf_dim=settings.models.cf_dim,
+            history_len=w.history_len,
+            profile_items=w.profile_items,
+            profile_half_life=w.profile_half_life_events,
+            dedup_ttl_s=w.dedup_ttl_s,
+            trending_half_life_s=w.trending_half_life_h * 3600,
+        ),
+        text=TextModel(
+            embedder or load_embedder(settings),
+            loader=lambda name: load_embedder(settings, allowed_model(settings, name)),
+        ),
         log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
         registry=ModelRegistry(r, keys, settings.models_dir),
-        flush_interval_s=settings.milvus.flush_interval_s,
-        user_sync_interval_s=w.user_sync_interval_s,
-        trending_half_life_s=w.trending_half_life_h * 3600,
-        embedder_loader=lambda name: load_embedder(settings, allowed_model(settings, name)),
+        unflushed=UnflushedWrites(settings.milvus.flush_interval_s),
+        user_sync=UserSync(w.user_sync_interval_s),
     )

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -41,21 +41,50 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _versions(run: Sequence[ev.Event]) -> list[str]:
+    return [e.key for e in run]
+
+
+def _times(run: Sequence[ev.Event]) -> list[float]:
+    return [e.enqueued_at or time.time() for e in run]
+
+
+def _on_item_upserted(s: Stores, run: Sequence[ev.Event]) -> None:
+    items = [Item.model_validate(e.data) for e in run]
+    apply_item_upserts(s, items, versions=_versions(run), times=_times(run))
+
+
+def _on_item_deleted(s: Stores, run: Sequence[ev.Event]) -> None:
+    ids = [str(e.data["item_id"]) for e in run]
+    apply_item_deletes(s, ids, versions=_versions(run), times=_times(run))
+
+
+def _on_user_updated(s: Stores, run: Sequence[ev.Event]) -> None:
+    apply_user_updates(s, [User.model_validate(e.data) for e in run])
+
+
+def _on_interaction_logged(s: Stores, run: Sequence[ev.Event]) -> None:
+    apply_interactions(s, [(e.key, Interaction.model_validate(e.data)) for e in run])
+
+
+Handler = Callable[[Stores, Sequence[ev.Event]], None]
+
+# Event name -> the handler that applies a run of such events in one batch.
+HANDLERS: Mapping[str, Handler] = {
+    ev.ITEM_UPSERTED: _on_item_upserted,
+    ev.ITEM_DELETED: _on_item_deleted,
+    ev.USER_UPDATED: _on_user_updated,
+    ev.INTERACTION_LOGGED: _on_interaction_logged,
+}
+
+
 def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
     """Apply consecutive events of one type in one batch."""
-    versions = [e.key for e in run]
-    times = [e.enqueued_at or time.time() for e in run]
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        raise ev.PoisonEvent(f"no handler for event type {kind!r}")
     try:
-        if kind == ev.ITEM_UPSERTED:
-            items = [Item.model_validate(e.data) for e in run]
-            apply_item_upserts(s, items, versions=versions, times=times)
-        elif kind == ev.ITEM_DELETED:
-            ids = [str(e.data["item_id"]) for e in run]
-            apply_item_deletes(s, ids, versions=versions, times=times)
-        elif kind == ev.USER_UPDATED:
-            apply_user_updates(s, [User.model_validate(e.data) for e in run])
-        elif kind == ev.INTERACTION_LOGGED:
-            apply_interactions(s, [(e.key, Interaction.model_validate(e.data)) for e in run])
+        handler(s, run)
     except (ValidationError, KeyError) as e:
         raise ev.PoisonEvent(str(e)) from e
 
@@ -190,7 +219,7 @@ class Worker:
     def _read(
         self, start: str, *, block: bool = True, block_ms: int | None = None
     ) -> list[tuple[Any, dict[Any, Any]]]:
-        resp = self.r.xreadgroup(
+        resp: Any = self.r.xreadgroup(
             self.group,
             self.consumer,
             {self.stream: start},

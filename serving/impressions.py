@@ -3,12 +3,9 @@
 `log()` only puts a compact copy of a response on a bounded in-process queue; a daemon thread
 writes what is queued in batches, one Redis pipeline per batch:
 
-- `keys.impressions`: stream (MAXLEN ~), one entry per list, field `data` = JSON
-  {"id", "user", "surface", "variant", "t", "cached", "degraded",
-  "items": [[item_id, sources, position, explored, propensity], ...]};
-- `keys.rec_info(id)`: hash item -> JSON {user, sources, position, surface, variant, explored,
-  propensity}, expiring after the attribution window; the worker attributes interactions
-  that cite the list, from the user it was served to (indexing.apply);
+- `keys.impressions` (a stream, MAXLEN ~) and `keys.rec_info(id)` (a hash per list, expiring
+  after the attribution window): the served-list record of `core/served_list.py`, which the
+  worker's attribution script reads to count clicks on a list, from the user it was served to;
 - `keys.surface_stats`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each item,
   and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
 
@@ -20,7 +17,6 @@ list are simply not attributed.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -30,69 +26,57 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from core.keys import Keys
+from core.served_list import ServedItem, ServedList, stats_fields, stats_name
 from serving import metrics
 
 log = logging.getLogger(__name__)
 
 MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malformed one
 MAX_SOURCES = 16
-MAX_PART = 64  # characters of a surface, source or variant name in a stats field
 _IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
-
-Record = dict[str, Any]
-
-
-def _part(value: Any, default: str) -> str:
-    """A name usable in a `kind|surface|source|variant` field (no separator, bounded)."""
-    text = str(value)[:MAX_PART].replace("|", "_") if value is not None else ""
-    return text or default
 
 
 def _propensity(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def to_record(response: Mapping[str, Any], *, at: float | None = None) -> Record | None:
-    """The compact stream record of a response (None when it has no item or no id)."""
+def to_record(response: Mapping[str, Any], *, at: float | None = None) -> ServedList | None:
+    """The served-list record of a response (None when it has no item or no id)."""
     rec_id = response.get("recommendation_id")
     raw = response.get("items") or []
     if not rec_id or not raw:
         return None
-    items: list[list[Any]] = []
+    items: list[ServedItem] = []
     seen: set[str] = set()
     for n, it in enumerate(raw[:MAX_ITEMS], 1):
         item_id = str(it["item_id"])
         if item_id in seen:  # counted once even if a list ever repeats an item
             continue
         seen.add(item_id)
-        sources = [_part(s, "unknown") for s in (it.get("sources") or [])[:MAX_SOURCES]]
+        sources = [stats_name(s, "unknown") for s in (it.get("sources") or [])[:MAX_SOURCES]]
         items.append(
-            [
-                item_id,
-                list(dict.fromkeys(sources)),
-                int(it.get("position") or n),  # 0 = not set by the pipeline: list order
-                bool(it.get("explored", False)),
-                _propensity(it.get("propensity")),
-            ]
+            ServedItem(
+                item_id=item_id,
+                sources=tuple(dict.fromkeys(sources)),
+                position=int(it.get("position") or n),  # 0 = not set by the pipeline: list order
+                explored=bool(it.get("explored", False)),
+                propensity=_propensity(it.get("propensity")),
+            )
         )
-    return {
-        "id": str(rec_id),
-        "user": str(response.get("user_id", "")),
-        "surface": _part(response.get("surface"), "unknown"),
-        "variant": _part(response.get("variant"), "default"),
-        "t": round(time.time() if at is None else at, 3),
-        "cached": bool(response.get("cached", False)),
-        "degraded": bool(response.get("degraded", False)),
-        "items": items,
-    }
-
-
-def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) -> list[str]:
-    """The `surface_stats` fields one item of a list adds 1 to (per source, then the total)."""
-    return [*(f"{kind}|{surface}|{s}|{variant}" for s in sources), f"{kind}|{surface}|*|{variant}"]
+    return ServedList(
+        id=str(rec_id),
+        user=str(response.get("user_id", "")),
+        surface=stats_name(response.get("surface"), "unknown"),
+        variant=stats_name(response.get("variant"), "default"),
+        t=round(time.time() if at is None else at, 3),
+        cached=bool(response.get("cached", False)),
+        degraded=bool(response.get("degraded", False)),
+        items=tuple(items),
+    )
 
 
 class ImpressionLogger:
@@ -115,7 +99,7 @@ class ImpressionLogger:
         self.ttl_s = ttl_s
         self.stream_maxlen = stream_maxlen
         self.batch_max = batch_max
-        self._queue: queue.Queue[Record] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[ServedList] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_warn = 0.0
@@ -163,7 +147,7 @@ class ImpressionLogger:
             if batch:
                 self._write_safely(batch)
 
-    def _next_batch(self) -> list[Record]:
+    def _next_batch(self) -> list[ServedList]:
         """Up to `batch_max` records: the first one, then whatever comes within `flush_ms`."""
         try:
             batch = [self._queue.get(timeout=_IDLE_POLL_S)]
@@ -181,7 +165,7 @@ class ImpressionLogger:
                 break
         return batch
 
-    def _write_safely(self, batch: list[Record]) -> None:
+    def _write_safely(self, batch: list[ServedList]) -> None:
         try:
             self.write(batch)
         except Exception as e:
@@ -191,34 +175,21 @@ class ImpressionLogger:
                 self._last_warn = time.monotonic()
                 log.warning("dropped %d impressions: %s: %s", len(batch), type(e).__name__, e)
 
-    def write(self, batch: Sequence[Record]) -> None:
+    def write(self, batch: Sequence[ServedList]) -> None:
         """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
         stats: Counter[str] = Counter()
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
             pipe.xadd(
                 self.keys.impressions,
-                {"data": json.dumps(rec, separators=(",", ":"))},
+                {"data": rec.to_json()},
                 maxlen=self.stream_maxlen,
                 approximate=True,
             )
-            surface, variant = rec["surface"], rec["variant"]
-            info: dict[str, str] = {}
-            for item_id, sources, position, explored, propensity in rec["items"]:
-                info[item_id] = json.dumps(
-                    {
-                        "user": rec["user"],
-                        "sources": sources,
-                        "position": position,
-                        "surface": surface,
-                        "variant": variant,
-                        "explored": explored,
-                        "propensity": propensity,
-                    },
-                    separators=(",", ":"),
-                )
-                stats.update(stats_fields("imp", surface, variant, sources))
-            key = self.keys.rec_info(rec["id"])
+            for it in rec.items:
+                stats.update(stats_fields("imp", rec.surface, rec.variant, it.sources))
+            key = self.keys.rec_info(rec.id)
+            info: dict[FieldT, EncodableT] = dict(rec.attributions().items())
             pipe.hset(key, mapping=info)
             pipe.expire(key, self.ttl_s)
         for f, n in stats.items():

@@ -33,7 +33,7 @@ from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
 from embeddings.matrix import InteractionMatrix
 from embeddings.projection import ContentProjection
-from indexing.apply import Stores, _persist_users
+from indexing.apply import Stores, persist_users
 from training.evaluation.baselines import EvalData, select_params
 from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
 
@@ -366,4 +366,4 @@ def _write_user_vectors(stores: Stores, matrix: InteractionMatrix, als: ALSModel
             pipe.hset(keys.user(uid), "cfvec", als.user_factors[row].astype(np.float32).tobytes())
             pipe.hincrby(keys.user(uid), "ver", 1)
         pipe.execute()
-        _persist_users(stores, users)
+        persist_users(stores, users)

@@ -17,6 +17,7 @@ from core import events as ev
 from core.connect import connect_redis
 from core.domain import Interaction, Item, Preferences, User
 from core.keys import Keys
+from core.served_list import Attribution, ServedItem, ServedList
 from core.settings import Settings
 from indexing.apply import apply_interactions, apply_item_upserts, apply_user_updates
 from indexing.worker import Worker
@@ -207,7 +208,7 @@ def test_dislikes_and_skips_are_remembered_until_a_later_positive(stores: Any) -
     apply_interactions(stores, [("4-0", _click("x", "like", rec=None, timestamp=t + 5))])
     assert stores.redis.zscore(neg, "x") is None  # changed their mind
     assert stores.redis.zscore(neg, "y") == t + 1
-    few = replace(stores, negatives_len=3)
+    few = replace(stores, settings=replace(stores.settings, negatives_len=3))
     apply_interactions(
         few,
         [(f"1{n}-0", _click(f"n{n}", "skip", rec=None, timestamp=t + 10 + n)) for n in range(5)],
@@ -293,3 +294,39 @@ def test_surface_metrics_show_impressions_clicks_and_ctr(
     assert only["rows"] == rows
     bad = client.get("/v1/admin/metrics/surfaces", params={"surface": "Home Page"})
     assert bad.status_code == 422
+
+
+def test_the_served_list_record_is_what_the_attribution_script_reads(stores: Any) -> None:
+    """The record of core/served_list.py, as the impression log writes it, drives attribution."""
+    served = ServedList(
+        id="rec-contract",
+        user="",  # served without a user id: a click from anyone counts
+        surface="related",
+        variant="A",
+        t=1_700_000_000.5,
+        cached=True,
+        degraded=False,
+        items=(
+            ServedItem("a", ("cf", "content"), 1, False, 0.5),
+            ServedItem("b", (), 2, True, None),
+        ),
+    )
+    ImpressionLogger(stores.redis, stores.keys).write([served])
+    (_, fields), *_ = stores.redis.xrange(stores.keys.impressions)
+    assert ServedList.from_json(fields[b"data"]) == served
+    stored = stores.redis.hgetall(stores.keys.rec_info(served.id))
+    got = {f.decode(): Attribution.from_json(v) for f, v in stored.items()}
+    assert got["a"] == Attribution("", ("cf", "content"), 1, "related", "A", False, 0.5)
+    assert got["b"] == Attribution("", (), 2, "related", "A", True, None)
+    events = [
+        ("1-0", Interaction(user_id="x", item_id="a", type="like", recommendation_id=served.id)),
+        ("2-0", Interaction(user_id="y", item_id="b", type="click", recommendation_id=served.id)),
+        ("3-0", Interaction(user_id="y", item_id="a", type="watch", recommendation_id=served.id)),
+    ]
+    assert apply_interactions(stores, events, refresh=False) == 3
+    clicks = {f: n for f, n in _stats(stores).items() if f.startswith("click|")}
+    assert clicks == {
+        "click|related|cf|A": 1,  # a: clicked twice, counted once
+        "click|related|content|A": 1,
+        "click|related|*|A": 2,  # a and b
+    }

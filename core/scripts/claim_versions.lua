@@ -1,0 +1,30 @@
+-- Item writes carry their stream id as a version. A write older than the last applied one for
+-- that item (a reclaimed, long-failed event) is stale and skipped, so it cannot undo a newer
+-- edit such as a maturity raise. Every write that goes ahead is stamped (Redis clock, ms) in
+-- the change log a running re-index catches up from.
+-- item_versions: item, version, item, version, ... (version '' = unversioned: always newer).
+-- Returns one flag per item: 1 = go ahead, 0 = stale.
+-- KEYS: versions changes
+-- ARGV: *item_versions
+local versions, changes = KEYS[1], KEYS[2]
+
+local out = {}
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 1, #ARGV, 2 do
+  local item, version = ARGV[i], ARGV[i + 1]
+  local newer = true
+  if version ~= '' then
+    local cur = redis.call('HGET', versions, item)
+    if cur then
+      local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
+      local nm, ns = string.match(version, '^(%d+)-(%d+)$')
+      cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
+      newer = nm > cm or (nm == cm and ns >= cs)
+    end
+    if newer then redis.call('HSET', versions, item, version) end
+  end
+  if newer then redis.call('ZADD', changes, now, item) end
+  out[#out + 1] = newer and 1 or 0
+end
+return out

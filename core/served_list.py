@@ -1,0 +1,161 @@
+"""The served-list record: what the impression log stores for every list it serves, and what
+the write path reads back to attribute clicks. Defined once, here.
+
+`serving/impressions.py` writes, per list:
+
+- one entry of the stream `keys.impressions`, field `data` = `ServedList.to_json()`:
+  {"id", "user", "surface", "variant", "t", "cached", "degraded",
+  "items": [[item_id, sources, position, explored, propensity], ...]};
+- the hash `keys.rec_info(id)`: item id -> `Attribution.to_json()` = {"user", "sources",
+  "position", "surface", "variant", "explored", "propensity"}, expiring after the attribution
+  window.
+
+The attribution script (`core/scripts/apply_interaction.lua`, run by the worker for each
+positive interaction citing a list) decodes the cited item's `rec_info` field and reads the
+`ATTRIBUTION_FIELDS`: `surface` and `variant` (strings, else nothing is attributed), `user`
+(the only user whose clicks count; empty = anyone) and `sources` (a list of names). It adds 1
+to the `click|...` fields `stats_fields` names, beside the `imp|...` fields the impression
+log counts, in `keys.surface_stats`. Names in those fields are `stats_name`s (no `|`, at most
+`MAX_NAME` characters), so a field always splits back into kind, surface, source and variant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_NAME = 64  # characters of a surface, source or variant name in a stats field
+ATTRIBUTION_FIELDS = ("user", "surface", "variant", "sources")  # what the script reads
+_COMPACT = (",", ":")
+
+
+def stats_name(value: object, default: str) -> str:
+    """A name usable in a `kind|surface|source|variant` field (no separator, bounded)."""
+    text = str(value)[:MAX_NAME].replace("|", "_") if value is not None else ""
+    return text or default
+
+
+def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) -> list[str]:
+    """The `surface_stats` fields one item of a list adds 1 to (per source, then the total)."""
+    return [*(f"{kind}|{surface}|{s}|{variant}" for s in sources), f"{kind}|{surface}|*|{variant}"]
+
+
+@dataclass(frozen=True)
+class ServedItem:
+    """One item of a served list, as the list showed it."""
+
+    item_id: str
+    sources: tuple[str, ...]
+    position: int
+    explored: bool
+    propensity: float | None
+
+    def row(self) -> list[Any]:
+        return [self.item_id, list(self.sources), self.position, self.explored, self.propensity]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What a click on one served item is attributed to (a field of the list's hash)."""
+
+    user: str
+    sources: tuple[str, ...]
+    position: int
+    surface: str
+    variant: str
+    explored: bool
+    propensity: float | None
+
+    def to_json(self) -> str:
+        body = {
+            "user": self.user,
+            "sources": list(self.sources),
+            "position": self.position,
+            "surface": self.surface,
+            "variant": self.variant,
+            "explored": self.explored,
+            "propensity": self.propensity,
+        }
+        return json.dumps(body, separators=_COMPACT)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Attribution:
+        d = json.loads(raw)
+        return cls(
+            user=str(d["user"]),
+            sources=tuple(str(s) for s in d["sources"]),
+            position=int(d["position"]),
+            surface=str(d["surface"]),
+            variant=str(d["variant"]),
+            explored=bool(d["explored"]),
+            propensity=None if d["propensity"] is None else float(d["propensity"]),
+        )
+
+
+@dataclass(frozen=True)
+class ServedList:
+    """One served list: who got it, where, under which variant, and its items in order."""
+
+    id: str
+    user: str
+    surface: str
+    variant: str
+    t: float
+    cached: bool
+    degraded: bool
+    items: tuple[ServedItem, ...]
+
+    def to_json(self) -> str:
+        """The impression stream's `data` field."""
+        body = {
+            "id": self.id,
+            "user": self.user,
+            "surface": self.surface,
+            "variant": self.variant,
+            "t": self.t,
+            "cached": self.cached,
+            "degraded": self.degraded,
+            "items": [it.row() for it in self.items],
+        }
+        return json.dumps(body, separators=_COMPACT)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ServedList:
+        d = json.loads(raw)
+        items = tuple(
+            ServedItem(
+                item_id=str(i),
+                sources=tuple(str(s) for s in sources),
+                position=int(position),
+                explored=bool(explored),
+                propensity=None if propensity is None else float(propensity),
+            )
+            for i, sources, position, explored, propensity in d["items"]
+        )
+        return cls(
+            id=str(d["id"]),
+            user=str(d["user"]),
+            surface=str(d["surface"]),
+            variant=str(d["variant"]),
+            t=float(d["t"]),
+            cached=bool(d["cached"]),
+            degraded=bool(d["degraded"]),
+            items=items,
+        )
+
+    def attributions(self) -> dict[str, str]:
+        """The list's hash: item id -> its `Attribution` JSON."""
+        return {
+            it.item_id: Attribution(
+                user=self.user,
+                sources=it.sources,
+                position=it.position,
+                surface=self.surface,
+                variant=self.variant,
+                explored=it.explored,
+                propensity=it.propensity,
+            ).to_json()
+            for it in self.items
+        }

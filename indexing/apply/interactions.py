@@ -1,0 +1,169 @@
+"""Interactions, each applied exactly once in effect, then the profiles they change.
+
+Interaction effects are counters, so each one is applied by one script
+(`core/scripts/apply_interaction.lua`) that first records its event id: a redelivered event
+finds its marker and changes nothing. The same script counts a click on the served list the
+event cites (the record `core/served_list.py` defines).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from redis.client import Pipeline
+
+from core.domain import Interaction
+from core.scripts import APPLY_INTERACTION
+from core.trending import trending_scopes
+from embeddings.confidence import confidence_weight
+from embeddings.profile import content_profile
+from indexing.apply.stores import Stores
+
+NEGATIVE_TYPES = frozenset({"dislike", "skip"})
+LIFTING_TYPES = frozenset({"like", "watch", "purchase"})
+ATTRIBUTED_TYPES = frozenset({"click", "watch", "like", "purchase"})
+ATTRIBUTED_MIN_RATING = 3.5
+
+
+def lifts_negative(ev: Interaction) -> bool:
+    """An explicit positive: it takes an earlier dislike or skip of the item back."""
+    if ev.type == "rate":
+        return ev.value is not None and ev.value >= ATTRIBUTED_MIN_RATING
+    return ev.type in LIFTING_TYPES
+
+
+def attributable(ev: Interaction) -> bool:
+    """Whether an event counts as a click on the served list it cites (positive types only)."""
+    if ev.recommendation_id is None:
+        return False
+    if ev.type == "rate":
+        return ev.value is not None and ev.value >= ATTRIBUTED_MIN_RATING
+    return ev.type in ATTRIBUTED_TYPES
+
+
+def apply_interactions(
+    s: Stores, events: Sequence[tuple[str | None, Interaction]], *, refresh: bool = True
+) -> int:
+    """Apply interactions exactly once in effect; returns how many were new.
+
+    `events` pairs each interaction with its event id (None for bulk imports that have no
+    stream id and are applied once by construction). Profiles of every user in the batch are
+    refreshed even when all events were duplicates: a redelivery after a failed refresh must
+    finish the job.
+    """
+    if not events:
+        return 0
+    scopes = trending_scopes(s.redis, s.keys, [ev for _, ev in events])
+    pipe = s.redis.pipeline(transaction=False)
+    now = time.time()
+    for eid, ev in events:
+        _queue_one(s, pipe, eid, ev, scopes(ev), now)
+    applied = sum(int(x) for x in pipe.execute())
+    if refresh:
+        refresh_profiles(s, list(dict.fromkeys(ev.user_id for _, ev in events)))
+    return applied
+
+
+def _queue_one(
+    s: Stores,
+    pipe: Pipeline,
+    eid: str | None,
+    ev: Interaction,
+    scopes: Sequence[str],
+    now: float,
+) -> None:
+    """Queue the script that applies one interaction on `pipe`."""
+    ts = float(ev.timestamp if ev.timestamp is not None else now)
+    k = s.keys
+    APPLY_INTERACTION(
+        s.redis,
+        keys={
+            "done": k.done(eid or "-"),
+            "history": k.history(ev.user_id),
+            "affinity": k.affinity(ev.user_id),
+            "confidence": k.confidence(ev.user_id),
+            "popularity": k.popularity,
+            "users": k.users_index,
+            "negatives": k.negatives(ev.user_id),
+            "served": k.rec_info(ev.recommendation_id or ""),  # not read unless attributable
+            "surface_stats": k.surface_stats,
+            "trending": [k.trending(sc) for sc in scopes],
+        },
+        args={
+            "item": ev.item_id,
+            "ts": repr(ts),
+            "weight": repr(ev.weight),
+            "confidence_weight": repr(confidence_weight(ev.type, ev.value)),
+            "dedup_ttl_s": s.settings.dedup_ttl_s if eid is not None else 0,
+            "history_len": s.settings.history_len,
+            "user": ev.user_id,
+            "trending_increment": repr(s.trending.increment(ev.weight, min(ts, now))),
+            "negative": int(ev.type in NEGATIVE_TYPES),
+            "negatives_len": s.settings.negatives_len,
+            "attributable": int(attributable(ev)),
+            "lifts_negative": int(lifts_negative(ev)),
+        },
+        pipe=pipe,
+    )
+
+
+def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
+    """Recompute content profiles from recent history (order-free, so retries are harmless)."""
+    if not user_ids:
+        return
+    recent = _recent_affinities(s, user_ids)
+    vecs = s.items.vectors({i for hist in recent.values() for i, _ in hist})
+    cf_vecs = _fold_in(s, user_ids)
+    pipe = s.redis.pipeline(transaction=False)
+    for uid, hist in recent.items():
+        prof = content_profile(hist, vecs, half_life=s.settings.profile_half_life)
+        key = s.keys.user(uid)
+        if prof is None:
+            pipe.hdel(key, "cvec")
+        else:
+            pipe.hset(key, "cvec", prof.astype(np.float32).tobytes())
+        if uid in cf_vecs:
+            pipe.hset(key, "cfvec", cf_vecs[uid].astype(np.float32).tobytes())
+        pipe.hincrby(key, "ver", 1)
+    pipe.execute()
+    s.defer_user_sync(user_ids)
+
+
+def _recent_affinities(s: Stores, user_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+    """Each user's most recent items (newest first) with their summed interaction weight."""
+    pipe = s.redis.pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.zrevrange(s.keys.history(uid), 0, s.settings.profile_items - 1)
+    histories = [[i.decode() for i in h] for h in pipe.execute()]
+    # Only the affinities of those recent items (a heavy user's hash holds thousands).
+    pipe = s.redis.pipeline(transaction=False)
+    for uid, items in zip(user_ids, histories, strict=True):
+        if items:
+            pipe.hmget(s.keys.affinity(uid), items)
+    affs = iter(pipe.execute())
+    recent: dict[str, list[tuple[str, float]]] = {}
+    for uid, items in zip(user_ids, histories, strict=True):
+        weights = next(affs) if items else []
+        recent[uid] = [(i, float(w or 0.0)) for i, w in zip(items, weights, strict=True)]
+    return recent
+
+
+def _fold_in(s: Stores, user_ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+    """Interaction-model vectors for users from their whole confidence history."""
+    model = s.registry.cf() if s.registry is not None else None
+    if model is None or model.als.dim != s.cf_dim:
+        return {}
+    pipe = s.redis.pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.hgetall(s.keys.confidence(uid))
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    for uid, conf in zip(user_ids, pipe.execute(), strict=True):
+        pairs = [(model.item_index.get(k.decode()), float(v)) for k, v in conf.items()]
+        known = [(i, c) for i, c in pairs if i is not None and c > 0]
+        if known:
+            idx, w = zip(*known, strict=True)
+            out[uid] = model.als.fold_in(np.asarray(idx), np.asarray(w))
+    return out

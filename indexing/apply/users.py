@@ -1,0 +1,82 @@
+"""User profile updates, with the cold-start vectors of the categories chosen at onboarding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.domain import User
+from core.filters import Filter
+from indexing.apply.stores import Stores, persist_users
+
+PREFERENCE_ITEMS = 20  # items that stand for one preferred category
+
+
+def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
+    """Store profiles in Redis (hot copy) and Milvus (durable copy), with onboarding vectors."""
+    if not users:
+        return
+    latest = {u.user_id: u for u in users}
+    prefs = preference_vectors(s, list(latest.values()))
+    pipe = s.redis.pipeline(transaction=False)
+    for u in latest.values():
+        key = s.keys.user(u.user_id)
+        pipe.hset(key, "profile", u.model_dump_json(exclude={"user_id"}))
+        pvec = prefs.get(u.user_id)
+        if pvec is None:
+            pipe.hdel(key, "pvec")
+        else:
+            pipe.hset(key, "pvec", pvec.astype(np.float32).tobytes())
+        pipe.hincrby(key, "ver", 1)
+        pipe.sadd(s.keys.users_index, u.user_id)
+    pipe.execute()
+    persist_users(s, list(latest))
+
+
+def preference_vectors(s: Stores, users: Sequence[User]) -> dict[str, npt.NDArray[np.float32]]:
+    """Cold-start content vectors from the categories users chose at onboarding.
+
+    Each category is the normalised mean of up to `PREFERENCE_ITEMS` of its items (what
+    trends in it, else any active items of that primary category); a user's vector is the
+    normalised mean of their categories', so every chosen category weighs the same. Users
+    without categories, or whose categories have no known items yet, get none.
+    """
+    cats = sorted({c for u in users for c in u.preferences.categories})
+    if not cats:
+        return {}
+    members = _category_items(s, cats)
+    vecs = s.items.vectors({i for ids in members.values() for i in ids})
+    centroids: dict[str, npt.NDArray[np.float32]] = {}
+    for c, ids in members.items():
+        known = [vecs[i] for i in ids if i in vecs]
+        unit = _unit(np.mean(known, axis=0)) if known else None
+        if unit is not None:
+            centroids[c] = unit
+    out: dict[str, npt.NDArray[np.float32]] = {}
+    for u in users:
+        chosen = [centroids[c] for c in u.preferences.categories if c in centroids]
+        unit = _unit(np.mean(chosen, axis=0)) if chosen else None
+        if unit is not None:
+            out[u.user_id] = unit
+    return out
+
+
+def _category_items(s: Stores, cats: Sequence[str]) -> dict[str, list[str]]:
+    """Up to `PREFERENCE_ITEMS` item ids per category: its trending top, else from Milvus."""
+    pipe = s.redis.pipeline(transaction=False)
+    for c in cats:
+        pipe.zrevrange(s.keys.trending(f"cat:{c}"), 0, PREFERENCE_ITEMS - 1)
+    out: dict[str, list[str]] = {}
+    for c, top in zip(cats, pipe.execute(), strict=True):
+        out[c] = [i.decode() for i in top] or s.items.ids_matching(
+            Filter().eq("category", c).eq("status", "active"), limit=PREFERENCE_ITEMS
+        )
+    return out
+
+
+def _unit(vec: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32] | None:
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).astype(np.float32) if norm > 0 else None
