@@ -12,6 +12,7 @@ from typing import Any, cast
 import redis
 
 from core.keys import Keys
+from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
 from core.stores.protocols import POPULAR, ItemMarks
 
@@ -71,8 +72,4 @@ class RedisCatalogue:
         pipe = self.r.pipeline(transaction=False)
         pipe.zrevrange(self.board_key(board), start, stop, withscores=True)
         (top,) = self._run(pipe)
-        return [(_text(i), float(s)) for i, s in top]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return [(text(i), float(s)) for i, s in top]

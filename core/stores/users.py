@@ -15,6 +15,7 @@ import redis
 from core.context import UserContext
 from core.domain import UserFields
 from core.keys import Keys
+from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
 from core.stores.protocols import HistorySummary
 
@@ -46,10 +47,10 @@ class RedisUserState:
             profile=profile,
             content_vec=_vec(cvec),
             cf_vec=_vec(cfvec),
-            recent=[_text(i) for i, _ in recent],
+            recent=[text(i) for i, _ in recent],
             recent_ts=[float(t) for _, t in recent],
             version=int(ver or 0),
-            negatives=[_text(i) for i in negatives],
+            negatives=[text(i) for i in negatives],
             pref_vec=_vec(pvec),
         )
 
@@ -59,12 +60,8 @@ class RedisUserState:
         pipe.zrevrange(self.keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
         length, recent = self._run(pipe)
         recent = recent if recent_n > 0 else []
-        return HistorySummary(int(length or 0), [(_text(i), float(t)) for i, t in recent])
+        return HistorySummary(int(length or 0), [(text(i), float(t)) for i, t in recent])
 
 
 def _vec(raw: bytes | None) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=np.float32) if raw else None
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
