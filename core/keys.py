@@ -173,3 +173,12 @@ class Keys:
     def surface_stats(self) -> str:
         """Hash 'imp|click' + '|surface|source|variant' -> count."""
         return f"{self.prefix}:surfstats"
+
+    def candidates(self, owner: str) -> str:
+        """A precomputed candidate set: JSON; owner `u:<user_id>` or `i:<item_id>`."""
+        return f"{self.prefix}:cand:{owner}"
+
+    @property
+    def candidates_stale(self) -> str:
+        """Owners whose candidate sets are due a refresh: zset, score = when first marked."""
+        return f"{self.prefix}:cand:stale"

@@ -156,6 +156,20 @@ class WorkerSettings(BaseModel):
     reindex_grace_s: float = Field(300.0, ge=0, description="then drop the old collection")
 
 
+class CandidateSettings(BaseModel):
+    """Candidate sets: retrieval done ahead of requests (per user, per context item)."""
+
+    enabled: bool = Field(True, description="serve from candidate sets (off: retrieve live)")
+    per_source: int = Field(300, ge=10, le=5000, description="candidates kept per source")
+    ttl_s: float = Field(7 * 86_400.0, gt=0, description="a set unused this long expires")
+    search_batch: int = Field(
+        64, ge=1, le=4096, description="users or items per batched Milvus search on refresh"
+    )
+    refresh_batch: int = Field(
+        256, ge=1, le=100_000, description="stale owners a worker takes per refresh round"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VANTAGE_", env_nested_delimiter="__", extra="ignore", env_file=None
@@ -170,6 +184,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     serving: ServingSettings = ServingSettings()
     worker: WorkerSettings = WorkerSettings()
+    candidates: CandidateSettings = CandidateSettings()
     auth: AuthSettings = AuthSettings()
     # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
     surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)

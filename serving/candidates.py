@@ -22,21 +22,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.candidate_sets import COLD_UNTIL, PREFERENCES_UNTIL
 from core.context import UserContext
 from core.errors import NotFound
 from core.resilience import DependencyDown
-from core.stores.items import SERVING_FIELDS
 from core.surfaces import SourceName, SurfaceConfig
-from serving import retrieval
+from serving import itemmeta, retrieval, sets
 from serving.policy.safety import visible
 from serving.retrieval import Candidate, Constraints
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
-
-# Onboarding preferences (and `cold_only` sources) serve a user until their own history
-# speaks for them.
-PREFERENCES_UNTIL = COLD_UNTIL = 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,7 @@ class Need:
     category: str | None
     now: float
     limit: int = 20
+    sets: sets.Sets | None = None  # None: every source retrieves live
 
 
 @dataclass
@@ -67,6 +64,7 @@ class SourceRun:
     count: int = 0
     ms: float = 0.0
     error: str | None = None
+    origin: str = "live"  # or, from a candidate set: set, stale_set, miss (built now), none
 
 
 @dataclass
@@ -75,21 +73,18 @@ class Generated:
     runs: list[SourceRun] = field(default_factory=list)
 
 
+def _fields(state: ServingState) -> retrieval.FieldsOf:
+    return lambda ids: itemmeta.fields(state, ids)
+
+
 def load_seed(state: ServingState, item_id: str, *, max_maturity: int, region: str | None) -> Seed:
     """The context item, or 404 if it does not exist, was deleted or hidden, or is one this
     user may not see (maturity, region): the same answer, so its existence is not revealed
     and its title never reaches a reason."""
-    rows = state.items.get(
-        [item_id], fields=("content_vec", "title", "status", "maturity", "regions")
-    )
-    if (
-        item_id not in rows
-        or state.catalogue.tombstoned([item_id])
-        or not visible(rows[item_id], max_maturity=max_maturity, region=region)
-    ):
+    meta = itemmeta.current(state, [item_id]).get(item_id)
+    if meta is None or not visible(meta.fields, max_maturity=max_maturity, region=region):
         raise NotFound(f"item {item_id!r} does not exist")
-    row = rows[item_id]
-    return Seed(item_id, str(row["title"]), np.asarray(row["content_vec"], dtype=np.float32))
+    return Seed(item_id, meta.title, meta.vec)
 
 
 def _personal(state: ServingState, need: Need, quota: int) -> list[Candidate]:
@@ -100,6 +95,8 @@ def _personal(state: ServingState, need: Need, quota: int) -> list[Candidate]:
     (collaborative, content_profile, or hybrid_ann for both).
     """
     ctx = need.ctx
+    if need.sets and need.sets.user:
+        return sets.personal(state, ctx, need.sets.user, need.surface, need.constraints, quota)
     weights = {f: w for f, w in need.surface.hybrid_weights.items() if w > 0}
     mine = {"content_vec": ctx.content_vec, "cf_vec": ctx.cf_vec}
     usable = {f: v for f, v in mine.items() if v is not None and f in weights}
@@ -132,6 +129,15 @@ def _preferences(state: ServingState, need: Need, quota: int) -> list[Candidate]
     ctx = need.ctx
     if ctx.pref_vec is None or len(ctx.recent) >= PREFERENCES_UNTIL:
         return []
+    if need.sets and need.sets.user:
+        return sets.listed(
+            state,
+            need.sets.user,
+            "preferences",
+            reason="matches the topics you picked",
+            constraints=need.constraints,
+            quota=quota,
+        )
     return retrieval.ann(
         state.items,
         ctx.pref_vec,
@@ -165,7 +171,7 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
                 break
         # Items written since the snapshot may carry outdated metadata: read theirs again.
         stale = state.catalogue.marks([c.item_id for c in out]).changed_since(snap.taken_at)
-        fresh = state.items.get(stale, fields=SERVING_FIELDS) if stale else {}
+        fresh = itemmeta.fields(state, list(stale)) if stale else {}
         kept = []
         for c in out:
             if c.item_id in stale:
@@ -175,7 +181,7 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
             kept.append(c)
         return kept[:quota]
     return retrieval.popular(
-        state.catalogue, state.items, constraints=need.constraints, limit=quota
+        state.catalogue, _fields(state), constraints=need.constraints, limit=quota
     )
 
 
@@ -194,7 +200,7 @@ def _trending(state: ServingState, need: Need, quota: int) -> list[Candidate]:
         if len(found) < quota:
             got = retrieval.trending(
                 state.catalogue,
-                state.items,
+                _fields(state),
                 scope=sc,
                 reason=why,
                 constraints=need.constraints,
@@ -223,6 +229,15 @@ def _fresh(state: ServingState, need: Need, quota: int) -> list[Candidate]:
 
 def _similar_item(state: ServingState, need: Need, quota: int) -> list[Candidate]:
     assert need.seed is not None
+    if need.sets and need.sets.item:
+        return sets.listed(
+            state,
+            need.sets.item,
+            "similar_item",
+            reason=f"similar to {need.seed.title}",
+            constraints=need.constraints,
+            quota=quota,
+        )
     return retrieval.ann(
         state.items,
         need.seed.content_vec,
@@ -237,7 +252,7 @@ def _item_neighbours(state: ServingState, need: Need, quota: int) -> list[Candid
     assert need.seed is not None
     return retrieval.neighbours(
         state.models.cf(),
-        state.items,
+        _fields(state),
         need.seed.item_id,
         reason=f"people who watched {need.seed.title} also watched it",
         constraints=need.constraints,
@@ -277,11 +292,21 @@ SOURCES: dict[str, Callable[[ServingState, Need, int], list[Candidate]]] = {
 }
 
 
+def _origin(need: Need, source: str) -> str:
+    if need.sets is None:
+        return "live"
+    if source in sets.USER_SOURCES:
+        return need.sets.origin.get("user", "live")
+    if source in sets.ITEM_SOURCES:
+        return need.sets.origin.get("item", "live")
+    return "live"
+
+
 def generate(state: ServingState, need: Need, *, extra: int, deadline: float) -> Generated:
     """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
     cold = len(need.ctx.recent) < COLD_UNTIL
     specs = [s for s in need.surface.sources if cold or not s.cold_only] or need.surface.sources
-    runs = {s.name: SourceRun(s.name) for s in specs}
+    runs = {s.name: SourceRun(s.name, origin=_origin(need, s.name)) for s in specs}
 
     def run(name: SourceName, quota: int) -> list[Candidate]:
         t = time.perf_counter()

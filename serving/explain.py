@@ -8,10 +8,10 @@ region", "similar to X"); here personal picks gain the user's own most similar r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from serving.features import ItemMeta
 from serving.retrieval import SPACE_REASON, Candidate
 
 PERSONAL_SOURCES = frozenset(
@@ -24,7 +24,7 @@ GENERIC = SPACE_REASON["content_vec"]
 def because_you_watched(
     final: Sequence[Candidate],
     recent: Sequence[str],
-    meta: Mapping[str, tuple[Any, str | None, str]],
+    meta: Mapping[str, ItemMeta],
 ) -> None:
     """Prefix personal picks with the user's most similar recent item (in place)."""
     known = [i for i in recent if i in meta and meta[i][2]]  # `recent` excludes dislikes

@@ -18,13 +18,20 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from core.context import UserContext
-from core.stores.protocols import POPULAR, CatalogueState, ItemIndex, UserState
+from core.stores.items import SERVING_FIELDS
+from core.stores.protocols import (
+    CHANGE_MARGIN_S,
+    POPULAR,
+    CatalogueState,
+    ItemIndex,
+    UserState,
+)
 from core.stores.registry import CFModel
 from embeddings.blend import standardise
 from serving.retrieval import Candidate
@@ -41,6 +48,9 @@ class FeatureSource(Protocol):
 
     @property
     def users(self) -> UserState: ...
+
+    @property
+    def item_cache(self) -> ItemMetaCache: ...
 
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -62,10 +72,11 @@ RECENT_SIM = 5
 RECENT_NBR = 10
 RECENT_CAT = 20
 DAY_S = 86_400.0
-ITEM_CACHE_TTL_S = 300.0
+ITEM_CACHE_TTL_S = 1800.0  # entries are re-read on change; the change log keeps an hour
 ITEM_CACHE_MAX = 200_000
 # Feature rows, content vectors and scores are float32 throughout.
 _F32 = npt.NDArray[np.float32]
+CACHED_FIELDS = ("content_vec", "title", *SERVING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -149,41 +160,83 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> _F32:
     return out
 
 
+class ItemMeta(NamedTuple):
+    """What the read path keeps of an item in process: its content vector, primary category,
+    title and serving metadata (status, maturity, regions, language, ...)."""
+
+    vec: _F32
+    category: str | None
+    title: str
+    fields: dict[str, Any]
+
+
 class ItemMetaCache:
-    """Process-local (collection, item) -> (content vector, category, title), TTL-bounded."""
+    """Process-local (collection, item) -> ItemMeta.
+
+    An entry is read again when the item change log says the item was written since the entry
+    was loaded (`changed`, from `CatalogueState.marks`), and at the latest after `ttl_s` (the
+    change log keeps an hour). Misses are read from the item index in one call.
+    """
 
     def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, _F32, str | None, str]] = {}
+        self._data: dict[tuple[str, str], tuple[float, ItemMeta]] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: ItemIndex, ids: Sequence[str]) -> dict[str, tuple[_F32, str | None, str]]:
-        """Known items only; misses are read from Milvus in one call."""
-        now = time.monotonic()
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def _fresh(
+        self, hit: tuple[float, ItemMeta] | None, changed_at: float | None, now: float
+    ) -> bool:
+        if hit is None or now - hit[0] >= self.ttl_s:
+            return False
+        return changed_at is None or changed_at < hit[0] - CHANGE_MARGIN_S
+
+    def get(
+        self,
+        items: ItemIndex,
+        ids: Sequence[str],
+        changed: Mapping[str, float] | None = None,
+    ) -> dict[str, ItemMeta]:
+        """Known items only (`changed`: item -> when it was last written, if known)."""
+        now = time.time()
         coll = items.collection
-        out: dict[str, tuple[_F32, str | None, str]] = {}
+        changed = changed or {}
+        out: dict[str, ItemMeta] = {}
         missing = []
         for i in dict.fromkeys(ids):
             hit = self._data.get((coll, i))
-            if hit is not None and now - hit[0] < self.ttl_s:
-                out[i] = hit[1:]
+            if hit is not None and self._fresh(hit, changed.get(i), now):
+                out[i] = hit[1]
             else:
                 missing.append(i)
         if missing:
-            rows = items.get(missing, fields=("content_vec", "category", "title"))
-            with self._lock:
-                if len(self._data) + len(rows) > self.max_items:
-                    self._data.clear()
-                for i, r in rows.items():
-                    vec = np.asarray(r["content_vec"], dtype=np.float32)
-                    entry = (vec, r.get("category"), str(r.get("title") or ""))
-                    self._data[(coll, i)] = (now, *entry)
-                    out[i] = entry
+            self.load(items, missing, out)
         return out
 
-
-ITEM_CACHE = ItemMetaCache()
+    def load(
+        self, items: ItemIndex, ids: Sequence[str], out: dict[str, ItemMeta] | None = None
+    ) -> int:
+        """Read these items into the cache (and `out`); how many exist."""
+        now = time.time()
+        rows = items.get(ids, fields=CACHED_FIELDS)
+        coll = items.collection
+        with self._lock:
+            if len(self._data) + len(rows) > self.max_items:
+                self._data.clear()
+            for i, r in rows.items():
+                meta = ItemMeta(
+                    np.asarray(r["content_vec"], dtype=np.float32),
+                    r.get("category"),
+                    str(r.get("title") or ""),
+                    {f: r[f] for f in SERVING_FIELDS if f in r},
+                )
+                self._data[(coll, i)] = (now, meta)
+                if out is not None:
+                    out[i] = meta
+        return len(rows)
 
 
 def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> _F32:
@@ -203,7 +256,6 @@ def load_inputs(
     cands: Sequence[Candidate],
     *,
     cf: CFModel | None = None,
-    cache: ItemMetaCache = ITEM_CACHE,
 ) -> FeatureInputs:
     """Read the feature inputs: popularity, the user's history, cached item metadata
     (`cands` not empty).
@@ -217,7 +269,7 @@ def load_inputs(
     hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT)
     recent = [i for i, _ in hist.recent]
     last_ts = hist.recent[0][1] if hist.recent else None
-    meta = cache.get(stores.items, [*ids, *recent])
+    meta = stores.item_cache.get(stores.items, [*ids, *recent])
 
     def matrix(which: Sequence[str]) -> _F32:
         return vector_matrix(meta, which)

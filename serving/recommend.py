@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from core.context import UserContext
 from core.resilience import DependencyDown
 from core.surfaces import SurfaceConfig
-from serving import cache, candidates, metrics, ranking, rerank, scoring
+from serving import cache, candidates, metrics, ranking, rerank, scoring, sets
 from serving.candidates import Generated, Need, SourceRun
 from serving.degraded import degraded
 from serving.policy import HardFilters, apply_policy
@@ -98,7 +98,10 @@ def retrieve(
         if req.item_id and cfg.needs_item
         else None
     )
-    need = Need(ctx, cfg, cons, seed, req.category, now, req.limit)
+    cand_sets = sets.load_sets(
+        state, cfg, ctx, seed.item_id if seed else None, filtered=bool(req.category or req.language)
+    )
+    need = Need(ctx, cfg, cons, seed, req.category, now, req.limit, cand_sets)
     if deadline is None:
         deadline = time.monotonic() + cfg.budget_ms / 1000
     gen: Generated = candidates.generate(state, need, extra=extra, deadline=deadline)

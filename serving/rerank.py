@@ -16,10 +16,9 @@ import numpy.typing as npt
 from core.context import UserContext
 from core.resilience import DependencyDown
 from core.rules import Rule, RuleSnapshot
-from core.stores.items import SERVING_FIELDS
 from core.surfaces import SurfaceConfig
-from serving import explain, policy
-from serving.features import ITEM_CACHE, vector_matrix
+from serving import explain, itemmeta, policy
+from serving.features import vector_matrix
 from serving.policy import HardFilters, PolicyInputs, passes
 from serving.policy.business import pin_positions
 from serving.retrieval import Candidate, Constraints
@@ -53,7 +52,7 @@ def finalize(
     disliked = set(ctx.negatives)
     recent = [i for i in ctx.recent if i not in disliked][:RECENT_EXPLAIN]
     try:
-        meta = ITEM_CACHE.get(state.items, [*ids, *negatives, *recent])
+        meta = state.item_cache.get(state.items, [*ids, *negatives, *recent])
     except DependencyDown:
         meta = {}
     active = rules.for_surface(surface, now) if spec.rules else []
@@ -98,10 +97,9 @@ def _pinned(
     missing = [i for i in wanted if i not in have]
     try:
         if missing:
-            rows = state.items.get(missing, fields=SERVING_FIELDS)
-            gone = state.catalogue.tombstoned(missing)
+            rows = itemmeta.fields(state, missing)
             for i in missing:
-                if i in rows and i not in gone:
+                if i in rows:
                     have[i] = Candidate(i, rows[i], ["pinned"], {"pinned": 1.0}, [])
     except DependencyDown:
         log.warning("pinned items not loaded: serving without the missing pins")

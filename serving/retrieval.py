@@ -3,7 +3,7 @@ with provenance."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 
 from core.filters import Filter
-from core.stores.items import SERVING_FIELDS
 from core.stores.protocols import POPULAR, CatalogueState, ItemIndex, trending_board
 from core.stores.registry import CFModel
 
@@ -33,6 +32,10 @@ class Candidate:
     def score(self) -> float:
         """The primary source's score (what orders candidates before ranking)."""
         return self.scores[self.sources[0]]
+
+
+# Item id -> serving metadata of the ids that exist (the read path's process cache).
+FieldsOf = Callable[[Sequence[str]], dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ SPACE_REASON = {
 
 def popular(
     catalogue: CatalogueState,
-    items: ItemIndex,
+    items: FieldsOf,
     *,
     constraints: Constraints,
     limit: int,
@@ -166,7 +169,7 @@ def popular(
 
 def trending(
     catalogue: CatalogueState,
-    items: ItemIndex,
+    items: FieldsOf,
     *,
     scope: str,
     reason: str,
@@ -188,7 +191,7 @@ def trending(
 def ranked_set(
     catalogue: CatalogueState,
     board: str,
-    items: ItemIndex,
+    items: FieldsOf,
     *,
     source: str,
     reason: str,
@@ -197,8 +200,8 @@ def ranked_set(
     page: int | None = None,
     max_pages: int = 8,
 ) -> list[Candidate]:
-    """Top items of a board (popular, trending) that satisfy the constraints (metadata from
-    the item index).
+    """Top items of a board (popular, trending) that satisfy the constraints (`items`: their
+    current metadata).
 
     Pages down the ranking until `limit` items qualify, so a top filled with ids that are
     unknown, deleted or filtered out cannot leave new users with nothing.
@@ -213,7 +216,7 @@ def ranked_set(
         if not ranked:
             break
         best = best or ranked[0][1] or 1.0
-        meta = items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
+        meta = items([i for i, _ in ranked])
         for item_id, score in ranked:
             m = meta.get(item_id)
             if m is None or item_id in excluded or not constraints.admits(m):
@@ -226,7 +229,7 @@ def ranked_set(
 
 def neighbours(
     cf: CFModel | None,
-    items: ItemIndex,
+    items: FieldsOf,
     seed: str,
     *,
     reason: str,
@@ -247,7 +250,7 @@ def neighbours(
         for k in order
         if row.data[k] > 0 and str(ids[row.indices[k]]) not in excluded
     ][: 2 * limit]
-    meta = items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
+    meta = items([i for i, _ in ranked])
     out = []
     for item_id, w in ranked:
         m = meta.get(item_id)

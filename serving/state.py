@@ -22,9 +22,11 @@ from core.keys import Keys
 from core.resilience import Breakers
 from core.settings import Settings
 from core.stores.cache import RedisResultCache
+from core.stores.candidates import RedisCandidates
 from core.stores.catalogue import RedisCatalogue
 from core.stores.items import ItemStore
 from core.stores.memory import (
+    MemoryCandidates,
     MemoryCatalogue,
     MemoryItemIndex,
     MemoryResultCache,
@@ -34,6 +36,7 @@ from core.stores.memory import (
     StaticRules,
 )
 from core.stores.protocols import (
+    CandidateStore,
     CatalogueState,
     ImpressionSink,
     ItemIndex,
@@ -47,6 +50,7 @@ from core.stores.rules import RuleStore
 from core.stores.schema import CollectionNames
 from core.stores.users import RedisUserState
 from serving.fallback import PopularSnapshot
+from serving.features import ItemMetaCache
 from serving.impressions import ImpressionLogger
 
 S = TypeVar("S", bound="ConnectedState")
@@ -77,8 +81,11 @@ class ServingState:
     # Not started by the state: only the API lifespan runs the real logger's thread (until
     # then `log()` is a no-op, so the evaluation harness and scripts count no impressions).
     impressions: ImpressionSink
+    candidates: CandidateStore
     breakers: Breakers = field(default_factory=Breakers)
     snapshot: PopularSnapshot = field(default_factory=PopularSnapshot)
+    # Item vectors and metadata in process (bounded; re-read when the change log says so).
+    item_cache: ItemMetaCache = field(default_factory=ItemMetaCache)
     config_tag: str = field(init=False)
     # Candidate sources of one request run concurrently here (Milvus and Redis calls wait on
     # sockets, so threads overlap them despite the GIL).
@@ -136,6 +143,7 @@ def build_state(settings: Settings, cls: type[S] | None = None) -> S:
         catalogue=RedisCatalogue(text, keys, breakers.redis),
         users=RedisUserState(r, keys, breakers.redis),
         cache=RedisResultCache(text, breakers.redis),
+        candidates=RedisCandidates(text, keys, breakers.redis),
         rules=RuleStore(r, keys),
         models=ModelRegistry(r, keys, settings.models_dir),
         impressions=ImpressionLogger(
@@ -154,6 +162,7 @@ class MemoryState(ServingState):
     catalogue: MemoryCatalogue
     users: MemoryUserState
     cache: MemoryResultCache
+    candidates: MemoryCandidates
     rules: StaticRules
     models: StaticModels
     impressions: RecordingImpressions
@@ -168,6 +177,7 @@ def memory_state(settings: Settings) -> MemoryState:
         catalogue=MemoryCatalogue(),
         users=MemoryUserState(),
         cache=MemoryResultCache(),
+        candidates=MemoryCandidates(),
         rules=StaticRules(),
         models=StaticModels(),
         impressions=RecordingImpressions(),

@@ -23,8 +23,9 @@ from core.context import UserContext
 from core.domain import UserFields
 from core.filters import Filter
 from core.rules import RuleSnapshot
+from core.stores.candidates import decode_set, encode_set
 from core.stores.items import META_FIELDS, SERVING_FIELDS, Hit
-from core.stores.protocols import POPULAR, HistorySummary, ItemMarks
+from core.stores.protocols import POPULAR, CandidateSet, HistorySummary, ItemMarks
 from core.stores.registry import CFModel, RankerModel
 from core.stores.users import MAX_NEGATIVES
 
@@ -246,6 +247,41 @@ class MemoryResultCache:
         with self._lock:
             for key, (value, ttl_s) in entries.items():
                 self._data[key] = (json.dumps(value), time.monotonic() + max(ttl_s, 0.001))
+
+
+class MemoryCandidates:
+    """`CandidateStore` in dicts."""
+
+    def __init__(self) -> None:
+        self.sets: dict[str, tuple[CandidateSet, float]] = {}  # owner -> (set, expires)
+        self.stale_marks: dict[str, float] = {}
+
+    def get(self, owners: Sequence[str]) -> dict[str, CandidateSet]:
+        now = time.monotonic()
+        return {o: self.sets[o][0] for o in owners if o in self.sets and self.sets[o][1] > now}
+
+    def put(self, sets: Sequence[CandidateSet], ttl_s: float) -> None:
+        for s in sets:  # stored as Redis stores it (scores rounded)
+            kept = decode_set(s.owner, encode_set(s))
+            self.sets[s.owner] = (kept, time.monotonic() + max(ttl_s, 0.001))
+
+    def mark_stale(self, owners: Sequence[str], at: float) -> None:
+        for o in owners:
+            self.stale_marks.setdefault(o, at)
+
+    def stale(self, n: int) -> list[tuple[str, float]]:
+        return sorted(self.stale_marks.items(), key=lambda kv: (kv[1], kv[0]))[:n]
+
+    def finish(self, taken: Sequence[tuple[str, float]]) -> int:
+        removed = 0
+        for owner, at in taken:
+            if self.stale_marks.get(owner) == at:
+                del self.stale_marks[owner]
+                removed += 1
+        return removed
+
+    def queued(self) -> int:
+        return len(self.stale_marks)
 
 
 @dataclass

@@ -9,6 +9,8 @@ a pipeline test on the in-memory stores says something about the real ones.
                      trending boards                                               (Redis)
     UserState        a user's context (profile, vectors, history, dislikes)        (Redis)
     ResultCache      finished lists: the result cache and the last good lists      (Redis)
+    CandidateStore   precomputed candidate sets per user and per context item, and
+                     the queue of owners due a refresh                             (Redis)
     RuleSource       the business rules snapshot                                   (Redis)
     ModelSource      the current interaction model and rankers               (Redis + files)
     ImpressionSink   where served lists are logged for attribution                 (Redis)
@@ -146,6 +148,62 @@ class UserState(Protocol):
 
     def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
         """History length and its `recent_n` most recent items with their times."""
+        ...
+
+
+def user_owner(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+def item_owner(item_id: str) -> str:
+    return f"i:{item_id}"
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates retrieved ahead of requests for one owner (`user_owner`, `item_owner`).
+
+    `sources` maps a retrieval source (collaborative, content_profile, preferences,
+    similar_item) to its (item id, score) list, best first. A set is a list of candidates,
+    never of permissions: every request applies the hard filters to the items' current
+    metadata. `tag` names the models and collection it was built from.
+    """
+
+    owner: str
+    tag: str
+    built_at: float
+    sources: Mapping[str, Sequence[tuple[str, float]]]
+
+    def ids(self) -> list[str]:
+        return list(dict.fromkeys(i for hits in self.sources.values() for i, _ in hits))
+
+
+class CandidateStore(Protocol):
+    """Candidate sets by owner, and the queue of owners whose sets are due a refresh."""
+
+    def get(self, owners: Sequence[str]) -> dict[str, CandidateSet]:
+        """The sets that exist (one round trip)."""
+        ...
+
+    def put(self, sets: Sequence[CandidateSet], ttl_s: float) -> None:
+        """Store sets, each kept `ttl_s` (one round trip)."""
+        ...
+
+    def mark_stale(self, owners: Sequence[str], at: float) -> None:
+        """Queue owners for a refresh; an owner already queued keeps its first mark, so a
+        burst of events costs one refresh (coalescing)."""
+        ...
+
+    def stale(self, n: int) -> list[tuple[str, float]]:
+        """Up to `n` queued owners, oldest mark first, with their mark (they stay queued)."""
+        ...
+
+    def finish(self, taken: Sequence[tuple[str, float]]) -> int:
+        """Dequeue refreshed owners, except those marked again since they were taken."""
+        ...
+
+    def queued(self) -> int:
+        """How many owners are due a refresh."""
         ...
 
 

@@ -24,12 +24,21 @@ from core.keys import Keys
 from core.resilience import CircuitBreaker, DependencyDown
 from core.settings import Settings
 from core.stores.cache import RedisResultCache
+from core.stores.candidates import RedisCandidates
 from core.stores.catalogue import RedisCatalogue
 from core.stores.items import ItemStore, item_row
-from core.stores.memory import MemoryCatalogue, MemoryItemIndex, MemoryResultCache, MemoryUserState
+from core.stores.memory import (
+    MemoryCandidates,
+    MemoryCatalogue,
+    MemoryItemIndex,
+    MemoryResultCache,
+    MemoryUserState,
+)
 from core.stores.protocols import (
     CHANGE_MARGIN_S,
     POPULAR,
+    CandidateSet,
+    CandidateStore,
     CatalogueState,
     ItemIndex,
     ResultCache,
@@ -59,6 +68,7 @@ class Backend:
     catalogue: CatalogueState
     users: UserState
     cache: ResultCache
+    candidates: CandidateStore
     seed: Seeder
     text_dim: int
     cf_dim: int
@@ -139,6 +149,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             cat,
             users,
             MemoryResultCache(),
+            MemoryCandidates(),
             MemorySeeder((index, cat, users)),
             s.models.text_dim,
             s.models.cf_dim,
@@ -157,6 +168,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         RedisCatalogue(text, keys, breaker),
         RedisUserState(raw, keys, breaker),
         RedisResultCache(text, breaker),
+        RedisCandidates(text, keys, breaker),
         RedisMilvusSeeder(raw, keys, store),
         s.models.text_dim,
         s.models.cf_dim,
@@ -346,6 +358,48 @@ def test_result_cache_round_trip_and_expiry(backend: Backend) -> None:
     time.sleep(0.4)
     assert backend.cache.get("k:2") is None and backend.cache.get("k:1") == value
     backend.cache.put({})  # nothing to write is fine
+
+
+# -- CandidateStore ------------------------------------------------------------------------
+
+
+def test_candidate_sets_round_trip_and_expire(backend: Backend) -> None:
+    a = CandidateSet(
+        "u:fan",
+        "m1",
+        1_700_000_000.5,
+        {"collaborative": [("i1", 0.9), ("i2", 0.51234567)], "preferences": [("i3", 0.2)]},
+    )
+    b = CandidateSet("i:i1", "m1", 1_700_000_001.0, {"similar_item": [("i2", 0.8)]})
+    assert backend.candidates.get(["u:fan"]) == {}
+    backend.candidates.put([a, b], 60.0)
+    got = backend.candidates.get(["u:fan", "i:i1", "u:nobody"])
+    assert set(got) == {"u:fan", "i:i1"}
+    assert got["u:fan"].tag == "m1" and got["u:fan"].built_at == a.built_at
+    assert list(got["u:fan"].sources["collaborative"]) == [("i1", 0.9), ("i2", 0.51235)]
+    assert got["u:fan"].ids() == ["i1", "i2", "i3"]
+    assert list(got["i:i1"].sources["similar_item"]) == [("i2", 0.8)]
+    backend.candidates.put([CandidateSet("u:short", "m1", 1.0, {})], 0.2)
+    time.sleep(0.4)
+    assert backend.candidates.get(["u:short"]) == {}
+    backend.candidates.put([], 1.0)
+
+
+def test_stale_queue_coalesces_and_keeps_owners_marked_again(backend: Backend) -> None:
+    store = backend.candidates
+    store.mark_stale(["u:a", "u:b"], 100.0)
+    store.mark_stale(["u:a", "u:c"], 200.0)  # u:a keeps its first mark: one refresh
+    assert store.queued() == 3
+    taken = store.stale(2)
+    assert taken == [("u:a", 100.0), ("u:b", 100.0)]
+    assert store.stale(10)[2] == ("u:c", 200.0)  # taking does not dequeue
+    # u:b is refreshed, then marked again while its refresh ran: it stays queued.
+    assert store.finish([taken[0]]) == 1
+    store.mark_stale(["u:a"], 300.0)
+    assert store.finish([("u:a", 100.0), ("u:b", 100.0)]) == 1  # u:a was marked again
+    assert store.stale(10) == [("u:c", 200.0), ("u:a", 300.0)]
+    assert store.finish([("u:c", 200.0), ("u:a", 300.0)]) == 2 and store.queued() == 0
+    assert store.finish([]) == 0
 
 
 # -- The store boundary ------------------------------------------------------------------

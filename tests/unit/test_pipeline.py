@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from core.domain import Item, UserFields
 from core.errors import NotFound
@@ -20,6 +21,9 @@ from core.rules import Rule, RuleSnapshot
 from core.settings import Settings
 from core.stores.items import item_row
 from core.stores.protocols import POPULAR
+from core.stores.registry import CFModel
+from embeddings.ease import ItemNeighbours
+from embeddings.ials import ALSModel
 from serving.recommend import recommend
 from serving.request import RecRequest
 from serving.state import MemoryState, memory_state
@@ -152,10 +156,12 @@ def test_pins_and_buries_apply(world: World) -> None:
 
 
 class _Down:
-    """A store whose server is gone: every call raises what real stores raise."""
+    """A store whose server is gone: every call raises what real stores raise (its name, a
+    plain attribute of the real stores, stays readable)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, collection: str = "memory_items"):
         self.reason = reason
+        self.collection = collection
 
     def __getattr__(self, name: str) -> Any:
         def fail(*_: Any, **__: Any) -> Any:
@@ -184,6 +190,7 @@ def test_milvus_down_serves_the_last_good_list(world: World) -> None:
     state.snapshot.refresh(state)
     index = state.items
     state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    state.candidates.sets.clear()  # no candidate set: this request would retrieve from Milvus
     state.users.add_history("fan", "i2", time.time())  # a new version: no cache hit
     out = recommend(state, req)
     assert out["degraded"] and "served_last_good_list" in out["degraded_reasons"]
@@ -196,9 +203,7 @@ def test_milvus_down_serves_the_last_good_list(world: World) -> None:
 
 def test_debug_shows_every_stage_and_is_not_an_impression(world: World) -> None:
     before = len(world.state.impressions.logged)
-    out = recommend(
-        world.state, RecRequest(user_id="fan", surface="homepage", limit=5, debug=True)
-    )
+    out = recommend(world.state, RecRequest(user_id="fan", surface="homepage", limit=5, debug=True))
     debug = out["debug"]
     assert {"context_ms", "candidates_ms", "ranking_ms", "policy_ms", "total_ms"} <= set(
         debug["stages"]
@@ -206,3 +211,97 @@ def test_debug_shows_every_stage_and_is_not_an_impression(world: World) -> None:
     assert {s["name"] for s in debug["sources"]} >= {"personal", "popular"}
     assert debug["generated"] >= debug["after_hard_filters"] >= 5
     assert len(world.state.impressions.logged) == before
+
+
+# -- Candidate sets ----------------------------------------------------------------------
+
+
+def _debug(w: World, user: str = "fan", **kw: Any) -> dict[str, Any]:
+    req = RecRequest(
+        user_id=user, surface=kw.pop("surface", "homepage"), limit=10, debug=True, **kw
+    )
+    return dict(recommend(w.state, req))
+
+
+def _origin(out: dict[str, Any], source: str) -> str:
+    return next(s["origin"] for s in out["debug"]["sources"] if s["name"] == source)
+
+
+def test_a_missing_set_is_built_kept_and_then_served(world: World) -> None:
+    first = _debug(world)
+    assert _origin(first, "personal") == "miss" and _origin(first, "popular") == "live"
+    kept = world.state.candidates.get(["u:fan"])["u:fan"]
+    assert kept.sources["content_profile"] and "i1" not in kept.ids()  # seen: left out
+    again = _debug(world)
+    assert _origin(again, "personal") == "set"
+    assert _ids(again)[:5] == _ids(first)[:5]  # exploration may differ from position 6
+    related = _debug(world, surface="related", item_id="i10")
+    assert _origin(related, "similar_item") == "miss"
+    assert _origin(_debug(world, surface="related", item_id="i10"), "similar_item") == "set"
+    assert "i10" not in world.state.candidates.get(["i:i10"])["i:i10"].ids()
+
+
+def test_with_sets_and_a_warm_cache_milvus_is_not_called(world: World) -> None:
+    _debug(world)
+    _debug(world, surface="related", item_id="i10")
+    world.state.snapshot.refresh(world.state)
+    world.state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    home = _debug(world)
+    assert not home["degraded"], home["degraded_reasons"]
+    assert _origin(home, "personal") == "set" and len(home["items"]) == 10
+    related = _debug(world, surface="related", item_id="i10")
+    assert not related["degraded"] and related["items"]
+
+
+def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> None:
+    world.state.users.set_profile("kid", UserFields(birth_year=time.gmtime().tm_year - 9))
+    world.state.users.set_vector("kid", "cvec", world.vecs["i2"])
+    before = _ids(_debug(world, "kid"))
+    assert _origin(_debug(world, "kid"), "personal") == "set"
+    gone, raised = before[0], before[1]
+    world.state.catalogue.tombstone([gone])
+    row = world.state.items.get([raised], fields=("content_vec", "cf_vec", "maturity"))[raised]
+    world.state.items.upsert([{**world.state.items._rows[raised], "maturity": ADULT}])
+    world.state.catalogue.mark_changed([raised])
+    assert row["maturity"] == 0
+    after = _debug(world, "kid")
+    assert _origin(after, "personal") == "set"
+    assert gone not in _ids(after) and raised not in _ids(after)
+    assert max(_maturity(world, _ids(after))) == 0
+
+
+def test_a_set_from_older_models_is_served_and_queued_for_refresh(world: World) -> None:
+    _debug(world)
+    world.state.items._collection = "items_v2"  # a re-index swapped collections
+    out = _debug(world)
+    assert _origin(out, "personal") == "stale_set" and not out["degraded"]
+    assert "u:fan" in world.state.candidates.stale_marks
+
+
+def test_a_click_changes_the_next_list_before_any_refresh(world: World) -> None:
+    """The clicked item's neighbours (interaction model) join the user's set at once."""
+    state = world.state
+    state.settings.candidates.per_source = 5
+    state.catalogue.boards.clear()  # only the personal source: what joins is visible
+    rng = np.random.default_rng(11)
+    cf_dim = state.settings.models.cf_dim
+    ids = sorted(world.vecs)
+    factors = np.stack([_unit(rng.normal(size=cf_dim)) for _ in ids])
+    als = ALSModel(factors=cf_dim)
+    als.item_factors, als.item_ids = factors, ids
+    index = {i: k for k, i in enumerate(ids)}
+    state.users.set_vector("fan", "cfvec", factors[index["i0"]])
+    _debug(world)
+    in_set = state.candidates.get(["u:fan"])["u:fan"].ids()
+    clicked = next(i for i in ids if i not in in_set and i not in {"i1", "i59"})
+    joins = next(i for i in reversed(ids) if i not in in_set and i not in {"i1", "i59", clicked})
+    nbrs = ItemNeighbours()
+    weights = sp.lil_matrix((len(ids), len(ids)), dtype=np.float32)
+    weights[index[clicked], index[joins]] = 1.0
+    nbrs.weights = sp.csr_matrix(weights)
+    state.models.cf_model = CFModel("m1", als, index, nbrs)
+    assert joins not in _ids(_debug(world))  # before the click
+    state.users.add_history("fan", clicked, time.time())
+    after = _debug(world)
+    assert _origin(after, "personal") in {"set", "stale_set"}
+    assert joins in _ids(after) and clicked not in _ids(after)

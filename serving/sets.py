@@ -1,0 +1,250 @@
+"""Stage 1a: the request's candidate sets, read from the store, or built on a miss and kept.
+
+The personal sources (personal, preferences) read the user's set and similar_item reads the
+context item's: no Milvus call while the sets exist. A set built from older models or an
+older collection (its tag) is still served, re-scored live, and queued for a refresh; a
+missing one is built within the request (one Milvus search per vector space, as live
+retrieval would do) and written back. Requests with a category or language filter retrieve
+live: a set of a few hundred candidates may hold too few of them.
+
+From a set, candidates are re-scored with the user's current vectors (the in-process item
+vectors and the interaction model's factors), and the item neighbours of what the user
+engaged with since the set was built join it: a click changes the next list at once, before
+any refresh. Every candidate passes the hard constraints on its current metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.candidate_sets import build_item_sets, build_user_sets, set_tag
+from core.context import UserContext
+from core.resilience import DependencyDown
+from core.stores.protocols import CandidateSet, item_owner, user_owner
+from core.surfaces import SurfaceConfig
+from serving.features import ItemMeta
+from serving.retrieval import SPACE_REASON, SPACE_SOURCE, Candidate, Constraints
+from serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+USER_SOURCES = frozenset({"personal", "preferences"})
+ITEM_SOURCES = frozenset({"similar_item"})
+RECENT_NEIGHBOURS = 5  # newest engagements since the set whose neighbours join it
+NEIGHBOURS_EACH = 20
+
+
+@dataclass
+class Sets:
+    """The sets one request uses; `origin` says, per owner kind, where each came from:
+    set (stored, current), stale_set (stored, older models: refresh queued), miss (built
+    now), none (nothing to build: no vectors, unknown item)."""
+
+    user: CandidateSet | None = None
+    item: CandidateSet | None = None
+    origin: dict[str, str] = field(default_factory=dict)
+
+
+def current_tag(state: ServingState) -> str:
+    cf = state.models.cf()
+    return set_tag(state.items.collection, cf.version if cf else None)
+
+
+def load_sets(
+    state: ServingState,
+    cfg: SurfaceConfig,
+    ctx: UserContext,
+    seed: str | None,
+    *,
+    filtered: bool,
+) -> Sets | None:
+    """The sets this request's sources read (None: retrieve live)."""
+    if not state.settings.candidates.enabled or filtered:
+        return None
+    names = {s.name for s in cfg.sources}
+    want_user = bool(names & USER_SOURCES)
+    want_item = bool(names & ITEM_SOURCES) and seed is not None
+    owners = [user_owner(ctx.user_id)] if want_user else []
+    owners += [item_owner(seed)] if want_item and seed else []
+    if not owners:
+        return None
+    got = state.candidates.get(owners)
+    tag = current_tag(state)
+    out = Sets()
+    if want_user:
+        out.user = _user_set(state, ctx, got.get(owners[0]), tag, out.origin)
+    if want_item and seed:
+        out.item = _item_set(state, seed, got.get(item_owner(seed)), tag, out.origin)
+    return out
+
+
+def _user_set(
+    state: ServingState,
+    ctx: UserContext,
+    have: CandidateSet | None,
+    tag: str,
+    origin: dict[str, str],
+) -> CandidateSet | None:
+    if have is not None:
+        origin["user"] = "set" if have.tag == tag else "stale_set"
+        if have.tag != tag:
+            state.candidates.mark_stale([have.owner], have.built_at)
+        return have
+    if ctx.cf_vec is None and ctx.content_vec is None and ctx.pref_vec is None:
+        origin["user"] = "none"
+        return None
+    serving = state.settings.serving
+    strict = serving.language_filter == "strict"
+    (built,) = build_user_sets(
+        state.items,
+        [ctx],
+        settings=state.settings,
+        tag=tag,
+        max_maturity=lambda c: c.max_maturity(serving.unknown_age_max_maturity),
+        language=lambda c: c.language if strict else None,
+    )
+    _keep(state, built)
+    origin["user"] = "miss"
+    return built
+
+
+def _item_set(
+    state: ServingState, seed: str, have: CandidateSet | None, tag: str, origin: dict[str, str]
+) -> CandidateSet | None:
+    if have is not None:
+        origin["item"] = "set" if have.tag == tag else "stale_set"
+        if have.tag != tag:
+            state.candidates.mark_stale([have.owner], have.built_at)
+        return have
+    built = build_item_sets(state.items, [seed], settings=state.settings, tag=tag)
+    if not built:
+        origin["item"] = "none"
+        return None
+    _keep(state, built[0])
+    origin["item"] = "miss"
+    return built[0]
+
+
+def _keep(state: ServingState, built: CandidateSet) -> None:
+    # Served from the built set anyway; if it is not kept, the next request builds it again.
+    with contextlib.suppress(DependencyDown):
+        state.candidates.put([built], state.settings.candidates.ttl_s)
+
+
+def admitted(
+    state: ServingState, ids: Sequence[str], constraints: Constraints
+) -> dict[str, ItemMeta]:
+    """The current metadata of the ids that pass the hard constraints and are not tombstoned
+    (the change log tells the process cache which entries to read again)."""
+    marks = state.catalogue.marks(ids)
+    meta = state.item_cache.get(state.items, ids, marks.changed_at)
+    excluded = set(constraints.exclude) | marks.tombstoned
+    return {i: m for i, m in meta.items() if i not in excluded and constraints.admits(m.fields)}
+
+
+def _live_cf(state: ServingState, ctx: UserContext, ids: Sequence[str]) -> dict[str, float]:
+    """User cf vector . item factors, for the items the interaction model knows."""
+    cf = state.models.cf()
+    if cf is None or ctx.cf_vec is None or len(ctx.cf_vec) != cf.als.item_factors.shape[1]:
+        return {}
+    known = [(i, cf.item_index[i]) for i in ids if i in cf.item_index]
+    if not known:
+        return {}
+    rows = cf.als.item_factors[[p for _, p in known]]
+    scores = rows @ ctx.cf_vec.astype(np.float32)
+    return {i: float(s) for (i, _), s in zip(known, scores, strict=True)}
+
+
+def _since_set(state: ServingState, ctx: UserContext, built_at: float) -> list[tuple[str, float]]:
+    """Neighbours (interaction model) of what the user engaged with after the set was built."""
+    cf = state.models.cf()
+    if cf is None or cf.neighbours is None:
+        return []
+    newer = [i for i, t in zip(ctx.recent, ctx.recent_ts, strict=True) if t > built_at]
+    out: dict[str, float] = {}
+    ids = cf.als.item_ids or []
+    for seed in newer[:RECENT_NEIGHBOURS]:
+        if seed not in cf.item_index:
+            continue
+        row = cf.neighbours.weights.getrow(cf.item_index[seed])
+        order = np.argsort(-row.data, kind="stable")[:NEIGHBOURS_EACH]
+        for k in order:
+            if row.data[k] > 0:
+                item = str(ids[row.indices[k]])
+                out[item] = max(out.get(item, 0.0), float(row.data[k]))
+    return list(out.items())
+
+
+def _fused(w: Mapping[str, float], scores: Mapping[str, float]) -> float:
+    """Milvus' WeightedRanker over inner products: sum of w * (0.5 + atan(s) / pi)."""
+    return sum(w[f] * (0.5 + math.atan(s) / math.pi) for f, s in scores.items())
+
+
+def personal(
+    state: ServingState,
+    ctx: UserContext,
+    s: CandidateSet,
+    cfg: SurfaceConfig,
+    constraints: Constraints,
+    quota: int,
+) -> list[Candidate]:
+    """The personal source from the user's set, re-scored with the user's current vectors."""
+    weights = {f: w for f, w in cfg.hybrid_weights.items() if w > 0}
+    lists = {f: list(s.sources.get(SPACE_SOURCE[f], [])) for f in ("cf_vec", "content_vec")}
+    usable = [f for f in lists if lists[f] and f in weights]
+    if not usable and lists["content_vec"]:
+        usable, weights = ["content_vec"], {"content_vec": 1.0}
+    if not usable:
+        return []
+    kept = {f: dict(lists[f]) for f in usable}
+    if "cf_vec" in usable:
+        for item, w in _since_set(state, ctx, s.built_at):
+            kept["cf_vec"].setdefault(item, w)
+    ids = list(dict.fromkeys(i for f in usable for i in kept[f]))
+    meta = admitted(state, ids, constraints)
+    live = {"cf_vec": _live_cf(state, ctx, list(meta)), "content_vec": {}}
+    if ctx.content_vec is not None:
+        mine = ctx.content_vec.astype(np.float32)
+        live["content_vec"] = {
+            i: float(m.vec @ mine) for i, m in meta.items() if len(m.vec) == len(mine)
+        }
+    out = []
+    for i, m in meta.items():
+        # A space scores the items it found (as in Milvus' fusion), with the live score.
+        per_space = {f: live[f].get(i, kept[f][i]) for f in usable if i in kept[f]}
+        scores = {SPACE_SOURCE[f]: v for f, v in per_space.items()}
+        if len(usable) > 1:
+            source, reason = "hybrid_ann", SPACE_REASON["cf_vec"]
+            scores["hybrid_ann"] = _fused(weights, per_space)
+        else:
+            source = SPACE_SOURCE[usable[0]]
+            reason = SPACE_REASON[usable[0]]
+        out.append(Candidate(i, dict(m.fields), [source], scores, [reason]))
+    out.sort(key=lambda c: -c.score)
+    return out[:quota]
+
+
+def listed(
+    state: ServingState,
+    s: CandidateSet,
+    source: str,
+    *,
+    reason: str,
+    constraints: Constraints,
+    quota: int,
+) -> list[Candidate]:
+    """One source's list of a set, as stored (best first), that passes the constraints."""
+    hits = list(s.sources.get(source, []))
+    meta = admitted(state, [i for i, _ in hits], constraints)
+    out = [
+        Candidate(i, dict(meta[i].fields), [source], {source: score}, [reason])
+        for i, score in hits
+        if i in meta
+    ]
+    return out[:quota]
