@@ -11,6 +11,7 @@ from core.logs import setup_logging
 from core.settings import get_settings
 from indexing.connect import build_stores
 from indexing.jobrunner import JobRunner
+from indexing.refresh import CandidateRefresher
 from indexing.worker import Worker, default_consumer_name
 
 log = logging.getLogger("indexing")
@@ -46,10 +47,17 @@ def main(argv: list[str] | None = None) -> None:
         runner = JobRunner(job_stores, settings, consumer)
         jobs = threading.Thread(target=runner.run, args=(stop,), name="jobs", daemon=True)
         jobs.start()
+    refresher = None
+    if settings.candidates.enabled:
+        # Own clients too: a refresh's searches never hold up applying events.
+        refresh = CandidateRefresher(build_stores(settings, embedder=stores.embedder), settings)
+        refresher = threading.Thread(target=refresh.run, args=(stop,), name="refresh", daemon=True)
+        refresher.start()
     log.info("worker %s consuming %s", worker.consumer, worker.stream)
     worker.run(stop)
-    if jobs is not None:
-        jobs.join(timeout=5)
+    for thread in (jobs, refresher):
+        if thread is not None:
+            thread.join(timeout=5)
     log.info("worker %s stopped after %d events", worker.consumer, worker.stats.applied)
 
 

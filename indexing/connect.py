@@ -14,6 +14,7 @@ from core.connect import (
 )
 from core.keys import Keys
 from core.settings import Settings
+from core.stores.candidates import RedisCandidates
 from core.stores.eventlog import EventLog
 from core.stores.items import ItemStore, UserStore
 from core.stores.registry import ModelRegistry
@@ -54,6 +55,7 @@ def build_stores(
         ),
         log=EventLog(settings.event_log_dir, log_writer) if log_writer else None,
         registry=ModelRegistry(r, keys, settings.models_dir),
+        candidates=RedisCandidates(r, keys) if settings.candidates.enabled else None,
         unflushed=UnflushedWrites(settings.milvus.flush_interval_s),
         user_sync=UserSync(w.user_sync_interval_s),
     )

@@ -33,6 +33,7 @@ from indexing.apply import (
     apply_item_upserts,
     apply_user_updates,
 )
+from indexing.refresh import queue_items, queue_users
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def _times(run: Sequence[ev.Event]) -> list[float]:
 def _on_item_upserted(s: Stores, run: Sequence[ev.Event]) -> None:
     items = [Item.model_validate(e.data) for e in run]
     apply_item_upserts(s, items, versions=_versions(run), times=_times(run))
+    queue_items(s.candidates, [i.item_id for i in items])
 
 
 def _on_item_deleted(s: Stores, run: Sequence[ev.Event]) -> None:
@@ -60,11 +62,15 @@ def _on_item_deleted(s: Stores, run: Sequence[ev.Event]) -> None:
 
 
 def _on_user_updated(s: Stores, run: Sequence[ev.Event]) -> None:
-    apply_user_updates(s, [User.model_validate(e.data) for e in run])
+    users = [User.model_validate(e.data) for e in run]
+    apply_user_updates(s, users)
+    queue_users(s.candidates, [u.user_id for u in users])
 
 
 def _on_interaction_logged(s: Stores, run: Sequence[ev.Event]) -> None:
-    apply_interactions(s, [(e.key, Interaction.model_validate(e.data)) for e in run])
+    events = [(e.key, Interaction.model_validate(e.data)) for e in run]
+    apply_interactions(s, events)
+    queue_users(s.candidates, [i.user_id for _, i in events])
 
 
 Handler = Callable[[Stores, Sequence[ev.Event]], None]

@@ -91,12 +91,14 @@ def _user_set(
     tag: str,
     origin: dict[str, str],
 ) -> CandidateSet | None:
-    if have is not None:
+    has_vectors = not (ctx.cf_vec is None and ctx.content_vec is None and ctx.pref_vec is None)
+    # A set built before the user had any vector holds nothing: build it now instead.
+    if have is not None and (any(have.sources.values()) or not has_vectors):
         origin["user"] = "set" if have.tag == tag else "stale_set"
         if have.tag != tag:
             state.candidates.mark_stale([have.owner], have.built_at)
         return have
-    if ctx.cf_vec is None and ctx.content_vec is None and ctx.pref_vec is None:
+    if not has_vectors:
         origin["user"] = "none"
         return None
     serving = state.settings.serving

@@ -24,6 +24,7 @@ from core.keys import Keys
 from core.scripts import TAKE_LEASE
 from core.stores.eventlog import EventLog
 from core.stores.items import ItemStore, UserStore
+from core.stores.protocols import CandidateStore
 from core.stores.registry import ModelRegistry
 from core.trending import Trending
 from embeddings.text import TextEmbedder
@@ -155,6 +156,8 @@ class Stores:
     text: TextModel
     log: EventLog | None = None
     registry: ModelRegistry | None = None
+    # Candidate sets to queue for a refresh as events are applied (None: sets are off).
+    candidates: CandidateStore | None = None
     unflushed: UnflushedWrites = field(default_factory=UnflushedWrites)
     user_sync: UserSync = field(default_factory=UserSync)
     lease: ItemLease = field(default_factory=ItemLease)

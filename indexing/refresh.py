@@ -1,0 +1,98 @@
+"""Keeping candidate sets current: the refresher takes owners from the refresh queue and
+rebuilds their sets, many per Milvus call.
+
+The worker's handlers queue owners as they apply events (a user's interactions or profile,
+an item's new content); the queue keeps each owner's first mark, so a burst of events costs one
+refresh. Refreshing runs in its own thread with its own clients, so applying events never
+waits for a search. A refresh taken but not finished (a crash) stays queued and is done again
+by any refresher; an owner marked again while its set was being rebuilt stays queued too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from core.candidate_sets import build_item_sets, build_user_sets, set_tag
+from core.settings import Settings
+from core.stores.candidates import RedisCandidates
+from core.stores.protocols import CandidateStore
+from core.stores.users import RedisUserState
+from indexing.apply import Stores
+
+log = logging.getLogger(__name__)
+
+IDLE_S = 0.2
+
+
+def candidate_store(stores: Stores) -> RedisCandidates:
+    return RedisCandidates(stores.redis, stores.keys)
+
+
+def queue_users(sets: CandidateStore | None, user_ids: Sequence[str]) -> None:
+    if sets is not None and user_ids:
+        sets.mark_stale([f"u:{u}" for u in dict.fromkeys(user_ids)], time.time())
+
+
+def queue_items(sets: CandidateStore | None, item_ids: Sequence[str]) -> None:
+    """Only items that have a set (someone asked for them): a bulk import queues nothing."""
+    if sets is None or not item_ids:
+        return
+    have = sets.get([f"i:{i}" for i in dict.fromkeys(item_ids)])
+    if have:
+        sets.mark_stale(list(have), time.time())
+
+
+class CandidateRefresher:
+    def __init__(self, stores: Stores, settings: Settings):
+        self.stores = stores
+        self.settings = settings
+        self.sets = candidate_store(stores)
+        self.users = RedisUserState(stores.redis, stores.keys)
+        self.refreshed = 0
+
+    def tag(self) -> str:
+        """As serving computes it: the collection and the interaction model it has loaded."""
+        cf = self.stores.registry.cf() if self.stores.registry else None
+        return set_tag(self.stores.items.collection, cf.version if cf else None)
+
+    def refresh_once(self, n: int | None = None) -> int:
+        """Rebuild up to `n` queued sets (oldest mark first); how many were rebuilt."""
+        taken = self.sets.stale(n or self.settings.candidates.refresh_batch)
+        if not taken:
+            return 0
+        tag = self.tag()
+        owners = [o for o, _ in taken]
+        users = [o[2:] for o in owners if o.startswith("u:")]
+        items = [o[2:] for o in owners if o.startswith("i:")]
+        serving = self.settings.serving
+        strict = serving.language_filter == "strict"
+        contexts = [self.users.context(u, recent_n=serving.history_exclude) for u in users]
+        built = build_user_sets(
+            self.stores.items,
+            contexts,
+            settings=self.settings,
+            tag=tag,
+            max_maturity=lambda c: c.max_maturity(serving.unknown_age_max_maturity),
+            language=lambda c: c.language if strict else None,
+        )
+        built += build_item_sets(self.stores.items, items, settings=self.settings, tag=tag)
+        self.sets.put(built, self.settings.candidates.ttl_s)
+        self.sets.finish(taken)
+        self.refreshed += len(built)
+        return len(taken)
+
+    def run(self, stop: threading.Event) -> None:
+        """Refresh until `stop`; a failure backs off and the owners stay queued."""
+        backoff = IDLE_S
+        while not stop.is_set():
+            try:
+                n = self.refresh_once()
+                backoff = IDLE_S
+            except Exception as e:
+                log.warning("candidate refresh failed (%s: %s); retrying", type(e).__name__, e)
+                n, backoff = 0, min(backoff * 2, 10.0)
+            if n == 0 and stop.wait(backoff):
+                return
