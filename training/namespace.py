@@ -19,7 +19,14 @@ def eval_settings(base: Settings, serving: dict[str, Any] | None = None) -> Sett
     tag = "eval" + uuid.uuid4().hex[:8]
     # Full-ranking protocols exclude every train item, however long the history; the data's
     # users have no language in their profiles, so nothing is filtered by it.
-    serving_update = {"cache_ttl_s": 0.0, "history_exclude": 10_000}
+    # Offline work has no request budget: a large catalogue's Milvus calls take what they take
+    # (with the serving budget, training at 100k items failed on `milvus_timeout`).
+    serving_update = {
+        "cache_ttl_s": 0.0,
+        "history_exclude": 10_000,
+        "milvus_budget_ms": 60_000,
+        "redis_budget_ms": 30_000,
+    }
     # Offline: no time budget (a busy machine must not turn sources into "over budget").
     surfaces = {n: s.model_copy(update={"budget_ms": 60_000}) for n, s in base.surfaces.items()}
     return base.model_copy(
