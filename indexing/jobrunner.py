@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from core.redis_typed import StreamEntry, stream_entries, text
+from core.redis_typed import StreamEntry, members, stream_entries, text
 from core.settings import Settings, settings_env
 from core.stores.jobs import JobError, JobStore
 from indexing.apply import Stores
@@ -36,6 +36,10 @@ MAX_ATTEMPTS = 3
 HOUSEKEEPING_S = 30.0
 TRAIN_TIMEOUT_S = 6 * 3600
 CHANGE_LOG_KEEP_S = 3600.0
+# A tombstone outlives every list that may still name its item (last good lists: an hour;
+# unused candidate sets expire in a week), and goes only once Milvus has no row for it.
+TOMBSTONE_KEEP_S = 8 * 86_400.0
+TOMBSTONE_PRUNE_BATCH = 1000
 
 
 class JobLockBusy(RuntimeError):
@@ -95,6 +99,24 @@ class JobRunner:
             cutoff = (time.time() - CHANGE_LOG_KEEP_S) * 1000
             r.zremrangebyscore(k.item_changes, "-inf", cutoff)
             r.zremrangebyscore(k.item_writers, "-inf", cutoff)
+        self.prune_tombstones()
+
+    def prune_tombstones(self, keep_s: float = TOMBSTONE_KEEP_S) -> int:
+        """Drop old tombstones of items Milvus no longer has (hidden items keep theirs), so the
+        set stays bounded by deletes of the last `keep_s`; how many were dropped."""
+        k = self.s.keys
+        old = members(
+            self.r.zrangebyscore(
+                k.tombstones, "-inf", time.time() - keep_s, start=0, num=TOMBSTONE_PRUNE_BATCH
+            )
+        )
+        if not old:
+            return 0
+        still = self.s.items.get(old, fields=("status",), strong=True)
+        gone = [i for i in old if i not in still]
+        if gone:
+            self.r.zrem(k.tombstones, *gone)
+        return len(gone)
 
     def _read(self, block_ms: int | None) -> list[StreamEntry]:
         resp = self.r.xreadgroup(GROUP, self.consumer, {self.s.keys.jobs: ">"}, 1, block_ms)
