@@ -27,10 +27,17 @@ if dedup_ttl_s ~= '0' then
   if not redis.call('SET', done, 1, 'NX', 'EX', dedup_ttl_s) then return 0 end
 end
 redis.call('ZADD', history, 'GT', ts, item)
-redis.call('ZREMRANGEBYRANK', history, 0, -tonumber(history_len) - 1)
 redis.call('HINCRBYFLOAT', affinity, item, weight)
 if tonumber(confidence_weight) > 0 then
   redis.call('HINCRBYFLOAT', confidence, item, confidence_weight)
+end
+-- The history keeps its newest history_len items; the per-item affinity and confidence of
+-- the items it drops go with them, so a user's state stays bounded.
+local dropped = redis.call('ZRANGE', history, 0, -tonumber(history_len) - 1)
+if #dropped > 0 then
+  redis.call('ZREMRANGEBYRANK', history, 0, -tonumber(history_len) - 1)
+  redis.call('HDEL', affinity, unpack(dropped))
+  redis.call('HDEL', confidence, unpack(dropped))
 end
 if tonumber(weight) > 0 then redis.call('ZINCRBY', popularity, weight, item) end
 redis.call('SADD', users, user)

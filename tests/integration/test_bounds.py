@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core import events as ev
+from core.domain import Interaction
 from core.settings import Settings
 from indexing.jobrunner import JobRunner
 from tests.integration.test_api_flow import load_catalogue
@@ -30,3 +32,23 @@ def test_old_tombstones_of_items_milvus_no_longer_has_are_pruned(
     # Pruned or not, the deleted item is still never served.
     body = client.get("/v1/recommendations", params={"user_id": "x", "limit": 50}).json()
     assert "cook-1" not in {i["item_id"] for i in body["items"]}
+
+
+def test_a_users_per_item_state_is_bounded_by_their_history(stores: Any, worker: Any) -> None:
+    """Affinity and confidence keep only the items the history keeps (its newest N)."""
+    n = stores.settings.history_len
+    events = [
+        ev.interaction_event(
+            Interaction(user_id="heavy", item_id=f"x{k}", type="watch", timestamp=1_700_000_000 + k)
+        )
+        for k in range(n + 15)
+    ]
+    ev.publish(stores.redis, stores.keys, events)
+    worker.drain()
+    r, k = stores.redis, stores.keys
+    hist = {m.decode() for m in r.zrange(k.history("heavy"), 0, -1)}
+    assert len(hist) == n and "x0" not in hist and f"x{n + 14}" in hist
+    for key in (k.affinity("heavy"), k.confidence("heavy")):
+        fields = {f.decode() for f in r.hkeys(key)}
+        assert fields <= hist and len(fields) == n, key
+    assert float(r.zscore(k.popularity, "x0") or 0) > 0  # aggregates keep the contribution
