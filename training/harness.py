@@ -25,12 +25,13 @@ from indexing.importer import import_records
 from serving.recommend import recommend
 from serving.request import RecRequest
 from serving.state import ServingState, build_state
-from training.evaluation.baselines import EvalData, run_baselines
+from training.evaluation.baselines import run_baselines
+from training.evaluation.data import EvalData
 from training.evaluation.metrics import RECALL_KS, evaluate
 from training.evaluation.splits import split_records
-from training.interaction import CFParams, train_cf
+from training.interaction import CFParams, TrainReport, train_cf
 from training.namespace import drop_namespace, eval_settings
-from training.ranker import train_ranker
+from training.ranker import RankerReport, train_ranker
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _load_train_recommend(
     progress: bool,
     policies: dict[str, PolicySpec],
 ) -> dict[str, Any]:
-
+    """Import the train part, fit both models, and score each policy variant's lists."""
     t0 = time.perf_counter()
     import_records(
         stores,
@@ -122,6 +123,42 @@ def _load_train_recommend(
         progress=progress,
     )
     load_s = time.perf_counter() - t0
+    report, ranker = _train_models(settings, stores, train, protocol=protocol, progress=progress)
+    # Same trained models and namespace: only the homepage's policy settings differ.
+    variants = {
+        "vantage": settings,
+        "vantage_policy_off": policy_off(settings),
+        **{name: with_policy(settings, spec) for name, spec in policies.items()},
+    }
+    runs: dict[str, dict[str, float]] = {}
+    latency: list[float] = []
+    for name, run_settings in variants.items():
+        runs[name], ms = _score_variant(name, run_settings, data, truth, progress=progress)
+        latency.extend(ms)
+    on, off = runs["vantage"], runs["vantage_policy_off"]
+    return {
+        "metrics": on,
+        "policy_off": off,
+        "policy_cost": _policy_cost(on, off),
+        "policy_variants": {k: v for k, v in runs.items() if k in policies},
+        "load_s": round(load_s, 1),
+        "train_s": report.total_s,
+        "cf_params": report.params,
+        "cf_model": report.version,
+        "ranker": ranker.as_dict(),
+        "recommend_p50_ms": round(float(np.percentile(latency, 50)), 2),
+    }
+
+
+def _train_models(
+    settings: Settings,
+    stores: Any,
+    train: Sequence[Mapping[str, Any]],
+    *,
+    protocol: str,
+    progress: bool,
+) -> tuple[TrainReport, RankerReport]:
+    """The interaction model, then the re-ranker, as `vantage train` fits them."""
     # `vantage train --tune-split` mirrors the protocol: random for ms, temporal for temporal.
     tune_split = "temporal" if protocol == "temporal" else "random"
     report = train_cf(stores, train, tune_split=tune_split, progress=progress)
@@ -133,49 +170,42 @@ def _load_train_recommend(
         cf_params=CFParams.from_dict(report.params),
         progress=progress,
     )
+    return report, ranker
+
+
+def _score_variant(
+    name: str,
+    settings: Settings,
+    data: EvalData,
+    truth: dict[int, set[int]],
+    *,
+    progress: bool,
+) -> tuple[dict[str, float], list[float]]:
+    """Every test user's homepage list as the API serves it: its metrics and the latencies."""
     depth = max(10, *RECALL_KS)
-    runs: dict[str, dict[str, Any]] = {}
+    state: ServingState = build_state(settings)
+    lists: dict[int, list[int]] = {}
     latency: list[float] = []
-    # Same trained models and namespace: only the homepage's policy settings differ.
-    variants = {
-        "vantage": settings,
-        "vantage_policy_off": policy_off(settings),
-        **{name: with_policy(settings, spec) for name, spec in policies.items()},
-    }
-    for name, run_settings in variants.items():
-        state: ServingState = build_state(run_settings)
-        lists: dict[int, list[int]] = {}
-        try:
-            for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):
-                t = time.perf_counter()
-                res = recommend(
-                    state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
-                )
-                latency.append((time.perf_counter() - t) * 1000)
-                lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
-        finally:
-            state.close()
-        runs[name] = evaluate(
-            lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors
-        )
-    on, off = runs["vantage"], runs["vantage_policy_off"]
+    try:
+        for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):
+            t = time.perf_counter()
+            res = recommend(
+                state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
+            )
+            latency.append((time.perf_counter() - t) * 1000)
+            lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
+    finally:
+        state.close()
+    metrics = evaluate(lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors)
+    return metrics, latency
+
+
+def _policy_cost(on: Mapping[str, float], off: Mapping[str, float]) -> dict[str, float | None]:
+    """What policy rules 3-8 change: relative NDCG@10, absolute coverage and diversity."""
     return {
-        "metrics": on,
-        "policy_off": off,
-        "policy_cost": {
-            "ndcg@10_change": round(on["ndcg@10"] / off["ndcg@10"] - 1, 4)
-            if off["ndcg@10"]
-            else None,
-            "coverage@10_change": round(on["coverage@10"] - off["coverage@10"], 4),
-            "diversity@10_change": round(on["diversity@10"] - off["diversity@10"], 4),
-        },
-        "policy_variants": {k: v for k, v in runs.items() if k in policies},
-        "load_s": round(load_s, 1),
-        "train_s": report.total_s,
-        "cf_params": report.params,
-        "cf_model": report.version,
-        "ranker": ranker.as_dict(),
-        "recommend_p50_ms": round(float(np.percentile(latency, 50)), 2),
+        "ndcg@10_change": round(on["ndcg@10"] / off["ndcg@10"] - 1, 4) if off["ndcg@10"] else None,
+        "coverage@10_change": round(on["coverage@10"] - off["coverage@10"], 4),
+        "diversity@10_change": round(on["diversity@10"] - off["diversity@10"], 4),
     }
 
 

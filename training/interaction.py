@@ -34,7 +34,8 @@ from embeddings.ials import ALSModel
 from embeddings.matrix import InteractionMatrix
 from embeddings.projection import ContentProjection
 from indexing.apply import Stores, persist_users
-from training.evaluation.baselines import EvalData, select_params
+from training.evaluation.baselines import select_params
+from training.evaluation.data import EvalData
 from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
 
 log = logging.getLogger(__name__)
@@ -257,31 +258,47 @@ def train_cf(
         params={**als.params(), **params.__dict__, "tune_split": tune_split},
     )
     if trials:
-        metric = next(k for k in trials[0] if k != "params")
-        report.metrics = {
-            f"inner_{metric}": round(max(t[metric] for t in trials if metric in t), 4),
-            "inner_split": tune_split,
-            "trials": len(trials),
-        }
-        blended = [t["blend_ndcg@10"] for t in trials if "blend_ndcg@10" in t]
-        if blended:
-            report.metrics["inner_blend_ndcg@10"] = round(max(blended), 4)
+        report.metrics = _inner_metrics(trials, tune_split)
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
     _write_user_vectors(stores, matrix, als)
     stores.mark_written()
     stores.flush_if_due(force=True)
-    path = registry.cf_dir(version)
+    _save_artefacts(registry.cf_dir(version), als, neighbours, params, projection)
+    report.total_s = round(time.perf_counter() - started, 2)
+    registry.publish("cf", version, report.as_dict())
+    # The one INFO line per training run; the fits and trials behind it log at DEBUG.
+    log.info("cf model %s published: %s", version, report.as_dict())
+    return report
+
+
+def _inner_metrics(trials: Sequence[Mapping[str, Any]], tune_split: str) -> dict[str, Any]:
+    """The best inner-split quality among the selection's trials."""
+    metric = next(k for k in trials[0] if k != "params")
+    metrics: dict[str, Any] = {
+        f"inner_{metric}": round(max(t[metric] for t in trials if metric in t), 4),
+        "inner_split": tune_split,
+        "trials": len(trials),
+    }
+    blended = [t["blend_ndcg@10"] for t in trials if "blend_ndcg@10" in t]
+    if blended:
+        metrics["inner_blend_ndcg@10"] = round(max(blended), 4)
+    return metrics
+
+
+def _save_artefacts(
+    path: Path,
+    als: ALSModel,
+    neighbours: ItemNeighbours,
+    params: CFParams,
+    projection: ContentProjection | None,
+) -> None:
+    """The model version's files: iALS, the neighbours, the blend weight, the projection."""
     als.save(path)
     neighbours.save(path / "neighbours")
     if params.blend_cf_weight is not None:
         save_blend(path, params.blend_cf_weight)
     if projection is not None:
         projection.save(path / "projection")
-    report.total_s = round(time.perf_counter() - started, 2)
-    registry.publish("cf", version, report.as_dict())
-    # The one INFO line per training run; the fits and trials behind it log at DEBUG.
-    log.info("cf model %s published: %s", version, report.as_dict())
-    return report
 
 
 def _write_item_vectors(

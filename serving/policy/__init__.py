@@ -70,10 +70,40 @@ def run(
     if n == 0 and not inp.pinned:
         return []
     vecs, popularity = inp.item_vecs[:n], inp.popularity[:n]  # rows of the window
-    base = 1.0 - np.arange(n, dtype=np.float64) / (limit * spec.mmr_depth)
     published = np.asarray([float(c.fields.get("published_at") or 0) for c in window])
     rules = list(inp.rules) if spec.rules else []
-    score = (
+    score = _policy_scores(window, vecs, published, rules, spec, inp, limit)
+    boosted = business.rule_deltas([r for r in rules if r.action == "boost"], window) > 0
+    for c, s in zip(window, score, strict=True):
+        c.scores[POLICY] = round(float(s), 6)
+    traits = _Traits.of(window, popularity, spec, category_filter=inp.category_filter)
+    placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit)
+    final: list[Candidate] = []
+    for i, explored, prop in placed:
+        c = window[i]
+        c.explored, c.propensity = explored, round(prop, 6)
+        if explored:
+            c.reasons = [*c.reasons, "picked to explore something new for you"]
+        elif boosted[i]:
+            c.reasons = [*c.reasons, "featured"]
+        if freshness.is_new(published[i], now=inp.now, new_days=spec.new_days):
+            c.reasons = [*c.reasons, "new"]
+        final.append(c)
+    return _pin(final, rules, inp, limit)
+
+
+def _policy_scores(
+    window: list[Candidate],
+    vecs: _F32,
+    published: npt.NDArray[np.float64],
+    rules: Sequence[Rule],
+    spec: PolicySpec,
+    inp: PolicyInputs,
+    limit: int,
+) -> npt.NDArray[np.float64]:
+    """Rules 3-5: the position score, minus feedback penalties, plus freshness and rules."""
+    base = 1.0 - np.arange(len(window), dtype=np.float64) / (limit * spec.mmr_depth)
+    score: npt.NDArray[np.float64] = (
         base
         - feedback.negative_penalties(
             vecs,
@@ -89,27 +119,64 @@ def run(
         )
         + business.rule_deltas(rules, window)
     )
-    boosted = business.rule_deltas([r for r in rules if r.action == "boost"], window) > 0
-    for c, s in zip(window, score, strict=True):
-        c.scores[POLICY] = round(float(s), 6)
+    return score
 
-    categories = [c.fields.get("category") or None for c in window]
-    creators = [c.fields.get("creator_id") or None for c in window]
-    unproven = [bool(p < spec.new_item_signals) for p in popularity]
-    caps = diversity.Caps(
-        category=None if inp.category_filter else spec.category_cap,
-        creator=spec.creator_cap,
-        unproven=spec.new_item_cap,
-    )
+
+@dataclass(frozen=True)
+class _Traits:
+    """What the diversity caps count, per window row, and the caps themselves."""
+
+    categories: list[str | None]
+    creators: list[str | None]
+    unproven: list[bool]
+    caps: diversity.Caps
+
+    @classmethod
+    def of(
+        cls,
+        window: Sequence[Candidate],
+        popularity: npt.NDArray[np.float64],
+        spec: PolicySpec,
+        *,
+        category_filter: bool,
+    ) -> _Traits:
+        return cls(
+            categories=[c.fields.get("category") or None for c in window],
+            creators=[c.fields.get("creator_id") or None for c in window],
+            unproven=[bool(p < spec.new_item_signals) for p in popularity],
+            caps=diversity.Caps(
+                category=None if category_filter else spec.category_cap,
+                creator=spec.creator_cap,
+                unproven=spec.new_item_cap,
+            ),
+        )
+
+    def fits(self, i: int, others: Sequence[int]) -> bool:
+        """Whether row `i` may join a list holding `others` without breaking a cap."""
+        return diversity.fits_caps(
+            i, others, self.categories, self.creators, self.unproven, self.caps
+        )
+
+
+def _place(
+    score: npt.NDArray[np.float64],
+    vecs: _F32,
+    traits: _Traits,
+    spec: PolicySpec,
+    *,
+    seed: int,
+    limit: int,
+) -> list[tuple[int, bool, float]]:
+    """Rules 6-7: (window row, explored, propensity) per position of the final list."""
     picked = diversity.select(
         score,
         vecs,
         limit=limit,
         lam=spec.mmr_lambda,
-        categories=categories,
-        creators=creators,
-        unproven=unproven,
-        caps=caps,
+        categories=traits.categories,
+        creators=traits.creators,
+        unproven=traits.unproven,
+        caps=traits.caps,
         window=limit * spec.mmr_depth,
     )
     taken = set(picked)
@@ -120,30 +187,17 @@ def run(
         limit=limit,
         share=spec.exploration_share,
         start=spec.exploration_start,
-        rng=random.Random(inp.seed),
-        fits=lambda i, others: diversity.fits_caps(i, others, categories, creators, unproven, caps),
+        rng=random.Random(seed),
+        fits=traits.fits,
     )
     fits = diversity.within_caps(
-        [categories[i] for i, _, _ in placed],
-        [creators[i] for i, _, _ in placed],
-        [unproven[i] for i, _, _ in placed],
+        [traits.categories[i] for i, _, _ in placed],
+        [traits.creators[i] for i, _, _ in placed],
+        [traits.unproven[i] for i, _, _ in placed],
         # A safety net for the hard caps (the unproven cap may have been relaxed to fill).
-        diversity.Caps(caps.category, caps.creator, None),
+        diversity.Caps(traits.caps.category, traits.caps.creator, None),
     )
-    final: list[Candidate] = []
-    for (i, explored, prop), ok in zip(placed, fits, strict=True):
-        if not ok:
-            continue
-        c = window[i]
-        c.explored, c.propensity = explored, round(prop, 6)
-        if explored:
-            c.reasons = [*c.reasons, "picked to explore something new for you"]
-        elif boosted[i]:
-            c.reasons = [*c.reasons, "featured"]
-        if freshness.is_new(published[i], now=inp.now, new_days=spec.new_days):
-            c.reasons = [*c.reasons, "new"]
-        final.append(c)
-    return _pin(final, rules, inp, limit)
+    return [p for p, ok in zip(placed, fits, strict=True) if ok]
 
 
 def _pin(

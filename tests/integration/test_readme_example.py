@@ -53,7 +53,7 @@ def _run_example(settings: Settings, embedder: Any, tmp_path: Path) -> dict[str,
     from indexing.connect import build_stores
     from indexing.demo import generate_demo
     from indexing.worker import Worker
-    from vantage.cli import seed_demo
+    from vantage.commands.run import seed_demo
 
     s = settings.model_copy(update={"data_dir": tmp_path / "data"})
     stores = build_stores(s, log_writer="import", embedder=embedder)

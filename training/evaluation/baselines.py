@@ -1,317 +1,40 @@
-"""Reference recommenders (MostPop, ItemKNN, EASE, iALS) and the ANCHORS evaluation run.
+"""The ANCHORS evaluation of the reference recommenders (`training.evaluation.recommenders`).
 
-Every baseline ranks the full catalogue: ``fit(train)`` takes a user x item CSR matrix of
-confidence weights (all but iALS binarise it) and ``recommend(user_indices, k)`` returns item
-indices, best first, optionally skipping the user's train items. ``run_baselines`` splits a
-dataset with an ANCHORS protocol, picks each baseline's hyper-parameters on the same split
-applied inside train (never on test), refits on train and scores the test set.
+``run_baselines`` splits a dataset with an ANCHORS protocol, picks each baseline's
+hyper-parameters on the same split applied inside train (never on test), refits on train and
+scores the test set.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from embeddings.confidence import RATING_SCHEMES, confidence_weight
-from embeddings.ease import ease_weights
-from embeddings.ials import DEFAULT_THREADS, ALSModel
-from embeddings.matrix import InteractionMatrix
-from indexing.datasets import load_dataset
+from embeddings.confidence import RATING_SCHEMES
+from embeddings.ials import DEFAULT_THREADS
+from training.evaluation.data import EvalData, Record
 from training.evaluation.metrics import RECALL_KS, evaluate
-from training.evaluation.splits import natural_key, split_records
+from training.evaluation.recommenders import (
+    BASELINES,
+    DEFAULT_GRIDS,
+    EASE,
+    IALS,
+    ItemKNN,
+    MostPop,
+    ScoringRecommender,
+    make_baseline,
+    top_k,
+)
+from training.evaluation.splits import split_records
 
 log = logging.getLogger(__name__)
 
-Record = Mapping[str, Any]
 SELECTION_METRIC = "ndcg@10"
-SCORE_BATCH = 1024
-
-
-def _binary(train: sp.spmatrix) -> sp.csr_matrix:
-    x = sp.csr_matrix(train, dtype=np.float32, copy=True)
-    x.data[:] = 1.0
-    x.eliminate_zeros()
-    return x
-
-
-class ScoringRecommender:
-    """Base: subclasses fill ``scores``; ranking and train-item exclusion live here."""
-
-    name = "base"
-    train: sp.csr_matrix
-
-    def params(self) -> dict[str, Any]:
-        """Hyper-parameters of this instance."""
-        return {}
-
-    def fit(self, train: sp.spmatrix) -> ScoringRecommender:
-        """Learn from a user x item weight matrix."""
-        raise NotImplementedError
-
-    def scores(self, user_indices: np.ndarray) -> np.ndarray:
-        """Dense [len(user_indices), n_items] scores, higher is better."""
-        raise NotImplementedError
-
-    def recommend(
-        self, user_indices: Sequence[int] | np.ndarray, k: int, exclude_train: bool = True
-    ) -> np.ndarray:
-        """Top-k item indices per user over the full catalogue, best first."""
-        users = np.asarray(user_indices, dtype=np.int64)
-        out = np.empty((len(users), k), dtype=np.int64)
-        for lo in range(0, len(users), SCORE_BATCH):
-            batch = users[lo : lo + SCORE_BATCH]
-            scores = np.array(self.scores(batch), dtype=np.float64)
-            if exclude_train:
-                seen = self.train[batch]
-                scores[
-                    np.repeat(np.arange(len(batch)), np.diff(seen.indptr)), seen.indices
-                ] = -np.inf
-            out[lo : lo + len(batch)] = top_k(scores, k)
-        return out
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Row-wise indices of the k largest scores, sorted descending (ties: lower index first)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part.sort(axis=1)  # so the stable sort below breaks ties by item index
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
-def _active_items(x: sp.csr_matrix) -> np.ndarray:
-    """Items with at least one train interaction.
-
-    Item-item models give the others all-zero rows and columns, so leaving them out of the
-    dense item x item matrix saves memory and cubic time on long-tail catalogues.
-    """
-    return np.flatnonzero(np.diff(x.tocsc().indptr))
-
-
-def _scatter(
-    train: sp.csr_matrix, active: np.ndarray, user_indices: np.ndarray, item_item: np.ndarray
-) -> np.ndarray:
-    """Scores X_u W over active items, placed back into full-catalogue columns."""
-    x = train[user_indices][:, active]
-    out = np.zeros((len(user_indices), train.shape[1]), dtype=np.float32)
-    out[:, active] = np.asarray(x @ item_item)
-    return out
-
-
-class MostPop(ScoringRecommender):
-    """Items ranked by how many users interacted with them."""
-
-    name = "MostPop"
-
-    def fit(self, train: sp.spmatrix) -> MostPop:
-        """Count users per item."""
-        self.train = _binary(train)
-        self.popularity = np.asarray(self.train.sum(axis=0)).ravel()
-        return self
-
-    def scores(self, user_indices: np.ndarray) -> np.ndarray:
-        """The same popularity row for everyone."""
-        return np.broadcast_to(self.popularity, (len(user_indices), len(self.popularity)))
-
-
-class ItemKNN(ScoringRecommender):
-    """Item-based cosine kNN on binary interactions; ``neighbours=None`` keeps them all."""
-
-    name = "ItemKNN"
-
-    def __init__(self, neighbours: int | None = 200):
-        self.neighbours = neighbours
-
-    def params(self) -> dict[str, Any]:
-        """Hyper-parameters of this instance."""
-        return {"neighbours": self.neighbours}
-
-    def fit(self, train: sp.spmatrix) -> ItemKNN:
-        """Cosine item-item similarity, pruned to the top neighbours of each item."""
-        self.train = _binary(train)
-        self.active = _active_items(self.train)
-        x = self.train[:, self.active]
-        counts = np.asarray(x.sum(axis=0)).ravel()
-        co = (x.T @ x).toarray().astype(np.float32)
-        norm = np.sqrt(counts).astype(np.float32)
-        sim = co / norm[:, None] / norm[None, :]
-        np.fill_diagonal(sim, 0.0)
-        if self.neighbours is not None and self.neighbours < sim.shape[0]:
-            # Column j scores item j from the user's items; keep j's top neighbours only.
-            cut = np.argpartition(-sim, self.neighbours - 1, axis=0)[self.neighbours :]
-            np.put_along_axis(sim, cut, 0.0, axis=0)
-        self.similarity = sim
-        return self
-
-    def scores(self, user_indices: np.ndarray) -> np.ndarray:
-        """Sum of similarities between each candidate and the user's items."""
-        return _scatter(self.train, self.active, user_indices, self.similarity)
-
-
-class EASE(ScoringRecommender):
-    """EASE (Steck 2019): closed-form item-item weights with a zero diagonal."""
-
-    name = "EASE"
-
-    def __init__(self, l2: float = 500.0):
-        self.l2 = l2
-
-    def params(self) -> dict[str, Any]:
-        """Hyper-parameters of this instance."""
-        return {"lambda": self.l2}
-
-    def fit(self, train: sp.spmatrix) -> EASE:
-        """B = I - P diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹, over items seen in train."""
-        self.train = _binary(train)
-        self.active = _active_items(self.train)
-        self.weights = ease_weights(self.train[:, self.active], self.l2)
-        return self
-
-    def scores(self, user_indices: np.ndarray) -> np.ndarray:
-        """X_u B (items without train interactions score 0)."""
-        return _scatter(self.train, self.active, user_indices, self.weights)
-
-
-class IALS(ScoringRecommender):
-    """The service's own ``ALSModel`` as a baseline (uses the confidence weights as given)."""
-
-    name = "iALS"
-
-    def __init__(
-        self,
-        factors: int = 64,
-        regularization: float = 10.0,
-        alpha: float = 10.0,
-        iterations: int = 15,
-        *,
-        rating_scheme: str = "flat",
-        num_threads: int = DEFAULT_THREADS,
-    ):
-        self.model = ALSModel(factors, regularization, alpha, iterations, num_threads=num_threads)
-        # Recorded only: the caller builds the train matrix with this scheme.
-        self.rating_scheme = rating_scheme
-
-    def params(self) -> dict[str, Any]:
-        """Hyper-parameters of this instance."""
-        p = self.model.params()
-        p.pop("random_state")
-        return {**p, "rating_scheme": self.rating_scheme}
-
-    def fit(self, train: sp.spmatrix) -> IALS:
-        """Train the ALS model on the weight matrix."""
-        self.train = sp.csr_matrix(train, dtype=np.float32)
-        self.model.fit(self.train)
-        return self
-
-    def scores(self, user_indices: np.ndarray) -> np.ndarray:
-        """Dot products of user and item factors."""
-        return self.model.scores(user_indices)
-
-
-# --------------------------------------------------------------------------- grids
-
-# Small on purpose: the ML-100K run (both tuning and final fits) must stay within minutes
-# on two cores. Each list brackets the values that won on inner splits during development.
-DEFAULT_GRIDS: dict[str, list[dict[str, Any]]] = {
-    "MostPop": [{}],
-    "ItemKNN": [{"neighbours": n} for n in (50, 100, 200, 400, None)],
-    "EASE": [{"l2": v} for v in (100.0, 300.0, 500.0, 1000.0)],
-    "iALS": [
-        {"factors": f, "regularization": r, "alpha": a, "rating_scheme": s}
-        for f, r, a, s in itertools.product(
-            (64, 128), (20.0, 50.0), (3.0, 5.0, 10.0), tuple(RATING_SCHEMES)
-        )
-    ],
-}
-BASELINES: dict[str, type[ScoringRecommender]] = {
-    "MostPop": MostPop,
-    "ItemKNN": ItemKNN,
-    "EASE": EASE,
-    "iALS": IALS,
-}
-
-
-def make_baseline(
-    name: str, params: Mapping[str, Any], *, num_threads: int = DEFAULT_THREADS
-) -> ScoringRecommender:
-    """Instantiate a baseline by name with grid parameters."""
-    if name == "iALS":
-        return IALS(**params, num_threads=num_threads)
-    return BASELINES[name](**params)
-
-
-# --------------------------------------------------------------------------- evaluation data
-
-
-class EvalData:
-    """Interactions of one dataset as index maps plus records, ready to split and score."""
-
-    def __init__(
-        self,
-        records: Sequence[Record],
-        item_ids: list[str],
-        item_categories: dict[str, list[str]],
-    ):
-        self.records = records
-        self.item_ids = item_ids
-        self.user_ids = sorted({str(r["user_id"]) for r in records}, key=natural_key)
-        self.item_index = {it: i for i, it in enumerate(item_ids)}
-        self.user_index = {u: i for i, u in enumerate(self.user_ids)}
-        self.item_vectors = _category_vectors(item_ids, item_categories)
-
-    @classmethod
-    def load(cls, dataset_path: str | Path) -> EvalData:
-        """Read a dataset; keep interactions that count as positives (all ratings)."""
-
-        ds = load_dataset(dataset_path)
-        categories = {
-            str(it["item_id"]): list(it.get("categories") or []) for it in ds.iter_items()
-        }
-        records = [
-            r for r in ds.iter_interactions() if confidence_weight(r["type"], r["value"]) > 0
-        ]
-        item_ids = list(categories)
-        known = set(item_ids)
-        for r in records:  # interactions on items missing from the catalogue still count
-            if str(r["item_id"]) not in known:
-                known.add(str(r["item_id"]))
-                item_ids.append(str(r["item_id"]))
-        return cls(records, item_ids, categories)
-
-    def matrix(self, records: Iterable[Record], rating_scheme: str = "flat") -> sp.csr_matrix:
-        """All-users x catalogue weight matrix of ``records``."""
-        return InteractionMatrix.from_records(
-            records, item_ids=self.item_ids, user_ids=self.user_ids, rating_scheme=rating_scheme
-        ).matrix
-
-    def truth(self, test: Iterable[Record], train: sp.csr_matrix) -> dict[int, set[int]]:
-        """user index -> relevant test item indices, minus items already in that user's train."""
-        out: dict[int, set[int]] = {}
-        for r in test:
-            out.setdefault(self.user_index[str(r["user_id"])], set()).add(
-                self.item_index[str(r["item_id"])]
-            )
-        for u, items in out.items():
-            items.difference_update(train.indices[train.indptr[u] : train.indptr[u + 1]].tolist())
-        return {u: items for u, items in out.items() if items}
-
-
-def _category_vectors(item_ids: list[str], categories: Mapping[str, list[str]]) -> np.ndarray:
-    """Multi-hot category vectors: the cheap, model-free basis for intra-list diversity."""
-    names = sorted({c for cats in categories.values() for c in cats})
-    col = {c: j for j, c in enumerate(names)}
-    vecs = np.zeros((len(item_ids), max(len(names), 1)), dtype=np.float32)
-    for i, it in enumerate(item_ids):
-        for c in categories.get(it, ()):
-            vecs[i, col[c]] = 1.0
-    return vecs
 
 
 def score_model(
@@ -424,6 +147,7 @@ def run_baselines(
     return result
 
 
+# The evaluation's public names, wherever they are defined (callers import them from here).
 __all__ = [
     "DEFAULT_GRIDS",
     "EASE",
