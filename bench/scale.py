@@ -68,6 +68,7 @@ from indexing.importer import import_records
 Stats = dict[str, Any]
 # Key families that hold requests or events in flight (TTL'd or trimmed), not users or items.
 TRANSIENT_FAMILIES = ("rec", "recinfo", "done", "idem", "events", "impressions")
+USER_INDEXES = ("users",)  # global keys with one member per user
 
 
 def _stats(lat: list[float], errors: int, elapsed: float | None = None) -> Stats:
@@ -190,7 +191,8 @@ def _endless(make: Callable[[int], list[str]], batch: int = 200) -> Iterator[str
 # --------------------------------------------------------------------------- phases
 
 
-def _import(settings: Settings, cat: SyntheticCatalogue, precomputed: bool) -> Stats:
+def _import(settings: Settings, cat: SyntheticCatalogue, args: argparse.Namespace) -> Stats:
+    precomputed = args.precomputed_vectors
     t = time.perf_counter()
     events = cat.event_arrays()
     out: Stats = {"generate_s": round(time.perf_counter() - t, 2)}
@@ -200,20 +202,17 @@ def _import(settings: Settings, cat: SyntheticCatalogue, precomputed: bool) -> S
         embedder = SyntheticEmbedder(cat, settings.models.text_dim)
         out["vector_index_s"] = round(time.perf_counter() - t, 2)
     stores = build_stores(settings, log_writer="import", embedder=embedder)
-    text_model = (
-        "synthetic vectors (--precomputed-vectors)"
-        if precomputed
-        else (f"text model {stores.embedder.name!r}")
-    )
+    vectors = "synthetic vectors (--precomputed-vectors)"
+    text_model = vectors if precomputed else f"text model {stores.embedder.name!r}"
     out["path"] = (
-        f"indexing.importer.import_records (vantage import's apply functions), {text_model}"
+        "indexing.importer.import_records (vantage import's apply functions), "
+        f"{args.item_batch} items per batch, {text_model}"
     )
     marks: dict[str, float] = {}
 
     def marked(name: str, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        marks[name] = (
-            time.perf_counter()
-        )  # runs when the importer first asks: the phase before ended
+        # Runs when the importer first asks for these records: the phase before has ended.
+        marks[name] = time.perf_counter()
         yield from records
 
     t0 = time.perf_counter()
@@ -225,6 +224,7 @@ def _import(settings: Settings, cat: SyntheticCatalogue, precomputed: bool) -> S
         interactions=marked("interactions", cat.interactions(events)),
         n_items=cat.n_items,
         n_interactions=len(events["user"]),
+        item_batch=args.item_batch,
         progress=sys.stderr.isatty(),
     )
     total = time.perf_counter() - t0
@@ -288,7 +288,15 @@ def _train(settings: Settings, timeout_s: float) -> Stats:
     else:
         try:
             summary = json.loads(out_path.read_text().strip().splitlines()[-1])
-            res["ranker_published"] = summary.get("ranker", {}).get("published")
+            ranker = summary.get("ranker", {})
+            res.update(
+                cf_s=summary.get("total_s"),
+                items_trained=summary.get("items_trained"),
+                items_projected=summary.get("items_projected"),
+                ranker_s=ranker.get("total_s"),
+                ranker_published=ranker.get("published"),
+                ranker_reason=ranker.get("reason") or None,
+            )
         except (ValueError, IndexError):
             pass
     return res
@@ -423,6 +431,8 @@ def _classify(rest: str) -> tuple[str, str, str | None]:
     )
     if parts[0] in TRANSIENT_FAMILIES:
         return "transient", parts[0], None
+    if rest in USER_INDEXES:  # one key, one member per user
+        return "user", rest, None
     return ("user" if user else "catalogue"), family, user
 
 
@@ -514,7 +524,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
     out: Stats = {"items": n_items, "users": n_users, "topics": len(cat.topics)}
     with fresh_stack() as settings:
         milvus = ["milvus_lite", str(settings.data_dir)]
-        out["import"] = _import(settings, cat, args.precomputed_vectors)
+        out["import"] = _import(settings, cat, args)
         out["milvus_rss_mb_after_import"] = _rss_mb(milvus)
         out["train"] = _train(settings, args.train_timeout)
         out["milvus_rss_mb_after_train"] = _rss_mb(milvus)
@@ -601,6 +611,9 @@ def main() -> None:
     ap.add_argument("--warm-shapes", type=int, default=150, help="homepage + related shapes each")
     ap.add_argument("--probes", type=int, default=30, help="freshness probes")
     ap.add_argument("--train-timeout", type=float, default=3600.0)
+    ap.add_argument(
+        "--item-batch", type=int, default=256, help="items per apply call (as vantage import)"
+    )
     ap.add_argument(
         "--precomputed-vectors",
         action="store_true",
