@@ -589,7 +589,7 @@ def _targets(sizes: list[Stats], ratios: Stats) -> Stats:
     big = by[100_000]
     misses = [_p95(big, "miss", n) for n in big.get("miss", {})]
     out: Stats = {
-        "train_completes_at_100k": bool(big["train"]["ok"]),
+        "train_completes_at_100k": bool(big.get("train", {}).get("ok")),
         "miss_p95_le_500ms_at_100k": all(m is not None and m <= 500 for m in misses),
     }
     if ratios.get("baseline_items") == 10_000:
@@ -624,7 +624,10 @@ def main() -> None:
     sizes: list[Stats] = []
     for n in sorted(args.items):
         t0 = time.perf_counter()
-        size = run_size(n, args)
+        try:
+            size = run_size(n, args)
+        except Exception as e:  # a size that breaks must not lose the sizes measured before it
+            size = {"items": n, "error": f"{type(e).__name__}: {e}"}
         size["wall_s"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(size), file=sys.stderr, flush=True)
         sizes.append(size)
