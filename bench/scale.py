@@ -151,29 +151,34 @@ async def _loop(
     """`concurrency` requests in flight, each taking the next path, for `seconds` (or paths)."""
     lat: list[float] = []
     errors = 0
+    first_error = ""
     source = iter(paths)
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits, headers=headers) as c:
 
         async def one_in_flight() -> None:
-            nonlocal errors
+            nonlocal errors, first_error
             while time.perf_counter() < stop_at:
                 p = next(source, None)
                 if p is None:
                     return
                 t = time.perf_counter()
                 try:
-                    ok = (await c.get(p)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    r = await c.get(p)
+                    ok, what = r.status_code == 200, f"{r.status_code} {r.text[:160]}"
+                except httpx.HTTPError as e:
+                    ok, what = False, type(e).__name__
                 lat.append((time.perf_counter() - t) * 1000)
-                errors += not ok
+                if not ok:
+                    errors += 1
+                    first_error = first_error or f"{p}: {what}"
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one_in_flight() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
-    return {**_stats(lat, errors, elapsed), "concurrency": concurrency}
+    out = {**_stats(lat, errors, elapsed), "concurrency": concurrency}
+    return out | ({"first_error": first_error} if first_error else {})
 
 
 def _run(
@@ -410,6 +415,7 @@ def _freshness(
                 time.sleep(0.005)
     out = _stats(lat, 0)
     out.pop("errors")
+    out["probes"] = out.pop("requests")
     return {
         **out,
         "unchanged_within_5s": unchanged,
