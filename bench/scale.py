@@ -54,6 +54,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -97,13 +98,30 @@ class Traffic:
         self.item_cum = np.cumsum(cat.popularity[self.items])
         self.asked_items: set[int] = set()
 
-    def _users(self, n: int) -> list[str]:
+    def _user_index(self, n: int) -> npt.NDArray[np.int64]:
         u = np.searchsorted(self.user_cum, self.rng.random(n) * self.user_cum[-1], side="right")
-        return [self.cat.user_id(int(j)) for j in np.minimum(u, len(self.user_cum) - 1)]
+        return np.minimum(u, len(self.user_cum) - 1)
+
+    def _users(self, n: int) -> list[str]:
+        return [self.cat.user_id(int(j)) for j in self._user_index(n)]
 
     def _items(self, n: int) -> list[int]:
         pos = np.searchsorted(self.item_cum, self.rng.random(n) * self.item_cum[-1], side="right")
         return [int(self.items[p]) for p in np.minimum(pos, len(self.items) - 1)]
+
+    def _viewers(self, items: list[int]) -> list[str]:
+        """For each context item, an active user allowed to see it (as real traffic comes from
+        a page the user was shown: no minor asks about an 18-rated item)."""
+        cat, out = self.cat, []
+        us = "US"
+        for i in items:
+            for _ in range(50):
+                j = int(self._user_index(1)[0])
+                region_ok = not cat.restricted[i] or cat.user(j)["region"] == us
+                if cat.maturity[i] <= cat.age[j] and region_ok:
+                    break
+            out.append(cat.user_id(j))
+        return out
 
     def homepage(self, n: int) -> list[str]:
         return [_home(u) for u in self._users(n)]
@@ -111,9 +129,8 @@ class Traffic:
     def related(self, n: int) -> list[str]:
         items = self._items(n)
         self.asked_items.update(items)
-        return [
-            _related(u, self.cat.item_id(i)) for u, i in zip(self._users(n), items, strict=True)
-        ]
+        users = self._viewers(items)
+        return [_related(u, self.cat.item_id(i)) for u, i in zip(users, items, strict=True)]
 
     def unasked_related(self, n: int) -> list[str]:
         """Related lists of context items no earlier path asked for (popular ones first)."""
@@ -126,7 +143,7 @@ class Traffic:
                 break
         fresh = fresh[:n]
         self.asked_items.update(fresh)
-        users = self._users(len(fresh))
+        users = self._viewers(fresh)
         return [_related(u, self.cat.item_id(i)) for u, i in zip(users, fresh, strict=True)]
 
     def probe_users(self, n: int) -> list[str]:
