@@ -187,6 +187,11 @@ class ItemMetaCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def clear(self) -> None:
+        """Forget every entry (what a restarted process starts from)."""
+        with self._lock:
+            self._data.clear()
+
     def _fresh(
         self, hit: tuple[float, ItemMeta] | None, changed_at: float | None, now: float
     ) -> bool:

@@ -92,8 +92,15 @@ def _user_set(
     origin: dict[str, str],
 ) -> CandidateSet | None:
     has_vectors = not (ctx.cf_vec is None and ctx.content_vec is None and ctx.pref_vec is None)
-    # A set built before the user had any vector holds nothing: build it now instead.
-    if have is not None and (any(have.sources.values()) or not has_vectors):
+    # A set built before the user had a vector lacks that space (a new user's first likes
+    # give them a content profile): build it now, so their own history speaks at once.
+    spaces = {"collaborative": ctx.cf_vec, "content_profile": ctx.content_vec}
+    lacking = (
+        any(v is not None and src not in have.sources for src, v in spaces.items())
+        if have
+        else False
+    )
+    if have is not None and not lacking and (any(have.sources.values()) or not has_vectors):
         origin["user"] = "set" if have.tag == tag else "stale_set"
         if have.tag != tag:
             state.candidates.mark_stale([have.owner], have.built_at)
