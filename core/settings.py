@@ -159,7 +159,9 @@ class WorkerSettings(BaseModel):
 class CandidateSettings(BaseModel):
     """Candidate sets: retrieval done ahead of requests (per user, per context item)."""
 
-    enabled: bool = Field(True, description="serve from candidate sets (off: retrieve live)")
+    # Off by default until its misses and cold start are measured at least as fast as live
+    # retrieval (bench/serve.py, ML-100K quality): the first measurements were not.
+    enabled: bool = Field(False, description="serve from candidate sets (off: retrieve live)")
     per_source: int = Field(300, ge=10, le=5000, description="candidates kept per source")
     ttl_s: float = Field(7 * 86_400.0, gt=0, description="a set unused this long expires")
     search_batch: int = Field(

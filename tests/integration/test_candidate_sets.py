@@ -3,15 +3,33 @@ from them; events change lists before any refresh, and deleted items never come 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings
+from app.main import create_app
+from core.settings import CandidateSettings, Settings
 from core.stores.candidates import RedisCandidates
 from core.stores.protocols import CandidateSet
 from indexing.refresh import CandidateRefresher
+from tests.conftest import _drop_test_data, authed, make_settings
 from tests.integration.test_api_flow import load_catalogue
+
+
+@pytest.fixture
+def settings(servers: dict[str, str]) -> Iterator[Settings]:
+    """Candidate sets on (they are off by default)."""
+    s = make_settings(servers, candidates=CandidateSettings(enabled=True))
+    yield s
+    _drop_test_data(s)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with authed(create_app(settings), settings) as c:
+        yield c
 
 
 def _debug(client: TestClient, **params: Any) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class World:
 def world() -> World:
     """60 items in 4 categories (every fifth for adults only, i59 hidden), all in the popular
     board; user `fan` has a content profile near i0 and has seen i1."""
-    settings = Settings(env="test")
+    settings = Settings(env="test", candidates={"enabled": True})
     state = memory_state(settings)
     rng = np.random.default_rng(3)
     dim, cf_dim = settings.models.text_dim, settings.models.cf_dim
