@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embeddings.text import compose_item_text
-from indexing.demo import TOPICS, Topic
+from indexing.demo import TOPICS, Topic, fill_template
 
 Record = dict[str, Any]
 
@@ -52,8 +51,6 @@ FAVOURITE_EVENTS = {"view": 40, "click": 25, "watch": 18, "like": 10, "rate": 3,
 OTHER_EVENTS = {"view": 50, "click": 25, "watch": 5, "skip": 15, "dislike": 5}
 REGIONS = {"US": 0.5, "GB": 0.2, "CA": 0.1, "AU": 0.1, "IE": 0.1}
 
-_ARTICLE = re.compile(r"^(?:a|an|the) ", re.IGNORECASE)
-_A_BEFORE_VOWEL = re.compile(r"\b([Aa]) ([aeiouAEIOU])")
 
 
 @dataclass(frozen=True)
@@ -77,20 +74,6 @@ def fine_topics(facets: int) -> tuple[FineTopic, ...]:
         for f in range(n):
             out.append(FineTopic(len(out), cat, cat.subjects[f::n]))
     return tuple(out)
-
-
-def _fill(template: str, rng: random.Random, topic: FineTopic, subject: str, adj: str) -> str:
-    cat = topic.category
-    extra, extra2 = rng.sample(cat.extras, 2)
-    text = template.format(
-        subject=subject,
-        bare=_ARTICLE.sub("", subject),
-        adj=adj,
-        extra=extra,
-        extra2=extra2,
-        fmt=rng.choice(cat.formats),
-    )
-    return _A_BEFORE_VOWEL.sub(r"\1n \2", text)
 
 
 def _cap(text: str) -> str:
@@ -205,15 +188,15 @@ class SyntheticCatalogue:
         other = self.topics[s] if s >= 0 else None
         cat = topic.category
         subject, adj = rng.choice(topic.subjects), rng.choice(cat.adjectives)
-        title = _cap(_fill(rng.choice(cat.titles), rng, topic, subject, adj))
+        title = _cap(fill_template(rng.choice(cat.titles), topic.category, rng, subject, adj))
         first, second = rng.sample(cat.sentences, 2)
-        parts = [_fill(first, rng, topic, subject, adj)]
+        parts = [fill_template(first, topic.category, rng, subject, adj)]
         if other is not None:
             o_subject = rng.choice(other.subjects)
             o_extra = rng.choice(other.category.extras)
             parts.append(f"It also explores {o_subject} and {o_extra}.")
         elif rng.random() < 0.5:
-            parts.append(_fill(second, rng, topic, subject, adj))
+            parts.append(fill_template(second, topic.category, rng, subject, adj))
         tags = rng.sample(cat.tags, rng.randint(2, 3))
         categories = [cat.name]
         if other is not None:

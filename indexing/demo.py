@@ -135,7 +135,7 @@ def _title_case(text: str) -> str:
     return " ".join(out)
 
 
-def _fill(template: str, topic: Topic, rng: random.Random, subject: str, adj: str) -> str:
+def fill_template(template: str, topic: Topic, rng: random.Random, subject: str, adj: str) -> str:
     """Fill one title/sentence template with words from ``topic``."""
     extra, extra2 = rng.sample(topic.extras, 2)
     text = template.format(
@@ -157,7 +157,7 @@ def _unique_title(rng: random.Random, topic: Topic, used: set[str]) -> tuple[str
     """Pick (title, subject, adjective) whose title is not in ``used`` yet."""
     for _ in range(50):
         subject, adj = rng.choice(topic.subjects), rng.choice(topic.adjectives)
-        title = _title_case(_fill(rng.choice(topic.titles), topic, rng, subject, adj))
+        title = _title_case(fill_template(rng.choice(topic.titles), topic, rng, subject, adj))
         if title not in used:
             return title, subject, adj
     # Vocabulary exhausted (only for very large n_items): number the sequel instead.
@@ -172,12 +172,12 @@ def _description(
 ) -> str:
     """One or two sentences from ``topic``; cross-category items borrow a clause from ``other``."""
     first, second = rng.sample(topic.sentences, 2)
-    parts = [_fill(first, topic, rng, subject, adj)]
+    parts = [fill_template(first, topic, rng, subject, adj)]
     if other is not None:
         o_subject, o_extra = rng.choice(other.subjects), rng.choice(other.extras)
         parts.append(f"It also explores {o_subject} and {o_extra}.")
     elif rng.random() < 0.5:
-        parts.append(_fill(second, topic, rng, subject, adj))
+        parts.append(fill_template(second, topic, rng, subject, adj))
     return " ".join(_sentence_case(p) for p in parts)
 
 
