@@ -32,9 +32,34 @@ from app.routes import (
 from app.state import AppState
 from core.errors import DependencyUnavailable
 from core.settings import Settings, get_settings
+from serving import itemmeta
 from serving.state import build_state
 
 log = logging.getLogger(__name__)
+
+
+def _background(
+    state: AppState, settings: Settings, stop: threading.Event
+) -> list[threading.Thread]:
+    """The API's own background work: the popular snapshot (first one before serving, best
+    effort, then refreshed) and, if on, reading the catalogue into the item cache."""
+    threads = [
+        threading.Thread(
+            target=state.snapshot.run,
+            args=(state, stop, settings.serving.snapshot_refresh_s),
+            name="popular-snapshot",
+            daemon=True,
+        )
+    ]
+    if settings.candidates.warm_item_cache:
+        threads.append(
+            threading.Thread(
+                target=itemmeta.warm, args=(state, stop), name="item-cache-warm", daemon=True
+            )
+        )
+    for t in threads:
+        t.start()
+    return threads
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,14 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_state(settings, AppState)
         app.state.vantage = state
         stop = threading.Event()
-        # First snapshot before serving (best effort), then refreshed in the background.
-        refresher = threading.Thread(
-            target=state.snapshot.run,
-            args=(state, stop, settings.serving.snapshot_refresh_s),
-            name="popular-snapshot",
-            daemon=True,
-        )
-        refresher.start()
+        threads = _background(state, settings, stop)
         state.impressions.start()
         collectors.register_pipeline(state)
         log.info("vantage API ready (milvus %s, redis %s)", settings.milvus.uri, settings.redis.url)
@@ -60,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
-            refresher.join(5)
+            for t in threads:
+                t.join(5)
             state.impressions.stop()  # writes what is queued, while Redis is still open
             state.close()
 

@@ -24,12 +24,22 @@ import numpy as np
 from core.context import UserContext
 from core.filters import Filter
 from core.settings import Settings
-from core.stores.protocols import CandidateSet, ItemIndex, item_owner, user_owner
+from core.stores.protocols import (
+    CandidateSet,
+    CandidateStore,
+    ItemIndex,
+    UserState,
+    item_owner,
+    user_owner,
+)
 
 # Onboarding preferences (and `cold_only` sources) serve a user until their own history
 # speaks for them.
 PREFERENCES_UNTIL = COLD_UNTIL = 20
 MAX_OVERFETCH = 1000  # extra hits asked for, to make up for seen items dropped afterwards
+# Bulk marks sort after every event's mark (a time): owners an event or a request marks are
+# refreshed first, then the rest, most recently written set first.
+BULK_MARK = 4e9
 SPACES = {"collaborative": "cf_vec", "content_profile": "content_vec", "preferences": "content_vec"}
 
 
@@ -136,3 +146,56 @@ def build_item_sets(
                 )
             )
     return out
+
+
+def refresh_queued(
+    items: ItemIndex,
+    users: UserState,
+    sets: CandidateStore,
+    *,
+    settings: Settings,
+    tag: str,
+    n: int,
+) -> tuple[int, int]:
+    """Rebuild up to `n` queued sets, earliest mark first, many per Milvus call: (owners
+    taken, sets written). A failure leaves the taken owners queued for the next attempt."""
+    taken = sets.stale(n)
+    if not taken:
+        return 0, 0
+    owners = [o for o, _ in taken]
+    user_ids = [o[2:] for o in owners if o.startswith("u:")]
+    item_ids = [o[2:] for o in owners if o.startswith("i:")]
+    serving = settings.serving
+    strict = serving.language_filter == "strict"
+    contexts = [users.context(u, recent_n=serving.history_exclude) for u in user_ids]
+    built = build_user_sets(
+        items,
+        contexts,
+        settings=settings,
+        tag=tag,
+        max_maturity=lambda c: c.max_maturity(serving.unknown_age_max_maturity),
+        language=lambda c: c.language if strict else None,
+    )
+    built += build_item_sets(items, item_ids, settings=settings, tag=tag)
+    sets.put(built, settings.candidates.ttl_s)
+    sets.finish(taken)
+    return len(taken), len(built)
+
+
+def queue_bulk(sets: CandidateStore, tag: str, *, ttl_s: float, batch: int = 1000) -> int:
+    """After a re-index swap or a new interaction model (a new `tag`), queue every held set
+    for a refresh, the most recently written first (a set is written when its owner acts or
+    asks), behind whatever events and requests queue. Idempotent: a crash midway queues again
+    on the next call; the tag is recorded once all are queued. How many were queued."""
+    if sets.built_for() == tag:
+        return 0
+    queued = 0
+    marks: dict[str, float] = {}
+    for owner, left_s in sets.held():
+        marks[owner] = BULK_MARK + max(ttl_s - left_s, 0.0)  # seconds since written
+        if len(marks) >= batch:
+            sets.mark_each(marks)
+            queued, marks = queued + len(marks), {}
+    sets.mark_each(marks)
+    sets.set_built_for(tag)
+    return queued + len(marks)

@@ -182,3 +182,13 @@ class Keys:
     def candidates_stale(self) -> str:
         """Owners whose candidate sets are due a refresh: zset, score = when first marked."""
         return f"{self.prefix}:cand:stale"
+
+    @property
+    def candidates_taken(self) -> str:
+        """Hash of the queued owners a refresher has taken (a new mark replaces theirs)."""
+        return f"{self.prefix}:cand:taken"
+
+    @property
+    def candidates_built(self) -> str:
+        """The tag (collection|model) every held set was last queued for a bulk refresh."""
+        return f"{self.prefix}:cand:bulk"

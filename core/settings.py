@@ -170,6 +170,9 @@ class CandidateSettings(BaseModel):
     refresh_batch: int = Field(
         256, ge=1, le=100_000, description="stale owners a worker takes per refresh round"
     )
+    warm_item_cache: bool = Field(
+        True, description="the API reads the catalogue's metadata into memory at start"
+    )
 
 
 class Settings(BaseSettings):

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from core.candidate_sets import build_item_sets, build_user_sets, set_tag
+from core.candidate_sets import queue_bulk, refresh_queued, set_tag
 from core.settings import Settings
 from core.stores.candidates import RedisCandidates
 from core.stores.protocols import CandidateStore
@@ -59,30 +59,22 @@ class CandidateRefresher:
         return set_tag(self.stores.items.collection, cf.version if cf else None)
 
     def refresh_once(self, n: int | None = None) -> int:
-        """Rebuild up to `n` queued sets (oldest mark first); how many were rebuilt."""
-        taken = self.sets.stale(n or self.settings.candidates.refresh_batch)
-        if not taken:
-            return 0
+        """Queue every held set once a new tag appears (re-index swap, new model), then
+        rebuild up to `n` queued sets; how many owners were taken."""
         tag = self.tag()
-        owners = [o for o, _ in taken]
-        users = [o[2:] for o in owners if o.startswith("u:")]
-        items = [o[2:] for o in owners if o.startswith("i:")]
-        serving = self.settings.serving
-        strict = serving.language_filter == "strict"
-        contexts = [self.users.context(u, recent_n=serving.history_exclude) for u in users]
-        built = build_user_sets(
+        bulk = queue_bulk(self.sets, tag, ttl_s=self.settings.candidates.ttl_s)
+        if bulk:
+            log.info("candidate sets: %d queued for a refresh to %s", bulk, tag)
+        taken, built = refresh_queued(
             self.stores.items,
-            contexts,
+            self.users,
+            self.sets,
             settings=self.settings,
             tag=tag,
-            max_maturity=lambda c: c.max_maturity(serving.unknown_age_max_maturity),
-            language=lambda c: c.language if strict else None,
+            n=n or self.settings.candidates.refresh_batch,
         )
-        built += build_item_sets(self.stores.items, items, settings=self.settings, tag=tag)
-        self.sets.put(built, self.settings.candidates.ttl_s)
-        self.sets.finish(taken)
-        self.refreshed += len(built)
-        return len(taken)
+        self.refreshed += built
+        return taken
 
     def run(self, stop: threading.Event) -> None:
         """Refresh until `stop`; a failure backs off and the owners stay queued."""

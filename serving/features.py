@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -225,22 +225,38 @@ class ItemMetaCache:
         self, items: ItemIndex, ids: Sequence[str], out: dict[str, ItemMeta] | None = None
     ) -> int:
         """Read these items into the cache (and `out`); how many exist."""
-        now = time.time()
+        at = time.time()
         rows = items.get(ids, fields=CACHED_FIELDS)
-        coll = items.collection
+        return self.fill(items.collection, rows.values(), out, at=at)
+
+    def fill(
+        self,
+        collection: str,
+        rows: Iterable[Mapping[str, Any]],
+        out: dict[str, ItemMeta] | None = None,
+        *,
+        at: float,
+        evict: bool = True,
+    ) -> int:
+        """Cache rows read with `CACHED_FIELDS` from `at` on (an item written since is read
+        again). A full cache is emptied first (`evict`), or takes nothing more (warming up
+        must not push out what requests read)."""
+        rows = list(rows)
         with self._lock:
             if len(self._data) + len(rows) > self.max_items:
+                if not evict:
+                    return 0
                 self._data.clear()
-            for i, r in rows.items():
+            for r in rows:
                 meta = ItemMeta(
                     np.asarray(r["content_vec"], dtype=np.float32),
                     r.get("category"),
                     str(r.get("title") or ""),
                     {f: r[f] for f in SERVING_FIELDS if f in r},
                 )
-                self._data[(coll, i)] = (now, meta)
+                self._data[(collection, str(r["item_id"]))] = (at, meta)
                 if out is not None:
-                    out[i] = meta
+                    out[str(r["item_id"])] = meta
         return len(rows)
 
 

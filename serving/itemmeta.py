@@ -8,10 +8,18 @@ region restricted, a hide), so nothing is served on outdated metadata.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Sequence
 
-from serving.features import ItemMeta
+from serving.features import CACHED_FIELDS, ItemMeta
 from serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+WARM_BATCH = 2000
+WARM_POLL_S = 5.0
 
 
 def current(state: ServingState, ids: Sequence[str]) -> dict[str, ItemMeta]:
@@ -27,3 +35,35 @@ def current(state: ServingState, ids: Sequence[str]) -> dict[str, ItemMeta]:
 def fields(state: ServingState, ids: Sequence[str]) -> dict[str, dict[str, object]]:
     """`current`, as the serving fields the constraints and the policy read."""
     return {i: dict(m.fields) for i, m in current(state, ids).items()}
+
+
+def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S) -> None:
+    """Read the whole catalogue into the process cache, in the background, at start and
+    after each re-index swap (a new collection), up to the cache's size: then a request from
+    a candidate set reads no item from Milvus. A failure is retried at the next poll."""
+    warmed: str | None = None
+    while not stop.is_set():
+        coll = state.items.collection
+        if coll != warmed:
+            try:
+                t0, n = time.perf_counter(), _warm_once(state, coll, stop)
+                warmed = coll
+                log.info("item cache: %d items of %s in %.1f s", n, coll, time.perf_counter() - t0)
+            except Exception as e:  # the thread must outlive any failure
+                log.warning("item cache warm-up failed (%s); retrying", e)
+        if stop.wait(poll_s):
+            return
+
+
+def _warm_once(state: ServingState, collection: str, stop: threading.Event) -> int:
+    cache, n = state.item_cache, 0
+    at = time.time()
+    for rows in state.items.iter_rows(CACHED_FIELDS, batch=WARM_BATCH):
+        if stop.is_set() or state.items.collection != collection:
+            break
+        added = cache.fill(collection, rows, at=at, evict=False)
+        if not added:
+            break  # full: the rest is read on demand
+        n += added
+        at = time.time()
+    return n

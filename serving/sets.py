@@ -2,10 +2,11 @@
 
 The personal sources (personal, preferences) read the user's set and similar_item reads the
 context item's: no Milvus call while the sets exist. A set built from older models or an
-older collection (its tag) is still served, re-scored live, and queued for a refresh; a
-missing one is built within the request (one Milvus search per vector space, as live
-retrieval would do) and written back. Requests with a category or language filter retrieve
-live: a set of a few hundred candidates may hold too few of them.
+older collection (its tag) is still served, re-scored live, and queued for a refresh. On a
+miss (a new user, a new context item, an expired set) the request retrieves live, exactly as
+without sets, and queues the set: the refresher builds it, batched with others, before the
+owner's next request. Requests with a category or language filter retrieve live: a set of a
+few hundred candidates may hold too few of them.
 
 From a set, candidates are re-scored with the user's current vectors (the in-process item
 vectors and the interaction model's factors), and the item neighbours of what the user
@@ -18,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.candidate_sets import build_item_sets, build_user_sets, set_tag
+from core.candidate_sets import set_tag
 from core.context import UserContext
 from core.resilience import DependencyDown
 from core.stores.protocols import CandidateSet, item_owner, user_owner
@@ -43,8 +45,8 @@ NEIGHBOURS_EACH = 20
 @dataclass
 class Sets:
     """The sets one request uses; `origin` says, per owner kind, where each came from:
-    set (stored, current), stale_set (stored, older models: refresh queued), miss (built
-    now), none (nothing to build: no vectors, unknown item)."""
+    set (stored, current), stale_set (stored, older models: refresh queued), miss (none
+    stored: retrieved live, set queued), none (nothing to build: a user without vectors)."""
 
     user: CandidateSet | None = None
     item: CandidateSet | None = None
@@ -93,7 +95,7 @@ def _user_set(
 ) -> CandidateSet | None:
     has_vectors = not (ctx.cf_vec is None and ctx.content_vec is None and ctx.pref_vec is None)
     # A set built before the user had a vector lacks that space (a new user's first likes
-    # give them a content profile): build it now, so their own history speaks at once.
+    # give them a content profile): retrieve live, so their own history speaks at once.
     spaces = {"collaborative": ctx.cf_vec, "content_profile": ctx.content_vec}
     lacking = (
         any(v is not None and src not in have.sources for src, v in spaces.items())
@@ -101,49 +103,40 @@ def _user_set(
         else False
     )
     if have is not None and not lacking and (any(have.sources.values()) or not has_vectors):
-        origin["user"] = "set" if have.tag == tag else "stale_set"
-        if have.tag != tag:
-            state.candidates.mark_stale([have.owner], have.built_at)
+        origin["user"] = _served(state, have, tag)
         return have
     if not has_vectors:
         origin["user"] = "none"
         return None
-    serving = state.settings.serving
-    strict = serving.language_filter == "strict"
-    (built,) = build_user_sets(
-        state.items,
-        [ctx],
-        settings=state.settings,
-        tag=tag,
-        max_maturity=lambda c: c.max_maturity(serving.unknown_age_max_maturity),
-        language=lambda c: c.language if strict else None,
-    )
-    _keep(state, built)
-    origin["user"] = "miss"
-    return built
+    origin["user"] = _missed(state, user_owner(ctx.user_id))
+    return None
 
 
 def _item_set(
     state: ServingState, seed: str, have: CandidateSet | None, tag: str, origin: dict[str, str]
 ) -> CandidateSet | None:
     if have is not None:
-        origin["item"] = "set" if have.tag == tag else "stale_set"
-        if have.tag != tag:
-            state.candidates.mark_stale([have.owner], have.built_at)
+        origin["item"] = _served(state, have, tag)
         return have
-    built = build_item_sets(state.items, [seed], settings=state.settings, tag=tag)
-    if not built:
-        origin["item"] = "none"
-        return None
-    _keep(state, built[0])
-    origin["item"] = "miss"
-    return built[0]
+    origin["item"] = _missed(state, item_owner(seed))
+    return None
 
 
-def _keep(state: ServingState, built: CandidateSet) -> None:
-    # Served from the built set anyway; if it is not kept, the next request builds it again.
+def _served(state: ServingState, have: CandidateSet, tag: str) -> str:
+    """set, or stale_set (older models or collection): served, re-scored live, and queued."""
+    if have.tag == tag:
+        return "set"
     with contextlib.suppress(DependencyDown):
-        state.candidates.put([built], state.settings.candidates.ttl_s)
+        state.candidates.mark_stale([have.owner], have.built_at)
+    return "stale_set"
+
+
+def _missed(state: ServingState, owner: str) -> str:
+    """No set: this request retrieves live (as without sets), and the set is queued, so the
+    refresher builds it, many owners per Milvus call, before the owner's next request."""
+    with contextlib.suppress(DependencyDown):
+        state.candidates.mark_stale([owner], time.time())
+    return "miss"
 
 
 def admitted(

@@ -7,15 +7,15 @@ active users and asked-for items keep one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
 
 from core.keys import Keys
-from core.redis_typed import scored
+from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
-from core.scripts import FINISH_STALE
+from core.scripts import FINISH_STALE, MARK_STALE, TAKE_STALE
 from core.stores.protocols import CandidateSet
 
 SCORE_DIGITS = 5
@@ -59,15 +59,18 @@ class RedisCandidates:
         guarded(self._breaker, pipe.execute)
 
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
-        if owners:
-            marks = dict.fromkeys(owners, at)
-            guarded(self._breaker, self.r.zadd, self.keys.candidates_stale, marks, nx=True)
+        self.mark_each(dict.fromkeys(owners, at))
+
+    def mark_each(self, marks: Mapping[str, float]) -> None:
+        if not marks:
+            return
+        args = [v for owner, at in marks.items() for v in (owner, repr(float(at)))]
+        guarded(self._breaker, MARK_STALE, self.r, keys=self._queue, args={"owner_marks": args})
 
     def stale(self, n: int) -> list[tuple[str, float]]:
-        reply = guarded(
-            self._breaker, self.r.zrange, self.keys.candidates_stale, 0, n - 1, withscores=True
-        )
-        return scored(reply)
+        reply = guarded(self._breaker, TAKE_STALE, self.r, keys=self._queue, args={"n": n})
+        flat = list(reply)
+        return [(text(flat[k]), float(flat[k + 1])) for k in range(0, len(flat), 2)]
 
     def finish(self, taken: Sequence[tuple[str, float]]) -> int:
         if not taken:
@@ -78,7 +81,7 @@ class RedisCandidates:
             self._breaker,
             FINISH_STALE,
             self.r,
-            keys={"stale": self.keys.candidates_stale},
+            keys=self._queue,
             args={"owner_marks": marks},
         )
         return int(n)
@@ -86,3 +89,28 @@ class RedisCandidates:
     def queued(self) -> int:
         return int(guarded(self._breaker, self.r.zcard, self.keys.candidates_stale))
 
+    @property
+    def _queue(self) -> dict[str, str]:
+        return {"stale": self.keys.candidates_stale, "taken": self.keys.candidates_taken}
+
+    def held(self) -> Iterator[tuple[str, float]]:
+        """Every owner holding a set, with the seconds its set has left (a SCAN: for bulk
+        work in the background, never on the request path)."""
+        base = self.keys.candidates("")
+        for kind in ("u:", "i:"):
+            keys = [text(k) for k in self.r.scan_iter(match=f"{base}{kind}*", count=1000)]
+            for k in range(0, len(keys), 1000):
+                chunk = keys[k : k + 1000]
+                pipe = self.r.pipeline(transaction=False)
+                for key in chunk:
+                    pipe.pttl(key)
+                for key, ms in zip(chunk, pipe.execute(), strict=True):
+                    if int(ms) > 0:
+                        yield key[len(base) :], int(ms) / 1000
+
+    def built_for(self) -> str | None:
+        raw = guarded(self._breaker, self.r.get, self.keys.candidates_built)
+        return text(raw) if raw is not None else None
+
+    def set_built_for(self, tag: str) -> None:
+        guarded(self._breaker, self.r.set, self.keys.candidates_built, tag)

@@ -13,7 +13,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,13 @@ class MemoryItemIndex:
 
     def reload(self) -> None:
         pass
+
+    def iter_rows(
+        self, fields: Sequence[str], *, batch: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        rows = [self._out(r, fields) for r in list(self._rows.values())]
+        for k in range(0, len(rows), batch):
+            yield rows[k : k + batch]
 
 
 class MemoryCatalogue:
@@ -255,6 +262,8 @@ class MemoryCandidates:
     def __init__(self) -> None:
         self.sets: dict[str, tuple[CandidateSet, float]] = {}  # owner -> (set, expires)
         self.stale_marks: dict[str, float] = {}
+        self.taken: set[str] = set()
+        self.bulk_tag: str | None = None
 
     def get(self, owners: Sequence[str]) -> dict[str, CandidateSet]:
         now = time.monotonic()
@@ -266,15 +275,26 @@ class MemoryCandidates:
             self.sets[s.owner] = (kept, time.monotonic() + max(ttl_s, 0.001))
 
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
-        for o in owners:
-            self.stale_marks.setdefault(o, at)
+        self.mark_each(dict.fromkeys(owners, at))
+
+    def mark_each(self, marks: Mapping[str, float]) -> None:
+        for o, at in marks.items():
+            if o in self.taken:
+                if self.stale_marks.get(o) != at:
+                    self.stale_marks[o] = at
+                    self.taken.discard(o)
+            else:
+                self.stale_marks[o] = min(at, self.stale_marks.get(o, at))
 
     def stale(self, n: int) -> list[tuple[str, float]]:
-        return sorted(self.stale_marks.items(), key=lambda kv: (kv[1], kv[0]))[:n]
+        got = sorted(self.stale_marks.items(), key=lambda kv: (kv[1], kv[0]))[:n]
+        self.taken.update(o for o, _ in got)
+        return got
 
     def finish(self, taken: Sequence[tuple[str, float]]) -> int:
         removed = 0
         for owner, at in taken:
+            self.taken.discard(owner)
             if self.stale_marks.get(owner) == at:
                 del self.stale_marks[owner]
                 removed += 1
@@ -282,6 +302,16 @@ class MemoryCandidates:
 
     def queued(self) -> int:
         return len(self.stale_marks)
+
+    def held(self) -> Iterator[tuple[str, float]]:
+        now = time.monotonic()
+        return iter([(o, exp - now) for o, (_, exp) in self.sets.items() if exp > now])
+
+    def built_for(self) -> str | None:
+        return self.bulk_tag
+
+    def set_built_for(self, tag: str) -> None:
+        self.bulk_tag = tag
 
 
 @dataclass

@@ -22,7 +22,7 @@ pipeline catches one exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -117,6 +117,12 @@ class ItemIndex(Protocol):
         """Make the collections searchable again after a server restart (idempotent)."""
         ...
 
+    def iter_rows(
+        self, fields: Sequence[str], *, batch: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every row (with `item_id`), in batches: a full scan, for background work."""
+        ...
+
 
 class CatalogueState(Protocol):
     """Per-item state kept beside the index: tombstones, the change log, popularity boards."""
@@ -190,12 +196,18 @@ class CandidateStore(Protocol):
         ...
 
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
-        """Queue owners for a refresh; an owner already queued keeps its first mark, so a
+        """Queue owners for a refresh; an owner already queued keeps its earliest mark, so a
         burst of events costs one refresh (coalescing)."""
         ...
 
+    def mark_each(self, marks: Mapping[str, float]) -> None:
+        """`mark_stale` with a mark per owner (a bulk refresh orders owners by it)."""
+        ...
+
     def stale(self, n: int) -> list[tuple[str, float]]:
-        """Up to `n` queued owners, oldest mark first, with their mark (they stay queued)."""
+        """Take up to `n` queued owners, earliest mark first, with their mark. They stay
+        queued until `finish` (a refresher that dies leaves them to the next); a mark that
+        arrives meanwhile replaces theirs."""
         ...
 
     def finish(self, taken: Sequence[tuple[str, float]]) -> int:
@@ -205,6 +217,16 @@ class CandidateStore(Protocol):
     def queued(self) -> int:
         """How many owners are due a refresh."""
         ...
+
+    def held(self) -> Iterator[tuple[str, float]]:
+        """Every owner holding a set, with the seconds its set has left."""
+        ...
+
+    def built_for(self) -> str | None:
+        """The tag the held sets were last queued for in bulk (None: never)."""
+        ...
+
+    def set_built_for(self, tag: str) -> None: ...
 
 
 class ResultCache(Protocol):

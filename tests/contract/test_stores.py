@@ -402,6 +402,35 @@ def test_stale_queue_coalesces_and_keeps_owners_marked_again(backend: Backend) -
     assert store.finish([]) == 0
 
 
+def test_a_mark_while_taken_keeps_the_owner_queued_and_earlier_marks_come_first(
+    backend: Backend,
+) -> None:
+    store = backend.candidates
+    store.mark_each({"u:bulk": 4e9 + 5, "u:old": 4e9 + 50})
+    store.mark_stale(["u:event"], 100.0)
+    assert [o for o, _ in store.stale(10)] == ["u:event", "u:bulk", "u:old"]
+    store.mark_stale(["u:old"], 200.0)  # an event moves a bulk-queued owner forward
+    taken = store.stale(2)
+    assert taken == [("u:event", 100.0), ("u:old", 200.0)]
+    # An event while the refresh runs: the set was built from older state, so it stays queued.
+    store.mark_stale(["u:event"], 150.0)
+    store.mark_stale(["u:event"], 160.0)  # coalesced again once re-marked
+    assert store.finish(taken) == 1
+    assert store.stale(10) == [("u:event", 150.0), ("u:bulk", 4e9 + 5)]
+    assert store.finish(store.stale(10)) == 2 and store.queued() == 0
+
+
+def test_held_sets_and_the_bulk_tag(backend: Backend) -> None:
+    store = backend.candidates
+    assert list(store.held()) == [] and store.built_for() is None
+    store.put([CandidateSet("u:a", "t", 1.0, {}), CandidateSet("i:x", "t", 1.0, {})], 60.0)
+    store.mark_stale(["u:queued"], 1.0)
+    held = dict(store.held())
+    assert held.keys() == {"u:a", "i:x"} and all(50 < left <= 60 for left in held.values())
+    store.set_built_for("items_v2|m3")
+    assert store.built_for() == "items_v2|m3"
+
+
 # -- The store boundary ------------------------------------------------------------------
 
 

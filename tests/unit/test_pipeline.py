@@ -6,6 +6,7 @@ tests run the same flows on the real servers through the API.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from core.candidate_sets import queue_bulk, refresh_queued
 from core.domain import Item, UserFields
 from core.errors import NotFound
 from core.resilience import DependencyDown
@@ -24,8 +26,10 @@ from core.stores.protocols import POPULAR
 from core.stores.registry import CFModel
 from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
+from serving import itemmeta
 from serving.recommend import recommend
 from serving.request import RecRequest
+from serving.sets import current_tag
 from serving.state import MemoryState, memory_state
 
 N_ITEMS = 60
@@ -227,23 +231,58 @@ def _origin(out: dict[str, Any], source: str) -> str:
     return next(s["origin"] for s in out["debug"]["sources"] if s["name"] == source)
 
 
-def test_a_missing_set_is_built_kept_and_then_served(world: World) -> None:
+def _refresh(w: World) -> int:
+    """What the worker's refresher does: build the queued sets (how many were written)."""
+    state = w.state
+    return refresh_queued(
+        state.items,
+        state.users,
+        state.candidates,
+        settings=state.settings,
+        tag=current_tag(state),
+        n=100,
+    )[1]
+
+
+def test_a_missing_set_is_queued_served_live_then_built_and_served(world: World) -> None:
     first = _debug(world)
     assert _origin(first, "personal") == "miss" and _origin(first, "popular") == "live"
+    assert world.state.candidates.get(["u:fan"]) == {}
+    assert "u:fan" in world.state.candidates.stale_marks  # queued for the refresher
+    assert _refresh(world) == 1 and world.state.candidates.queued() == 0
     kept = world.state.candidates.get(["u:fan"])["u:fan"]
     assert kept.sources["content_profile"] and "i1" not in kept.ids()  # seen: left out
     again = _debug(world)
     assert _origin(again, "personal") == "set"
     assert _ids(again)[:5] == _ids(first)[:5]  # exploration may differ from position 6
     related = _debug(world, surface="related", item_id="i10")
-    assert _origin(related, "similar_item") == "miss"
+    assert _origin(related, "similar_item") == "miss" and _refresh(world) == 1
     assert _origin(_debug(world, surface="related", item_id="i10"), "similar_item") == "set"
     assert "i10" not in world.state.candidates.get(["i:i10"])["i:i10"].ids()
+
+
+def test_a_new_tag_queues_every_held_set_most_recent_first(world: World) -> None:
+    state = world.state
+    for user in ("fan", "kid"):
+        state.users.set_vector(user, "cvec", world.vecs["i3"])
+        _debug(world, user)
+        _refresh(world)
+    ttl = state.settings.candidates.ttl_s
+    assert queue_bulk(state.candidates, current_tag(state), ttl_s=ttl) == 2
+    assert queue_bulk(state.candidates, current_tag(state), ttl_s=ttl) == 0  # done once
+    assert [o for o, _ in state.candidates.stale(10)] == ["u:kid", "u:fan"]  # newest first
+    state.items._collection = "items_v2"  # a re-index swap
+    _refresh(world)
+    assert state.candidates.queued() == 0
+    assert {s.tag for s in state.candidates.get(["u:fan", "u:kid"]).values()} == {
+        current_tag(state)
+    }
 
 
 def test_with_sets_and_a_warm_cache_milvus_is_not_called(world: World) -> None:
     _debug(world)
     _debug(world, surface="related", item_id="i10")
+    _refresh(world)
     world.state.snapshot.refresh(world.state)
     world.state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
     home = _debug(world)
@@ -256,6 +295,8 @@ def test_with_sets_and_a_warm_cache_milvus_is_not_called(world: World) -> None:
 def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> None:
     world.state.users.set_profile("kid", UserFields(birth_year=time.gmtime().tm_year - 9))
     world.state.users.set_vector("kid", "cvec", world.vecs["i2"])
+    _debug(world, "kid")
+    _refresh(world)
     before = _ids(_debug(world, "kid"))
     assert _origin(_debug(world, "kid"), "personal") == "set"
     gone, raised = before[0], before[1]
@@ -272,6 +313,7 @@ def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> N
 
 def test_a_set_from_older_models_is_served_and_queued_for_refresh(world: World) -> None:
     _debug(world)
+    _refresh(world)
     world.state.items._collection = "items_v2"  # a re-index swapped collections
     out = _debug(world)
     assert _origin(out, "personal") == "stale_set" and not out["degraded"]
@@ -292,6 +334,7 @@ def test_a_click_changes_the_next_list_before_any_refresh(world: World) -> None:
     index = {i: k for k, i in enumerate(ids)}
     state.users.set_vector("fan", "cfvec", factors[index["i0"]])
     _debug(world)
+    _refresh(world)
     in_set = state.candidates.get(["u:fan"])["u:fan"].ids()
     clicked = next(i for i in ids if i not in in_set and i not in {"i1", "i59"})
     joins = next(i for i in reversed(ids) if i not in in_set and i not in {"i1", "i59", clicked})
@@ -305,3 +348,26 @@ def test_a_click_changes_the_next_list_before_any_refresh(world: World) -> None:
     after = _debug(world)
     assert _origin(after, "personal") in {"set", "stale_set"}
     assert joins in _ids(after) and clicked not in _ids(after)
+
+
+def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: World) -> None:
+    state = world.state
+    stop = threading.Event()
+    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
+    warmer.start()
+    try:
+        _until(lambda: len(state.item_cache) == N_ITEMS)
+        state.items._collection = "items_v2"  # a re-index swap: entries are per collection
+        _until(lambda: len(state.item_cache) == 2 * N_ITEMS)
+    finally:
+        stop.set()
+        warmer.join(5)
+    state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
+
+
+def _until(pred: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
