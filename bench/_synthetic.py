@@ -52,7 +52,6 @@ OTHER_EVENTS = {"view": 50, "click": 25, "watch": 5, "skip": 15, "dislike": 5}
 REGIONS = {"US": 0.5, "GB": 0.2, "CA": 0.1, "AU": 0.1, "IE": 0.1}
 
 
-
 @dataclass(frozen=True)
 class FineTopic:
     """A demo category narrowed to a facet of its subjects."""
