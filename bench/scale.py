@@ -17,8 +17,13 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
   related p50/p95/p99, one at a time and `--concurrency` in flight, for `--seconds` each. The
   traffic is skewed like real traffic: users are drawn by their activity, context items by
   their popularity.
+  With `--candidates`, the sets of `--set-shapes` homepage and `--set-shapes` related request
+  shapes (drawn as above) are first queued and built as the worker's refresher does (`sets`:
+  sets/s for users and for context items), the API reads the catalogue into its item cache
+  (`api_item_cache_s`), and the phase cycles over those shapes.
 * `miss`: first requests (one at a time): homepage of users nobody has seen, related of
-  context items not asked before in this run (drawn by popularity among the rest).
+  context items not asked before in this run (drawn by popularity among the rest); with
+  `--candidates`, a context item without a set is retrieved live and its set queued.
 * `warm`: the API with the result cache on, every measured request shape asked once before.
 * `freshness`: with a worker running: a user's homepage, a click on its first item, then the
   homepage polled until the list changes (time from the 202).
@@ -31,6 +36,7 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
 
     python bench/scale.py [--items 10000 100000 [1000000]] [--users N] [--seed S]
         [--seconds S] [--precomputed-vectors] [--events-per-user N] [--probes N]
+        [--candidates [--set-shapes N]]
 
 At 10k items with the defaults the run takes about 10 minutes on the 2-core machine; 100k items
 with the text model needs about 20 minutes to import alone (use --precomputed-vectors).
@@ -51,6 +57,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -63,8 +70,11 @@ from bench._stack import admin_headers, child_env, fresh_stack, start_api, start
 from bench._synthetic import SyntheticCatalogue, SyntheticEmbedder
 from core.connect import connect_redis
 from core.settings import Settings
+from core.stores.candidates import RedisCandidates
 from indexing.connect import build_stores
 from indexing.importer import import_records
+from indexing.refresh import CandidateRefresher
+from serving.features import ITEM_CACHE_MAX
 
 Stats = dict[str, Any]
 # Key families that hold requests or events in flight (TTL'd or trimmed), not users or items.
@@ -333,6 +343,66 @@ def _cold(base: str, headers: dict[str, str], traffic: Traffic, args: argparse.N
     return out
 
 
+def _owners(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The user and context-item owners these request paths read sets of."""
+    users, items = [], []
+    for p in paths:
+        q = parse_qs(urlsplit(p).query)
+        users.append(f"u:{q['user_id'][0]}")
+        items += [f"i:{q['item_id'][0]}"] if "item_id" in q else []
+    return list(dict.fromkeys(users)), list(dict.fromkeys(items))
+
+
+def _build_sets(settings: Settings, paths: list[str]) -> Stats:
+    """Queue the sets these paths read and build them as the worker's refresher does, users
+    first, then context items: the refresh throughput."""
+    stores = build_stores(settings)
+    sets = RedisCandidates(stores.redis, stores.keys)
+    refresher = CandidateRefresher(stores, settings)
+    out: Stats = {"search_batch": settings.candidates.search_batch}
+    for kind, owners in zip(("users", "items"), _owners(paths), strict=True):
+        sets.mark_stale(owners, time.time())
+        built, t = refresher.refreshed, time.perf_counter()
+        while refresher.refresh_once():
+            pass
+        secs = time.perf_counter() - t
+        out[kind] = {
+            "sets": refresher.refreshed - built,
+            "seconds": round(secs, 1),
+            "per_s": round((refresher.refreshed - built) / max(secs, 1e-9), 1),
+        }
+    stores.redis.close()
+    return out
+
+
+def _wait_item_cache(base: str, headers: dict[str, str], n_items: int) -> float:
+    """Seconds until the API has read the catalogue into its item cache (its gauge)."""
+    t, want = time.perf_counter(), min(n_items, ITEM_CACHE_MAX)
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+        while time.perf_counter() - t < 1800:
+            m = re.search(r"^vantage_item_cache_items (\S+)$", c.get("/metrics").text, re.M)
+            if m and float(m.group(1)) >= want:
+                break
+            time.sleep(1)
+    return round(time.perf_counter() - t, 1)
+
+
+def _cold_sets(
+    base: str,
+    headers: dict[str, str],
+    home: list[str],
+    related: list[str],
+    args: argparse.Namespace,
+) -> Stats:
+    """As `_cold`, over request shapes whose candidate sets are built."""
+    _run(base, home[:20] + related[:20], 60, 1, headers)
+    out: Stats = {}
+    for c in sorted({1, args.concurrency}):
+        out[f"homepage_c{c}"] = _run(base, itertools.cycle(home), args.seconds, c, headers)
+        out[f"related_c{c}"] = _run(base, itertools.cycle(related), args.seconds, c, headers)
+    return out
+
+
 def _misses(
     base: str, headers: dict[str, str], traffic: Traffic, args: argparse.Namespace
 ) -> Stats:
@@ -553,9 +623,16 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
         out["milvus_rss_mb_after_train"] = _rss_mb(milvus)
         headers = admin_headers(settings)
         traffic = Traffic(cat, args.seed + n_items)
+        if settings.candidates.enabled:
+            home, related = traffic.homepage(args.set_shapes), traffic.related(args.set_shapes)
+            out["sets"] = _build_sets(settings, home + related)
         api, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S="0")
         try:
-            out["cold"] = _cold(base, headers, traffic, args)
+            if settings.candidates.enabled:
+                out["api_item_cache_s"] = _wait_item_cache(base, headers, n_items)
+                out["cold"] = _cold_sets(base, headers, home, related, args)
+            else:
+                out["cold"] = _cold(base, headers, traffic, args)
             out["miss"] = _misses(base, headers, traffic, args)
             out["api_rss_mb"] = _pid_rss_mb(api.pid)
         finally:
@@ -576,8 +653,8 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
             _stop(worker)
         out["redis"] = _redis_memory(settings, cat)
         out["milvus_rss_mb"] = _rss_mb(milvus)
-    # Candidate sets kept by workers do not exist yet (issue 15, deliverable 1): nothing to time.
-    out["worker_refresh_users_per_s"] = None
+    sets = out.get("sets", {})
+    out["worker_refresh_users_per_s"] = sets.get("users", {}).get("per_s")
     return out
 
 
@@ -635,6 +712,13 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=30, help="freshness probes")
     ap.add_argument("--train-timeout", type=float, default=3600.0)
     ap.add_argument(
+        "--candidates",
+        action="store_true",
+        help="serve from candidate sets: the sets of --set-shapes homepage and related "
+        "request shapes are built (timed) before the cold phase, which cycles over them",
+    )
+    ap.add_argument("--set-shapes", type=int, default=1000, help="homepage + related shapes each")
+    ap.add_argument(
         "--item-batch", type=int, default=256, help="items per apply call (as vantage import)"
     )
     ap.add_argument(
@@ -644,6 +728,8 @@ def main() -> None:
         "configured text dim) instead of running the text model on every item",
     )
     args = ap.parse_args()
+    if args.candidates:  # read by every stack's settings and passed to its processes
+        os.environ["VANTAGE_CANDIDATES__ENABLED"] = "true"
     sizes: list[Stats] = []
     for n in sorted(args.items):
         t0 = time.perf_counter()
@@ -661,6 +747,7 @@ def main() -> None:
                 "bench": "scale",
                 "seed": args.seed,
                 "precomputed_vectors": args.precomputed_vectors,
+                "candidates": args.candidates,
                 "seconds_per_phase": args.seconds,
                 "sizes": sizes,
                 "ratios": ratios,
