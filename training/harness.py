@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.candidate_sets import refresh_queued
 from core.settings import Settings
+from core.stores.protocols import user_owner
 from core.surfaces import PolicySpec
 from indexing.connect import build_stores
 from indexing.datasets import load_dataset
 from indexing.importer import import_records
 from serving.recommend import recommend
 from serving.request import RecRequest
+from serving.sets import current_tag
 from serving.state import ServingState, build_state
 from training.evaluation.baselines import run_baselines
 from training.evaluation.data import EvalData
@@ -187,6 +190,8 @@ def _score_variant(
     lists: dict[int, list[int]] = {}
     latency: list[float] = []
     try:
+        if settings.candidates.enabled:  # served from sets: build them as the workers would
+            _build_sets(state, [data.user_ids[u] for u in sorted(truth)])
         for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):
             t = time.perf_counter()
             res = recommend(
@@ -198,6 +203,19 @@ def _score_variant(
         state.close()
     metrics = evaluate(lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors)
     return metrics, latency
+
+
+def _build_sets(state: ServingState, user_ids: Sequence[str]) -> None:
+    state.candidates.mark_stale([user_owner(u) for u in user_ids], time.time())
+    while refresh_queued(
+        state.items,
+        state.users,
+        state.candidates,
+        settings=state.settings,
+        tag=current_tag(state),
+        n=state.settings.candidates.refresh_batch,
+    )[0]:
+        pass
 
 
 def _policy_cost(on: Mapping[str, float], off: Mapping[str, float]) -> dict[str, float | None]:
