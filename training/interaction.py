@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from core.events import INTERACTION_LOGGED
 from core.stores.eventlog import iter_log
-from core.stores.items import ITEM_ROW_FIELDS
 from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_by_weight, save_blend
 from embeddings.confidence import DEFAULT_RATING_SCHEME, confidence_weight
 from embeddings.ease import ItemNeighbours
@@ -37,6 +35,7 @@ from indexing.apply import Stores, persist_users
 from training.evaluation.baselines import select_params
 from training.evaluation.data import EvalData
 from training.evaluation.splits import PROTOCOLS, split_indices, stratified_split_indices
+from training.item_vectors import write_item_vectors
 
 log = logging.getLogger(__name__)
 
@@ -310,60 +309,16 @@ def _write_item_vectors(
     progress: bool,
 ) -> ContentProjection | None:
     """Give every item its new cf_vec (trained, or projected from its content vector)."""
-    content: dict[str, list[float]] = {}
-    for batch in stores.items.iter_rows(("content_vec",)):
-        content.update((r["item_id"], r["content_vec"]) for r in batch)
-    if not content:
-        return None
-    trained = [i for i in content if i in matrix.item_index]
-    projection = None
-    if trained:
-        projection = ContentProjection().fit(
-            np.asarray([content[i] for i in trained], dtype=np.float32),
-            als.item_factors[[matrix.item_index[i] for i in trained]],
-            alpha=params.projection_alpha,
-        )
-    ids = list(content)
-    with tqdm(total=len(ids), unit="item", desc="cf vectors", disable=not progress) as bar:
-        for start in range(0, len(ids), 1000):
-            # Re-read right before writing: an edit applied while training ran must survive
-            # (an upsert replaces the whole row).
-            rows = _fresh_rows(stores, ids[start : start + 1000])
-            cold = [r for r in rows if r["item_id"] not in matrix.item_index]
-            if cold and projection is not None:
-                projected = projection.project(
-                    np.asarray([r["content_vec"] for r in cold], dtype=np.float32)
-                )
-                for r, v in zip(cold, projected, strict=True):
-                    r["cf_vec"] = v.astype(np.float32).tolist()
-            for r in rows:
-                idx = matrix.item_index.get(r["item_id"])
-                if idx is not None:
-                    r["cf_vec"] = als.item_factors[idx].tolist()
-            stores.items.upsert(rows)
-            report.items_trained += len(rows) - len(cold)
-            report.items_projected += len(cold)
-            bar.update(min(1000, len(ids) - start))
-    return projection
-
-
-def _fresh_rows(stores: Stores, ids: list[str], attempts: int = 5) -> list[dict[str, Any]]:
-    """Current rows of these items, read strongly; rows an item write touched during the read
-    (per the change log) are read again, so training never writes back outdated metadata."""
-    r, k = stores.redis, stores.keys
-    rows: dict[str, dict[str, Any]] = {}
-    todo = list(ids)
-    for _ in range(attempts):
-        sec, usec = r.time()
-        t0 = int(sec) * 1000 + int(usec) // 1000
-        for i in todo:  # a row deleted meanwhile must not be written back
-            rows.pop(i, None)
-        rows.update(stores.items.get(todo, ITEM_ROW_FIELDS, strong=True))
-        stamps = r.zmscore(k.item_changes, todo) if todo else []
-        todo = [i for i, ms in zip(todo, stamps, strict=True) if ms is not None and ms >= t0]
-        if not todo:
-            break
-    return [rows[i] for i in ids if i in rows and i not in todo]
+    written = write_item_vectors(
+        stores,
+        matrix,
+        als.item_factors,
+        projection_alpha=params.projection_alpha,
+        progress=progress,
+    )
+    report.items_trained += written.trained
+    report.items_projected += written.projected
+    return written.projection
 
 
 def _write_user_vectors(stores: Stores, matrix: InteractionMatrix, als: ALSModel) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from pymilvus import AnnSearchRequest, MilvusClient, WeightedRanker
+from pymilvus.exceptions import MilvusException
 
 from core.domain import Item
 from core.filters import Filter
@@ -80,6 +84,23 @@ SERVING_FIELDS = (
 )
 
 
+# Milvus merges a partial upsert (`partial_update=True`) into the stored row from 2.6.2 on;
+# Milvus Lite 3 merges every upsert.
+PARTIAL_UPDATES_SINCE = (2, 6, 2)
+
+
+def merges_partial_updates(server_version: str) -> bool:
+    """Whether a Milvus of this version (`get_server_version()`) merges partial upserts.
+    Unknown version strings count as no (the caller then rewrites whole rows)."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", server_version)
+    if m is None:
+        return False
+    version = tuple(int(x) for x in m.groups())
+    if server_version.startswith("milvus_lite"):
+        return version[0] >= 3
+    return version >= PARTIAL_UPDATES_SINCE
+
+
 class ItemStore:
     """Items collection (through its alias); the read path's `ItemIndex`.
 
@@ -121,6 +142,54 @@ class ItemStore:
     def delete(self, item_ids: Sequence[str], *, collection: str | None = None) -> None:
         if item_ids:
             self.client.delete(collection or self.collection, ids=list(item_ids))
+
+    @cached_property
+    def partial_updates(self) -> bool:
+        """Whether this Milvus merges partial upserts (asked once): `set_vectors` needs it."""
+        return merges_partial_updates(str(self.client.get_server_version()))
+
+    def set_vectors(
+        self,
+        vectors: Mapping[str, npt.ArrayLike],
+        field: str = "cf_vec",
+        *,
+        collection: str | None = None,
+        attempts: int = 5,
+    ) -> list[str]:
+        """Write one vector field of existing items; the rest of each row stays as stored.
+
+        A partial update (`upsert(..., partial_update=True)` with rows of the key and `field`):
+        nothing else is read or sent, so metadata edited meanwhile is never written back.
+        Never creates an item: for a key without a row (never written, or deleted since the
+        caller listed it) Milvus would insert a row of that field alone, and the schema makes
+        every other field required, so it rejects the whole batch (Milvus Lite 3.2 and Milvus
+        2.6+ alike). The keys are then checked (a point read) and the batch is written again
+        without the missing ones. Returns the ids written.
+
+        The merge (read the stored row, write it back with the new field) happens in the server
+        and is not atomic: a write or delete of the same item landing inside that one call can
+        still be undone, as one landing between the read and the upsert of a whole-row rewrite
+        could (a narrower window: no round trip, nothing rebuilt client-side).
+        """
+        if not self.partial_updates:
+            raise RuntimeError("partial updates need Milvus 2.6.2 or later (or Milvus Lite 3)")
+        name = collection or self.collection
+        rows = [
+            {"item_id": i, field: np.asarray(v, dtype=np.float32).tolist()}
+            for i, v in vectors.items()
+        ]
+        for attempt in range(attempts):
+            if not rows:
+                break
+            try:
+                self.client.upsert(name, rows, partial_update=True)
+                return [r["item_id"] for r in rows]
+            except MilvusException:
+                live = self.get([r["item_id"] for r in rows], (), collection=name, strong=True)
+                if len(live) == len(rows) or attempt == attempts - 1:
+                    raise  # not (only) a missing row, or deletes kept racing this write
+                rows = [r for r in rows if r["item_id"] in live]
+        return []
 
     def get(
         self,

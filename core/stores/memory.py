@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from core.context import UserContext
 from core.domain import UserFields
@@ -55,6 +56,13 @@ class MemoryItemIndex:
     def delete(self, item_ids: Iterable[str]) -> None:
         for i in item_ids:
             self._rows.pop(i, None)
+
+    def set_vectors(self, vectors: Mapping[str, npt.ArrayLike], field: str = "cf_vec") -> list[str]:
+        """One vector field of existing rows (`ItemStore.set_vectors`); unknown ids are skipped."""
+        written = [i for i in vectors if i in self._rows]
+        for i in written:
+            self._rows[i][field] = np.asarray(vectors[i], dtype=np.float32)
+        return written
 
     def _out(self, row: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"item_id": row["item_id"]}

@@ -79,7 +79,10 @@ def _upsert_items(
     t = time.perf_counter()
     vecs = embed_items(s.live_embedder(), batch)
     embed_s = time.perf_counter() - t
-    # An edit must not cost the item its place in the collaborative space.
+    # An edit must not cost the item its place in the collaborative space. A point read by
+    # key, not a scan (Milvus Lite too). A partial upsert leaving cf_vec out would spare it only
+    # for items known to exist: Milvus rejects a whole batch holding a new item's partial row,
+    # and only this read says reliably which items exist.
     known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
     s.items.upsert(
