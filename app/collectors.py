@@ -79,16 +79,20 @@ class PipelineCollector(Collector):
         for dep, st in s.breakers.states().items():
             br.add_metric([dep], 1.0 if st == "open" else 0.0)
         yield br
-        cache = GaugeMetricFamily(
-            "vantage_item_cache_items", "Items whose metadata this process holds in memory"
-        )
-        cache.add_metric([], float(len(s.item_cache)))
-        yield cache
-        stale = GaugeMetricFamily(
-            "vantage_candidate_sets_queued", "Owners whose candidate sets are due a refresh"
-        )
-        stale.add_metric([], float(s.redis.zcard(s.keys.candidates_stale)))
-        yield stale
+        yield from _candidate_gauges(s)
+
+
+def _candidate_gauges(s: AppState) -> Iterator[Metric]:
+    cache = GaugeMetricFamily(
+        "vantage_item_cache_items", "Items whose metadata this process holds in memory"
+    )
+    cache.add_metric([], float(len(s.item_cache)))
+    yield cache
+    stale = GaugeMetricFamily(
+        "vantage_candidate_sets_queued", "Owners whose candidate sets are due a refresh"
+    )
+    stale.add_metric([], float(s.redis.zcard(s.keys.candidates_stale)))
+    yield stale
 
 
 _registered: PipelineCollector | None = None

@@ -113,7 +113,7 @@ def build_user_sets(
                 field=SPACES[source],
                 filter=_filter(maturity, lang),
                 limit=cfg.per_source + extra,
-                output_fields=(),
+                output_fields=("item_id",),
             )
             for q, row in zip(batch, hits, strict=True):
                 kept = [(h.item_id, h.score) for h in row if h.item_id not in q.exclude]
@@ -136,7 +136,7 @@ def build_item_sets(
         batch = ids[k : k + cfg.search_batch]
         vecs = np.stack([np.asarray(rows[i]["content_vec"], np.float32) for i in batch])
         hits = items.search(
-            vecs, filter=_filter(None, None), limit=cfg.per_source + 1, output_fields=()
+            vecs, filter=_filter(None, None), limit=cfg.per_source + 1, output_fields=("item_id",)
         )
         for item_id, row in zip(batch, hits, strict=True):
             kept = [(h.item_id, h.score) for h in row if h.item_id != item_id]
