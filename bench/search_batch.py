@@ -14,8 +14,9 @@ size: one warm-up call, then `--repeats` timed calls with fresh query vectors (t
 plus noise, as profiles are), `--limit` hits each, and the refresher's own filter
 (`candidate_sets._filter`: active, maturity <= `--max-maturity`[, `--language`]).
 
-Modes: `refresher` asks for no output fields, as the refresher does; Milvus Lite 3.2 reads that
-as "every field" and returns both vectors and all scalars of every hit. `pk` asks for item_id.
+Modes: `pk` asks for item_id, as the refresher does; `refresher` asks for no output fields, as
+the refresher first did: Milvus Lite 3.2 reads that as "every field" and returns both vectors and
+all scalars of every hit (2.6x slower, and over gRPC's 256 MB past ~98 long queries a call).
 Reported per batch: median seconds per call, queries/s, ms per query; per mode `best_batch`,
 `knee_batch` (smallest batch within 90% of the best queries/s) and a least-squares fit
 `s_per_call = fixed + per_query * batch`; `recall` of one call against exact numpy search.
@@ -23,6 +24,10 @@ Reported per batch: median seconds per call, queries/s, ms per query; per mode `
     python bench/search_batch.py [--rows 100000] [--batches 1,8,16,32,64,128,256,512]
         [--limit 300] [--repeats 3] [--no-filter] [--max-maturity 12] [--language en]
         [--field content_vec|cf_vec] [--modes pk,refresher] [--dim 384] [--seed 7]
+        [--uri http://milvus:19530]
+
+`--uri` measures on a Milvus server instead of a fresh Milvus Lite: the script creates its own
+uniquely named collections there and drops them when it ends.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--dim", type=int, default=384, help="content vector dimension")
     ap.add_argument("--modes", default="pk,refresher", help="output-field modes, see MODES")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--uri", default=None, help="a Milvus server (default: a fresh Milvus Lite)")
     args = ap.parse_args()
     args.batch_sizes = sorted({int(b) for b in args.batches.split(",") if b.strip()})
     if not args.batch_sizes or min(args.batch_sizes) < 1 or args.rows < 1 or args.repeats < 1:
@@ -167,16 +173,18 @@ class Catalogue:
 
 
 @contextlib.contextmanager
-def lite_server() -> Iterator[Settings]:
-    """A Milvus Lite server in a temp dir; stopped and its files removed on any exit."""
+def lite_server(uri: str | None = None) -> Iterator[Settings]:
+    """A Milvus Lite server in a temp dir (or the server at `uri`); stopped and its files
+    removed on any exit (on a server: this run's collections dropped)."""
     tmp = Path(tempfile.mkdtemp(prefix="vantage-bench-batch-"))
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally
     server = None
+    tag = "b" + uuid.uuid4().hex[:8]
     try:
-        server = start_milvus_lite(tmp / "milvus.db")
-        tag = "b" + uuid.uuid4().hex[:8]
+        if uri is None:
+            server = start_milvus_lite(tmp / "milvus.db")
         milvus = MilvusSettings(
-            uri=server.url,
+            uri=uri or server.url,
             items_alias=f"{tag}_items",
             users_collection=f"{tag}_users",
             timeout_s=600.0,
@@ -185,8 +193,22 @@ def lite_server() -> Iterator[Settings]:
     finally:
         if server is not None:
             server.stop()
+        elif uri is not None:
+            _drop_tagged(uri, tag)
         signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_tagged(uri: str, tag: str) -> None:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    for name in client.list_collections():
+        if name.startswith(tag):
+            for alias in client.list_aliases(collection_name=name).get("aliases", []):
+                client.drop_alias(alias)
+            client.drop_collection(name)
+    client.close()
 
 
 def _fill(store: ItemStore, cat: Catalogue) -> Stats:
@@ -363,7 +385,7 @@ def main() -> None:
     args = _args()
     out: Stats = {"bench": "search_batch", "rows": args.rows, "dim": args.dim}
     where = refresher_filter(args.max_maturity, args.language) if args.filter else None
-    with lite_server() as base:
+    with lite_server(args.uri) as base:
         settings = base.model_copy(
             update={"models": base.models.model_copy(update={"text_dim": args.dim})}
         )

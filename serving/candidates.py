@@ -270,6 +270,15 @@ def _contextual(state: ServingState, need: Need, quota: int) -> list[Candidate]:
     if user is not None and len(user) == len(query):
         query = w * query + (1 - w) * user
         query = query / max(float(np.linalg.norm(query)), 1e-12)
+    if _origin(need, "contextual") in ("set", "stale_set") and need.sets is not None:
+        return sets.contextual(
+            state,
+            query,
+            need.sets,
+            reason=f"goes with {need.seed.title}",
+            constraints=need.constraints,
+            quota=quota,
+        )
     return retrieval.ann(
         state.items,
         query,
@@ -299,6 +308,12 @@ def _origin(need: Need, source: str) -> str:
         return need.sets.origin.get("user", "live")
     if source in sets.ITEM_SOURCES:
         return need.sets.origin.get("item", "live")
+    if source in sets.BOTH_SOURCES:
+        # From the sets when both are there (a user without vectors has nothing to blend in).
+        item, user = need.sets.origin.get("item", "live"), need.sets.origin.get("user", "live")
+        if item not in ("set", "stale_set") or user in ("set", "stale_set", "none"):
+            return item
+        return user
     return "live"
 
 

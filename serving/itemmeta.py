@@ -18,8 +18,11 @@ from serving.state import ServingState
 
 log = logging.getLogger(__name__)
 
-WARM_BATCH = 2000
+WARM_BATCH = 1000
 WARM_POLL_S = 5.0
+# After each batch the warm-up rests as long as the batch took: an embedded (single-process)
+# Milvus then gives requests at least half of its time while the cache fills.
+WARM_REST = 1.0
 
 
 def current(state: ServingState, ids: Sequence[str]) -> dict[str, ItemMeta]:
@@ -65,5 +68,7 @@ def _warm_once(state: ServingState, collection: str, stop: threading.Event) -> i
         if not added:
             break  # full: the rest is read on demand
         n += added
+        if stop.wait(min(WARM_REST * (time.time() - at), 2.0)):
+            break
         at = time.time()
     return n

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 USER_SOURCES = frozenset({"personal", "preferences"})
 ITEM_SOURCES = frozenset({"similar_item"})
+BOTH_SOURCES = frozenset({"contextual"})  # the context item blended with the user's taste
 RECENT_NEIGHBOURS = 5  # newest engagements since the set whose neighbours join it
 NEIGHBOURS_EACH = 20
 
@@ -70,8 +71,8 @@ def load_sets(
     if not state.settings.candidates.enabled or filtered:
         return None
     names = {s.name for s in cfg.sources}
-    want_user = bool(names & USER_SOURCES)
-    want_item = bool(names & ITEM_SOURCES) and seed is not None
+    want_user = bool(names & (USER_SOURCES | BOTH_SOURCES))
+    want_item = bool(names & (ITEM_SOURCES | BOTH_SOURCES)) and seed is not None
     owners = [user_owner(ctx.user_id)] if want_user else []
     owners += [item_owner(seed)] if want_item and seed else []
     if not owners:
@@ -249,4 +250,34 @@ def listed(
         for i, score in hits
         if i in meta
     ]
+    return out[:quota]
+
+
+def contextual(
+    state: ServingState,
+    query: np.ndarray,
+    sets: Sets,
+    *,
+    reason: str,
+    constraints: Constraints,
+    quota: int,
+) -> list[Candidate]:
+    """The contextual source from the sets: the context item's content neighbours and the
+    user's content-profile and preference candidates, ranked by the blended query (the item
+    and the user's profile) on the items' in-process content vectors. The nearest items to a
+    blend lie near one of its parts, so this finds what the live ANN over the blend finds."""
+    parts = (
+        (sets.item, "similar_item"),
+        (sets.user, "content_profile"),
+        (sets.user, "preferences"),
+    )
+    pool = [i for s, source in parts if s for i, _ in s.sources.get(source, [])]
+    meta = admitted(state, list(dict.fromkeys(pool)), constraints)
+    q = query.astype(np.float32)
+    out = [
+        Candidate(i, dict(m.fields), ["contextual"], {"contextual": float(m.vec @ q)}, [reason])
+        for i, m in meta.items()
+        if len(m.vec) == len(q)
+    ]
+    out.sort(key=lambda c: -c.score)
     return out[:quota]

@@ -292,6 +292,18 @@ def test_with_sets_and_a_warm_cache_milvus_is_not_called(world: World) -> None:
     assert not related["degraded"] and related["items"]
 
 
+def test_the_contextual_source_blends_from_both_sets_as_live_retrieval_does(world: World) -> None:
+    live = _debug(world, surface="contextual", item_id="i10")
+    assert _origin(live, "contextual") == "miss"
+    assert _refresh(world) == 2  # the user's set and the context item's
+    from_sets = _debug(world, surface="contextual", item_id="i10")
+    assert _origin(from_sets, "contextual") == "set"
+    assert _ids(from_sets)[:5] == _ids(live)[:5]
+    world.state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    again = _debug(world, surface="contextual", item_id="i10")
+    assert not again["degraded"] and _ids(again)[:5] == _ids(live)[:5]
+
+
 def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> None:
     world.state.users.set_profile("kid", UserFields(birth_year=time.gmtime().tm_year - 9))
     world.state.users.set_vector("kid", "cvec", world.vecs["i2"])
