@@ -63,6 +63,16 @@ def policy_off(settings: Settings) -> Settings:
     )
 
 
+def other_retrieval(settings: Settings) -> tuple[str, Settings]:
+    """The same settings with candidate sets switched the other way, and its variant name:
+    the pipeline is scored both ways in one run (the sets hold the same sources, cached)."""
+    on = not settings.candidates.enabled
+    cands = settings.candidates.model_copy(update={"enabled": on})
+    return ("vantage_sets" if on else "vantage_live"), settings.model_copy(
+        update={"candidates": cands}
+    )
+
+
 def run_pipeline(
     settings: Settings,
     dataset: Path,
@@ -128,22 +138,25 @@ def _load_train_recommend(
     load_s = time.perf_counter() - t0
     report, ranker = _train_models(settings, stores, train, protocol=protocol, progress=progress)
     # Same trained models and namespace: only the homepage's policy settings differ.
+    other, other_settings = other_retrieval(settings)
     variants = {
         "vantage": settings,
         "vantage_policy_off": policy_off(settings),
+        other: other_settings,
         **{name: with_policy(settings, spec) for name, spec in policies.items()},
     }
     runs: dict[str, dict[str, float]] = {}
     latency: list[float] = []
     for name, run_settings in variants.items():
         runs[name], ms = _score_variant(name, run_settings, data, truth, progress=progress)
-        latency.extend(ms)
+        latency.extend(ms if name != other else [])
     on, off = runs["vantage"], runs["vantage_policy_off"]
     return {
         "metrics": on,
         "policy_off": off,
         "policy_cost": _policy_cost(on, off),
         "policy_variants": {k: v for k, v in runs.items() if k in policies},
+        "retrieval_variant": {other: runs[other]},
         "load_s": round(load_s, 1),
         "train_s": report.total_s,
         "cf_params": report.params,
@@ -271,7 +284,10 @@ def evaluate_dataset(
     )
     out["models"]["vantage"] = pipe["metrics"]
     out["models"]["vantage_policy_off"] = pipe["policy_off"]
-    out["vantage"] = {k: v for k, v in pipe.items() if k not in ("metrics", "policy_off")}
+    out["models"].update(pipe["retrieval_variant"])
+    out["vantage"] = {
+        k: v for k, v in pipe.items() if k not in ("metrics", "policy_off", "retrieval_variant")
+    }
     if baselines and not inner:
         base = run_baselines(dataset, protocol)
         for name, res in base["baselines"].items():
