@@ -36,7 +36,7 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
 
     python bench/scale.py [--items 10000 100000 [1000000]] [--users N] [--seed S]
         [--seconds S] [--precomputed-vectors] [--events-per-user N] [--probes N]
-        [--candidates [--set-shapes N]]
+        [--candidates [--set-shapes N]] [--train-only]
 
 At 10k items with the defaults the run takes about 10 minutes on the 2-core machine; 100k items
 with the text model needs about 20 minutes to import alone (use --precomputed-vectors).
@@ -290,7 +290,10 @@ def _train(settings: Settings, timeout_s: float) -> Stats:
     out_path, err_path = settings.data_dir / "train.out", settings.data_dir / "train.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
-            [*_vantage_cmd(), "train"], env=child_env(settings), stdout=out, stderr=err
+            [*_vantage_cmd(), "train"],
+            env={**child_env(settings), "PYTHONFAULTHANDLER": "1"},  # a crash's traceback
+            stdout=out,
+            stderr=err,
         )
         t0 = time.perf_counter()
         timed_out = False
@@ -315,8 +318,13 @@ def _train(settings: Settings, timeout_s: float) -> Stats:
     if timed_out:
         res["error"] = f"killed after the --train-timeout of {timeout_s:.0f} s"
     elif proc.returncode != 0:
-        lines = err_path.read_text(errors="replace").strip().splitlines()
-        res["error"] = " | ".join(line for line in lines[-4:] if "%|" not in line)
+        # gRPC's own log lines (I1203 ..., E1203 ...) are noise here.
+        lines = [
+            line
+            for line in err_path.read_text(errors="replace").strip().splitlines()
+            if "%|" not in line and not re.match(r"[IWE]\d{4} ", line)
+        ]
+        res["error"] = " | ".join(lines[-12:])
     else:
         try:
             summary = json.loads(out_path.read_text().strip().splitlines()[-1])
@@ -621,6 +629,8 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
         out["milvus_rss_mb_after_import"] = _rss_mb(milvus)
         out["train"] = _train(settings, args.train_timeout)
         out["milvus_rss_mb_after_train"] = _rss_mb(milvus)
+        if args.train_only:
+            return out
         headers = admin_headers(settings)
         traffic = Traffic(cat, args.seed + n_items)
         if settings.candidates.enabled:
@@ -711,6 +721,7 @@ def main() -> None:
     ap.add_argument("--warm-shapes", type=int, default=150, help="homepage + related shapes each")
     ap.add_argument("--probes", type=int, default=30, help="freshness probes")
     ap.add_argument("--train-timeout", type=float, default=3600.0)
+    ap.add_argument("--train-only", action="store_true", help="stop each size after training")
     ap.add_argument(
         "--candidates",
         action="store_true",

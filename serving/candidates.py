@@ -14,6 +14,7 @@ abandoned, not interrupted: its Milvus call ends by the client's own timeout.
 from __future__ import annotations
 
 import concurrent.futures as cf_futures
+import contextvars
 import dataclasses
 import logging
 import time
@@ -348,7 +349,11 @@ def generate(state: ServingState, need: Need, *, extra: int, deadline: float) ->
         except DependencyDown as e:
             results, runs[first].error = {}, e.reason
     else:
-        futures = {s.name: state.pool.submit(run, s.name, quota[s.name]) for s in specs}
+        # Each source in a copy of the request's context (its pinned model versions).
+        futures = {
+            s.name: state.pool.submit(contextvars.copy_context().run, run, s.name, quota[s.name])
+            for s in specs
+        }
         cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
         results = {}
         for name, fut in futures.items():

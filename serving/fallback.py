@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.resilience import DependencyDown
-from core.stores.items import SERVING_FIELDS
 from core.stores.protocols import POPULAR, CatalogueState, ItemIndex
+from serving.features import ItemMetaCache
 from serving.retrieval import Candidate
 
 
@@ -31,6 +31,9 @@ class SnapshotSource(Protocol):
 
     @property
     def catalogue(self) -> CatalogueState: ...
+
+    @property
+    def item_cache(self) -> ItemMetaCache: ...
 
 
 log = logging.getLogger(__name__)
@@ -63,13 +66,17 @@ class PopularSnapshot:
         if not ranked:
             self._snap = Snapshot((), time.time())
             return 0
-        meta = state.items.get([i for i, _ in ranked], fields=SERVING_FIELDS)
-        gone = state.catalogue.tombstoned([i for i, _ in ranked])
+        # Through the process item cache: once it is warm, no Milvus read (the change log
+        # says which entries to read again).
+        ids = [i for i, _ in ranked]
+        marks = state.catalogue.marks(ids)
+        cached = state.item_cache.get(state.items, ids, marks.changed_at)
+        meta = {i: dict(m.fields) for i, m in cached.items()}
         best = ranked[0][1] or 1.0
         items = tuple(
             (i, meta[i], s / best)
             for i, s in ranked
-            if i in meta and i not in gone and meta[i].get("status") == "active"
+            if i in meta and i not in marks.tombstoned and meta[i].get("status") == "active"
         )
         self._snap = Snapshot(items, time.time())
         return len(items)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from core.context import UserContext
 from core.resilience import DependencyDown
+from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
 from serving import cache, candidates, metrics, ranking, rerank, scoring, sets
 from serving.candidates import Generated, Need, SourceRun
@@ -129,7 +130,8 @@ def retrieve(
 def recommend(state: ServingState, req: RecRequest) -> RecResult:
     """Recommendations for one request, as the API returns them; the impression is logged
     asynchronously (debug requests are not impressions)."""
-    result = _recommend(state, req)
+    with versions_pinned():  # one version of each model for every stage of the request
+        result = _recommend(state, req)
     if not req.debug:
         state.impressions.log(result)
     return result

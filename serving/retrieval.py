@@ -243,13 +243,16 @@ def neighbours(
     if row.nnz == 0:
         return []
     order = np.argsort(-row.data, kind="stable")
+    order = order[row.data[order] > 0]
     ids = cf.als.item_ids or []
     excluded = set(constraints.exclude)
-    ranked = [
-        (str(ids[row.indices[k]]), float(row.data[k]))
-        for k in order
-        if row.data[k] > 0 and str(ids[row.indices[k]]) not in excluded
-    ][: 2 * limit]
+    ranked: list[tuple[str, float]] = []
+    for item, w in zip(row.indices[order].tolist(), row.data[order].tolist(), strict=True):
+        item_id = str(ids[item])
+        if item_id not in excluded:
+            ranked.append((item_id, w))
+            if len(ranked) >= 2 * limit:
+                break
     meta = items([i for i, _ in ranked])
     out = []
     for item_id, w in ranked:

@@ -12,7 +12,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,26 @@ RANKER_MODEL_FILE = "model.json"
 RANKER_META_FILE = "ranker.json"
 
 
+SERVED_KINDS = ("cf", "ranker")
+# Inside `versions_pinned()` (a request), the versions the read path uses, read once.
+_PINNED: ContextVar[dict[str, str | None] | None] = ContextVar("model_versions", default=None)
+
+
+@contextmanager
+def versions_pinned() -> Iterator[None]:
+    """Within this block (and threads started with its context) `cf` and `ranker` use the
+    versions current at their first use: one Redis read for both, and one version of each
+    model for every stage of a request even if a new one is published meanwhile."""
+    token = _PINNED.set({})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 class ModelRegistry:
+    """Published model versions (Redis) and their artefacts (files), loaded once per process."""
+
     def __init__(self, r: redis.Redis, keys: Keys, root: Path):
         self.r = r
         self.keys = keys
@@ -114,13 +135,25 @@ class ModelRegistry:
         v = self.r.get(self.keys.model(kind))
         return text(v) if v else None
 
+    def served_version(self, kind: str) -> str | None:
+        """`current`, or the version pinned for this request (both kinds read at once)."""
+        pinned = _PINNED.get()
+        if pinned is None or kind not in SERVED_KINDS:
+            return self.current(kind)
+        if kind not in pinned:
+            raw = self.r.mget([self.keys.model(k) for k in SERVED_KINDS])
+            pinned.update(
+                {k: text(v) if v else None for k, v in zip(SERVED_KINDS, raw, strict=True)}
+            )
+        return pinned.get(kind)
+
     def versions(self, kind: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.model_versions(kind))
         return {text(k): json.loads(v) for k, v in raw.items()}
 
     def cf(self) -> CFModel | None:
         """The current interaction model, reloaded when a newer version is published."""
-        version = self.current("cf")
+        version = self.served_version("cf")
         if version is None:
             return None
         if self._cf is not None and self._cf.version == version:
@@ -151,7 +184,7 @@ class ModelRegistry:
         A published version that fails to load is logged once and not retried: serving then
         keeps the retrieval order instead of failing requests.
         """
-        version = self.current("ranker")
+        version = self.served_version("ranker")
         if version is None or version == self._ranker_failed:
             return None
         if self._ranker is not None and self._ranker.version == version:
