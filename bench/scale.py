@@ -17,13 +17,14 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
   related p50/p95/p99, one at a time and `--concurrency` in flight, for `--seconds` each. The
   traffic is skewed like real traffic: users are drawn by their activity, context items by
   their popularity.
-  With `--candidates`, the sets of `--set-shapes` homepage and `--set-shapes` related request
-  shapes (drawn as above) are first queued and built as the worker's refresher does (`sets`:
+  With candidate sets (the default; `--no-candidates`: live retrieval), the sets of
+  `--set-shapes` homepage and `--set-shapes` related request shapes (drawn as above) are
+  first queued and built as the worker's refresher does (`sets`:
   sets/s for users and for context items), the API reads the catalogue into its item cache
   (`api_item_cache_s`), and the phase cycles over those shapes.
 * `miss`: first requests (one at a time): homepage of users nobody has seen, related of
   context items not asked before in this run (drawn by popularity among the rest); with
-  `--candidates`, a context item without a set is retrieved live and its set queued.
+  candidate sets, a context item without a set is retrieved live and its set queued.
 * `warm`: the API with the result cache on, every measured request shape asked once before.
 * `freshness`: with a worker running: a user's homepage, a click on its first item, then the
   homepage polled until the list changes (time from the 202).
@@ -36,7 +37,7 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
 
     python bench/scale.py [--items 10000 100000 [1000000]] [--users N] [--seed S]
         [--seconds S] [--precomputed-vectors] [--events-per-user N] [--probes N]
-        [--candidates [--set-shapes N]] [--train-only]
+        [--no-candidates | --set-shapes N] [--train-only]
 
 At 10k items with the defaults the run takes about 10 minutes on the 2-core machine; 100k items
 with the text model needs about 20 minutes to import alone (use --precomputed-vectors).
@@ -656,6 +657,9 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
             VANTAGE_SURFACES__RELATED__CACHE_TTL_S=ttl,
         )
         try:
+            # A new API process reads the catalogue into its item cache first (as the cold
+            # phase waits for): measured before that, a request competes with the warm-up.
+            out["api_item_cache_s_warm_phase"] = _wait_item_cache(base, headers, n_items)
             out["warm"] = _warm(base, headers, traffic, args)
             out["freshness"] = _freshness(base, headers, traffic, args)
         finally:
@@ -724,9 +728,11 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true", help="stop each size after training")
     ap.add_argument(
         "--candidates",
-        action="store_true",
-        help="serve from candidate sets: the sets of --set-shapes homepage and related "
-        "request shapes are built (timed) before the cold phase, which cycles over them",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve from candidate sets (the default): the sets of --set-shapes homepage and "
+        "related request shapes are built (timed) before the cold phase, which cycles over "
+        "them; --no-candidates retrieves live on every request",
     )
     ap.add_argument("--set-shapes", type=int, default=1000, help="homepage + related shapes each")
     ap.add_argument(
@@ -739,8 +745,8 @@ def main() -> None:
         "configured text dim) instead of running the text model on every item",
     )
     args = ap.parse_args()
-    if args.candidates:  # read by every stack's settings and passed to its processes
-        os.environ["VANTAGE_CANDIDATES__ENABLED"] = "true"
+    # Read by every stack's settings and passed to its processes.
+    os.environ["VANTAGE_CANDIDATES__ENABLED"] = "true" if args.candidates else "false"
     sizes: list[Stats] = []
     for n in sorted(args.items):
         t0 = time.perf_counter()

@@ -206,6 +206,7 @@ def main() -> None:
             # The serving TTL caps each surface's own: raise both for the warm run.
             proc, base = start_api(
                 settings,
+                VANTAGE_CANDIDATES__ENABLED="false",  # live retrieval; sets: `cold_sets`
                 VANTAGE_SERVING__CACHE_TTL_S=ttl,
                 VANTAGE_SURFACES__HOMEPAGE__CACHE_TTL_S=ttl,
                 VANTAGE_SURFACES__RELATED__CACHE_TTL_S=ttl,

@@ -159,9 +159,10 @@ class WorkerSettings(BaseModel):
 class CandidateSettings(BaseModel):
     """Candidate sets: retrieval done ahead of requests (per user, per context item)."""
 
-    # Off by default until its misses and cold start are measured at least as fast as live
-    # retrieval (bench/serve.py, ML-100K quality): the first measurements were not.
-    enabled: bool = Field(False, description="serve from candidate sets (off: retrieve live)")
+    # On: the same ML-100K quality as live retrieval (bench/quality.py scores both in one
+    # run), 1.85x live's cold throughput at 10k items, and flat from 10k to 100k items
+    # (bench/serve.py --candidates, bench/scale.py). Off: every request retrieves live.
+    enabled: bool = Field(True, description="serve from candidate sets (off: retrieve live)")
     per_source: int = Field(300, ge=10, le=5000, description="candidates kept per source")
     ttl_s: float = Field(7 * 86_400.0, gt=0, description="a set unused this long expires")
     # bench/search_batch.py, Milvus Lite at 100k rows: 5.1 queries/s alone, 31 at 64, 37 at 128

@@ -52,7 +52,8 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
             try:
                 t0, n = time.perf_counter(), _warm_once(state, coll, stop)
                 warmed = coll
-                log.info("item cache: %d items of %s in %.1f s", n, coll, time.perf_counter() - t0)
+                # DEBUG: `vantage_item_cache_items` (/metrics) shows it to operators.
+                log.debug("item cache: %d items of %s in %.1f s", n, coll, time.perf_counter() - t0)
                 # The cache is long-lived and holds no cycles: out of the collector's sight,
                 # a full collection no longer walks it (tens of ms per pass at 100k items).
                 gc.freeze()

@@ -114,6 +114,7 @@ CF_GRID: tuple[dict[str, float], ...] = tuple(
 )
 # The EASE baseline's grid (same budget as the baseline gets).
 NEIGHBOUR_GRID: tuple[float, ...] = (100.0, 300.0, 500.0, 1000.0)
+TUNE_MAX_ITEMS = 10_000  # items the neighbours' penalty is selected on (the most active)
 MIN_RECORDS_TO_TUNE = 5_000
 
 
@@ -147,8 +148,15 @@ def select_cf_params(
         for g in grid
     ]
     best, trials = select_params(data, "iALS", full, positives, protocol)
+    # On the most interacted-with items only: the neighbours' penalty is chosen on the items
+    # that carry most interactions, in a fraction of the time (a dense 37k-item inverse, as
+    # a 100k catalogue's inner split asks for, crashed training; 10k items take ~11 s).
     l2, l2_trials = select_params(
-        data, "EASE", [{"l2": v} for v in neighbour_grid], positives, protocol
+        data,
+        "EASE",
+        [{"l2": v, "max_items": TUNE_MAX_ITEMS} for v in neighbour_grid],
+        positives,
+        protocol,
     )
     chosen = replace(
         base,

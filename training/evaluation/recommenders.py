@@ -148,17 +148,24 @@ class EASE(ScoringRecommender):
 
     name = "EASE"
 
-    def __init__(self, l2: float = 500.0):
+    def __init__(self, l2: float = 500.0, max_items: int | None = None):
         self.l2 = l2
+        # The dense inverse costs items² memory and items³ time: with a cap, only the most
+        # interacted-with items get weights (as the service's item neighbours do).
+        self.max_items = max_items
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters of this instance."""
-        return {"lambda": self.l2}
+        return {"lambda": self.l2, "max_items": self.max_items}
 
     def fit(self, train: sp.spmatrix) -> EASE:
         """B = I - P diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹, over items seen in train."""
         self.train = _binary(train)
         self.active = _active_items(self.train)
+        if self.max_items is not None and len(self.active) > self.max_items:
+            counts = np.asarray(self.train[:, self.active].sum(axis=0)).ravel()
+            top = np.argsort(-counts, kind="stable")[: self.max_items]
+            self.active = np.sort(self.active[top])
         self.weights = ease_weights(self.train[:, self.active], self.l2)
         return self
 
