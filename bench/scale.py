@@ -704,7 +704,10 @@ def _targets(sizes: list[Stats], ratios: Stats) -> Stats:
     misses = [_p95(big, "miss", n) for n in big.get("miss", {})]
     out: Stats = {
         "train_completes_at_100k": bool(big.get("train", {}).get("ok")),
-        "miss_p95_le_500ms_at_100k": all(m is not None and m <= 500 for m in misses),
+        # None: not measured (--train-only, or the size failed before its misses).
+        "miss_p95_le_500ms_at_100k": all(m is not None and m <= 500 for m in misses)
+        if misses
+        else None,
     }
     if ratios.get("baseline_items") == 10_000:
         cold = [v["100000"] for k, v in ratios.items() if k.startswith("cold_")]

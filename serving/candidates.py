@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -318,6 +319,13 @@ def _origin(need: Need, source: str) -> str:
     return "live"
 
 
+def _in_context(
+    pool: cf_futures.Executor, fn: Callable[..., list[Candidate]], *args: Any
+) -> cf_futures.Future[list[Candidate]]:
+    """`fn` on the pool, in a copy of the request's context (its pinned model versions)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
+
+
 def generate(state: ServingState, need: Need, *, extra: int, deadline: float) -> Generated:
     """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
     cold = len(need.ctx.recent) < COLD_UNTIL
@@ -349,11 +357,7 @@ def generate(state: ServingState, need: Need, *, extra: int, deadline: float) ->
         except DependencyDown as e:
             results, runs[first].error = {}, e.reason
     else:
-        # Each source in a copy of the request's context (its pinned model versions).
-        futures = {
-            s.name: state.pool.submit(contextvars.copy_context().run, run, s.name, quota[s.name])
-            for s in specs
-        }
+        futures = {s.name: _in_context(state.pool, run, s.name, quota[s.name]) for s in specs}
         cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
         results = {}
         for name, fut in futures.items():
