@@ -41,6 +41,3 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     # Third-party chatter that says nothing an operator acts on.
     for noisy in ("httpx", "sentence_transformers", "pymilvus", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Milvus Lite returns no MVCC timestamp to a query iterator, which then uses the client's
-    # clock: a warning per catalogue read (the item cache's warm-up, training), never actionable.
-    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)

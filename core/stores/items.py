@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -304,6 +305,10 @@ class ItemStore:
         self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None
     ) -> Iterator[list[dict[str, Any]]]:
         """Every row of the collection, in batches (a full scan, for training and re-index)."""
+        # Milvus Lite returns no MVCC timestamp to an iterator, which then uses the client's
+        # clock: a warning per scan, never actionable. Set here, not with the other loggers:
+        # pymilvus' own logging set-up, run when it is imported, resets its loggers' levels.
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
         it = self.client.query_iterator(
             collection or self.collection,
             batch_size=batch,

@@ -84,7 +84,9 @@ def test_banner_comes_last_and_only_once_the_api_accepts_connections(tmp_path: P
         before_stop = list(lines)
         start = next(i for i, line in enumerate(before_stop) if line.startswith(BANNER))
         tail = [line for line in before_stop[start:] if line.strip()]
-        assert [line.split()[0] for line in tail] == ["Vantage", "API", "curl"], output
+        assert [line.split()[0] for line in tail] == ["Vantage", "API", "curl"], "\n".join(
+            before_stop
+        )
         key = (tmp_path / "data" / "demo-api-key").read_text().strip()
         assert key in tail[1] and key in tail[2]
         assert f"http://127.0.0.1:{port}/v1/recommendations?user_id=u-0001" in tail[2]
