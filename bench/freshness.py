@@ -7,7 +7,11 @@ homepage (filling the cache), likes the top item, and polls until the list no lo
 the worker has applied the event (history, counters, fold-in, content profile) and the cached
 list was invalidated.
 
-    python bench/freshness.py [--probes N] [--background EVENTS_PER_S]
+By default the background comes from the data set's other users (about 200: each of them
+then acts several times a second); `--background-users N` spreads it over N users instead, as
+a large audience would (users beyond the data set's are new: they start without history).
+
+    python bench/freshness.py [--probes N] [--background EVENTS_PER_S] [--background-users N]
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--probes", type=int, default=100)
     ap.add_argument("--background", type=float, default=200.0, help="other events per second")
+    ap.add_argument(
+        "--background-users", type=int, default=0, help="users the background comes from"
+    )
     args = ap.parse_args()
     out: dict[str, object] = {"bench": "freshness", "background_events_per_s": args.background}
     with fresh_stack() as settings:
@@ -79,6 +86,10 @@ def main() -> None:
         stop, sent = threading.Event(), [0]
         probe_users = users[: args.probes]
         others = users[args.probes :] or users
+        if args.background_users:
+            extra = [f"bg-{k}" for k in range(max(args.background_users - len(others), 0))]
+            others = (others + extra)[: args.background_users]
+        out["background_users"] = len(others)
         lat: list[float] = []
         misses = 0
         try:

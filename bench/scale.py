@@ -72,10 +72,10 @@ from bench._synthetic import SyntheticCatalogue, SyntheticEmbedder
 from core.connect import connect_redis
 from core.settings import Settings
 from core.stores.candidates import RedisCandidates
+from core.stores.item_cache import ITEM_CACHE_MAX
 from indexing.connect import build_stores
 from indexing.importer import import_records
 from indexing.refresh import CandidateRefresher
-from serving.features import ITEM_CACHE_MAX
 
 Stats = dict[str, Any]
 # Key families that hold requests or events in flight (TTL'd or trimmed), not users or items.

@@ -25,6 +25,7 @@ from core.context import UserContext
 from core.filters import Filter
 from core.settings import Settings
 from core.stores.protocols import (
+    BULK_MARK,
     CandidateSet,
     CandidateStore,
     ItemIndex,
@@ -37,9 +38,6 @@ from core.stores.protocols import (
 # speaks for them.
 PREFERENCES_UNTIL = COLD_UNTIL = 20
 MAX_OVERFETCH = 1000  # extra hits asked for, to make up for seen items dropped afterwards
-# Bulk marks sort after every event's mark (a time): owners an event or a request marks are
-# refreshed first, then the rest, most recently written set first.
-BULK_MARK = 4e9
 SPACES = {"collaborative": "cf_vec", "content_profile": "content_vec", "preferences": "content_vec"}
 
 
@@ -178,7 +176,7 @@ def refresh_queued(
     )
     built += build_item_sets(items, item_ids, settings=settings, tag=tag)
     sets.put(built, settings.candidates.ttl_s)
-    sets.finish(taken)
+    sets.finish(taken, settings.candidates.refresh_interval_s)
     return len(taken), len(built)
 
 

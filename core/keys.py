@@ -180,13 +180,19 @@ class Keys:
 
     @property
     def candidates_stale(self) -> str:
-        """Owners whose candidate sets are due a refresh: zset, score = when first marked."""
+        """Owners whose candidate sets are due a refresh: zset, score = when first marked (or
+        when due, for an owner inside its refresh interval)."""
         return f"{self.prefix}:cand:stale"
 
     @property
     def candidates_taken(self) -> str:
         """Hash of the queued owners a refresher has taken (a new mark replaces theirs)."""
         return f"{self.prefix}:cand:taken"
+
+    @property
+    def candidates_next(self) -> str:
+        """Owners rebuilt lately: zset, score = when their set may be rebuilt again."""
+        return f"{self.prefix}:cand:next"
 
     @property
     def candidates_built(self) -> str:

@@ -173,6 +173,13 @@ class CandidateSettings(BaseModel):
     refresh_batch: int = Field(
         256, ge=1, le=100_000, description="stale owners a worker takes per refresh round"
     )
+    # A request re-scores its set with the user's state after their last event and adds the
+    # neighbours of their recent items, so a set a few seconds old loses nothing; rebuilding
+    # it after every batch of a busy user starved the worker's apply loop (bench/freshness.py
+    # at 1,000 events/s: 24 of 30 clicks not visible within 10 s).
+    refresh_interval_s: float = Field(
+        5.0, ge=0, le=3600, description="at most one rebuild of an owner's set per interval"
+    )
     warm_item_cache: bool = Field(
         True, description="the API reads the catalogue's metadata into memory at start"
     )

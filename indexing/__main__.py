@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     if settings.candidates.enabled:
         # Own clients too: a refresh's searches never hold up applying events.
         refresh = CandidateRefresher(build_stores(settings, embedder=stores.embedder), settings)
-        refresher = threading.Thread(target=refresh.run, args=(stop,), name="refresh", daemon=True)
+        refresher = threading.Thread(
+            target=refresh.run, args=(stop, worker.behind), name="refresh", daemon=True
+        )
         refresher.start()
     log.info("worker %s consuming %s", worker.consumer, worker.stream)
     worker.run(stop)

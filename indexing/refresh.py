@@ -76,10 +76,15 @@ class CandidateRefresher:
         self.refreshed += built
         return taken
 
-    def run(self, stop: threading.Event) -> None:
-        """Refresh until `stop`; a failure backs off and the owners stay queued."""
+    def run(self, stop: threading.Event, defer: threading.Event | None = None) -> None:
+        """Refresh until `stop`; a failure backs off and the owners stay queued. While `defer`
+        is set (the worker's event loop is behind), refreshing waits: a click's effect on the
+        next list comes from applying it, while a set a little older loses almost nothing."""
         backoff = IDLE_S
         while not stop.is_set():
+            if defer is not None and defer.is_set():
+                stop.wait(IDLE_S / 4)
+                continue
             try:
                 n = self.refresh_once()
                 backoff = IDLE_S

@@ -117,6 +117,9 @@ class Worker:
     item_batch: int = 64
     item_batch_ms: int = 100
     stats: WorkerStats = field(default_factory=WorkerStats)
+    # Set while reads come back full (the stream is ahead of this worker): background work in
+    # its process (candidate-set refreshes) waits, so applying events keeps its latency.
+    behind: threading.Event = field(default_factory=threading.Event)
     _items: list[ev.Event] = field(default_factory=list)
     _items_since: float = 0.0
 
@@ -232,7 +235,10 @@ class Worker:
             count=self.read_count,
             block=(block_ms or self.block_ms) if (block and start == ">") else None,
         )
-        return list(resp[0][1]) if resp else []
+        entries = list(resp[0][1]) if resp else []
+        if start == ">":
+            (self.behind.set if len(entries) >= self.read_count else self.behind.clear)()
+        return entries
 
     def reclaim(self) -> int:
         """Take over entries other workers left idle; dead-letter those tried too often."""

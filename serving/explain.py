@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from serving.features import ItemMeta
+from core.stores.item_cache import ItemMeta
 from serving.retrieval import SPACE_REASON, Candidate
 
 PERSONAL_SOURCES = frozenset(

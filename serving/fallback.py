@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.resilience import DependencyDown
+from core.stores.item_cache import ItemMetaCache
 from core.stores.protocols import POPULAR, CatalogueState, ItemIndex
-from serving.features import ItemMetaCache
 from serving.retrieval import Candidate
 
 

@@ -8,25 +8,23 @@ default direction for them).
 
 Why a cache: a Milvus Lite `get` of ~200 ids costs 13-30 ms (measured on ML-100K), more than
 the whole retrieval, while content vectors and categories change only on item upserts and
-re-indexes. Entries live `ITEM_CACHE_TTL_S`, so such a change reaches the features within that
-time. Collaborative scores are not cached: they come with the candidates from retrieval.
+re-indexes (`core.stores.item_cache`: an entry is read again once the item change log says
+the item was written). Collaborative scores are not cached: they come with the candidates
+from retrieval.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from core.context import UserContext
-from core.stores.items import SERVING_FIELDS
+from core.stores.item_cache import ItemMetaCache
 from core.stores.protocols import (
-    CHANGE_MARGIN_S,
     POPULAR,
     CatalogueState,
     ItemIndex,
@@ -72,11 +70,8 @@ RECENT_SIM = 5
 RECENT_NBR = 10
 RECENT_CAT = 20
 DAY_S = 86_400.0
-ITEM_CACHE_TTL_S = 1800.0  # entries are re-read on change; the change log keeps an hour
-ITEM_CACHE_MAX = 200_000
 # Feature rows, content vectors and scores are float32 throughout.
 _F32 = npt.NDArray[np.float32]
-CACHED_FIELDS = ("content_vec", "title", *SERVING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -158,106 +153,6 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> _F32:
             counts.get(c.fields.get("category") or "", 0) / len(recent) for c in cands
         ]
     return out
-
-
-class ItemMeta(NamedTuple):
-    """What the read path keeps of an item in process: its content vector, primary category,
-    title and serving metadata (status, maturity, regions, language, ...)."""
-
-    vec: _F32
-    category: str | None
-    title: str
-    fields: dict[str, Any]
-
-
-class ItemMetaCache:
-    """Process-local (collection, item) -> ItemMeta.
-
-    An entry is read again when the item change log says the item was written since the entry
-    was loaded (`changed`, from `CatalogueState.marks`), and at the latest after `ttl_s` (the
-    change log keeps an hour). Misses are read from the item index in one call.
-    """
-
-    def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
-        self.ttl_s = ttl_s
-        self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, ItemMeta]] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        """Forget every entry (what a restarted process starts from)."""
-        with self._lock:
-            self._data.clear()
-
-    def _fresh(
-        self, hit: tuple[float, ItemMeta] | None, changed_at: float | None, now: float
-    ) -> bool:
-        if hit is None or now - hit[0] >= self.ttl_s:
-            return False
-        return changed_at is None or changed_at < hit[0] - CHANGE_MARGIN_S
-
-    def get(
-        self,
-        items: ItemIndex,
-        ids: Sequence[str],
-        changed: Mapping[str, float] | None = None,
-    ) -> dict[str, ItemMeta]:
-        """Known items only (`changed`: item -> when it was last written, if known)."""
-        now = time.time()
-        coll = items.collection
-        changed = changed or {}
-        out: dict[str, ItemMeta] = {}
-        missing = []
-        for i in dict.fromkeys(ids):
-            hit = self._data.get((coll, i))
-            if hit is not None and self._fresh(hit, changed.get(i), now):
-                out[i] = hit[1]
-            else:
-                missing.append(i)
-        if missing:
-            self.load(items, missing, out)
-        return out
-
-    def load(
-        self, items: ItemIndex, ids: Sequence[str], out: dict[str, ItemMeta] | None = None
-    ) -> int:
-        """Read these items into the cache (and `out`); how many exist."""
-        at = time.time()
-        rows = items.get(ids, fields=CACHED_FIELDS)
-        return self.fill(items.collection, rows.values(), out, at=at)
-
-    def fill(
-        self,
-        collection: str,
-        rows: Iterable[Mapping[str, Any]],
-        out: dict[str, ItemMeta] | None = None,
-        *,
-        at: float,
-        evict: bool = True,
-    ) -> int:
-        """Cache rows read with `CACHED_FIELDS` from `at` on (an item written since is read
-        again). A full cache is emptied first (`evict`), or takes nothing more (warming up
-        must not push out what requests read)."""
-        rows = list(rows)
-        with self._lock:
-            if len(self._data) + len(rows) > self.max_items:
-                if not evict:
-                    return 0
-                self._data.clear()
-            for r in rows:
-                meta = ItemMeta(
-                    np.asarray(r["content_vec"], dtype=np.float32),
-                    r.get("category"),
-                    str(r.get("title") or ""),
-                    {f: r[f] for f in SERVING_FIELDS if f in r},
-                )
-                self._data[(collection, str(r["item_id"]))] = (at, meta)
-                if out is not None:
-                    out[str(r["item_id"])] = meta
-        return len(rows)
 
 
 def vector_matrix(meta: Mapping[str, tuple[Any, ...]], ids: Sequence[str]) -> _F32:

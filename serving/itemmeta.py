@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from serving.features import CACHED_FIELDS, ItemMeta
+from core.stores.item_cache import CACHED_FIELDS, ItemMeta
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)

@@ -28,9 +28,9 @@ import numpy as np
 from core.candidate_sets import set_tag
 from core.context import UserContext
 from core.resilience import DependencyDown
+from core.stores.item_cache import ItemMeta
 from core.stores.protocols import CandidateSet, item_owner, user_owner
 from core.surfaces import SurfaceConfig
-from serving.features import ItemMeta
 from serving.retrieval import SPACE_REASON, SPACE_SOURCE, Candidate, Constraints
 from serving.state import ServingState
 

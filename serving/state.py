@@ -24,6 +24,7 @@ from core.settings import Settings
 from core.stores.cache import RedisResultCache
 from core.stores.candidates import RedisCandidates
 from core.stores.catalogue import RedisCatalogue
+from core.stores.item_cache import ItemMetaCache
 from core.stores.items import ItemStore
 from core.stores.memory import (
     MemoryCandidates,
@@ -50,7 +51,6 @@ from core.stores.rules import RuleStore
 from core.stores.schema import CollectionNames
 from core.stores.users import RedisUserState
 from serving.fallback import PopularSnapshot
-from serving.features import ItemMetaCache
 from serving.impressions import ImpressionLogger
 
 S = TypeVar("S", bound="ConnectedState")

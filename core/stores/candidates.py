@@ -7,6 +7,7 @@ active users and asked-for items keep one.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from core.keys import Keys
 from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
 from core.scripts import FINISH_STALE, MARK_STALE, TAKE_STALE
-from core.stores.protocols import CandidateSet
+from core.stores.protocols import BULK_MARK, CandidateSet
 
 SCORE_DIGITS = 5
 
@@ -67,23 +68,34 @@ class RedisCandidates:
         args = [v for owner, at in marks.items() for v in (owner, repr(float(at)))]
         guarded(self._breaker, MARK_STALE, self.r, keys=self._queue, args={"owner_marks": args})
 
-    def stale(self, n: int) -> list[tuple[str, float]]:
-        reply = guarded(self._breaker, TAKE_STALE, self.r, keys=self._queue, args={"n": n})
+    def stale(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
+        args = {"n": n, "now": repr(time.time() if now is None else now), "bulk_from": BULK_MARK}
+        reply = guarded(
+            self._breaker,
+            TAKE_STALE,
+            self.r,
+            keys={"stale": self.keys.candidates_stale, "taken": self.keys.candidates_taken},
+            args=args,
+        )
         flat = list(reply)
         return [(text(flat[k]), float(flat[k + 1])) for k in range(0, len(flat), 2)]
 
-    def finish(self, taken: Sequence[tuple[str, float]]) -> int:
+    def finish(
+        self,
+        taken: Sequence[tuple[str, float]],
+        interval_s: float = 0.0,
+        now: float | None = None,
+    ) -> int:
         if not taken:
             return 0
         # repr() round-trips a double exactly; the script compares the numbers.
         marks = [v for owner, at in taken for v in (owner, repr(float(at)))]
-        n = guarded(
-            self._breaker,
-            FINISH_STALE,
-            self.r,
-            keys=self._queue,
-            args={"owner_marks": marks},
-        )
+        args = {
+            "now": repr(time.time() if now is None else now),
+            "interval": repr(float(interval_s)),
+            "owner_marks": marks,
+        }
+        n = guarded(self._breaker, FINISH_STALE, self.r, keys=self._queue, args=args)
         return int(n)
 
     def queued(self) -> int:
@@ -91,7 +103,11 @@ class RedisCandidates:
 
     @property
     def _queue(self) -> dict[str, str]:
-        return {"stale": self.keys.candidates_stale, "taken": self.keys.candidates_taken}
+        return {
+            "stale": self.keys.candidates_stale,
+            "taken": self.keys.candidates_taken,
+            "next": self.keys.candidates_next,
+        }
 
     def held(self) -> Iterator[tuple[str, float]]:
         """Every owner holding a set, with the seconds its set has left (a SCAN: for bulk

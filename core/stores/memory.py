@@ -26,7 +26,13 @@ from core.filters import Filter
 from core.rules import RuleSnapshot
 from core.stores.candidates import decode_set, encode_set
 from core.stores.items import META_FIELDS, SERVING_FIELDS, Hit
-from core.stores.protocols import POPULAR, CandidateSet, HistorySummary, ItemMarks
+from core.stores.protocols import (
+    BULK_MARK,
+    POPULAR,
+    CandidateSet,
+    HistorySummary,
+    ItemMarks,
+)
 from core.stores.registry import CFModel, RankerModel
 from core.stores.users import MAX_NEGATIVES
 
@@ -271,6 +277,7 @@ class MemoryCandidates:
         self.sets: dict[str, tuple[CandidateSet, float]] = {}  # owner -> (set, expires)
         self.stale_marks: dict[str, float] = {}
         self.taken: set[str] = set()
+        self.next_due: dict[str, float] = {}  # owner -> when it may be rebuilt again
         self.bulk_tag: str | None = None
 
     def get(self, owners: Sequence[str]) -> dict[str, CandidateSet]:
@@ -287,6 +294,7 @@ class MemoryCandidates:
 
     def mark_each(self, marks: Mapping[str, float]) -> None:
         for o, at in marks.items():
+            at = max(at, self.next_due.get(o, at))
             if o in self.taken:
                 if self.stale_marks.get(o) != at:
                     self.stale_marks[o] = at
@@ -294,18 +302,32 @@ class MemoryCandidates:
             else:
                 self.stale_marks[o] = min(at, self.stale_marks.get(o, at))
 
-    def stale(self, n: int) -> list[tuple[str, float]]:
-        got = sorted(self.stale_marks.items(), key=lambda kv: (kv[1], kv[0]))[:n]
-        self.taken.update(o for o, _ in got)
-        return got
+    def stale(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
+        now = time.time() if now is None else now
+        ordered = sorted(self.stale_marks.items(), key=lambda kv: (kv[1], kv[0]))
+        due = [kv for kv in ordered if kv[1] <= now][:n]
+        due += [kv for kv in ordered if kv[1] >= BULK_MARK][: n - len(due)]
+        self.taken.update(o for o, _ in due)
+        return due
 
-    def finish(self, taken: Sequence[tuple[str, float]]) -> int:
+    def finish(
+        self,
+        taken: Sequence[tuple[str, float]],
+        interval_s: float = 0.0,
+        now: float | None = None,
+    ) -> int:
+        now = time.time() if now is None else now
         removed = 0
         for owner, at in taken:
             self.taken.discard(owner)
             if self.stale_marks.get(owner) == at:
                 del self.stale_marks[owner]
                 removed += 1
+            elif owner in self.stale_marks and interval_s > 0:
+                self.stale_marks[owner] = max(self.stale_marks[owner], now + interval_s)
+            if interval_s > 0:
+                self.next_due[owner] = now + interval_s
+        self.next_due = {o: t for o, t in self.next_due.items() if t >= now}
         return removed
 
     def queued(self) -> int:

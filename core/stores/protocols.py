@@ -157,6 +157,11 @@ class UserState(Protocol):
         ...
 
 
+# Bulk marks (a refresh of every held set after a re-index or a new model) sort after every
+# event's or request's mark (a time): those owners are refreshed first, then the rest.
+BULK_MARK = 4e9
+
+
 def user_owner(user_id: str) -> str:
     return f"u:{user_id}"
 
@@ -204,14 +209,22 @@ class CandidateStore(Protocol):
         """`mark_stale` with a mark per owner (a bulk refresh orders owners by it)."""
         ...
 
-    def stale(self, n: int) -> list[tuple[str, float]]:
-        """Take up to `n` queued owners, earliest mark first, with their mark. They stay
-        queued until `finish` (a refresher that dies leaves them to the next); a mark that
-        arrives meanwhile replaces theirs."""
+    def stale(self, n: int, now: float | None = None) -> list[tuple[str, float]]:
+        """Take up to `n` queued owners due by `now` (default: the clock), earliest mark
+        first, then bulk marks (`BULK_MARK` on), with their mark. They stay queued until
+        `finish` (a refresher that dies leaves them to the next); a mark that arrives
+        meanwhile replaces theirs."""
         ...
 
-    def finish(self, taken: Sequence[tuple[str, float]]) -> int:
-        """Dequeue refreshed owners, except those marked again since they were taken."""
+    def finish(
+        self,
+        taken: Sequence[tuple[str, float]],
+        interval_s: float = 0.0,
+        now: float | None = None,
+    ) -> int:
+        """Dequeue refreshed owners, except those marked again since they were taken: those
+        stay queued, due `interval_s` after `now`, and so do owners marked within that
+        interval from now on (a busy owner costs one rebuild per interval)."""
         ...
 
     def queued(self) -> int:

@@ -115,7 +115,7 @@ def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
     if not user_ids:
         return
     recent = _recent_affinities(s, user_ids)
-    vecs = s.items.vectors({i for hist in recent.values() for i, _ in hist})
+    vecs = s.content_vectors(i for hist in recent.values() for i, _ in hist)
     cf_vecs = _fold_in(s, user_ids)
     pipe = s.redis.pipeline(transaction=False)
     for uid, hist in recent.items():

@@ -420,6 +420,23 @@ def test_a_mark_while_taken_keeps_the_owner_queued_and_earlier_marks_come_first(
     assert store.finish(store.stale(10)) == 2 and store.queued() == 0
 
 
+def test_a_rebuilt_owner_waits_out_its_refresh_interval(backend: Backend) -> None:
+    """A busy owner costs one rebuild per interval: marks within it are due at its end."""
+    store = backend.candidates
+    store.mark_stale(["u:busy", "u:calm"], 100.0)
+    taken = store.stale(10, now=100.0)
+    store.mark_stale(["u:busy"], 101.0)  # an event while its set was being rebuilt
+    assert store.finish(taken, interval_s=5.0, now=102.0) == 1
+    assert store.stale(10, now=103.0) == []  # due at 107, not before
+    assert store.stale(10, now=107.0) == [("u:busy", 107.0)]
+    assert store.finish([("u:busy", 107.0)], interval_s=5.0, now=108.0) == 1
+    store.mark_stale(["u:busy", "u:calm"], 109.0)  # u:busy is due at 113, u:calm now
+    store.mark_each({"u:bulk": 4e9 + 1})
+    assert store.stale(10, now=110.0) == [("u:calm", 109.0), ("u:bulk", 4e9 + 1)]
+    assert store.stale(2, now=113.0) == [("u:calm", 109.0), ("u:busy", 113.0)]
+    assert store.queued() == 3
+
+
 def test_held_sets_and_the_bulk_tag(backend: Backend) -> None:
     store = backend.candidates
     assert list(store.held()) == [] and store.built_for() is None

@@ -30,7 +30,7 @@ TOPICS = ("space", "cook")
 
 @pytest.fixture
 def settings(servers: dict[str, str], tmp_path: Path) -> Iterator[Settings]:
-    s = make_settings(servers, candidates=CandidateSettings(enabled=True))
+    s = make_settings(servers, candidates=CandidateSettings(enabled=True, refresh_interval_s=0))
     s = s.model_copy(update={"data_dir": tmp_path})
     yield s
     _drop_test_data(s)
@@ -123,7 +123,11 @@ def test_a_worker_killed_during_a_bulk_refresh_loses_nothing(
 
     # One owner per round: the bulk refresh of 150 sets takes many rounds.
     slow = settings.model_copy(
-        update={"candidates": CandidateSettings(enabled=True, refresh_batch=1, search_batch=1)}
+        update={
+            "candidates": CandidateSettings(
+                enabled=True, refresh_batch=1, search_batch=1, refresh_interval_s=0
+            )
+        }
     )
     env = {**os.environ, **settings_env(slow), "HF_HUB_OFFLINE": "1"}
 

@@ -21,7 +21,7 @@ from tests.integration.test_api_flow import load_catalogue
 @pytest.fixture
 def settings(servers: dict[str, str]) -> Iterator[Settings]:
     """Candidate sets on (they are off by default)."""
-    s = make_settings(servers, candidates=CandidateSettings(enabled=True))
+    s = make_settings(servers, candidates=CandidateSettings(enabled=True, refresh_interval_s=0))
     yield s
     _drop_test_data(s)
 

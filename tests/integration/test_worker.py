@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from core import events as ev
 from core.domain import Interaction, Item
+from core.settings import Settings
+from indexing.refresh import CandidateRefresher
 from indexing.worker import Worker
 
 
@@ -189,3 +193,33 @@ def test_item_upserts_wait_for_a_micro_batch(stores: Any) -> None:
     stores.items.flush()
     assert stores.items.count() == 7
     assert stores.redis.xpending(stores.keys.events, w.group)["pending"] == 0
+
+
+class _CountingRefresher(CandidateRefresher):
+    rounds = 0
+
+    def refresh_once(self, n: int | None = None) -> int:
+        self.rounds += 1
+        return 0
+
+
+def test_a_worker_behind_its_stream_says_so_and_the_refresher_waits(stores: Any) -> None:
+    """Full reads mean the stream is ahead: the candidate refresher of the same process
+    defers to applying events until a read comes back short."""
+    w = Worker(stores, consumer="busy", read_count=2)
+    w.ensure_group()
+    events = [Interaction(user_id=f"u{k}", item_id="a", type="view") for k in range(3)]
+    ev.publish(stores.redis, stores.keys, [ev.interaction_event(e) for e in events])
+    w._read(">", block=False)
+    assert w.behind.is_set()
+    refresher, stop = _CountingRefresher(stores, Settings()), threading.Event()
+    thread = threading.Thread(target=refresher.run, args=(stop, w.behind))
+    thread.start()
+    time.sleep(0.3)
+    assert refresher.rounds == 0  # deferred while the worker was behind
+    w._read(">", block=False)  # the last entry: a short read
+    assert not w.behind.is_set()
+    time.sleep(0.5)
+    stop.set()
+    thread.join(5)
+    assert refresher.rounds > 0  # refreshing resumed
