@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from core.candidate_sets import queue_bulk, refresh_queued, set_tag
 from core.settings import Settings
 from core.stores.candidates import RedisCandidates
-from core.stores.protocols import CandidateStore
+from core.stores.protocols import CandidateStore, item_owner, user_owner
 from core.stores.users import RedisUserState
 from indexing.apply import Stores
 
@@ -32,17 +32,22 @@ def candidate_store(stores: Stores) -> RedisCandidates:
 
 
 def queue_users(sets: CandidateStore | None, user_ids: Sequence[str]) -> None:
-    if sets is not None and user_ids:
-        sets.mark_stale([f"u:{u}" for u in dict.fromkeys(user_ids)], time.time())
+    """Only users who have a set (they asked for a list): a user who only sends events costs
+    no refresh, and gets a set after their first request (a miss queues it)."""
+    _queue_held(sets, [user_owner(u) for u in user_ids])
 
 
 def queue_items(sets: CandidateStore | None, item_ids: Sequence[str]) -> None:
     """Only items that have a set (someone asked for them): a bulk import queues nothing."""
-    if sets is None or not item_ids:
+    _queue_held(sets, [item_owner(i) for i in item_ids])
+
+
+def _queue_held(sets: CandidateStore | None, owners: Sequence[str]) -> None:
+    if sets is None or not owners:
         return
-    have = sets.get([f"i:{i}" for i in dict.fromkeys(item_ids)])
+    have = sets.has(owners)
     if have:
-        sets.mark_stale(list(have), time.time())
+        sets.mark_stale(sorted(have), time.time())
 
 
 class CandidateRefresher:

@@ -59,6 +59,16 @@ class RedisCandidates:
             pipe.set(self.keys.candidates(s.owner), encode_set(s), px=max(int(ttl_s * 1000), 1))
         guarded(self._breaker, pipe.execute)
 
+    def has(self, owners: Sequence[str]) -> set[str]:
+        owners = list(dict.fromkeys(owners))
+        if not owners:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for o in owners:
+            pipe.exists(self.keys.candidates(o))
+        found = guarded(self._breaker, pipe.execute)
+        return {o for o, n in zip(owners, found, strict=True) if n}
+
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
         self.mark_each(dict.fromkeys(owners, at))
 

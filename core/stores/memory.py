@@ -289,6 +289,9 @@ class MemoryCandidates:
             kept = decode_set(s.owner, encode_set(s))
             self.sets[s.owner] = (kept, time.monotonic() + max(ttl_s, 0.001))
 
+    def has(self, owners: Sequence[str]) -> set[str]:
+        return set(self.get(owners))
+
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
         self.mark_each(dict.fromkeys(owners, at))
 

@@ -200,6 +200,10 @@ class CandidateStore(Protocol):
         """Store sets, each kept `ttl_s` (one round trip)."""
         ...
 
+    def has(self, owners: Sequence[str]) -> set[str]:
+        """Which of these owners hold a set (one round trip, without reading the sets)."""
+        ...
+
     def mark_stale(self, owners: Sequence[str], at: float) -> None:
         """Queue owners for a refresh; an owner already queued keeps its earliest mark, so a
         burst of events costs one refresh (coalescing)."""

@@ -379,9 +379,11 @@ def test_candidate_sets_round_trip_and_expire(backend: Backend) -> None:
     assert list(got["u:fan"].sources["collaborative"]) == [("i1", 0.9), ("i2", 0.51235)]
     assert got["u:fan"].ids() == ["i1", "i2", "i3"]
     assert list(got["i:i1"].sources["similar_item"]) == [("i2", 0.8)]
+    assert backend.candidates.has(["u:fan", "i:i1", "u:nobody"]) == {"u:fan", "i:i1"}
     backend.candidates.put([CandidateSet("u:short", "m1", 1.0, {})], 0.2)
     time.sleep(0.4)
     assert backend.candidates.get(["u:short"]) == {}
+    assert backend.candidates.has(["u:short"]) == set() == backend.candidates.has([])
     backend.candidates.put([], 1.0)
 
 

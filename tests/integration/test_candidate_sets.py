@@ -62,7 +62,9 @@ def test_worker_queues_refresher_builds_requests_serve(
     )
     assert r.status_code == 202
     worker.drain()
-    assert [o for o, _ in sets.stale(10)] == ["u:ann"]  # two events, one refresh queued
+    assert sets.queued() == 0  # events alone queue nothing: ann has not asked for a list
+    assert _origin(_debug(client, user_id="ann", limit=5), "personal") == "miss"
+    assert [o for o, _ in sets.stale(10)] == ["u:ann"]  # her first request queued her set
     assert refresher.refresh_once() == 1 and sets.queued() == 0
     kept = sets.get(["u:ann"])["u:ann"]
     assert kept.sources["content_profile"] and not {"space-1", "space-2"} & set(kept.ids())
@@ -91,8 +93,9 @@ def test_a_new_model_marks_sets_stale_and_they_are_rebuilt(
     load_catalogue(client, worker)
     client.post("/v1/interactions", json={"user_id": "bo", "item_id": "cook-1", "type": "like"})
     worker.drain()
+    assert _origin(_debug(client, user_id="bo"), "personal") == "miss"
     refresher = CandidateRefresher(stores, settings)
-    refresher.refresh_once()
+    assert refresher.refresh_once() == 1
     assert _origin(_debug(client, user_id="bo"), "personal") == "set"
     related = _debug(client, user_id="bo", surface="related", item_id="cook-2")
     assert _origin(related, "similar_item") == "miss"  # served live, the set queued
