@@ -159,11 +159,13 @@ def _fold_in(s: Stores, user_ids: Sequence[str]) -> dict[str, npt.NDArray[np.flo
     pipe = s.redis.pipeline(transaction=False)
     for uid in user_ids:
         pipe.hgetall(s.keys.confidence(uid))
-    out: dict[str, npt.NDArray[np.float32]] = {}
+    histories: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {}
     for uid, conf in zip(user_ids, pipe.execute(), strict=True):
         pairs = [(model.item_index.get(k.decode()), float(v)) for k, v in conf.items()]
         known = [(i, c) for i, c in pairs if i is not None and c > 0]
         if known:
             idx, w = zip(*known, strict=True)
-            out[uid] = model.als.fold_in(np.asarray(idx), np.asarray(w))
+            histories[uid] = (idx, w)
+    vecs = model.als.fold_in_many(list(histories.values()))
+    out = dict(zip(histories, vecs, strict=True))
     return out

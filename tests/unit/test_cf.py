@@ -194,6 +194,22 @@ def test_fold_in_sums_duplicates_and_ignores_zero_weights(model: ALSModel) -> No
     assert not model.fold_in([], []).any()
 
 
+def test_fold_in_many_equals_one_at_a_time(model: ALSModel) -> None:
+    """Batched solves (padded histories of different lengths, empty ones) give each user the
+    vector `fold_in` gives them alone."""
+    rng = np.random.default_rng(3)
+    n_items = len(model.item_factors)
+    histories = [
+        (rng.integers(0, n_items, size=n), rng.random(n) * 3) for n in [1, 5, 0, 40, 2, 7] * 7
+    ]
+    histories.append(([1, 2, 2], [0.0, 0.0, 0.0]))  # no positive weight: the zero vector
+    many = model.fold_in_many(histories)
+    one = np.stack([model.fold_in(i, w) for i, w in histories])
+    np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-6)
+    assert not many[-1].any() and not many[2].any()
+    assert model.fold_in_many([]).shape == (0, model.item_factors.shape[1])
+
+
 def test_fold_in_rejects_bad_input(model: ALSModel) -> None:
     with pytest.raises(ValueError):
         model.fold_in([1, 2], [1.0])
