@@ -28,12 +28,7 @@ WARM_REST = 1.0
 
 def current(state: ServingState, ids: Sequence[str]) -> dict[str, ItemMeta]:
     """The items that exist and are not tombstoned, with their current metadata."""
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        return {}
-    marks = state.catalogue.marks(ids)
-    meta = state.item_cache.get(state.items, ids, marks.changed_at)
-    return {i: m for i, m in meta.items() if i not in marks.tombstoned}
+    return state.item_cache.current(state.items, state.catalogue, ids)
 
 
 def fields(state: ServingState, ids: Sequence[str]) -> dict[str, dict[str, object]]:

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.stores.items import SERVING_FIELDS
-from core.stores.protocols import CHANGE_MARGIN_S, ItemIndex
+from core.stores.protocols import CHANGE_MARGIN_S, CatalogueState, ItemIndex
 
 ITEM_CACHE_TTL_S = 1800.0  # entries are re-read on change; the change log keeps an hour
 ITEM_CACHE_MAX = 200_000
@@ -57,6 +57,19 @@ class ItemMetaCache:
         """Forget every entry (what a restarted process starts from)."""
         with self._lock:
             self._data.clear()
+
+    def current(
+        self, items: ItemIndex, catalogue: CatalogueState, ids: Sequence[str]
+    ) -> dict[str, ItemMeta]:
+        """The items that exist and are not tombstoned, with their current metadata: one
+        Redis round trip for the change log, a read of the index only for items not cached
+        or written since."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        marks = catalogue.marks(ids)
+        meta = self.get(items, ids, marks.changed_at)
+        return {i: m for i, m in meta.items() if i not in marks.tombstoned}
 
     def _fresh(
         self, hit: tuple[float, ItemMeta] | None, changed_at: float | None, now: float

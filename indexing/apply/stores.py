@@ -192,12 +192,8 @@ class Stores:
     def content_vectors(self, item_ids: Iterable[str]) -> dict[str, npt.NDArray[np.float32]]:
         """Content vectors of the items that exist, from the process cache (one Redis round
         trip for the change log, a Milvus read only for items not cached or written since)."""
-        ids = list(dict.fromkeys(item_ids))
-        if not ids:
-            return {}
-        marks = self.catalogue.marks(ids)
-        meta = self.item_cache.get(self.items, ids, marks.changed_at)
-        return {i: m.vec for i, m in meta.items() if i not in marks.tombstoned}
+        meta = self.item_cache.current(self.items, self.catalogue, list(item_ids))
+        return {i: m.vec for i, m in meta.items()}
 
     @cached_property
     def trending(self) -> Trending:

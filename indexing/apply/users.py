@@ -48,7 +48,7 @@ def preference_vectors(s: Stores, users: Sequence[User]) -> dict[str, npt.NDArra
     if not cats:
         return {}
     members = _category_items(s, cats)
-    vecs = s.items.vectors({i for ids in members.values() for i in ids})
+    vecs = s.content_vectors(i for ids in members.values() for i in ids)
     centroids: dict[str, npt.NDArray[np.float32]] = {}
     for c, ids in members.items():
         known = [vecs[i] for i in ids if i in vecs]
