@@ -8,8 +8,12 @@ secret), its scopes, name and limits; the secret is shown once, at creation. Sco
     catalog     PUT/POST/DELETE/GET /v1/items/...
     admin       /v1/admin/..., /metrics, GET /v1/users/... (personal data); and all above
 
-Rate limits are token buckets in Redis (one Lua call per request, `core/scripts/token_bucket.lua`):
-`rate` requests per second sustained, `burst` at once; over the limit -> 429 with Retry-After.
+Rate limits are token buckets in Redis (`core/scripts/token_bucket.lua`): `rate` requests per
+second sustained, `burst` at once; over the limit -> 429 with Retry-After. Each API process takes
+tokens in leases of up to `LEASE_S` of the key's rate (a quarter of its burst at most) and spends
+them in-process, so a busy key costs one Lua call per lease, not per request; a lease unspent
+after `LEASE_TTL_S` is dropped (never more than the key's limit overall, at most one lease per
+process less). A key slower than 1/`LEASE_S` per second gets one token per call: exact.
 Verified keys are cached in-process for a few seconds, so a revoked key stops working within
 `cache_s`, and known keys keep working (without rate limits) while Redis is down:
 recommendations must survive an outage.
@@ -38,6 +42,8 @@ from core.keys import Keys
 from core.scripts import TOKEN_BUCKET
 
 SCOPES = ("recommend", "events", "catalog", "admin")
+LEASE_S = 0.05  # a lease holds up to this many seconds of a key's rate
+LEASE_TTL_S = 1.0
 _TOKEN = re.compile(r"^vtg_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -181,6 +187,7 @@ class Authenticator:
         self.stale_s = stale_s
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
+        self._leases: dict[str, tuple[int, float]] = {}  # key id -> (tokens left, until)
 
     def key_for(self, token: str) -> ApiKey | None:
         if not _TOKEN.match(token):
@@ -210,21 +217,36 @@ class Authenticator:
         return rec
 
     def check_rate(self, key: ApiKey) -> None:
+        if self._spend_lease(key.key_id):
+            return
+        want = max(1, min(int(key.rate * LEASE_S), key.burst // 4))
         try:
-            allowed, wait_ms = TOKEN_BUCKET(
+            taken, wait_ms = TOKEN_BUCKET(
                 self.r,
                 keys={"bucket": f"{self.keys.prefix}:ratelimit:{key.key_id}"},
-                args={"rate": key.rate, "burst": key.burst, "cost": 1},
+                args={"rate": key.rate, "burst": key.burst, "want": want},
             )
         except redis.RedisError:
             return  # fail open: an outage must not lock every client out
-        if not int(allowed):
+        if int(taken) > 1:
+            with self._lock:
+                self._leases[key.key_id] = (int(taken) - 1, time.monotonic() + LEASE_TTL_S)
+        if not int(taken):
             metrics.RATE_LIMITED.labels(key.key_id).inc()
             raise RateLimited(
                 f"rate limit of key {key.key_id} exceeded ({key.rate:g}/s, burst {key.burst}); "
                 "retry after the Retry-After seconds",
                 int(wait_ms) / 1000,
             )
+
+    def _spend_lease(self, key_id: str) -> bool:
+        with self._lock:
+            left, until = self._leases.get(key_id, (0, 0.0))
+            if left <= 0 or until <= time.monotonic():
+                self._leases.pop(key_id, None)
+                return False
+            self._leases[key_id] = (left - 1, until)
+            return True
 
 
 # Declares the scheme in the OpenAPI document (the "Authorize" button of /docs).

@@ -85,6 +85,9 @@ class ServingSettings(BaseModel):
     max_limit: int = Field(100, ge=1, le=1000)
     # Caps every surface's own cache_ttl_s (0 turns result caching off everywhere).
     cache_ttl_s: float = Field(30.0, ge=0)
+    local_cache_entries: int = Field(
+        4096, ge=0, le=1_000_000, description="result-cache entries also kept in-process (0: none)"
+    )
     # Items whose language differs from the user's profile language are not served (items in
     # 'und' always are); 'off' serves every language.
     language_filter: str = Field("strict", pattern="^(strict|off)$")

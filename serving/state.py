@@ -142,7 +142,7 @@ def build_state(settings: Settings, cls: type[S] | None = None) -> S:
         ),
         catalogue=RedisCatalogue(text, keys, breakers.redis),
         users=RedisUserState(r, keys, breakers.redis),
-        cache=RedisResultCache(text, breakers.redis),
+        cache=RedisResultCache(text, breakers.redis, local_entries=cfg.local_cache_entries),
         candidates=RedisCandidates(text, keys, breakers.redis),
         rules=RuleStore(r, keys),
         models=ModelRegistry(r, keys, settings.models_dir),

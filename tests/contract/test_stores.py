@@ -167,7 +167,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         store,
         RedisCatalogue(text, keys, breaker),
         RedisUserState(raw, keys, breaker),
-        RedisResultCache(text, breaker),
+        RedisResultCache(text, breaker, local_entries=64),  # the in-process copy too
         RedisCandidates(text, keys, breaker),
         RedisMilvusSeeder(raw, keys, store),
         s.models.text_dim,

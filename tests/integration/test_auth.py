@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from app.auth import SCOPES, KeyStore
+from app.auth import SCOPES, Authenticator, KeyStore, RateLimited
 from app.main import create_app
 from core.connect import connect_redis
 from core.keys import Keys
@@ -119,6 +119,28 @@ def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
         assert "rate limit" in res.json()["error"]["message"]
         time.sleep(2.1)  # one token back at 0.5/s
         assert c.get("/v1/recommendations", params={"user_id": "u"}, headers=h).status_code == 200
+    r.close()
+
+
+def test_rate_limit_leases_across_processes_stay_within_the_limit(settings: Settings) -> None:
+    """Two API processes spending leases of one busy key admit no more than the bucket holds,
+    and little less (at most one lease each is left unspent)."""
+    r = connect_redis(settings)
+    keys = Keys(settings.redis.key_prefix)
+    _, rec = KeyStore(r, keys).create("busy", ["recommend"], rate=200, burst=400)
+    replicas = [Authenticator(r, keys), Authenticator(r, keys)]
+    admitted = refused = 0
+    t0 = time.monotonic()
+    for k in range(1000):
+        try:
+            replicas[k % 2].check_rate(rec)
+            admitted += 1
+        except RateLimited:
+            refused += 1
+    elapsed = time.monotonic() - t0
+    want = 10  # 50 ms of 200/s
+    assert refused > 0
+    assert 400 - 2 * want <= admitted <= 400 + 200 * elapsed + 2 * want
     r.close()
 
 

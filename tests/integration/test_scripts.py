@@ -20,7 +20,7 @@ def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
 
     def take() -> tuple[int, int]:
         allowed, wait_ms = TOKEN_BUCKET(
-            r, keys={"bucket": bucket}, args={"rate": 0.5, "burst": 2, "cost": 1}
+            r, keys={"bucket": bucket}, args={"rate": 0.5, "burst": 2, "want": 1}
         )
         return int(allowed), int(wait_ms)
 
@@ -29,11 +29,11 @@ def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
     r.script_flush()  # a restarted or failed-over server has no scripts cached
     allowed, wait_ms = take()
     assert allowed == 0 and 1000 < wait_ms <= 2000
-    with pytest.raises(TypeError, match="missing \\['cost'\\]"):
+    with pytest.raises(TypeError, match="missing \\['want'\\]"):
         TOKEN_BUCKET(r, keys={"bucket": bucket}, args={"rate": 1, "burst": 2})
     with pytest.raises(TypeError, match="unknown \\['key'\\]"):
         TOKEN_BUCKET(
-            r, keys={"bucket": bucket, "key": "x"}, args={"rate": 1, "burst": 2, "cost": 1}
+            r, keys={"bucket": bucket, "key": "x"}, args={"rate": 1, "burst": 2, "want": 1}
         )
     r.close()
 
@@ -63,3 +63,17 @@ def test_pipelined_scripts_and_the_lease_survive_script_flush(stores: Any) -> No
     with stores.item_writes():
         assert r.zscore(k.item_writers, stores.lease.writer_id) is not None
     assert r.zscore(k.item_writers, stores.lease.writer_id) is None
+
+
+def test_token_bucket_leases_take_what_is_left(settings: Settings) -> None:
+    r = connect_redis(settings)
+    bucket = f"{settings.redis.key_prefix}:ratelimit:lease"
+
+    def take(want: int) -> int:
+        taken, _ = TOKEN_BUCKET(
+            r, keys={"bucket": bucket}, args={"rate": 0.01, "burst": 10, "want": want}
+        )
+        return int(taken)
+
+    assert [take(4), take(4), take(4), take(4)] == [4, 4, 2, 0]
+    r.close()
