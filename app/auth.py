@@ -101,7 +101,7 @@ def _digest(secret: str) -> str:
 
 
 def _key(keys: Keys, key_id: str) -> str:
-    return f"{keys.prefix}:apikey:{key_id}"
+    return keys.api_key(key_id)
 
 
 class KeyStore:
@@ -132,7 +132,7 @@ class KeyStore:
                 "created_at": repr(now),
             },
         )
-        pipe.sadd(f"{self.keys.prefix}:apikeys", key_id)
+        pipe.sadd(self.keys.api_keys, key_id)
         pipe.execute()
         rec = self.get(key_id)
         assert rec is not None
@@ -154,7 +154,7 @@ class KeyStore:
         )
 
     def list(self) -> list[ApiKey]:
-        ids = sorted(_text(i) for i in self.r.smembers(f"{self.keys.prefix}:apikeys"))
+        ids = sorted(_text(i) for i in self.r.smembers(self.keys.api_keys))
         return [k for i in ids if (k := self.get(i)) is not None]
 
     def revoke(self, key_id: str) -> bool:
@@ -223,7 +223,7 @@ class Authenticator:
         try:
             taken, wait_ms = TOKEN_BUCKET(
                 self.r,
-                keys={"bucket": f"{self.keys.prefix}:ratelimit:{key.key_id}"},
+                keys={"bucket": self.keys.rate_limit(key.key_id)},
                 args={"rate": key.rate, "burst": key.burst, "want": want},
             )
         except redis.RedisError:

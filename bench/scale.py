@@ -70,6 +70,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench._stack import admin_headers, child_env, fresh_stack, start_api, start_worker
 from bench._synthetic import SyntheticCatalogue, SyntheticEmbedder
 from core.connect import connect_redis
+from core.keys import Keys
 from core.settings import Settings
 from core.stores.candidates import RedisCandidates
 from core.stores.item_cache import ITEM_CACHE_MAX
@@ -79,8 +80,10 @@ from indexing.refresh import CandidateRefresher
 
 Stats = dict[str, Any]
 # Key families that hold requests or events in flight (TTL'd or trimmed), not users or items.
-TRANSIENT_FAMILIES = ("rec", "recinfo", "done", "idem", "events", "impressions")
-USER_INDEXES = ("users",)  # global keys with one member per user
+# Keys of requests and events in flight: cached lists, served lists, the event stream and its
+# idempotency records, exactly-once markers.
+TRANSIENT = {"rc", "recs:recinfo", "recs:impressions", "p0", "done"}
+USER_INDEXES = ("boards:users",)  # global keys with one member per user
 
 
 def _stats(lat: list[float], errors: int, elapsed: float | None = None) -> Stats:
@@ -520,21 +523,21 @@ def _freshness(
     }
 
 
-_USER_ID = re.compile(r"u\d{7}|new-\d+-\d+|scale-warmup")
-_ITEM_ID = re.compile(r"s\d{7}")
-
-
 def _classify(rest: str) -> tuple[str, str, str | None]:
-    """(kind, family, user id) of a key after the prefix; ids in the family become <user>/<item>."""
-    parts = [p.strip("{}") for p in rest.split(":")]
-    user = next((p for p in parts if _USER_ID.fullmatch(p)), None)
-    family = ":".join(
-        "<user>" if p == user else "<item>" if _ITEM_ID.fullmatch(p) else p for p in parts
-    )
-    if parts[0] in TRANSIENT_FAMILIES:
-        return "transient", parts[0], None
-    if rest in USER_INDEXES:  # one key, one member per user
-        return "user", rest, None
+    """(kind, family, user id) of a key after `{<prefix>:` (`<owner>}:<name>`, core.keys);
+    ids in the family become <user>/<item>."""
+    owner, _, name = rest.partition("}")
+    head, _, ident = owner.partition(":")
+    parts = [p for p in name.split(":") if p]
+    user = ident if head == "u" else None
+    if head == "u" and parts[:1] == ["done"]:
+        return "transient", "done", None
+    if head in TRANSIENT or f"{owner}:{parts[0] if parts else ''}" in TRANSIENT:
+        return "transient", ":".join([head, *parts[:1]]), None
+    if f"{owner}:{name.lstrip(':')}" in USER_INDEXES:  # one key, one member per user
+        return "user", owner + name, None
+    who = "<user>" if user else "<item>" if head == "i" else ident
+    family = ":".join(p for p in (head, who, *parts) if p)
     return ("user" if user else "catalogue"), family, user
 
 
@@ -546,10 +549,10 @@ def _redis_memory(settings: Settings, cat: SyntheticCatalogue, sample: int = 200
     cache, served lists, exactly-once markers, streams) are reported apart as `transient`.
     """
     r = connect_redis(settings)
-    prefix = settings.redis.key_prefix + ":"
+    prefix = "{" + settings.redis.key_prefix + ":"
     groups: dict[tuple[str, str], list[bytes]] = {}
     users: set[str] = set()
-    for key in r.scan_iter(match=prefix + "*", count=2000):
+    for key in r.scan_iter(match=Keys(settings.redis.key_prefix).scan_pattern, count=2000):
         kind, family, user = _classify(key.decode()[len(prefix) :])
         if user:
             users.add(user)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis
 from pymilvus import MilvusClient
 
@@ -14,8 +16,23 @@ def connect_redis(
     settings: Settings, *, timeout_s: float | None = None, decode: bool = False
 ) -> redis.Redis:
     """A pooled client: bytes in, bytes out (vectors are stored as raw float32), or with
-    `decode` one that answers text (`decode_responses`), for stores that keep no vectors."""
+    `decode` one that answers text (`decode_responses`), for stores that keep no vectors.
+
+    With `redis.cluster` it is redis-py's cluster client, bootstrapped from the node the URL
+    names. It answers the same commands (each key routed to its slot's node), so it is typed
+    as `redis.Redis` and every store keeps one code path; the key names make every
+    multi-key call single-slot (`core.keys`).
+    """
     t = timeout_s or settings.redis.socket_timeout_s
+    if settings.redis.cluster:
+        cluster = ClusterClient.from_url(
+            settings.redis.url,
+            socket_timeout=t,
+            socket_connect_timeout=t,
+            health_check_interval=30,
+            decode_responses=decode,
+        )
+        return cast(redis.Redis, cluster)
     return redis.Redis.from_url(
         settings.redis.url,
         socket_timeout=t,
@@ -23,6 +40,17 @@ def connect_redis(
         health_check_interval=30,
         decode_responses=decode,
     )
+
+
+class ClusterClient(redis.RedisCluster):
+    """redis-py's cluster client whose `close` also closes the sockets of every node's pool
+    (8.1 only releases them to the pools, which then leak until garbage collection)."""
+
+    def close(self) -> None:
+        super().close()
+        for node in self.get_nodes():  # type: ignore[no-untyped-call]
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
 
 
 def connect_milvus(settings: Settings) -> MilvusClient:

@@ -77,6 +77,19 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
     return Event(eid, kind, data, enqueued, f.get("origin") or None)
 
 
+def interaction_owner(entry_id: str | bytes, fields: dict[Any, Any]) -> tuple[str, str] | None:
+    """(user id, event key) of an interaction entry, whose exactly-once marker lives in that
+    user's slot; None for other or undecodable entries."""
+    try:
+        event = decode(entry_id, fields)
+    except PoisonEvent:
+        return None
+    user = event.data.get("user_id")
+    if event.type != INTERACTION_LOGGED or not isinstance(user, str):
+        return None
+    return user, event.key
+
+
 def publish(
     client: redis.Redis, keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> list[str]:

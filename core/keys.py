@@ -1,4 +1,16 @@
-"""Every Redis key Vantage uses, in one place, under one configurable prefix."""
+"""Every Redis key Vantage uses, in one place, under one configurable prefix.
+
+Every key reads `{<prefix>:<owner>}:<name>`: the part in braces is its Redis Cluster hash tag,
+so keys of one owner share a slot and a script or transaction over them is single-slot.
+Owners: `u:<user>` (a user's state, candidate set and exactly-once markers), `p0` (the event
+stream, its dead letters and idempotency records), `cat` (the catalogue: tombstones, item
+versions and changes, re-index coordination), `boards` (popularity, trending, the users
+index), `recs` (served lists, their attribution and surface counters), `jobs`, `rules`,
+`auth`, `cand` (the candidate refresh queue), `models` (every kind's current version, read
+in one MGET per request), `stats`; and single-key owners
+(`rc:<digest>` cached lists, `i:<item>` candidate sets, `rl:<key id>` rate limits). A
+single Redis ignores the braces. `scan_pattern` matches every key of the deployment.
+"""
 
 from __future__ import annotations
 
@@ -9,192 +21,226 @@ from dataclasses import dataclass
 class Keys:
     prefix: str
 
+    def tag(self, owner: str) -> str:
+        """The hash tag of one owner's keys."""
+        return f"{{{self.prefix}:{owner}}}"
+
+    @property
+    def scan_pattern(self) -> str:
+        """SCAN MATCH pattern of every key of this deployment (braces are literal in globs)."""
+        return f"{{{self.prefix}:*"
+
     @property
     def events(self) -> str:
         """Stream of accepted events (interactions, item and user changes)."""
-        return f"{self.prefix}:events"
+        return f"{self.tag('p0')}:events"
 
     @property
     def dead_letters(self) -> str:
-        return f"{self.prefix}:events:dead"
+        return f"{self.tag('p0')}:dead"
 
     @property
     def popularity(self) -> str:
         """Sorted set item -> accumulated positive interaction weight."""
-        return f"{self.prefix}:pop"
+        return f"{self.tag('boards')}:pop"
 
     @property
     def tombstones(self) -> str:
         """Sorted set item -> time it was deleted or hidden; serving excludes these."""
-        return f"{self.prefix}:tomb"
+        return f"{self.tag('cat')}:tomb"
 
     @property
     def item_versions(self) -> str:
         """Hash item -> stream id of the last applied write (stale writes are skipped)."""
-        return f"{self.prefix}:itemver"
+        return f"{self.tag('cat')}:itemver"
 
     @property
     def users_index(self) -> str:
-        return f"{self.prefix}:users"
+        return f"{self.tag('boards')}:users"
 
     @property
     def worker_stats(self) -> str:
         """Hash of running totals all workers add to (applied:<type>, embedded, embed_s)."""
-        return f"{self.prefix}:stats"
+        return self.tag("stats")
 
-    def done(self, event_id: str) -> str:
-        """Marker that an event's effects were applied (makes redelivery harmless)."""
-        return f"{self.prefix}:done:{event_id}"
+    def done(self, user_id: str, event_id: str) -> str:
+        """Marker that an interaction's effects were applied (makes redelivery harmless); in
+        its user's slot, beside the state it guards."""
+        return f"{self.tag('u:' + user_id)}:done:{event_id}"
+
+    def counted(self, event_id: str) -> str:
+        """Marker that an interaction was added to the global counters (`boards` slot)."""
+        return f"{self.tag('boards')}:done:{event_id}"
 
     def user(self, user_id: str) -> str:
         """Hash: profile (JSON), cvec (float32 bytes), pvec (float32 bytes, from onboarding
         preferences), ver (bumped on every applied event)."""
-        return f"{self.prefix}:user:{user_id}"
+        return f"{self.tag('u:' + user_id)}:user"
 
     def history(self, user_id: str) -> str:
         """Sorted set item -> last interaction time."""
-        return f"{self.prefix}:hist:{user_id}"
+        return f"{self.tag('u:' + user_id)}:hist"
 
     def affinity(self, user_id: str) -> str:
         """Hash item -> summed signed interaction weight."""
-        return f"{self.prefix}:aff:{user_id}"
+        return f"{self.tag('u:' + user_id)}:aff"
 
     def confidence(self, user_id: str) -> str:
         """Hash item -> summed iALS confidence (the input of fold-in)."""
-        return f"{self.prefix}:conf:{user_id}"
+        return f"{self.tag('u:' + user_id)}:conf"
 
     def model(self, kind: str) -> str:
         """The current version of a model kind (cf, ranker)."""
-        return f"{self.prefix}:model:{kind}"
+        return f"{self.tag('models')}:current:{kind}"
 
     def model_versions(self, kind: str) -> str:
         """Hash version -> JSON metadata (metrics, sizes, time)."""
-        return f"{self.prefix}:model:{kind}:versions"
+        return f"{self.tag('models')}:versions:{kind}"
 
     def result_cache(self, digest: str) -> str:
-        return f"{self.prefix}:rec:{digest}"
+        return self.tag("rc:" + digest)
 
     # Jobs (re-index, model refresh): a stream workers consume, one hash per job.
     @property
     def jobs(self) -> str:
-        return f"{self.prefix}:jobs"
+        return f"{self.tag('jobs')}:stream"
 
     @property
     def jobs_index(self) -> str:
         """Sorted set job id -> creation time (newest last)."""
-        return f"{self.prefix}:jobs:index"
+        return f"{self.tag('jobs')}:index"
 
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
+        return f"{self.tag('jobs')}:job:{job_id}"
 
     def job_active(self, kind: str) -> str:
         """The id of the queued or running job of this kind (at most one per kind)."""
-        return f"{self.prefix}:jobs:active:{kind}"
+        return f"{self.tag('jobs')}:active:{kind}"
 
     @property
     def job_lock(self) -> str:
         """Held by the one job that is running anywhere (jobs never overlap)."""
-        return f"{self.prefix}:jobs:lock"
+        return f"{self.tag('jobs')}:lock"
 
     # Item writes, as seen by a re-index running beside them.
     @property
     def item_changes(self) -> str:
         """Sorted set item -> time (ms, Redis clock) of its last applied write or delete."""
-        return f"{self.prefix}:itemchg"
+        return f"{self.tag('cat')}:itemchg"
 
     @property
     def item_writers(self) -> str:
         """Sorted set writer -> lease expiry (ms): item writes in flight."""
-        return f"{self.prefix}:itemwriters"
+        return f"{self.tag('cat')}:itemwriters"
 
     @property
     def item_freeze(self) -> str:
         """Set while a re-index swaps the alias: item writers wait (expires by itself)."""
-        return f"{self.prefix}:itemfreeze"
+        return f"{self.tag('cat')}:itemfreeze"
 
     @property
     def text_model(self) -> str:
         """The text model the live items collection was embedded with (set by re-index)."""
-        return f"{self.prefix}:textmodel"
+        return f"{self.tag('cat')}:textmodel"
 
     @property
     def collection_drops(self) -> str:
         """Sorted set physical collection -> time after which it is dropped."""
-        return f"{self.prefix}:drops"
+        return f"{self.tag('cat')}:drops"
 
     @property
     def trending_epoch(self) -> str:
-        return f"{self.prefix}:trend:epoch"
+        return f"{self.tag('boards')}:trend-epoch"
 
     @property
     def trending_scopes(self) -> str:
         """Set of the trending scopes that exist (for trimming and rebasing)."""
-        return f"{self.prefix}:trend:scopes"
+        return f"{self.tag('boards')}:trend-scopes"
 
     @property
     def item_categories(self) -> str:
         """Hash item -> its categories (unit-separated), for per-category trending."""
-        return f"{self.prefix}:itemcats"
+        return f"{self.tag('cat')}:itemcats"
 
     def trending(self, scope: str = "all") -> str:
         """Sorted set item -> time-decayed interaction weight (`all`, `cat:<c>`, `region:<r>`)."""
-        return f"{self.prefix}:trend:{scope}"
+        return f"{self.tag('boards')}:trend:{scope}"
 
     # Policy and attribution (surfaces issue).
     @property
     def rules(self) -> str:
         """Hash rule id -> JSON business rule (pin, boost, bury)."""
-        return f"{self.prefix}:rules"
+        return f"{self.tag('rules')}:all"
 
     @property
     def rules_version(self) -> str:
         """Counter bumped on every rule change (part of result-cache keys)."""
-        return f"{self.prefix}:rules:ver"
+        return f"{self.tag('rules')}:ver"
 
     def idempotency(self, key_digest: str) -> str:
         """String 'fingerprint|event ids' of a write sent with an Idempotency-Key (expires)."""
-        return f"{self.prefix}:idem:{key_digest}"
+        return f"{self.tag('p0')}:idem:{key_digest}"
 
     def negatives(self, user_id: str) -> str:
         """Sorted set item -> time of the user's last dislike or skip of it (never served)."""
-        return f"{self.prefix}:neg:{user_id}"
+        return f"{self.tag('u:' + user_id)}:neg"
 
     @property
     def impressions(self) -> str:
         """Stream of served lists (recommendation id, user, surface, variant, items)."""
-        return f"{self.prefix}:impressions"
+        return f"{self.tag('recs')}:impressions"
 
     def rec_info(self, recommendation_id: str) -> str:
         """Hash item -> JSON (sources, position, surface, variant, explored, propensity) of one
         served list, and `~clicked:<item>` -> time of its attributed click (expires)."""
-        return f"{self.prefix}:recinfo:{recommendation_id}"
+        return f"{self.tag('recs')}:recinfo:{recommendation_id}"
 
     @property
     def surface_stats(self) -> str:
         """Hash 'imp|click' + '|surface|source|variant' -> count."""
-        return f"{self.prefix}:surfstats"
+        return f"{self.tag('recs')}:surfstats"
 
     def candidates(self, owner: str) -> str:
         """A precomputed candidate set: JSON; owner `u:<user_id>` or `i:<item_id>`."""
-        return f"{self.prefix}:cand:{owner}"
+        return f"{self.tag(owner)}:cand"
+
+    def candidate_owner(self, key: str) -> str:
+        """The owner a `candidates` key belongs to."""
+        head, tail = f"{{{self.prefix}:", "}:cand"
+        if not (key.startswith(head) and key.endswith(tail)):
+            raise ValueError(f"not a candidate-set key: {key!r}")
+        return key[len(head) : -len(tail)]
 
     @property
     def candidates_stale(self) -> str:
         """Owners whose candidate sets are due a refresh: zset, score = when first marked (or
         when due, for an owner inside its refresh interval)."""
-        return f"{self.prefix}:cand:stale"
+        return f"{self.tag('cand')}:stale"
 
     @property
     def candidates_taken(self) -> str:
         """Hash of the queued owners a refresher has taken (a new mark replaces theirs)."""
-        return f"{self.prefix}:cand:taken"
+        return f"{self.tag('cand')}:taken"
 
     @property
     def candidates_next(self) -> str:
         """Owners rebuilt lately: zset, score = when their set may be rebuilt again."""
-        return f"{self.prefix}:cand:next"
+        return f"{self.tag('cand')}:next"
 
     @property
     def candidates_built(self) -> str:
         """The tag (collection|model) every held set was last queued for a bulk refresh."""
-        return f"{self.prefix}:cand:bulk"
+        return f"{self.tag('cand')}:bulk"
+
+    def api_key(self, key_id: str) -> str:
+        """Hash of one API key: digest of its secret, scopes, name, limits, revoked_at."""
+        return f"{self.tag('auth')}:key:{key_id}"
+
+    @property
+    def api_keys(self) -> str:
+        """Set of every API key id."""
+        return f"{self.tag('auth')}:keys"
+
+    def rate_limit(self, key_id: str) -> str:
+        """Token bucket of one API key (its own slot: the busiest key on every request)."""
+        return self.tag("rl:" + key_id)

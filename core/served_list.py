@@ -10,7 +10,7 @@ the write path reads back to attribute clicks. Defined once, here.
   "position", "surface", "variant", "explored", "propensity"}, expiring after the attribution
   window.
 
-The attribution script (`core/scripts/apply_interaction.lua`, run by the worker for each
+The attribution script (`core/scripts/attribute_click.lua`, run by the worker for each
 positive interaction citing a list) decodes the cited item's `rec_info` field and reads the
 `ATTRIBUTION_FIELDS`: `surface` and `variant` (strings, else nothing is attributed), `user`
 (the only user whose clicks count; empty = anyone) and `sources` (a list of names). It adds 1

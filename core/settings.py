@@ -44,6 +44,9 @@ class MilvusSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = Field(
+        False, description="the URL names any node of a Redis Cluster (redis-py's cluster client)"
+    )
     # Every key and stream is namespaced, so several deployments (or tests) share one server.
     key_prefix: str = "vantage"
     socket_timeout_s: float = Field(2.0, gt=0)

@@ -289,16 +289,14 @@ class Worker:
             "original_id": eid,
             "error": reason[:2000],
         }
+        # If its effects were stored before it failed, keep that marker for good: a replay,
+        # however late, must not apply it a second time (first: it lives in the user's slot).
+        if (owner := ev.interaction_owner(eid, fields)) is not None:
+            self.r.persist(self.stores.keys.done(*owner))
+            self.r.persist(self.stores.keys.counted(owner[1]))
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(self.stores.keys.dead_letters, body)
         pipe.xack(self.stream, self.group, eid)
-        # If its effects were stored before it failed, keep that marker for good: a replay,
-        # however late, must not apply it a second time.
-        origin = body.get("origin")
-        key = origin.decode() if isinstance(origin, bytes) else origin
-        pipe.persist(
-            self.stores.keys.done(key or (eid.decode() if isinstance(eid, bytes) else eid))
-        )
         pipe.execute()
         self.stats.dead_lettered += 1
         log.warning("event %s dead-lettered: %s", eid, reason)

@@ -18,7 +18,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from core.keys import Keys
 from core.settings import Settings
+from vantage.cluster import LocalCluster, start_cluster
 from vantage.stack import start_milvus_lite, start_redis
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,23 @@ def settings(servers: dict[str, str]) -> Iterator[Settings]:
     _drop_test_data(s)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real Redis Cluster on loopback (3 masters + 3 replicas), for the `cluster` tests."""
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_settings(servers: dict[str, str], redis_cluster: LocalCluster) -> Iterator[Settings]:
+    """Settings of one test on the Redis Cluster (Milvus as for every test)."""
+    s = make_settings({**servers, "redis_url": redis_cluster.url})
+    s = s.model_copy(update={"redis": s.redis.model_copy(update={"cluster": True})})
+    yield s
+    _drop_test_data(s)
+
+
 def _drop_test_data(s: Settings) -> None:
     """Remove this test's collections and keys so the shared servers stay small."""
     from core.connect import connect_milvus, connect_redis
@@ -119,7 +138,7 @@ def _drop_test_data(s: Settings) -> None:
         m.close()
     with contextlib.suppress(Exception):
         r = connect_redis(s)
-        keys = list(r.scan_iter(match=f"{s.redis.key_prefix}:*", count=1000))
+        keys = list(r.scan_iter(match=Keys(s.redis.key_prefix).scan_pattern, count=1000))
         for i in range(0, len(keys), 500):
             r.delete(*keys[i : i + 500])
         r.close()

@@ -54,6 +54,6 @@ def drop_namespace(settings: Settings, stores: Stores) -> None:
             if c.startswith(prefix + "_"):
                 m.drop_collection(c)
     with contextlib.suppress(Exception):
-        keys = list(stores.redis.scan_iter(match=f"{prefix}:*", count=1000))
+        keys = list(stores.redis.scan_iter(match=stores.keys.scan_pattern, count=1000))
         for i in range(0, len(keys), 500):
             stores.redis.delete(*keys[i : i + 500])

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -87,9 +87,15 @@ class ChildServer:
 
 
 def start_redis(
-    data_dir: Path, port: int | None = None, *, appendonly: bool = True, timeout: float = 20.0
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    appendonly: bool = True,
+    timeout: float = 20.0,
+    extra: Sequence[str] = (),
 ) -> ChildServer:
-    """Start redis-server on 127.0.0.1 with its files (AOF) under `data_dir`."""
+    """Start redis-server on 127.0.0.1 with its files (AOF) under `data_dir` (`extra`: more
+    options, e.g. cluster mode)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / "redis.log"
@@ -111,6 +117,7 @@ def start_redis(
         "no",
         "--logfile",
         str(log_path.resolve()),
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     _wait(lambda: port_open("127.0.0.1", port), "redis-server", proc, timeout, log_path)
@@ -178,8 +185,10 @@ def embedded_stack(
     *,
     redis_port: int | None = None,
     milvus_port: int | None = None,
+    external_redis: str | None = None,
 ) -> Iterator[dict[str, str]]:
-    """Join the running embedded stack, or start one for the duration of the block.
+    """Join the running embedded stack, or start one for the duration of the block; with
+    `external_redis` (a URL) no redis-server is started and that Redis is used.
 
     Yields `{"milvus_uri": ..., "redis_url": ...}`.
     """
@@ -194,19 +203,22 @@ def embedded_stack(
         redis_port = None  # taken by something else: pick a free one rather than share it
     if milvus_port and port_open("127.0.0.1", milvus_port):
         milvus_port = None
-    redis_srv = start_redis(data_dir / "redis", redis_port)
+    redis_srv = None if external_redis else start_redis(data_dir / "redis", redis_port)
     try:
         milvus_srv = start_milvus_lite(milvus_db, milvus_port)
     except BaseException:
-        redis_srv.stop()
+        if redis_srv:
+            redis_srv.stop()
         raise
-    info = {"milvus_uri": milvus_srv.url, "redis_url": redis_srv.url}
+    redis_url = redis_srv.url if redis_srv else str(external_redis)
+    info = {"milvus_uri": milvus_srv.url, "redis_url": redis_url}
     record.write_text(json.dumps({**info, "pid": os.getpid()}))
-    log.info("embedded stack: redis %s, milvus lite %s", redis_srv.url, milvus_srv.url)
+    log.info("embedded stack: redis %s, milvus lite %s", info["redis_url"], milvus_srv.url)
     try:
         yield info
     finally:
         with contextlib.suppress(OSError):
             record.unlink()
         milvus_srv.stop()
-        redis_srv.stop()
+        if redis_srv:
+            redis_srv.stop()

@@ -21,22 +21,24 @@ def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
 
 
 def delete_item(state: AppState, *, item_id: str) -> list[str]:
-    """Tombstone the item for serving and queue its removal from Milvus, atomically.
+    """Tombstone the item for serving, then queue its removal from Milvus.
 
-    The tombstone carries the event's own time, so a later PUT (with a later time) lifts it
-    and an earlier one cannot.
+    The tombstone comes first (the catalogue's slot), the event second (the stream's): if the
+    event cannot be stored the item stays hidden and the client gets a 503 to retry, which
+    stores both again. The tombstone carries the event's own time, so a later PUT (with a
+    later time) lifts it and an earlier one cannot.
     """
     now = time.time()
-    pipe = state.redis.pipeline(transaction=True)
-    pipe.xadd(state.keys.events, ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now))
-    pipe.zadd(state.keys.tombstones, {item_id: now})
     try:
-        event_id, _ = pipe.execute()
+        state.redis.zadd(state.keys.tombstones, {item_id: now})
+        event_id = state.redis.xadd(
+            state.keys.events, ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now)
+        )
     except redis.RedisError as e:
         raise DependencyUnavailable(
-            f"the event queue is unavailable ({type(e).__name__}); nothing was stored"
+            f"the event queue is unavailable ({type(e).__name__}); retry the delete"
         ) from e
-    return [event_id.decode()]
+    return [event_id.decode() if isinstance(event_id, bytes) else str(event_id)]
 
 
 def get_item(state: AppState, *, item_id: str) -> ItemOut:

@@ -13,6 +13,11 @@ with a missing or unknown name raises `TypeError` before anything is sent.
 Scripts run by EVALSHA through redis-py's `register_script`, registered once per client: after
 a SCRIPT FLUSH, or on a server that never saw the script, the NOSCRIPT answer makes redis-py
 load it and run it again (inside a pipeline it checks SCRIPT EXISTS before executing).
+
+On a Redis Cluster, redis-py 8.1 refuses EVALSHA queued on a cluster pipeline (redis-py issue
+#2914), so it is queued as a raw command, routed by its keys like any other; the script is
+loaded on every primary first, and `execute` re-runs, alone, any entry a node answered
+NOSCRIPT (a failed-over replica has an empty script cache; such an entry never ran).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from weakref import WeakKeyDictionary
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import ClusterPipeline
 from redis.commands.core import Script as RedisScript
+from redis.exceptions import NoScriptError
 
 Value = str | bytes | int | float
 _HEADER = re.compile(r"^-- (KEYS|ARGV):(.*)$", re.MULTILINE)
@@ -99,19 +106,53 @@ class Script:
         *,
         keys: Mapping[str, Value | Sequence[Value]],
         args: Mapping[str, Value | Sequence[Value]],
-        pipe: Pipeline | None = None,
+        pipe: Pipeline | ClusterPipeline | None = None,
     ) -> Any:
-        """Run the script on `client`, or queue it on `pipe` (a pipeline of `client`)."""
-        return self.registered(client)(
-            keys=self.keys.bind(keys, f"{self.name} KEYS"),
-            args=self.args.bind(args, f"{self.name} ARGV"),
-            client=pipe,
-        )
+        """Run the script on `client`, or queue it on `pipe` (a pipeline of `client`; run it
+        with `execute`)."""
+        script = self.registered(client)
+        bound_keys = self.keys.bind(keys, f"{self.name} KEYS")
+        bound_args = self.args.bind(args, f"{self.name} ARGV")
+        if isinstance(pipe, ClusterPipeline):
+            if script.sha not in _loaded.setdefault(client, set()):
+                client.script_load(self.source)  # a cluster client loads it on every primary
+                _loaded[client].add(script.sha)
+            # The raw command, as redis-py 8.1 blocks `evalsha` on a cluster pipeline.
+            command = ("EVALSHA", script.sha, len(bound_keys), *bound_keys, *bound_args)
+            _queued.setdefault(pipe, {})[len(pipe)] = (self.source, command)
+            return pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        return script(keys=bound_keys, args=bound_args, client=pipe)
+
+
+_loaded: WeakKeyDictionary[redis.Redis, set[str]] = WeakKeyDictionary()  # client -> SHAs
+# Scripts queued on a cluster pipeline: position -> (source, command), to run one again.
+_queued: WeakKeyDictionary[ClusterPipeline, dict[int, tuple[str, tuple[Any, ...]]]] = (
+    WeakKeyDictionary()
+)
+
+
+def execute(client: redis.Redis, pipe: Pipeline | ClusterPipeline) -> list[Any]:
+    """`pipe.execute()`; on a cluster, entries answered NOSCRIPT run again alone once their
+    script is loaded again (they never ran, so nothing runs twice). Other errors raise."""
+    if not isinstance(pipe, ClusterPipeline):
+        return pipe.execute()
+    queued = _queued.pop(pipe, {})
+    results = pipe.execute(raise_on_error=False)
+    for i, res in enumerate(results):
+        if isinstance(res, NoScriptError) and i in queued:
+            source, command = queued[i]
+            client.script_load(source)
+            results[i] = client.execute_command(*command)  # type: ignore[no-untyped-call]
+        elif isinstance(res, Exception):
+            raise res
+    return results
 
 
 TAKE_LEASE = Script("take_lease")
 CLAIM_VERSIONS = Script("claim_versions")
 APPLY_INTERACTION = Script("apply_interaction")
+COUNT_INTERACTION = Script("count_interaction")
+ATTRIBUTE_CLICK = Script("attribute_click")
 TOKEN_BUCKET = Script("token_bucket")
 FINISH_STALE = Script("finish_stale")
 MARK_STALE = Script("mark_stale")

@@ -48,7 +48,10 @@ class RedisCandidates:
         owners = list(dict.fromkeys(owners))
         if not owners:
             return {}
-        raws = guarded(self._breaker, self.r.mget, [self.keys.candidates(o) for o in owners])
+        pipe = self.r.pipeline(transaction=False)  # not MGET: the sets live in many slots
+        for o in owners:
+            pipe.get(self.keys.candidates(o))
+        raws = guarded(self._breaker, pipe.execute)
         return {o: decode_set(o, raw) for o, raw in zip(owners, raws, strict=True) if raw}
 
     def put(self, sets: Sequence[CandidateSet], ttl_s: float) -> None:
@@ -122,9 +125,9 @@ class RedisCandidates:
     def held(self) -> Iterator[tuple[str, float]]:
         """Every owner holding a set, with the seconds its set has left (a SCAN: for bulk
         work in the background, never on the request path)."""
-        base = self.keys.candidates("")
         for kind in ("u:", "i:"):
-            keys = [text(k) for k in self.r.scan_iter(match=f"{base}{kind}*", count=1000)]
+            match = self.keys.candidates(kind + "*")
+            keys = [text(k) for k in self.r.scan_iter(match=match, count=1000)]
             for k in range(0, len(keys), 1000):
                 chunk = keys[k : k + 1000]
                 pipe = self.r.pipeline(transaction=False)
@@ -132,7 +135,7 @@ class RedisCandidates:
                     pipe.pttl(key)
                 for key, ms in zip(chunk, pipe.execute(), strict=True):
                     if int(ms) > 0:
-                        yield key[len(base) :], int(ms) / 1000
+                        yield self.keys.candidate_owner(key), int(ms) / 1000
 
     def built_for(self) -> str | None:
         raw = guarded(self._breaker, self.r.get, self.keys.candidates_built)

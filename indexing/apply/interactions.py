@@ -1,9 +1,12 @@
 """Interactions, each applied exactly once in effect, then the profiles they change.
 
-Interaction effects are counters, so each one is applied by one script
-(`core/scripts/apply_interaction.lua`) that first records its event id: a redelivered event
-finds its marker and changes nothing. The same script counts a click on the served list the
-event cites (the record `core/served_list.py` defines).
+Interaction effects are counters, so each one is applied by scripts that first record its
+event id: a redelivered event finds its marker and changes nothing. One script per Redis
+Cluster slot (`core/keys.py`), each exactly-once on its own: the user's state
+(`apply_interaction.lua`, in the user's slot), the global counters (`count_interaction.lua`:
+popularity, users, trending) and the click on the served list the event cites
+(`attribute_click.lua`, the record `core/served_list.py` defines). All are queued on one
+pipeline: one round trip on a single Redis, one per node on a cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy.typing as npt
 from redis.client import Pipeline
 
 from core.domain import Interaction
-from core.scripts import APPLY_INTERACTION
+from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTION, execute
 from core.trending import trending_scopes
 from embeddings.confidence import confidence_weight
 from embeddings.profile import content_profile
@@ -59,9 +62,12 @@ def apply_interactions(
     scopes = trending_scopes(s.redis, s.keys, [ev for _, ev in events])
     pipe = s.redis.pipeline(transaction=False)
     now = time.time()
+    user_parts = []  # where each event's user part is in the pipeline's results
     for eid, ev in events:
+        user_parts.append(len(pipe))
         _queue_one(s, pipe, eid, ev, scopes(ev), now)
-    applied = sum(int(x) for x in pipe.execute())
+    results = execute(s.redis, pipe)
+    applied = sum(int(results[i]) for i in user_parts)
     if refresh:
         refresh_profiles(s, list(dict.fromkeys(ev.user_id for _, ev in events)))
     return applied
@@ -75,39 +81,61 @@ def _queue_one(
     scopes: Sequence[str],
     now: float,
 ) -> None:
-    """Queue the script that applies one interaction on `pipe`."""
+    """Queue the scripts that apply one interaction on `pipe`: its user part first (its
+    result says whether the event was new), then the counters and, when attributable, the
+    click."""
     ts = float(ev.timestamp if ev.timestamp is not None else now)
     k = s.keys
+    ttl = s.settings.dedup_ttl_s if eid is not None else 0
     APPLY_INTERACTION(
         s.redis,
         keys={
-            "done": k.done(eid or "-"),
+            "done": k.done(ev.user_id, eid or "-"),
             "history": k.history(ev.user_id),
             "affinity": k.affinity(ev.user_id),
             "confidence": k.confidence(ev.user_id),
-            "popularity": k.popularity,
-            "users": k.users_index,
             "negatives": k.negatives(ev.user_id),
-            "served": k.rec_info(ev.recommendation_id or ""),  # not read unless attributable
-            "surface_stats": k.surface_stats,
-            "trending": [k.trending(sc) for sc in scopes],
         },
         args={
             "item": ev.item_id,
             "ts": repr(ts),
             "weight": repr(ev.weight),
             "confidence_weight": repr(confidence_weight(ev.type, ev.value)),
-            "dedup_ttl_s": s.settings.dedup_ttl_s if eid is not None else 0,
+            "dedup_ttl_s": ttl,
             "history_len": s.settings.history_len,
-            "user": ev.user_id,
-            "trending_increment": repr(s.trending.increment(ev.weight, min(ts, now))),
             "negative": int(ev.type in NEGATIVE_TYPES),
             "negatives_len": s.settings.negatives_len,
-            "attributable": int(attributable(ev)),
             "lifts_negative": int(lifts_negative(ev)),
         },
         pipe=pipe,
     )
+    COUNT_INTERACTION(
+        s.redis,
+        keys={
+            "done": k.counted(eid or "-"),
+            "popularity": k.popularity,
+            "users": k.users_index,
+            "trending": [k.trending(sc) for sc in scopes],
+        },
+        args={
+            "item": ev.item_id,
+            "weight": repr(ev.weight),
+            "user": ev.user_id,
+            "trending_increment": repr(s.trending.increment(ev.weight, min(ts, now))),
+            "dedup_ttl_s": ttl,
+        },
+        pipe=pipe,
+    )
+    if attributable(ev):
+        ATTRIBUTE_CLICK(
+            s.redis,
+            keys={
+                "served": k.rec_info(ev.recommendation_id or ""),
+                "surface_stats": k.surface_stats,
+            },
+            args={"item": ev.item_id, "ts": repr(ts), "user": ev.user_id},
+            pipe=pipe,
+        )
 
 
 def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:

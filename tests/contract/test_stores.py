@@ -138,7 +138,7 @@ class RedisMilvusSeeder:
         self.r.hincrby(self.keys.user(user_id), "ver", 1)
 
 
-@pytest.fixture(params=["memory", "real"])
+@pytest.fixture(params=["memory", "real", pytest.param("cluster", marks=pytest.mark.cluster)])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         s = Settings(env="test")
@@ -155,7 +155,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             s.models.cf_dim,
         )
         return
-    s: Settings = request.getfixturevalue("settings")
+    on_cluster = request.param == "cluster"
+    s: Settings = request.getfixturevalue("cluster_settings" if on_cluster else "settings")
     milvus = connect_milvus(s)
     names = prepare_collections(s, milvus)
     raw, text = connect_redis(s), connect_redis(s, decode=True)
@@ -163,7 +164,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     breaker = CircuitBreaker("redis", 3, 5.0)
     store = ItemStore(milvus, names, timeout_s=10.0, breaker=CircuitBreaker("milvus", 3, 5.0))
     yield Backend(
-        "real",
+        request.param,
         store,
         RedisCatalogue(text, keys, breaker),
         RedisUserState(raw, keys, breaker),

@@ -86,7 +86,7 @@ def test_keys_are_stored_hashed_and_revocable(settings: Settings) -> None:
     store = KeyStore(r, Keys(settings.redis.key_prefix))
     token, rec = store.create("app", ["recommend"], rate=100, burst=100)
     secret = token.split("_", 2)[2]
-    stored = r.hgetall(f"{settings.redis.key_prefix}:apikey:{rec.key_id}")
+    stored = r.hgetall(Keys(settings.redis.key_prefix).api_key(rec.key_id))
     assert secret.encode() not in b"".join(stored.values())  # only its digest
     assert store.verify(token) == rec
     assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None

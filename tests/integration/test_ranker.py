@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from app.main import create_app
+from core.keys import Keys
 from core.settings import Settings
 from core.surfaces import PolicySpec
 from indexing.connect import build_stores
@@ -205,7 +206,7 @@ def test_ranker_is_trained_published_used_and_degrades(
     # The temporary namespace is gone: no collections, no keys.
     tmp = report.namespace
     assert tmp and not [c for c in stores.items.client.list_collections() if c.startswith(tmp)]
-    assert not list(stores.redis.scan_iter(match=f"{tmp}:*"))
+    assert not list(stores.redis.scan_iter(match=Keys(tmp).scan_pattern))
 
     user = "space-fan-0"
     state = build_state(settings)

@@ -16,7 +16,7 @@ from indexing.apply import apply_interactions
 
 def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
     r = connect_redis(settings)
-    bucket = f"{settings.redis.key_prefix}:ratelimit:t"
+    bucket = Keys(settings.redis.key_prefix).rate_limit("t")
 
     def take() -> tuple[int, int]:
         allowed, wait_ms = TOKEN_BUCKET(
@@ -67,7 +67,7 @@ def test_pipelined_scripts_and_the_lease_survive_script_flush(stores: Any) -> No
 
 def test_token_bucket_leases_take_what_is_left(settings: Settings) -> None:
     r = connect_redis(settings)
-    bucket = f"{settings.redis.key_prefix}:ratelimit:lease"
+    bucket = Keys(settings.redis.key_prefix).rate_limit("lease")
 
     def take(want: int) -> int:
         taken, _ = TOKEN_BUCKET(

@@ -13,7 +13,7 @@ import pytest
 
 from core import events as ev
 from core import scripts
-from core.scripts import APPLY_INTERACTION, Script, Signature
+from core.scripts import ATTRIBUTE_CLICK, COUNT_INTERACTION, Script, Signature
 from core.served_list import (
     ATTRIBUTION_FIELDS,
     MAX_NAME,
@@ -37,7 +37,7 @@ def test_every_lua_file_is_a_declared_script() -> None:
         if f.name.endswith(".lua")
     }
     assert files == {s.name for s in SHIPPED}
-    assert len(SHIPPED) == 7
+    assert len(SHIPPED) == 9
 
 
 @pytest.mark.parametrize("script", SHIPPED, ids=lambda s: s.name)
@@ -51,10 +51,10 @@ def test_scripts_index_only_what_they_declare(script: Script) -> None:
         assert used_args == set(range(1, len(script.args.names) + 1))
 
 
-def test_apply_interaction_reads_its_trending_keys_after_the_named_ones() -> None:
-    first = re.search(r"local first_trending = (\d+)", APPLY_INTERACTION.source)
-    assert first is not None and int(first.group(1)) == len(APPLY_INTERACTION.keys.names) + 1
-    assert APPLY_INTERACTION.keys.rest == "trending"
+def test_count_interaction_reads_its_trending_keys_after_the_named_ones() -> None:
+    first = re.search(r"local first_trending = (\d+)", COUNT_INTERACTION.source)
+    assert first is not None and int(first.group(1)) == len(COUNT_INTERACTION.keys.names) + 1
+    assert COUNT_INTERACTION.keys.rest == "trending"
 
 
 def test_signature_binds_names_in_declared_order() -> None:
@@ -108,7 +108,7 @@ def test_served_list_encodes_as_the_stream_and_hash_always_did() -> None:
 
 
 def test_the_attribution_script_reads_exactly_the_documented_fields() -> None:
-    read = set(re.findall(r"\bd\.(\w+)", APPLY_INTERACTION.source))
+    read = set(re.findall(r"\bd\.(\w+)", ATTRIBUTE_CLICK.source))
     assert read == set(ATTRIBUTION_FIELDS)
     decoded = json.loads(_served().attributions()["a"])
     # The types the script checks before it counts a click.

@@ -19,9 +19,15 @@ def resolved(settings: Settings) -> Iterator[Settings]:
         return
     from urllib.parse import urlparse
 
-    redis_port = urlparse(settings.redis.url).port or 6379
+    url = urlparse(settings.redis.url)
+    # A cluster, or a Redis on another host, is used as it is: no redis-server of our own.
+    external = settings.redis.cluster or url.hostname not in ("127.0.0.1", "localhost", "::1")
     with embedded_stack(
-        settings.data_dir, Path(settings.milvus.uri), redis_port=redis_port, milvus_port=19530
+        settings.data_dir,
+        Path(settings.milvus.uri),
+        redis_port=url.port or 6379,
+        milvus_port=19530,
+        external_redis=settings.redis.url if external else None,
     ) as info:
         yield settings.model_copy(
             update={

@@ -1,0 +1,28 @@
+-- An attributable event (positive, citing a served list) counts one click for that list's
+-- item, whatever the number of such events: the list's hash keeps a marker field per item, so
+-- this is exactly-once on its own. Only the user the list was served to can click it (a shared
+-- link citing someone else's list does not count). The served list's fields are written by
+-- serving/impressions.py; their record, and the fields read here, are defined in
+-- core/served_list.py. Both keys are in the `recs` slot (core/keys.py).
+-- Returns 1 if a click was counted.
+-- KEYS: served surface_stats
+-- ARGV: item ts user
+local served, surface_stats = KEYS[1], KEYS[2]
+local item, ts, user = ARGV[1], ARGV[2], ARGV[3]
+
+local raw = redis.call('HGET', served, item)
+local ok, d = false, nil
+if raw then ok, d = pcall(cjson.decode, raw) end
+if ok and type(d) == 'table' and type(d.surface) == 'string' and type(d.variant) == 'string'
+   and (d.user == nil or d.user == '' or d.user == user)
+   and redis.call('HSETNX', served, '~clicked:' .. item, ts) == 1 then
+  local tail = '|' .. d.variant
+  redis.call('HINCRBY', surface_stats, 'click|' .. d.surface .. '|*' .. tail, 1)
+  if type(d.sources) == 'table' then
+    for _, src in ipairs(d.sources) do
+      redis.call('HINCRBY', surface_stats, 'click|' .. d.surface .. '|' .. tostring(src) .. tail, 1)
+    end
+  end
+  return 1
+end
+return 0

@@ -1,0 +1,68 @@
+"""Key names designed for Redis Cluster slots: every script call and every transaction of the
+code touches keys of one hash tag (one slot), checked with redis-py's own slot function."""
+
+from __future__ import annotations
+
+import pytest
+from redis.crc import key_slot
+
+from core.keys import Keys
+
+K = Keys("vtg")
+
+
+def _one_slot(*keys: str) -> bool:
+    return len({key_slot(k.encode()) for k in keys}) == 1
+
+
+@pytest.mark.parametrize(
+    "name, keys",
+    [
+        # Lua scripts (core/scripts), as their callers build the keys
+        ("claim_versions", [K.item_versions, K.item_changes]),
+        ("take_lease", [K.item_freeze, K.item_writers]),
+        ("candidate queue", [K.candidates_stale, K.candidates_taken, K.candidates_next]),
+        ("token_bucket", [K.rate_limit("key1")]),
+        (
+            "count_interaction",
+            [K.counted("1-1"), K.popularity, K.users_index, K.trending(), K.trending("cat:x")],
+        ),
+        ("attribute_click", [K.rec_info("r1"), K.surface_stats]),
+        ("idempotent publish", [K.idempotency("d1"), K.events]),
+        # MULTI / WATCH transactions
+        ("model registry", [K.model("cf"), K.model_versions("cf"), K.model("ranker")]),
+        ("rules", [K.rules, K.rules_version]),
+        ("jobs", [K.jobs, K.jobs_index, K.job("j1"), K.job_active("reindex"), K.job_lock]),
+        ("trending rebase", [K.trending_epoch, K.trending_scopes, K.trending("cat:jazz")]),
+        ("api keys", [K.api_key("k1"), K.api_keys]),
+        ("dead letter", [K.dead_letters, K.events]),
+        # apply_interaction.lua and reads: one user's state and exactly-once markers
+        (
+            "user",
+            [
+                K.user("ann"),
+                K.history("ann"),
+                K.affinity("ann"),
+                K.confidence("ann"),
+                K.negatives("ann"),
+                K.candidates("u:ann"),
+                K.done("ann", "1-1"),
+            ],
+        ),
+    ],
+)
+def test_keys_used_together_share_a_slot(name: str, keys: list[str]) -> None:
+    assert _one_slot(*keys), name
+
+
+def test_owners_spread_over_slots_and_names_round_trip() -> None:
+    users = {key_slot(K.user(f"user-{i}").encode()) for i in range(100)}
+    assert len(users) > 90  # users are not piled on one node
+    assert not _one_slot(K.user("ann"), K.user("bob"))
+    assert not _one_slot(K.popularity, K.tombstones)  # the two hot catalogue keys differ
+    assert K.candidate_owner(K.candidates("u:ann")) == "u:ann"
+    assert K.candidate_owner(K.candidates("i:x:1")) == "i:x:1"
+    with pytest.raises(ValueError):
+        K.candidate_owner(K.user("ann"))
+    assert all(k.startswith("{vtg:") for k in (K.events, K.user("a"), K.result_cache("d")))
+    assert K.scan_pattern == "{vtg:*"
