@@ -109,6 +109,30 @@ def _queue_one(
         },
         pipe=pipe,
     )
+    _queue_counters(s, pipe, eid, ev, scopes, ts, now)
+    if attributable(ev):
+        ATTRIBUTE_CLICK(
+            s.redis,
+            keys={
+                "served": k.rec_info(ev.recommendation_id or ""),
+                "surface_stats": k.surface_stats,
+            },
+            args={"item": ev.item_id, "ts": repr(ts), "user": ev.user_id},
+            pipe=pipe,
+        )
+
+
+def _queue_counters(
+    s: Stores,
+    pipe: Pipeline,
+    eid: str | None,
+    ev: Interaction,
+    scopes: Sequence[str],
+    ts: float,
+    now: float,
+) -> None:
+    """Queue the interaction's share of popularity, the users index and trending."""
+    k = s.keys
     COUNT_INTERACTION(
         s.redis,
         keys={
@@ -122,20 +146,10 @@ def _queue_one(
             "weight": repr(ev.weight),
             "user": ev.user_id,
             "trending_increment": repr(s.trending.increment(ev.weight, min(ts, now))),
-            "dedup_ttl_s": ttl,
+            "dedup_ttl_s": s.settings.dedup_ttl_s if eid is not None else 0,
         },
         pipe=pipe,
     )
-    if attributable(ev):
-        ATTRIBUTE_CLICK(
-            s.redis,
-            keys={
-                "served": k.rec_info(ev.recommendation_id or ""),
-                "surface_stats": k.surface_stats,
-            },
-            args={"item": ev.item_id, "ts": repr(ts), "user": ev.user_id},
-            pipe=pipe,
-        )
 
 
 def refresh_profiles(s: Stores, user_ids: Sequence[str]) -> None:
