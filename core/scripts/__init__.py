@@ -151,7 +151,7 @@ def execute(client: redis.Redis, pipe: Pipeline | ClusterPipeline) -> list[Any]:
 TAKE_LEASE = Script("take_lease")
 CLAIM_VERSIONS = Script("claim_versions")
 APPLY_INTERACTION = Script("apply_interaction")
-COUNT_INTERACTION = Script("count_interaction")
+COUNT_INTERACTIONS = Script("count_interactions")
 ATTRIBUTE_CLICK = Script("attribute_click")
 TOKEN_BUCKET = Script("token_bucket")
 FINISH_STALE = Script("finish_stale")

@@ -2,7 +2,7 @@
 -- not set before, apply it. Two workers holding the same event (a reclaim while the first is
 -- still busy) can both run this; exactly one of them changes anything. Returns 1 if applied,
 -- 0 if the event was applied before. Every key is in the user's slot (core/keys.py); the
--- global counters (count_interaction.lua) and the click on a served list
+-- global counters (count_interactions.lua) and the click on a served list
 -- (attribute_click.lua) are separate calls, each exactly-once on its own.
 -- Explicit negatives (dislike, skip) go to the user's negatives set; an explicit positive
 -- (like, watch, purchase, a rating of 3.5+) after the last negative on that item takes it out

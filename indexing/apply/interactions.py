@@ -3,8 +3,8 @@
 Interaction effects are counters, so each one is applied by scripts that first record its
 event id: a redelivered event finds its marker and changes nothing. One script per Redis
 Cluster slot (`core/keys.py`), each exactly-once on its own: the user's state
-(`apply_interaction.lua`, in the user's slot), the global counters (`count_interaction.lua`:
-popularity, users, trending) and the click on the served list the event cites
+(`apply_interaction.lua`, in the user's slot), the global counters (`count_interactions.lua`,
+one call per batch: popularity, users, trending) and the click on the served list the event cites
 (`attribute_click.lua`, the record `core/served_list.py` defines). All are queued on one
 pipeline: one round trip on a single Redis, one per node on a cluster.
 """
@@ -12,14 +12,14 @@ pipeline: one round trip on a single Redis, one per node on a cluster.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from redis.client import Pipeline
 
 from core.domain import Interaction
-from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTION, execute
+from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTIONS, execute
 from core.trending import trending_scopes
 from embeddings.confidence import confidence_weight
 from embeddings.profile import content_profile
@@ -65,7 +65,8 @@ def apply_interactions(
     user_parts = []  # where each event's user part is in the pipeline's results
     for eid, ev in events:
         user_parts.append(len(pipe))
-        _queue_one(s, pipe, eid, ev, scopes(ev), now)
+        _queue_one(s, pipe, eid, ev, now)
+    _queue_counters(s, pipe, events, scopes, now)
     results = execute(s.redis, pipe)
     applied = sum(int(results[i]) for i in user_parts)
     if refresh:
@@ -78,12 +79,10 @@ def _queue_one(
     pipe: Pipeline,
     eid: str | None,
     ev: Interaction,
-    scopes: Sequence[str],
     now: float,
 ) -> None:
-    """Queue the scripts that apply one interaction on `pipe`: its user part first (its
-    result says whether the event was new), then the counters and, when attributable, the
-    click."""
+    """Queue the scripts that apply one interaction's own effects on `pipe`: its user part
+    first (its result says whether the event was new), then, when attributable, the click."""
     ts = float(ev.timestamp if ev.timestamp is not None else now)
     k = s.keys
     ttl = s.settings.dedup_ttl_s if eid is not None else 0
@@ -109,7 +108,6 @@ def _queue_one(
         },
         pipe=pipe,
     )
-    _queue_counters(s, pipe, eid, ev, scopes, ts, now)
     if attributable(ev):
         ATTRIBUTE_CLICK(
             s.redis,
@@ -125,28 +123,32 @@ def _queue_one(
 def _queue_counters(
     s: Stores,
     pipe: Pipeline,
-    eid: str | None,
-    ev: Interaction,
-    scopes: Sequence[str],
-    ts: float,
+    events: Sequence[tuple[str | None, Interaction]],
+    scopes: Callable[[Interaction], Sequence[str]],
     now: float,
 ) -> None:
-    """Queue the interaction's share of popularity, the users index and trending."""
+    """Queue the batch's share of popularity, the users index and trending: one call, as
+    every key it touches is in one slot."""
     k = s.keys
-    COUNT_INTERACTION(
+    sets: dict[str, int] = {}  # trending set -> its 1-based index among the call's sets
+    args: list[str | float] = []
+    for _, ev in events:
+        ts = float(ev.timestamp if ev.timestamp is not None else now)
+        own = [sets.setdefault(k.trending(sc), len(sets) + 1) for sc in scopes(ev)]
+        increment = s.trending.increment(ev.weight, min(ts, now))
+        args += [ev.item_id, repr(ev.weight), ev.user_id, repr(increment), len(own), *own]
+    marked = all(eid is not None for eid, _ in events)  # else bulk: applied once by design
+    COUNT_INTERACTIONS(
         s.redis,
         keys={
-            "done": k.counted(eid or "-"),
             "popularity": k.popularity,
             "users": k.users_index,
-            "trending": [k.trending(sc) for sc in scopes],
+            "rest": [*(k.counted(eid or "-") for eid, _ in events), *sets],
         },
         args={
-            "item": ev.item_id,
-            "weight": repr(ev.weight),
-            "user": ev.user_id,
-            "trending_increment": repr(s.trending.increment(ev.weight, min(ts, now))),
-            "dedup_ttl_s": s.settings.dedup_ttl_s if eid is not None else 0,
+            "dedup_ttl_s": s.settings.dedup_ttl_s if marked else 0,
+            "n_events": len(events),
+            "events": args,
         },
         pipe=pipe,
     )

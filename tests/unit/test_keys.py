@@ -24,7 +24,7 @@ def _one_slot(*keys: str) -> bool:
         ("candidate queue", [K.candidates_stale, K.candidates_taken, K.candidates_next]),
         ("token_bucket", [K.rate_limit("key1")]),
         (
-            "count_interaction",
+            "count_interactions",
             [K.counted("1-1"), K.popularity, K.users_index, K.trending(), K.trending("cat:x")],
         ),
         ("attribute_click", [K.rec_info("r1"), K.surface_stats]),

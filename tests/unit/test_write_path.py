@@ -13,7 +13,7 @@ import pytest
 
 from core import events as ev
 from core import scripts
-from core.scripts import ATTRIBUTE_CLICK, COUNT_INTERACTION, Script, Signature
+from core.scripts import ATTRIBUTE_CLICK, COUNT_INTERACTIONS, Script, Signature
 from core.served_list import (
     ATTRIBUTION_FIELDS,
     MAX_NAME,
@@ -51,10 +51,10 @@ def test_scripts_index_only_what_they_declare(script: Script) -> None:
         assert used_args == set(range(1, len(script.args.names) + 1))
 
 
-def test_count_interaction_reads_its_trending_keys_after_the_named_ones() -> None:
-    first = re.search(r"local first_trending = (\d+)", COUNT_INTERACTION.source)
-    assert first is not None and int(first.group(1)) == len(COUNT_INTERACTION.keys.names) + 1
-    assert COUNT_INTERACTION.keys.rest == "trending"
+def test_count_interactions_reads_its_markers_and_sets_after_the_named_keys() -> None:
+    first = re.search(r"local first_marker = (\d+)", COUNT_INTERACTIONS.source)
+    assert first is not None and int(first.group(1)) == len(COUNT_INTERACTIONS.keys.names) + 1
+    assert COUNT_INTERACTIONS.keys.rest == "rest" and COUNT_INTERACTIONS.args.rest == "events"
 
 
 def test_signature_binds_names_in_declared_order() -> None:
