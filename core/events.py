@@ -174,5 +174,21 @@ def interaction_event(ev: Interaction, *, now: float | None = None) -> tuple[str
     return INTERACTION_LOGGED, data
 
 
-def user_event(user: User) -> tuple[str, dict[str, Any]]:
-    return USER_UPDATED, user.model_dump(mode="json")
+# A profile event from the API carries the profile version it wrote to the user's hash (in
+# the user's slot, before publishing): the worker skips an event older than the hash, so two
+# concurrent writes that reach the stream out of order still leave the newer profile.
+PROFILE_VERSION = "_v"
+
+
+def user_event(user: User, version: int | None = None) -> tuple[str, dict[str, Any]]:
+    data = user.model_dump(mode="json")
+    if version is not None:
+        data[PROFILE_VERSION] = version
+    return USER_UPDATED, data
+
+
+def user_of(event: Event) -> tuple[User, int | None]:
+    """The profile of a USER_UPDATED event and the version it was written with (if any)."""
+    data = dict(event.data)
+    version = data.pop(PROFILE_VERSION, None)
+    return User.model_validate(data), int(version) if version is not None else None

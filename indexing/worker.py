@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from pymilvus.exceptions import MilvusException
 
 from core import events as ev
-from core.domain import Interaction, Item, User
+from core.domain import Interaction, Item
 from core.stores.schema import load_all
 from indexing.apply import (
     Stores,
@@ -62,8 +62,8 @@ def _on_item_deleted(s: Stores, run: Sequence[ev.Event]) -> None:
 
 
 def _on_user_updated(s: Stores, run: Sequence[ev.Event]) -> None:
-    users = [User.model_validate(e.data) for e in run]
-    apply_user_updates(s, users)
+    users, versions = zip(*(ev.user_of(e) for e in run), strict=True)
+    apply_user_updates(s, users, versions)
     queue_users(s.candidates, [u.user_id for u in users])
 
 

@@ -16,13 +16,8 @@ from core.redis_typed import watch
 
 
 def put_user(state: AppState, *, user: User) -> list[str]:
-    ids = enqueue(state, [ev.user_event(user)])
-    key = state.keys.user(user.user_id)
-    pipe = state.redis.pipeline(transaction=True)
-    pipe.hset(key, "profile", user.model_dump_json(exclude={"user_id"}))
-    # Age and region change what may be shown: make cached lists unreachable at once.
-    pipe.hincrby(key, "ver", 1)
-    pipe.execute()
+    version = _write_profile(state, user)
+    ids = enqueue(state, [ev.user_event(user, version)])
     state.redis.sadd(state.keys.users_index, user.user_id)
     return ids
 
@@ -30,8 +25,9 @@ def put_user(state: AppState, *, user: User) -> list[str]:
 def patch_user(state: AppState, *, user_id: str, changes: dict[str, Any]) -> list[str]:
     """Merge `changes` (the fields sent; null clears one) into the stored profile.
 
-    Read, merge and write are one optimistic transaction with the profile event on the
-    stream, so concurrent patches neither lose a field nor reach the worker out of order.
+    Read, merge and write are one optimistic transaction on the user's hash, so concurrent
+    patches never lose a field; the event then carries the profile version it wrote, so the
+    worker applies them in version order whatever order they reach the stream in.
     """
     key = state.keys.user(user_id)
     with state.redis.pipeline(transaction=True) as pipe:
@@ -44,14 +40,28 @@ def patch_user(state: AppState, *, user_id: str, changes: dict[str, Any]) -> lis
                     {**current.model_dump(), **changes, "user_id": user_id}
                 )
                 pipe.multi()
-                pipe.xadd(state.keys.events, ev.encode(*ev.user_event(merged)))
-                pipe.hset(key, "profile", merged.model_dump_json(exclude={"user_id"}))
-                pipe.hincrby(key, "ver", 1)
-                pipe.sadd(state.keys.users_index, user_id)
-                eid, *_ = pipe.execute()
-                return [eid.decode() if isinstance(eid, bytes) else str(eid)]
+                _queue_profile(pipe, key, merged)
+                version = int(pipe.execute()[-1])
+                break
             except redis.WatchError:
                 continue
+    ids = enqueue(state, [ev.user_event(merged, version)])
+    state.redis.sadd(state.keys.users_index, user_id)
+    return ids
+
+
+def _write_profile(state: AppState, user: User) -> int:
+    """Store the profile in the user's hash at once (reads see it); its new version."""
+    pipe = state.redis.pipeline(transaction=True)
+    _queue_profile(pipe, state.keys.user(user.user_id), user)
+    return int(pipe.execute()[-1])
+
+
+def _queue_profile(pipe: Any, key: str, user: User) -> None:
+    pipe.hset(key, "profile", user.model_dump_json(exclude={"user_id"}))
+    # Age and region change what may be shown: make cached lists unreachable at once.
+    pipe.hincrby(key, "ver", 1)
+    pipe.hincrby(key, "pver", 1)  # the profile's own version (ordering of its events)
 
 
 def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:

@@ -15,11 +15,20 @@ from indexing.apply.stores import Stores, persist_users
 PREFERENCE_ITEMS = 20  # items that stand for one preferred category
 
 
-def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
-    """Store profiles in Redis (hot copy) and Milvus (durable copy), with onboarding vectors."""
+def apply_user_updates(
+    s: Stores, users: Sequence[User], versions: Sequence[int | None] | None = None
+) -> None:
+    """Store profiles in Redis (hot copy) and Milvus (durable copy), with onboarding vectors.
+
+    `versions`: the profile version each was written with by the API (None: unversioned, as
+    read from the stream, applied in order); a profile older than the user's hash says is
+    skipped (a newer write reached the stream first and is applied on its own).
+    """
     if not users:
         return
-    latest = {u.user_id: u for u in users}
+    latest = _newest(s, users, versions or [None] * len(users))
+    if not latest:
+        return
     prefs = preference_vectors(s, list(latest.values()))
     pipe = s.redis.pipeline(transaction=False)
     for u in latest.values():
@@ -34,6 +43,23 @@ def apply_user_updates(s: Stores, users: Sequence[User]) -> None:
         pipe.sadd(s.keys.users_index, u.user_id)
     pipe.execute()
     persist_users(s, list(latest))
+
+
+def _newest(s: Stores, users: Sequence[User], versions: Sequence[int | None]) -> dict[str, User]:
+    best: dict[str, tuple[User, int | None]] = {}
+    for u, v in zip(users, versions, strict=True):
+        seen = best.get(u.user_id)
+        if seen is None or v is None or seen[1] is None or v >= seen[1]:
+            best[u.user_id] = (u, v)
+    versioned = [uid for uid, (_, v) in best.items() if v is not None]
+    if versioned:
+        pipe = s.redis.pipeline(transaction=False)
+        for uid in versioned:
+            pipe.hget(s.keys.user(uid), "pver")
+        for uid, stored in zip(versioned, pipe.execute(), strict=True):
+            if stored is not None and int(stored) > (best[uid][1] or 0):
+                del best[uid]
+    return {uid: u for uid, (u, _) in best.items()}
 
 
 def preference_vectors(s: Stores, users: Sequence[User]) -> dict[str, npt.NDArray[np.float32]]:

@@ -24,6 +24,8 @@ from tests.integration.test_api_flow import (
     test_cached_list_drops_items_deleted_since,
     test_homepage_follows_interactions,
     test_item_put_get_delete,
+    test_patch_changes_some_profile_fields_and_keeps_the_others,
+    test_profile_events_that_reach_the_stream_late_cannot_undo_a_newer_profile,
     test_related_surface,
     test_safety_minor_and_cache,
 )
@@ -56,7 +58,9 @@ __all__ = [
     "test_homepage_follows_interactions",
     "test_item_put_get_delete",
     "test_logged_list_writes_stream_served_items_and_stats",
+    "test_patch_changes_some_profile_fields_and_keeps_the_others",
     "test_poison_message_is_dead_lettered_and_later_events_apply",
+    "test_profile_events_that_reach_the_stream_late_cannot_undo_a_newer_profile",
     "test_queue_status_reports_pending_and_lag",
     "test_rate_limit_answers_429_with_retry_after",
     "test_rate_limit_leases_across_processes_stay_within_the_limit",

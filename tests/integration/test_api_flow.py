@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core import events as ev
+from core.domain import User
 from tests.integration.conftest import CATALOGUE
 
 
@@ -91,6 +93,23 @@ def test_patch_changes_some_profile_fields_and_keeps_the_others(
     assert client.patch("/v1/users/new-user", json={"language": "de"}).status_code == 200
     replaced = client.put("/v1/users/kid2", json={"language": "en"}).json()["profile"]
     assert replaced["birth_year"] is None
+
+
+def test_profile_events_that_reach_the_stream_late_cannot_undo_a_newer_profile(
+    client: TestClient, worker: Any, stores: Any
+) -> None:
+    """Concurrent writes of one profile may publish their events out of order (the profile
+    and the stream are in different Redis Cluster slots): the older one is skipped."""
+    assert client.put("/v1/users/late", json={"region": "US"}).status_code == 200
+    assert client.patch("/v1/users/late", json={"region": "FR"}).status_code == 200
+    # The first write's event, once more, after the second's: as if it had been slower.
+    ev.publish(stores.redis, stores.keys, [ev.user_event(User(user_id="late", region="US"), 1)])
+    worker.drain()
+    assert client.get("/v1/users/late").json()["profile"]["region"] == "FR"
+    # An unversioned event (a producer writing the stream directly) applies in stream order.
+    ev.publish(stores.redis, stores.keys, [ev.user_event(User(user_id="late", region="DE"))])
+    worker.drain()
+    assert client.get("/v1/users/late").json()["profile"]["region"] == "DE"
 
 
 def test_safety_minor_and_cache(client: TestClient, worker: Any) -> None:
