@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.settings import Settings, settings_env
+from vantage.cluster import start_cluster
 from vantage.stack import free_port, port_open, start_milvus_lite, start_redis
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 @contextlib.contextmanager
-def fresh_stack() -> Iterator[Settings]:
-    """Start redis-server and Milvus Lite in a temp dir; yield settings for them."""
+def fresh_stack(*, cluster: bool = False) -> Iterator[Settings]:
+    """Start redis-server (or, with `cluster`, a 3-master + 3-replica Redis Cluster on
+    loopback) and Milvus Lite in a temp dir; yield settings for them."""
     tmp = Path(tempfile.mkdtemp(prefix="vantage-bench-"))
-    redis_srv = start_redis(tmp / "redis")
+    redis_srv = start_cluster(tmp / "cluster") if cluster else start_redis(tmp / "redis")
     milvus_srv = start_milvus_lite(tmp / "milvus.db")
     tag = "b" + uuid.uuid4().hex[:8]
     try:
@@ -32,7 +34,7 @@ def fresh_stack() -> Iterator[Settings]:
                 "items_alias": f"{tag}_items",
                 "users_collection": f"{tag}_users",
             },
-            redis={"url": redis_srv.url, "key_prefix": tag},
+            redis={"url": redis_srv.url, "key_prefix": tag, "cluster": cluster},
             data_dir=tmp,
         )
     finally:
