@@ -82,7 +82,7 @@ Stats = dict[str, Any]
 # Key families that hold requests or events in flight (TTL'd or trimmed), not users or items.
 # Keys of requests and events in flight: cached lists, served lists, the event stream and its
 # idempotency records, exactly-once markers.
-TRANSIENT = {"rc", "recs:recinfo", "recs:impressions", "p0", "done"}
+TRANSIENT = {"rc", "recs:recinfo", "recs:impressions", "p0", "done"}  # recs<k> -> recs
 USER_INDEXES = ("boards:users",)  # global keys with one member per user
 
 
@@ -528,6 +528,8 @@ def _classify(rest: str) -> tuple[str, str, str | None]:
     ids in the family become <user>/<item>."""
     owner, _, name = rest.partition("}")
     head, _, ident = owner.partition(":")
+    if head.startswith("recs"):  # served lists, in shards recs0..recs15
+        head = owner = "recs"
     parts = [p for p in name.split(":") if p]
     user = ident if head == "u" else None
     if head == "u" and parts[:1] == ["done"]:

@@ -5,7 +5,8 @@ so keys of one owner share a slot and a script or transaction over them is singl
 Owners: `u:<user>` (a user's state, candidate set and exactly-once markers), `p0` (the event
 stream, its dead letters and idempotency records), `cat` (the catalogue: tombstones, item
 versions and changes, re-index coordination), `boards` (popularity, trending, the users
-index), `recs` (served lists, their attribution and surface counters), `jobs`, `rules`,
+index), `recs<k>` (served lists, their attribution and surface counters, in 16 shards),
+`jobs`, `rules`,
 `auth`, `cand` (the candidate refresh queue), `models` (every kind's current version, read
 in one MGET per request), `stats`; and single-key owners
 (`rc:<digest>` cached lists, `i:<item>` candidate sets, `rl:<key id>` rate limits). A
@@ -14,7 +15,10 @@ single Redis ignores the braces. `scan_pattern` matches every key of the deploym
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
+
+RECS_SHARDS = 16
 
 
 @dataclass(frozen=True)
@@ -185,20 +189,26 @@ class Keys:
         """Sorted set item -> time of the user's last dislike or skip of it (never served)."""
         return f"{self.tag('u:' + user_id)}:neg"
 
-    @property
-    def impressions(self) -> str:
-        """Stream of served lists (recommendation id, user, surface, variant, items)."""
-        return f"{self.tag('recs')}:impressions"
+    # Served lists, their attribution and the surface counters are spread over RECS_SHARDS
+    # owners `recs<k>` by recommendation id: on a cluster no one node holds every served list.
+    def rec_shard(self, recommendation_id: str) -> int:
+        """The shard of a served list (stable: CRC-16 of its id)."""
+        return binascii.crc_hqx(recommendation_id.encode(), 0) % RECS_SHARDS
+
+    def impressions(self, shard: int) -> str:
+        """Stream of one shard's served lists (recommendation id, user, surface, variant,
+        items)."""
+        return f"{self.tag(f'recs{shard}')}:impressions"
 
     def rec_info(self, recommendation_id: str) -> str:
         """Hash item -> JSON (sources, position, surface, variant, explored, propensity) of one
         served list, and `~clicked:<item>` -> time of its attributed click (expires)."""
-        return f"{self.tag('recs')}:recinfo:{recommendation_id}"
+        return f"{self.tag(f'recs{self.rec_shard(recommendation_id)}')}:recinfo:{recommendation_id}"
 
-    @property
-    def surface_stats(self) -> str:
-        """Hash 'imp|click' + '|surface|source|variant' -> count."""
-        return f"{self.tag('recs')}:surfstats"
+    def surface_stats(self, shard: int) -> str:
+        """Hash 'imp|click' + '|surface|source|variant' -> count, of one shard's lists (the
+        totals are the sums over every shard)."""
+        return f"{self.tag(f'recs{shard}')}:surfstats"
 
     def candidates(self, owner: str) -> str:
         """A precomputed candidate set: JSON; owner `u:<user_id>` or `i:<item_id>`."""

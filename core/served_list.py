@@ -3,7 +3,8 @@ the write path reads back to attribute clicks. Defined once, here.
 
 `serving/impressions.py` writes, per list:
 
-- one entry of the stream `keys.impressions`, field `data` = `ServedList.to_json()`:
+- one entry of the stream `keys.impressions(keys.rec_shard(id))`, field `data` =
+  `ServedList.to_json()`:
   {"id", "user", "surface", "variant", "t", "cached", "degraded",
   "items": [[item_id, sources, position, explored, propensity], ...]};
 - the hash `keys.rec_info(id)`: item id -> `Attribution.to_json()` = {"user", "sources",
@@ -15,8 +16,9 @@ positive interaction citing a list) decodes the cited item's `rec_info` field an
 `ATTRIBUTION_FIELDS`: `surface` and `variant` (strings, else nothing is attributed), `user`
 (the only user whose clicks count; empty = anyone) and `sources` (a list of names). It adds 1
 to the `click|...` fields `stats_fields` names, beside the `imp|...` fields the impression
-log counts, in `keys.surface_stats`. Names in those fields are `stats_name`s (no `|`, at most
-`MAX_NAME` characters), so a field always splits back into kind, surface, source and variant.
+log counts, in `keys.surface_stats(keys.rec_shard(id))` (totals: the sum over shards).
+Names in those fields are `stats_name`s (no `|`, at most `MAX_NAME` characters), so a field
+always splits back into kind, surface, source and variant.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 `log()` only puts a compact copy of a response on a bounded in-process queue; a daemon thread
 writes what is queued in batches, one Redis pipeline per batch:
 
-- `keys.impressions` (a stream, MAXLEN ~) and `keys.rec_info(id)` (a hash per list, expiring
-  after the attribution window): the served-list record of `core/served_list.py`, which the
-  worker's attribution script reads to count clicks on a list, from the user it was served to;
-- `keys.surface_stats`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each item,
-  and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
+- `keys.impressions(shard)` (a stream per shard of lists, MAXLEN ~) and `keys.rec_info(id)`
+  (a hash per list, expiring after the attribution window): the served-list record of
+  `core/served_list.py`, which the worker's attribution script reads to count clicks on a
+  list, from the user it was served to;
+- `keys.surface_stats(shard)`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each
+  item, and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
 
 Impressions are best-effort analytics, not events: when the queue is full (Redis slower than
 traffic) or a batch fails, the lists are dropped, never retried, and the loss is counted in
@@ -28,7 +29,7 @@ from typing import Any
 import redis
 from redis.typing import EncodableT, FieldT
 
-from core.keys import Keys
+from core.keys import RECS_SHARDS, Keys
 from core.served_list import ServedItem, ServedList, stats_fields, stats_name
 from serving import metrics
 
@@ -177,22 +178,25 @@ class ImpressionLogger:
 
     def write(self, batch: Sequence[ServedList]) -> None:
         """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
-        stats: Counter[str] = Counter()
+        stats: dict[int, Counter[str]] = {}
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
+            shard = self.keys.rec_shard(rec.id)
             pipe.xadd(
-                self.keys.impressions,
+                self.keys.impressions(shard),
                 {"data": rec.to_json()},
-                maxlen=self.stream_maxlen,
+                maxlen=max(1, self.stream_maxlen // RECS_SHARDS),  # in total: about stream_maxlen
                 approximate=True,
             )
             for it in rec.items:
-                stats.update(stats_fields("imp", rec.surface, rec.variant, it.sources))
+                fields = stats_fields("imp", rec.surface, rec.variant, it.sources)
+                stats.setdefault(shard, Counter()).update(fields)
             key = self.keys.rec_info(rec.id)
             info: dict[FieldT, EncodableT] = dict(rec.attributions().items())
             pipe.hset(key, mapping=info)
             pipe.expire(key, self.ttl_s)
-        for f, n in stats.items():
-            pipe.hincrby(self.keys.surface_stats, f, n)
+        for shard, counts in stats.items():
+            for f, n in counts.items():
+                pipe.hincrby(self.keys.surface_stats(shard), f, n)
         pipe.execute()
         metrics.IMPRESSIONS.inc(len(batch))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.state import AppState
+from core.keys import RECS_SHARDS
 from core.redis_typed import text
 
 KINDS = ("imp", "click")
@@ -16,7 +17,11 @@ def surface_rows(
     """One row per (surface, source, variant), sorted; source `*` counts each item once."""
     counts: dict[tuple[str, str, str], dict[str, int]] = {}
     # Bounded: surfaces, sources and variants are all named by the server, not by clients.
-    for raw, n in state.redis.hgetall(state.keys.surface_stats).items():
+    pipe = state.redis.pipeline(transaction=False)
+    for shard in range(RECS_SHARDS):
+        pipe.hgetall(state.keys.surface_stats(shard))
+    merged = [pair for shard_stats in pipe.execute() for pair in shard_stats.items()]
+    for raw, n in merged:
         parts = text(raw).split("|", 3)
         if len(parts) != 4 or parts[0] not in KINDS:
             continue

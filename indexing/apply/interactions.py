@@ -113,7 +113,7 @@ def _queue_one(
             s.redis,
             keys={
                 "served": k.rec_info(ev.recommendation_id or ""),
-                "surface_stats": k.surface_stats,
+                "surface_stats": k.surface_stats(k.rec_shard(ev.recommendation_id or "")),
             },
             args={"item": ev.item_id, "ts": repr(ts), "user": ev.user_id},
             pipe=pipe,

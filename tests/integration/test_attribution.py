@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from core import events as ev
 from core.connect import connect_redis
 from core.domain import Interaction, Item, Preferences, User
-from core.keys import Keys
+from core.keys import RECS_SHARDS, Keys
 from core.served_list import Attribution, ServedItem, ServedList
 from core.settings import Settings
 from indexing.apply import apply_interactions, apply_item_upserts, apply_user_updates
@@ -71,8 +71,12 @@ def _logged(stores: Any, *responses: dict[str, Any]) -> None:
 
 
 def _stats(stores: Any) -> dict[str, int]:
-    raw = stores.redis.hgetall(stores.keys.surface_stats)
-    return {k.decode(): int(v) for k, v in raw.items()}
+    """The surface counters summed over every shard of served lists."""
+    out: dict[str, int] = {}
+    for shard in range(RECS_SHARDS):
+        for k, v in stores.redis.hgetall(stores.keys.surface_stats(shard)).items():
+            out[k.decode()] = out.get(k.decode(), 0) + int(v)
+    return out
 
 
 def _wait(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -94,7 +98,8 @@ def test_never_started_logger_is_a_noop(settings: Settings) -> None:
     for n in range(5):
         logger.log(_response(f"r{n}"))
     assert logger._queue.qsize() == 0
-    assert not r.exists(keys.impressions, keys.surface_stats, keys.rec_info("r0"))
+    shard = keys.rec_shard("r0")
+    assert not r.exists(keys.impressions(shard), keys.surface_stats(shard), keys.rec_info("r0"))
     r.close()
 
 
@@ -128,7 +133,7 @@ def test_full_queue_drops_and_counts(settings: Settings) -> None:
 def test_logged_list_writes_stream_served_items_and_stats(stores: Any) -> None:
     _logged(stores, _response())
     k = stores.keys
-    (_, fields), *_ = stores.redis.xrange(k.impressions)
+    (_, fields), *_ = stores.redis.xrange(k.impressions(k.rec_shard(REC)))
     rec = json.loads(fields[b"data"])
     assert rec["id"] == REC and rec["surface"] == "homepage" and rec["variant"] == "B"
     assert rec["items"] == [
@@ -312,7 +317,7 @@ def test_the_served_list_record_is_what_the_attribution_script_reads(stores: Any
         ),
     )
     ImpressionLogger(stores.redis, stores.keys).write([served])
-    (_, fields), *_ = stores.redis.xrange(stores.keys.impressions)
+    (_, fields), *_ = stores.redis.xrange(stores.keys.impressions(stores.keys.rec_shard(served.id)))
     assert ServedList.from_json(fields[b"data"]) == served
     stored = stores.redis.hgetall(stores.keys.rec_info(served.id))
     got = {f.decode(): Attribution.from_json(v) for f, v in stored.items()}

@@ -27,7 +27,8 @@ def _one_slot(*keys: str) -> bool:
             "count_interactions",
             [K.counted("1-1"), K.popularity, K.users_index, K.trending(), K.trending("cat:x")],
         ),
-        ("attribute_click", [K.rec_info("r1"), K.surface_stats]),
+        ("attribute_click", [K.rec_info("r1"), K.surface_stats(K.rec_shard("r1"))]),
+        ("served list", [K.rec_info("r2"), K.impressions(K.rec_shard("r2"))]),
         ("idempotent publish", [K.idempotency("d1"), K.events]),
         # MULTI / WATCH transactions
         ("model registry", [K.model("cf"), K.model_versions("cf"), K.model("ranker")]),
@@ -66,3 +67,5 @@ def test_owners_spread_over_slots_and_names_round_trip() -> None:
         K.candidate_owner(K.user("ann"))
     assert all(k.startswith("{vtg:") for k in (K.events, K.user("a"), K.result_cache("d")))
     assert K.scan_pattern == "{vtg:*"
+    shards = {K.rec_shard(f"rec-{i}") for i in range(200)}
+    assert shards == set(range(16))  # served lists spread over every shard
