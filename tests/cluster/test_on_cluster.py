@@ -40,6 +40,7 @@ from tests.integration.test_auth import (
     test_rate_limit_leases_across_processes_stay_within_the_limit,
 )
 from tests.integration.test_candidate_sets import test_worker_queues_refresher_builds_requests_serve
+from tests.integration.test_faults import test_workers_killed_three_times_lose_and_double_nothing
 from tests.integration.test_worker import (
     test_dead_consumers_entries_are_reclaimed,
     test_duplicate_event_in_two_workers_applies_once,
@@ -71,6 +72,7 @@ __all__ = [
     "test_stale_item_write_cannot_undo_a_newer_one",
     "test_surface_metrics_show_impressions_clicks_and_ctr",
     "test_worker_queues_refresher_builds_requests_serve",
+    "test_workers_killed_three_times_lose_and_double_nothing",
 ]
 
 
