@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from core.settings import Settings
 from tests.conftest import REPO, admin_token
+from tests.integration.test_faults import _wait
 from tests.integration.test_run import _children, _stop
 from vantage.stack import free_port, port_open
 
@@ -23,15 +23,6 @@ def _cmdline(pid: int) -> str:
     with contextlib.suppress(FileNotFoundError):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return ""
-
-
-def _until(check, what: str, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
 
 
 def test_run_uses_the_cluster_and_serves_a_flow(tmp_path: Path, settings: Settings) -> None:
@@ -57,7 +48,7 @@ def test_run_uses_the_cluster_and_serves_a_flow(tmp_path: Path, settings: Settin
         start_new_session=True,
     )
     try:
-        _until(lambda: port_open("127.0.0.1", port, timeout=1.0), "the API listening", 600)
+        _wait(lambda: port_open("127.0.0.1", port, timeout=1.0), 600, "the API listening")
         commands = [_cmdline(c) for c in _children(proc.pid)]
         assert commands and not [c for c in commands if "redis-server" in c], commands
         base = f"http://127.0.0.1:{port}"
@@ -66,10 +57,10 @@ def test_run_uses_the_cluster_and_serves_a_flow(tmp_path: Path, settings: Settin
             for i, title in enumerate(["Rockets to Mars", "Bread at home", "Stars at night"]):
                 body = {"title": title, "categories": ["space" if i != 1 else "cooking"]}
                 assert c.put(f"/v1/items/run-{i}", json=body).status_code == 202
-            _until(lambda: c.get("/v1/items/run-2").status_code == 200, "items indexed")
+            _wait(lambda: c.get("/v1/items/run-2").status_code == 200, 120, "items indexed")
             like = {"user_id": "runner", "item_id": "run-0", "type": "like"}
             assert c.post("/v1/interactions", json=like).status_code == 202
-            _until(lambda: c.get("/v1/users/runner").json().get("recent"), "the like applied")
+            _wait(lambda: c.get("/v1/users/runner").json().get("recent"), 120, "the like applied")
             res = c.get("/v1/recommendations", params={"user_id": "runner", "limit": 5})
             assert res.status_code == 200 and res.json()["items"], res.text
             assert "run-0" not in [i["item_id"] for i in res.json()["items"]]  # seen
