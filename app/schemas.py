@@ -144,14 +144,15 @@ class DeadLetterPage(BaseModel):
     total: int
 
 
-# 19 digits: every such number fits the 64-bit halves of a Redis stream id.
-STREAM_ID_PATTERN = r"^\d{1,19}-\d{1,19}$"
+# An event id: a stream entry id (19 digits fit each of its 64-bit halves), then `-<partition>`
+# on partitions other than 0.
+EVENT_ID_PATTERN = r"^\d{1,19}-\d{1,19}(-\d{1,4})?$"
 
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[str, Field(pattern=STREAM_ID_PATTERN)]] = Field(
+    ids: list[Annotated[str, Field(pattern=EVENT_ID_PATTERN)]] = Field(
         min_length=1, max_length=MAX_BATCH, description="dead-letter ids to put back on the queue"
     )
 

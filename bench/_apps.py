@@ -32,7 +32,7 @@ def naive_app() -> FastAPI:
     app = FastAPI()
     items = ItemStore(connect_milvus(settings), collection_names(settings))
     r = connect_redis(settings)
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys.of(settings.redis)
 
     @app.get("/naive")
     def naive(

@@ -93,7 +93,7 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
     r = connect_redis(settings)
     try:
-        token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
+        token, _ = KeyStore(r, Keys.of(settings.redis)).create(
             "bench", ["admin"], rate=1e6, burst=1_000_000
         )
     finally:

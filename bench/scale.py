@@ -554,7 +554,7 @@ def _redis_memory(settings: Settings, cat: SyntheticCatalogue, sample: int = 200
     prefix = "{" + settings.redis.key_prefix + ":"
     groups: dict[tuple[str, str], list[bytes]] = {}
     users: set[str] = set()
-    for key in r.scan_iter(match=Keys(settings.redis.key_prefix).scan_pattern, count=2000):
+    for key in r.scan_iter(match=Keys.of(settings.redis).scan_pattern, count=2000):
         kind, family, user = _classify(key.decode()[len(prefix) :])
         if user:
             users.add(user)

@@ -28,17 +28,45 @@ class PoisonEvent(ValueError):
 
 @dataclass(frozen=True)
 class Event:
-    id: str
+    id: str  # the entry's id in its partition's stream
     type: str
     data: dict[str, Any]
     enqueued_at: float
     # A replayed dead letter keeps the id it was first accepted under: exactly-once markers,
     # item versions and the log all use `key`, so a replay can never count twice.
     origin: str | None = None
+    partition: int = 0
 
     @property
     def key(self) -> str:
-        return self.origin or self.id
+        """The event's identity in every store: unique across partitions."""
+        return self.origin or event_id(self.id, self.partition)
+
+
+def event_id(entry_id: str, partition: int) -> str:
+    """The id an event is known by: its stream entry id, with `-<partition>` appended on
+    partitions other than 0 (entry ids are unique only within one stream). It still starts
+    with `<ms>-<seq>`, so ids of one partition compare by time."""
+    return entry_id if partition == 0 else f"{entry_id}-{partition}"
+
+
+def split_id(eid: str) -> tuple[str, int]:
+    """(stream entry id, partition) of an event id; ValueError if it is not one."""
+    parts = eid.split("-")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{eid!r} is not an event id (<ms>-<seq>[-<partition>])")
+    return f"{parts[0]}-{parts[1]}", int(parts[2]) if len(parts) == 3 else 0
+
+
+def routing_key(kind: str, data: dict[str, Any]) -> str:
+    """What decides an event's partition: its user for interactions and profiles, its item
+    for catalogue changes (so each one's events keep their order)."""
+    key = data.get("item_id") if kind in (ITEM_UPSERTED, ITEM_DELETED) else data.get("user_id")
+    return str(key)
+
+
+def partition_of(keys: Keys, kind: str, data: dict[str, Any]) -> int:
+    return keys.partition_of(routing_key(kind, data))
 
 
 def encode(
@@ -57,7 +85,7 @@ def encode(
     return out
 
 
-def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
+def decode(entry_id: str | bytes, fields: dict[Any, Any], partition: int = 0) -> Event:
     """Decode one stream entry; raises PoisonEvent when it can never be applied."""
     eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
     f = {
@@ -74,14 +102,16 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any]) -> Event:
         enqueued = float(f.get("t", "0"))
     except ValueError as e:
         raise PoisonEvent(f"event {eid}: bad payload ({e})") from e
-    return Event(eid, kind, data, enqueued, f.get("origin") or None)
+    return Event(eid, kind, data, enqueued, f.get("origin") or None, partition)
 
 
-def interaction_owner(entry_id: str | bytes, fields: dict[Any, Any]) -> tuple[str, str] | None:
+def interaction_owner(
+    entry_id: str | bytes, fields: dict[Any, Any], partition: int = 0
+) -> tuple[str, str] | None:
     """(user id, event key) of an interaction entry, whose exactly-once marker lives in that
     user's slot; None for other or undecodable entries."""
     try:
-        event = decode(entry_id, fields)
+        event = decode(entry_id, fields, partition)
     except PoisonEvent:
         return None
     user = event.data.get("user_id")
@@ -90,23 +120,51 @@ def interaction_owner(entry_id: str | bytes, fields: dict[Any, Any]) -> tuple[st
     return user, event.key
 
 
+def by_partition(keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]) -> dict[int, list[int]]:
+    """The positions of `events` per partition, in order (so each user's order holds)."""
+    out: dict[int, list[int]] = {}
+    for i, (kind, data) in enumerate(events):
+        out.setdefault(partition_of(keys, kind, data), []).append(i)
+    return out
+
+
+def _ids(raw: Sequence[Any]) -> list[str]:
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in raw]
+
+
 def publish(
     client: redis.Redis, keys: Keys, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> list[str]:
-    """Append events to the stream atomically, in one round trip; their ids in order.
+    """Append events to their partitions' streams; their event ids in order.
 
-    All or nothing: a failure never leaves half a batch stored behind a 503, which the
-    client's retry would then duplicate.
+    All or nothing per partition (one transaction each), and for the whole batch on one Redis
+    server (one transaction over every partition): a failure never leaves half of a partition's
+    share stored behind a 503. On a cluster a batch spanning partitions can be stored in part:
+    a retry with an Idempotency-Key (`publish_once`) completes it exactly once.
     """
-    pipe = client.pipeline(transaction=True)
-    for kind, data in events:
-        pipe.xadd(keys.events, encode(kind, data))
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
+    parts = by_partition(keys, events)
+    groups = [list(parts.items())] if not is_cluster(client) else [[g] for g in parts.items()]
+    out: list[str] = [""] * len(events)
+    for group in groups:
+        pipe = client.pipeline(transaction=True)
+        for p, positions in group:
+            for i in positions:
+                pipe.xadd(keys.stream(p), encode(*events[i]))
+        stored = iter(_ids(pipe.execute()))
+        for p, positions in group:
+            for i in positions:
+                out[i] = event_id(next(stored), p)
+    return out
 
 
-# Append a batch unless its idempotency key was seen: one atomic script, so a retry either
-# finds the first attempt's ids or the first attempt stored nothing.
-# KEYS: idempotency key, stream. ARGV: ttl seconds, fingerprint, then type, data, t per event.
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, redis.RedisCluster)
+
+
+# Append one partition's share of a batch unless its idempotency key was seen: one atomic
+# script, so a retry either finds the first attempt's ids or the first attempt stored nothing
+# there. KEYS: idempotency key, stream. ARGV: ttl seconds, fingerprint, then type, data, t per
+# event. Returns {created, 'fingerprint|id,id,...'}; a different fingerprint stores nothing.
 _PUBLISH_ONCE = """
 local got = redis.call('GET', KEYS[1])
 if got then return {0, got} end
@@ -144,23 +202,49 @@ def publish_once(
 ) -> Published:
     """Append events once per `key` within `ttl_s`: a repeat returns the first attempt's ids.
 
-    `fingerprint` identifies the request's content; a repeat with another fingerprint raises
-    IdempotencyConflict (the key was reused for a different request, nothing is stored).
+    Each partition's share is stored once under its own record of the key, so a retry after a
+    failure part-way through a batch stores exactly the shares that are missing. `fingerprint`
+    identifies the request's content; a repeat with another fingerprint raises
+    IdempotencyConflict (the key was reused for a different request; nothing more is stored).
     """
     digest = hashlib.sha256(key.encode()).hexdigest()
-    args: list[Any] = [ttl_s, fingerprint]
-    for kind, data in events:
-        f = encode(kind, data)
-        args += [f["type"], f["data"], f["t"]]
-    created, stored = client.eval(_PUBLISH_ONCE, 2, keys.idempotency(digest), keys.events, *args)
-    text = stored.decode() if isinstance(stored, bytes) else str(stored)
-    first, _, ids = text.partition("|")
-    if first != fingerprint:
-        raise IdempotencyConflict(
-            "this Idempotency-Key was already used for a different request; "
-            "use a new key for new events"
+    parts = by_partition(keys, events)
+    if len(parts) > 1:  # a reused key must not store a share before its conflict shows
+        seen = [client.get(keys.idempotency(p, digest)) for p in parts]
+        if any(s is not None and _first(s) != fingerprint for s in seen):
+            raise _conflict()
+    out: list[str] = [""] * len(events)
+    created = False
+    for p, positions in parts.items():
+        args: list[Any] = [ttl_s, fingerprint]
+        for i in positions:
+            f = encode(*events[i])
+            args += [f["type"], f["data"], f["t"]]
+        new, stored = client.eval(
+            _PUBLISH_ONCE, 2, keys.idempotency(p, digest), keys.stream(p), *args
         )
-    return Published(ids.split(",") if ids else [], replayed=not created)
+        first, _, ids = _text(stored).partition("|")
+        if first != fingerprint:
+            raise _conflict()
+        created = created or bool(new)
+        for i, sid in zip(positions, ids.split(",") if ids else [], strict=True):
+            out[i] = event_id(sid, p)
+    return Published(out, replayed=not created)
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _first(stored: Any) -> str:
+    return _text(stored).partition("|")[0]
+
+
+def _conflict() -> IdempotencyConflict:
+    return IdempotencyConflict(
+        "this Idempotency-Key was already used for a different request; "
+        "use a new key for new events"
+    )
 
 
 def item_event(item: Item) -> tuple[str, dict[str, Any]]:

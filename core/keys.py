@@ -2,8 +2,9 @@
 
 Every key reads `{<prefix>:<owner>}:<name>`: the part in braces is its Redis Cluster hash tag,
 so keys of one owner share a slot and a script or transaction over them is single-slot.
-Owners: `u:<user>` (a user's state, candidate set and exactly-once markers), `p0` (the event
-stream, its dead letters and idempotency records), `cat` (the catalogue: tombstones, item
+Owners: `u:<user>` (a user's state, candidate set and exactly-once markers), `p<n>` (event
+partition n: its stream, dead letters, idempotency records and worker lease), `workers` (the
+live workers), `cat` (the catalogue: tombstones, item
 versions and changes, re-index coordination), `boards` (popularity, trending, the users
 index), `recs<k>` (served lists, their attribution and surface counters, in 16 shards),
 `jobs`, `rules`,
@@ -17,13 +18,26 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 RECS_SHARDS = 16
+
+
+def crc16(text: str) -> int:
+    """CRC-16 (XMODEM) of a string: stable across processes and hosts, unlike `hash()`."""
+    return binascii.crc_hqx(text.encode(), 0)
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str
+    # Event stream partitions: a user's events (and an item's) always go to the same one.
+    partitions: int = 1
+
+    @classmethod
+    def of(cls, redis_settings: Any) -> Keys:
+        """The keys of a deployment's `RedisSettings` (prefix and partition count)."""
+        return cls(redis_settings.key_prefix, redis_settings.partitions)
 
     def tag(self, owner: str) -> str:
         """The hash tag of one owner's keys."""
@@ -34,14 +48,26 @@ class Keys:
         """SCAN MATCH pattern of every key of this deployment (braces are literal in globs)."""
         return f"{{{self.prefix}:*"
 
-    @property
-    def events(self) -> str:
-        """Stream of accepted events (interactions, item and user changes)."""
-        return f"{self.tag('p0')}:events"
+    def partition_of(self, routing_key: str) -> int:
+        """The partition of a user's (or an item's) events."""
+        return crc16(routing_key) % self.partitions
+
+    def stream(self, partition: int) -> str:
+        """One partition's stream of accepted events (interactions, item and user changes)."""
+        return f"{self.tag(f'p{partition}')}:events"
+
+    def dead_letters(self, partition: int) -> str:
+        """Events of one partition that can never be applied, with the error."""
+        return f"{self.tag(f'p{partition}')}:dead"
+
+    def partition_lease(self, partition: int) -> str:
+        """The worker consuming one partition (a lease that expires unless renewed)."""
+        return f"{self.tag(f'p{partition}')}:lease"
 
     @property
-    def dead_letters(self) -> str:
-        return f"{self.tag('p0')}:dead"
+    def live_workers(self) -> str:
+        """Sorted set worker -> expiry (ms) of its last heartbeat: who shares the partitions."""
+        return f"{self.tag('workers')}:live"
 
     @property
     def popularity(self) -> str:
@@ -181,9 +207,10 @@ class Keys:
         """Counter bumped on every rule change (part of result-cache keys)."""
         return f"{self.tag('rules')}:ver"
 
-    def idempotency(self, key_digest: str) -> str:
-        """String 'fingerprint|event ids' of a write sent with an Idempotency-Key (expires)."""
-        return f"{self.tag('p0')}:idem:{key_digest}"
+    def idempotency(self, partition: int, key_digest: str) -> str:
+        """String 'fingerprint|event ids' of the part of a write sent with an Idempotency-Key
+        that went to one partition (expires)."""
+        return f"{self.tag(f'p{partition}')}:idem:{key_digest}"
 
     def negatives(self, user_id: str) -> str:
         """Sorted set item -> time of the user's last dislike or skip of it (never served)."""
@@ -193,7 +220,7 @@ class Keys:
     # owners `recs<k>` by recommendation id: on a cluster no one node holds every served list.
     def rec_shard(self, recommendation_id: str) -> int:
         """The shard of a served list (stable: CRC-16 of its id)."""
-        return binascii.crc_hqx(recommendation_id.encode(), 0) % RECS_SHARDS
+        return crc16(recommendation_id) % RECS_SHARDS
 
     def impressions(self, shard: int) -> str:
         """Stream of one shard's served lists (recommendation id, user, surface, variant,

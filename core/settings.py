@@ -49,6 +49,12 @@ class RedisSettings(BaseModel):
     )
     # Every key and stream is namespaced, so several deployments (or tests) share one server.
     key_prefix: str = "vantage"
+    # A user's events (and an item's) always go to one partition, so their order holds; each
+    # partition is consumed by one worker at a time. Change it only by the procedure in the
+    # README (Operations: re-partitioning).
+    partitions: int = Field(
+        1, ge=1, le=1024, description="event stream partitions (workers share them)"
+    )
     socket_timeout_s: float = Field(2.0, gt=0)
 
     @field_validator("key_prefix")

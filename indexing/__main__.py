@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             target=refresh.run, args=(stop, worker.behind), name="refresh", daemon=True
         )
         refresher.start()
-    log.info("worker %s consuming %s", worker.consumer, worker.stream)
+    log.info("worker %s sharing %d event partitions", worker.consumer, stores.keys.partitions)
     worker.run(stop)
     for thread in (jobs, refresher):
         if thread is not None:

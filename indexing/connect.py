@@ -35,7 +35,7 @@ def build_stores(
     names = prepare_collections(settings, milvus)
     w = settings.worker
     r = redis_client or connect_redis(settings)
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys.of(settings.redis)
     return Stores(
         redis=r,
         keys=keys,

@@ -1,9 +1,11 @@
-"""The indexing worker: consume the event stream with a consumer group and apply events.
+"""The indexing worker: consume its share of the event partitions and apply events.
 
-Delivery is at-least-once: an entry is acknowledged only after its effects are stored, so a
-crashed worker's entries stay pending and are reclaimed (XAUTOCLAIM) by any live worker once
-idle for `claim_idle_ms`. Entries that keep failing, or can never be decoded, go to the
-dead-letter stream instead of blocking the ones behind them.
+Each partition is a stream with one consumer group, consumed by one worker at a time
+(`indexing.partitions`). Delivery is at-least-once: an entry is acknowledged only after its
+effects are stored, so a crashed worker's entries stay pending and are claimed by the worker
+that takes its partition over (or reclaimed by this one once idle for `claim_idle_ms`).
+Entries that keep failing, or can never be decoded, go to the partition's dead letters
+instead of blocking the ones behind them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -33,7 +34,9 @@ from indexing.apply import (
     apply_item_upserts,
     apply_user_updates,
 )
+from indexing.partitions import Leases
 from indexing.refresh import queue_items, queue_users
+from indexing.streams import Entry, Partition, ack, read_new
 
 log = logging.getLogger(__name__)
 
@@ -120,44 +123,56 @@ class Worker:
     # Set while reads come back full (the stream is ahead of this worker): background work in
     # its process (candidate-set refreshes) waits, so applying events keeps its latency.
     behind: threading.Event = field(default_factory=threading.Event)
+    # The partitions this worker holds while it runs; None (drain, tests): every partition.
+    leases: Leases | None = None
     _items: list[ev.Event] = field(default_factory=list)
     _items_since: float = 0.0
+    _parts: dict[int, Partition] = field(default_factory=dict)
 
     @property
     def r(self) -> redis.Redis:
         return self.stores.redis
 
+    def partition(self, number: int) -> Partition:
+        part = self._parts.get(number)
+        if part is None:
+            part = self._parts[number] = Partition(self.r, self.stores.keys, number, self.group)
+        return part
+
     @property
-    def stream(self) -> str:
-        return self.stores.keys.events
+    def held(self) -> list[Partition]:
+        """The partitions this worker reads now."""
+        numbers = range(self.stores.keys.partitions) if self.leases is None else self.leases.held
+        return [self.partition(p) for p in sorted(numbers)]
 
     def ensure_group(self) -> None:
-        """Create the consumer group (from the stream's start) if it does not exist."""
-        try:
-            self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        """Create the consumer group of every held partition (from its start) if missing."""
+        for part in self.held:
+            part.ensure_group()
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Consume until `stop` is set (or forever); dependency failures back off and retry."""
+        """Consume the partitions this worker holds until `stop` is set (or forever), sharing
+        them with the other live workers; dependency failures back off and retry."""
         stop = stop or threading.Event()
-        own_pending = True  # this consumer name may be a restarted worker: its entries first
-        last_claim = 0.0
+        self.leases = Leases(self.r, self.stores.keys, self.consumer, ttl_ms=self.claim_idle_ms)
+        last_balance = last_claim = -1e9
         backoff = 0.5
         while not stop.is_set():
             try:
-                if own_pending:
-                    self.ensure_group()
-                    self._process(self._read("0"))
-                    own_pending = False
+                if time.monotonic() - last_balance > self.claim_idle_ms / 3000:
+                    last_balance = time.monotonic()
+                    self._rebalance()
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     self.reclaim()
                     self.trim()
                     self.stores.trending.refresh_epoch()
-                n = self._process(self._read(">", block_ms=self._block_ms()))
-                n += self._flush_items(force=n == 0)
+                if not self.held:  # more workers than partitions: stand by
+                    n = self._flush_items(force=True)
+                    stop.wait(self.block_ms / 1000)
+                else:
+                    n = self._process_reads(self._read_new(self._block_ms()))
+                    n += self._flush_items(force=n == 0)
                 # Mirror users and flush when the stream goes quiet, or at least every interval.
                 self.stores.sync_users_if_due(force=n == 0)
                 self.stores.flush_if_due(force=n == 0)
@@ -169,47 +184,45 @@ class Worker:
                     self._reload_collections()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
-        try:  # a clean stop applies what it buffered (a crash leaves it pending: reclaimed)
+        self._stop_cleanly()
+
+    def _stop_cleanly(self) -> None:
+        """Apply what is buffered, then give the partitions back (a crash leaves both to the
+        lease expiry and the claim of pending entries)."""
+        try:
             self._flush_items(force=True)
             self.stores.flush_if_due(force=True)
+            if self.leases is not None:
+                self.leases.leave()
         except (redis.RedisError, MilvusException, OSError) as e:
             log.warning("buffered items left pending at stop: %s", e)
 
-    def _reload_collections(self) -> None:
+    def _rebalance(self) -> None:
+        """Take this worker's share of the partitions; on one newly held, first claim what
+        its previous holder left pending (this very worker, if it restarted)."""
+        assert self.leases is not None
+        gained, _ = self.leases.balance()
+        for number in sorted(gained):
+            part = self.partition(number)
+            part.ensure_group()
+            self._reclaim(part, min_idle_ms=0)
 
+    def _reload_collections(self) -> None:
         try:
             load_all(self.stores.items.client, self.stores.items.names)
         except MilvusException as e:
             log.warning("collections not loaded yet: %s", e)
 
     def trim(self) -> int:
-        """Drop stream entries every consumer group has delivered and acknowledged.
-
-        Those are in the durable log already (workers log before they acknowledge), so the
-        stream stays bounded without losing anything. Dead letters keep the newest 100k.
-        """
-        floor: tuple[int, int] | None = None
-        for g in self.r.xinfo_groups(self.stream):
-            marks = [g["last-delivered-id"]]
-            if g["pending"]:
-                marks.append(self.r.xpending(self.stream, g["name"])["min"])
-            for m in marks:
-                ms, seq = (m.decode() if isinstance(m, bytes) else str(m)).split("-")
-                floor = min(floor or (int(ms), int(seq)), (int(ms), int(seq)))
-        removed = 0
-        if floor is not None:
-            removed = int(
-                self.r.xtrim(self.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
-            )
-        self.r.xtrim(self.stores.keys.dead_letters, maxlen=100_000, approximate=True)
-        return removed
+        """Drop acknowledged entries of the held partitions (see `Partition.trim`)."""
+        return sum(part.trim() for part in self.held)
 
     def drain(self, timeout_s: float = 30.0) -> int:
-        """Apply until the stream has nothing new for this group (or the timeout)."""
+        """Apply until the partitions have nothing new for this group (or the timeout)."""
         self.ensure_group()
         total, deadline = 0, time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            n = self._process(self._read(">", block=False))
+            n = self._process_reads(self._read_new(None))
             n += self._flush_items(force=n == 0)
             total += n
             if n == 0 and not self._items:
@@ -225,91 +238,58 @@ class Worker:
         left = self.item_batch_ms - (time.monotonic() - self._items_since) * 1000
         return max(1, min(self.block_ms, int(left)))
 
-    def _read(
-        self, start: str, *, block: bool = True, block_ms: int | None = None
-    ) -> list[tuple[Any, dict[Any, Any]]]:
-        resp: Any = self.r.xreadgroup(
-            self.group,
-            self.consumer,
-            {self.stream: start},
-            count=self.read_count,
-            block=(block_ms or self.block_ms) if (block and start == ">") else None,
-        )
-        entries = list(resp[0][1]) if resp else []
-        if start == ">":
-            (self.behind.set if len(entries) >= self.read_count else self.behind.clear)()
-        return entries
+    def _read_new(self, block_ms: int | None) -> list[tuple[Partition, list[Entry]]]:
+        """New entries of the held partitions (None: do not wait for any)."""
+        reads = read_new(self.held, self.consumer, self.read_count, block_ms)
+        full = any(len(rows) >= self.read_count for _, rows in reads)
+        (self.behind.set if full else self.behind.clear)()
+        return reads
+
+    def _process_reads(self, reads: Sequence[tuple[Partition, list[Entry]]]) -> int:
+        return sum(self._process(part, rows) for part, rows in reads)
 
     def reclaim(self) -> int:
-        """Take over entries other workers left idle; dead-letter those tried too often."""
-        self.ensure_group()
-        claimed: list[tuple[Any, dict[Any, Any]]] = []
-        cursor: Any = "0-0"
-        while True:
-            resp = self.r.xautoclaim(
-                self.stream,
-                self.group,
-                self.consumer,
-                min_idle_time=self.claim_idle_ms,
-                start_id=cursor,
-                count=self.read_count,
-            )
-            cursor, entries = resp[0], [e for e in resp[1] if e and e[1] is not None]
-            claimed.extend(entries)
-            if cursor in (b"0-0", "0-0") or not resp[1]:
-                break
+        """Take over entries of the held partitions left idle for the claim timeout (a crashed
+        worker's, or this one's that failed); dead-letter those tried too often."""
+        return sum(self._reclaim(part, self.claim_idle_ms) for part in self.held)
+
+    def _reclaim(self, part: Partition, min_idle_ms: int) -> int:
+        part.ensure_group()
+        claimed = part.claim(self.consumer, min_idle_ms, self.read_count)
         if not claimed:
             return 0
         self.stats.reclaimed += len(claimed)
-        tries = self._delivery_counts([e[0] for e in claimed])
+        tries = part.delivery_counts([e[0] for e in claimed])
         keep = []
         for entry in claimed:
             eid = entry[0].decode() if isinstance(entry[0], bytes) else entry[0]
             if tries.get(eid, 0) > self.max_deliveries:
-                self._dead_letter(entry, f"failed {tries[eid]} deliveries")
+                self._dead_letter(part, entry, f"failed {tries[eid]} deliveries")
             else:
                 keep.append(entry)
-        log.info("reclaimed %d pending entries", len(claimed))
-        return self._process(keep)
+        log.info("reclaimed %d pending entries of partition %d", len(claimed), part.number)
+        return self._process(part, keep)
 
-    def _delivery_counts(self, ids: Sequence[Any]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for eid in ids:
-            rows = self.r.xpending_range(self.stream, self.group, min=eid, max=eid, count=1)
-            if rows:
-                out[eid.decode() if isinstance(eid, bytes) else eid] = int(
-                    rows[0]["times_delivered"]
-                )
-        return out
-
-    def _dead_letter(self, entry: tuple[Any, dict[Any, Any]], reason: str) -> None:
-        eid, fields = entry
-        body = {
-            **{(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()},
-            "original_id": eid,
-            "error": reason[:2000],
-        }
+    def _dead_letter(self, part: Partition, entry: Entry, reason: str) -> None:
         # If its effects were stored before it failed, keep that marker for good: a replay,
         # however late, must not apply it a second time (first: it lives in the user's slot).
-        if (owner := ev.interaction_owner(eid, fields)) is not None:
+        if (owner := ev.interaction_owner(entry[0], entry[1], part.number)) is not None:
             self.r.persist(self.stores.keys.done(*owner))
             self.r.persist(self.stores.keys.counted(owner[1]))
-        pipe = self.r.pipeline(transaction=True)
-        pipe.xadd(self.stores.keys.dead_letters, body)
-        pipe.xack(self.stream, self.group, eid)
-        pipe.execute()
+        part.dead_letter(entry, reason)
         self.stats.dead_lettered += 1
-        log.warning("event %s dead-lettered: %s", eid, reason)
+        log.warning("event %s of partition %d dead-lettered: %s", entry[0], part.number, reason)
 
-    def _process(self, entries: list[tuple[Any, dict[Any, Any]]]) -> int:
+    def _process(self, part: Partition, entries: Sequence[Entry]) -> int:
+        """Apply entries read from one partition; acknowledge those applied."""
         if not entries:
             return 0
         decoded: list[ev.Event] = []
         for eid, fields in entries:
             try:
-                decoded.append(ev.decode(eid, fields))
+                decoded.append(ev.decode(eid, fields, part.number))
             except ev.PoisonEvent as e:
-                self._dead_letter((eid, fields), str(e))
+                self._dead_letter(part, (eid, fields), str(e))
         # Consecutive events of one type form a batch; order across types is preserved.
         others: list[tuple[str, list[ev.Event]]] = []
         for kind, group in groupby(decoded, key=lambda e: e.type):
@@ -368,7 +348,10 @@ class Worker:
                     {"id": e.key, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
                 )
             pipe = self.r.pipeline(transaction=False)
-            pipe.xack(self.stream, self.group, *(e.id for e in done))
+            ids: dict[int, list[str]] = {}
+            for e in done:
+                ids.setdefault(e.partition, []).append(e.id)
+            ack(pipe, ((self.partition(p), got) for p, got in ids.items()))
             for kind, n in Counter(e.type for e in done).items():
                 pipe.hincrby(self.stores.keys.worker_stats, f"applied:{kind}", n)
             pipe.execute()
@@ -381,9 +364,8 @@ class Worker:
                 _apply_run(self.stores, kind, [e])
                 ok.append(e)
             except ev.PoisonEvent as err:
-                self._dead_letter(
-                    (e.id, ev.encode(e.type, e.data, now=e.enqueued_at, origin=e.origin)), str(err)
-                )
+                entry = (e.id, ev.encode(e.type, e.data, now=e.enqueued_at, origin=e.origin))
+                self._dead_letter(self.partition(e.partition), entry, str(err))
             except Exception:
                 # Left pending: redelivered after claim_idle_ms, dead-lettered after N tries.
                 self.stats.failed += 1

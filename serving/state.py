@@ -129,7 +129,7 @@ def build_state(settings: Settings, cls: type[S] | None = None) -> S:
     budget_s = cfg.redis_budget_ms / 1000
     r = connect_redis(settings, timeout_s=budget_s)
     text = connect_redis(settings, timeout_s=budget_s, decode=True)
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys.of(settings.redis)
     breakers = Breakers(cfg.breaker_fail_max, cfg.breaker_reset_s)
     return (cls or ConnectedState)(  # type: ignore[return-value]
         settings=settings,
@@ -172,7 +172,7 @@ def memory_state(settings: Settings) -> MemoryState:
     """A serving state on empty in-memory stores (no servers; seed them, then recommend)."""
     return MemoryState(
         settings=settings,
-        keys=Keys(settings.redis.key_prefix),
+        keys=Keys.of(settings.redis),
         items=MemoryItemIndex(),
         catalogue=MemoryCatalogue(),
         users=MemoryUserState(),

@@ -138,7 +138,7 @@ def _drop_test_data(s: Settings) -> None:
         m.close()
     with contextlib.suppress(Exception):
         r = connect_redis(s)
-        keys = list(r.scan_iter(match=Keys(s.redis.key_prefix).scan_pattern, count=1000))
+        keys = list(r.scan_iter(match=Keys.of(s.redis).scan_pattern, count=1000))
         for i in range(0, len(keys), 500):
             r.delete(*keys[i : i + 500])
         r.close()
@@ -178,7 +178,7 @@ def admin_token(settings: Settings, scopes: tuple[str, ...] = ("admin",)) -> str
 
     r = connect_redis(settings)
     try:
-        token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
+        token, _ = KeyStore(r, Keys.of(settings.redis)).create(
             "test", list(scopes), rate=10_000, burst=10_000
         )
     finally:

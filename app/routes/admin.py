@@ -11,7 +11,7 @@ from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import (
-    STREAM_ID_PATTERN,
+    EVENT_ID_PATTERN,
     DeadLetterPage,
     JobList,
     JobOut,
@@ -29,14 +29,14 @@ router = APIRouter(
     responses=error_responses(*AUTHED),
 )
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
-DeadId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, description="dead-letter id")]
+DeadId = Annotated[str, Path(pattern=EVENT_ID_PATTERN, description="dead-letter id")]
 
 
 class StreamIdConvertor(Convertor[str]):
     """Routes `/dead-letters/{id}` only for stream ids, so `DELETE /dead-letters/replay` is
     405 (the path exists, for POST), not a refused dead-letter id."""
 
-    regex = STREAM_ID_PATTERN.strip("^$")
+    regex = EVENT_ID_PATTERN.strip("^$")
 
     def convert(self, value: str) -> str:
         return value
@@ -116,7 +116,7 @@ def get_job(job_id: JobId, state: StateDep) -> JobOut:
 def dead_letters(
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN)] = None,
+    after: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN)] = None,
 ) -> DeadLetterPage:
     """Events that could not be applied, oldest first, with the reason."""
     return DeadLetterPage(**admin.list_dead_letters(state, limit=limit, after=after))

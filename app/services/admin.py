@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import redis
 
 from app.state import AppState
+from core import events as ev
 from core.connect import allowed_model as _allowed_model
 from core.errors import InvalidRequest, NotFound
 from core.redis_typed import Fields, stream_range
 from core.stores.jobs import JobStore
 from embeddings.text import ModelNotAllowed
+from indexing.partitions import holders, live_workers
 
 MODEL_KINDS = ("cf", "ranker")
 
@@ -20,11 +23,11 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _dead_letter_out(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+def _dead_letter_out(p: int, eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
     f = {_s(k): _s(v) for k, v in fields.items()}
     t = f.get("t")
     return {
-        "id": _s(eid),
+        "id": ev.event_id(_s(eid), p),
         "original_id": f.get("origin") or f.get("original_id"),
         "type": f.get("type"),
         "error": f.get("error", ""),
@@ -33,87 +36,140 @@ def _dead_letter_out(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
     }
 
 
-def list_dead_letters(state: AppState, *, limit: int, after: str | None) -> dict[str, Any]:
-    """Oldest first; `after` is the last id of the previous page."""
-    key = state.keys.dead_letters
-    start = f"({after}" if after else "-"
+def _locate(state: AppState, dead_id: str, what: str) -> tuple[str, int]:
+    """(entry id, partition) of a dead-letter id, or a 400 that says what is wrong."""
     try:
-        rows = stream_range(state.redis.xrange(key, min=start, max="+", count=limit))
-    except redis.ResponseError as e:
-        raise InvalidRequest(f"after: not a dead-letter id ({e})") from e
-    items = [_dead_letter_out(i, f) for i, f in rows]
+        entry, p = ev.split_id(dead_id)
+    except ValueError as e:
+        raise InvalidRequest(f"{what}: {e}") from e
+    if p >= state.keys.partitions:
+        raise InvalidRequest(
+            f"{what}: {dead_id!r} names partition {p}; this deployment has "
+            f"{state.keys.partitions} (0-{state.keys.partitions - 1})"
+        )
+    return entry, p
+
+
+def _order(item: dict[str, Any]) -> tuple[int, int, int]:
+    entry, p = ev.split_id(item["id"])
+    ms, seq = entry.split("-")
+    return int(ms), int(seq), p
+
+
+def list_dead_letters(state: AppState, *, limit: int, after: str | None) -> dict[str, Any]:
+    """Every partition's dead letters, oldest first (by time, then partition); `after` is the
+    last id of the previous page."""
+    r, k = state.redis, state.keys
+    entry, ap = _locate(state, after, "after") if after else ("", -1)
+    items: list[dict[str, Any]] = []
+    for p in range(k.partitions):
+        # Past the cursor: later entries of partitions up to its own, the same time on later.
+        start = "-" if not after else (f"({entry}" if p <= ap else entry)
+        try:
+            rows = stream_range(r.xrange(k.dead_letters(p), min=start, max="+", count=limit))
+        except redis.ResponseError as e:
+            raise InvalidRequest(f"after: not a dead-letter id ({e})") from e
+        items += [_dead_letter_out(p, i, f) for i, f in rows]
+    items = sorted(items, key=_order)[:limit]
     return {
         "items": items,
         "next": items[-1]["id"] if len(items) == limit else None,
-        "total": int(state.redis.xlen(key)),
+        "total": sum(int(r.xlen(k.dead_letters(p))) for p in range(k.partitions)),
     }
 
 
 def replay_dead_letters(state: AppState, ids: list[str]) -> dict[str, Any]:
-    """Put dead letters back on the event stream under their original identity, atomically
-    per letter (a replayed interaction that had been applied is still applied only once)."""
-    key = state.keys.dead_letters
+    """Put dead letters back on the event stream of their partition under their original
+    identity (a replayed interaction that had been applied is still applied only once)."""
     replayed, missing = [], []
     for did in dict.fromkeys(ids):
-        try:
-            rows = stream_range(state.redis.xrange(key, min=did, max=did))
-        except redis.ResponseError as e:
-            raise InvalidRequest(f"ids: {did!r} is not a dead-letter id") from e
+        entry, p = _locate(state, did, "ids")
+        rows = stream_range(state.redis.xrange(state.keys.dead_letters(p), min=entry, max=entry))
         if not rows:
             missing.append(did)
             continue
-        f = {_s(k): _s(v) for k, v in rows[0][1].items()}
-        body: Fields = {"type": f.get("type", ""), "data": f.get("data", ""), "t": f.get("t", "0")}
-        origin = f.get("origin") or f.get("original_id")
-        if origin:
-            body["origin"] = origin
-        pipe = state.redis.pipeline(transaction=True)
-        pipe.xadd(state.keys.events, body)
-        pipe.xdel(key, did)
-        new_id, _ = pipe.execute()
-        replayed.append({"dead_letter_id": did, "event_id": _s(new_id)})
+        event_id = _replay(state, p, entry, {_s(k): _s(v) for k, v in rows[0][1].items()})
+        replayed.append({"dead_letter_id": did, "event_id": event_id})
     return {"replayed": replayed, "missing": missing}
 
 
-def discard_dead_letter(state: AppState, dead_id: str) -> None:
+def _replay(state: AppState, p: int, entry: str, f: dict[str, str]) -> str:
+    """Append one dead letter to the partition its event routes to now, then drop it: one
+    transaction when both are in one slot (the usual case: the partition it failed in)."""
+    body: Fields = {"type": f.get("type", ""), "data": f.get("data", ""), "t": f.get("t", "0")}
+    origin = f.get("origin") or f.get("original_id")
+    if origin:
+        body["origin"] = origin
     try:
-        n = state.redis.xdel(state.keys.dead_letters, dead_id)
-    except redis.ResponseError as e:
-        raise InvalidRequest(f"{dead_id!r} is not a dead-letter id") from e
-    if not n:
+        target = ev.partition_of(state.keys, f.get("type", ""), json.loads(f.get("data", "")))
+    except (ValueError, AttributeError):
+        target = p  # undecodable: back where it was (it will be dead-lettered again)
+    one_slot = target == p or not ev.is_cluster(state.redis)
+    pipe = state.redis.pipeline(transaction=one_slot)
+    pipe.xadd(state.keys.stream(target), body)
+    pipe.xdel(state.keys.dead_letters(p), entry)
+    new_id, _ = pipe.execute()
+    return ev.event_id(_s(new_id), target)
+
+
+def discard_dead_letter(state: AppState, dead_id: str) -> None:
+    entry, p = _locate(state, dead_id, "dead_id")
+    if not state.redis.xdel(state.keys.dead_letters(p), entry):
         raise NotFound(f"no dead letter {dead_id}")
 
 
-def queue_status(state: AppState) -> dict[str, Any]:
-    r, k = state.redis, state.keys
-    group = state.settings.worker.group
+def _partition_status(state: AppState, p: int) -> dict[str, Any]:
+    r, k, group = state.redis, state.keys, state.settings.worker.group
+    stream = k.stream(p)
     out: dict[str, Any] = {
-        "stream": k.events,
-        "length": int(r.xlen(k.events)),
-        "dead_letters": int(r.xlen(k.dead_letters)),
-        "group": group,
+        "partition": p,
+        "length": int(r.xlen(stream)),
+        "dead_letters": int(r.xlen(k.dead_letters(p))),
         "pending": 0,
-        "lag": None,
+        "lag": 0,
         "consumers": [],
     }
     try:
-        groups = {_s(g["name"]): g for g in r.xinfo_groups(k.events)}
+        groups = {_s(g["name"]): g for g in r.xinfo_groups(stream)}
     except redis.ResponseError:  # no stream yet
-        return out
+        groups = {}
     g = groups.get(group)
     if g is None:
+        out["lag"] = out["length"]
         return out
     out["pending"] = int(g["pending"])
     last = _s(g["last-delivered-id"])
     # Entries not yet delivered to any worker (Redis 7 reports it; count it on 6.x).
     out["lag"] = g.get("lag")
     if out["lag"] is None:
-        out["lag"] = len(stream_range(r.xrange(k.events, min=f"({last}", max="+", count=100_000)))
+        out["lag"] = len(stream_range(r.xrange(stream, min=f"({last}", max="+", count=100_000)))
     out["consumers"] = [
         {"name": _s(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])}
-        for c in r.xinfo_consumers(k.events, group)
+        for c in r.xinfo_consumers(stream, group)
     ]
     return out
+
+
+def queue_status(state: AppState) -> dict[str, Any]:
+    """The event partitions: totals, each partition with its worker, and the live workers."""
+    k = state.keys
+    parts = [_partition_status(state, p) for p in range(k.partitions)]
+    held = holders(state.redis, k)
+    consumers: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        part["worker"] = held.get(part["partition"])
+        for c in part.pop("consumers"):
+            seen = consumers.setdefault(c["name"], {**c, "pending": 0})
+            seen["pending"] += c["pending"]
+            seen["idle_ms"] = min(seen["idle_ms"], c["idle_ms"])
+    return {
+        "partitions": k.partitions,
+        "group": state.settings.worker.group,
+        **{f: sum(part[f] for part in parts) for f in ("length", "dead_letters", "pending", "lag")},
+        "consumers": sorted(consumers.values(), key=lambda c: c["name"]),
+        "workers": sorted(live_workers(state.redis, k)),
+        "by_partition": parts,
+    }
 
 
 def allowed_model(state: AppState, name: str) -> str:

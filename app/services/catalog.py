@@ -31,14 +31,18 @@ def delete_item(state: AppState, *, item_id: str) -> list[str]:
     now = time.time()
     try:
         state.redis.zadd(state.keys.tombstones, {item_id: now})
-        event_id = state.redis.xadd(
-            state.keys.events, ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now)
+        partition = state.keys.partition_of(item_id)
+        entry_id = state.redis.xadd(
+            state.keys.stream(partition),
+            ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now),
         )
     except redis.RedisError as e:
         raise DependencyUnavailable(
             f"the event queue is unavailable ({type(e).__name__}); retry the delete"
         ) from e
-    return [event_id.decode() if isinstance(event_id, bytes) else str(event_id)]
+    return [
+        ev.event_id(entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id), partition)
+    ]
 
 
 def get_item(state: AppState, *, item_id: str) -> ItemOut:

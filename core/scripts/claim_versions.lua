@@ -1,6 +1,7 @@
--- Item writes carry their stream id as a version. A write older than the last applied one for
--- that item (a reclaimed, long-failed event) is stale and skipped, so it cannot undo a newer
--- edit such as a maturity raise. Every write that goes ahead is stamped (Redis clock, ms) in
+-- Item writes carry their event id (`<ms>-<seq>[-<partition>]`) as a version; an item's events
+-- share one partition, so its versions compare by `<ms>-<seq>`. A write older than the last
+-- applied one for that item (a reclaimed, long-failed event) is stale and skipped, so it
+-- cannot undo a newer edit such as a maturity raise. Every write that goes ahead is stamped (Redis clock, ms) in
 -- the change log a running re-index catches up from.
 -- item_versions: item, version, item, version, ... (version '' = unversioned: always newer).
 -- Returns one flag per item: 1 = go ahead, 0 = stale.
@@ -17,8 +18,8 @@ for i = 1, #ARGV, 2 do
   if version ~= '' then
     local cur = redis.call('HGET', versions, item)
     if cur then
-      local cm, cs = string.match(cur, '^(%d+)-(%d+)$')
-      local nm, ns = string.match(version, '^(%d+)-(%d+)$')
+      local cm, cs = string.match(cur, '^(%d+)-(%d+)')
+      local nm, ns = string.match(version, '^(%d+)-(%d+)')
       cm, cs, nm, ns = tonumber(cm), tonumber(cs), tonumber(nm), tonumber(ns)
       newer = nm > cm or (nm == cm and ns >= cs)
     end

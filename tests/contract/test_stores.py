@@ -160,7 +160,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     milvus = connect_milvus(s)
     names = prepare_collections(s, milvus)
     raw, text = connect_redis(s), connect_redis(s, decode=True)
-    keys = Keys(s.redis.key_prefix)
+    keys = Keys.of(s.redis)
     breaker = CircuitBreaker("redis", 3, 5.0)
     store = ItemStore(milvus, names, timeout_s=10.0, breaker=CircuitBreaker("milvus", 3, 5.0))
     yield Backend(

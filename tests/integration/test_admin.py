@@ -22,7 +22,7 @@ def test_dead_letters_are_listed_paged_and_discarded(
 ) -> None:
     worker.ensure_group()
     for n in range(3):
-        stores.redis.xadd(stores.keys.events, {"type": "nonsense", "data": f"{n}", "t": "1"})
+        stores.redis.xadd(stores.keys.stream(0), {"type": "nonsense", "data": f"{n}", "t": "1"})
     ev.publish(
         stores.redis,
         stores.keys,
@@ -56,16 +56,18 @@ def test_replayed_dead_letter_applies_exactly_once(
         stores.keys,
         [ev.interaction_event(Interaction(user_id="u", item_id="twice", type="purchase"))],
     )
-    entry = stores.redis.xrange(stores.keys.events, eid, eid)[0]
+    entry = stores.redis.xrange(stores.keys.stream(0), eid, eid)[0]
     worker.drain()
     applied = _pop(stores, "twice")
     assert applied > 0
     # The same event also ended in the dead-letter stream (e.g. it failed after its effects
     # were stored, then exhausted its deliveries): replaying it must change nothing.
-    worker._dead_letter(entry, "simulated: failed 6 deliveries")
+    worker._dead_letter(worker.partition(0), entry, "simulated: failed 6 deliveries")
     # ... and one that never applied (here: a dead letter of an event not seen before).
     fresh = ev.encode(ev.INTERACTION_LOGGED, {"user_id": "u", "item_id": "late", "type": "like"})
-    stores.redis.xadd(stores.keys.dead_letters, {**fresh, "original_id": "1-1", "error": "timeout"})
+    stores.redis.xadd(
+        stores.keys.dead_letters(0), {**fresh, "original_id": "1-1", "error": "timeout"}
+    )
     ids = [d["id"] for d in client.get("/v1/admin/dead-letters").json()["items"]]
     res = client.post("/v1/admin/dead-letters/replay", json={"ids": [*ids, "9-9"]})
     assert res.status_code == 200, res.text
@@ -91,7 +93,7 @@ def test_queue_status_reports_pending_and_lag(client: TestClient, stores: Any) -
             for n in range(5)
         ],
     )
-    w._read(">", block=False)  # delivered (pending), 0 undelivered
+    w._read_new(None)  # delivered (pending), 0 undelivered
     q = client.get("/v1/admin/queue").json()
     assert q["pending"] == 5 and q["lag"] == 0
     assert q["consumers"][0]["name"] == "q" and q["consumers"][0]["pending"] == 5

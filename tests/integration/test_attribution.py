@@ -93,7 +93,7 @@ def _dropped(reason: str) -> float:
 
 def test_never_started_logger_is_a_noop(settings: Settings) -> None:
     r = connect_redis(settings)
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys.of(settings.redis)
     logger = ImpressionLogger(r, keys, max_queue=2)
     for n in range(5):
         logger.log(_response(f"r{n}"))
@@ -105,7 +105,7 @@ def test_never_started_logger_is_a_noop(settings: Settings) -> None:
 
 def test_full_queue_drops_and_counts(settings: Settings) -> None:
     r = connect_redis(settings)
-    logger = ImpressionLogger(r, Keys(settings.redis.key_prefix), max_queue=2, flush_ms=0)
+    logger = ImpressionLogger(r, Keys.of(settings.redis), max_queue=2, flush_ms=0)
     writing, release = threading.Event(), threading.Event()
     written: list[int] = []
 
@@ -167,7 +167,9 @@ def test_clicks_are_attributed_once_per_served_item(stores: Any, worker: Worker)
     _logged(stores, _response())
     ids = ev.publish(stores.redis, stores.keys, [ev.interaction_event(_click("a"))])
     assert worker.drain() == 1
-    worker._process(stores.redis.xrange(stores.keys.events, ids[0], ids[0]))  # redelivery
+    worker._process(
+        worker.partition(0), stores.redis.xrange(stores.keys.stream(0), ids[0], ids[0])
+    )  # redelivery
     assert apply_interactions(stores, [("9-0", _click("a", "purchase"))]) == 1  # another event
     clicks = {f: n for f, n in _stats(stores).items() if f.startswith("click|")}
     assert clicks == {

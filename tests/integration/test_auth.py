@@ -83,10 +83,10 @@ def test_every_endpoint_enforces_its_scope(settings: Settings) -> None:
 
 def test_keys_are_stored_hashed_and_revocable(settings: Settings) -> None:
     r = connect_redis(settings)
-    store = KeyStore(r, Keys(settings.redis.key_prefix))
+    store = KeyStore(r, Keys.of(settings.redis))
     token, rec = store.create("app", ["recommend"], rate=100, burst=100)
     secret = token.split("_", 2)[2]
-    stored = r.hgetall(Keys(settings.redis.key_prefix).api_key(rec.key_id))
+    stored = r.hgetall(Keys.of(settings.redis).api_key(rec.key_id))
     assert secret.encode() not in b"".join(stored.values())  # only its digest
     assert store.verify(token) == rec
     assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
@@ -104,9 +104,7 @@ def test_keys_are_stored_hashed_and_revocable(settings: Settings) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
     r = connect_redis(settings)
-    token, _ = KeyStore(r, Keys(settings.redis.key_prefix)).create(
-        "slow", ["recommend"], rate=0.5, burst=2
-    )
+    token, _ = KeyStore(r, Keys.of(settings.redis)).create("slow", ["recommend"], rate=0.5, burst=2)
     with TestClient(create_app(settings)) as c:
         h = {"Authorization": f"Bearer {token}"}
         codes = [
@@ -126,7 +124,7 @@ def test_rate_limit_leases_across_processes_stay_within_the_limit(settings: Sett
     """Two API processes spending leases of one busy key admit no more than the bucket holds,
     and little less (at most one lease each is left unspent)."""
     r = connect_redis(settings)
-    keys = Keys(settings.redis.key_prefix)
+    keys = Keys.of(settings.redis)
     _, rec = KeyStore(r, keys).create("busy", ["recommend"], rate=200, burst=400)
     replicas = [Authenticator(r, keys), Authenticator(r, keys)]
     admitted = refused = 0

@@ -19,9 +19,11 @@ from typing import Any
 from app.main import create_app
 from core import events as ev
 from core.domain import EVENT_WEIGHTS, Interaction
+from core.keys import Keys
 from core.settings import Settings, settings_env
 from core.stores.eventlog import iter_log
 from indexing.connect import build_stores
+from indexing.partitions import holders, live_workers
 from indexing.worker import Worker
 from tests.conftest import _drop_test_data, authed, make_settings
 from vantage.stack import start_redis
@@ -46,9 +48,14 @@ def _applied(stores: Any) -> float:
     return sum(s for _, s in top) / EVENT_WEIGHTS["view"]
 
 
-def _consumers(stores: Any, s: Settings) -> list[str]:
-    rows = stores.redis.xinfo_consumers(stores.keys.events, s.worker.group)
-    return [r["name"] for r in rows]
+def _sharing(r: Any, keys: Keys, n: int) -> bool:
+    """`n` workers are live and every partition is held by one of them."""
+    live = live_workers(r, keys)
+    return len(live) >= n and all(h in live for h in holders(r, keys).values())
+
+
+def _pending(r: Any, keys: Keys, group: str) -> int:
+    return sum(int(r.xpending(keys.stream(p), group)["pending"]) for p in range(keys.partitions))
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -61,15 +68,18 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
 def test_workers_killed_three_times_lose_and_double_nothing(
     settings: Settings, stores: Any, tmp_path: Path
 ) -> None:
+    # Two workers share four partitions: a kill moves the victim's to the other (or to its
+    # restart) once its leases lapse, and its pending entries are claimed there.
     s = settings.model_copy(
         update={
             "data_dir": tmp_path,
+            "redis": settings.redis.model_copy(update={"partitions": 4}),
             "worker": settings.worker.model_copy(
                 update={"claim_idle_ms": 1500, "jobs_enabled": False, "block_ms": 50}
             ),
         }
     )
-    Worker(stores, group=s.worker.group).ensure_group()
+    keys = Keys.of(s.redis)
     sent: Counter[str] = Counter()
 
     def publish() -> None:
@@ -85,7 +95,7 @@ def test_workers_killed_three_times_lose_and_double_nothing(
                 for k in range(100)
             ]
             sent.update(e.item_id for e in batch)
-            ev.publish(stores.redis, stores.keys, [ev.interaction_event(e) for e in batch])
+            ev.publish(stores.redis, keys, [ev.interaction_event(e) for e in batch])
             time.sleep(0.12)
 
     steady = _spawn(s, "steady")
@@ -93,7 +103,7 @@ def test_workers_killed_three_times_lose_and_double_nothing(
     publisher = threading.Thread(target=publish)
     kills = 0
     try:
-        _wait(lambda: len(_consumers(stores, s)) >= 2, 120, "both workers to start")
+        _wait(lambda: _sharing(stores.redis, keys, 2), 120, "both workers to share the partitions")
         publisher.start()
         for threshold in (1_500, 4_000, 6_500):
             _wait(lambda t=threshold: _applied(stores) >= t, 120, f"{threshold} events")
@@ -106,7 +116,7 @@ def test_workers_killed_three_times_lose_and_double_nothing(
         publisher.join(120)
         _wait(lambda: _applied(stores) >= N_EVENTS, 180, "every event to be applied")
         _wait(
-            lambda: stores.redis.xpending(stores.keys.events, s.worker.group)["pending"] == 0,
+            lambda: _pending(stores.redis, keys, s.worker.group) == 0,
             60,
             "pending entries to be reclaimed",
         )
@@ -122,7 +132,7 @@ def test_workers_killed_three_times_lose_and_double_nothing(
     expected = {i: n * EVENT_WEIGHTS["view"] for i, n in sent.items()}
     assert sum(sent.values()) == N_EVENTS
     assert pop == expected  # per item: nothing lost, nothing doubled
-    assert stores.redis.xlen(stores.keys.dead_letters) == 0
+    assert sum(stores.redis.xlen(keys.dead_letters(p)) for p in range(4)) == 0
     logged = list(iter_log(s.event_log_dir))
     assert len(logged) == N_EVENTS  # each once (readers dedupe a crash's repeated lines)
 

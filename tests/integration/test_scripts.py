@@ -16,7 +16,7 @@ from indexing.apply import apply_interactions
 
 def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
     r = connect_redis(settings)
-    bucket = Keys(settings.redis.key_prefix).rate_limit("t")
+    bucket = Keys.of(settings.redis).rate_limit("t")
 
     def take() -> tuple[int, int]:
         allowed, wait_ms = TOKEN_BUCKET(
@@ -40,7 +40,7 @@ def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
 
 def test_version_claims_take_a_sequence_of_pairs(settings: Settings) -> None:
     r = connect_redis(settings)
-    k = Keys(settings.redis.key_prefix)
+    k = Keys.of(settings.redis)
     keys = {"versions": k.item_versions, "changes": k.item_changes}
     pairs = ["x", "5-0", "x", "4-9", "y", "", "z", "5-1"]
     assert CLAIM_VERSIONS(r, keys=keys, args={"item_versions": pairs}) == [1, 0, 1, 1]
@@ -67,7 +67,7 @@ def test_pipelined_scripts_and_the_lease_survive_script_flush(stores: Any) -> No
 
 def test_token_bucket_leases_take_what_is_left(settings: Settings) -> None:
     r = connect_redis(settings)
-    bucket = Keys(settings.redis.key_prefix).rate_limit("lease")
+    bucket = Keys.of(settings.redis).rate_limit("lease")
 
     def take(want: int) -> int:
         taken, _ = TOKEN_BUCKET(

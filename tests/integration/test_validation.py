@@ -134,18 +134,18 @@ def test_idempotency_key_makes_a_retry_log_nothing(
         {"user_id": "retry-u", "item_id": "i2", "type": "like"},
     ]
     key = {"Idempotency-Key": "5f0c7a1e-retry-1"}
-    before = stores.redis.xlen(stores.keys.events)
+    before = stores.redis.xlen(stores.keys.stream(0))
     first = client.post("/v1/interactions", json=batch, headers=key)
     assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
     # The client lost the answer and retries (timestamps left to the server both times).
     again = client.post("/v1/interactions", json=batch, headers=key)
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["event_ids"] == first.json()["event_ids"]
-    assert stores.redis.xlen(stores.keys.events) == before + 2
+    assert stores.redis.xlen(stores.keys.stream(0)) == before + 2
     # The same key for different events is refused and stores nothing.
     msg = error(client.post("/v1/interactions", json=batch[:1], headers=key), 409)
     assert "Idempotency-Key" in msg and "new key" in msg
-    assert stores.redis.xlen(stores.keys.events) == before + 2
+    assert stores.redis.xlen(stores.keys.stream(0)) == before + 2
     # A malformed key says what a key may be; a new key logs again.
     assert "Idempotency-Key" in error(
         client.post("/v1/interactions", json=batch, headers={"Idempotency-Key": "has space"})
@@ -175,12 +175,12 @@ def test_idempotency_key_makes_a_retry_log_nothing(
 def test_item_fields_take_strict_types_and_no_control_characters(
     client: TestClient, stores: Any, path: str, body: dict[str, Any], field: str
 ) -> None:
-    before = stores.redis.xlen(stores.keys.events)
+    before = stores.redis.xlen(stores.keys.stream(0))
     r = client.put(path, json=body)
     msg = error(r)
     assert msg.startswith(f"{field}:"), msg
     assert r.json()["error"]["details"][0]["field"] == field
-    assert stores.redis.xlen(stores.keys.events) == before
+    assert stores.redis.xlen(stores.keys.stream(0)) == before
 
 
 def test_text_keeps_tabs_line_breaks_and_integral_numbers(client: TestClient) -> None:

@@ -30,8 +30,8 @@ def test_redelivered_interactions_apply_once(stores: Any, worker: Worker) -> Non
     assert worker.drain() == 3
     assert _pop(stores, "a") == 2.0
     # Simulate redelivery of the same entries (a worker that crashed before XACK).
-    entries = stores.redis.xrange(stores.keys.events, ids[1], ids[2])
-    worker._process(entries)
+    entries = stores.redis.xrange(stores.keys.stream(0), ids[1], ids[2])
+    worker._process(worker.partition(0), entries)
     assert _pop(stores, "a") == 2.0
     assert stores.redis.hget(stores.keys.user("u"), "cvec") is not None
 
@@ -39,10 +39,10 @@ def test_redelivered_interactions_apply_once(stores: Any, worker: Worker) -> Non
 def test_poison_message_is_dead_lettered_and_later_events_apply(
     stores: Any, worker: Worker
 ) -> None:
-    stores.redis.xadd(stores.keys.events, {"type": "interaction.logged", "data": "{oops"})
-    stores.redis.xadd(stores.keys.events, {"type": "no.such.type", "data": "{}"})
+    stores.redis.xadd(stores.keys.stream(0), {"type": "interaction.logged", "data": "{oops"})
+    stores.redis.xadd(stores.keys.stream(0), {"type": "no.such.type", "data": "{}"})
     stores.redis.xadd(
-        stores.keys.events,
+        stores.keys.stream(0),
         {"type": "interaction.logged", "data": '{"user_id": "u", "type": "view"}'},
     )
     ev.publish(
@@ -51,11 +51,11 @@ def test_poison_message_is_dead_lettered_and_later_events_apply(
         [ev.interaction_event(Interaction(user_id="u", item_id="b", type="like"))],
     )
     worker.drain()
-    assert stores.redis.xlen(stores.keys.dead_letters) == 3
+    assert stores.redis.xlen(stores.keys.dead_letters(0)) == 3
     assert _pop(stores, "b") == 3.0
-    dead = stores.redis.xrange(stores.keys.dead_letters)
+    dead = stores.redis.xrange(stores.keys.dead_letters(0))
     assert all(b"error" in fields and b"original_id" in fields for _, fields in dead)
-    assert stores.redis.xpending(stores.keys.events, worker.group)["pending"] == 0
+    assert stores.redis.xpending(stores.keys.stream(0), worker.group)["pending"] == 0
 
 
 def test_dead_consumers_entries_are_reclaimed(stores: Any) -> None:
@@ -67,12 +67,12 @@ def test_dead_consumers_entries_are_reclaimed(stores: Any) -> None:
         [ev.interaction_event(Interaction(user_id="v", item_id="c", type="watch"))],
     )
     # The crashed worker read the entry and died before applying it.
-    assert len(crashed._read(">", block=False)) == 1
+    assert sum(len(rows) for _, rows in crashed._read_new(None)) == 1
     assert _pop(stores, "c") == 0
     survivor = Worker(stores, consumer="survivor", claim_idle_ms=0)
     assert survivor.reclaim() == 1
     assert _pop(stores, "c") == 2.0
-    assert stores.redis.xpending(stores.keys.events, survivor.group)["pending"] == 0
+    assert stores.redis.xpending(stores.keys.stream(0), survivor.group)["pending"] == 0
 
 
 def test_applied_events_reach_the_durable_log_once(stores: Any, tmp_path: Any) -> None:
@@ -92,7 +92,7 @@ def test_applied_events_reach_the_durable_log_once(stores: Any, tmp_path: Any) -
     )
     assert w.drain() == 5
     # A redelivery (crash between log and ack) appends duplicates; readers drop them.
-    w._process(stores.redis.xrange(stores.keys.events))
+    w._process(w.partition(0), stores.redis.xrange(stores.keys.stream(0)))
     (tmp_path / "events" / "dt=2000-01-01").mkdir()
     (tmp_path / "events" / "dt=2000-01-01" / "w0.jsonl").write_text('{"id": "torn')
     got = list(iter_log(tmp_path / "events", types=["interaction.logged"]))
@@ -110,12 +110,14 @@ def test_stale_item_write_cannot_undo_a_newer_one(stores: Any, worker: Worker) -
             ev.item_event(Item(item_id="film", title="Night film", maturity=18)),
         ],
     )
-    new_entry = stores.redis.xrange(stores.keys.events, new_id, new_id)
-    old_entry = stores.redis.xrange(stores.keys.events, old_id, old_id)
+    new_entry = stores.redis.xrange(stores.keys.stream(0), new_id, new_id)
+    old_entry = stores.redis.xrange(stores.keys.stream(0), old_id, old_id)
     worker.ensure_group()
-    worker._process(new_entry)
+    worker._process(worker.partition(0), new_entry)
     worker._flush_items(force=True)
-    worker._process(old_entry)  # arrives late, e.g. reclaimed after failing for a while
+    worker._process(
+        worker.partition(0), old_entry
+    )  # arrives late, e.g. reclaimed after failing for a while
     worker._flush_items(force=True)
     stores.items.flush()
     assert stores.items.get(["film"])["film"]["maturity"] == 18
@@ -165,9 +167,11 @@ def test_trim_keeps_everything_not_yet_acknowledged(stores: Any, worker: Worker)
             for n in range(3)
         ],
     )
-    assert len(slow._read(">", block=False)) == 3  # delivered, not yet acknowledged
+    assert (
+        sum(len(rows) for _, rows in slow._read_new(None)) == 3
+    )  # delivered, not yet acknowledged
     assert worker.trim() == 6
-    left = [e[0].decode() for e in stores.redis.xrange(stores.keys.events)]
+    left = [e[0].decode() for e in stores.redis.xrange(stores.keys.stream(0))]
     assert left == later and not set(ids) & set(left)
 
 
@@ -183,16 +187,16 @@ def test_item_upserts_wait_for_a_micro_batch(stores: Any) -> None:
         [ev.item_event(Item(item_id=f"mb{n}-{k}", title=f"Item {k}")) for k in range(n)],
     )
     publish(2)
-    assert w._process(w._read(">", block=False)) == 0  # buffered, not acknowledged
-    assert stores.redis.xpending(stores.keys.events, w.group)["pending"] == 2
+    assert w._process_reads(w._read_new(None)) == 0  # buffered, not acknowledged
+    assert stores.redis.xpending(stores.keys.stream(0), w.group)["pending"] == 2
     assert w._flush_items() == 0  # neither full nor old
     time.sleep(0.35)
     assert w._flush_items() == 2  # the oldest waited long enough
     publish(5)
-    assert w._process(w._read(">", block=False)) == 5  # a full batch goes at once
+    assert w._process_reads(w._read_new(None)) == 5  # a full batch goes at once
     stores.items.flush()
     assert stores.items.count() == 7
-    assert stores.redis.xpending(stores.keys.events, w.group)["pending"] == 0
+    assert stores.redis.xpending(stores.keys.stream(0), w.group)["pending"] == 0
 
 
 class _CountingRefresher(CandidateRefresher):
@@ -210,14 +214,14 @@ def test_a_worker_behind_its_stream_says_so_and_the_refresher_waits(stores: Any)
     w.ensure_group()
     events = [Interaction(user_id=f"u{k}", item_id="a", type="view") for k in range(3)]
     ev.publish(stores.redis, stores.keys, [ev.interaction_event(e) for e in events])
-    w._read(">", block=False)
+    w._read_new(None)
     assert w.behind.is_set()
     refresher, stop = _CountingRefresher(stores, Settings()), threading.Event()
     thread = threading.Thread(target=refresher.run, args=(stop, w.behind))
     thread.start()
     time.sleep(0.3)
     assert refresher.rounds == 0  # deferred while the worker was behind
-    w._read(">", block=False)  # the last entry: a short read
+    w._read_new(None)  # the last entry: a short read
     assert not w.behind.is_set()
     time.sleep(0.5)
     stop.set()

@@ -29,14 +29,14 @@ def _one_slot(*keys: str) -> bool:
         ),
         ("attribute_click", [K.rec_info("r1"), K.surface_stats(K.rec_shard("r1"))]),
         ("served list", [K.rec_info("r2"), K.impressions(K.rec_shard("r2"))]),
-        ("idempotent publish", [K.idempotency("d1"), K.events]),
+        ("idempotent publish", [K.idempotency(0, "d1"), K.stream(0)]),
         # MULTI / WATCH transactions
         ("model registry", [K.model("cf"), K.model_versions("cf"), K.model("ranker")]),
         ("rules", [K.rules, K.rules_version]),
         ("jobs", [K.jobs, K.jobs_index, K.job("j1"), K.job_active("reindex"), K.job_lock]),
         ("trending rebase", [K.trending_epoch, K.trending_scopes, K.trending("cat:jazz")]),
         ("api keys", [K.api_key("k1"), K.api_keys]),
-        ("dead letter", [K.dead_letters, K.events]),
+        ("dead letter", [K.dead_letters(0), K.stream(0)]),
         # apply_interaction.lua and reads: one user's state and exactly-once markers
         (
             "user",
@@ -65,7 +65,7 @@ def test_owners_spread_over_slots_and_names_round_trip() -> None:
     assert K.candidate_owner(K.candidates("i:x:1")) == "i:x:1"
     with pytest.raises(ValueError):
         K.candidate_owner(K.user("ann"))
-    assert all(k.startswith("{vtg:") for k in (K.events, K.user("a"), K.result_cache("d")))
+    assert all(k.startswith("{vtg:") for k in (K.stream(0), K.user("a"), K.result_cache("d")))
     assert K.scan_pattern == "{vtg:*"
     shards = {K.rec_shard(f"rec-{i}") for i in range(200)}
     assert shards == set(range(16))  # served lists spread over every shard

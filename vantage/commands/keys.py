@@ -35,7 +35,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from core.keys import Keys
 
     with resolved(settings) as s:
-        store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
+        store = KeyStore(connect_redis(s), Keys.of(s.redis))
         if args.keys_command == "create":
             try:
                 token, rec = store.create(

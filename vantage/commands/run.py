@@ -146,28 +146,26 @@ def announcing_server(config: Any, message: str) -> Any:
 
 
 def _wait_for_consumer(s: Settings, name: str, proc: subprocess.Popen[bytes]) -> None:
-    """Block until the worker has joined the consumer group (it loads the text model first),
-    so writes accepted once the API answers are applied within a second."""
+    """Block until the worker has joined the live workers and taken its partitions (it loads
+    the text model first), so writes accepted once the API answers are applied within a
+    second."""
     import time
 
     from core.connect import connect_redis
     from core.keys import Keys
+    from indexing.partitions import holders, live_workers
 
-    r = connect_redis(s)
-    stream = Keys(s.redis.key_prefix).events
-    started = time.monotonic()
-    deadline = started + 120
+    r, keys = connect_redis(s), Keys.of(s.redis)
+    deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the indexing worker exited with code {proc.returncode}")
-            try:
-                consumers = r.xinfo_consumers(stream, s.worker.group)
-            except Exception:
-                consumers = []  # the group does not exist until the worker creates it
-            # The name survives restarts: it must have read since this process started.
-            waited_ms = (time.monotonic() - started) * 1000
-            if any(c["name"] in (name, name.encode()) and c["idle"] < waited_ms for c in consumers):
+            # The name survives restarts: its heartbeat must be fresh, and it must hold a
+            # partition (or every partition is held by another live worker).
+            live = live_workers(r, keys)
+            held = holders(r, keys).values()
+            if name in live and all(h in live for h in held) and name in held:
                 return
             time.sleep(0.2)
         raise TimeoutError("the indexing worker did not start within 120 s")
@@ -182,7 +180,7 @@ def demo_key(s: Settings) -> str:
     from core.keys import Keys
 
     path = s.data_dir / "demo-api-key"
-    store = KeyStore(connect_redis(s), Keys(s.redis.key_prefix))
+    store = KeyStore(connect_redis(s), Keys.of(s.redis))
     if path.is_file() and store.verify(path.read_text().strip()) is not None:
         return path.read_text().strip()
     token, _ = store.create(
