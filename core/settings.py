@@ -55,6 +55,12 @@ class RedisSettings(BaseModel):
     partitions: int = Field(
         1, ge=1, le=1024, description="event stream partitions (workers share them)"
     )
+    # With replicas (a Redis Cluster, or a server with replicas): an accepted write and an
+    # applied event wait until this many replicas hold them (Redis WAIT), at most the timeout.
+    wait_replicas: int = Field(
+        0, ge=0, le=5, description="replicas an accepted write waits for (0: none)"
+    )
+    wait_timeout_ms: int = Field(100, ge=1, le=10_000)
     socket_timeout_s: float = Field(2.0, gt=0)
 
     @field_validator("key_prefix")

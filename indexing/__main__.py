@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         max_deliveries=w.max_deliveries,
         item_batch=w.item_batch,
         item_batch_ms=w.item_batch_ms,
+        replicas=settings.redis.wait_replicas,
+        replica_timeout_ms=settings.redis.wait_timeout_ms,
     )
     jobs = None
     if w.jobs_enabled:

@@ -26,6 +26,7 @@ from pymilvus.exceptions import MilvusException
 
 from core import events as ev
 from core.domain import Interaction, Item
+from core.replication import wait_for_replicas
 from core.stores.schema import load_all
 from indexing.apply import (
     Stores,
@@ -119,6 +120,9 @@ class Worker:
     # oldest has waited `item_batch_ms` (a model call on 64 texts costs little more than on 1).
     item_batch: int = 64
     item_batch_ms: int = 100
+    # Before acknowledging, wait until this many replicas hold the effects (0: do not wait).
+    replicas: int = 0
+    replica_timeout_ms: int = 100
     stats: WorkerStats = field(default_factory=WorkerStats)
     # Set while reads come back full (the stream is ahead of this worker): background work in
     # its process (candidate-set refreshes) waits, so applying events keeps its latency.
@@ -341,6 +345,9 @@ class Worker:
 
     def _finish(self, done: list[ev.Event]) -> None:
         if done:
+            # The effects on a replica before the ack: a master lost now cannot take them
+            # with it while the acknowledgement (on another master) survives.
+            wait_for_replicas(self.r, self.stores.keys, self.replicas, self.replica_timeout_ms)
             # Log before ack: a crash in between duplicates a log line (readers dedupe by id)
             # but never loses an event.
             if self.stores.log is not None:

@@ -70,7 +70,9 @@ def _cluster_state(port: int) -> str:
         c.close()
 
 
-def _cluster_ok(ports: list[int], masters: int) -> bool:
+def cluster_ok(ports: list[int], masters: int) -> bool:
+    """Every node on `ports` answers, sees the cluster ok, and `masters` of them are masters
+    with their replicas linked."""
     try:
         roles = [_info(p, "replication") for p in ports]
         states = [_cluster_state(p) for p in ports]
@@ -119,7 +121,7 @@ def start_cluster(
             timeout=60,
         )
         deadline = time.monotonic() + 60
-        while not _cluster_ok(cluster.ports, masters):
+        while not cluster_ok(cluster.ports, masters):
             if time.monotonic() > deadline:
                 raise TimeoutError("the local Redis Cluster did not become ready in 60 s")
             time.sleep(0.2)

@@ -36,18 +36,13 @@ def _dead_letter_out(p: int, eid: Any, fields: dict[Any, Any]) -> dict[str, Any]
     }
 
 
-def _locate(state: AppState, dead_id: str, what: str) -> tuple[str, int]:
-    """(entry id, partition) of a dead-letter id, or a 400 that says what is wrong."""
+def _locate(dead_id: str, what: str) -> tuple[str, int]:
+    """(entry id, partition) of a dead-letter id, or a 422 that says what is wrong. A
+    partition this deployment does not have holds no dead letter (a 404 where one is named)."""
     try:
-        entry, p = ev.split_id(dead_id)
+        return ev.split_id(dead_id)
     except ValueError as e:
         raise InvalidRequest(f"{what}: {e}") from e
-    if p >= state.keys.partitions:
-        raise InvalidRequest(
-            f"{what}: {dead_id!r} names partition {p}; this deployment has "
-            f"{state.keys.partitions} (0-{state.keys.partitions - 1})"
-        )
-    return entry, p
 
 
 def _order(item: dict[str, Any]) -> tuple[int, int, int]:
@@ -60,7 +55,7 @@ def list_dead_letters(state: AppState, *, limit: int, after: str | None) -> dict
     """Every partition's dead letters, oldest first (by time, then partition); `after` is the
     last id of the previous page."""
     r, k = state.redis, state.keys
-    entry, ap = _locate(state, after, "after") if after else ("", -1)
+    entry, ap = _locate(after, "after") if after else ("", -1)
     items: list[dict[str, Any]] = []
     for p in range(k.partitions):
         # Past the cursor: later entries of partitions up to its own, the same time on later.
@@ -83,8 +78,12 @@ def replay_dead_letters(state: AppState, ids: list[str]) -> dict[str, Any]:
     identity (a replayed interaction that had been applied is still applied only once)."""
     replayed, missing = [], []
     for did in dict.fromkeys(ids):
-        entry, p = _locate(state, did, "ids")
-        rows = stream_range(state.redis.xrange(state.keys.dead_letters(p), min=entry, max=entry))
+        entry, p = _locate(did, "ids")
+        rows = []
+        if p < state.keys.partitions:
+            rows = stream_range(
+                state.redis.xrange(state.keys.dead_letters(p), min=entry, max=entry)
+            )
         if not rows:
             missing.append(did)
             continue
@@ -113,8 +112,8 @@ def _replay(state: AppState, p: int, entry: str, f: dict[str, str]) -> str:
 
 
 def discard_dead_letter(state: AppState, dead_id: str) -> None:
-    entry, p = _locate(state, dead_id, "dead_id")
-    if not state.redis.xdel(state.keys.dead_letters(p), entry):
+    entry, p = _locate(dead_id, "dead_id")
+    if p >= state.keys.partitions or not state.redis.xdel(state.keys.dead_letters(p), entry):
         raise NotFound(f"no dead letter {dead_id}")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import redis
 
 from app.schemas import ItemOut
-from app.services.queue import enqueue
+from app.services.queue import enqueue, replicated
 from app.state import AppState
 from core import events as ev
 from core.domain import Item
@@ -36,6 +36,8 @@ def delete_item(state: AppState, *, item_id: str) -> list[str]:
             state.keys.stream(partition),
             ev.encode(ev.ITEM_DELETED, {"item_id": item_id}, now=now),
         )
+        entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        replicated(state, [ev.event_id(entry, partition)])
     except redis.RedisError as e:
         raise DependencyUnavailable(
             f"the event queue is unavailable ({type(e).__name__}); retry the delete"

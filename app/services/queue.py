@@ -10,12 +10,24 @@ import redis
 from app.state import AppState
 from core import events as ev
 from core.errors import Conflict, DependencyUnavailable
+from core.replication import wait_for_replicas
+
+
+def replicated(state: AppState, ids: Sequence[str]) -> None:
+    """Wait (bounded) until the configured number of replicas hold the events `ids` name."""
+    s = state.settings.redis
+    if s.wait_replicas:
+        streams = {state.keys.stream(ev.split_id(i)[1]) for i in ids}
+        wait_for_replicas(state.redis, state.keys, s.wait_replicas, s.wait_timeout_ms, streams)
 
 
 def enqueue(state: AppState, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Append events; an event is accepted only once Redis has stored it."""
+    """Append events; an event is accepted only once Redis has stored it (and, if so
+    configured, a replica)."""
     try:
-        return ev.publish(state.redis, state.keys, events)
+        ids = ev.publish(state.redis, state.keys, events)
+        replicated(state, ids)
+        return ids
     except redis.RedisError as e:
         raise DependencyUnavailable(
             f"the event queue is unavailable ({type(e).__name__}); nothing was stored, retry later"
@@ -33,7 +45,7 @@ def enqueue_once(
     """Append events unless a request from the same caller (API key id) with the same
     Idempotency-Key already did (then its ids)."""
     try:
-        return ev.publish_once(
+        done = ev.publish_once(
             state.redis,
             state.keys,
             events,
@@ -41,6 +53,8 @@ def enqueue_once(
             fingerprint=fingerprint,
             ttl_s=state.settings.serving.idempotency_ttl_s,
         )
+        replicated(state, done.ids)
+        return done
     except ev.IdempotencyConflict as e:
         raise Conflict(str(e)) from e
     except redis.RedisError as e:
