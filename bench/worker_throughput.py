@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,8 +83,11 @@ def _applied(r: Any, keys: Keys) -> int:
     return int(r.hget(keys.worker_stats, f"applied:{ev.INTERACTION_LOGGED}") or 0)
 
 
-def _phase(settings: Settings, items: list[dict[str, Any]], n: int, w: int, p: int) -> float:
-    """Events/s of `w` worker processes sharing `p` partitions."""
+def _phase(
+    settings: Settings, items: list[dict[str, Any]], n: int, w: int, p: int
+) -> dict[str, float]:
+    """Events/s of `w` worker processes sharing `p` partitions, the workers' CPU seconds per
+    1,000 events and how busy the machine's cores were meanwhile."""
     s = settings.model_copy(update={"redis": settings.redis.model_copy(update={"partitions": p})})
     env = child_env(s, VANTAGE_WORKER__JOBS_ENABLED="false", VANTAGE_CANDIDATES__ENABLED="false")
     procs = [
@@ -95,14 +99,19 @@ def _phase(settings: Settings, items: list[dict[str, Any]], n: int, w: int, p: i
     r, keys = connect_redis(s), Keys.of(s.redis)
     try:
         deadline = time.monotonic() + 300
-        while True:  # every worker live and every partition held
-            live, held = live_workers(r, keys), holders(r, keys).values()
-            if len(live) >= w and all(h in live for h in held):
+        fair = -(-p // w)
+        while True:  # every worker live, every partition held, each worker at its share
+            live, held = live_workers(r, keys), list(holders(r, keys).values())
+            shares = [held.count(name) for name in live]
+            if len(live) >= w and all(h in live for h in held) and max(shares) <= fair:
                 break
             if time.monotonic() > deadline or any(q.poll() is not None for q in procs):
                 raise RuntimeError("the workers did not start")
             time.sleep(0.2)
         events, before = _events(items, n, seed=p), _applied(r, keys)
+        ps = [psutil.Process(q.pid) for q in procs]
+        cpu0 = sum(sum(x.cpu_times()[:2]) for x in ps)
+        psutil.cpu_percent()
         t = time.perf_counter()
         for i in range(0, n, 1000):
             ev.publish(r, keys, events[i : i + 1000])
@@ -110,7 +119,14 @@ def _phase(settings: Settings, items: list[dict[str, Any]], n: int, w: int, p: i
             if time.perf_counter() - t > 900:
                 raise RuntimeError("the events were not applied within 15 min")
             time.sleep(0.02)
-        return n / (time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        busy = psutil.cpu_percent() / 100
+        cpu = sum(sum(x.cpu_times()[:2]) for x in ps) - cpu0
+        return {
+            "events_per_s": round(n / dt, 1),
+            "worker_cpu_s_per_1k_events": round(cpu / n * 1000, 3),
+            "machine_cores_busy": round(busy * (os.cpu_count() or 1), 2),
+        }
     finally:
         for q in procs:
             q.terminate()
@@ -130,9 +146,9 @@ def _scale_out(settings: Settings, items: list[dict[str, Any]], args: Any) -> di
     many = _phase(settings, items, args.events, args.workers, args.partitions)
     return {
         "events": args.events,
-        "one_worker_one_partition_events_per_s": round(one, 1),
-        f"{args.workers}_workers_{args.partitions}_partitions_events_per_s": round(many, 1),
-        "scale_out_ratio": round(many / one, 3),
+        "one_worker_one_partition": one,
+        f"{args.workers}_workers_{args.partitions}_partitions": many,
+        "scale_out_ratio": round(many["events_per_s"] / one["events_per_s"], 3),
         "cpus": os.cpu_count(),
     }
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import redis
 from pymilvus import MilvusClient
+from redis.cluster import ClusterPipeline
+from redis.exceptions import (
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    RedisClusterException,
+)
 
 from core.settings import Settings
 from core.stores.schema import CollectionNames, ensure_collections
@@ -42,9 +48,39 @@ def connect_redis(
     )
 
 
+def _as_redis_error(e: RedisClusterException) -> Exception:
+    """redis-py raises `RedisClusterException`s that are not `RedisError`s while a cluster
+    changes shape (e.g. `SlotNotCoveredError` while a failover reassigns a dead master's
+    slots): the same outage as a refused connection to everything that handles one (the API's
+    fallbacks, the worker's back-off). Misuse (cross-slot transactions) stays itself."""
+    if isinstance(e, CrossSlotTransactionError | InvalidPipelineStack):
+        return e
+    return redis.ConnectionError(f"Redis Cluster unavailable: {type(e).__name__}: {e}")
+
+
+class _ClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except RedisClusterException as e:
+            raise _as_redis_error(e) from e
+
+
 class ClusterClient(redis.RedisCluster):
-    """redis-py's cluster client whose `close` also closes the sockets of every node's pool
+    """redis-py's cluster client whose failures while the cluster changes shape are all
+    `redis.RedisError`s, and whose `close` also closes the sockets of every node's pool
     (8.1 only releases them to the pools, which then leak until garbage collection)."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisClusterException as e:
+            raise _as_redis_error(e) from e
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe: ClusterPipeline = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        pipe.__class__ = _ClusterPipeline  # the same object; only `execute` is wrapped
+        return pipe
 
     def close(self) -> None:
         super().close()

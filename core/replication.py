@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from core.keys import Keys
 
@@ -44,6 +45,13 @@ def _fence_keys(client: redis.RedisCluster, keys: Keys) -> dict[str, tuple[Any, 
     return out
 
 
+def _owner(client: redis.RedisCluster, key: str) -> str:
+    node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+    if node is None:
+        raise RedisClusterException(f"no node serves the slot of {key!r}")
+    return str(node.name)
+
+
 def wait_for_replicas(
     client: Any,
     keys: Keys,
@@ -58,10 +66,13 @@ def wait_for_replicas(
         return replicas
     pipe = client.pipeline(transaction=False)
     if isinstance(client, redis.RedisCluster):
-        fences = _fence_keys(client, keys)
-        if written is not None:
-            owners = {client.get_node_from_key(k).name for k in written}  # type: ignore[no-untyped-call]
-            fences = {name: f for name, f in fences.items() if name in owners}
+        try:
+            fences = _fence_keys(client, keys)
+            if written is not None:
+                owners = {_owner(client, k) for k in written}
+                fences = {name: f for name, f in fences.items() if name in owners}
+        except RedisClusterException as e:  # the slots are moving: the same as an outage
+            raise redis.ConnectionError(f"Redis Cluster unavailable: {e}") from e
         for node, key in fences.values():
             pipe.set(key, b"1", ex=FENCE_TTL_S)
             pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)

@@ -163,7 +163,9 @@ class Worker:
         backoff = 0.5
         while not stop.is_set():
             try:
-                if time.monotonic() - last_balance > self.claim_idle_ms / 3000:
+                # Often enough that a new worker gets its share within seconds; the lease
+                # (the claim timeout) is what a dead worker's partitions wait for.
+                if time.monotonic() - last_balance > min(self.claim_idle_ms / 3000, 1.0):
                     last_balance = time.monotonic()
                     self._rebalance()
                 if time.monotonic() - last_claim > self.claim_idle_ms / 2000:
@@ -249,8 +251,9 @@ class Worker:
         (self.behind.set if full else self.behind.clear)()
         return reads
 
-    def _process_reads(self, reads: Sequence[tuple[Partition, list[Entry]]]) -> int:
-        return sum(self._process(part, rows) for part, rows in reads)
+    def _process(self, part: Partition, entries: Sequence[Entry]) -> int:
+        """Apply entries read from one partition; acknowledge those applied."""
+        return self._process_reads([(part, entries)])
 
     def reclaim(self) -> int:
         """Take over entries of the held partitions left idle for the claim timeout (a crashed
@@ -284,16 +287,18 @@ class Worker:
         self.stats.dead_lettered += 1
         log.warning("event %s of partition %d dead-lettered: %s", entry[0], part.number, reason)
 
-    def _process(self, part: Partition, entries: Sequence[Entry]) -> int:
-        """Apply entries read from one partition; acknowledge those applied."""
-        if not entries:
-            return 0
+    def _process_reads(self, reads: Sequence[tuple[Partition, Sequence[Entry]]]) -> int:
+        """Apply the entries of several partitions as one batch (a user's events are all in
+        one partition, in order); acknowledge those applied, each in its partition."""
         decoded: list[ev.Event] = []
-        for eid, fields in entries:
-            try:
-                decoded.append(ev.decode(eid, fields, part.number))
-            except ev.PoisonEvent as e:
-                self._dead_letter(part, (eid, fields), str(e))
+        for part, entries in reads:
+            for eid, fields in entries:
+                try:
+                    decoded.append(ev.decode(eid, fields, part.number))
+                except ev.PoisonEvent as e:
+                    self._dead_letter(part, (eid, fields), str(e))
+        if not decoded:
+            return 0
         # Consecutive events of one type form a batch; order across types is preserved.
         others: list[tuple[str, list[ev.Event]]] = []
         for kind, group in groupby(decoded, key=lambda e: e.type):

@@ -240,3 +240,27 @@ def test_docker_compose_config_is_valid() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_cluster_profile_runs_vantage_on_a_redis_cluster(services: dict) -> None:
+    nodes = [n for n in services if n.startswith("redis-node-")]
+    assert len(nodes) == 6
+    for n in nodes:
+        words = " ".join(_command_words(services[n]))
+        assert "--cluster-enabled yes" in words and "--appendonly yes" in words
+        assert services[n]["profiles"] == ["cluster"]
+    init = services["redis-cluster-init"]
+    assert set(_depends_on(init)) == set(nodes)
+    assert "--cluster-replicas 1" in " ".join(_command_words(init))
+    for name in ("api-cluster", "worker-cluster"):
+        env = _environment(services[name])
+        assert env["VANTAGE_REDIS__CLUSTER"] == "true"
+        assert urlparse(env["VANTAGE_REDIS__URL"]).hostname in nodes
+        assert int(env["VANTAGE_REDIS__WAIT_REPLICAS"]) >= 1
+        assert _depends_on(services[name])["redis-cluster-init"] == {
+            "condition": "service_completed_successfully"
+        }
+    worker = services["worker-cluster"]
+    assert _command_words(worker)[:3] == ["python", "-m", "indexing"]
+    partitions = int(_environment(worker)["VANTAGE_REDIS__PARTITIONS"])
+    assert worker["deploy"]["replicas"] > 1 and partitions >= worker["deploy"]["replicas"]

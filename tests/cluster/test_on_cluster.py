@@ -41,6 +41,16 @@ from tests.integration.test_auth import (
 )
 from tests.integration.test_candidate_sets import test_worker_queues_refresher_builds_requests_serve
 from tests.integration.test_faults import test_workers_killed_three_times_lose_and_double_nothing
+from tests.integration.test_partitions import (
+    psettings,
+    pstores,
+    test_a_lapsed_lease_is_taken_over_with_its_pending_entries,
+    test_a_users_events_share_one_partition_in_order,
+    test_dead_letters_of_every_partition_are_paged_replayed_and_discarded,
+    test_idempotent_publish_spanning_partitions_stores_each_share_once,
+    test_leases_share_partitions_fairly_and_move_when_a_worker_leaves,
+    test_three_workers_share_eight_partitions_and_apply_each_event_once,
+)
 from tests.integration.test_worker import (
     test_dead_consumers_entries_are_reclaimed,
     test_duplicate_event_in_two_workers_applies_once,
@@ -50,14 +60,21 @@ from tests.integration.test_worker import (
 )
 
 __all__ = [
+    "psettings",
+    "pstores",
+    "test_a_lapsed_lease_is_taken_over_with_its_pending_entries",
+    "test_a_users_events_share_one_partition_in_order",
     "test_cached_list_drops_items_deleted_since",
     "test_clicks_are_attributed_once_per_served_item",
     "test_dead_consumers_entries_are_reclaimed",
     "test_dead_letters_are_listed_paged_and_discarded",
+    "test_dead_letters_of_every_partition_are_paged_replayed_and_discarded",
     "test_dislikes_and_skips_are_remembered_until_a_later_positive",
     "test_duplicate_event_in_two_workers_applies_once",
     "test_homepage_follows_interactions",
+    "test_idempotent_publish_spanning_partitions_stores_each_share_once",
     "test_item_put_get_delete",
+    "test_leases_share_partitions_fairly_and_move_when_a_worker_leaves",
     "test_logged_list_writes_stream_served_items_and_stats",
     "test_patch_changes_some_profile_fields_and_keeps_the_others",
     "test_poison_message_is_dead_lettered_and_later_events_apply",
@@ -71,6 +88,7 @@ __all__ = [
     "test_safety_minor_and_cache",
     "test_stale_item_write_cannot_undo_a_newer_one",
     "test_surface_metrics_show_impressions_clicks_and_ctr",
+    "test_three_workers_share_eight_partitions_and_apply_each_event_once",
     "test_worker_queues_refresher_builds_requests_serve",
     "test_workers_killed_three_times_lose_and_double_nothing",
 ]

@@ -155,7 +155,7 @@ def test_three_workers_share_eight_partitions_and_apply_each_event_once(
     psettings: Settings, pstores: Any, embedder: Any
 ) -> None:
     r, keys = pstores.redis, pstores.keys
-    n_events, sent = 6_000, Counter[str]()
+    n_events, sent = 20_000, Counter[str]()
     workers = [
         Worker(build_stores(psettings, embedder=embedder), consumer=f"w{k}", block_ms=20)
         for k in range(3)

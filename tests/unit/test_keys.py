@@ -69,3 +69,17 @@ def test_owners_spread_over_slots_and_names_round_trip() -> None:
     assert K.scan_pattern == "{vtg:*"
     shards = {K.rec_shard(f"rec-{i}") for i in range(200)}
     assert shards == set(range(16))  # served lists spread over every shard
+
+
+def test_cluster_reshaping_errors_are_redis_errors() -> None:
+    """What redis-py raises while a failover moves slots reaches the API's fallbacks and the
+    worker's back-off as a `redis.ConnectionError`; a cross-slot transaction stays a bug."""
+    import redis
+    from redis.exceptions import CrossSlotTransactionError, SlotNotCoveredError
+
+    from core.connect import _as_redis_error
+
+    moved = _as_redis_error(SlotNotCoveredError("Slot 42 is not covered by the cluster."))
+    assert isinstance(moved, redis.ConnectionError) and "Slot 42" in str(moved)
+    bug = CrossSlotTransactionError("keys in different slots")
+    assert _as_redis_error(bug) is bug
