@@ -141,11 +141,24 @@ class ModelRegistry:
         if pinned is None or kind not in SERVED_KINDS:
             return self.current(kind)
         if kind not in pinned:
-            raw = self.r.mget([self.keys.model(k) for k in SERVED_KINDS])
-            pinned.update(
-                {k: text(v) if v else None for k, v in zip(SERVED_KINDS, raw, strict=True)}
-            )
+            try:
+                raw = self.r.mget([self.keys.model(k) for k in SERVED_KINDS])
+                pinned.update(
+                    {k: text(v) if v else None for k, v in zip(SERVED_KINDS, raw, strict=True)}
+                )
+            except redis.RedisError as e:
+                # Redis unreachable (or the models' slot moving in a failover): serve the models
+                # this process holds; a newer version is picked up once Redis answers.
+                log.warning("model versions unreadable (%s); serving the loaded ones", e)
+                pinned.update(self._loaded_versions())
         return pinned.get(kind)
+
+    def _loaded_versions(self) -> dict[str, str | None]:
+        cf, ranker = self._cf, self._ranker
+        return {
+            "cf": cf.version if cf is not None else None,
+            "ranker": ranker.version if ranker is not None else None,
+        }
 
     def versions(self, kind: str) -> dict[str, dict[str, Any]]:
         raw = self.r.hgetall(self.keys.model_versions(kind))
