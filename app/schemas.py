@@ -157,6 +157,33 @@ class ReplayIn(BaseModel):
     )
 
 
+class PartitionStatus(BaseModel):
+    partition: int
+    length: int = Field(description="entries in the partition's stream (trimmed once applied)")
+    dead_letters: int
+    pending: int = Field(description="delivered to a worker, not yet acknowledged")
+    lag: int = Field(description="not yet delivered to any worker")
+    worker: str | None = Field(description="the worker holding the partition's lease (None: free)")
+
+
+class ConsumerStatus(BaseModel):
+    name: str
+    pending: int
+    idle_ms: int = Field(description="since its last read, in its most recent partition")
+
+
+class QueueStatus(BaseModel):
+    partitions: int = Field(description="VANTAGE_REDIS__PARTITIONS")
+    group: str
+    length: int
+    dead_letters: int
+    pending: int
+    lag: int
+    consumers: list[ConsumerStatus]
+    workers: list[str] = Field(description="workers whose heartbeat is current")
+    by_partition: list[PartitionStatus]
+
+
 class Replayed(BaseModel):
     replayed: list[dict[str, str]]
     missing: list[str]

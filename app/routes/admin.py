@@ -15,6 +15,7 @@ from app.schemas import (
     DeadLetterPage,
     JobList,
     JobOut,
+    QueueStatus,
     ReindexIn,
     Replayed,
     ReplayIn,
@@ -138,7 +139,8 @@ def discard(dead_id: DeadId, state: StateDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/queue")
-def queue(state: StateDep) -> dict[str, Any]:
-    """The event stream: length, pending and undelivered entries, consumers, dead letters."""
-    return admin.queue_status(state)
+@router.get("/queue", response_model=QueueStatus)
+def queue(state: StateDep) -> QueueStatus:
+    """The event partitions: totals, and per partition its length, pending and undelivered
+    entries, dead letters and worker; the consumers and the live workers."""
+    return QueueStatus(**admin.queue_status(state))

@@ -20,14 +20,8 @@ from core.keys import Keys
 from indexing.connect import build_stores
 from indexing.worker import Worker
 from tests.conftest import _drop_test_data, authed, make_settings
+from tests.integration.test_faults import _wait
 from vantage.cluster import cluster_ok, start_cluster
-
-
-def _until(pred: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_master_killed_under_load_loses_no_accepted_event(
@@ -82,7 +76,7 @@ def test_a_master_killed_under_load_loses_no_accepted_event(
             ]
             for t in threads:
                 t.start()
-            _until(lambda: sum(accepted.values()) >= 200, 60, "writes to flow")
+            _wait(lambda: sum(accepted.values()) >= 200, 60, "writes to flow")
             # The master of partition 0's stream (where a quarter of the writes go).
             node = stores.redis.get_node_from_key(keys.stream(0))
             victim = next(n for n in cluster.nodes if n.url.endswith(f":{node.port}/0"))
@@ -90,8 +84,8 @@ def test_a_master_killed_under_load_loses_no_accepted_event(
             victim.proc.wait(10)
             before = sum(accepted.values())
             survivors = [p for p in cluster.ports if p != node.port]
-            _until(lambda: cluster_ok(survivors, masters=3), 60, "the replica to take over")
-            _until(lambda: sum(accepted.values()) >= before + 200, 60, "writes after failover")
+            _wait(lambda: cluster_ok(survivors, masters=3), 60, "the replica to take over")
+            _wait(lambda: sum(accepted.values()) >= before + 200, 60, "writes after failover")
             stop.set()
             for t in threads[1:]:
                 t.join(60)
@@ -101,7 +95,7 @@ def test_a_master_killed_under_load_loses_no_accepted_event(
             rows = stores.redis.zrange(keys.popularity, 0, -1, withscores=True)
             return {i.decode(): sc for i, sc in rows}
 
-        _until(lambda: sum(pop().values()) >= sum(expected.values()), 120, "every event")
+        _wait(lambda: sum(pop().values()) >= sum(expected.values()), 120, "every event")
         time.sleep(1)  # anything doubled would show now
         assert pop() == expected  # per item: nothing lost, nothing doubled
         assert statuses[200] > 0 and not any(code >= 500 for code in statuses), statuses

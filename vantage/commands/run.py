@@ -157,15 +157,16 @@ def _wait_for_consumer(s: Settings, name: str, proc: subprocess.Popen[bytes]) ->
 
     r, keys = connect_redis(s), Keys.of(s.redis)
     deadline = time.monotonic() + 120
+    # A heartbeat's score is its time + the lease TTL: one written by this process (not by an
+    # earlier one under the same name) is past this.
+    fresh_after = time.time() * 1000 + s.worker.claim_idle_ms
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the indexing worker exited with code {proc.returncode}")
-            # The name survives restarts: its heartbeat must be fresh, and it must hold a
-            # partition (or every partition is held by another live worker).
             live = live_workers(r, keys)
             held = holders(r, keys).values()
-            if name in live and all(h in live for h in held) and name in held:
+            if live.get(name, 0) > fresh_after and all(h in live for h in held) and name in held:
                 return
             time.sleep(0.2)
         raise TimeoutError("the indexing worker did not start within 120 s")
