@@ -39,5 +39,11 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party chatter that says nothing an operator acts on.
-    for noisy in ("httpx", "sentence_transformers", "pymilvus", "urllib3"):
+    for noisy in ("httpx", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pymilvus logs every failed call with its traceback (dozens a second while Milvus is
+    # down); the error reaches our code as an exception, which says it once. DEBUG shows all.
+    import pymilvus  # noqa: F401  # it configures its loggers on import: before, not after, this
+
+    quiet = logging.getLevelName(level) > logging.DEBUG
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL if quiet else logging.DEBUG)

@@ -10,6 +10,7 @@ trims the trending sets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,10 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from pymilvus.exceptions import MilvusException
 
 from core.redis_typed import StreamEntry, members, stream_entries, text
 from core.settings import Settings, settings_env
 from core.stores.jobs import JobError, JobStore
+from core.stores.schema import load_all
 from indexing.apply import Stores
 from indexing.reindex import Reindexer, ReindexParams, drop_due_collections
 
@@ -40,6 +43,10 @@ CHANGE_LOG_KEEP_S = 3600.0
 # unused candidate sets expire in a week), and goes only once Milvus has no row for it.
 TOMBSTONE_KEEP_S = 8 * 86_400.0
 TOMBSTONE_PRUNE_BATCH = 1000
+# A job that meets an unreachable Redis or Milvus runs again after a wait that doubles from
+# `dep_wait_s` (5 s, capped at 160 s), at most this many times (about 5 minutes), then fails.
+DEPENDENCY_RETRIES = 6
+DEPENDENCY_ERRORS = (redis.ConnectionError, redis.TimeoutError, MilvusException)
 
 
 class JobLockBusy(RuntimeError):
@@ -52,6 +59,7 @@ class JobRunner:
         self.settings = settings
         self.consumer = consumer
         self.jobs = JobStore(stores.redis, stores.keys)
+        self.dep_wait_s = 5.0
         self.claim_idle_ms = settings.worker.job_claim_idle_ms
         self._last_housekeeping = 0.0
 
@@ -151,7 +159,7 @@ class JobRunner:
         hb.start()
         log.info("job %s (%s) started", job_id, job["kind"])
         try:
-            result = self._dispatch(job)
+            result = self._dispatch_retrying(job)
             self.jobs.finish(job_id, result)
             log.info("job %s (%s) succeeded: %s", job_id, job["kind"], result)
         except JobError as e:
@@ -165,6 +173,35 @@ class JobRunner:
             hb.join()
             self._unlock()
             self.r.xack(self.s.keys.jobs, GROUP, eid)
+
+    def _dispatch_retrying(self, job: dict[str, Any]) -> dict[str, Any]:
+        """`_dispatch`, run again with a growing wait while a dependency is unreachable (the
+        job says so in its `stage`); the last failure is the job's error."""
+        wait = self.dep_wait_s
+        for attempt in range(1, DEPENDENCY_RETRIES + 1):
+            try:
+                return self._dispatch(job)
+            except DEPENDENCY_ERRORS as e:
+                dep = "Milvus" if isinstance(e, MilvusException) else "Redis"
+                log.warning(
+                    "job %s (%s): %s unreachable (%s); retry %d of %d in %.0f s",
+                    job["id"],
+                    job["kind"],
+                    dep,
+                    str(e).splitlines()[0][:200],
+                    attempt,
+                    DEPENDENCY_RETRIES,
+                    wait,
+                )
+                with contextlib.suppress(redis.RedisError):
+                    stage = f"waiting for {dep} (retry {attempt} of {DEPENDENCY_RETRIES})"
+                    self.r.hset(self.s.keys.job(job["id"]), "stage", stage)
+                time.sleep(wait)
+                wait = min(wait * 2, 160.0)
+                if "released" in str(e):  # a restarted Milvus has its collections unloaded
+                    with contextlib.suppress(MilvusException):
+                        load_all(self.s.items.client, self.s.items.names)
+        return self._dispatch(job)
 
     def _dispatch(self, job: dict[str, Any]) -> dict[str, Any]:
         params = job.get("params") or {}

@@ -41,6 +41,9 @@ from indexing.streams import Entry, Partition, ack, read_new
 
 log = logging.getLogger(__name__)
 
+# In the workers' stats hash: when any worker last acknowledged events (ms since the epoch).
+LAST_ACK_FIELD = "last_ack_ms"
+
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -366,6 +369,7 @@ class Worker:
             ack(pipe, ((self.partition(p), got) for p, got in ids.items()))
             for kind, n in Counter(e.type for e in done).items():
                 pipe.hincrby(self.stores.keys.worker_stats, f"applied:{kind}", n)
+            pipe.hset(self.stores.keys.worker_stats, LAST_ACK_FIELD, int(time.time() * 1000))
             pipe.execute()
         self.stats.applied += len(done)
 

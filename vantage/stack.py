@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from vantage.supervise import Child, Supervisor, die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +121,9 @@ def start_redis(
         str(log_path.resolve()),
         *extra,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+    )
     _wait(lambda: port_open("127.0.0.1", port), "redis-server", proc, timeout, log_path)
     return ChildServer("redis", proc, f"redis://127.0.0.1:{port}/0")
 
@@ -147,6 +151,7 @@ def start_milvus_lite(
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     _wait(lambda: port_open("127.0.0.1", port), "milvus-lite server", proc, timeout, log_path)
     return ChildServer("milvus", proc, f"http://127.0.0.1:{port}")
@@ -173,6 +178,18 @@ def _running_stack(record: Path) -> dict[str, str] | None:
     return None
 
 
+def _supervised(srv: ChildServer, data_dir: Path, milvus_db: Path) -> Child:
+    """`srv` as a supervised child: restarted on its own port and data (Redis replays its AOF)."""
+    port = int(urlparse(srv.url).port or 0)
+
+    def start() -> subprocess.Popen[bytes]:
+        if srv.name == "redis":
+            return start_redis(data_dir / "redis", port).proc
+        return start_milvus_lite(milvus_db, port).proc
+
+    return Child(srv.name, start, srv.proc, on_restart=lambda p: setattr(srv, "proc", p))
+
+
 def is_embedded(milvus_uri: str) -> bool:
     """Embedded mode: the configured Milvus is a Milvus Lite data dir, not a server."""
     return milvus_uri.endswith(".db")
@@ -186,9 +203,11 @@ def embedded_stack(
     redis_port: int | None = None,
     milvus_port: int | None = None,
     external_redis: str | None = None,
+    supervise: bool = False,
 ) -> Iterator[dict[str, str]]:
     """Join the running embedded stack, or start one for the duration of the block; with
-    `external_redis` (a URL) no redis-server is started and that Redis is used.
+    `external_redis` (a URL) no redis-server is started and that Redis is used; with
+    `supervise` a server that dies is started again on its port and data (`Supervisor`).
 
     Yields `{"milvus_uri": ..., "redis_url": ...}`.
     """
@@ -214,8 +233,12 @@ def embedded_stack(
     info = {"milvus_uri": milvus_srv.url, "redis_url": redis_url}
     record.write_text(json.dumps({**info, "pid": os.getpid()}))
     log.info("embedded stack: redis %s, milvus lite %s", info["redis_url"], milvus_srv.url)
+    servers = [srv for srv in (redis_srv, milvus_srv) if srv is not None]
     try:
-        yield info
+        with Supervisor(
+            [_supervised(srv, data_dir, milvus_db) for srv in servers] if supervise else []
+        ):
+            yield info
     finally:
         with contextlib.suppress(OSError):
             record.unlink()

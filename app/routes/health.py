@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 
 from app.deps import StateDep
 from app.schemas import Health
+from app.services.admin import worker_health
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,10 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(state: StateDep) -> JSONResponse:
-    """Readiness: Redis and Milvus both answer."""
+    """Readiness: Redis and Milvus both answer (503 otherwise). `checks.workers` reports the
+    indexing workers: `missing` (none alive), `stuck` (events waiting and no acknowledgement
+    for a minute) or `ok`; it does not change the status code, so a worker outage never takes
+    the API out of a load balancer (recommendations do not need the workers)."""
     checks: dict[str, object] = {}
     try:
         checks["redis"] = "ok" if state.redis.ping() else "no pong"
@@ -28,6 +32,8 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["items"] = state.items.count()
     except Exception as e:
         checks["milvus"] = f"error: {type(e).__name__}: {e}"[:300]
+    if checks["redis"] == "ok":
+        checks["workers"] = worker_health(state)
     checks["breakers"] = state.breakers.states()
     checks["popular_snapshot_items"] = len(state.snapshot)
     ok = checks["redis"] == "ok" and checks["milvus"] == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -15,6 +16,7 @@ from core.redis_typed import Fields, stream_range
 from core.stores.jobs import JobStore
 from embeddings.text import ModelNotAllowed
 from indexing.partitions import holders, live_workers
+from indexing.worker import LAST_ACK_FIELD
 
 MODEL_KINDS = ("cf", "ranker")
 
@@ -168,6 +170,33 @@ def queue_status(state: AppState) -> dict[str, Any]:
         "consumers": sorted(consumers.values(), key=lambda c: c["name"]),
         "workers": sorted(live_workers(state.redis, k)),
         "by_partition": parts,
+    }
+
+
+# A worker that has acknowledged nothing for this long while events wait is reported stuck.
+STUCK_AFTER_S = 60.0
+
+
+def worker_health(state: AppState) -> dict[str, Any]:
+    """The indexing workers as `/readyz` reports them: live ones, events waiting (undelivered
+    plus unacknowledged), seconds since any worker last acknowledged, and a status."""
+    try:
+        q = queue_status(state)
+        last = state.redis.hget(state.keys.worker_stats, LAST_ACK_FIELD)
+    except redis.RedisError as e:
+        return {"status": "unknown", "error": f"{type(e).__name__}: {e}"[:300]}
+    waiting = int(q["lag"]) + int(q["pending"])
+    since = time.time() - int(last) / 1000 if last else None
+    status = "ok"
+    if not q["workers"]:
+        status = "missing"
+    elif waiting and (since is None or since > STUCK_AFTER_S):
+        status = "stuck"
+    return {
+        "status": status,
+        "live": len(q["workers"]),
+        "waiting_events": waiting,
+        "last_ack_s_ago": round(since, 1) if since is not None else None,
     }
 
 

@@ -12,8 +12,9 @@ from vantage.stack import embedded_stack, is_embedded
 
 
 @contextlib.contextmanager
-def resolved(settings: Settings) -> Iterator[Settings]:
-    """Settings pointing at live servers (starting the embedded ones when configured)."""
+def resolved(settings: Settings, *, supervise: bool = False) -> Iterator[Settings]:
+    """Settings pointing at live servers (starting the embedded ones when configured, and
+    restarting any that dies while the block runs if `supervise`)."""
     if not is_embedded(settings.milvus.uri):
         yield settings
         return
@@ -28,6 +29,7 @@ def resolved(settings: Settings) -> Iterator[Settings]:
         redis_port=url.port or 6379,
         milvus_port=19530,
         external_redis=settings.redis.url if external else None,
+        supervise=supervise,
     ) as info:
         yield settings.model_copy(
             update={

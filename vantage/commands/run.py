@@ -14,6 +14,7 @@ from typing import Any
 from core.settings import Settings
 from vantage.commands import Subparsers
 from vantage.commands.connect import child_env, resolved
+from vantage.supervise import Child, Supervisor, die_with_parent
 
 log = logging.getLogger("vantage")
 
@@ -41,27 +42,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from app.main import create_app
     from indexing.connect import build_stores
 
-    with sock, resolved(settings) as s:
+    with sock, resolved(settings, supervise=True) as s:
         if not args.no_demo:
             stores = build_stores(s, log_writer="import")
             seed_demo(stores, s)
             del stores
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "indexing", "--consumer", "run-worker"], env=child_env(s)
-        )
+
+        def start_worker() -> subprocess.Popen[bytes]:
+            cmd = [sys.executable, "-m", "indexing", "--consumer", "run-worker"]
+            return subprocess.Popen(cmd, env=child_env(s), preexec_fn=die_with_parent)
+
+        worker = Child("indexing worker", start_worker, start_worker())
         try:
-            _wait_for_consumer(s, "run-worker", worker)
+            _wait_for_consumer(s, "run-worker", worker.proc)
             key = demo_key(s) if s.auth.enabled else ""
             port = int(sock.getsockname()[1])  # the real one, also when --port 0
             config = uvicorn.Config(
                 create_app(s), host=args.host, port=port, log_level=s.log_level.lower()
             )
             server = announcing_server(config, banner(s, args.host, port, key))
-            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
-                server.run(sockets=[sock])
+            with contextlib.suppress(KeyboardInterrupt), Supervisor([worker]):
+                server.run(sockets=[sock])  # Ctrl-C is how it stops
         finally:
-            worker.terminate()
-            worker.wait(15)
+            worker.proc.terminate()
+            worker.proc.wait(15)
     return 0
 
 
