@@ -80,9 +80,8 @@ class Leases:
         for p in ((start + i) % n for i in range(n)):
             if len(self.held) >= fair:
                 break
-            if p not in self.held and self.r.set(
-                self.keys.partition_lease(p), self.worker, nx=True, px=self.ttl_ms
-            ):
+            # Free, or still held under this worker's name (it restarted): take it.
+            if p not in self.held and self._renew(p):
                 self.held.add(p)
                 gained.add(p)
         if gained or lost:

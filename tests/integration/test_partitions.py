@@ -218,3 +218,17 @@ def test_dead_letters_of_every_partition_are_paged_replayed_and_discarded(
         q = client.get("/v1/admin/queue").json()
         assert q["partitions"] == PARTS and len(q["by_partition"]) == PARTS
         assert q["lag"] == 1  # the replayed letter, waiting for a worker
+
+
+def test_a_worker_restarted_under_its_name_takes_its_partitions_back_at_once(
+    pstores: Any,
+) -> None:
+    r, keys = pstores.redis, pstores.keys
+    before = Leases(r, keys, "same-name", ttl_ms=60_000)
+    before.balance()
+    assert len(before.held) == PARTS  # then the process dies: its leases stay for 60 s
+    again = Leases(r, keys, "same-name", ttl_ms=60_000)
+    gained, _ = again.balance()
+    assert gained == set(range(PARTS))
+    other = Leases(r, keys, "other", ttl_ms=60_000)
+    assert other.balance() == (set(), set())  # still held: not taken by another name
