@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
+import time
 
 from core.logs import setup_logging
 from core.settings import get_settings
@@ -15,6 +17,21 @@ from indexing.refresh import CandidateRefresher
 from indexing.worker import Worker, default_consumer_name
 
 log = logging.getLogger("indexing")
+
+
+# A clean stop applies what is buffered and gives the partitions back; with Redis or Milvus
+# gone at the same moment (the whole stack stopping) their clients retry for long. Past this,
+# the process just exits: whatever it did not acknowledge stays pending for the next holder.
+STOP_WITHIN_S = 20.0
+
+
+def _exit_if_stuck(stop: threading.Event) -> None:
+    stop.wait()
+    time.sleep(STOP_WITHIN_S)
+    log.warning(
+        "not stopped within %.0f s: exiting (unacknowledged events stay pending)", STOP_WITHIN_S
+    )
+    os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_exit_if_stuck, args=(stop,), daemon=True).start()
     consumer = args.consumer or w.consumer or default_consumer_name()
     stores = build_stores(settings, log_writer=consumer)
     worker = Worker(
