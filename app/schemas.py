@@ -40,6 +40,30 @@ class UserOut(BaseModel):
     has_profile_vector: bool
 
 
+class ErasureLog(BaseModel):
+    """When the durable event log is free of the user."""
+
+    status: str = Field(description="`free`, or `pending_compaction` until `free_by`")
+    lines_removed: int = Field(description="the user's lines removed from the log files")
+    free_at: float | None = Field(description="when the log became free of the user (epoch s)")
+    free_by: float | None = Field(description="while pending: the compaction is due by then")
+
+
+class ErasureReceipt(BaseModel):
+    """What erasing a user removed, from which store, and when."""
+
+    user_id: str
+    status: str = Field(description="`completed`, or `pending` until a worker has applied it")
+    requested_at: float | None = Field(description="epoch seconds")
+    completed_at: float | None = Field(description="epoch seconds; null while pending")
+    removed: dict[str, int] = Field(
+        description="per store: stream_events, dead_letters, redis_keys, index_entries, "
+        "milvus_user_rows, impressions, attribution_records, cached_lists, model_artefacts"
+    )
+    event_log: ErasureLog
+    kept: list[str] = Field(description="what is kept on purpose (aggregates), and why")
+
+
 # The list bound is checked before its elements are validated (no work for 10^6 items).
 InteractionsIn = Annotated[
     Annotated[Interaction, Tag("one")]

@@ -19,7 +19,10 @@ ITEM_UPSERTED = "item.upserted"
 ITEM_DELETED = "item.deleted"
 USER_UPDATED = "user.updated"
 INTERACTION_LOGGED = "interaction.logged"
-EVENT_TYPES = (ITEM_UPSERTED, ITEM_DELETED, USER_UPDATED, INTERACTION_LOGGED)
+# Erasing a user goes through the user's partition: it comes after every event of theirs
+# accepted before it, so nothing applied later brings their data back.
+USER_ERASED = "user.erased"
+EVENT_TYPES = (ITEM_UPSERTED, ITEM_DELETED, USER_UPDATED, INTERACTION_LOGGED, USER_ERASED)
 
 
 class PoisonEvent(ValueError):
@@ -269,6 +272,11 @@ def user_event(user: User, version: int | None = None) -> tuple[str, dict[str, A
     if version is not None:
         data[PROFILE_VERSION] = version
     return USER_UPDATED, data
+
+
+def erasure_event(user_id: str, token: str) -> tuple[str, dict[str, Any]]:
+    """Erase a user (`token`: the request in the user's erasure receipt)."""
+    return USER_ERASED, {"user_id": user_id, "erasure": token}
 
 
 def user_of(event: Event) -> tuple[User, int | None]:

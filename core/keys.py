@@ -4,12 +4,11 @@ Every key reads `{<prefix>:<owner>}:<name>`: the part in braces is its Redis Clu
 so keys of one owner share a slot and a script or transaction over them is single-slot.
 Owners: `u:<user>` (a user's state, candidate set and exactly-once markers), `p<n>` (event
 partition n: its stream, dead letters, idempotency records and worker lease), `workers` (the
-live workers), `cat` (the catalogue: tombstones, item
-versions and changes, re-index coordination), `boards` (popularity, trending, the users
-index), `recs<k>` (served lists, their attribution and surface counters, in 16 shards),
-`jobs`, `rules`,
-`auth`, `cand` (the candidate refresh queue), `models` (every kind's current version, read
-in one MGET per request), `stats`; and single-key owners
+live workers), `cat` (the catalogue: tombstones, item versions and changes, re-index
+coordination), `boards` (popularity, trending, the users index), `recs<k>` (served lists,
+their attribution and surface counters, in 16 shards), `jobs`, `rules`, `auth`, `cand` (the
+candidate refresh queue), `erase` (erasure receipts), `models` (every kind's current version,
+read in one MGET per request), `stats`; and single-key owners
 (`rc:<digest>` cached lists, `i:<item>` candidate sets, `rl:<key id>` rate limits). A
 single Redis ignores the braces. `scan_pattern` matches every key of the deployment.
 """
@@ -268,6 +267,15 @@ class Keys:
     def candidates_built(self) -> str:
         """The tag (collection|model) every held set was last queued for a bulk refresh."""
         return f"{self.tag('cand')}:bulk"
+
+    def erasure(self, user_digest: str) -> str:
+        """Hash: the receipt of a user's erasure, under the SHA-256 of the user id (the id
+        itself is what was erased): status, times, and `n:<store>` counts of what went."""
+        return f"{self.tag('erase')}:{user_digest}"
+
+    def user_key_pattern(self, user_id: str) -> str:
+        """SCAN MATCH pattern of every key in a user's slot (ids hold no glob characters)."""
+        return f"{self.tag('u:' + user_id)}:*"
 
     def api_key(self, key_id: str) -> str:
         """Hash of one API key: digest of its secret, scopes, name, limits, revoked_at."""

@@ -170,6 +170,10 @@ class WorkerSettings(BaseModel):
     item_batch: int = Field(64, ge=1, le=1024)
     item_batch_ms: int = Field(100, ge=0, le=10_000)
     trending_half_life_h: float = Field(24.0, gt=0, description="trending scores halve this often")
+    # Erasures are batched: one pass over the event log removes every user erased meanwhile.
+    log_compaction_delay_s: float = Field(
+        60.0, ge=0, le=86_400, description="erased users leave the event log this long after"
+    )
     # Jobs (re-index, model refresh) run in a thread of each worker, one at a time overall.
     jobs_enabled: bool = True
     job_claim_idle_ms: int = Field(60_000, ge=1000, description="take over a dead worker's job")

@@ -9,7 +9,9 @@ millisecond.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -276,13 +278,17 @@ class ALSModel:
 
     # ----------------------------------------------------------------------- persistence
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``factors.npz`` and ``meta.json`` into directory ``path``."""
+    def save(self, path: str | Path, *, with_users: bool = False) -> Path:
+        """Write ``factors.npz`` and ``meta.json`` into directory ``path``.
+
+        Serving needs the item factors only (users are folded in from their own history), so
+        a saved model holds no per-user row or id unless ``with_users``: erasing a user then
+        has no model artefact to rewrite (`forget_user` handles files written with users).
+        """
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            root / "factors.npz", user_factors=self.user_factors, item_factors=self.item_factors
-        )
+        users = self.user_factors if with_users else self.user_factors[:0]
+        np.savez(root / "factors.npz", user_factors=users, item_factors=self.item_factors)
         meta = {
             "format": ALS_FORMAT,
             "version": ALS_FORMAT_VERSION,
@@ -290,7 +296,7 @@ class ALSModel:
             "dim": self.dim,
             "n_users": int(self.user_factors.shape[0]),
             "n_items": int(self.item_factors.shape[0]),
-            "user_ids": self.user_ids,
+            "user_ids": self.user_ids if with_users else None,
             "item_ids": self.item_ids,
             "fit_seconds": self.fit_seconds,
         }
@@ -316,3 +322,29 @@ class ALSModel:
         model.user_ids, model.item_ids = meta.get("user_ids"), meta.get("item_ids")
         model.fit_seconds = float(meta.get("fit_seconds", 0.0))
         return model
+
+
+def forget_user(path: str | Path, user_id: str) -> bool:
+    """Remove one user's row from a model saved with users (rewritten in place, each file
+    replaced atomically); whether there was one."""
+    root = Path(path)
+    try:
+        meta = read_meta(root / "meta.json", ALS_FORMAT, ALS_FORMAT_VERSION)
+    except (OSError, ValueError):
+        return False
+    ids = meta.get("user_ids") or []
+    if user_id not in ids:
+        return False
+    row = ids.index(user_id)
+    with np.load(root / "factors.npz") as arrays:
+        users = np.delete(arrays["user_factors"], row, axis=0)
+        items = arrays["item_factors"]
+    tmp = root / "factors.tmp.npz"
+    np.savez(tmp, user_factors=users, item_factors=items)
+    os.replace(tmp, root / "factors.npz")
+    meta["user_ids"] = ids[:row] + ids[row + 1 :]
+    meta["n_users"] = len(meta["user_ids"])
+    tmp_meta = root / "meta.tmp.json"
+    tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+    os.replace(tmp_meta, root / "meta.json")
+    return True

@@ -48,6 +48,7 @@ def build_stores(
             profile_half_life=w.profile_half_life_events,
             dedup_ttl_s=w.dedup_ttl_s,
             trending_half_life_s=w.trending_half_life_h * 3600,
+            log_compaction_delay_s=w.log_compaction_delay_s,
         ),
         text=TextModel(
             embedder or load_embedder(settings),

@@ -30,11 +30,13 @@ from core.replication import wait_for_replicas
 from core.stores.schema import load_all
 from indexing.apply import (
     Stores,
+    apply_erasures,
     apply_interactions,
     apply_item_deletes,
     apply_item_upserts,
     apply_user_updates,
 )
+from indexing.apply.erasure import log_records
 from indexing.partitions import Leases
 from indexing.refresh import queue_items, queue_users
 from indexing.streams import Entry, Partition, ack, read_new
@@ -88,6 +90,7 @@ HANDLERS: Mapping[str, Handler] = {
     ev.ITEM_DELETED: _on_item_deleted,
     ev.USER_UPDATED: _on_user_updated,
     ev.INTERACTION_LOGGED: _on_interaction_logged,
+    ev.USER_ERASED: apply_erasures,
 }
 
 
@@ -176,6 +179,7 @@ class Worker:
                     self.reclaim()
                     self.trim()
                     self.stores.trending.refresh_epoch()
+                    self.stores.compact_log_if_due()
                 if not self.held:  # more workers than partitions: stand by
                     n = self._flush_items(force=True)
                     stop.wait(self.block_ms / 1000)
@@ -359,9 +363,7 @@ class Worker:
             # Log before ack: a crash in between duplicates a log line (readers dedupe by id)
             # but never loses an event.
             if self.stores.log is not None:
-                self.stores.log.append(
-                    {"id": e.key, "type": e.type, "data": e.data, "t": e.enqueued_at} for e in done
-                )
+                self.stores.log.append(log_records(done))
             pipe = self.r.pipeline(transaction=False)
             ids: dict[int, list[str]] = {}
             for e in done:

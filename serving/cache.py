@@ -124,6 +124,7 @@ def remember(
         entries[key] = (result, ttl_s)
     if cfg.stale_ttl_s > 0:
         last = {
+            "user_id": req.user_id,  # whose list it is (an erasure finds it by this)
             "at": time.time(),
             "items": result["items"],
             "limit": req.limit,

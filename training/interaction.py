@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.events import INTERACTION_LOGGED
+from core.stores.erasures import ErasureRecords
 from core.stores.eventlog import iter_log
 from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_by_weight, save_blend
 from embeddings.confidence import DEFAULT_RATING_SCHEME, confidence_weight
@@ -232,11 +233,15 @@ def train_cf(
     params: CFParams | None = None,
     tune_split: str = "temporal",
     progress: bool = True,
+    read_at: float | None = None,
 ) -> TrainReport:
     """Fit the interaction model on `records`, write cf vectors, publish the new version.
 
     Without `params`, hyper-parameters are selected on an inner `tune_split` of `records`.
+    `read_at`: when `records` were read from the log (default: now); users erased since
+    get no vector.
     """
+    since = time.time() if read_at is None else read_at
     if stores.registry is None:
         raise ValueError("training needs a model registry (Stores.registry)")
     started = time.perf_counter()
@@ -267,7 +272,7 @@ def train_cf(
     if trials:
         report.metrics = _inner_metrics(trials, tune_split)
     projection = _write_item_vectors(stores, matrix, als, params, report, progress)
-    _write_user_vectors(stores, matrix, als)
+    _write_user_vectors(stores, matrix, als, since)
     stores.mark_written()
     stores.flush_if_due(force=True)
     _save_artefacts(registry.cf_dir(version), als, neighbours, params, projection)
@@ -329,11 +334,19 @@ def _write_item_vectors(
     return written.projection
 
 
-def _write_user_vectors(stores: Stores, matrix: InteractionMatrix, als: ALSModel) -> None:
-    """User factors become the users' cf_vec; confidence histories feed later fold-ins."""
+def _write_user_vectors(
+    stores: Stores, matrix: InteractionMatrix, als: ALSModel, since: float
+) -> None:
+    """User factors become the users' cf_vec; confidence histories feed later fold-ins.
+
+    Users erased since the log was read (`since`) are left out: writing them would bring
+    back what the erasure removed."""
     r, keys = stores.redis, stores.keys
+    erasures = ErasureRecords(r, keys)
     for start in range(0, matrix.n_users, 500):
-        users = matrix.user_ids[start : start + 500]
+        chunk = matrix.user_ids[start : start + 500]
+        erased = erasures.requested_since(chunk, since)
+        users = [u for u in chunk if u not in erased]
         pipe = r.pipeline(transaction=False)
         for uid in users:
             row = matrix.user_index[uid]

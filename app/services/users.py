@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -11,8 +12,9 @@ from app.services.queue import enqueue
 from app.state import AppState
 from core import events as ev
 from core.domain import User, UserFields
-from core.errors import NotFound
+from core.errors import DependencyUnavailable, NotFound
 from core.redis_typed import watch
+from core.stores.erasures import ErasureRecords, receipt
 
 
 def put_user(state: AppState, *, user: User) -> list[str]:
@@ -79,3 +81,28 @@ def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:
         recent=[HistoryEntry(item_id=i.decode(), timestamp=t) for i, t in hist],
         has_profile_vector=cvec is not None,
     )
+
+
+def erase_user(state: AppState, *, user_id: str, wait_s: float) -> dict[str, Any]:
+    """Erase every trace of a user: a new erasure request, applied by the worker of the user's
+    partition after the events accepted before it. Waits up to `wait_s` for the receipt to say
+    complete; the receipt as it stands then."""
+    records = ErasureRecords(state.redis, state.keys)
+    try:
+        token = records.begin(user_id)
+    except redis.RedisError as e:
+        raise DependencyUnavailable(f"Redis is unavailable ({type(e).__name__}); retry") from e
+    enqueue(state, [ev.erasure_event(user_id, token)])
+    deadline = time.monotonic() + wait_s
+    while True:
+        rec = records.raw(user_id)
+        if rec.get("status") == "completed" or time.monotonic() >= deadline:
+            return receipt(user_id, rec)
+        time.sleep(0.05)
+
+
+def erasure_receipt(state: AppState, *, user_id: str) -> dict[str, Any]:
+    rec = ErasureRecords(state.redis, state.keys).raw(user_id)
+    if not rec:
+        raise NotFound(f"no erasure of user {user_id!r} is on record")
+    return receipt(user_id, rec)

@@ -350,6 +350,15 @@ class UserStore:
     def flush(self) -> None:
         self.client.flush(self.names.users)
 
+    def delete(self, user_ids: Sequence[str]) -> int:
+        """Delete users' rows; how many there were."""
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return 0
+        found = len(self.client.get(self.names.users, ids=ids, output_fields=["user_id"]))
+        self.client.delete(self.names.users, ids=ids)
+        return found
+
     def get(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(user_ids))
         if not ids:

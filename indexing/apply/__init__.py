@@ -2,11 +2,13 @@
 
 One module per stage: `items` (upserts and deletes, versioned, under the item-write lease),
 `users` (profiles and onboarding vectors), `interactions` (exactly-once counters, click
-attribution, profile refresh); `stores` is what they all write through. Item and user writes
-are idempotent by nature (upserts); interaction effects are counters, so each is applied in
-the same Redis script that records its event id.
+attribution, profile refresh), `erasure` (every trace of a user, with a receipt); `stores` is
+what they all write through. Item and user writes are idempotent by nature (upserts);
+interaction effects are counters, so each is applied in the same Redis script that records
+its event id.
 """
 
+from indexing.apply.erasure import apply_erasures
 from indexing.apply.interactions import (
     apply_interactions,
     attributable,
@@ -32,6 +34,7 @@ __all__ = [
     "TextModel",
     "UnflushedWrites",
     "UserSync",
+    "apply_erasures",
     "apply_interactions",
     "apply_item_deletes",
     "apply_item_upserts",

@@ -23,7 +23,8 @@ import redis
 from core.keys import Keys
 from core.scripts import TAKE_LEASE
 from core.stores.catalogue import RedisCatalogue
-from core.stores.eventlog import EventLog
+from core.stores.erasures import ErasureRecords
+from core.stores.eventlog import EventLog, compact, pending_erasures
 from core.stores.item_cache import ItemMetaCache
 from core.stores.items import ItemStore, UserStore
 from core.stores.protocols import CandidateStore
@@ -45,6 +46,8 @@ class ApplySettings:
     profile_half_life: float = 20.0
     dedup_ttl_s: int = 7 * 24 * 3600
     trending_half_life_s: float = 24 * 3600.0
+    # Erased users' lines leave the event log this long after the erasure (0: at once).
+    log_compaction_delay_s: float = 60.0
 
 
 @dataclass
@@ -221,6 +224,22 @@ class Stores:
         self.unflushed.clear()
         return True
 
+    def compact_log_if_due(self) -> int:
+        """Remove erased users' lines from the event log once the oldest erasure waited
+        `log_compaction_delay_s`; records it in their receipts. Lines removed."""
+        if self.log is None:
+            return 0
+        pending = pending_erasures(self.log.root)
+        delay = self.settings.log_compaction_delay_s
+        if not pending or min(p["at"] for p in pending.values()) + delay > time.time():
+            return 0
+        done = compact(self.log.root)
+        ErasureRecords(self.redis, self.keys).log_compacted(done.users, time.time())
+        log.info(
+            "event log compacted: %d lines of %d erased users", done.lines_removed, len(done.users)
+        )
+        return done.lines_removed
+
     def defer_user_sync(self, user_ids: Sequence[str]) -> None:
         """Mirror these users into Milvus soon (batched), or now if no interval is set."""
         if self.user_sync.interval_s <= 0:
@@ -246,6 +265,8 @@ def persist_users(s: Stores, user_ids: Sequence[str]) -> None:
     now = int(time.time())
     rows: list[dict[str, Any]] = []
     for uid, (profile, cvec, cfvec) in zip(user_ids, pipe.execute(), strict=True):
+        if profile is None and cvec is None and cfvec is None:
+            continue  # no hot copy (an erased user): nothing to mirror, no empty row
         content = _vector(cvec, s.embedder.dim)
         cf = _vector(cfvec, s.cf_dim)
         rows.append(

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from embeddings.confidence import CONFIDENCE_WEIGHTS, RATING_SCHEMES, confidence_weight
 from embeddings.ease import ItemNeighbours, ease_weights, spd_inverse
-from embeddings.ials import ALSModel
+from embeddings.ials import ALSModel, forget_user
 from embeddings.matrix import InteractionMatrix
 from embeddings.projection import ContentProjection
 
@@ -224,11 +224,29 @@ def test_als_save_load_roundtrip(tmp_path: Path) -> None:
     matrix = InteractionMatrix.from_records(records)
     m = ALSModel(4, regularization=1.0, alpha=2.0, iterations=5).fit(matrix)
     loaded = ALSModel.load(m.save(tmp_path / "als"))
-    np.testing.assert_array_equal(loaded.user_factors, m.user_factors)
+    # No per-user row or id by default: serving folds users in; an erasure has nothing to edit.
+    assert loaded.user_factors.shape == (0, 4) and loaded.user_ids is None
     np.testing.assert_array_equal(loaded.item_factors, m.item_factors)
     assert loaded.params() == m.params()
-    assert loaded.item_ids == ["a", "b", "c"] and loaded.user_ids == ["u1", "u2"]
+    assert loaded.item_ids == ["a", "b", "c"]
     np.testing.assert_allclose(loaded.fold_in([0, 2], [1, 1]), m.fold_in([0, 2], [1, 1]))
+    full = ALSModel.load(m.save(tmp_path / "with-users", with_users=True))
+    np.testing.assert_array_equal(full.user_factors, m.user_factors)
+    assert full.user_ids == ["u1", "u2"]
+
+
+def test_forget_user_removes_one_row(tmp_path: Path) -> None:
+    records = [rec("u1", "a", "like"), rec("u2", "b"), rec("u3", "c", "purchase")]
+    m = ALSModel(4, regularization=1.0, alpha=2.0, iterations=5).fit(
+        InteractionMatrix.from_records(records)
+    )
+    path = m.save(tmp_path / "als", with_users=True)
+    assert forget_user(path, "u2") and not forget_user(path, "u2")
+    assert not forget_user(tmp_path / "missing", "u1")
+    loaded = ALSModel.load(path)
+    assert loaded.user_ids == ["u1", "u3"]
+    np.testing.assert_array_equal(loaded.user_factors, m.user_factors[[0, 2]])
+    assert "u2" not in (path / "meta.json").read_text()
 
 
 def test_als_load_rejects_other_versions(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 from core.settings import Settings
@@ -64,10 +65,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 jobs.progress(args.job, n, 4, stage=name)
 
         stage(0, "reading the event log")
+        read_at = time.time()
         records = logged_interactions(s.event_log_dir)
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
         stage(1, "fitting the interaction model")
-        report = train_cf(stores, records, tune_split=split, progress=not args.job)
+        report = train_cf(stores, records, tune_split=split, progress=not args.job, read_at=read_at)
         cf_params = CFParams.from_dict(report.params)
         stage(2, "fitting the re-ranker")
         ranker = train_ranker(s, stores, records, tune_split=split, cf_params=cf_params)
