@@ -44,3 +44,8 @@ class UserContext:
     @property
     def region(self) -> str | None:
         return self.profile.region if self.profile else None
+
+    @property
+    def picks(self) -> list[str]:
+        """The categories the user picked at onboarding (their preferences)."""
+        return list(self.profile.preferences.categories) if self.profile else []

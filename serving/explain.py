@@ -19,6 +19,23 @@ PERSONAL_SOURCES = frozenset(
 )
 MIN_SIMILARITY = 0.3  # weaker links are not worth telling
 GENERIC = SPACE_REASON["content_vec"]
+PICK_REASON = "matches the topics you picked"
+
+
+def honest_picks(
+    final: Sequence[Candidate], picks: Sequence[str], meta: Mapping[str, ItemMeta]
+) -> None:
+    """Keep the pick reason only on items of a picked category (in place): the preferences
+    vector is a blend of the picks, and its nearest items are not always in one of them."""
+    wanted = set(picks)
+    for c in final:
+        if PICK_REASON not in c.reasons:
+            continue
+        category = c.fields.get("category") or (
+            meta[c.item_id].category if c.item_id in meta else None
+        )
+        if category not in wanted:
+            c.reasons = [r for r in c.reasons if r != PICK_REASON]
 
 
 def because_you_watched(

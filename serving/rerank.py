@@ -68,6 +68,7 @@ def finalize(
     )
     final = policy.run(window, spec, inp, limit=limit)
     explain.because_you_watched(final, recent, meta)
+    explain.honest_picks(final, ctx.picks, meta)
     return final
 
 

@@ -257,7 +257,7 @@ def test_malformed_json_says_where(client: TestClient) -> None:
     [
         ("OPTIONS", "/v1/items/batch", "POST"),
         ("OPTIONS", "/v1/items/x", "DELETE, GET, PUT"),
-        ("POST", "/v1/users/x", "GET, PATCH, PUT"),
+        ("POST", "/v1/users/x", "DELETE, GET, PATCH, PUT"),
         ("DELETE", "/v1/admin/dead-letters/replay", "POST"),
     ],
 )
