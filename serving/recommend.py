@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.context import UserContext
 from core.resilience import DependencyDown
@@ -172,6 +173,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     cands = _rank(state, req, ctx, cfg, got.candidates, reasons, timings, deadline_base)
     t = time.perf_counter()
     rec_id = uuid.uuid4().hex
+    notes: dict[str, Any] = {}
     with metrics.stage("policy", req.surface):
         final = rerank.finalize(
             state,
@@ -185,12 +187,13 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
             seed=int(rec_id, 16),
             now=time.time(),
             rules=rules,
+            notes=notes,
         )
     timings["policy_ms"] = (time.perf_counter() - t) * 1000
     result = response(req, final, reasons, variant, rec_id)
     if req.debug:
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        result["debug"] = _debug(variant, cfg, got, timings)
+        result["debug"] = {**_debug(variant, cfg, got, timings), **notes}
     elif not reasons:
         cache.remember(state, req, ctx, key, result, got.max_maturity, ttl)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,8 +44,10 @@ def finalize(
     seed: int,
     now: float,
     rules: RuleSnapshot,
+    notes: dict[str, Any] | None = None,
 ) -> list[Candidate]:
-    """The final list for one request (`rules`: the snapshot its cache key was built with)."""
+    """The final list for one request (`rules`: the snapshot its cache key was built with;
+    `notes` gets what the policy had to give way on: `caps_relaxed`)."""
     spec = cfg.policy
     window = list(ranked[: policy.window_size(spec, limit)])
     ids = [c.item_id for c in window]
@@ -67,6 +70,8 @@ def finalize(
         category_filter=constraints.category is not None,
     )
     final = policy.run(window, spec, inp, limit=limit)
+    if notes is not None:
+        notes["caps_relaxed"] = list(inp.caps_relaxed)
     explain.because_you_watched(final, recent, meta)
     explain.honest_picks(final, ctx.picks, meta)
     return final

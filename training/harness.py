@@ -46,6 +46,7 @@ REPORTED = (
     "map@10",
     "coverage@10",
     "diversity@10",
+    "content_diversity@10",
 )
 
 
@@ -136,6 +137,10 @@ def _load_train_recommend(
         progress=progress,
     )
     load_s = time.perf_counter() - t0
+    vecs: dict[str, np.ndarray] = {}
+    for i in range(0, len(data.item_ids), 1000):  # the text embeddings, for content diversity
+        vecs.update(stores.items.vectors(data.item_ids[i : i + 1000]))
+    data.content_vectors = {data.item_index[i]: v for i, v in vecs.items()}
     report, ranker = _train_models(settings, stores, train, protocol=protocol, progress=progress)
     # Same trained models and namespace: only the homepage's policy settings differ.
     other, other_settings = other_retrieval(settings)
@@ -214,7 +219,13 @@ def _score_variant(
             lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
     finally:
         state.close()
-    metrics = evaluate(lists, truth, n_items=len(data.item_ids), item_vectors=data.item_vectors)
+    metrics = evaluate(
+        lists,
+        truth,
+        n_items=len(data.item_ids),
+        item_vectors=data.item_vectors,
+        content_vectors=data.content_vectors,
+    )
     return metrics, latency
 
 
@@ -289,7 +300,7 @@ def evaluate_dataset(
         k: v for k, v in pipe.items() if k not in ("metrics", "policy_off", "retrieval_variant")
     }
     if baselines and not inner:
-        base = run_baselines(dataset, protocol)
+        base = run_baselines(dataset, protocol, content_vectors=data.content_vectors)
         for name, res in base["baselines"].items():
             out["models"][name] = res["metrics"]
         out["baseline_params"] = {n: r["params"] for n, r in base["baselines"].items()}

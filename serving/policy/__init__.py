@@ -22,6 +22,7 @@ an item half the rules' window up.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class PolicyInputs:
     rules: Sequence[Rule] = ()
     pinned: dict[str, Candidate] = field(default_factory=dict)  # safe pinned items
     category_filter: bool = False  # the request asked for one category: no category cap
+    # Filled by `run`: the caps that gave way so the list could be full (debug output).
+    caps_relaxed: list[str] = field(default_factory=list)
 
 
 def window_size(spec: PolicySpec, limit: int) -> int:
@@ -77,7 +80,7 @@ def run(
     for c, s in zip(window, score, strict=True):
         c.scores[POLICY] = round(float(s), 6)
     traits = _Traits.of(window, popularity, spec, category_filter=inp.category_filter)
-    placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit)
+    placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit, notes=inp.caps_relaxed)
     final: list[Candidate] = []
     for i, explored, prop in placed:
         c = window[i]
@@ -166,9 +169,11 @@ def _place(
     *,
     seed: int,
     limit: int,
+    notes: list[str],
 ) -> list[tuple[int, bool, float]]:
-    """Rules 6-7: (window row, explored, propensity) per position of the final list."""
-    picked = diversity.select(
+    """Rules 6-7: (window row, explored, propensity) per position of the final list (the
+    caps relaxed to fill it are appended to `notes`)."""
+    chosen = diversity.select(
         score,
         vecs,
         limit=limit,
@@ -179,6 +184,9 @@ def _place(
         caps=traits.caps,
         window=limit * spec.mmr_depth,
     )
+    notes.extend(chosen.relaxed)
+    picked = chosen.picked
+    traits = dataclasses.replace(traits, caps=chosen.caps)  # exploration keeps to what held
     taken = set(picked)
     rest = [int(i) for i in np.argsort(-score, kind="stable") if int(i) not in taken]
     placed = exploration.explore(
@@ -194,8 +202,8 @@ def _place(
         [traits.categories[i] for i, _, _ in placed],
         [traits.creators[i] for i, _, _ in placed],
         [traits.unproven[i] for i, _, _ in placed],
-        # A safety net for the hard caps (the unproven cap may have been relaxed to fill).
-        diversity.Caps(traits.caps.category, traits.caps.creator, None),
+        # A safety net for the caps that held (the unproven cap is a throttle only).
+        dataclasses.replace(chosen.caps, unproven=None),
     )
     return [p for p, ok in zip(placed, fits, strict=True) if ok]
 

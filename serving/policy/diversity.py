@@ -1,17 +1,19 @@
 """Rule 6, diversity: MMR over content vectors, under caps per category, creator and new item.
 
 Maximal marginal relevance (Carbonell & Goldstein 1998): each next pick maximises
-lambda * score - (1 - lambda) * (highest similarity to an item already picked). Category and
-creator caps are hard: an item whose category or creator has reached its cap is skipped, and
-the list comes back shorter rather than break one. The unproven-item cap is an exposure
-throttle, not a promise: when the list cannot be filled otherwise (a young catalogue where
-nothing has signals yet), unproven items fill the remaining slots.
+lambda * score - (1 - lambda) * (highest similarity to an item already picked), under caps per
+category, creator and unproven item. The caps shape a full list; they do not shorten it: when
+the candidates cannot fill the list within them (a catalogue whose items share few categories,
+a young one where nothing has signals yet), they give way one at a time, in the order
+`RELAX_ORDER` (the exposure throttle first, the category cap last), each only as far as it
+must, and the caller is told which (`debug.caps_relaxed`). Measured on a sparse catalogue
+before this: lists came back short, recall@20 equal to recall@10.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,19 @@ class Caps:
     unproven: int | None = None  # items that have not earned signals yet (exposure throttle)
 
 
+# Which cap gives way first when the list cannot be filled within all of them.
+RELAX_ORDER = ("unproven", "creator", "category")
+
+
+@dataclass
+class Selection:
+    """Picked window rows in order, the caps that held in the end, and those relaxed."""
+
+    picked: list[int]
+    caps: Caps
+    relaxed: list[str] = field(default_factory=list)
+
+
 class _CapCounter:
     """How many picked items each category and creator has, and how many are unproven."""
 
@@ -34,7 +49,6 @@ class _CapCounter:
         categories: Sequence[str | None],
         creators: Sequence[str | None],
         unproven: Sequence[bool],
-        already: Sequence[tuple[str | None, str | None]],
     ):
         self.caps, self.categories, self.creators, self.unproven = (
             caps,
@@ -45,8 +59,6 @@ class _CapCounter:
         self.cat: dict[str, int] = {}
         self.creator: dict[str, int] = {}
         self.n_unproven = 0
-        for cat, who in already:
-            self._count(cat, who)
 
     def _count(self, cat: str | None, who: str | None) -> None:
         if cat:
@@ -80,42 +92,41 @@ def select(
     unproven: Sequence[bool],
     caps: Caps,
     window: int,
-    already: Sequence[tuple[str | None, str | None]] = (),
-) -> list[int]:
-    """Indices of the picked items in pick order (`already`: category and creator of items
-    placed before these, which count against the caps).
+) -> Selection:
+    """The picked rows in pick order.
 
     MMR looks at the best `window` by score first; if caps leave the list short it goes on
-    through the rest in score order (no diversity term needed there: the caps already bind).
+    through the rest in score order (no diversity term needed there: the caps already bind),
+    then relaxes the caps in `RELAX_ORDER` until the list is full or nothing is left.
     """
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    counter = _CapCounter(caps, categories, creators, unproven, already)
+    order = [int(i) for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")]
+    counter = _CapCounter(caps, categories, creators, unproven)
     head = max(window, limit)
-    picked = _mmr([int(i) for i in order[:head]], scores, vecs, lam, limit, counter)
-    taken = set(picked)
-    for i in order[head:]:
-        if len(picked) >= limit:
+    picked = _mmr(order[:head], scores, vecs, lam, limit, counter)
+    out = Selection(picked, caps)
+    _fill(order, out, limit, counter)
+    for name in RELAX_ORDER:
+        if len(picked) >= limit or len(picked) == len(order):
             break
-        if int(i) not in taken and counter.fits(int(i)):
-            picked.append(int(i))
-            counter.take(int(i))
-    if len(picked) < limit and caps.unproven is not None:
-        # The exposure throttle gives way rather than leave the list short.
-        rest = [int(i) for i in order if int(i) not in set(picked)]
-        more = select(
-            np.asarray(scores)[rest],
-            vecs[rest] if len(vecs) else vecs,
-            limit=limit - len(picked),
-            lam=1.0,
-            categories=[categories[i] for i in rest],
-            creators=[creators[i] for i in rest],
-            unproven=[False] * len(rest),
-            caps=Caps(caps.category, caps.creator, None),
-            window=len(rest),
-            already=[(categories[i], creators[i]) for i in picked],
-        )
-        picked += [rest[k] for k in more]
-    return picked
+        if getattr(out.caps, name) is None:
+            continue
+        out.caps = replace(out.caps, **{name: None})
+        out.relaxed.append(name)
+        counter.caps = out.caps
+        _fill(order, out, limit, counter)
+    return out
+
+
+def _fill(order: Sequence[int], out: Selection, limit: int, counter: _CapCounter) -> None:
+    """Append rows in score order that fit the caps, until the list is full."""
+    taken = set(out.picked)
+    for i in order:
+        if len(out.picked) >= limit:
+            return
+        if i not in taken and counter.fits(i):
+            out.picked.append(i)
+            taken.add(i)
+            counter.take(i)
 
 
 def _mmr(

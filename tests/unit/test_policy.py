@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,20 +88,36 @@ def test_freshness_halves_per_half_life() -> None:
 # Rule 6: diversity ------------------------------------------------------------------------
 
 
-def test_category_cap_holds_even_if_the_list_comes_back_short() -> None:
-    n = 10
-    picked = diversity.select(
-        np.linspace(1, 0, n),
-        np.full((n, 2), np.nan),
-        limit=5,
-        lam=1.0,
-        categories=["a"] * 8 + ["b"] * 2,
-        creators=[None] * n,
-        unproven=[False] * n,
-        caps=diversity.Caps(category=2),
-        window=5,
+def _select(limit: int, caps: diversity.Caps, **kw: Any) -> diversity.Selection:
+    n = len(kw["categories"])
+    args: dict[str, Any] = {"creators": [None] * n, "unproven": [False] * n, **kw}
+    return diversity.select(
+        np.linspace(1, 0, n), np.full((n, 2), np.nan), limit=limit, lam=1.0, caps=caps,
+        window=limit, **args,
+    )  # fmt: skip
+
+
+def test_category_cap_holds_while_the_list_can_be_filled_within_it() -> None:
+    got = _select(4, diversity.Caps(category=2), categories=["a"] * 8 + ["b"] * 2)
+    assert got.picked == [0, 1, 8, 9] and got.relaxed == []
+
+
+def test_caps_give_way_in_order_rather_than_leave_the_list_short() -> None:
+    # 5 asked, 4 fit the category cap: it gives way (the creator cap had nothing to give).
+    got = _select(5, diversity.Caps(category=2, creator=5), categories=["a"] * 8 + ["b"] * 2)
+    assert got.picked == [0, 1, 8, 9, 2] and got.relaxed == ["creator", "category"]
+    assert got.caps == diversity.Caps()
+    # The creator cap gives way before the category cap, and alone when that is enough.
+    got = _select(
+        4,
+        diversity.Caps(category=3, creator=1),
+        categories=["a", "a", "b", "b", "c"],
+        creators=["x", "x", "x", "y", "x"],
     )
-    assert picked == [0, 1, 8, 9]
+    assert got.picked == [0, 3, 1, 2] and got.relaxed == ["creator"]
+    assert got.caps == diversity.Caps(category=3)
+    # Fewer candidates than asked: everything, nothing more to relax for.
+    assert _select(9, diversity.Caps(category=1), categories=["a"] * 3).picked == [0, 1, 2]
 
 
 def test_mmr_trades_relevance_for_diversity() -> None:
@@ -114,8 +131,8 @@ def test_mmr_trades_relevance_for_diversity() -> None:
         limit=2,
     )
     scores = np.asarray([1.0, 0.9, 0.8])
-    assert diversity.select(scores, vecs, lam=1.0, **kw) == [0, 1]
-    assert diversity.select(scores, vecs, lam=0.7, **kw) == [0, 2]
+    assert diversity.select(scores, vecs, lam=1.0, **kw).picked == [0, 1]
+    assert diversity.select(scores, vecs, lam=0.7, **kw).picked == [0, 2]
 
 
 def test_unproven_items_are_throttled_but_never_leave_a_list_short() -> None:
@@ -130,7 +147,7 @@ def test_unproven_items_are_throttled_but_never_leave_a_list_short() -> None:
             categories=[None] * 6,
             creators=[None] * 6,
             window=6,
-        )
+        ).picked
 
     assert pick(4) == [0, 3, 4, 5]
     # A young catalogue: only unproven items are left, so they fill the list.

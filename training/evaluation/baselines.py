@@ -43,6 +43,7 @@ def score_model(
     *,
     n_items: int,
     item_vectors: np.ndarray | None = None,
+    content_vectors: Mapping[int, np.ndarray] | None = None,
     k: int = 10,
 ) -> dict[str, float]:
     """Recommend for every test user and compute all metrics."""
@@ -50,7 +51,14 @@ def score_model(
     depth = max(k, *RECALL_KS)
     recs = model.recommend(users, depth, exclude_train=True)
     lists = {int(u): row.tolist() for u, row in zip(users, recs, strict=True)}
-    return evaluate(lists, truth, n_items=n_items, item_vectors=item_vectors, k=k)
+    return evaluate(
+        lists,
+        truth,
+        n_items=n_items,
+        item_vectors=item_vectors,
+        content_vectors=content_vectors,
+        k=k,
+    )
 
 
 def _fit_and_score(
@@ -71,7 +79,10 @@ def _fit_and_score(
     fit_seconds = time.perf_counter() - start
     truth = data.truth(test_records, train)
     vectors = data.item_vectors if with_vectors else None
-    metrics = score_model(model, truth, n_items=len(data.item_ids), item_vectors=vectors)
+    content = data.content_vectors if with_vectors else None
+    metrics = score_model(
+        model, truth, n_items=len(data.item_ids), item_vectors=vectors, content_vectors=content
+    )
     return metrics, fit_seconds
 
 
@@ -106,14 +117,17 @@ def run_baselines(
     baselines: Sequence[str] | None = None,
     grids: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     num_threads: int = DEFAULT_THREADS,
+    content_vectors: Mapping[int, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Tune on an inner split, refit on train, score on test; metrics per baseline."""
+    """Tune on an inner split, refit on train, score on test; metrics per baseline
+    (`content_vectors`: item index -> text embedding, for content diversity)."""
     from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
     grids = {**DEFAULT_GRIDS, **(grids or {})}
     names = list(baselines or BASELINES)
     data = EvalData.load(dataset_path)
+    data.content_vectors = content_vectors
     train_records, test_records = split_records(data.records, protocol)
     result: dict[str, Any] = {
         "dataset": str(dataset_path),

@@ -32,6 +32,8 @@ class EvalData:
         self.item_index = {it: i for i, it in enumerate(item_ids)}
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_vectors = _category_vectors(item_ids, item_categories)
+        # item index -> text embedding, once the pipeline has embedded the catalogue.
+        self.content_vectors: Mapping[int, np.ndarray] | None = None
 
     @classmethod
     def load(cls, dataset_path: str | Path) -> EvalData:

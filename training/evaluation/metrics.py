@@ -11,7 +11,9 @@ Every metric is averaged over the users of ``test`` (a user with no recommendati
   before recommenders 1.2); ANCHORS quotes that column.
 * ``map_capped@k``: the same sum divided by min(|rel|, k) (recommenders >= 1.2 ``map_at_k``).
 * ``coverage@k``: distinct recommended items / catalogue size.
-* ``diversity@k``: mean over users of the mean pairwise (1 - cosine) of their top-k vectors.
+* ``diversity@k``: mean over users of the mean pairwise (1 - cosine) of their top-k vectors
+  (multi-hot categories); ``content_diversity@k`` the same over the items' text embeddings,
+  which still tells lists apart when items share no category.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def evaluate(
     *,
     n_items: int,
     item_vectors: Any = None,
+    content_vectors: Any = None,
     k: int = DEFAULT_K,
 ) -> dict[str, float]:
     """Ranking metrics of ranked lists against held-out relevant sets (see module doc)."""
@@ -120,5 +123,7 @@ def evaluate(
     out[f"coverage@{k}"] = len(distinct) / n_items if n_items else 0.0
     if item_vectors is not None:
         out[f"diversity@{k}"] = intra_list_diversity(lists, item_vectors, k)
+    if content_vectors is not None:
+        out[f"content_diversity@{k}"] = intra_list_diversity(lists, content_vectors, k)
     out["n_users"] = len(test)
     return {name: float(value) for name, value in out.items()}
