@@ -197,3 +197,21 @@ def test_erasure_resumes_after_a_crash_midway(
     assert stores.users.get([KEPT])
     assert _redis_mentions(stores.redis, stores.keys.scan_pattern, GONE) == []
     assert json.dumps(done).count(GONE) == 1  # the receipt names the user once: its user_id
+
+
+def test_vantage_users_erase_applies_it_when_no_worker_runs(
+    settings: Any, client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from vantage.commands.users import cmd_users
+
+    assert client.put(f"/v1/users/{GONE}", json={"region": "US"}).status_code == 200
+    local = settings.model_copy(update={"data_dir": tmp_path})
+    args = argparse.Namespace(users_command="erase", user_id=GONE, wait=60.0)
+    assert cmd_users(args, local) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["status"] == "completed" and receipt["removed"]["redis_keys"] >= 1, receipt
+    assert client.get(f"/v1/users/{GONE}").status_code == 404
+    bad = argparse.Namespace(users_command="erase", user_id="no spaces", wait=1.0)
+    assert cmd_users(bad, local) == 2
