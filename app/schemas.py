@@ -103,7 +103,9 @@ class Recommendations(BaseModel):
         "ranker_failed, served_last_good_list, ...",
     )
     debug: dict[str, Any] | None = Field(
-        None, description="with debug=true: variant, per-stage timings (ms), per-source counts"
+        None,
+        description="with debug=true: variant, per-stage timings (ms), per-source counts, and the "
+        "diversity caps relaxed to fill the list (`caps_relaxed`)",
     )
 
 

@@ -70,9 +70,7 @@ def test_first_request_after_onboarding_honours_picks(
             for topic in TOPICS:
                 for built in (False, True):
                     user = f"new-{topic}-{published}-{built}"
-                    items = _onboard_and_ask(
-                        c, categories, user, topic, worker if built else None
-                    )
+                    items = _onboard_and_ask(c, categories, user, topic, worker if built else None)
                     n = sum(categories[i["item_id"]] == topic for i in items)
                     counts.setdefault(f"ranker={published} vector={built}", []).append(n)
     # >= 6 of 10 from the picked category (the homepage caps a category at 6), every time.

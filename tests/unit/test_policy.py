@@ -241,3 +241,13 @@ def test_fresh_items_are_explained_and_boosted() -> None:
     spec = PolicySpec(freshness_weight=1.0, freshness_half_life_days=30)
     out = run(cands, spec, 5)
     assert out[0].item_id == "i12" and "new" in out[0].reasons
+
+
+def test_a_list_of_one_category_is_full_and_says_the_cap_gave_way() -> None:
+    cands = [cand(f"i{k}", category="shoes") for k in range(12)]
+    inp = PolicyInputs(
+        now=NOW, seed=3, item_vecs=np.full((12, 2), np.nan, np.float32), popularity=np.full(12, 9.0)
+    )
+    final = policy.run(cands, PolicySpec(category_cap=3, exploration_share=0.0), inp, limit=10)
+    assert [c.item_id for c in final] == [f"i{k}" for k in range(10)]
+    assert inp.caps_relaxed == ["category"]
