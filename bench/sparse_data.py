@@ -10,6 +10,9 @@ interactions.csv) into a directory outside the repository (MovieLens licences fo
   type is the only category), titles and descriptions from brand, type and features, 1,400
   customers with 2-14 rated purchases (about 7), 1-5 stars. A customer shops in 1-2
   departments (groups of 10 types) and rates what suits their taste higher.
+* `shop-departments`: the same shop with the department as the only category (18 categories
+  of 50 items): a customer's candidates crowd into one or two categories, where per-category
+  caps bind.
 
 Everything is seeded: the same command writes the same files. Prints one JSON object.
 """
@@ -96,8 +99,9 @@ def cut_movielens(source: Path, out: Path, *, seed: int = SEED) -> dict[str, Any
     return _write(out, items, kept)
 
 
-def shop(out: Path, *, seed: int = SEED, n_users: int = 1400) -> dict[str, Any]:
-    """The generated shop (see the module doc)."""
+def shop(out: Path, *, seed: int = SEED, n_users: int = 1400, by: str = "type") -> dict[str, Any]:
+    """The generated shop (see the module doc); `by`: an item's category is its product type
+    (180 small categories) or its department (18 large ones, 50 items each)."""
     rng = random.Random(seed)
     items: list[dict[str, Any]] = []
     kinds = [(dept, kind) for dept, ks in DEPARTMENTS.items() for kind in ks]
@@ -113,15 +117,14 @@ def shop(out: Path, *, seed: int = SEED, n_users: int = 1400) -> dict[str, Any]:
                     "title": f"{brand} {feats[0]} {kind} {['S', 'M', 'X', 'Pro', 'Go'][n]}",
                     "description": f"A {feats[0]}, {feats[1]} {kind} by {brand} for {dept} "
                     f"lovers. Model {n + 1} of the {brand} {kind} range.",
-                    "categories": [kind],
+                    "categories": [kind if by == "type" else dept],
                     "creator_id": brand.lower(),
                     "published_at": 1_700_000_000 + rng.randint(0, 300) * 86_400,
                 }
             )
     by_dept: dict[str, list[str]] = defaultdict(list)
-    for it in items:
-        dept = next(d for d, ks in DEPARTMENTS.items() if it["categories"][0] in ks)
-        by_dept[dept].append(it["item_id"])
+    for k, it in enumerate(items):
+        by_dept[kinds[k // 5][0]].append(it["item_id"])
     events = []
     depts = sorted(by_dept)
     for u in range(1, n_users + 1):
@@ -186,7 +189,10 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="directory for the data sets (not the repo)")
     args = ap.parse_args()
     out = Path(args.out)
-    made = {"shop-sparse": shop(out / "shop-sparse")}
+    made = {
+        "shop-sparse": shop(out / "shop-sparse"),
+        "shop-departments": shop(out / "shop-departments", by="department"),
+    }
     for name in ("ml-100k", "ml-latest-small"):
         if (DATASETS / name).is_dir():
             made[f"{name}-sparse"] = cut_movielens(DATASETS / name, out / f"{name}-sparse")

@@ -116,7 +116,12 @@ CF_GRID: tuple[dict[str, float], ...] = tuple(
 # The EASE baseline's grid (same budget as the baseline gets).
 NEIGHBOUR_GRID: tuple[float, ...] = (100.0, 300.0, 500.0, 1000.0)
 TUNE_MAX_ITEMS = 10_000  # items the neighbours' penalty is selected on (the most active)
-MIN_RECORDS_TO_TUNE = 5_000
+# Below this many positives the inner split is too thin to tune on: the defaults serve, with
+# iALS's own order (`UNTUNED_BLEND_CF_WEIGHT`). A young shop (1,400 customers x ~5 ratings:
+# 4,500 positives in train) used to fall below the old bound of 5,000 and was served the fused
+# retrieval order: 15-31% below iALS in NDCG@10 (bench/sparse_data.py, ml-100k-sparse).
+MIN_RECORDS_TO_TUNE = 2_000
+UNTUNED_BLEND_CF_WEIGHT = 1.0
 
 
 def select_cf_params(
@@ -137,7 +142,8 @@ def select_cf_params(
     protocol = split_protocol(split)
     positives = [r for r in records if confidence_weight(r["type"], r.get("value")) > 0]
     if len(positives) < MIN_RECORDS_TO_TUNE:
-        return base, []
+        weight = UNTUNED_BLEND_CF_WEIGHT if base.blend_cf_weight is None else base.blend_cf_weight
+        return replace(base, blend_cf_weight=weight), []
     data = EvalData(positives, sorted({str(r["item_id"]) for r in positives}), {})
     full = [
         {
