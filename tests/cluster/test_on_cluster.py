@@ -40,6 +40,11 @@ from tests.integration.test_auth import (
     test_rate_limit_leases_across_processes_stay_within_the_limit,
 )
 from tests.integration.test_candidate_sets import test_worker_queues_refresher_builds_requests_serve
+from tests.integration.test_erasure import (
+    setup,
+    test_erasure_leaves_no_trace_but_the_aggregates,
+    test_erasure_resumes_after_a_crash_midway,
+)
 from tests.integration.test_faults import test_workers_killed_three_times_lose_and_double_nothing
 from tests.integration.test_partitions import (
     psettings,
@@ -62,6 +67,7 @@ from tests.integration.test_worker import (
 __all__ = [
     "psettings",
     "pstores",
+    "setup",
     "test_a_lapsed_lease_is_taken_over_with_its_pending_entries",
     "test_a_users_events_share_one_partition_in_order",
     "test_cached_list_drops_items_deleted_since",
@@ -71,6 +77,8 @@ __all__ = [
     "test_dead_letters_of_every_partition_are_paged_replayed_and_discarded",
     "test_dislikes_and_skips_are_remembered_until_a_later_positive",
     "test_duplicate_event_in_two_workers_applies_once",
+    "test_erasure_leaves_no_trace_but_the_aggregates",
+    "test_erasure_resumes_after_a_crash_midway",
     "test_homepage_follows_interactions",
     "test_idempotent_publish_spanning_partitions_stores_each_share_once",
     "test_item_put_get_delete",

@@ -234,15 +234,23 @@ def test_pinned_item_sits_at_its_position_and_is_still_safe(
     assert ids(recs(client, user_id="kid"))[1:2] != ["garden-3"]
 
 
-def test_category_and_creator_caps_hold(settings: Settings, worker: Any) -> None:
+def test_category_and_creator_caps_hold_then_give_way_to_fill_the_list(
+    settings: Settings, worker: Any
+) -> None:
     capped = surfaces_with(
         settings, "homepage", policy={"category_cap": 2, "creator_cap": 1, "new_item_cap": None}
     )
     with app_client(capped) as c:
         setup(c, worker)
-        got = recs(c, user_id="fan", limit=20)["items"]
-        cats = [i["item_id"].split("-")[0] for i in got]
-        assert got and max(cats.count(x) for x in set(cats)) <= 2, cats
+        got = recs(c, user_id="fan", limit=6, debug="true")
+        cats = [i["item_id"].split("-")[0] for i in got["items"]]
+        assert len(cats) == 6 and max(cats.count(x) for x in set(cats)) <= 2, cats
+        assert got["debug"]["caps_relaxed"] == []
+        # More than the caps allow from this catalogue: the list is full anyway, and says so.
+        full = recs(c, user_id="fan", limit=20, debug="true")
+        cats = [i["item_id"].split("-")[0] for i in full["items"]]
+        assert len(cats) > 2 * len(set(cats)), cats
+        assert "category" in full["debug"]["caps_relaxed"], full["debug"]
 
 
 def test_explored_items_carry_their_propensity(settings: Settings, worker: Any) -> None:
