@@ -8,6 +8,7 @@ rule by rule when a dependency cannot say: no vectors, no MMR; no popularity, no
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from serving.state import ServingState
 log = logging.getLogger(__name__)
 
 RECENT_EXPLAIN = 5  # recent items an explanation may cite
+TASTE_ITEMS = 50  # recent items whose categories set the user's own category caps
 NEGATIVES_USED = 20  # most recent dislikes whose neighbours are demoted
 
 
@@ -53,9 +55,10 @@ def finalize(
     ids = [c.item_id for c in window]
     negatives = ctx.negatives[:NEGATIVES_USED]
     disliked = set(ctx.negatives)
-    recent = [i for i in ctx.recent if i not in disliked][:RECENT_EXPLAIN]
+    liked = [i for i in ctx.recent if i not in disliked][:TASTE_ITEMS]
+    recent = liked[:RECENT_EXPLAIN]
     try:
-        meta = state.item_cache.get(state.items, [*ids, *negatives, *recent])
+        meta = state.item_cache.get(state.items, [*ids, *negatives, *liked])
     except DependencyDown:
         meta = {}
     active = rules.for_surface(surface, now) if spec.rules else []
@@ -68,6 +71,7 @@ def finalize(
         rules=active,
         pinned=_pinned(state, active, window, hard, constraints),
         category_filter=constraints.category is not None,
+        taste=Counter(c for i in liked if i in meta and (c := meta[i].category)),
     )
     final = policy.run(window, spec, inp, limit=limit)
     if notes is not None:

@@ -23,8 +23,9 @@ an item half the rules' window up.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,10 @@ class PolicyInputs:
     rules: Sequence[Rule] = ()
     pinned: dict[str, Candidate] = field(default_factory=dict)  # safe pinned items
     category_filter: bool = False  # the request asked for one category: no category cap
+    # The user's history per category (its most recent items): a category cap never holds a
+    # category below its share of that history (calibration: a user who buys only audio
+    # gets mostly audio, a broad user a broad list).
+    taste: Mapping[str, int] = field(default_factory=dict)
     # Filled by `run`: the caps that gave way so the list could be full (debug output).
     caps_relaxed: list[str] = field(default_factory=list)
 
@@ -79,7 +84,9 @@ def run(
     boosted = business.rule_deltas([r for r in rules if r.action == "boost"], window) > 0
     for c, s in zip(window, score, strict=True):
         c.scores[POLICY] = round(float(s), 6)
-    traits = _Traits.of(window, popularity, spec, category_filter=inp.category_filter)
+    traits = _Traits.of(
+        window, popularity, spec, category_filter=inp.category_filter, taste=inp.taste, limit=limit
+    )
     placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit, notes=inp.caps_relaxed)
     final: list[Candidate] = []
     for i, explored, prop in placed:
@@ -142,7 +149,11 @@ class _Traits:
         spec: PolicySpec,
         *,
         category_filter: bool,
+        taste: Mapping[str, int] | None = None,
+        limit: int = 0,
     ) -> _Traits:
+        total = sum((taste or {}).values())
+        own = {c: math.ceil(limit * n / total) for c, n in (taste or {}).items()} if total else {}
         return cls(
             categories=[c.fields.get("category") or None for c in window],
             creators=[c.fields.get("creator_id") or None for c in window],
@@ -151,6 +162,7 @@ class _Traits:
                 category=None if category_filter else spec.category_cap,
                 creator=spec.creator_cap,
                 unproven=spec.new_item_cap,
+                per_category=own,
             ),
         )
 

@@ -12,7 +12,7 @@ before this: lists came back short, recall@20 equal to recall@10.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,14 @@ class Caps:
     category: int | None = None
     creator: int | None = None
     unproven: int | None = None  # items that have not earned signals yet (exposure throttle)
+    # Raised category caps (the user's own share of a category, as list slots).
+    per_category: Mapping[str, int] = field(default_factory=dict)
+
+    def of_category(self, cat: str) -> int | None:
+        """The cap of one category (None: uncapped)."""
+        if self.category is None:
+            return None
+        return max(self.category, self.per_category.get(cat, 0))
 
 
 # Which cap gives way first when the list cannot be filled within all of them.
@@ -68,7 +76,8 @@ class _CapCounter:
 
     def fits(self, i: int) -> bool:
         caps, cat, who = self.caps, self.categories[i], self.creators[i]
-        if caps.category is not None and cat and self.cat.get(cat, 0) >= caps.category:
+        limit = caps.of_category(cat) if cat else None
+        if limit is not None and self.cat.get(cat or "", 0) >= limit:
             return False
         if caps.creator is not None and who and self.creator.get(who, 0) >= caps.creator:
             return False
@@ -110,7 +119,7 @@ def select(
             break
         if getattr(out.caps, name) is None:
             continue
-        out.caps = replace(out.caps, **{name: None})
+        out.caps = replace(out.caps, **{name: None})  # type: ignore[arg-type]
         out.relaxed.append(name)
         counter.caps = out.caps
         _fill(order, out, limit, counter)
@@ -171,11 +180,8 @@ def fits_caps(
 ) -> bool:
     """Whether item `i` may join a list holding `others` without breaking a cap."""
     cat, who = categories[i], creators[i]
-    if (
-        caps.category is not None
-        and cat
-        and sum(categories[j] == cat for j in others) >= caps.category
-    ):
+    limit = caps.of_category(cat) if cat else None
+    if limit is not None and sum(categories[j] == cat for j in others) >= limit:
         return False
     if caps.creator is not None and who and sum(creators[j] == who for j in others) >= caps.creator:
         return False
@@ -198,8 +204,9 @@ def within_caps(
     n_unproven = 0
     out = []
     for c, w, u in zip(categories, creators, unproven, strict=True):
+        cap = caps.of_category(c) if c else None
         ok = not (
-            (caps.category is not None and c and cat.get(c, 0) >= caps.category)
+            (cap is not None and cat.get(c or "", 0) >= cap)
             or (caps.creator is not None and w and who.get(w, 0) >= caps.creator)
             or (caps.unproven is not None and u and n_unproven >= caps.unproven)
         )

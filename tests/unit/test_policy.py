@@ -251,3 +251,26 @@ def test_a_list_of_one_category_is_full_and_says_the_cap_gave_way() -> None:
     final = policy.run(cands, PolicySpec(category_cap=3, exploration_share=0.0), inp, limit=10)
     assert [c.item_id for c in final] == [f"i{k}" for k in range(10)]
     assert inp.caps_relaxed == ["category"]
+
+
+def test_a_focused_user_gets_more_of_their_own_category_than_the_cap() -> None:
+    cands = [cand(f"a{k}", category="audio") for k in range(12)] + [
+        cand(f"o{k}", category=f"other{k}") for k in range(12)
+    ]
+    spec = PolicySpec(category_cap=3, exploration_share=0.0)
+
+    def audio(taste: dict[str, int]) -> int:
+        inp = PolicyInputs(
+            now=NOW,
+            seed=3,
+            item_vecs=np.full((24, 2), np.nan, np.float32),
+            popularity=np.full(24, 9.0),
+            taste=taste,
+        )
+        final = policy.run(cands, spec, inp, limit=10)
+        assert len(final) == 10 and inp.caps_relaxed == []
+        return sum(c.item_id.startswith("a") for c in final)
+
+    assert audio({}) == 3  # no history: the surface's cap
+    assert audio({"audio": 8, "garden": 2}) == 8  # 80% of their history: 8 of 10
+    assert audio({"audio": 1, "garden": 9}) == 3  # never below the surface's cap
