@@ -20,19 +20,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import zip_longest
 from typing import Any
 
 import numpy as np
 
-from core.candidate_sets import COLD_UNTIL, PREFERENCES_UNTIL
+from core.candidate_sets import COLD_UNTIL
 from core.context import UserContext
 from core.errors import NotFound
 from core.resilience import DependencyDown
-from core.stores.protocols import trending_board
 from core.surfaces import SourceName, SurfaceConfig
-from serving import itemmeta, retrieval, sets
-from serving.explain import PICK_REASON
+from serving import itemmeta, preferences, retrieval, sets
 from serving.policy.safety import visible
 from serving.retrieval import Candidate, Constraints
 from serving.state import ServingState
@@ -131,53 +128,8 @@ def _personal(state: ServingState, need: Need, quota: int) -> list[Candidate]:
 
 
 def _preferences(state: ServingState, need: Need, quota: int) -> list[Candidate]:
-    ctx = need.ctx
-    if not ctx.picks or len(ctx.recent) >= PREFERENCES_UNTIL:
-        return []
-    if ctx.pref_vec is None:  # just onboarded: the worker has not built the vector yet
-        return _picked_boards(state, need, quota)
-    if need.sets and need.sets.user:
-        listed = sets.listed(
-            state,
-            need.sets.user,
-            "preferences",
-            reason=PICK_REASON,
-            constraints=need.constraints,
-            quota=quota,
-        )
-        # A set built before the vector has no preference candidates yet.
-        return listed or _picked_boards(state, need, quota)
-    return retrieval.ann(
-        state.items,
-        ctx.pref_vec,
-        source="preferences",
-        reason=PICK_REASON,
-        constraints=need.constraints,
-        limit=quota,
-    )
-
-
-def _picked_boards(state: ServingState, need: Need, quota: int) -> list[Candidate]:
-    """What trends in each picked category (Redis only), taken in turn: the preferences
-    source before the preferences vector exists."""
-    per_pick = [
-        retrieval.ranked_set(
-            state.catalogue,
-            trending_board(f"cat:{c}"),
-            _fields(state),
-            source="preferences",
-            reason=PICK_REASON,
-            constraints=need.constraints,
-            limit=quota,
-        )
-        for c in need.ctx.picks
-    ]
-    found: dict[str, Candidate] = {}
-    for row in zip_longest(*per_pick):
-        for c in row:
-            if c is not None and c.item_id not in found:
-                found[c.item_id] = c
-    return list(found.values())[:quota]
+    user_set = need.sets.user if need.sets else None
+    return preferences.source(state, need.ctx, user_set, need.constraints, quota)
 
 
 def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
