@@ -234,7 +234,7 @@ def test_pinned_item_sits_at_its_position_and_is_still_safe(
     assert ids(recs(client, user_id="kid"))[1:2] != ["garden-3"]
 
 
-def test_category_and_creator_caps_hold_then_give_way_to_fill_the_list(
+def test_category_caps_hold_except_for_the_users_own_share(
     settings: Settings, worker: Any
 ) -> None:
     capped = surfaces_with(
@@ -244,13 +244,11 @@ def test_category_and_creator_caps_hold_then_give_way_to_fill_the_list(
         setup(c, worker)
         got = recs(c, user_id="fan", limit=6, debug="true")
         cats = [i["item_id"].split("-")[0] for i in got["items"]]
-        assert len(cats) == 6 and max(cats.count(x) for x in set(cats)) <= 2, cats
-        assert got["debug"]["caps_relaxed"] == []
-        # More than the caps allow from this catalogue: the list is full anyway, and says so.
-        full = recs(c, user_id="fan", limit=20, debug="true")
-        cats = [i["item_id"].split("-")[0] for i in full["items"]]
-        assert len(cats) > 2 * len(set(cats)), cats
-        assert "category" in full["debug"]["caps_relaxed"], full["debug"]
+        assert len(cats) == 6 and got["debug"]["caps_relaxed"] == [], got["debug"]
+        # Every category but the fan's own (all of their history is space) keeps the cap;
+        # space may take its share of the fan's history (calibration), here beyond 2.
+        assert all(cats.count(x) <= 2 for x in set(cats) - {"space"}), cats
+        assert cats.count("space") > 2, cats
 
 
 def test_explored_items_carry_their_propensity(settings: Settings, worker: Any) -> None:
