@@ -26,7 +26,7 @@ import numpy as np
 from core.events import INTERACTION_LOGGED
 from core.stores.erasures import ErasureRecords
 from core.stores.eventlog import iter_log
-from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_by_weight, save_blend
+from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_table, save_blend
 from embeddings.confidence import DEFAULT_RATING_SCHEME, confidence_weight
 from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
@@ -194,7 +194,8 @@ def select_blend_weight(
     factors: int,
     split: str = "temporal",
 ) -> tuple[float, list[float]]:
-    """The iALS weight of the served blend, and the mean NDCG@10 per grid weight over folds."""
+    """The iALS weight of the served blend (`choose_cf_weight`), and the mean NDCG@10 per grid
+    weight over the folds' held-out users."""
 
     users = np.array([str(r["user_id"]) for r in positives])
     if is_random_split(split):
@@ -226,7 +227,7 @@ def select_blend_weight(
         x = matrix.matrix
         for u, items in truth.items():
             items.difference_update(x.indices[x.indptr[u] : x.indptr[u + 1]].tolist())
-        scores.append(ndcg_by_weight(als.user_factors, als.item_factors, nbr.weights, x, truth))
+        scores.append(ndcg_table(als.user_factors, als.item_factors, nbr.weights, x, truth))
     weight, means = choose_cf_weight(scores)
     log.debug("blend cf weight %.1f (inner NDCG@10 by weight %s)", weight, means)
     return weight, means
