@@ -1,5 +1,6 @@
 """Quality of the serving pipeline against MostPop, ItemKNN, EASE and iALS, on one split per
-protocol, in one run. Prints one JSON object; with --markdown also writes the README table.
+protocol, in one run. Prints one JSON object (the results, and the target's verdict per data
+set and protocol: `training.targets`); with --markdown also writes the README tables.
 
     python bench/quality.py [--dataset DIR ...] [--protocol ms|ms-round|temporal ...]
 """
@@ -17,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import DATASETS, fresh_stack
 from training.harness import evaluate_dataset, markdown_table
+from training.targets import verdict, verdict_table
 
 
 def main() -> None:
@@ -33,8 +35,9 @@ def main() -> None:
             for p in protocols:
                 results.append(evaluate_dataset(settings, Path(d), p, progress=sys.stderr.isatty()))
     if args.markdown:
-        Path(args.markdown).write_text(markdown_table(results))
-    print(json.dumps({"bench": "quality", "results": results}))
+        Path(args.markdown).write_text(markdown_table(results) + "\n" + verdict_table(results))
+    verdicts = [verdict(r) for r in results]
+    print(json.dumps({"bench": "quality", "results": results, "targets": verdicts}))
 
 
 if __name__ == "__main__":

@@ -110,8 +110,12 @@ def evaluate(
     depth = max(k, *RECALL_KS)
     hits, n_rel, lists = hit_matrix(top_k_lists, test, depth)
     top = hits[:, :k]
+    ndcg = ndcg_at_k(hits, n_rel, k)
     out = {
-        f"ndcg@{k}": ndcg_at_k(hits, n_rel, k).mean(),
+        f"ndcg@{k}": ndcg.mean(),
+        # Standard error of that mean over users: with one or two held-out items per user
+        # (sparse catalogues) it is a tenth of the mean or more, larger than most gaps.
+        f"ndcg@{k}_se": ndcg.std(ddof=1) / np.sqrt(len(ndcg)) if len(ndcg) > 1 else 0.0,
         f"precision@{k}": top.sum(axis=1).mean() / k,
         f"map@{k}": average_precision_at_k(hits, n_rel, k, capped=False).mean(),
         f"map_capped@{k}": average_precision_at_k(hits, n_rel, k, capped=True).mean(),
