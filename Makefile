@@ -15,7 +15,7 @@ HOST ?=
 PORT ?=
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test test-only test-unit lint typecheck layers check bench lock clean
+.PHONY: install tools run test test-only test-unit lint typecheck layers check bench lock clean
 
 # The lock pins the whole tree (pip, setuptools and wheel included); the project itself is
 # installed without dependencies, so nothing unlocked slips in.
@@ -35,8 +35,16 @@ run: install
 # The README's test command (and what .ci/run calls): the static gates, then every test.
 test: check test-only
 
-test-only: install
+test-only: install tools
 	$(BIN)/python -m pytest
+
+# What the tests call that PyPI does not ship: promtool (Debian's prometheus package), for the
+# alert rules' unit tests (tests/test_alerts.py). apt-get as root, else through sudo.
+tools:
+	@command -v promtool >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends prometheus; }; }
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit tests/test_compose.py

@@ -1,21 +1,33 @@
 """Queue, worker and model figures, read from Redis when `/metrics` is scraped.
 
 Queue length, consumer lag, dead letters, events applied (workers add to a Redis counter per
-batch) and model versions are collected at scrape time, so one scrape of any API process
+batch), worker liveness, model versions and impressions and clicks per surface and variant
+(the CTR alert's input) are collected at scrape time, so one scrape of any API process
 shows the whole pipeline. With several uvicorn workers per host, set
 PROMETHEUS_MULTIPROC_DIR (see the prometheus_client docs) or scrape each process.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import REGISTRY, Collector
 
 from app.services.admin import queue_status
+from app.services.analytics import surface_rows
 from app.state import AppState
 from core.redis_typed import text
+from indexing.worker import LAST_ACK_FIELD
+
+LABELS = ["surface", "variant"]  # of the per-surface counters
 
 
 class PipelineCollector(Collector):
@@ -69,6 +81,7 @@ class PipelineCollector(Collector):
         yield applied
         yield embed
         yield embedded
+        yield from _worker_gauges(q, stats)
         info = InfoMetricFamily("vantage_model", "Published model versions", labels=["kind"])
         for kind, version in versions.items():
             info.add_metric([kind], {"version": version or "none"})
@@ -80,6 +93,40 @@ class PipelineCollector(Collector):
             br.add_metric([dep], 1.0 if st == "open" else 0.0)
         yield br
         yield from _candidate_gauges(s)
+        yield from _surface_counters(s)
+
+
+def _worker_gauges(q: dict[str, Any], stats: dict[Any, Any]) -> Iterator[Metric]:
+    """Live workers and how long ago any of them acknowledged an event (the freshness alert:
+    events waiting while nothing is acknowledged)."""
+    live = GaugeMetricFamily("vantage_workers_live", "Indexing workers with a live heartbeat")
+    live.add_metric([], float(len(q["workers"])))
+    yield live
+    last = next((v for k, v in stats.items() if text(k) == LAST_ACK_FIELD), None)
+    age = GaugeMetricFamily(
+        "vantage_worker_last_ack_age_seconds",
+        "Seconds since any worker last acknowledged an event (absent before the first)",
+    )
+    if last is not None:
+        age.add_metric([], max(time.time() - int(last) / 1000, 0.0))
+    yield age
+
+
+def _surface_counters(s: AppState) -> Iterator[Metric]:
+    """Impressions and attributed clicks per surface and variant (every source counted once),
+    cluster-wide: each API process reports the same totals, so aggregate them with max()."""
+    imps = CounterMetricFamily(
+        "vantage_surface_impressions", "Items served, per surface and variant", labels=LABELS
+    )
+    clicks = CounterMetricFamily(
+        "vantage_surface_clicks", "Clicks attributed to a served list", labels=LABELS
+    )
+    for row in surface_rows(s):
+        if row["source"] == "*":
+            imps.add_metric([row["surface"], row["variant"]], float(row["impressions"]))
+            clicks.add_metric([row["surface"], row["variant"]], float(row["clicks"]))
+    yield imps
+    yield clicks
 
 
 def _candidate_gauges(s: AppState) -> Iterator[Metric]:

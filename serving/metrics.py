@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 from prometheus_client import Counter, Histogram
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# 0.2: the latency SLO threshold (p95 < 200 ms; deploy/prometheus/vantage-rules.yml).
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 STAGES = Histogram(
     "vantage_pipeline_stage_duration_seconds",
