@@ -50,7 +50,7 @@ test-unit: install
 	$(BIN)/python -m pytest tests/unit tests/test_compose.py
 
 lint: install
-	$(BIN)/ruff check core embeddings serving indexing training app vantage tests bench
+	$(BIN)/ruff check core embeddings serving indexing training app vantage client tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,0 +1,77 @@
+"""Typed request bodies, named as in the API's OpenAPI schema.
+
+They catch a misspelt field where they are built (`extra="forbid"`) and send only the fields
+you set. Bounds and formats are left to the server, which answers 422 with a message that
+says what to fix. Every method also takes a plain dict, sent as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+InteractionType = Literal["view", "click", "watch", "like", "dislike", "skip", "purchase", "rate"]
+
+
+class InputModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Interaction(InputModel):
+    """One event of `POST /v1/interactions`; `timestamp` (unix s) defaults to now."""
+
+    user_id: str
+    item_id: str
+    type: InteractionType
+    value: float | None = None
+    surface: str | None = None
+    recommendation_id: str | None = None
+    timestamp: float | None = None
+
+
+class ItemFields(InputModel):
+    """The body of `PUT /v1/items/{item_id}`: everything about an item but its id."""
+
+    title: str
+    description: str = ""
+    categories: list[str] = Field(default_factory=list, description="the first is the primary")
+    tags: list[str] = Field(default_factory=list)
+    language: str = "und"
+    regions: list[str] = Field(default_factory=list, description="empty: everywhere")
+    maturity: int = 0
+    published_at: int = 0
+    status: Literal["active", "hidden"] = "active"
+    creator_id: str = ""
+
+
+class Item(ItemFields):
+    """An item of `POST /v1/items/batch`."""
+
+    item_id: str
+
+
+class Preferences(InputModel):
+    categories: list[str] = Field(default_factory=list)
+
+
+class UserFields(InputModel):
+    """A user profile: PUT replaces it whole, PATCH sends only the fields set here."""
+
+    language: str | None = None
+    region: str | None = None
+    birth_year: int | None = None
+    preferences: Preferences = Field(default_factory=Preferences)
+
+
+class RuleIn(InputModel):
+    """A business rule: pin an item at a position, or boost or bury an item or a category."""
+
+    action: Literal["pin", "boost", "bury"]
+    item_id: str | None = None
+    category: str | None = None
+    position: int | None = None
+    weight: float | None = None
+    surfaces: list[str] = Field(default_factory=list, description="empty: every surface")
+    expires_at: float | None = None
+    note: str | None = None

@@ -1,0 +1,51 @@
+"""Every route of the Vantage API the client calls, by client method name.
+
+The one place paths are spelt: request builders look their route up here, and a test compares
+this table with the server's OpenAPI schema both ways (so a new route without a client method,
+or a method whose route is gone, fails the build).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ROUTES: Final[dict[str, tuple[str, str]]] = {
+    # operations
+    "health": ("GET", "/healthz"),
+    "ready": ("GET", "/readyz"),
+    "metrics": ("GET", "/metrics"),
+    # catalogue
+    "put_item": ("PUT", "/v1/items/{item_id}"),
+    "put_items": ("POST", "/v1/items/batch"),
+    "get_item": ("GET", "/v1/items/{item_id}"),
+    "delete_item": ("DELETE", "/v1/items/{item_id}"),
+    # users
+    "put_user": ("PUT", "/v1/users/{user_id}"),
+    "patch_user": ("PATCH", "/v1/users/{user_id}"),
+    "get_user": ("GET", "/v1/users/{user_id}"),
+    "erase_user": ("DELETE", "/v1/users/{user_id}"),
+    "get_erasure": ("GET", "/v1/users/{user_id}/erasure"),
+    # events and recommendations
+    "log_interactions": ("POST", "/v1/interactions"),
+    "recommend": ("GET", "/v1/recommendations"),
+    # admin: jobs and models
+    "reindex": ("POST", "/v1/admin/reindex"),
+    "refresh_models": ("POST", "/v1/admin/models/refresh"),
+    "list_models": ("GET", "/v1/admin/models"),
+    "list_jobs": ("GET", "/v1/admin/jobs"),
+    "get_job": ("GET", "/v1/admin/jobs/{job_id}"),
+    # admin: the event queue
+    "list_dead_letters": ("GET", "/v1/admin/dead-letters"),
+    "replay_dead_letters": ("POST", "/v1/admin/dead-letters/replay"),
+    "discard_dead_letter": ("DELETE", "/v1/admin/dead-letters/{dead_id}"),
+    "queue": ("GET", "/v1/admin/queue"),
+    # admin: business rules and analytics
+    "put_rule": ("PUT", "/v1/admin/rules/{rule_id}"),
+    "get_rule": ("GET", "/v1/admin/rules/{rule_id}"),
+    "delete_rule": ("DELETE", "/v1/admin/rules/{rule_id}"),
+    "list_rules": ("GET", "/v1/admin/rules"),
+    "surface_metrics": ("GET", "/v1/admin/metrics/surfaces"),
+}
+
+# Routes the server serves but leaves out of its OpenAPI schema (Prometheus text, not JSON).
+UNDOCUMENTED: Final[frozenset[str]] = frozenset({"metrics"})
