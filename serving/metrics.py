@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import Counter, Histogram
 
@@ -24,6 +24,20 @@ IMPRESSIONS = Counter("vantage_impressions_logged_total", "Served lists written 
 IMPRESSIONS_DROPPED = Counter(
     "vantage_impressions_dropped_total", "Served lists not logged", ["reason"]
 )
+# Sizes, not times: a source or a rule quietly emptying lists shows here before it shows in CTR.
+# Zero is a bucket of its own (a source that failed or ran out of time yields 0).
+CANDIDATES = Histogram(
+    "vantage_candidates",
+    "Candidates each source yielded per request (before fusion and the hard filters)",
+    ["surface", "source"],
+    buckets=(0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+SERVED = Histogram(
+    "vantage_served_list_size",
+    "Items in each answered list (fresh, cached or degraded)",
+    ["surface"],
+    buckets=(0, 1, 5, 10, 20, 50, 100, 250, 500, 1000),
+)
 
 
 @contextlib.contextmanager
@@ -33,3 +47,9 @@ def stage(name: str, surface: str) -> Iterator[None]:
         yield
     finally:
         STAGES.labels(name, surface).observe(time.perf_counter() - t)
+
+
+def candidates(surface: str, per_source: Iterable[tuple[str, int]]) -> None:
+    """Observe how many candidates each source of one request yielded."""
+    for source, n in per_source:
+        CANDIDATES.labels(surface, source).observe(n)

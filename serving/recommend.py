@@ -133,6 +133,7 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     asynchronously (debug requests are not impressions)."""
     with versions_pinned():  # one version of each model for every stage of the request
         result = _recommend(state, req)
+    metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
         state.impressions.log(result)
     return result
@@ -169,6 +170,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
         # The user's context is known: keep their own maturity ceiling and region.
         return degraded(state, req, ctx, [e.reason], variant)
     timings.update(got.timings)
+    metrics.candidates(req.surface, ((r.name, r.count) for r in got.runs))
     reasons: list[str] = [f"source_{r}" for r in got.failed]
     cands = _rank(state, req, ctx, cfg, got.candidates, reasons, timings, deadline_base)
     t = time.perf_counter()
