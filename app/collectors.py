@@ -2,7 +2,8 @@
 
 Queue length, consumer lag, dead letters, events applied (workers add to a Redis counter per
 batch), worker liveness, model versions and impressions and clicks per surface and variant
-(the CTR alert's input) are collected at scrape time, so one scrape of any API process
+(the CTR alert's input) are collected at scrape time, as is this process's ranker feature
+drift (serving.drift), so one scrape of any API process
 shows the whole pipeline. With several uvicorn workers per host, set
 PROMETHEUS_MULTIPROC_DIR (see the prometheus_client docs) or scrape each process.
 """
@@ -26,6 +27,7 @@ from app.services.analytics import surface_rows
 from app.state import AppState
 from core.redis_typed import text
 from indexing.worker import LAST_ACK_FIELD
+from serving.drift import MONITOR
 
 LABELS = ["surface", "variant"]  # of the per-surface counters
 
@@ -94,6 +96,7 @@ class PipelineCollector(Collector):
         yield br
         yield from _candidate_gauges(s)
         yield from _surface_counters(s)
+        yield from _drift_gauges()
 
 
 def _worker_gauges(q: dict[str, Any], stats: dict[Any, Any]) -> Iterator[Metric]:
@@ -110,6 +113,25 @@ def _worker_gauges(q: dict[str, Any], stats: dict[Any, Any]) -> Iterator[Metric]
     if last is not None:
         age.add_metric([], max(time.time() - int(last) / 1000, 0.0))
     yield age
+
+
+def _drift_gauges() -> Iterator[Metric]:
+    """PSI per ranker feature, this process's scored rows against the ranker's training rows
+    (serving.drift; per process: aggregate with max() by feature)."""
+    version, rows, by_feature = MONITOR.snapshot()
+    drift = GaugeMetricFamily(
+        "vantage_ranker_feature_psi",
+        "Population stability index of a ranker feature, served vs trained",
+        labels=["feature", "version"],
+    )
+    for feature, value in by_feature.items():
+        drift.add_metric([feature, version or ""], value)
+    yield drift
+    scored = GaugeMetricFamily(
+        "vantage_ranker_drift_rows", "Rows the drift figures are computed on (decayed)"
+    )
+    scored.add_metric([], rows)
+    yield scored
 
 
 def _surface_counters(s: AppState) -> Iterator[Metric]:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from core.context import UserContext
 from core.stores.registry import CFModel, RankerModel
 from embeddings.blend import blend
+from serving.drift import MONITOR
 from serving.features import FEATURE_NAMES, build_features, neighbour_scores
 from serving.retrieval import Candidate
 from serving.state import ServingState
@@ -52,6 +53,7 @@ def rank(
             scores = score(model, x)
             if len(scores) != len(out) or not np.all(np.isfinite(scores)):
                 raise ValueError("ranker returned unusable scores")
+            MONITOR.observe(model.version, model.reference, model.feature_names, x)
             for c, s in zip(out, scores, strict=True):
                 c.scores[SCORE] = float(s)
             order = np.argsort(-scores, kind="stable")

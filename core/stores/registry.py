@@ -51,6 +51,9 @@ class RankerModel:
     version: str
     booster: Any  # xgboost.Booster
     feature_names: tuple[str, ...]
+    # Per feature, the training rows' bin edges and shares (serving.drift); None for rankers
+    # saved before drift was measured.
+    reference: dict[str, Any] | None = None
 
 
 RANKER_MODEL_FILE = "model.json"
@@ -234,12 +237,19 @@ class ModelRegistry:
 
 
 def save_ranker(
-    path: Path, booster: Any, feature_names: Sequence[str], info: dict[str, Any]
+    path: Path,
+    booster: Any,
+    feature_names: Sequence[str],
+    info: dict[str, Any],
+    reference: dict[str, Any] | None = None,
 ) -> None:
-    """Write a ranker artefact: the booster as XGBoost JSON plus its feature columns."""
+    """Write a ranker artefact: the booster as XGBoost JSON plus its feature columns (and
+    their training distribution, `reference`, for the drift monitor)."""
     path.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(path / RANKER_MODEL_FILE))
     meta = {"feature_names": list(feature_names), **info}
+    if reference is not None:
+        meta["feature_reference"] = reference
     (path / RANKER_META_FILE).write_text(json.dumps(meta, indent=1))
 
 
@@ -254,4 +264,4 @@ def load_ranker(path: Path, version: str) -> RankerModel:
     names = tuple(meta["feature_names"])
     if booster.num_features() != len(names):
         raise ValueError(f"ranker has {booster.num_features()} features, metadata {len(names)}")
-    return RankerModel(version, booster, names)
+    return RankerModel(version, booster, names, meta.get("feature_reference"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,20 @@ def test_ranker_is_trained_published_used_and_degrades(
     scores = [i["score"] for i in ranked]
     assert scores == sorted(scores, reverse=True)
     assert ranked[0]["item_id"].startswith("space-")  # own topic first (the one unseen item)
+
+    # Drift: the ranker carries its features' training distribution, and the rows serving
+    # scores are compared with it on /metrics, per feature.
+    assert model.reference is not None and set(model.reference) == set(model.feature_names)
+    assert all(abs(sum(r["share"]) - 1) < 1e-3 for r in model.reference.values())
+    with authed(create_app(settings), settings) as c:
+        for _ in range(2):
+            for fan in sorted({r["user_id"] for r in records}):
+                assert c.get("/v1/recommendations", params={"user_id": fan}).status_code == 200
+        text = c.get("/metrics").text
+    line = re.compile(r'vantage_ranker_feature_psi\{feature="(\w+)",version="[^"]+"\} (\S+)')
+    psi = {m[1]: float(m[2]) for m in line.finditer(text)}
+    assert set(psi) == set(model.feature_names), text
+    assert all(v >= 0 for v in psi.values())
 
     # Without a ranker: the retrieval order and scores.
     stores.redis.delete(stores.keys.model("ranker"))

@@ -21,8 +21,10 @@ def gate_and_publish(
     params: RankerParams,
     random_holdout: bool,
     publish_if_worse: bool,
+    reference: dict[str, Any] | None = None,
 ) -> None:
-    """Save the model; publish it, or (refused) withdraw the live ranker and say why."""
+    """Save the model (with its features' training distribution, `reference`); publish it,
+    or (refused) withdraw the live ranker and say why."""
     version = registry.new_version()
     report.version = version
     better = (
@@ -38,6 +40,7 @@ def gate_and_publish(
         model.get_booster(),
         FEATURE_NAMES,
         {**info, "params": report.params},
+        reference,
     )
     if better or publish_if_worse:
         report.published = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -11,6 +11,8 @@ import numpy as np
 
 from core.settings import Settings
 from indexing.apply import Stores
+from serving.drift import reference
+from serving.features import FEATURE_NAMES
 from training.interaction import CFParams
 from training.ranker.candidates import Groups, GroupSpec, candidate_groups
 from training.ranker.fit import validate_and_fit
@@ -74,17 +76,24 @@ def train_ranker(
         return not_trained(
             report, f"too few users with a label among their candidates ({report.groups})"
         )
-    val = [i for i, u in enumerate(groups.users) if u in val_users]
-    fit = [i for i, u in enumerate(groups.users) if u not in val_users]
+    fit, val = _fit_and_validation(groups, val_users)
     if not val or len(fit) < 2:
         return not_trained(report, "too few groups to validate the ranker")
     # 3. fit, validated on held-out users against the order without a ranker.
     model = validate_and_fit(groups, fit, val, params, report)
     timer("fit")
-    # 4. gate, then publish (or save only, and withdraw the live ranker).
+    # 4. gate, then publish (or save only, and withdraw the live ranker), with drift baseline.
     report.total_s = round(time.perf_counter() - started, 2)
-    gate_and_publish(stores.registry, model, report, params, bool(random_labels), publish_if_worse)
+    ref = reference(np.vstack([groups.x[i] for i in fit]), FEATURE_NAMES)
+    held = bool(random_labels)
+    gate_and_publish(stores.registry, model, report, params, held, publish_if_worse, ref)
     return report
+
+
+def _fit_and_validation(groups: Groups, val_users: Collection[str]) -> tuple[list[int], list[int]]:
+    """Indices of the groups to fit on, and of the validation users' groups."""
+    val = [i for i, u in enumerate(groups.users) if u in val_users]
+    return [i for i, u in enumerate(groups.users) if u not in val_users], val
 
 
 def _count(report: RankerReport, users: list[str], groups: Groups) -> None:
