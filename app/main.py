@@ -32,6 +32,7 @@ from app.routes import (
 from app.state import AppState
 from core.errors import DependencyUnavailable
 from core.settings import Settings, get_settings
+from core.tracing import configure as tracing_from_env
 from serving import itemmeta
 from serving.state import build_state
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing = tracing_from_env("vantage-api")  # off unless the OTEL_* variables ask
         state = build_state(settings, AppState)
         app.state.vantage = state
         stop = threading.Event()
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 t.join(5)
             state.impressions.stop()  # writes what is queued, while Redis is still open
             state.close()
+            if tracing is not None:
+                tracing.shutdown()  # exports the spans still batched
 
     app = FastAPI(
         title="Vantage",

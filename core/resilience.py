@@ -19,6 +19,7 @@ import redis
 from pymilvus.exceptions import MilvusException
 
 from core.errors import DependencyUnavailable
+from core.tracing import span
 
 T = TypeVar("T")
 
@@ -115,13 +116,19 @@ class CircuitBreaker:
         if not self._admit():
             raise CircuitOpen(self.name)
         try:
-            out = fn(*args, **kw)
+            with span(f"{self.name} {_operation(fn)}", **{"db.system": self.name}):
+                out = fn(*args, **kw)
         except BaseException as e:
             # Only this dependency's errors count: a bad request is not an outage.
             self._record(ok=dependency_of(e) != self.name)
             raise
         self._record(ok=True)
         return out
+
+
+def _operation(fn: Callable[..., Any]) -> str:
+    """A dependency call's name for its span: the client method's (`search`, `execute`)."""
+    return str(getattr(fn, "__name__", type(fn).__name__))
 
 
 class Breakers:

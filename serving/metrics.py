@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client import Counter, Histogram
 
+from core.tracing import span
+
 # 0.2: the latency SLO threshold (p95 < 200 ms; deploy/prometheus/vantage-rules.yml).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -42,9 +44,11 @@ SERVED = Histogram(
 
 @contextlib.contextmanager
 def stage(name: str, surface: str) -> Iterator[None]:
+    """Time a pipeline stage (histogram) and trace it (a span, when tracing is on)."""
     t = time.perf_counter()
     try:
-        yield
+        with span(f"stage {name}", **{"vantage.surface": surface}):
+            yield
     finally:
         STAGES.labels(name, surface).observe(time.perf_counter() - t)
 
