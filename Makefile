@@ -38,13 +38,19 @@ test: check test-only
 test-only: install tools
 	$(BIN)/python -m pytest
 
-# What the tests call that PyPI does not ship: promtool (Debian's prometheus package), for the
-# alert rules' unit tests (tests/test_alerts.py). apt-get as root, else through sudo.
+# What the tests call that PyPI does not ship, from Debian: promtool (package prometheus) for
+# the alert rules' unit tests, Chromium and its driver for the console's browser tests.
+# apt-get as root, else through sudo; only what is missing.
 tools:
-	@command -v promtool >/dev/null || { \
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
-	  { $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends prometheus; }; }
+	  $$sudo apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit tests/test_compose.py

@@ -22,6 +22,7 @@ from app.openapi import install_openapi
 from app.routes import (
     admin,
     analytics,
+    console,
     health,
     interactions,
     items,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, users, interactions, recommendations, admin, rules, analytics):
         app.include_router(r.router)
+    console.install(app, settings)  # /console, unless serving.console_enabled is off
 
     metrics_deps = [] if settings.auth.metrics_public else [Depends(require("admin"))]
 

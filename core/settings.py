@@ -138,6 +138,9 @@ class ServingSettings(BaseModel):
     impressions_stream_max: int = Field(
         1_000_000, ge=1000, description="served lists kept in the impressions stream (approx.)"
     )
+    console_enabled: bool = Field(
+        True, description="serve the operator console at /console (its API calls need a key)"
+    )
 
 
 class AuthSettings(BaseModel):

@@ -1,0 +1,152 @@
+// Playground: GET /v1/recommendations for a user, surface, context item and filters, with the
+// per-stage timings (debug=true, which the recommend scope may ask for); a second column
+// compares another surface or user (the user's id picks the experiment variant).
+
+import { api, serviceInfo } from "./api.js";
+import { barChart, field, fmtNum, h, list, needsApi, showError, table } from "./ui.js";
+
+const USERS = "vantage.console.users";
+const $ = (id) => document.getElementById(id);
+
+function recentUsers() {
+  return JSON.parse(sessionStorage.getItem(USERS) ?? "[]");
+}
+
+function remember(user) {
+  const users = [user, ...recentUsers().filter((u) => u !== user)].slice(0, 20);
+  sessionStorage.setItem(USERS, JSON.stringify(users));
+  $("pg-users").replaceChildren(...users.map((u) => h("option", { value: u })));
+}
+
+function panel(side, info, defaults) {
+  const id = (name) => `pg-${side}-${name}`;
+  const surface = h("select", { id: id("surface") },
+    info.surfaces.map((s) => h("option", { value: s, selected: s === defaults.surface }, s)));
+  return h("div", { class: "panel", id: id("panel"), hidden: side === "b" },
+    h("div", { class: "form-row" },
+      field("user", h("input", { id: id("user"), list: "pg-users", value: defaults.user, required: true, size: 10 })),
+      field("surface", surface),
+      field("context item", h("input", { id: id("item"), placeholder: "related, up next…", size: 14 })),
+      field("category", h("input", { id: id("category"), size: 9 })),
+      field("language", h("input", { id: id("language"), size: 5 })),
+      field("limit", h("input", { id: id("limit"), type: "number", min: 1, max: info.maxLimit, value: 10 })),
+    ),
+    h("div", { id: id("meta"), class: "meta" }),
+    h("div", { id: id("error") }),
+    h("div", { id: id("results") }),
+    h("div", { id: id("timings"), class: "timings" }),
+  );
+}
+
+function request(side, debug) {
+  const v = (name) => $(`pg-${side}-${name}`).value.trim();
+  return {
+    user_id: v("user"), surface: v("surface"), item_id: v("item"), category: v("category"),
+    language: v("language"), limit: v("limit"), debug: debug ? "true" : undefined,
+  };
+}
+
+async function itemsOf(ids, ctx) {
+  if (!ctx.has("catalog")) return new Map();
+  const got = await Promise.all(ids.map((id) =>
+    api("GET", `/v1/items/${encodeURIComponent(id)}`).catch(() => null)));
+  return new Map(ids.map((id, i) => [id, got[i]]));
+}
+
+// Title, id and categories in one cell, so two lists fit side by side.
+function itemCell(r, item) {
+  return [
+    h("span", { class: "title" }, item?.title ?? ""),
+    h("div", { class: "small" }, h("code", {}, r.item_id), item?.categories?.length ? ` · ${list(item.categories)}` : ""),
+  ];
+}
+
+const COLUMNS = (items) => [
+  { label: "#", class: "num", cell: (r) => r.position },
+  { label: "item", cell: (r) => itemCell(r, items.get(r.item_id)) },
+  { label: "score", class: "num", cell: (r) => fmtNum(r.score) },
+  { label: "sources", class: "small", cell: (r) => list(r.sources) },
+  { label: "reasons", class: "small", cell: (r) => list(r.reasons) },
+  { label: "propensity", class: "num", cell: (r) => fmtNum(r.propensity, 3) + (r.explored ? " explored" : "") },
+];
+
+function renderMeta(side, rec) {
+  const flags = [
+    `variant ${rec.variant}`, `id ${rec.recommendation_id}`, rec.cached ? "cached" : "",
+    rec.degraded ? `degraded: ${list(rec.degraded_reasons)}` : "",
+  ].filter(Boolean);
+  $(`pg-${side}-meta`).replaceChildren(h("span", { class: rec.degraded ? "warn" : "" }, flags.join(" · ")));
+}
+
+function renderTimings(side, debug) {
+  const box = $(`pg-${side}-timings`);
+  if (!debug) return box.replaceChildren();
+  const stages = Object.entries(debug.stages ?? {}).map(([label, value]) => ({ label, value }));
+  const sources = (debug.sources ?? []).map((s) =>
+    `${s.name}: ${s.count} in ${fmtNum(s.ms, 1)} ms (${s.origin})${s.error ? ` error ${s.error}` : ""}`);
+  box.replaceChildren(
+    h("h4", {}, "Timings (ms)"),
+    barChart(stages, { title: "per-stage timings", format: (v) => fmtNum(v, 2), width: 520 }),
+    h("p", { class: "small" }, `candidates ${debug.generated}, after hard filters ${debug.after_hard_filters}; ranker ${debug.ranker ?? "none"}`),
+    h("ul", { class: "small" }, sources.map((s) => h("li", {}, s))),
+  );
+}
+
+async function runSide(side, ctx) {
+  const req = request(side, $("pg-debug").checked);
+  showError($(`pg-${side}-error`), null);
+  try {
+    const rec = await api("GET", "/v1/recommendations", { query: req });
+    remember(req.user_id);
+    const items = await itemsOf(rec.items.map((r) => r.item_id), ctx);
+    renderMeta(side, rec);
+    $(`pg-${side}-results`).replaceChildren(table(COLUMNS(items), rec.items, {
+      id: `pg-${side}-table`, empty: "no items",
+      rowAttrs: (r) => ({ "data-item-id": r.item_id, "data-position": r.position }),
+    }));
+    renderTimings(side, rec.debug);
+  } catch (e) {
+    $(`pg-${side}-results`).replaceChildren();
+    $(`pg-${side}-timings`).replaceChildren();
+    showError($(`pg-${side}-error`), e);
+  }
+}
+
+async function run(ctx) {
+  const sides = $("pg-compare").checked ? ["a", "b"] : ["a"];
+  $("pg-status").textContent = "running…";
+  await Promise.all(sides.map((s) => runSide(s, ctx)));
+  $("pg-status").textContent = `done at ${new Date().toLocaleTimeString()}`;
+}
+
+function compare(on) {
+  $("pg-b-panel").hidden = !on;
+  if (on && !$("pg-b-table")) $("pg-b-user").value = $("pg-a-user").value; // same user to start
+}
+
+async function init(section, ctx) {
+  const info = await serviceInfo();
+  const user = recentUsers()[0] ?? "u-0001";
+  const controls = h("form", { id: "pg-form", class: "form-row",
+    onsubmit: (ev) => { ev.preventDefault(); run(ctx); } },
+  h("label", { class: "check" }, h("input", { id: "pg-debug", type: "checkbox", checked: true }), "per-stage timings (debug: not cached, not an impression)"),
+  h("label", { class: "check" }, h("input", { id: "pg-compare", type: "checkbox",
+    onchange: (ev) => compare(ev.target.checked) }), "compare side by side"),
+  h("button", { id: "pg-run", type: "submit" }, "Run"),
+  h("span", { id: "pg-status", class: "small" }));
+  section.replaceChildren(
+    h("h2", {}, "Playground"),
+    h("datalist", { id: "pg-users" }, recentUsers().map((u) => h("option", { value: u }))),
+    controls,
+    h("div", { class: "columns" },
+      panel("a", info, { user, surface: info.surfaces.includes("homepage") ? "homepage" : info.surfaces[0] }),
+      panel("b", info, { user, surface: info.surfaces.includes("trending") ? "trending" : info.surfaces[0] })),
+    ctx.has("catalog") ? "" : needsApi("titles and categories in the recommendation response (a recommend key cannot read items)"),
+    needsApi("a list of users to pick from, and choosing the experiment variant (the user id picks it: compare two users to compare variants)"),
+  );
+  // Enter in any field of a panel runs too.
+  section.querySelectorAll(".panel input").forEach((el) =>
+    el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") run(ctx); }));
+}
+
+export default { id: "playground", title: "Playground", scope: "recommend", init };

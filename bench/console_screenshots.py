@@ -1,0 +1,208 @@
+"""Screenshots of the operator console for the README: one PNG per screen in docs/console/.
+
+Starts a throw-away embedded stack (redis-server and Milvus Lite, as the benchmarks do), seeds
+the demo data set and trains the interaction model (as `vantage run` does), starts one worker
+and the API, gives each screen something to show (served lists and clicks for the analytics,
+two rules, a dead letter, a re-index started from the console), and saves each screen from
+headless Chromium at 1280x800 (Debian's `chromium` and `chromium-driver`).
+
+    python bench/console_screenshots.py [--out docs/console]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._stack import admin_headers, fresh_stack, start_api, start_worker
+from indexing.connect import build_stores
+from vantage.commands.run import seed_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (1280, 800)
+
+
+def browser() -> Any:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        raise SystemExit("needs Debian's chromium and chromium-driver (make tools)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars"):
+        opts.add_argument(arg)
+    d = webdriver.Chrome(options=opts, service=Service(executable_path=driver))
+    # The page gets exactly 1280x800 CSS pixels at scale 1, whatever the window adds around it.
+    d.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": SIZE[0], "height": SIZE[1], "deviceScaleFactor": 1, "mobile": False},
+    )
+    return d
+
+
+def traffic(http: httpx.Client, rng: random.Random) -> None:
+    """Served lists (impressions) on three surfaces and clicks on some of their items."""
+    for n in range(1, 121):
+        user = f"u-{n:04d}"
+        for surface, extra in (
+            ("homepage", {}),
+            ("trending", {}),
+            ("related", {"item_id": f"demo-{rng.randint(1, 600):04d}"}),
+        ):
+            rec = http.get(
+                "/v1/recommendations",
+                params={"user_id": user, "surface": surface, "limit": 10, **extra},
+            ).json()
+            clicks = [
+                {
+                    "user_id": user,
+                    "item_id": i["item_id"],
+                    "type": "click",
+                    "surface": surface,
+                    "recommendation_id": rec["recommendation_id"],
+                }
+                for i in rec.get("items", [])
+                if rng.random() < {"homepage": 0.09, "trending": 0.05, "related": 0.12}[surface]
+            ]
+            if clicks:
+                http.post("/v1/interactions", json=clicks)
+
+
+def operator_data(http: httpx.Client, stores: Any) -> None:
+    """Two rules, and an event the worker cannot apply (a dead letter)."""
+    week = time.time() + 7 * 86_400
+    http.put(
+        "/v1/admin/rules/spring-pin",
+        json={
+            "action": "pin",
+            "item_id": "demo-0042",
+            "position": 2,
+            "surfaces": ["homepage"],
+            "expires_at": week,
+            "note": "spring campaign",
+        },
+    ).raise_for_status()
+    http.put(
+        "/v1/admin/rules/less-horror",
+        json={
+            "action": "bury",
+            "category": "horror",
+            "weight": 0.3,
+            "note": "less horror on every surface",
+        },
+    ).raise_for_status()
+    stores.redis.xadd(stores.keys.stream(0), {"type": "item.renamed", "data": '{"item_id": "x"}'})
+
+
+class Shots:
+    def __init__(self, d: Any, base: str, out: Path):
+        self.d, self.base, self.out = d, base, out
+
+    def el(self, css: str, timeout: float = 30) -> Any:
+        return WebDriverWait(self.d, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+    def wait(self, cond: Any, timeout: float = 60) -> None:
+        WebDriverWait(self.d, timeout, poll_frequency=0.2).until(cond)
+
+    def save(self, screen: str) -> None:
+        time.sleep(0.4)  # let the last paint settle
+        path = self.out / f"{screen}.png"
+        self.d.save_screenshot(str(path))
+        print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")
+
+    def open(self, screen: str, ready: str) -> None:
+        self.el(f"#tab-{screen}").click()
+        self.el(ready)
+
+
+def shoot(s: Shots, key: str) -> None:
+    s.d.get(f"{s.base}/console")
+    s.el("#signin-key").send_keys(key)
+    s.el("#signin-submit").click()
+    s.el("#pg-run")
+    s.el("#pg-a-user").clear()
+    s.el("#pg-a-user").send_keys("u-0007")
+    s.el("#pg-compare").click()
+    Select(s.el("#pg-b-surface")).select_by_value("trending")
+    s.el("#pg-run").click()
+    first = s.el("#pg-a-table tbody tr[data-item-id]").get_attribute("data-item-id")
+    s.el("#pg-b-table tbody tr[data-item-id]")
+    s.save("playground")
+
+    # An item the user may see (maturity, region), and its related list for them.
+    s.open("catalogue", "#cat-id")
+    s.el("#cat-id").send_keys(first)
+    s.el("#cat-as-user").clear()
+    s.el("#cat-as-user").send_keys("u-0007")
+    s.el("#cat-open").click()
+    s.el("#cat-related-table tbody tr")
+    s.save("catalogue")
+
+    s.open("jobs", "#job-reindex")
+    s.el("#job-reindex").click()
+    s.wait(lambda d: s.el("#job-progress").get_attribute("aria-valuenow") == "100", timeout=300)
+    s.wait(lambda d: s.el("#job-history-table tbody tr[data-state='succeeded']"))
+    s.save("jobs")
+
+    for screen, ready in (
+        ("models", "#models-cf-table"),
+        ("rules", "#rules-table tbody tr[data-rule-id]"),
+        ("analytics", "#an-rows tbody tr"),
+        ("queue", "#dl-table tbody tr[data-id]"),
+        ("keys", ".needs-api"),
+    ):
+        s.open(screen, ready)
+        s.save(screen)
+
+
+def wait_for_worker(http: httpx.Client) -> None:
+    deadline = time.monotonic() + 120
+    while not http.get("/v1/admin/queue").json()["workers"]:
+        if time.monotonic() > deadline:
+            raise SystemExit("the worker did not start")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with fresh_stack() as settings:
+        stores = build_stores(settings, log_writer="import")
+        seed_demo(stores, settings)
+        worker = start_worker(settings, "shots-worker")
+        api, base = start_api(settings)
+        headers = admin_headers(settings)
+        d = browser()
+        try:
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+                wait_for_worker(http)
+                traffic(http, random.Random(7))
+                operator_data(http, stores)
+                time.sleep(3)  # the worker attributes the clicks and dead-letters the event
+            shoot(Shots(d, base, args.out), headers["Authorization"].split(" ", 1)[1])
+        finally:
+            d.quit()
+            api.terminate()
+            worker.terminate()
+            api.wait(15)
+            worker.wait(15)
+
+
+if __name__ == "__main__":
+    main()

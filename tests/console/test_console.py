@@ -1,0 +1,251 @@
+"""The operator console in headless Chromium against the real API: sign in, the playground,
+a re-index followed to 100%, a pin placed through the rules screen, a dead letter replayed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from core import events as ev
+from core.settings import Settings
+from indexing.jobrunner import JobRunner
+from tests.console.conftest import Console, seed
+from tests.integration.conftest import CATALOGUE
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+SCREENS = ("playground", "catalogue", "jobs", "models", "rules", "analytics", "queue", "keys")
+# What each screen shows once its API calls answered.
+READY = {
+    "catalogue": "#cat-id",
+    "jobs": "#job-history-table",
+    "models": "#models-cf-table",
+    "rules": "#rules-table",
+    "analytics": "#an-rows",
+    "queue": "#dl-table",
+    "keys": "#screen-keys .needs-api",
+}
+
+
+def _tabs(page: Console) -> list[str]:
+    return [t.get_attribute("id") for t in page.all("#tabs a")]
+
+
+def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
+    console: Console, stores: Any, worker: Any
+) -> None:
+    seed(stores, worker)
+    key = console.sign_in()
+    assert _tabs(console) == [f"tab-{s}" for s in SCREENS]
+    # The key lives in this tab's session storage only.
+    assert console.d.execute_script("return sessionStorage.getItem('vantage.console.key')") == key
+    assert console.d.execute_script("return localStorage.length") == 0
+
+    rows = console.run_playground("reader", "homepage")
+    assert len(rows) >= 5 and [p for p, _, _ in rows] == list(range(1, len(rows) + 1))
+    assert "space-1" not in {i for _, i, _ in rows}  # the reader's own like is not recommended
+    titles = {i: t for _, i, t in rows}
+    assert all(titles[i] == CATALOGUE[i]["title"] for i in titles if i in CATALOGUE)
+    assert console.el("#pg-a-timings svg")  # per-stage timings (debug)
+    assert "total_ms" in console.el("#pg-a-timings").text
+
+    # Side by side: a second surface in the other column.
+    console.el("#pg-compare").click()
+    from selenium.webdriver.support.ui import Select
+
+    Select(console.el("#pg-b-surface")).select_by_value("related")
+    console.fill("#pg-b-item", "space-2")
+    console.el("#pg-run").click()
+    console.wait(lambda d: console.playground_rows("b"), msg="related column")
+    related = console.playground_rows("b")
+    assert "space-2" not in {i for _, i, _ in related}
+    # Every screen of an admin key opens and shows what it loaded.
+    for screen, shown in READY.items():
+        console.tab(screen)
+        console.el(shown)
+    assert console.errors() == []
+
+    # A recommend key: the playground only, and still working (without titles: it cannot read
+    # items, and the page says which API is missing).
+    console.el("#signout").click()
+    console.el("#signin-key")
+    assert console.d.execute_script("return sessionStorage.getItem('vantage.console.key')") is None
+    console.sign_in(("recommend",))
+    assert _tabs(console) == ["tab-playground"]
+    rows = console.run_playground("reader", "homepage")
+    assert rows and all(t == "" for *_, t in rows)
+    assert "needs API: titles" in console.el("#screen-playground").text
+
+
+def test_an_item_is_opened_edited_hidden_and_shown_with_its_related_list(
+    console: Console, stores: Any, worker: Any
+) -> None:
+    seed(stores, worker)
+    console.sign_in()
+    console.tab("catalogue")
+    console.fill("#cat-id", "cook-1")
+    console.el("#cat-open").click()
+    console.wait(lambda d: console.el("#cat-f-title").get_attribute("value"), msg="item loaded")
+    assert console.el("#cat-f-title").get_attribute("value") == CATALOGUE["cook-1"]["title"]
+    assert console.el("#cat-f-categories").get_attribute("value") == "cooking"
+    related = console.wait(lambda d: console.all("#cat-related-table tbody tr td a"))
+    assert "cook-1" not in {a.text for a in related}
+
+    console.fill("#cat-f-title", "Sourdough, step by step")
+    console.el("#cat-save").click()
+    console.wait(lambda d: "saved" in console.el("#cat-message").text, msg="saved")
+    worker.drain()
+    assert _item(console, "cook-1")["title"] == "Sourdough, step by step"
+
+    console.el("#cat-hide").click()
+    console.wait(lambda d: console.el("#cat-hide").text == "Show", msg="hidden")
+    worker.drain()
+    assert _item(console, "cook-1")["status"] == "hidden"
+    console.el("#cat-open").click()  # reopened: the stored item, hidden, with the new title
+    console.wait(lambda d: "hidden" in console.el("#cat-status").text, msg="reloaded")
+    assert console.el("#cat-f-title").get_attribute("value") == "Sourdough, step by step"
+    assert console.errors() == []
+
+
+def _item(page: Console, item_id: str) -> Any:
+    key = page.d.execute_script("return sessionStorage.getItem('vantage.console.key')")
+    res = httpx.get(f"{page.base}/v1/items/{item_id}", headers={"Authorization": f"Bearer {key}"})
+    return res.raise_for_status().json()
+
+
+@contextmanager
+def _job_runner(stores: Any, settings: Settings) -> Iterator[None]:
+    """A worker's job runner, in a thread (batches of 16: several progress steps)."""
+    s = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"reindex_batch": 16})}
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=JobRunner(stores, s, "console-jobs").run, args=(stop,))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def test_a_reindex_started_from_the_console_reaches_100_percent(
+    console: Console, stores: Any, worker: Any, settings: Settings
+) -> None:
+    seed(stores, worker, extra_items=60)
+    console.sign_in()
+    console.tab("jobs")
+    bar = console.el("#job-progress")
+    assert bar.get_attribute("aria-valuenow") == "0"
+    seen: list[int] = []
+    with _job_runner(stores, settings):
+        console.el("#job-reindex").click()
+
+        def finished(_: Any) -> bool:
+            seen.append(int(bar.get_attribute("aria-valuenow")))
+            return console.el("#job-current").get_attribute("data-state") in ("succeeded", "failed")
+
+        console.wait(finished, timeout=60, msg="re-index job")
+    assert console.el("#job-current").get_attribute("data-state") == "succeeded"
+    assert bar.get_attribute("aria-valuenow") == "100" and seen == sorted(seen)
+    assert "100%" in console.el("#job-progress-label").text
+    history = console.el("#job-history-table tbody tr[data-job-id]")
+    assert history.get_attribute("data-state") == "succeeded"
+    assert "collection" in history.text  # the job's result
+    assert console.errors() == []
+
+
+def test_a_pin_created_in_the_rules_screen_shows_at_its_position(
+    console: Console, stores: Any, worker: Any
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    seed(stores, worker)
+    console.sign_in()
+    before = console.run_playground("reader", "homepage")
+    # An item the list does not already show second.
+    target = next(
+        i
+        for i in CATALOGUE
+        if i not in {"space-1", "hidden-1", "horror-1", "fr-1"}
+        and (2, i) not in {(p, x) for p, x, _ in before}
+    )
+
+    console.tab("rules")
+    console.fill("#rule-id", "console-pin")
+    Select(console.el("#rule-action")).select_by_value("pin")
+    console.fill("#rule-item", target)
+    console.fill("#rule-position", "2")
+    console.el("#rule-surface-homepage").click()
+    console.el("#rule-save").click()
+    row = console.el('#rules-table tr[data-rule-id="console-pin"]')
+    assert target in row.text and "#2" in row.text and "homepage" in row.text
+
+    # Serving reads rules within about a second: run until the pin shows (or time out).
+    def pinned_at(position: int) -> Callable[[Any], bool]:
+        def shown(_: Any) -> bool:
+            rows = console.run_playground("reader", "homepage")
+            return (position, target) in {(p, i) for p, i, _ in rows}
+
+        return shown
+
+    console.wait(pinned_at(2), timeout=15, msg=f"{target} pinned at 2")
+    rows = console.playground_rows()
+    assert rows[1][1] == target and rows[1][2] == CATALOGUE[target]["title"]
+    second = console.all("#pg-a-table tbody tr[data-item-id]")[1].text
+    assert "featured" in second  # the reason a pin gives
+
+    # Edited: the form takes the rule, the id stays, the new position is served.
+    console.tab("rules")
+    console.el('[data-edit="console-pin"]').click()
+    assert console.el("#rule-id").get_attribute("readonly") is not None
+    assert console.el("#rule-item").get_attribute("value") == target
+    console.fill("#rule-position", "3")
+    console.el("#rule-save").click()
+    console.wait(lambda d: "#3" in console.el('#rules-table tr[data-rule-id="console-pin"]').text)
+    console.wait(pinned_at(3), timeout=15, msg=f"{target} pinned at 3")
+
+    # Deleted from the same screen: gone from the list.
+    console.tab("rules")
+    console.el('[data-delete="console-pin"]').click()
+    console.d.switch_to.alert.accept()
+    console.wait(lambda d: not console.all('#rules-table tr[data-rule-id="console-pin"]'))
+    assert console.errors() == []
+
+
+def test_a_dead_letter_replayed_from_the_queue_screen_is_applied(
+    console: Console, stores: Any, worker: Any, settings: Settings
+) -> None:
+    worker.ensure_group()
+    late = ev.encode(ev.INTERACTION_LOGGED, {"user_id": "u", "item_id": "late", "type": "like"})
+    stores.redis.xadd(
+        stores.keys.dead_letters(0), {**late, "original_id": "1-1", "error": "timeout"}
+    )
+    stores.redis.xadd(
+        stores.keys.dead_letters(0),
+        {"type": "nonsense", "data": "x", "t": "1", "original_id": "1-2", "error": "unknown type"},
+    )
+    key = console.sign_in()
+    console.tab("queue")
+    rows = console.wait(lambda d: console.all("#dl-table tbody tr[data-id]"), msg="dead letters")
+    ids = [r.get_attribute("data-id") for r in rows]
+    assert len(ids) == 2 and "2 dead letter(s)" in console.el("#dead-letters").text
+    assert console.el('#queue-summary [data-stat="dead letters"] dd').text == "2"
+
+    console.el(f'[data-replay="{ids[0]}"]').click()
+    console.wait(lambda d: "replayed 1" in console.el("#dl-message").text, msg="replayed")
+    console.wait(lambda d: len(console.all("#dl-table tbody tr[data-id]")) == 1)
+    worker.drain()  # the replayed event is applied like any other
+    assert float(stores.redis.zscore(stores.keys.popularity, "late") or 0) > 0
+
+    console.el(f'[data-drop="{ids[1]}"]').click()
+    console.d.switch_to.alert.accept()
+    console.wait(lambda d: not console.all("#dl-table tbody tr[data-id]"), msg="dropped")
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{console.base}/v1/admin/dead-letters", headers=auth).json()["total"] == 0
+    assert console.errors() == []
