@@ -3,34 +3,23 @@ the API really exports (a renamed metric would otherwise leave an alert that nev
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.promtools import base_name, declared, promtool
+
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "vantage-rules.yml"
 RULE_TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.test.yml"))
-SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info")
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        # CI installs Debian's prometheus package (make tools): there a missing promtool fails.
-        if os.environ.get("CI"):
-            pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
-        pytest.skip("promtool not found (Debian package prometheus; `make tools`)")
-    return found
 
 
 def test_rules_are_valid() -> None:
     out = subprocess.run(
-        [_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -38,7 +27,7 @@ def test_rules_are_valid() -> None:
 def test_every_alert_fires_and_stays_silent_in_promtool_unit_tests() -> None:
     assert RULE_TESTS
     out = subprocess.run(
-        [_promtool(), "test", "rules", *map(str, RULE_TESTS)],
+        [promtool(), "test", "rules", *map(str, RULE_TESTS)],
         capture_output=True,
         text=True,
         check=False,
@@ -64,17 +53,10 @@ def _rule_metrics() -> set[str]:
     return set(re.findall(r"\b(vantage_[a-z0-9_]+)", exprs))
 
 
-def _base(name: str) -> str:
-    for suffix in SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 @pytest.mark.integration
 def test_rules_only_use_metrics_the_api_exports(client) -> None:  # type: ignore[no-untyped-def]
     client.get("/v1/recommendations", params={"user_id": "alerts-u"})
     text = client.get("/metrics").text
-    declared = {_base(m) for m in re.findall(r"^# TYPE (\S+) ", text, flags=re.M)}
-    missing = sorted(m for m in _rule_metrics() if _base(m) not in declared)
+    names = declared(text)
+    missing = sorted(m for m in _rule_metrics() if base_name(m) not in names)
     assert not missing, f"rules name metrics /metrics does not declare: {missing}"

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -20,10 +18,11 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import prometheus
 from grafana_foundation_sdk.models.dashboard import Dashboard, Panel
 
+from tests.promtools import base_name, declared, promtool
+
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
 NAMES = ("executive", "on-call", "debug")
-SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info")
 # What Grafana substitutes before a query reaches Prometheus (for the PromQL syntax check).
 TEMPLATE_VARS = {"$__rate_interval": "5m", "$__range": "6h", "$surface": ".*", "$variant": ".*"}
 
@@ -87,16 +86,6 @@ def test_the_three_dashboards_have_distinct_uids() -> None:
     assert len({_json(n)["uid"] for n in NAMES}) == len(NAMES)
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        # CI installs Debian's prometheus package (make tools): there a missing promtool fails.
-        if os.environ.get("CI"):
-            pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
-        pytest.skip("promtool not found (Debian package prometheus; `make tools`)")
-    return found
-
-
 def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
     exprs = [e for n in NAMES for e in _exprs(_json(n))]
     for var, value in TEMPLATE_VARS.items():
@@ -107,7 +96,7 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     out = subprocess.run(
-        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -117,21 +106,14 @@ def _dashboard_metrics() -> set[str]:
     return set(re.findall(r"\b(vantage_[a-z0-9_]+)", text))
 
 
-def _base(name: str) -> str:
-    for suffix in SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 @pytest.mark.integration
 def test_dashboards_only_use_metrics_the_api_exports(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/v1/recommendations", params={"user_id": "dash-u"}).status_code == 200
     text = client.get("/metrics").text
-    declared = {_base(m) for m in re.findall(r"^# TYPE (\S+) ", text, flags=re.M)}
+    names = declared(text)
     used = _dashboard_metrics()
     assert len(used) > 20  # the walk found the queries
-    missing = sorted(m for m in used if _base(m) not in declared)
+    missing = sorted(m for m in used if base_name(m) not in names)
     assert not missing, f"dashboards name metrics /metrics does not declare: {missing}"
     # The list-size histograms the dashboards added are observed, not only declared.
     assert re.search(r'^vantage_served_list_size_count\{surface="homepage"\} [1-9]', text, re.M)
