@@ -105,14 +105,29 @@ class Console:
         self.settings = settings
 
     def wait(self, what: Callable[[Any], Any], timeout: float = WAIT_S, msg: str = "") -> Any:
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.d, timeout, poll_frequency=0.1).until(what, msg)
+        # A screen re-renders its table when data arrives: an element found a moment ago can
+        # be gone by the time it is read. Asking again is the answer, as for a missing one.
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        wait = WebDriverWait(self.d, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+        return wait.until(what, msg)
 
     def el(self, css: str) -> Any:
         from selenium.webdriver.common.by import By
 
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css), msg=css)
+
+    def text(self, css: str) -> str:
+        """The text of the element `css` selects, read again if it is re-rendered meanwhile."""
+        from selenium.webdriver.common.by import By
+
+        found: str = self.wait(lambda d: (d.find_element(By.CSS_SELECTOR, css).text,), msg=css)[0]
+        return found
 
     def all(self, css: str) -> list[Any]:
         from selenium.webdriver.common.by import By
@@ -139,15 +154,20 @@ class Console:
         return self.wait(lambda d: d.find_element("id", f"screen-{screen}").is_displayed())
 
     def playground_rows(self, side: str = "a") -> list[tuple[int, str, str]]:
-        """(position, item id, title) of each row the playground shows."""
-        rows = self.all(f"#pg-{side}-table tbody tr[data-item-id]")
-        out = []
-        for r in rows:
-            title = r.find_element("css selector", ".title").text
-            out.append(
-                (int(r.get_attribute("data-position")), r.get_attribute("data-item-id"), title)
-            )
-        return out
+        """(position, item id, title) of each row the playground shows (read again if the
+        table re-renders while it is read)."""
+
+        def read(_: Any) -> tuple[list[tuple[int, str, str]]]:
+            out = []
+            for r in self.all(f"#pg-{side}-table tbody tr[data-item-id]"):
+                title = r.find_element("css selector", ".title").text
+                out.append(
+                    (int(r.get_attribute("data-position")), r.get_attribute("data-item-id"), title)
+                )
+            return (out,)  # a tuple: truthy even when the list is empty
+
+        rows: list[tuple[int, str, str]] = self.wait(read, msg="playground rows")[0]
+        return rows
 
     def run_playground(self, user: str, surface: str) -> list[tuple[int, str, str]]:
         from selenium.webdriver.support.ui import Select

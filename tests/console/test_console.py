@@ -52,7 +52,7 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
     titles = {i: t for _, i, t in rows}
     assert all(titles[i] == CATALOGUE[i]["title"] for i in titles if i in CATALOGUE)
     assert console.el("#pg-a-timings svg")  # per-stage timings (debug)
-    assert "total_ms" in console.el("#pg-a-timings").text
+    assert "total_ms" in console.text("#pg-a-timings")
 
     # Side by side: a second surface in the other column.
     console.el("#pg-compare").click()
@@ -79,7 +79,7 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
     assert _tabs(console) == ["tab-playground"]
     rows = console.run_playground("reader", "homepage")
     assert rows and all(t == "" for *_, t in rows)
-    assert "needs API: titles" in console.el("#screen-playground").text
+    assert "needs API: titles" in console.text("#screen-playground")
 
 
 def test_an_item_is_opened_edited_hidden_and_shown_with_its_related_list(
@@ -140,23 +140,26 @@ def test_a_reindex_started_from_the_console_reaches_100_percent(
     seed(stores, worker, extra_items=60)
     console.sign_in()
     console.tab("jobs")
-    bar = console.el("#job-progress")
-    assert bar.get_attribute("aria-valuenow") == "0"
+
+    def bar() -> Any:  # found afresh each time: the screen may re-render it
+        return console.el("#job-progress").get_attribute("aria-valuenow")
+
+    assert bar() == "0"
     seen: list[int] = []
     with _job_runner(stores, settings):
         console.el("#job-reindex").click()
 
         def finished(_: Any) -> bool:
-            seen.append(int(bar.get_attribute("aria-valuenow")))
+            seen.append(int(bar()))
             return console.el("#job-current").get_attribute("data-state") in ("succeeded", "failed")
 
         console.wait(finished, timeout=60, msg="re-index job")
     assert console.el("#job-current").get_attribute("data-state") == "succeeded"
-    assert bar.get_attribute("aria-valuenow") == "100" and seen == sorted(seen)
-    assert "100%" in console.el("#job-progress-label").text
-    history = console.el("#job-history-table tbody tr[data-job-id]")
-    assert history.get_attribute("data-state") == "succeeded"
-    assert "collection" in history.text  # the job's result
+    assert bar() == "100" and seen == sorted(seen)
+    assert "100%" in console.text("#job-progress-label")
+    row = "#job-history-table tbody tr[data-job-id]"
+    assert console.el(row).get_attribute("data-state") == "succeeded"
+    assert "collection" in console.text(row)  # the job's result
     assert console.errors() == []
 
 
@@ -183,8 +186,8 @@ def test_a_pin_created_in_the_rules_screen_shows_at_its_position(
     console.fill("#rule-position", "2")
     console.el("#rule-surface-homepage").click()
     console.el("#rule-save").click()
-    row = console.el('#rules-table tr[data-rule-id="console-pin"]')
-    assert target in row.text and "#2" in row.text and "homepage" in row.text
+    row = console.text('#rules-table tr[data-rule-id="console-pin"]')
+    assert target in row and "#2" in row and "homepage" in row
 
     # Serving reads rules within about a second: run until the pin shows (or time out).
     def pinned_at(position: int) -> Callable[[Any], bool]:
@@ -197,7 +200,7 @@ def test_a_pin_created_in_the_rules_screen_shows_at_its_position(
     console.wait(pinned_at(2), timeout=15, msg=f"{target} pinned at 2")
     rows = console.playground_rows()
     assert rows[1][1] == target and rows[1][2] == CATALOGUE[target]["title"]
-    second = console.all("#pg-a-table tbody tr[data-item-id]")[1].text
+    second = console.wait(lambda d: (console.all("#pg-a-table tbody tr[data-item-id]")[1].text,))[0]
     assert "featured" in second  # the reason a pin gives
 
     # Edited: the form takes the rule, the id stays, the new position is served.
@@ -234,8 +237,8 @@ def test_a_dead_letter_replayed_from_the_queue_screen_is_applied(
     console.tab("queue")
     rows = console.wait(lambda d: console.all("#dl-table tbody tr[data-id]"), msg="dead letters")
     ids = [r.get_attribute("data-id") for r in rows]
-    assert len(ids) == 2 and "2 dead letter(s)" in console.el("#dead-letters").text
-    assert console.el('#queue-summary [data-stat="dead letters"] dd').text == "2"
+    assert len(ids) == 2 and "2 dead letter(s)" in console.text("#dead-letters")
+    assert console.text('#queue-summary [data-stat="dead letters"] dd') == "2"
 
     console.el(f'[data-replay="{ids[0]}"]').click()
     console.wait(lambda d: "replayed 1" in console.el("#dl-message").text, msg="replayed")
