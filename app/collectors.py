@@ -41,6 +41,7 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
 
         s = self.state
+        yield from _drift_gauges()  # this process's own figures: reported even without Redis
         up = GaugeMetricFamily(
             "vantage_dependency_up", "1 if the dependency answers", labels=["dep"]
         )
@@ -96,7 +97,6 @@ class PipelineCollector(Collector):
         yield br
         yield from _candidate_gauges(s)
         yield from _surface_counters(s)
-        yield from _drift_gauges()
 
 
 def _worker_gauges(q: dict[str, Any], stats: dict[Any, Any]) -> Iterator[Metric]:
