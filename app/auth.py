@@ -7,6 +7,7 @@ secret), its scopes, name and limits; the secret is shown once, at creation. Sco
     events      POST /v1/interactions, PUT /v1/users/...
     catalog     PUT/POST/DELETE/GET /v1/items/...
     admin       /v1/admin/..., /metrics, GET /v1/users/... (personal data); and all above
+    (any)       GET /v1/auth/me: the calling key's own name, scopes and limits
 
 Rate limits are token buckets in Redis (`core/scripts/token_bucket.lua`): `rate` requests per
 second sustained, `burst` at once; over the limit -> 429 with Retry-After. Each API process takes
@@ -44,6 +45,7 @@ from core.scripts import TOKEN_BUCKET
 SCOPES = ("recommend", "events", "catalog", "admin")
 LEASE_S = 0.05  # a lease holds up to this many seconds of a key's rate
 LEASE_TTL_S = 1.0
+KEY_ID_PATTERN = r"^[0-9a-f]{12}$"
 _TOKEN = re.compile(r"^vtg_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -216,6 +218,14 @@ class Authenticator:
             self._cache[ck] = (now, rec)
         return rec
 
+    def forget(self, key_id: str) -> None:
+        """Drop `key_id` from this process's cache (a revocation here takes effect at once;
+        other processes see it within `cache_s`)."""
+        with self._lock:
+            for ck in [ck for ck, (_, rec) in self._cache.items() if rec and rec.key_id == key_id]:
+                del self._cache[ck]
+            self._leases.pop(key_id, None)
+
     def check_rate(self, key: ApiKey) -> None:
         if self._spend_lease(key.key_id):
             return
@@ -253,6 +263,25 @@ class Authenticator:
 _bearer = HTTPBearer(auto_error=False, description="an API key: vtg_<id>_<secret>")
 
 
+def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | None) -> ApiKey | None:
+    """The caller's live key (None while auth is off), or 401/503."""
+    state = getattr(request.app.state, "vantage", None)
+    if state is None:
+        raise DependencyUnavailable("the service is starting; retry shortly")
+    if not state.settings.auth.enabled:
+        return None
+    token = creds.credentials.strip() if creds is not None else ""
+    if not token:
+        raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+    try:
+        key: ApiKey | None = state.auth.key_for(token)
+    except redis.RedisError as e:
+        raise DependencyUnavailable("cannot verify the API key right now; retry") from e
+    if key is None:
+        raise Unauthorized("invalid or revoked API key")
+    return key
+
+
 def require(scope: str) -> Callable[..., None]:
     """A FastAPI dependency: a valid key with `scope` (or admin), within its rate limit."""
     if scope not in SCOPES:
@@ -261,26 +290,27 @@ def require(scope: str) -> Callable[..., None]:
     def check(
         request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
     ) -> None:
-        state = getattr(request.app.state, "vantage", None)
-        if state is None or not state.settings.auth.enabled:
-            if state is None:
-                raise DependencyUnavailable("the service is starting; retry shortly")
-            return
-        token = creds.credentials.strip() if creds is not None else ""
-        if not token:
-            raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-        try:
-            key = state.auth.key_for(token)
-        except redis.RedisError as e:
-            raise DependencyUnavailable("cannot verify the API key right now; retry") from e
+        key = _authenticate(request, creds)
         if key is None:
-            raise Unauthorized("invalid or revoked API key")
+            return
         if not key.allows(scope):
             raise Forbidden(
                 f"this key ({key.name or key.key_id}) lacks the '{scope}' scope; "
                 f"it has: {', '.join(key.scopes)}"
             )
         request.state.api_key = key
-        state.auth.check_rate(key)
+        request.app.state.vantage.auth.check_rate(key)
 
     return check
+
+
+def any_key(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> ApiKey | None:
+    """A FastAPI dependency: any valid key, whatever its scopes (within its rate limit); the
+    key, or None while auth is off."""
+    key = _authenticate(request, creds)
+    if key is not None:
+        request.state.api_key = key
+        request.app.state.vantage.auth.check_rate(key)
+    return key

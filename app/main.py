@@ -26,6 +26,7 @@ from app.routes import (
     health,
     interactions,
     items,
+    keys,
     recommendations,
     rules,
     users,
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, users, interactions, recommendations, admin, rules, analytics):
+    routers = (health, items, users, interactions, recommendations, admin, rules, analytics, keys)
+    for r in routers:
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

@@ -213,3 +213,17 @@ class QueueStatus(BaseModel):
 class Replayed(BaseModel):
     replayed: list[dict[str, str]]
     missing: list[str]
+
+
+class MakeCurrentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=r"^[0-9A-Za-z_.:-]{1,64}$", description="a listed version")
+    force: bool = Field(False, description="serve it even though it was withdrawn")
+
+
+class ModelCurrent(BaseModel):
+    kind: str
+    current: str
+    previous: str | None = Field(description="the version served before (none: none was)")
+    changed: bool = Field(description="false: it was current already")

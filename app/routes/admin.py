@@ -15,6 +15,8 @@ from app.schemas import (
     DeadLetterPage,
     JobList,
     JobOut,
+    MakeCurrentIn,
+    ModelCurrent,
     QueueStatus,
     ReindexIn,
     Replayed,
@@ -95,6 +97,22 @@ def list_models(
 ) -> dict[str, Any]:
     """The current version and the newest `limit` versions of each model kind, with metrics."""
     return admin.models(state, limit)
+
+
+@router.put(
+    "/models/{kind}/current", response_model=ModelCurrent, responses=error_responses(404, 409)
+)
+def make_current(
+    kind: Annotated[str, Path(pattern="^(cf|ranker)$", description="model kind")],
+    body: MakeCurrentIn,
+    state: StateDep,
+) -> ModelCurrent:
+    """Serve an earlier version again (a rollback), in every process within a request or two.
+
+    Only the re-ranker (`cf` answers 409: its vectors live in Milvus, retrain instead). A version
+    withdrawn for a reason needs `force: true`; the current version is a no-op (`changed` false).
+    """
+    return ModelCurrent(**admin.make_current(state, kind, body.version, force=body.force))
 
 
 @router.get("/jobs", response_model=JobList)

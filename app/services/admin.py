@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -11,13 +12,15 @@ import redis
 from app.state import AppState
 from core import events as ev
 from core.connect import allowed_model as _allowed_model
-from core.errors import InvalidRequest, NotFound
+from core.errors import Conflict, InvalidRequest, NotFound
 from core.redis_typed import Fields, stream_range
 from core.stores.jobs import JobStore
+from core.stores.registry import load_ranker
 from embeddings.text import ModelNotAllowed
 from indexing.partitions import holders, live_workers
 from indexing.worker import LAST_ACK_FIELD
 
+log = logging.getLogger(__name__)
 MODEL_KINDS = ("cf", "ranker")
 
 
@@ -232,3 +235,34 @@ def models(state: AppState, limit: int = 20) -> dict[str, Any]:
             ],
         }
     return out
+
+
+def make_current(state: AppState, kind: str, version: str, *, force: bool) -> dict[str, Any]:
+    """Serve an earlier `version` of `kind` again (a rollback); only the re-ranker, whose
+    artefact is all it needs. A withdrawn version needs `force` (it was withdrawn for a reason)."""
+    if kind != "ranker":
+        raise Conflict(
+            "only the re-ranker can be made current again: the interaction model's vectors live "
+            "in Milvus and Redis, so roll it back by retraining (POST /v1/admin/models/refresh)"
+        )
+    registry = state.models
+    info = registry.versions(kind).get(version)
+    if info is None:
+        raise NotFound(f"no {kind} version {version} (GET /v1/admin/models lists them)")
+    previous = registry.current(kind)
+    if previous == version:
+        return {"kind": kind, "current": version, "previous": previous, "changed": False}
+    if info.get("withdrawn") and not force:
+        raise Conflict(
+            f"{kind} {version} was withdrawn ({info['withdrawn']}); "
+            "send force=true to serve it anyway"
+        )
+    try:
+        load_ranker(registry.ranker_dir(version), version)
+    except Exception as e:
+        raise Conflict(f"{kind} {version} cannot be loaded ({type(e).__name__}: {e})") from e
+    info = {k: v for k, v in info.items() if k != "withdrawn"}
+    info.update(published=True, made_current_at=round(time.time(), 3), replaced=previous)
+    registry.publish(kind, version, info)
+    log.warning("%s %s made current by an operator (was %s)", kind, version, previous)
+    return {"kind": kind, "current": version, "previous": previous, "changed": True}

@@ -174,3 +174,55 @@ def test_trending_is_time_decayed_and_scoped(
     ).json()["items"]
     assert scoped[0]["item_id"] == "film" and scoped[0]["reasons"][0] == "trending in film"
     assert json.loads(json.dumps(scoped))  # plain JSON all the way
+
+
+def _save_ranker(registry: Any, version: str, withdrawn: str | None = None) -> None:
+    """A tiny real XGBoost ranker saved and published as `version` (withdrawn, if given)."""
+    import numpy as np
+    import xgboost as xgb
+
+    from core.stores.registry import save_ranker
+
+    x = np.random.default_rng(0).random((20, 2))
+    booster = xgb.train({"objective": "rank:ndcg"}, xgb.DMatrix(x, label=x[:, 0] > 0.5), 2)
+    save_ranker(registry.ranker_dir(version), booster, ("a", "b"), {"val_ndcg10_ranker": 0.5})
+    registry.publish("ranker", version, {"val_ndcg10_ranker": 0.5, "published": True})
+    if withdrawn:
+        registry.withdraw("ranker", withdrawn)
+
+
+def test_an_older_ranker_is_made_current_again(client: TestClient) -> None:
+    registry = client.app.state.vantage.models  # type: ignore[attr-defined]
+    url = "/v1/admin/models/ranker/current"
+    _save_ranker(registry, "v1-old", withdrawn="refused successor v1-mid")
+    _save_ranker(registry, "v2-new")
+    assert registry.current("ranker") == "v2-new"
+
+    refused = client.put(url, json={"version": "v1-old"})
+    assert refused.status_code == 409 and "force=true" in refused.json()["error"]["message"]
+    res = client.put(url, json={"version": "v1-old", "force": True})
+    assert res.status_code == 200, res.text
+    assert res.json() == {
+        "kind": "ranker",
+        "current": "v1-old",
+        "previous": "v2-new",
+        "changed": True,
+    }
+    assert registry.ranker().version == "v1-old"  # what serving loads now
+    listed = client.get("/v1/admin/models").json()["ranker"]
+    old = next(v for v in listed["versions"] if v["version"] == "v1-old")
+    assert listed["current"] == "v1-old" and "withdrawn" not in old and old["replaced"] == "v2-new"
+    again = client.put(url, json={"version": "v1-old"}).json()
+    assert again["changed"] is False
+    back = client.put(url, json={"version": "v2-new"}).json()  # a published one needs no force
+    assert back["current"] == "v2-new" and back["previous"] == "v1-old"
+
+    assert client.put(url, json={"version": "v9"}).status_code == 404
+    # Listed, but its artefact is missing.
+    registry.r.hset(registry.keys.model_versions("ranker"), "v3-gone", json.dumps({}))
+    gone = client.put(url, json={"version": "v3-gone"})
+    assert gone.status_code == 409 and "cannot be loaded" in gone.json()["error"]["message"]
+    cf = client.put("/v1/admin/models/cf/current", json={"version": "v1-old"})
+    assert cf.status_code == 409 and "retraining" in cf.json()["error"]["message"]
+    assert client.put("/v1/admin/models/nope/current", json={"version": "x"}).status_code == 422
+    assert client.put(url, json={"version": "v1-old", "extra": 1}).status_code == 422

@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from app.auth import SCOPES, Authenticator, KeyStore, RateLimited
+from app.auth import SCOPES, Authenticator, KeyStore, RateLimited, any_key
 from app.main import create_app
 from core.connect import connect_redis
 from core.keys import Keys
@@ -19,8 +19,11 @@ from tests.conftest import admin_token
 
 
 def _scope_of(route: Any) -> str | None:
+    """The scope a route requires; "any" for any valid key; None if it is open."""
     for dep in route.dependant.dependencies:
         fn = dep.call
+        if fn is any_key:
+            return "any"
         closure = getattr(fn, "__closure__", None) or ()
         for cell in closure:
             if cell.cell_contents in SCOPES:
@@ -55,7 +58,8 @@ def test_every_endpoint_enforces_its_scope(settings: Settings) -> None:
     protected = [(m, p, s) for m, p, s in endpoints if s is not None]
     open_ = {p for _, p, s in endpoints if s is None}
     assert open_ == {"/healthz", "/readyz"}
-    assert {s for *_, s in protected} == set(SCOPES)
+    assert {s for *_, s in protected} == {*SCOPES, "any"}
+    assert [(m, p) for m, p, s in protected if s == "any"] == [("GET", "/v1/auth/me")]
     assert ("GET", "/metrics", "admin") in protected
     # Apps write profiles with the key they log events with; reading personal data is admin.
     assert ("PUT", "/v1/users/{user_id}", "events") in protected
@@ -70,6 +74,11 @@ def test_every_endpoint_enforces_its_scope(settings: Settings) -> None:
             assert "Authorization: Bearer" in none.json()["error"]["message"]
             bad = c.request(method, url, headers={"Authorization": "Bearer vtg_nope"})
             assert bad.status_code == 401, (method, path)
+            if scope == "any":
+                for ok in SCOPES:
+                    res = c.request(method, url, headers={"Authorization": f"Bearer {keys[ok]}"})
+                    assert res.status_code == 200, (method, path, ok, res.text)
+                continue
             wrong = next(s for s in SCOPES if s not in (scope, "admin"))
             res = c.request(method, url, headers={"Authorization": f"Bearer {keys[wrong]}"})
             assert res.status_code == 403, (method, path, wrong)
