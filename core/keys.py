@@ -236,6 +236,11 @@ class Keys:
         totals are the sums over every shard)."""
         return f"{self.tag(f'recs{shard}')}:surfstats"
 
+    def surface_stats_hour(self, shard: int, hour: int) -> str:
+        """The same fields as `surface_stats`, counted in one hour (`hour` = unix time // 3600;
+        expires `served_list.HOURLY_KEEP_S` after it began)."""
+        return f"{self.tag(f'recs{shard}')}:surfstats:h:{hour}"
+
     def candidates(self, owner: str) -> str:
         """A precomputed candidate set: JSON; owner `u:<user_id>` or `i:<item_id>`."""
         return f"{self.tag(owner)}:cand"

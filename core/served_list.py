@@ -16,7 +16,10 @@ positive interaction citing a list) decodes the cited item's `rec_info` field an
 `ATTRIBUTION_FIELDS`: `surface` and `variant` (strings, else nothing is attributed), `user`
 (the only user whose clicks count; empty = anyone) and `sources` (a list of names). It adds 1
 to the `click|...` fields `stats_fields` names, beside the `imp|...` fields the impression
-log counts, in `keys.surface_stats(keys.rec_shard(id))` (totals: the sum over shards).
+log counts, in `keys.surface_stats(keys.rec_shard(id))` (totals: the sum over shards), and
+in `keys.surface_stats_hour(shard, hour_of(t))` for the hour it counted them in (impressions:
+the hour the list was served; clicks: the hour the worker attributed them), kept
+`HOURLY_KEEP_S`.
 Names in those fields are `stats_name`s (no `|`, at most `MAX_NAME` characters), so a field
 always splits back into kind, surface, source and variant.
 """
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+HOURLY_KEEP_S = 8 * 86_400  # hourly counts kept 8 days: a week-on-week comparison has a day spare
 MAX_NAME = 64  # characters of a surface, source or variant name in a stats field
 ATTRIBUTION_FIELDS = ("user", "surface", "variant", "sources")  # what the script reads
 _COMPACT = (",", ":")
@@ -37,6 +41,16 @@ def stats_name(value: object, default: str) -> str:
     """A name usable in a `kind|surface|source|variant` field (no separator, bounded)."""
     text = str(value)[:MAX_NAME].replace("|", "_") if value is not None else ""
     return text or default
+
+
+def hour_of(t: float) -> int:
+    """The hour bucket (`keys.surface_stats_hour`) of unix time `t`."""
+    return int(t // 3600)
+
+
+def hourly_ttl(hour: int, now: float) -> int:
+    """Seconds an hour bucket has left to live (at least 1)."""
+    return max(1, int(hour * 3600 + HOURLY_KEEP_S - now))
 
 
 def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) -> list[str]:

@@ -8,7 +8,8 @@ writes what is queued in batches, one Redis pipeline per batch:
   `core/served_list.py`, which the worker's attribution script reads to count clicks on a
   list, from the user it was served to;
 - `keys.surface_stats(shard)`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each
-  item, and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once).
+  item, and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once);
+  the same in `keys.surface_stats_hour(shard, hour)` for the hour the list was served.
 
 Impressions are best-effort analytics, not events: when the queue is full (Redis slower than
 traffic) or a batch fails, the lists are dropped, never retried, and the loss is counted in
@@ -30,7 +31,14 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from core.keys import RECS_SHARDS, Keys
-from core.served_list import ServedItem, ServedList, stats_fields, stats_name
+from core.served_list import (
+    ServedItem,
+    ServedList,
+    hour_of,
+    hourly_ttl,
+    stats_fields,
+    stats_name,
+)
 from serving import metrics
 
 log = logging.getLogger(__name__)
@@ -178,7 +186,7 @@ class ImpressionLogger:
 
     def write(self, batch: Sequence[ServedList]) -> None:
         """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
-        stats: dict[int, Counter[str]] = {}
+        stats: dict[tuple[str, int], Counter[str]] = {}  # (key, hour or -1) -> field counts
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
             shard = self.keys.rec_shard(rec.id)
@@ -188,15 +196,22 @@ class ImpressionLogger:
                 maxlen=max(1, self.stream_maxlen // RECS_SHARDS),  # in total: about stream_maxlen
                 approximate=True,
             )
+            hour = hour_of(rec.t)
+            totals = stats.setdefault((self.keys.surface_stats(shard), -1), Counter())
+            hourly = stats.setdefault((self.keys.surface_stats_hour(shard, hour), hour), Counter())
             for it in rec.items:
                 fields = stats_fields("imp", rec.surface, rec.variant, it.sources)
-                stats.setdefault(shard, Counter()).update(fields)
+                totals.update(fields)
+                hourly.update(fields)
             key = self.keys.rec_info(rec.id)
             info: dict[FieldT, EncodableT] = dict(rec.attributions().items())
             pipe.hset(key, mapping=info)
             pipe.expire(key, self.ttl_s)
-        for shard, counts in stats.items():
+        now = time.time()
+        for (key, hour), counts in stats.items():
             for f, n in counts.items():
-                pipe.hincrby(self.keys.surface_stats(shard), f, n)
+                pipe.hincrby(key, f, n)
+            if hour >= 0 and counts:
+                pipe.expire(key, hourly_ttl(hour, now))
         pipe.execute()
         metrics.IMPRESSIONS.inc(len(batch))

@@ -5,10 +5,12 @@
 -- serving/impressions.py; their record, and the fields read here, are defined in
 -- core/served_list.py. Both keys are in the `recs` slot (core/keys.py).
 -- Returns 1 if a click was counted.
--- KEYS: served surface_stats
--- ARGV: item ts user
-local served, surface_stats = KEYS[1], KEYS[2]
-local item, ts, user = ARGV[1], ARGV[2], ARGV[3]
+-- The click also counts in `hourly`, the same fields for the hour it was attributed in,
+-- which expires `hourly_ttl` seconds after that hour began.
+-- KEYS: served surface_stats hourly
+-- ARGV: item ts user hourly_ttl
+local served, surface_stats, hourly = KEYS[1], KEYS[2], KEYS[3]
+local item, ts, user, hourly_ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
 local raw = redis.call('HGET', served, item)
 local ok, d = false, nil
@@ -17,12 +19,17 @@ if ok and type(d) == 'table' and type(d.surface) == 'string' and type(d.variant)
    and (d.user == nil or d.user == '' or d.user == user)
    and redis.call('HSETNX', served, '~clicked:' .. item, ts) == 1 then
   local tail = '|' .. d.variant
-  redis.call('HINCRBY', surface_stats, 'click|' .. d.surface .. '|*' .. tail, 1)
+  local fields = {'click|' .. d.surface .. '|*' .. tail}
   if type(d.sources) == 'table' then
     for _, src in ipairs(d.sources) do
-      redis.call('HINCRBY', surface_stats, 'click|' .. d.surface .. '|' .. tostring(src) .. tail, 1)
+      fields[#fields + 1] = 'click|' .. d.surface .. '|' .. tostring(src) .. tail
     end
   end
+  for _, f in ipairs(fields) do
+    redis.call('HINCRBY', surface_stats, f, 1)
+    redis.call('HINCRBY', hourly, f, 1)
+  end
+  redis.call('EXPIRE', hourly, hourly_ttl)
   return 1
 end
 return 0

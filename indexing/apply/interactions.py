@@ -20,6 +20,7 @@ from redis.client import Pipeline
 
 from core.domain import Interaction
 from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTIONS, execute
+from core.served_list import hour_of, hourly_ttl
 from core.trending import trending_scopes
 from embeddings.confidence import confidence_weight
 from embeddings.profile import content_profile
@@ -109,13 +110,20 @@ def _queue_one(
         pipe=pipe,
     )
     if attributable(ev):
+        shard = k.rec_shard(ev.recommendation_id or "")
         ATTRIBUTE_CLICK(
             s.redis,
             keys={
                 "served": k.rec_info(ev.recommendation_id or ""),
-                "surface_stats": k.surface_stats(k.rec_shard(ev.recommendation_id or "")),
+                "surface_stats": k.surface_stats(shard),
+                "hourly": k.surface_stats_hour(shard, hour_of(now)),
             },
-            args={"item": ev.item_id, "ts": repr(ts), "user": ev.user_id},
+            args={
+                "item": ev.item_id,
+                "ts": repr(ts),
+                "user": ev.user_id,
+                "hourly_ttl": hourly_ttl(hour_of(now), now),
+            },
             pipe=pipe,
         )
 

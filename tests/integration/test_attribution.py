@@ -257,6 +257,11 @@ def test_onboarding_preferences_give_a_category_vector(stores: Any) -> None:
     assert int(stores.redis.hget(stores.keys.user("p"), "ver")) == ver + 1
 
 
+def _recent_hours() -> set[int]:
+    now = int(time.time() // 3600)
+    return {now - 1, now}
+
+
 def test_surface_metrics_show_impressions_clicks_and_ctr(
     client: TestClient, worker: Worker
 ) -> None:
@@ -301,6 +306,26 @@ def test_surface_metrics_show_impressions_clicks_and_ctr(
     assert only["rows"] == rows
     bad = client.get("/v1/admin/metrics/surfaces", params={"surface": "Home Page"})
     assert bad.status_code == 422
+
+    # The same figures per hour, summed over the test's hour or two, each bucket expiring.
+    hourly = client.get("/v1/admin/metrics/surfaces/hourly", params={"hours": 3}).json()
+    hours = {r["hour"] for r in hourly["rows"]}
+    assert hourly["hours"] == 3 and hours <= {h * 3600 for h in _recent_hours()}
+    summed: dict[tuple[str, str, str], list[int]] = {}
+    for r in hourly["rows"]:
+        c = summed.setdefault((r["surface"], r["source"], r["variant"]), [0, 0])
+        c[0], c[1] = c[0] + r["impressions"], c[1] + r["clicks"]
+    assert summed == {
+        (r["surface"], r["source"], r["variant"]): [r["impressions"], r["clicks"]] for r in rows
+    }
+    for hour in hours:
+        key = state.keys.surface_stats_hour(state.keys.rec_shard(rid), hour // 3600)
+        assert 7 * 86_400 < state.redis.ttl(key) <= 8 * 86_400
+    stars = client.get("/v1/admin/metrics/surfaces/hourly", params={"source": "*"}).json()
+    assert [r["source"] for r in stars["rows"]] == ["*"] and stars["hours"] == 24
+    for bad_hours in (0, 193):
+        res = client.get("/v1/admin/metrics/surfaces/hourly", params={"hours": bad_hours})
+        assert res.status_code == 422 and "hours" in res.json()["error"]["message"]
 
 
 def test_the_served_list_record_is_what_the_attribution_script_reads(stores: Any) -> None:
