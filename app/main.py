@@ -29,6 +29,7 @@ from app.routes import (
     keys,
     recommendations,
     rules,
+    search,
     users,
 )
 from app.state import AppState
@@ -110,8 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    routers = (health, items, users, interactions, recommendations, admin, rules, analytics, keys)
-    for r in routers:
+    for r in (health, items, search, users, interactions, recommendations):
+        app.include_router(r.router)
+    for r in (admin, rules, analytics, keys):
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 
