@@ -1,4 +1,4 @@
-"""API keys over HTTP: who am I (any key), and create, list, revoke (admin scope).
+"""API keys over HTTP: who am I (any key), and create, list, get, revoke (admin scope).
 
 The same store as `vantage keys` (`app.auth.KeyStore`): secrets are kept hashed and shown once,
 in the answer that creates them.
@@ -114,17 +114,18 @@ def get_key(key_id: KeyId, state: StateDep) -> KeyOut:
     return _out(rec)
 
 
-@router.delete(
-    "/v1/admin/keys/{key_id}",
-    status_code=204,
+@router.post(
+    "/v1/admin/keys/{key_id}/revoke",
+    response_model=KeyOut,
     dependencies=admin,
     responses=error_responses(404, 409),
 )
-def revoke_key(key_id: KeyId, state: StateDep, request: Request) -> Response:
-    """Revoke a key: refused at once by this process, by the others within 5 seconds.
+def revoke_key(key_id: KeyId, state: StateDep, request: Request) -> KeyOut:
+    """Revoke a key: refused at once by this process, by the others within 5 seconds. Its
+    record stays (listed with `revoked=true`) with the time it was revoked.
 
     Revoking the key that makes the request is refused (409): use another admin key, so
-    nobody locks themselves out. Revoking a revoked key again is a no-op (204)."""
+    nobody locks themselves out. Revoking a revoked key again changes nothing."""
     caller: ApiKey | None = getattr(request.state, "api_key", None)
     if caller is not None and caller.key_id == key_id:
         raise Conflict("this is the key you are using: revoke it with another admin key")
@@ -134,4 +135,6 @@ def revoke_key(key_id: KeyId, state: StateDep, request: Request) -> Response:
     if rec.revoked_at is None:
         state.auth.store.revoke(key_id)
     state.auth.forget(key_id)
-    return Response(status_code=204)
+    done = state.auth.store.get(key_id)
+    assert done is not None
+    return _out(done)

@@ -76,6 +76,12 @@ def delete_item(item_id: str) -> Call[m.Accepted]:
     return build("delete_item", _accepted, {"item_id": item_id})
 
 
+def search_items(q: str, *, limit: int = 10, category: str | None = None) -> Call[m.SearchResults]:
+    """Items nearest in meaning to the text `q` (hidden ones included), best first."""
+    params: dict[str, str | int | None] = {"q": q, "limit": limit, "category": category}
+    return build("search_items", parse_model(m.SearchResults), params=params)
+
+
 # users
 
 
@@ -178,6 +184,14 @@ def list_models(*, limit: int = 20) -> Call[dict[str, m.ModelKind]]:
     return build("list_models", adapted(_MODEL_KINDS), params={"limit": limit})
 
 
+def make_current(kind: str, version: str, *, force: bool = False) -> Call[m.ModelCurrent]:
+    """Serve an earlier `version` of a model `kind` again (a rollback; the re-ranker only).
+
+    A version that was withdrawn needs `force=True`."""
+    payload = {"version": version, "force": force}
+    return build("make_current", parse_model(m.ModelCurrent), {"kind": kind}, json=payload)
+
+
 def list_jobs(*, limit: int = 20, kind: str | None = None) -> Call[m.JobList]:
     """The newest `limit` jobs (at most 100; the server keeps no older pages), newest first."""
     return build("list_jobs", parse_model(m.JobList), params={"limit": limit, "kind": kind})
@@ -267,3 +281,44 @@ def surface_metrics(
     """Impressions, attributed clicks and CTR per surface, source and experiment variant."""
     params = {"surface": surface, "variant": variant}
     return build("surface_metrics", parse_model(m.SurfaceMetrics), params=params)
+
+
+def surface_metrics_hourly(
+    *,
+    hours: int = 24,
+    surface: str | None = None,
+    variant: str | None = None,
+    source: str | None = None,
+) -> Call[m.HourlyMetrics]:
+    """The same figures per hour for the last `hours` hours (kept 8 days), oldest first."""
+    params = {"hours": hours, "surface": surface, "variant": variant, "source": source}
+    return build("surface_metrics_hourly", parse_model(m.HourlyMetrics), params=params)
+
+
+# API keys
+
+
+def me() -> Call[m.Me]:
+    """The calling key: its name, scopes and limits (any key may ask)."""
+    return build("me", parse_model(m.Me))
+
+
+def create_key(key: Body) -> Call[m.KeyCreated]:
+    """Create an API key (`KeyIn`); the answer holds the key itself, shown only this once."""
+    return build("create_key", parse_model(m.KeyCreated), json=body(key, inputs.KeyIn))
+
+
+def list_keys(*, revoked: bool = False) -> Call[m.KeyList]:
+    """Every key (never a secret); revoked ones too with `revoked=True`."""
+    return build("list_keys", parse_model(m.KeyList), params={"revoked": revoked or None})
+
+
+def get_key(key_id: str) -> Call[m.KeyOut]:
+    """One key (never its secret)."""
+    return build("get_key", parse_model(m.KeyOut), {"key_id": key_id})
+
+
+def revoke_key(key_id: str) -> Call[m.KeyOut]:
+    """Revoke a key (not the one this client uses: the server answers 409 `conflict`); the
+    key's record, with the time it was revoked. Revoking twice changes nothing."""
+    return build("revoke_key", parse_model(m.KeyOut), {"key_id": key_id}, retry_safe=True)

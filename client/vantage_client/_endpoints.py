@@ -99,6 +99,7 @@ class Endpoints:
     put_item = Endpoint(c.put_item)
     put_items = Endpoint(c.put_items)
     get_item = Endpoint(c.get_item)
+    search_items = Endpoint(c.search_items)
     delete_item = Endpoint(c.delete_item)
     # users
     put_user = Endpoint(c.put_user)
@@ -113,6 +114,7 @@ class Endpoints:
     reindex = Endpoint(c.reindex)
     refresh_models = Endpoint(c.refresh_models)
     list_models = Endpoint(c.list_models)
+    make_current = Endpoint(c.make_current)
     list_jobs = Endpoint(c.list_jobs)
     get_job = Endpoint(c.get_job)
     # admin: the event queue
@@ -128,3 +130,10 @@ class Endpoints:
     list_rules = Endpoint(c.list_rules)
     iter_rules = Pages(c.iter_rules)
     surface_metrics = Endpoint(c.surface_metrics)
+    surface_metrics_hourly = Endpoint(c.surface_metrics_hourly)
+    # API keys
+    me = Endpoint(c.me)
+    create_key = Endpoint(c.create_key)
+    list_keys = Endpoint(c.list_keys)
+    get_key = Endpoint(c.get_key)
+    revoke_key = Endpoint(c.revoke_key)

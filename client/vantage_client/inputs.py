@@ -75,3 +75,15 @@ class RuleIn(InputModel):
     surfaces: list[str] = Field(default_factory=list, description="empty: every surface")
     expires_at: float | None = None
     note: str | None = None
+
+
+Scope = Literal["recommend", "events", "catalog", "admin"]
+
+
+class KeyIn(InputModel):
+    """A new API key: who uses it, what it may do, and its limits (server defaults if unset)."""
+
+    name: str
+    scopes: list[Scope]
+    rate_per_s: float | None = None
+    burst: int | None = None

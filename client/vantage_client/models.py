@@ -219,3 +219,52 @@ class SurfaceRow(ApiModel):
 
 class SurfaceMetrics(ApiModel):
     rows: list[SurfaceRow]
+
+
+class HourlyRow(SurfaceRow):
+    hour: int
+
+
+class HourlyMetrics(ApiModel):
+    hours: int
+    rows: list[HourlyRow]
+
+
+class SearchHit(ItemOut):
+    score: float
+
+
+class SearchResults(ApiModel):
+    model: str
+    items: list[SearchHit]
+
+
+class ModelCurrent(ApiModel):
+    kind: str
+    current: str
+    previous: str | None
+    changed: bool
+
+
+class KeyOut(ApiModel):
+    key_id: str
+    name: str
+    scopes: list[str]
+    rate_per_s: float
+    burst: int
+    created_at: float
+    revoked_at: float | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself: shown once, store it now")
+
+
+class KeyList(ApiModel):
+    items: list[KeyOut]
+
+
+class Me(ApiModel):
+    auth_enabled: bool
+    key: KeyOut | None
+    scopes: list[str]

@@ -18,6 +18,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "put_item": ("PUT", "/v1/items/{item_id}"),
     "put_items": ("POST", "/v1/items/batch"),
     "get_item": ("GET", "/v1/items/{item_id}"),
+    "search_items": ("GET", "/v1/search/items"),
     "delete_item": ("DELETE", "/v1/items/{item_id}"),
     # users
     "put_user": ("PUT", "/v1/users/{user_id}"),
@@ -32,6 +33,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "reindex": ("POST", "/v1/admin/reindex"),
     "refresh_models": ("POST", "/v1/admin/models/refresh"),
     "list_models": ("GET", "/v1/admin/models"),
+    "make_current": ("PUT", "/v1/admin/models/{kind}/current"),
     "list_jobs": ("GET", "/v1/admin/jobs"),
     "get_job": ("GET", "/v1/admin/jobs/{job_id}"),
     # admin: the event queue
@@ -45,6 +47,13 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "delete_rule": ("DELETE", "/v1/admin/rules/{rule_id}"),
     "list_rules": ("GET", "/v1/admin/rules"),
     "surface_metrics": ("GET", "/v1/admin/metrics/surfaces"),
+    "surface_metrics_hourly": ("GET", "/v1/admin/metrics/surfaces/hourly"),
+    # API keys
+    "me": ("GET", "/v1/auth/me"),
+    "create_key": ("POST", "/v1/admin/keys"),
+    "list_keys": ("GET", "/v1/admin/keys"),
+    "get_key": ("GET", "/v1/admin/keys/{key_id}"),
+    "revoke_key": ("POST", "/v1/admin/keys/{key_id}/revoke"),
 }
 
 # Routes the server serves but leaves out of its OpenAPI schema (Prometheus text, not JSON).

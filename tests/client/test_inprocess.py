@@ -24,6 +24,7 @@ from vantage_client import (
     InvalidRequest,
     Item,
     ItemFields,
+    KeyIn,
     NotFound,
     Retry,
     RuleIn,
@@ -94,6 +95,7 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert len(call("put_items", [Item(item_id="tour-2", title="Second")]).event_ids) == 1
     worker.drain()
     assert call("get_item", "tour-1").tags == ["bread"]
+    assert call("search_items", "baking bread", limit=1).items[0].item_id == "tour-1"
     assert call("delete_item", "tour-2").status == "queued"
     assert call("put_user", "ann", UserFields(birth_year=1990, region="US")).profile.region == "US"
     patched = call("patch_user", "ann", UserFields(language="en")).profile
@@ -106,6 +108,7 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     job = call("reindex")
     assert job.kind == "reindex" and call("refresh_models").kind == "train"
     assert set(call("list_models")) == {"cf", "ranker"}
+    assert isinstance(call("make_current", "cf", "v1"), Conflict)  # cf: retrain instead
     assert len(call("list_jobs").items) == 2 and call("get_job", job.id).id == job.id
     assert call("list_dead_letters").total == 0
     assert call("replay_dead_letters", ["9-9"]).missing == ["9-9"]
@@ -116,6 +119,13 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert [r.rule_id for r in call("list_rules").items] == ["promo"]
     assert call("delete_rule", "promo") is None
     assert call("surface_metrics").rows is not None
+    assert call("surface_metrics_hourly", hours=2).hours == 2
+    assert call("me").scopes == ["recommend", "events", "catalog", "admin"]
+    made = call("create_key", KeyIn(name="web app", scopes=["recommend"]))
+    assert made.key.startswith(f"vtg_{made.key_id}_") and made.scopes == ["recommend"]
+    assert made.key_id in [k.key_id for k in call("list_keys").items]
+    assert call("get_key", made.key_id).name == "web app"
+    assert call("revoke_key", made.key_id).revoked_at is not None
     assert reached == {name: name for name in ROUTES}
 
 

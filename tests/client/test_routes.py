@@ -33,6 +33,7 @@ CLIENT_ONLY = {"Accepted": {"replayed"}}
 # Builder parameters that go in the request body (the schema's parameters are the others).
 BODY_PARAMS = {"item", "items", "profile", "changes", "events", "rule", "ids"}
 BODY_PARAMS |= {"model", "batch_size"}  # reindex: the fields of its body
+BODY_PARAMS |= {"version", "force", "key"}  # make_current's body; create_key's
 
 
 def _schema() -> dict[str, Any]:

@@ -38,8 +38,10 @@ def test_create_list_revoke_and_me(client: TestClient, settings: Settings) -> No
     got = client.get(f"/v1/admin/keys/{made['key_id']}").json()
     assert got["name"] == "web app" and got["revoked_at"] is None
 
-    assert client.delete(f"/v1/admin/keys/{made['key_id']}").status_code == 204
-    assert client.delete(f"/v1/admin/keys/{made['key_id']}").status_code == 204  # idempotent
+    revoke = f"/v1/admin/keys/{made['key_id']}/revoke"
+    first = client.post(revoke).json()
+    assert first["revoked_at"] is not None
+    assert client.post(revoke).json() == first  # again: nothing changes
     # Revoked in this process at once (no 5 s cache grace).
     assert client.get("/v1/auth/me", headers=_bearer(made["key"])).status_code == 401
     ids = [k["key_id"] for k in client.get("/v1/admin/keys").json()["items"]]
@@ -49,11 +51,11 @@ def test_create_list_revoke_and_me(client: TestClient, settings: Settings) -> No
     assert revoked["revoked_at"] is not None
 
     # Nobody locks themselves out; unknown ids are 404, malformed ones 422.
-    own_revoke = client.delete(f"/v1/admin/keys/{caller}")
+    own_revoke = client.post(f"/v1/admin/keys/{caller}/revoke")
     assert own_revoke.status_code == 409
     assert "another admin key" in own_revoke.json()["error"]["message"]
     assert client.get("/v1/auth/me").status_code == 200
-    assert client.delete("/v1/admin/keys/0123456789ab").status_code == 404
+    assert client.post("/v1/admin/keys/0123456789ab/revoke").status_code == 404
     assert client.get("/v1/admin/keys/nope").status_code == 422
 
 

@@ -234,9 +234,7 @@ def test_pinned_item_sits_at_its_position_and_is_still_safe(
     assert ids(recs(client, user_id="kid"))[1:2] != ["garden-3"]
 
 
-def test_category_caps_hold_except_for_the_users_own_share(
-    settings: Settings, worker: Any
-) -> None:
+def test_category_caps_hold_except_for_the_users_own_share(settings: Settings, worker: Any) -> None:
     capped = surfaces_with(
         settings, "homepage", policy={"category_cap": 2, "creator_cap": 1, "new_item_cap": None}
     )
