@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -26,6 +27,7 @@ from app.services.admin import queue_status
 from app.services.analytics import surface_rows
 from app.state import AppState
 from core.redis_typed import text
+from core.served_list import hour_of
 from indexing.worker import LAST_ACK_FIELD
 from serving.drift import MONITOR
 
@@ -97,6 +99,7 @@ class PipelineCollector(Collector):
         yield br
         yield from _candidate_gauges(s)
         yield from _surface_counters(s)
+        yield from _coverage_gauges(s)
 
 
 def _worker_gauges(q: dict[str, Any], stats: dict[Any, Any]) -> Iterator[Metric]:
@@ -162,6 +165,49 @@ def _candidate_gauges(s: AppState) -> Iterator[Metric]:
     )
     stale.add_metric([], float(s.redis.zcard(s.keys.candidates_stale)))
     yield stale
+
+
+COVERAGE_HOURS = 24
+CATALOGUE_COUNT_EVERY_S = 60.0  # a count is a Milvus query: at most one a minute per process
+_catalogue: dict[str, float] = {}  # "at", "n": the last count; "of": the state it counted
+
+
+def _coverage_gauges(s: AppState) -> Iterator[Metric]:
+    """Distinct items served in the last day, per surface and on any (`*`), and the catalogue
+    size: their ratio is the catalogue coverage (executive dashboard). Each read is guarded:
+    a failing one leaves its gauge empty, not the scrape."""
+    served = GaugeMetricFamily(
+        "vantage_items_served_distinct",
+        f"Distinct items served in the last {COVERAGE_HOURS} hours (HyperLogLog, ~1% error)",
+        labels=["surface"],
+    )
+    now = hour_of(time.time())
+    hours = range(now - COVERAGE_HOURS + 1, now + 1)
+    names = list(s.settings.surfaces)
+    keys = {n: [s.keys.served_items_hour(n, h) for h in hours] for n in names}
+    try:
+        pipe = s.redis.pipeline(transaction=False)
+        for n in names:
+            pipe.pfcount(*keys[n])
+        pipe.pfcount(*(k for n in names for k in keys[n]))
+        counts = pipe.execute()
+    except redis.RedisError:
+        counts = []
+    for name, count in zip([*names, "*"], counts, strict=False):
+        served.add_metric([name], float(count))
+    yield served
+    size = GaugeMetricFamily(
+        "vantage_catalogue_items", "Items in the live collection (counted once a minute)"
+    )
+    stale = time.monotonic() - _catalogue.get("at", -1e9) > CATALOGUE_COUNT_EVERY_S
+    if stale or _catalogue.get("of") != id(s):
+        try:
+            _catalogue.update(n=float(s.items.count()), at=time.monotonic(), of=id(s))
+        except Exception:
+            _catalogue.pop("n", None)  # unknown while Milvus does not answer
+    if "n" in _catalogue:
+        size.add_metric([], _catalogue["n"])
+    yield size
 
 
 _registered: PipelineCollector | None = None

@@ -9,7 +9,9 @@ writes what is queued in batches, one Redis pipeline per batch:
   list, from the user it was served to;
 - `keys.surface_stats(shard)`: hash `imp|<surface>|<source>|<variant>` += 1 per source of each
   item, and `imp|<surface>|*|<variant>` += 1 per item (so a surface's CTR counts an item once);
-  the same in `keys.surface_stats_hour(shard, hour)` for the hour the list was served.
+  the same in `keys.surface_stats_hour(shard, hour)` for the hour the list was served;
+- `keys.served_items_hour(surface, hour)`: a HyperLogLog of the distinct items served (the
+  catalogue coverage gauge of `/metrics`).
 
 Impressions are best-effort analytics, not events: when the queue is full (Redis slower than
 traffic) or a batch fails, the lists are dropped, never retried, and the loss is counted in
@@ -32,6 +34,7 @@ from redis.typing import EncodableT, FieldT
 
 from core.keys import RECS_SHARDS, Keys
 from core.served_list import (
+    SERVED_ITEMS_KEEP_S,
     ServedItem,
     ServedList,
     hour_of,
@@ -187,6 +190,7 @@ class ImpressionLogger:
     def write(self, batch: Sequence[ServedList]) -> None:
         """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
         stats: dict[tuple[str, int], Counter[str]] = {}  # (key, hour or -1) -> field counts
+        served: dict[str, set[str]] = {}  # distinct-items sketch -> items served
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
             shard = self.keys.rec_shard(rec.id)
@@ -197,6 +201,9 @@ class ImpressionLogger:
                 approximate=True,
             )
             hour = hour_of(rec.t)
+            served.setdefault(self.keys.served_items_hour(rec.surface, hour), set()).update(
+                it.item_id for it in rec.items
+            )
             totals = stats.setdefault((self.keys.surface_stats(shard), -1), Counter())
             hourly = stats.setdefault((self.keys.surface_stats_hour(shard, hour), hour), Counter())
             for it in rec.items:
@@ -213,5 +220,9 @@ class ImpressionLogger:
                 pipe.hincrby(key, f, n)
             if hour >= 0 and counts:
                 pipe.expire(key, hourly_ttl(hour, now))
+        for key, items in served.items():
+            if items:
+                pipe.pfadd(key, *sorted(items))
+                pipe.expire(key, SERVED_ITEMS_KEEP_S)
         pipe.execute()
         metrics.IMPRESSIONS.inc(len(batch))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import Counter, Histogram
 
@@ -42,6 +42,14 @@ SERVED = Histogram(
 )
 
 
+DIVERSITY = Histogram(
+    "vantage_list_category_diversity",
+    "Distinct primary categories / items, per computed list of at least 2 items",
+    ["surface"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+
+
 @contextlib.contextmanager
 def stage(name: str, surface: str) -> Iterator[None]:
     """Time a pipeline stage (histogram) and trace it (a span, when tracing is on)."""
@@ -57,3 +65,10 @@ def candidates(surface: str, per_source: Iterable[tuple[str, int]]) -> None:
     """Observe how many candidates each source of one request yielded."""
     for source, n in per_source:
         CANDIDATES.labels(surface, source).observe(n)
+
+
+def diversity(surface: str, categories: Sequence[str | None]) -> None:
+    """Observe one computed list's category diversity (an item without one is its own)."""
+    if len(categories) >= 2:
+        distinct = {c if c else f"\0{i}" for i, c in enumerate(categories)}
+        DIVERSITY.labels(surface).observe(len(distinct) / len(categories))

@@ -28,6 +28,7 @@ def response(
     """The answer for `final` (in order); `reasons` non-empty marks it degraded."""
     for r in reasons:
         metrics.FALLBACKS.labels(req.surface, r).inc()
+    metrics.diversity(req.surface, [c.fields.get("category") or None for c in final])
     items: list[RecItem] = [
         {
             "item_id": c.item_id,

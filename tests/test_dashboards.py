@@ -118,3 +118,6 @@ def test_dashboards_only_use_metrics_the_api_exports(client) -> None:  # type: i
     # The list-size histograms the dashboards added are observed, not only declared.
     assert re.search(r'^vantage_served_list_size_count\{surface="homepage"\} [1-9]', text, re.M)
     assert re.search(r'^vantage_candidates_count\{[^}]*surface="homepage"[^}]*\} [1-9]', text, re.M)
+    # Coverage: the catalogue's size and the distinct items served (this list's, once logged).
+    assert re.search(r"^vantage_catalogue_items \d", text, re.M)
+    assert re.search(r'^vantage_items_served_distinct\{surface="\*"\} \d', text, re.M)

@@ -213,8 +213,8 @@ def executive() -> model.Dashboard:
         "vantage-executive",
         "Vantage / Executive",
         "Engagement and volume per surface and variant. Impressions and clicks are the "
-        "attributed counters the CTR alert reads (each item counted once per served list). "
-        "Catalogue coverage and list diversity have no metric yet, so no panel.",
+        "attributed counters the CTR alert reads (each item counted once per served list); "
+        "catalogue coverage and list diversity show how much of the catalogue reaches users.",
         [
             surface_variable(IMPS),
             label_values("variant", "Variant", f"label_values({IMPS}{sel(SURFACE)}, variant)"),
@@ -292,9 +292,40 @@ def executive() -> model.Dashboard:
                 query(default_ctr("1w"), "{{surface}} a week ago", "B"),
             )
         )
+        .with_row(Row("Coverage and diversity"))
+    )
+    return numbered(_executive_volume(_executive_breadth(board)))
+
+
+def _executive_breadth(board: Dashboard) -> Dashboard:
+    served = "max by (surface) (vantage_items_served_distinct{surface=~\"$surface|\\\\*\"})"
+    return (
+        board.with_panel(
+            graph(
+                "Catalogue coverage, last 24 h",
+                "Distinct items served in the trailing 24 hours (a HyperLogLog, ~1% error) / "
+                "items in the catalogue; `*` is any surface. A falling share means the lists "
+                "concentrate on fewer items (popularity bias).",
+                "percentunit",
+                query(f"{served} / scalar(max(vantage_catalogue_items))", "{{surface}}"),
+            )
+        )
+        .with_panel(
+            graph(
+                "List diversity, per surface (mean, 1 h)",
+                "Distinct primary categories / items per computed list (cached answers are "
+                "not counted again); 1 = every item from another category.",
+                "percentunit",
+                query(
+                    "sum by (surface) (rate(vantage_list_category_diversity_sum"
+                    f"{sel(SURFACE)}[1h])) / sum by (surface) "
+                    f"(rate(vantage_list_category_diversity_count{sel(SURFACE)}[1h]))",
+                    "{{surface}}",
+                ),
+            )
+        )
         .with_row(Row("Volume"))
     )
-    return numbered(_executive_volume(board))
 
 
 def _executive_volume(board: Dashboard) -> Dashboard:

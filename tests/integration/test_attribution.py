@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,9 +11,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from app import collectors
 from core import events as ev
 from core.connect import connect_redis
 from core.domain import Interaction, Item, Preferences, User
@@ -263,7 +266,7 @@ def _recent_hours() -> set[int]:
 
 
 def test_surface_metrics_show_impressions_clicks_and_ctr(
-    client: TestClient, worker: Worker
+    client: TestClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = {"items": [{"item_id": i, **b} for i, b in CATALOGUE.items()]}
     assert client.post("/v1/items/batch", json=body).status_code == 202
@@ -323,6 +326,16 @@ def test_surface_metrics_show_impressions_clicks_and_ctr(
         assert 7 * 86_400 < state.redis.ttl(key) <= 8 * 86_400
     stars = client.get("/v1/admin/metrics/surfaces/hourly", params={"source": "*"}).json()
     assert [r["source"] for r in stars["rows"]] == ["*"] and stars["hours"] == 24
+    # Coverage and diversity on /metrics: the distinct items served today, the catalogue size.
+    monkeypatch.setattr(collectors, "CATALOGUE_COUNT_EVERY_S", 0.0)  # else counted at start
+    text = client.get("/metrics").text
+    served = re.search(r'^vantage_items_served_distinct\{surface="homepage"\} (\S+)', text, re.M)
+    assert served and float(served.group(1)) == n, text[-2000:]
+    assert re.search(rf"^vantage_catalogue_items {float(len(CATALOGUE))}$", text, re.M)
+    lists = re.search(
+        r'^vantage_list_category_diversity_count\{surface="homepage"\} (\S+)', text, re.M
+    )
+    assert lists and float(lists.group(1)) >= 1
     for bad_hours in (0, 193):
         res = client.get("/v1/admin/metrics/surfaces/hourly", params={"hours": bad_hours})
         assert res.status_code == 422 and "hours" in res.json()["error"]["message"]
