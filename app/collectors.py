@@ -10,6 +10,7 @@ PROMETHEUS_MULTIPROC_DIR (see the prometheus_client docs) or scrape each process
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -146,7 +147,11 @@ def _surface_counters(s: AppState) -> Iterator[Metric]:
     clicks = CounterMetricFamily(
         "vantage_surface_clicks", "Clicks attributed to a served list", labels=LABELS
     )
-    for row in surface_rows(s):
+    try:
+        rows = surface_rows(s)
+    except redis.RedisError:
+        rows = []  # Redis failed since the scrape began: these counters stay empty, not the scrape
+    for row in rows:
         if row["source"] == "*":
             imps.add_metric([row["surface"], row["variant"]], float(row["impressions"]))
             clicks.add_metric([row["surface"], row["variant"]], float(row["clicks"]))
@@ -163,7 +168,9 @@ def _candidate_gauges(s: AppState) -> Iterator[Metric]:
     stale = GaugeMetricFamily(
         "vantage_candidate_sets_queued", "Owners whose candidate sets are due a refresh"
     )
-    stale.add_metric([], float(s.redis.zcard(s.keys.candidates_stale)))
+    # Redis failing since the scrape began leaves this gauge empty, not the scrape.
+    with contextlib.suppress(redis.RedisError):
+        stale.add_metric([], float(s.redis.zcard(s.keys.candidates_stale)))
     yield stale
 
 
