@@ -227,3 +227,16 @@ class ModelCurrent(BaseModel):
     current: str
     previous: str | None = Field(description="the version served before (none: none was)")
     changed: bool = Field(description="false: it was current already")
+
+
+class FeatureDrift(BaseModel):
+    feature: str
+    psi: float = Field(description="population stability index, served vs trained")
+    level: str = Field(description="stable (< 0.1), shift (0.1-0.25), drift (> 0.25)")
+
+
+class RankerDrift(BaseModel):
+    version: str | None = Field(description="the ranker whose scored rows are counted")
+    rows: float = Field(description="rows counted (decayed: recent traffic weighs most)")
+    min_rows: int = Field(description="fewer rows than this: no figures yet")
+    features: list[FeatureDrift] = Field(description="most drifted first")

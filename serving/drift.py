@@ -99,6 +99,11 @@ class DriftMonitor:
             return self._version, self.rows, out
 
 
+def drift_level(value: float) -> str:
+    """The usual reading of a PSI: stable, a shift worth a look, or drift (retrain)."""
+    return "stable" if value < 0.1 else "shift" if value <= 0.25 else "drift"
+
+
 MONITOR = DriftMonitor()  # the process's monitor: serving.ranking feeds it, /metrics reads it
 
-__all__ = ["MONITOR", "DriftMonitor", "psi", "reference"]
+__all__ = ["MONITOR", "DriftMonitor", "drift_level", "psi", "reference"]

@@ -13,17 +13,20 @@ from app.errors import AUTHED, error_responses
 from app.schemas import (
     EVENT_ID_PATTERN,
     DeadLetterPage,
+    FeatureDrift,
     JobList,
     JobOut,
     MakeCurrentIn,
     ModelCurrent,
     QueueStatus,
+    RankerDrift,
     ReindexIn,
     Replayed,
     ReplayIn,
 )
 from app.services import admin
 from core.stores.jobs import KINDS
+from serving.drift import MIN_ROWS, MONITOR, drift_level
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -113,6 +116,18 @@ def make_current(
     withdrawn for a reason needs `force: true`; the current version is a no-op (`changed` false).
     """
     return ModelCurrent(**admin.make_current(state, kind, body.version, force=body.force))
+
+
+@router.get("/models/ranker/drift", response_model=RankerDrift)
+def ranker_drift() -> RankerDrift:
+    """How far the rows the live ranker scores have moved from its training rows, per feature
+    (this API process's traffic; the alert reads the same figures from `/metrics`)."""
+    version, rows, by_feature = MONITOR.snapshot()
+    features = [
+        FeatureDrift(feature=f, psi=v, level=drift_level(v))
+        for f, v in sorted(by_feature.items(), key=lambda kv: -kv[1])
+    ]
+    return RankerDrift(version=version, rows=rows, min_rows=MIN_ROWS, features=features)
 
 
 @router.get("/jobs", response_model=JobList)

@@ -192,6 +192,12 @@ def make_current(kind: str, version: str, *, force: bool = False) -> Call[m.Mode
     return build("make_current", parse_model(m.ModelCurrent), {"kind": kind}, json=payload)
 
 
+def ranker_drift() -> Call[m.RankerDrift]:
+    """PSI per feature of the live ranker, served rows vs training rows, most drifted first
+    (the answering API process's traffic)."""
+    return build("ranker_drift", parse_model(m.RankerDrift))
+
+
 def list_jobs(*, limit: int = 20, kind: str | None = None) -> Call[m.JobList]:
     """The newest `limit` jobs (at most 100; the server keeps no older pages), newest first."""
     return build("list_jobs", parse_model(m.JobList), params={"limit": limit, "kind": kind})

@@ -115,6 +115,7 @@ class Endpoints:
     refresh_models = Endpoint(c.refresh_models)
     list_models = Endpoint(c.list_models)
     make_current = Endpoint(c.make_current)
+    ranker_drift = Endpoint(c.ranker_drift)
     list_jobs = Endpoint(c.list_jobs)
     get_job = Endpoint(c.get_job)
     # admin: the event queue

@@ -268,3 +268,16 @@ class Me(ApiModel):
     auth_enabled: bool
     key: KeyOut | None
     scopes: list[str]
+
+
+class FeatureDrift(ApiModel):
+    feature: str
+    psi: float
+    level: str
+
+
+class RankerDrift(ApiModel):
+    version: str | None
+    rows: float
+    min_rows: int
+    features: list[FeatureDrift]

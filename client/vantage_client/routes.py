@@ -34,6 +34,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "refresh_models": ("POST", "/v1/admin/models/refresh"),
     "list_models": ("GET", "/v1/admin/models"),
     "make_current": ("PUT", "/v1/admin/models/{kind}/current"),
+    "ranker_drift": ("GET", "/v1/admin/models/ranker/drift"),
     "list_jobs": ("GET", "/v1/admin/jobs"),
     "get_job": ("GET", "/v1/admin/jobs/{job_id}"),
     # admin: the event queue

@@ -226,3 +226,29 @@ def test_an_older_ranker_is_made_current_again(client: TestClient) -> None:
     assert cf.status_code == 409 and "retraining" in cf.json()["error"]["message"]
     assert client.put("/v1/admin/models/nope/current", json={"version": "x"}).status_code == 422
     assert client.put(url, json={"version": "v1-old", "extra": 1}).status_code == 422
+
+
+def test_ranker_drift_lists_features_most_drifted_first(
+    client: TestClient, monkeypatch: Any
+) -> None:
+    import numpy as np
+
+    from app.routes import admin as admin_routes
+    from serving.drift import MIN_ROWS, DriftMonitor, reference
+
+    monitor = DriftMonitor()
+    monkeypatch.setattr(admin_routes, "MONITOR", monitor)
+    assert client.get("/v1/admin/models/ranker/drift").json() == {
+        "version": None,
+        "rows": 0.0,
+        "min_rows": MIN_ROWS,
+        "features": [],
+    }
+    rng = np.random.default_rng(0)
+    trained = np.column_stack([rng.normal(0, 1, 4000), rng.normal(0, 1, 4000)])
+    served = np.column_stack([rng.normal(0, 1, 1000), rng.normal(1.5, 1, 1000)])
+    monitor.observe("v7", reference(trained, ("steady", "moved")), ("steady", "moved"), served)
+    got = client.get("/v1/admin/models/ranker/drift").json()
+    assert got["version"] == "v7" and got["rows"] == 1000
+    assert [f["feature"] for f in got["features"]] == ["moved", "steady"]
+    assert [f["level"] for f in got["features"]] == ["drift", "stable"]
