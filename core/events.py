@@ -14,6 +14,7 @@ import redis
 from core.domain import Interaction, Item, User
 from core.keys import Keys
 from core.redis_typed import Fields
+from core.tracing import traceparent
 
 ITEM_UPSERTED = "item.upserted"
 ITEM_DELETED = "item.deleted"
@@ -39,6 +40,8 @@ class Event:
     # item versions and the log all use `key`, so a replay can never count twice.
     origin: str | None = None
     partition: int = 0
+    # The W3C traceparent of the request that queued it (tracing on): the worker links to it.
+    traceparent: str | None = None
 
     @property
     def key(self) -> str:
@@ -85,6 +88,9 @@ def encode(
     }
     if origin:
         out["origin"] = origin
+    tp = traceparent()
+    if tp:
+        out["tp"] = tp
     return out
 
 
@@ -105,7 +111,7 @@ def decode(entry_id: str | bytes, fields: dict[Any, Any], partition: int = 0) ->
         enqueued = float(f.get("t", "0"))
     except ValueError as e:
         raise PoisonEvent(f"event {eid}: bad payload ({e})") from e
-    return Event(eid, kind, data, enqueued, f.get("origin") or None, partition)
+    return Event(eid, kind, data, enqueued, f.get("origin") or None, partition, f.get("tp") or None)
 
 
 def interaction_owner(

@@ -13,23 +13,31 @@ measuring. Spans: `GET /v1/recommendations` (FastAPI's own server span, which co
 caller's W3C `traceparent`) > `fastapi.endpoint` > `stage retrieval`, `stage ranking`, ...
 (serving.metrics.stage) > `milvus search`, `redis execute`, ... (every call through a circuit
 breaker, core.resilience).
+
+Workers (`vantage-worker`): one span per batch of events of one type (`apply interaction.logged`,
+...) > `embed items`, `milvus upsert`, `redis execute`. An accepted write's event carries the
+request's `traceparent`, and the batch span links to the requests whose events it applied
+(a batch serves many requests: links, not a parent), so a trace shows when a click took effect.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger(__name__)
 
 TRACER = trace.get_tracer("vantage")
 EXPORTERS = ("otlp", "console")
+MAX_LINKS = 32  # a worker batch links at most this many of the requests that queued it
+_W3C = TraceContextTextMapPropagator()
 
 
 def exporters(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -81,11 +89,40 @@ def configure(service: str, environ: Mapping[str, str] = os.environ) -> Any | No
     return provider
 
 
+def traceparent() -> str | None:
+    """The current span as a W3C `traceparent` (None when tracing is off or not sampled):
+    events carry it, so the worker's span that applies them links back to the request."""
+    if not trace.get_current_span().get_span_context().trace_flags.sampled:
+        return None
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def links(parents: Iterable[str | None]) -> list[Link]:
+    """Span links to the distinct `traceparent`s given (at most MAX_LINKS; bad ones skipped)."""
+    out: dict[tuple[int, int], Link] = {}
+    for tp in parents:
+        if not tp or len(out) >= MAX_LINKS:
+            continue
+        ctx = trace.get_current_span(_W3C.extract({"traceparent": tp})).get_span_context()
+        if ctx.is_valid:
+            out.setdefault((ctx.trace_id, ctx.span_id), Link(ctx))
+    return list(out.values())
+
+
 @contextmanager
-def span(name: str, **attributes: str | int | float | bool) -> Iterator[Span]:
-    """A span around the block (a child of the current one); an exception marks it failed."""
+def span(
+    name: str, links: list[Link] | None = None, /, **attributes: str | int | float | bool
+) -> Iterator[Span]:
+    """A span around the block (a child of the current one, linked to `links`); an exception
+    marks it failed."""
     with TRACER.start_as_current_span(
-        name, attributes=attributes, record_exception=True, set_status_on_exception=False
+        name,
+        attributes=attributes,
+        links=links,
+        record_exception=True,
+        set_status_on_exception=False,
     ) as current:
         try:
             yield current
@@ -94,4 +131,4 @@ def span(name: str, **attributes: str | int | float | bool) -> Iterator[Span]:
             raise
 
 
-__all__ = ["TRACER", "configure", "exporters", "span"]
+__all__ = ["TRACER", "configure", "exporters", "links", "span", "traceparent"]

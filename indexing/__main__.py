@@ -11,6 +11,7 @@ import time
 
 from core.logs import setup_logging
 from core.settings import get_settings
+from core.tracing import configure as configure_tracing
 from indexing.connect import build_stores
 from indexing.jobrunner import JobRunner
 from indexing.refresh import CandidateRefresher
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_format)
+    tracing = configure_tracing("vantage-worker")  # off unless the OTEL_* variables ask
     w = settings.worker
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         if thread is not None:
             thread.join(timeout=5)
     log.info("worker %s stopped after %d events", worker.consumer, worker.stats.applied)
+    if tracing is not None:
+        tracing.shutdown()  # exports the spans still batched
 
 
 if __name__ == "__main__":

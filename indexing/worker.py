@@ -28,6 +28,7 @@ from core import events as ev
 from core.domain import Interaction, Item
 from core.replication import wait_for_replicas
 from core.stores.schema import load_all
+from core.tracing import links, span
 from indexing.apply import (
     Stores,
     apply_erasures,
@@ -100,7 +101,9 @@ def _apply_run(s: Stores, kind: str, run: Sequence[ev.Event]) -> None:
     if handler is None:
         raise ev.PoisonEvent(f"no handler for event type {kind!r}")
     try:
-        handler(s, run)
+        queued_by = links([e.traceparent for e in run])
+        with span(f"apply {kind}", queued_by, **{"vantage.events": len(run)}):
+            handler(s, run)
     except (ValidationError, KeyError) as e:
         raise ev.PoisonEvent(str(e)) from e
 

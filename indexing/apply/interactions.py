@@ -21,6 +21,7 @@ from redis.client import Pipeline
 from core.domain import Interaction
 from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTIONS, execute
 from core.served_list import hour_of, hourly_ttl
+from core.tracing import span
 from core.trending import trending_scopes
 from embeddings.confidence import confidence_weight
 from embeddings.profile import content_profile
@@ -68,7 +69,8 @@ def apply_interactions(
         user_parts.append(len(pipe))
         _queue_one(s, pipe, eid, ev, now)
     _queue_counters(s, pipe, events, scopes, now)
-    results = execute(s.redis, pipe)
+    with span("redis execute", **{"db.system": "redis"}):
+        results = execute(s.redis, pipe)
     applied = sum(int(results[i]) for i in user_parts)
     if refresh:
         refresh_profiles(s, list(dict.fromkeys(ev.user_id for _, ev in events)))

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from core.domain import Item
 from core.scripts import CLAIM_VERSIONS
 from core.stores.items import item_row
+from core.tracing import span
 from core.trending import CATEGORY_SEP
 from embeddings.text import TextEmbedder, compose_item_text
 from indexing.apply.stores import Stores
@@ -77,20 +78,20 @@ def _upsert_items(
         return
     batch = [it for it, _ in latest.values()]
     t = time.perf_counter()
-    vecs = embed_items(s.live_embedder(), batch)
+    with span("embed items", **{"vantage.items": len(batch)}):
+        vecs = embed_items(s.live_embedder(), batch)
     embed_s = time.perf_counter() - t
     # An edit must not cost the item its place in the collaborative space. A point read by
     # key, not a scan (Milvus Lite too). A partial upsert leaving cf_vec out would spare it only
     # for items known to exist: Milvus rejects a whole batch holding a new item's partial row,
     # and only this read says reliably which items exist.
-    known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
+    with span("milvus query", **{"db.system": "milvus"}):
+        known_cf = s.items.vectors([it.item_id for it in batch], field="cf_vec")
     zero_cf = np.zeros(s.cf_dim, dtype=np.float32)
-    s.items.upsert(
-        [
-            item_row(it, v, known_cf.get(it.item_id, zero_cf))
-            for it, v in zip(batch, vecs, strict=True)
-        ]
-    )
+    pairs = zip(batch, vecs, strict=True)
+    rows = [item_row(it, v, known_cf.get(it.item_id, zero_cf)) for it, v in pairs]
+    with span("milvus upsert", **{"db.system": "milvus"}):
+        s.items.upsert(rows)
     s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
     pipe.hincrby(s.keys.worker_stats, "embedded", len(batch))
@@ -104,7 +105,8 @@ def _upsert_items(
         pipe.zadd(s.keys.tombstones, hidden)
         pipe.zrem(s.keys.popularity, *hidden)
         pipe.zrem(s.keys.trending(), *hidden)
-    pipe.execute()
+    with span("redis execute", **{"db.system": "redis"}):
+        pipe.execute()
     active = [(it.item_id, t) for it, t in latest.values() if it.status == "active"]
     if active:
         _lift_tombstones(s, active)

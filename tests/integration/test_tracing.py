@@ -110,3 +110,40 @@ def test_a_recommendation_is_one_trace_of_stage_and_dependency_spans(
         while hop.parent is not None and hop.parent.span_id in by_id:
             hop = by_id[hop.parent.span_id]
         assert hop is root, s.name
+
+
+@pytest.mark.integration
+def test_the_worker_batch_that_applies_an_event_links_to_the_request_that_queued_it(
+    client: Any, worker: Any, spans: InMemorySpanExporter
+) -> None:
+    caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+    res = client.post(
+        "/v1/interactions",
+        json={"user_id": "trace-w", "item_id": "trace-i", "type": "click"},
+        headers={"traceparent": f"00-{caller}-00f067aa0ba902b7-01"},
+    )
+    assert res.status_code == 202, res.text
+    worker.drain()
+    done: list[ReadableSpan] = list(spans.get_finished_spans())
+    request = next(
+        s for s in done if s.kind == SpanKind.SERVER and s.name == "POST /v1/interactions"
+    )
+    assert f"{request.context.trace_id:032x}" == caller
+    batch = next(s for s in done if s.name == "apply interaction.logged")
+    # Linked, not a child: a batch applies the events of many requests.
+    assert batch.context.trace_id != request.context.trace_id
+    linked = {(link.context.trace_id, link.context.span_id) for link in batch.links}
+    in_request = {s.context.span_id for s in done if s.context.trace_id == request.context.trace_id}
+    assert any(t == request.context.trace_id and sid in in_request for t, sid in linked), linked
+    assert batch.attributes is not None and batch.attributes["vantage.events"] == 1
+    writes = [s for s in done if s.parent and s.parent.span_id == batch.context.span_id]
+    assert writes and {s.name for s in writes} == {"redis execute"}, [s.name for s in writes]
+    assert all(s.attributes and s.attributes["db.system"] == "redis" for s in writes)
+
+
+def test_events_carry_no_traceparent_while_tracing_is_off() -> None:
+    from core import events as ev
+
+    fields = ev.encode(ev.INTERACTION_LOGGED, {"user_id": "u", "item_id": "i", "type": "view"})
+    assert "tp" not in fields
+    assert ev.decode("1-1", fields).traceparent is None
