@@ -84,6 +84,10 @@ class RecItem(BaseModel):
     propensity: float | None = Field(
         None, description="probability the policy shows this item at this position"
     )
+    title: str | None = Field(None, description="with details=true: the item's current title")
+    category: str | None = Field(
+        None, description="with details=true: the item's current primary category"
+    )
 
 
 class Recommendations(BaseModel):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -10,6 +10,7 @@ from app.errors import AUTHED, error_responses
 from app.schemas import Recommendations
 from core.domain import ID_PATTERN
 from core.errors import InvalidRequest
+from serving import itemmeta
 from serving.recommend import recommend
 from serving.request import RecRequest
 
@@ -59,6 +60,10 @@ def get_recommendations(
     debug: Annotated[
         bool, Query(description="add per-stage timings and per-source counts (not cached)")
     ] = False,
+    details: Annotated[
+        bool,
+        Query(description="add each item's current title and primary category (saves a read)"),
+    ] = False,
 ) -> Recommendations:
     """What `user_id` should see on `surface`."""
     surfaces = state.settings.surfaces
@@ -80,4 +85,21 @@ def get_recommendations(
         language=language.lower() if language else None,  # stored lower-case
         debug=debug,
     )
-    return Recommendations.model_validate(recommend(state, req))
+    result: Any = recommend(state, req)
+    if details:  # new dicts: the answer may be the result cache's own
+        result = {**result, "items": with_details(state, result["items"])}
+    return Recommendations.model_validate(result)
+
+
+def with_details(state: StateDep, items: list[Any]) -> list[dict[str, Any]]:
+    """Each item with its title and primary category, as the read path knows them now (the
+    process's item cache: no Milvus read once it is warm). An item gone since keeps nulls."""
+    meta = itemmeta.current(state, [it["item_id"] for it in items])
+    return [
+        {
+            **it,
+            "title": m.title if (m := meta.get(it["item_id"])) else None,
+            "category": m.category if m else None,
+        }
+        for it in items
+    ]

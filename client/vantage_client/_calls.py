@@ -148,8 +148,10 @@ def recommend(
     category: str | None = None,
     language: str | None = None,
     debug: bool = False,
+    details: bool = False,
 ) -> Call[m.Recommendations]:
-    """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...)."""
+    """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
+    `details=True` adds each item's title and primary category."""
     params = {
         "user_id": user_id,
         "surface": surface,
@@ -158,6 +160,7 @@ def recommend(
         "category": category,
         "language": language,
         "debug": debug or None,
+        "details": details or None,
     }
     return build("recommend", parse_model(m.Recommendations), params=params)
 

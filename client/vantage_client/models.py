@@ -87,6 +87,8 @@ class RecItem(ApiModel):
     position: int = 0
     explored: bool = False
     propensity: float | None = None
+    title: str | None = Field(None, description="with details=True")
+    category: str | None = Field(None, description="with details=True: the primary category")
 
 
 class Recommendations(ApiModel):

@@ -183,3 +183,24 @@ def test_popularity_fallback_survives_a_flood_of_unknown_ids(
         ).json()["items"]
     ]
     assert ids == ["cook-1"]
+
+
+def test_details_add_current_titles_and_categories(client: TestClient, worker: Any) -> None:
+    load_catalogue(client, worker)
+    params = {"user_id": "ann", "surface": "related", "item_id": "cook-1", "limit": 3}
+    plain = client.get("/v1/recommendations", params=params).json()
+    assert all(it["title"] is None and it["category"] is None for it in plain["items"])
+    rich = client.get("/v1/recommendations", params={**params, "details": "true"}).json()
+    assert [it["item_id"] for it in rich["items"]] == [it["item_id"] for it in plain["items"]]
+    for it in rich["items"]:
+        assert it["title"] == CATALOGUE[it["item_id"]]["title"] and it["category"] == "cooking"
+    again = client.get("/v1/recommendations", params=params).json()
+    assert all(it["title"] is None for it in again["items"])  # nothing of it was cached
+    # An edited title shows at once (the item change log invalidates the process's cache).
+    first = rich["items"][0]["item_id"]
+    body = {**CATALOGUE[first], "title": "Renamed loaf"}
+    assert client.put(f"/v1/items/{first}", json=body).status_code == 202
+    worker.drain()
+    renamed = client.get("/v1/recommendations", params={**params, "details": "true"}).json()
+    titles = {it["item_id"]: it["title"] for it in renamed["items"]}
+    assert titles.get(first, "Renamed loaf") == "Renamed loaf"
