@@ -3,8 +3,10 @@
 Starts a throw-away embedded stack (redis-server and Milvus Lite, as the benchmarks do), seeds
 the demo data set and trains the interaction model (as `vantage run` does), starts one worker
 and the API, gives each screen something to show (served lists and clicks for the analytics,
-two rules, a dead letter, a re-index started from the console), and saves each screen from
-headless Chromium at 1280x800 (Debian's `chromium` and `chromium-driver`).
+two rules, a dead letter, three API keys (one revoked), a re-index started from the console, a
+search by meaning with a hit opened, a key created in the keys screen with its secret shown
+once), and saves each screen from headless Chromium at 1280x800 (Debian's `chromium` and
+`chromium-driver`).
 
     python bench/console_screenshots.py [--out docs/console]
 """
@@ -83,7 +85,7 @@ def traffic(http: httpx.Client, rng: random.Random) -> None:
 
 
 def operator_data(http: httpx.Client, stores: Any) -> None:
-    """Two rules, and an event the worker cannot apply (a dead letter)."""
+    """Two rules, an event the worker cannot apply (a dead letter) and API keys, one revoked."""
     week = time.time() + 7 * 86_400
     http.put(
         "/v1/admin/rules/spring-pin",
@@ -106,6 +108,15 @@ def operator_data(http: httpx.Client, stores: Any) -> None:
         },
     ).raise_for_status()
     stores.redis.xadd(stores.keys.stream(0), {"type": "item.renamed", "data": '{"item_id": "x"}'})
+    for name, scopes, limits in (
+        ("old mobile app", ["recommend"], {}),
+        ("web app", ["recommend", "events"], {"rate_per_s": 200, "burst": 400}),
+        ("catalogue sync", ["catalog"], {"rate_per_s": 20, "burst": 50}),
+    ):
+        key = http.post("/v1/admin/keys", json={"name": name, "scopes": scopes, **limits})
+        key_id = key.raise_for_status().json()["key_id"]
+        if name.startswith("old"):
+            http.post(f"/v1/admin/keys/{key_id}/revoke").raise_for_status()
 
 
 class Shots:
@@ -139,16 +150,18 @@ def shoot(s: Shots, key: str) -> None:
     s.el("#pg-compare").click()
     Select(s.el("#pg-b-surface")).select_by_value("trending")
     s.el("#pg-run").click()
-    first = s.el("#pg-a-table tbody tr[data-item-id]").get_attribute("data-item-id")
+    s.el("#pg-a-table tbody tr[data-item-id]")
     s.el("#pg-b-table tbody tr[data-item-id]")
     s.save("playground")
 
-    # An item the user may see (maturity, region), and its related list for them.
-    s.open("catalogue", "#cat-id")
-    s.el("#cat-id").send_keys(first)
+    # Items found by meaning; the top one opened, with its related list for the user.
+    s.open("catalogue", "#cat-search")
     s.el("#cat-as-user").clear()
     s.el("#cat-as-user").send_keys("u-0007")
-    s.el("#cat-open").click()
+    s.el("#cat-search").send_keys("bread baking at home")
+    s.el("#cat-search-go").click()
+    hit = "#cat-search-table tbody tr[data-status='active'] a"
+    s.el(hit, timeout=120).click()  # the first search loads the text model
     s.el("#cat-related-table tbody tr")
     s.save("catalogue")
 
@@ -163,10 +176,19 @@ def shoot(s: Shots, key: str) -> None:
         ("rules", "#rules-table tbody tr[data-rule-id]"),
         ("analytics", "#an-rows tbody tr"),
         ("queue", "#dl-table tbody tr[data-id]"),
-        ("keys", ".needs-api"),
     ):
         s.open(screen, ready)
+        if screen == "analytics":
+            s.el("#an-hourly g.hour")  # drawn beside the table, from another request
         s.save(screen)
+
+    # A key created here: its secret shown once, above the list.
+    s.open("keys", "#keys-table tbody tr[data-key-id]")
+    s.el("#keys-name").send_keys("analytics export")
+    s.el("#keys-scope-admin").click()
+    s.el("#keys-create").click()
+    s.el("#keys-secret")
+    s.save("keys")
 
 
 def wait_for_worker(http: httpx.Client) -> None:

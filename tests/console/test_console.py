@@ -1,10 +1,13 @@
 """The operator console in headless Chromium against the real API: sign in, the playground,
-a re-index followed to 100%, a pin placed through the rules screen, a dead letter replayed.
+a re-index followed to 100%, a pin placed through the rules screen, a dead letter replayed, a
+key created and revoked, an older re-ranker made current, the catalogue searched by meaning
+and the hourly analytics chart.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +20,7 @@ from core.settings import Settings
 from indexing.jobrunner import JobRunner
 from tests.console.conftest import Console, seed
 from tests.integration.conftest import CATALOGUE
+from tests.integration.test_admin import _save_ranker
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 SCREENS = ("playground", "catalogue", "jobs", "models", "rules", "analytics", "queue", "keys")
@@ -26,9 +30,9 @@ READY = {
     "jobs": "#job-history-table",
     "models": "#models-cf-table",
     "rules": "#rules-table",
-    "analytics": "#an-rows",
+    "analytics": "#an-hourly svg",
     "queue": "#dl-table",
-    "keys": "#screen-keys .needs-api",
+    "keys": "#keys-table",
 }
 
 
@@ -40,8 +44,9 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
     console: Console, stores: Any, worker: Any
 ) -> None:
     seed(stores, worker)
-    key = console.sign_in()
+    key = console.sign_in(name="ops desk")
     assert _tabs(console) == [f"tab-{s}" for s in SCREENS]
+    assert console.text("#session-key") == "ops desk · scopes: admin"
     # The key lives in this tab's session storage only.
     assert console.d.execute_script("return sessionStorage.getItem('vantage.console.key')") == key
     assert console.d.execute_script("return localStorage.length") == 0
@@ -70,16 +75,23 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
         console.el(shown)
     assert console.errors() == []
 
-    # A recommend key: the playground only, and still working (without titles: it cannot read
-    # items, and the page says which API is missing).
+    # A recommend key: the playground only, with titles (the list carries them: details=true),
+    # though the key cannot read items.
     console.el("#signout").click()
     console.el("#signin-key")
     assert console.d.execute_script("return sessionStorage.getItem('vantage.console.key')") is None
-    console.sign_in(("recommend",))
+    console.sign_in(("recommend",), name="web app")
     assert _tabs(console) == ["tab-playground"]
+    assert console.text("#session-key") == "web app · scopes: recommend"
     rows = console.run_playground("reader", "homepage")
-    assert rows and all(t == "" for *_, t in rows)
-    assert "needs API: titles" in console.text("#screen-playground")
+    assert rows and all(t == CATALOGUE[i]["title"] for _, i, t in rows if i in CATALOGUE)
+    assert "needs API: titles" not in console.text("#screen-playground")
+
+    # A key the API does not know: the sign-in form stays, with the API's message.
+    console.el("#signout").click()
+    console.fill("#signin-key", "vtg_not-a-key")
+    console.el("#signin-submit").click()
+    assert "invalid or revoked API key" in console.text("#signin-error")
 
 
 def test_an_item_is_opened_edited_hidden_and_shown_with_its_related_list(
@@ -251,4 +263,123 @@ def test_a_dead_letter_replayed_from_the_queue_screen_is_applied(
     console.wait(lambda d: not console.all("#dl-table tbody tr[data-id]"), msg="dropped")
     auth = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{console.base}/v1/admin/dead-letters", headers=auth).json()["total"] == 0
+    assert console.errors() == []
+
+
+def _me(page: Console, key: str) -> httpx.Response:
+    return httpx.get(f"{page.base}/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_key_created_in_the_keys_screen_works_and_is_revoked(console: Console) -> None:
+    own = console.sign_in()
+    console.tab("keys")
+    console.fill("#keys-name", "web app")
+    console.el("#keys-scope-recommend").click()
+    console.el("#keys-create").click()
+    secret = console.text("#keys-secret")
+    assert "will not be shown again" in console.text("#keys-secret-box")
+    key_id = console.el("#keys-secret-box").get_attribute("data-key-id")
+    me = _me(console, secret)
+    assert me.status_code == 200 and me.json()["scopes"] == ["recommend"]
+    assert me.json()["key"]["name"] == "web app" and me.json()["key"]["key_id"] == key_id
+    row = f'#keys-table tr[data-key-id="{key_id}"]'
+    assert "web app" in console.text(row) and "recommend" in console.text(row)
+
+    console.el(f'[data-revoke="{key_id}"]').click()
+    assert key_id in console.d.switch_to.alert.text
+    console.d.switch_to.alert.accept()
+    console.wait(lambda d: console.el(row).get_attribute("data-revoked") == "true", msg="revoked")
+    assert not console.all(f'[data-revoke="{key_id}"]')
+    assert _me(console, secret).status_code == 401
+
+    # The console's own key: the API refuses (409) and the screen says why.
+    own_id = _me(console, own).json()["key"]["key_id"]
+    console.el(f'[data-revoke="{own_id}"]').click()
+    console.d.switch_to.alert.accept()
+    assert "this is the key you are using" in console.text("#keys-error")
+    assert _me(console, own).status_code == 200
+    assert console.errors() == []
+
+
+def test_an_older_ranker_is_made_current_from_the_models_screen(
+    console: Console, stores: Any
+) -> None:
+    registry = stores.registry  # the app's registry: the same Redis and models directory
+    _save_ranker(registry, "v1-old", withdrawn="worse on the holdout")
+    _save_ranker(registry, "v2-new")
+    console.sign_in()
+    console.tab("models")
+    console.el('#models-ranker-table [data-make-current="v1-old"]').click()
+    assert "worse on the holdout" in console.d.switch_to.alert.text  # withdrawn: confirm
+    console.d.switch_to.alert.accept()
+    message = "ranker v1-old is current (was v2-new)"
+    console.wait(lambda d: message in console.el("#models-message").text, msg=message)
+    assert registry.current("ranker") == "v1-old"
+    row = '#models-ranker-table tr[data-version="v1-old"]'
+    console.wait(lambda d: console.el(row).get_attribute("data-current") == "true")
+    assert console.all('#models-ranker-table [data-make-current="v2-new"]')
+    assert not console.all("#models-cf-table [data-make-current]")  # cf: retrain instead
+    assert console.errors() == []
+
+
+def test_the_catalogue_is_searched_by_meaning_and_a_hit_opened(
+    console: Console, stores: Any, worker: Any, settings: Settings
+) -> None:
+    seed(stores, worker)
+    console.sign_in()
+    console.tab("catalogue")
+    console.fill("#cat-search", "planets and galaxies")
+    console.el("#cat-search-go").click()
+    first = "#cat-search-table tbody tr[data-item-id]"
+    # The server's first search loads its text model: give it time.
+    top = console.wait(lambda d: console.el(first).get_attribute("data-item-id"), timeout=90)
+    assert console.el(first).get_attribute("data-category") == "space"
+    assert console.text("#cat-search-model") == settings.models.text_model
+    console.el(f"{first} a").click()
+    title = CATALOGUE[top]["title"]
+    console.wait(lambda d: console.el("#cat-f-title").get_attribute("value") == title, msg=title)
+    assert console.el("#cat-id").get_attribute("value") == top
+    assert console.errors() == []
+
+
+def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
+    console: Console, stores: Any, worker: Any
+) -> None:
+    seed(stores, worker)
+    key = console.sign_in()
+    auth = {"Authorization": f"Bearer {key}"}
+    since = int(time.time()) // 3600 * 3600
+    rec = httpx.get(
+        f"{console.base}/v1/recommendations",
+        params={"user_id": "reader", "limit": 4},
+        headers=auth,
+    ).json()
+    rid, served = rec["recommendation_id"], len(rec["items"])
+    # The list is logged asynchronously; a click is attributed once it is.
+    console.wait(lambda d: stores.redis.exists(stores.keys.rec_info(rid)), msg="list logged")
+    click = {"user_id": "reader", "item_id": rec["items"][0]["item_id"], "type": "click"}
+    res = httpx.post(
+        f"{console.base}/v1/interactions", json={**click, "recommendation_id": rid}, headers=auth
+    )
+    assert res.status_code == 202
+    worker.drain()
+
+    console.tab("analytics")
+
+    def counted(_: Any) -> tuple[list[tuple[int, int, int]]]:
+        hours = [
+            (
+                int(g.get_attribute("data-hour")),
+                int(g.get_attribute("data-impressions")),
+                int(g.get_attribute("data-clicks")),
+            )
+            for g in console.all("#an-hourly g.hour")
+        ]
+        return (hours,)
+
+    hours = console.wait(counted, msg="hourly chart")[0]
+    assert len(hours) == 24  # the default span, empty hours included
+    busy = [(h, i, c) for h, i, c in hours if i or c]
+    assert busy and all(h >= since for h, _, _ in busy)  # this hour (or the next, at a turn)
+    assert sum(i for _, i, _ in busy) == served and sum(c for *_, c in busy) == 1
     assert console.errors() == []

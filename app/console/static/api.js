@@ -39,31 +39,10 @@ export async function api(method, path, { query, body } = {}) {
   return data;
 }
 
-// No endpoint says which scopes a key has (needs API: the caller's own key), so each scope is
-// probed with a request the key check passes or refuses before the request is validated: an
-// invalid parameter answers 422 (allowed) or 403 (not), and touches no data.
-const PROBES = {
-  recommend: ["/v1/recommendations", {}],
-  catalog: ["/v1/items/!", {}],
-  admin: ["/v1/admin/jobs", { limit: 0 }],
-};
-
-async function allowed([path, query]) {
-  try {
-    await api("GET", path, { query });
-    return true;
-  } catch (e) {
-    if (e.status === 403) return false;
-    if (e.status === 422 || e.status === 404) return true;
-    throw e; // 401 (unknown or revoked key), 429, 503: the caller says so
-  }
-}
-
-export async function probeScopes() {
-  const names = Object.keys(PROBES);
-  const ok = await Promise.all(names.map((n) => allowed(PROBES[n])));
-  return new Set(names.filter((_, i) => ok[i]));
-}
+// The calling key: {auth_enabled, key: {key_id, name, scopes, ...} | null, scopes}, where
+// `scopes` is what it may do (admin expanded to every scope). Any valid key may ask; an
+// unknown or revoked one is refused (401) with the API's message.
+export const whoAmI = () => api("GET", "/v1/auth/me");
 
 // What the OpenAPI schema (public) states: the configured surfaces and the largest `limit`.
 let schema = null;

@@ -1,6 +1,7 @@
-// The shell: sign in with a key, find its scopes, show the screens they allow, route by hash.
+// The shell: sign in with a key, ask the API what it may do (GET /v1/auth/me), show the
+// screens its scopes allow, route by hash.
 
-import { clearKey, getKey, probeScopes, setKey } from "./api.js";
+import { clearKey, getKey, setKey, whoAmI } from "./api.js";
 import { h, showError } from "./ui.js";
 import playground from "./playground.js";
 import catalogue from "./catalogue.js";
@@ -45,9 +46,11 @@ function layout() {
   $("screens").replaceChildren(
     ...screens.map((s) => h("section", { id: `screen-${s.id}`, class: "screen", hidden: true })),
   );
-  const scopes = [...ctx.scopes].join(", ") || "none the console uses";
+  // The key's own scopes (admin stands for all of them); with auth off, there is no key.
+  const { key } = ctx.me;
+  const who = key ? `${key.name} · scopes: ${key.scopes.join(", ")}` : "auth off · every scope";
   $("session").replaceChildren(
-    h("span", { id: "session-scopes" }, `scopes: ${scopes}`),
+    h("span", { id: "session-key", title: key ? `key ${key.key_id}` : "the API asks for no key" }, who),
     h("button", { id: "signout", type: "button", onclick: signOut }, "Sign out"),
   );
   if (!screens.length) {
@@ -59,8 +62,9 @@ function layout() {
 async function signIn(key) {
   setKey(key);
   try {
-    const scopes = await probeScopes();
-    ctx = { scopes, has: (scope) => scopes.has("admin") || scopes.has(scope) };
+    const me = await whoAmI();
+    const scopes = new Set(me.scopes);
+    ctx = { me, scopes, has: (scope) => scopes.has(scope) };
   } catch (e) {
     clearKey();
     throw e;

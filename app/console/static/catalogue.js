@@ -1,6 +1,7 @@
-// Catalogue: an item by id (GET), edited (PUT), hidden or shown (PUT status), deleted
-// (DELETE), and its related list (GET /v1/recommendations?surface=related). Writes are applied
-// by a worker, usually within a second.
+// Catalogue: items found by meaning (GET /v1/search/items) or opened by id (GET), edited
+// (PUT), hidden or shown (PUT status), deleted (DELETE), and an item's related list
+// (GET /v1/recommendations?surface=related). Writes are applied by a worker, usually within a
+// second.
 
 import { api, serviceInfo } from "./api.js";
 import { field, fmtNum, fmtTime, h, list, needsApi, showError, table } from "./ui.js";
@@ -98,6 +99,43 @@ async function related(id) {
   }
 }
 
+let searches = 0; // only the newest search's answer is shown
+
+async function search(ev) {
+  ev.preventDefault();
+  const n = ++searches;
+  const q = $("cat-search").value.trim();
+  const box = $("cat-search-results");
+  $("cat-search-panel").hidden = false;
+  $("cat-search-go").disabled = true;
+  $("cat-search-status").textContent = "searching… (the service's first search loads its text model: a few seconds)";
+  box.replaceChildren();
+  try {
+    const res = await api("GET", "/v1/search/items", {
+      query: { q, limit: 20, category: $("cat-search-category").value.trim() },
+    });
+    if (n !== searches) return;
+    $("cat-search-status").replaceChildren(
+      `${res.items.length} item(s) nearest to “${q}” · text model `, h("code", { id: "cat-search-model" }, res.model));
+    box.replaceChildren(table([
+      { label: "item", cell: (r) => h("a", { href: "#catalogue", onclick: (e) => { e.preventDefault(); open(r.item_id); } }, r.item_id) },
+      { label: "title", cell: (r) => h("span", { class: "title" }, r.title) },
+      { label: "categories", cell: (r) => list(r.categories) },
+      { label: "status", cell: (r) => (r.status === "active" ? r.status : h("span", { class: "badge warn" }, r.status)) },
+      { label: "score", class: "num", cell: (r) => fmtNum(r.score, 3) },
+    ], res.items, {
+      id: "cat-search-table", empty: "nothing found",
+      rowAttrs: (r) => ({ "data-item-id": r.item_id, "data-category": r.categories?.[0] ?? "", "data-status": r.status }),
+    }));
+  } catch (e) {
+    if (n !== searches) return;
+    $("cat-search-status").textContent = "";
+    showError(box, e);
+  } finally {
+    if (n === searches) $("cat-search-go").disabled = false;
+  }
+}
+
 function init(section) {
   const details = h("div", { id: "cat-details", hidden: true },
     h("p", { id: "cat-status", class: "meta" }),
@@ -109,16 +147,23 @@ function init(section) {
     h("p", { id: "cat-message", class: "ok" }),
     h("h3", {}, "Related"),
     h("div", { id: "cat-related" }));
+  const results = h("div", { id: "cat-search-panel", hidden: true },
+    h("h3", {}, "Found by meaning"),
+    h("p", { id: "cat-search-status", class: "meta" }),
+    h("div", { id: "cat-search-results" }));
   section.replaceChildren(
     h("h2", {}, "Catalogue"),
+    h("form", { id: "cat-search-form", class: "form-row", onsubmit: search },
+      field("search by meaning", h("input", { id: "cat-search", required: true, size: 40, maxlength: 500, placeholder: "e.g. bread baking at home" })),
+      field("primary category (optional)", h("input", { id: "cat-search-category", size: 14, placeholder: "any" })),
+      h("button", { id: "cat-search-go", type: "submit" }, "Search")),
     h("form", { class: "form-row", onsubmit: (ev) => { ev.preventDefault(); open($("cat-id").value.trim()); } },
       field("item id", h("input", { id: "cat-id", required: true, placeholder: "demo-0001" })),
       field("related as user", h("input", { id: "cat-as-user", value: "console" })),
-      h("button", { id: "cat-open", type: "submit" }, "Open"),
-      field("by meaning", h("input", { id: "cat-search", disabled: true, placeholder: "e.g. bread baking at home" }))),
-    needsApi("finding items by meaning (a text search over the catalogue) and listing or browsing the catalogue; only an id can be opened today"),
+      h("button", { id: "cat-open", type: "submit" }, "Open")),
+    needsApi("listing or browsing the whole catalogue (a page of items at a time); search by meaning or open an item by id"),
     h("div", { id: "cat-error" }),
-    details);
+    h("div", { class: "columns" }, results, details));
 }
 
 export default { id: "catalogue", title: "Catalogue", scope: "catalog", init };

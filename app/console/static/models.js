@@ -1,16 +1,22 @@
 // Models: per kind (interaction model `cf`, re-ranker `ranker`), the current version and the
-// newest versions with their training metrics, withdrawn ones marked (GET /v1/admin/models).
+// newest versions with their training metrics, withdrawn ones marked (GET /v1/admin/models);
+// an earlier re-ranker served again (PUT /v1/admin/models/ranker/current).
 
 import { api } from "./api.js";
-import { h, needsApi, showError, table } from "./ui.js";
+import { h, showError, table } from "./ui.js";
 
+const $ = (id) => document.getElementById(id);
 const KINDS = { cf: "Interaction model (cf)", ranker: "Re-ranker (ranker)" };
+// Only the re-ranker's artefact is all it needs to serve: the API refuses `cf` (409).
+const ROLLBACK = { ranker: true };
+const CF_NOTE = "The interaction model cannot be made current again: its vectors live in Milvus and Redis. "
+  + "Roll it back by retraining (Jobs → Refresh the models).";
 
 // The figures worth a glance: numbers at the top level and in `metrics`, rounded.
 function figures(info) {
   const flat = { ...info, ...(typeof info.metrics === "object" ? info.metrics : {}) };
   return Object.entries(flat)
-    .filter(([k, v]) => typeof v === "number" && k !== "version")
+    .filter(([k, v]) => typeof v === "number" && k !== "version" && k !== "made_current_at")
     .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
 }
 
@@ -21,21 +27,53 @@ function status(v, current) {
   return h("span", { class: "badge" }, "older");
 }
 
+async function makeCurrent(kind, v) {
+  showError($("models-error"), null);
+  $("models-message").textContent = "";
+  // A withdrawn version was withdrawn for a reason: serving it again is forced, knowingly.
+  const force = Boolean(v.withdrawn);
+  if (force && !confirm(`${kind} ${v.version} was withdrawn: ${v.withdrawn}. Serve it again anyway?`)) return;
+  try {
+    const res = await api("PUT", `/v1/admin/models/${kind}/current`, { body: { version: v.version, force } });
+    $("models-message").textContent = res.changed
+      ? `${kind} ${res.current} is current (was ${res.previous ?? "none"}): serving switches within a request or two`
+      : `${kind} ${res.current} was already current`;
+  } catch (e) {
+    showError($("models-error"), e);
+  }
+  load();
+}
+
+function action(kind, v, current) {
+  if (!ROLLBACK[kind] || v.version === current) return "";
+  return h("button", {
+    type: "button", class: "small-btn", "data-make-current": v.version,
+    title: v.withdrawn ? `withdrawn (${v.withdrawn}): you will be asked to confirm` : "serve this version again",
+    onclick: () => makeCurrent(kind, v),
+  }, "Make current");
+}
+
 function kindSection(kind, data) {
   const rows = data.versions ?? [];
+  const columns = [
+    { label: "version", cell: (v) => h("code", {}, v.version) },
+    { label: "status", cell: (v) => status(v, data.current) },
+    { label: "training figures", cell: (v) => h("span", { class: "small" }, figures(v).join(" · ")) },
+  ];
+  if (ROLLBACK[kind]) columns.push({ label: "", cell: (v) => action(kind, v, data.current) });
   return h("div", { class: "kind", id: `models-${kind}` },
     h("h3", {}, KINDS[kind] ?? kind),
     h("p", { class: "meta" }, `current: ${data.current ?? "none"} · ${data.total} version(s)`),
-    table([
-      { label: "version", cell: (v) => h("code", {}, v.version) },
-      { label: "status", cell: (v) => status(v, data.current) },
-      { label: "training figures", cell: (v) => h("span", { class: "small" }, figures(v).join(" · ")) },
-      { label: "", cell: (v) => v.version === data.current ? "" : h("button", { type: "button", disabled: true, title: "needs API: make a version current" }, "Make current") },
-    ], rows, { id: `models-${kind}-table`, rowAttrs: (v) => ({ "data-version": v.version }), empty: "no version trained yet" }));
+    ROLLBACK[kind] ? "" : h("p", { class: "small" }, kind === "cf" ? CF_NOTE : "Only the re-ranker can be made current again."),
+    table(columns, rows, {
+      id: `models-${kind}-table`, empty: "no version trained yet",
+      rowAttrs: (v) => ({ "data-version": v.version, "data-current": v.version === data.current ? "true" : "false" }),
+    }));
 }
 
-async function load(section) {
-  const box = section.querySelector("#models-list");
+async function load() {
+  const box = $("models-list");
+  if (!box) return; // still starting
   try {
     const data = await api("GET", "/v1/admin/models", { query: { limit: 20 } });
     box.replaceChildren(...Object.entries(data).map(([kind, d]) => kindSection(kind, d)));
@@ -44,15 +82,13 @@ async function load(section) {
   }
 }
 
-let root = null;
-
 function init(section) {
-  root = section;
   section.replaceChildren(
     h("h2", {}, "Models"),
-    needsApi("making an older version current (a rollback: POST /v1/admin/models/{kind}/current with the version); the buttons are disabled until it exists"),
+    h("p", { id: "models-message", class: "ok" }),
+    h("div", { id: "models-error" }),
     h("div", { id: "models-list" }));
-  load(section);
+  load();
 }
 
-export default { id: "models", title: "Models", scope: "admin", init, shown: () => load(root) };
+export default { id: "models", title: "Models", scope: "admin", init, shown: load };

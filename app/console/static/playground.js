@@ -43,27 +43,21 @@ function request(side, debug) {
   return {
     user_id: v("user"), surface: v("surface"), item_id: v("item"), category: v("category"),
     language: v("language"), limit: v("limit"), debug: debug ? "true" : undefined,
+    details: "true", // each item's current title and primary category, in the same answer
   };
 }
 
-async function itemsOf(ids, ctx) {
-  if (!ctx.has("catalog")) return new Map();
-  const got = await Promise.all(ids.map((id) =>
-    api("GET", `/v1/items/${encodeURIComponent(id)}`).catch(() => null)));
-  return new Map(ids.map((id, i) => [id, got[i]]));
-}
-
-// Title, id and categories in one cell, so two lists fit side by side.
-function itemCell(r, item) {
+// Title, id and primary category in one cell, so two lists fit side by side.
+function itemCell(r) {
   return [
-    h("span", { class: "title" }, item?.title ?? ""),
-    h("div", { class: "small" }, h("code", {}, r.item_id), item?.categories?.length ? ` · ${list(item.categories)}` : ""),
+    h("span", { class: "title" }, r.title ?? ""),
+    h("div", { class: "small" }, h("code", {}, r.item_id), r.category ? ` · ${r.category}` : ""),
   ];
 }
 
-const COLUMNS = (items) => [
+const COLUMNS = [
   { label: "#", class: "num", cell: (r) => r.position },
-  { label: "item", cell: (r) => itemCell(r, items.get(r.item_id)) },
+  { label: "item", cell: itemCell },
   { label: "score", class: "num", cell: (r) => fmtNum(r.score) },
   { label: "sources", class: "small", cell: (r) => list(r.sources) },
   { label: "reasons", class: "small", cell: (r) => list(r.reasons) },
@@ -98,9 +92,8 @@ async function runSide(side, ctx) {
   try {
     const rec = await api("GET", "/v1/recommendations", { query: req });
     remember(req.user_id);
-    const items = await itemsOf(rec.items.map((r) => r.item_id), ctx);
     renderMeta(side, rec);
-    $(`pg-${side}-results`).replaceChildren(table(COLUMNS(items), rec.items, {
+    $(`pg-${side}-results`).replaceChildren(table(COLUMNS, rec.items, {
       id: `pg-${side}-table`, empty: "no items",
       rowAttrs: (r) => ({ "data-item-id": r.item_id, "data-position": r.position }),
     }));
@@ -141,7 +134,6 @@ async function init(section, ctx) {
     h("div", { class: "columns" },
       panel("a", info, { user, surface: info.surfaces.includes("homepage") ? "homepage" : info.surfaces[0] }),
       panel("b", info, { user, surface: info.surfaces.includes("trending") ? "trending" : info.surfaces[0] })),
-    ctx.has("catalog") ? "" : needsApi("titles and categories in the recommendation response (a recommend key cannot read items)"),
     needsApi("a list of users to pick from, and choosing the experiment variant (the user id picks it: compare two users to compare variants)"),
   );
   // Enter in any field of a panel runs too.

@@ -44,26 +44,78 @@ export const fmtNum = (x, digits = 4) => (x === null || x === undefined ? "" : N
 
 export const list = (xs) => (xs ?? []).join(", ");
 
+// An <svg> of `width` x `height` and `add(tag, attrs, text?, parent?)`, which appends an SVG
+// element to it (or to `parent`) with its text as text.
+function svgCanvas(width, height, title) {
+  const svg = document.createElementNS(SVG, "svg");
+  const set = (el, attrs) => { for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); return el; };
+  set(svg, { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart" });
+  const add = (tag, attrs, text, parent = svg) => {
+    const el = set(document.createElementNS(SVG, tag), attrs);
+    if (text !== undefined) el.textContent = text;
+    parent.append(el);
+    return el;
+  };
+  if (title) add("title", {}, title);
+  return { svg, add };
+}
+
 // A horizontal bar chart in inline SVG: rows [{label, value}], bars scaled to the largest.
 export function barChart(rows, { title, format = (v) => String(v), width = 560 } = {}) {
   const bar = 18, gap = 6, labelW = 190, valueW = 80;
   const height = rows.length * (bar + gap) + gap;
   const max = Math.max(...rows.map((r) => r.value), 0) || 1;
-  const svg = document.createElementNS(SVG, "svg");
-  const set = (el, attrs) => { for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); return el; };
-  set(svg, { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart" });
-  const add = (tag, attrs, text) => {
-    const el = set(document.createElementNS(SVG, tag), attrs);
-    if (text !== undefined) el.textContent = text;
-    svg.append(el);
-  };
-  if (title) add("title", {}, title);
+  const { svg, add } = svgCanvas(width, height, title);
   rows.forEach((r, i) => {
     const y = gap + i * (bar + gap);
     const w = Math.max(1, ((width - labelW - valueW) * r.value) / max);
     add("text", { x: labelW - 8, y: y + bar - 5, "text-anchor": "end", class: "chart-label" }, r.label);
     add("rect", { x: labelW, y, width: w, height: bar, rx: 3, class: "chart-bar" });
     add("text", { x: labelW + w + 6, y: y + bar - 5, class: "chart-value" }, format(r.value));
+  });
+  return svg;
+}
+
+// Hourly columns in inline SVG: one strip per series (each scaled to its own largest value,
+// which its label states) over a shared time axis. points: [{hour (unix s), [key]: number}],
+// oldest first, one per hour; series: [{key, label, format?}]. Each hour is a <g class="hour">
+// carrying data-hour and data-<key> (raw values), with a tooltip of every series.
+export function hourlyChart(points, series, { title, width = 1100, strip = 64 } = {}) {
+  const labelW = 120, right = 8, gap = 14, axis = 22;
+  const height = series.length * (strip + gap) + axis;
+  const { svg, add } = svgCanvas(width, height, title);
+  svg.classList.add("hourly");
+  const plotW = width - labelW - right;
+  const step = plotW / Math.max(points.length, 1);
+  const colW = Math.max(1, step * 0.72);
+  const fmt = (s, v) => (s.format ?? String)(v);
+  const max = series.map((s) => Math.max(...points.map((p) => p[s.key] ?? 0), 0));
+  series.forEach((s, i) => {
+    const top = i * (strip + gap) + 4;
+    add("line", { x1: labelW, x2: width - right, y1: top + strip, y2: top + strip, class: "chart-axis" });
+    add("text", { x: labelW - 8, y: top + 12, "text-anchor": "end", class: "chart-label" }, s.label);
+    add("text", { x: labelW - 8, y: top + 28, "text-anchor": "end", class: "chart-tick" }, `max ${fmt(s, max[i])}`);
+  });
+  // Ticks: about a dozen along the axis, on round hours (midnight for a week).
+  const every = points.length > 72 ? 24 : points.length > 24 ? 6 : 3;
+  const lastTop = (series.length - 1) * (strip + gap) + 4 + strip;
+  points.forEach((p, n) => {
+    const x = labelW + n * step + (step - colW) / 2;
+    const when = new Date(p.hour * 1000);
+    const data = Object.fromEntries(series.map((s) => [`data-${s.key}`, p[s.key] ?? 0]));
+    const g = add("g", { class: "hour", "data-hour": p.hour, ...data });
+    const clock = fmtTime(p.hour).slice(11, 16); // local time
+    add("title", {}, `${fmtTime(p.hour).slice(0, 16)}: ${series.map((s) => `${s.label} ${fmt(s, p[s.key] ?? 0)}`).join(", ")}`, g);
+    series.forEach((s, i) => {
+      const v = p[s.key] ?? 0;
+      const top = i * (strip + gap) + 4;
+      const colH = v > 0 ? Math.max(1, (strip * v) / max[i]) : 0;
+      add("rect", { x, y: top + strip - colH, width: colW, height: colH, class: `chart-col chart-${s.key}` }, undefined, g);
+    });
+    if (when.getHours() % every === 0) {
+      const label = every === 24 ? `${when.toLocaleDateString([], { weekday: "short" })} ${when.getDate()}` : clock;
+      add("text", { x: x + colW / 2, y: lastTop + 16, "text-anchor": "middle", class: "chart-tick" }, label);
+    }
   });
   return svg;
 }
