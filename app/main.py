@@ -23,6 +23,7 @@ from app.routes import (
     admin,
     analytics,
     console,
+    experiments,
     health,
     interactions,
     items,
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, search, users, interactions, recommendations):
         app.include_router(r.router)
-    for r in (admin, rules, analytics, keys):
+    for r in (admin, rules, analytics, experiments, keys):
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

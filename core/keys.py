@@ -241,10 +241,11 @@ class Keys:
         expires `served_list.HOURLY_KEEP_S` after it began)."""
         return f"{self.tag(f'recs{shard}')}:surfstats:h:{hour}"
 
-    def served_items_hour(self, surface: str, hour: int) -> str:
-        """HyperLogLog of the distinct items served on `surface` in one hour (catalogue
-        coverage); every surface's and hour's in one slot, so a day's union is one PFCOUNT."""
-        return f"{self.tag('recs0')}:served:h:{hour}:{surface}"
+    def served_items_hour(self, surface: str, hour: int, variant: str | None = None) -> str:
+        """HyperLogLog of the distinct items served on `surface` (to `variant`'s users, if
+        given) in one hour (catalogue coverage); all in one slot, so a union is one PFCOUNT."""
+        tail = f":{variant}" if variant is not None else ""
+        return f"{self.tag('recs0')}:served:h:{hour}:{surface}{tail}"
 
     def candidates(self, owner: str) -> str:
         """A precomputed candidate set: JSON; owner `u:<user_id>` or `i:<item_id>`."""

@@ -54,6 +54,22 @@ def hourly_ttl(hour: int, now: float) -> int:
     return max(1, int(hour * 3600 + HOURLY_KEEP_S - now))
 
 
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 200, 500, 1000, 2500)  # upper bounds; then "inf"
+
+
+def list_fields(surface: str, variant: str, degraded: bool, ms: float | None) -> list[str]:
+    """The hourly `surface_stats` fields one served list adds 1 to, whatever its items (an
+    experiment's guardrails): `list`, `degraded` if it was, and its latency bucket as the
+    source part of `lat|<surface>|<bucket ms or inf>|<variant>`."""
+    out = [f"list|{surface}|*|{variant}"]
+    if degraded:
+        out.append(f"degraded|{surface}|*|{variant}")
+    if ms is not None:
+        bucket = next((str(b) for b in LATENCY_BUCKETS_MS if ms <= b), "inf")
+        out.append(f"lat|{surface}|{bucket}|{variant}")
+    return out
+
+
 def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) -> list[str]:
     """The `surface_stats` fields one item of a list adds 1 to (per source, then the total)."""
     return [*(f"{kind}|{surface}|{s}|{variant}" for s in sources), f"{kind}|{surface}|*|{variant}"]
@@ -123,6 +139,8 @@ class ServedList:
     cached: bool
     degraded: bool
     items: tuple[ServedItem, ...]
+    # How long the request took (ms), for the experiment guardrails; not in the stream record.
+    ms: float | None = None
 
     def to_json(self) -> str:
         """The impression stream's `data` field."""

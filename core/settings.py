@@ -213,6 +213,27 @@ class CandidateSettings(BaseModel):
     )
 
 
+class ExperimentSettings(BaseModel):
+    """Sequential A/B tests of surface variants (`GET /v1/admin/experiments`)."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="error rate of the always-valid intervals")
+    mixing_sd: float = Field(
+        0.01, gt=0, le=0.5, description="CTR difference the test finds fastest (mSPRT mixture sd)"
+    )
+    min_impressions: int = Field(1000, ge=1, description="per arm, before any decision")
+    window_hours: int = Field(168, ge=1, le=192, description="hours of counts read (kept 8 days)")
+    min_lists: int = Field(100, ge=1, description="per arm, before a guardrail is judged")
+    max_latency_ratio: float = Field(
+        1.25, gt=1, description="guardrail: p95 over default's times this (and 10 ms more)"
+    )
+    max_degraded_increase: float = Field(
+        0.01, ge=0, le=1, description="guardrail: degraded share this far above default's"
+    )
+    min_coverage_ratio: float = Field(
+        0.8, gt=0, le=1, description="guardrail: distinct items under this share of default's"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VANTAGE_", env_nested_delimiter="__", extra="ignore", env_file=None
@@ -229,6 +250,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     candidates: CandidateSettings = CandidateSettings()
     auth: AuthSettings = AuthSettings()
+    experiments: ExperimentSettings = ExperimentSettings()
     # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
     surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)
 

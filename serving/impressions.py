@@ -39,6 +39,7 @@ from core.served_list import (
     ServedList,
     hour_of,
     hourly_ttl,
+    list_fields,
     stats_fields,
     stats_name,
 )
@@ -56,11 +57,14 @@ def _propensity(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def to_record(response: Mapping[str, Any], *, at: float | None = None) -> ServedList | None:
-    """The served-list record of a response (None when it has no item or no id)."""
+def to_record(
+    response: Mapping[str, Any], *, at: float | None = None, ms: float | None = None
+) -> ServedList | None:
+    """The served-list record of a response (None when it has no id); `ms`: how long the
+    request took."""
     rec_id = response.get("recommendation_id")
     raw = response.get("items") or []
-    if not rec_id or not raw:
+    if not rec_id:
         return None
     items: list[ServedItem] = []
     seen: set[str] = set()
@@ -88,6 +92,7 @@ def to_record(response: Mapping[str, Any], *, at: float | None = None) -> Served
         cached=bool(response.get("cached", False)),
         degraded=bool(response.get("degraded", False)),
         items=tuple(items),
+        ms=None if ms is None else round(float(ms), 3),
     )
 
 
@@ -136,12 +141,13 @@ class ImpressionLogger:
         self._thread.join(timeout_s)
         self._thread = None
 
-    def log(self, response: Mapping[str, Any]) -> None:
-        """Queue a response as `recommend()` returns it; never blocks, never raises."""
+    def log(self, response: Mapping[str, Any], ms: float | None = None) -> None:
+        """Queue a response as `recommend()` returns it (`ms`: how long it took); never blocks,
+        never raises."""
         if not self.running:  # e.g. the evaluation harness: no thread, nothing kept
             return
         try:
-            record = to_record(response)
+            record = to_record(response, ms=ms)
         except Exception:
             log.exception("impression not logged: malformed response")
             metrics.IMPRESSIONS_DROPPED.labels("invalid").inc()
@@ -152,6 +158,19 @@ class ImpressionLogger:
             self._queue.put_nowait(record)
         except queue.Full:
             metrics.IMPRESSIONS_DROPPED.labels("queue_full").inc()
+
+    def _queue_list(self, pipe: Any, rec: ServedList, shard: int) -> None:
+        """The list's stream entry and its attribution hash (expiring)."""
+        pipe.xadd(
+            self.keys.impressions(shard),
+            {"data": rec.to_json()},
+            maxlen=max(1, self.stream_maxlen // RECS_SHARDS),  # in total: about stream_maxlen
+            approximate=True,
+        )
+        key = self.keys.rec_info(rec.id)
+        info: dict[FieldT, EncodableT] = dict(rec.attributions().items())
+        pipe.hset(key, mapping=info)
+        pipe.expire(key, self.ttl_s)
 
     def _run(self) -> None:
         while not (self._stop.is_set() and self._queue.empty()):
@@ -193,27 +212,20 @@ class ImpressionLogger:
         served: dict[str, set[str]] = {}  # distinct-items sketch -> items served
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
-            shard = self.keys.rec_shard(rec.id)
-            pipe.xadd(
-                self.keys.impressions(shard),
-                {"data": rec.to_json()},
-                maxlen=max(1, self.stream_maxlen // RECS_SHARDS),  # in total: about stream_maxlen
-                approximate=True,
-            )
-            hour = hour_of(rec.t)
-            served.setdefault(self.keys.served_items_hour(rec.surface, hour), set()).update(
-                it.item_id for it in rec.items
-            )
+            shard, hour = self.keys.rec_shard(rec.id), hour_of(rec.t)
             totals = stats.setdefault((self.keys.surface_stats(shard), -1), Counter())
             hourly = stats.setdefault((self.keys.surface_stats_hour(shard, hour), hour), Counter())
+            hourly.update(list_fields(rec.surface, rec.variant, rec.degraded, rec.ms))
+            if not rec.items:
+                continue  # counted for the guardrails; nothing to attribute
+            self._queue_list(pipe, rec, shard)
+            for variant in (None, rec.variant):
+                key = self.keys.served_items_hour(rec.surface, hour, variant)
+                served.setdefault(key, set()).update(it.item_id for it in rec.items)
             for it in rec.items:
                 fields = stats_fields("imp", rec.surface, rec.variant, it.sources)
                 totals.update(fields)
                 hourly.update(fields)
-            key = self.keys.rec_info(rec.id)
-            info: dict[FieldT, EncodableT] = dict(rec.attributions().items())
-            pipe.hset(key, mapping=info)
-            pipe.expire(key, self.ttl_s)
         now = time.time()
         for (key, hour), counts in stats.items():
             for f, n in counts.items():
@@ -221,8 +233,7 @@ class ImpressionLogger:
             if hour >= 0 and counts:
                 pipe.expire(key, hourly_ttl(hour, now))
         for key, items in served.items():
-            if items:
-                pipe.pfadd(key, *sorted(items))
-                pipe.expire(key, SERVED_ITEMS_KEEP_S)
+            pipe.pfadd(key, *sorted(items))
+            pipe.expire(key, SERVED_ITEMS_KEEP_S)
         pipe.execute()
         metrics.IMPRESSIONS.inc(len(batch))

@@ -131,11 +131,12 @@ def retrieve(
 def recommend(state: ServingState, req: RecRequest) -> RecResult:
     """Recommendations for one request, as the API returns them; the impression is logged
     asynchronously (debug requests are not impressions)."""
+    started = time.perf_counter()
     with versions_pinned():  # one version of each model for every stage of the request
         result = _recommend(state, req)
     metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
-        state.impressions.log(result)
+        state.impressions.log(result, (time.perf_counter() - started) * 1000)
     return result
 
 

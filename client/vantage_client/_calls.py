@@ -331,3 +331,10 @@ def revoke_key(key_id: str) -> Call[m.KeyOut]:
     """Revoke a key (not the one this client uses: the server answers 409 `conflict`); the
     key's record, with the time it was revoked. Revoking twice changes nothing."""
     return build("revoke_key", parse_model(m.KeyOut), {"key_id": key_id}, retry_safe=True)
+
+
+def experiments(*, surface: str | None = None, hours: int | None = None) -> Call[m.ExperimentList]:
+    """Each surface's variants against default: CTR with always-valid intervals, guardrails
+    and a decision (continue, ship, stop), over the last `hours` (server default if None)."""
+    params = {"surface": surface, "hours": hours}
+    return build("experiments", parse_model(m.ExperimentList), params=params)

@@ -132,6 +132,7 @@ class Endpoints:
     iter_rules = Pages(c.iter_rules)
     surface_metrics = Endpoint(c.surface_metrics)
     surface_metrics_hourly = Endpoint(c.surface_metrics_hourly)
+    experiments = Endpoint(c.experiments)
     # API keys
     me = Endpoint(c.me)
     create_key = Endpoint(c.create_key)

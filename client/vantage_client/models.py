@@ -283,3 +283,46 @@ class RankerDrift(ApiModel):
     rows: float
     min_rows: int
     features: list[FeatureDrift]
+
+
+class ArmOut(ApiModel):
+    variant: str
+    share: float
+    impressions: int
+    clicks: int
+    ctr: float
+    lists: int
+    degraded_share: float
+    p95_ms: float | None
+    distinct_items: int
+
+
+class GuardrailOut(ApiModel):
+    name: str
+    value: float | None
+    default: float | None
+    limit: float | None
+    breached: bool | None
+
+
+class ComparisonOut(ApiModel):
+    variant: str
+    ctr_diff: float
+    ctr_diff_low: float
+    ctr_diff_high: float
+    p_value: float
+    decision: str = Field(description="continue, ship or stop")
+    reason: str
+    guardrails: list[GuardrailOut]
+
+
+class ExperimentOut(ApiModel):
+    surface: str
+    window_hours: int
+    since: int
+    arms: list[ArmOut]
+    comparisons: list[ComparisonOut]
+
+
+class ExperimentList(ApiModel):
+    items: list[ExperimentOut]

@@ -49,6 +49,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "list_rules": ("GET", "/v1/admin/rules"),
     "surface_metrics": ("GET", "/v1/admin/metrics/surfaces"),
     "surface_metrics_hourly": ("GET", "/v1/admin/metrics/surfaces/hourly"),
+    "experiments": ("GET", "/v1/admin/experiments"),
     # API keys
     "me": ("GET", "/v1/auth/me"),
     "create_key": ("POST", "/v1/admin/keys"),

@@ -279,6 +279,6 @@ class ModelSource(Protocol):
 
 
 class ImpressionSink(Protocol):
-    def log(self, response: Mapping[str, Any]) -> None:
+    def log(self, response: Mapping[str, Any], ms: float | None = None) -> None:
         """Record a served list (never blocks the request, never raises)."""
         ...

@@ -121,6 +121,7 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("delete_rule", "promo") is None
     assert call("surface_metrics").rows is not None
     assert call("surface_metrics_hourly", hours=2).hours == 2
+    assert call("experiments", hours=2).items == []  # no surface has variants here
     assert call("me").scopes == ["recommend", "events", "catalog", "admin"]
     made = call("create_key", KeyIn(name="web app", scopes=["recommend"]))
     assert made.key.startswith(f"vtg_{made.key_id}_") and made.scopes == ["recommend"]

@@ -153,7 +153,9 @@ def test_a_response_becomes_its_served_list_record() -> None:
             ServedItem("b", (), 3, True, 0.123457),
         ),
     )
-    assert to_record({"recommendation_id": "r", "items": []}) is None
+    # An empty list is still a served list (the experiment guardrails count it), with its time.
+    empty = to_record({"recommendation_id": "r", "items": [], "degraded": True}, ms=12.3456)
+    assert empty is not None and empty.items == () and empty.degraded and empty.ms == 12.346
     assert to_record({"items": [{"item_id": "a"}]}) is None
 
 
