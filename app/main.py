@@ -32,6 +32,7 @@ from app.routes import (
     rules,
     search,
     users,
+    whynot,
 )
 from app.state import AppState
 from core.errors import DependencyUnavailable
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, search, users, interactions, recommendations):
+    for r in (health, items, search, users, interactions, whynot, recommendations):
         app.include_router(r.router)
     for r in (admin, rules, analytics, experiments, keys):
         app.include_router(r.router)

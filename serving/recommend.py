@@ -42,6 +42,8 @@ class Retrieved:
     runs: list[SourceRun] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     n_generated: int = 0
+    # Every fused candidate, filtered or not (why-not reads where an item left the list).
+    fused: list[Candidate] = field(default_factory=list)
 
     @property
     def max_maturity(self) -> int:
@@ -125,7 +127,7 @@ def retrieve(
         "candidates_ms": (t1 - t) * 1000,
         "scoring_ms": (time.perf_counter() - t1) * 1000,
     }
-    return Retrieved(kept, hard, cons, gen.runs, timings, len(gen.candidates))
+    return Retrieved(kept, hard, cons, gen.runs, timings, len(gen.candidates), fused)
 
 
 def recommend(state: ServingState, req: RecRequest) -> RecResult:
@@ -173,7 +175,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     timings.update(got.timings)
     metrics.candidates(req.surface, ((r.name, r.count) for r in got.runs))
     reasons: list[str] = [f"source_{r}" for r in got.failed]
-    cands = _rank(state, req, ctx, cfg, got.candidates, reasons, timings, deadline_base)
+    cands = rank_stage(state, req, ctx, cfg, got.candidates, reasons, timings, deadline_base)
     t = time.perf_counter()
     rec_id = uuid.uuid4().hex
     notes: dict[str, Any] = {}
@@ -216,7 +218,7 @@ def _debug(
     }
 
 
-def _rank(
+def rank_stage(
     state: ServingState,
     req: RecRequest,
     ctx: UserContext,

@@ -47,9 +47,11 @@ def finalize(
     now: float,
     rules: RuleSnapshot,
     notes: dict[str, Any] | None = None,
+    trace: dict[str, object] | None = None,
 ) -> list[Candidate]:
     """The final list for one request (`rules`: the snapshot its cache key was built with;
-    `notes` gets what the policy had to give way on: `caps_relaxed`)."""
+    `notes` gets what the policy had to give way on: `caps_relaxed`; `trace` the policy's
+    steps, for why-not)."""
     spec = cfg.policy
     window = list(ranked[: policy.window_size(spec, limit)])
     ids = [c.item_id for c in window]
@@ -72,6 +74,7 @@ def finalize(
         pinned=_pinned(state, active, window, hard, constraints),
         category_filter=constraints.category is not None,
         taste=Counter(c for i in liked if i in meta and (c := meta[i].category)),
+        trace=trace,
     )
     final = policy.run(window, spec, inp, limit=limit)
     if notes is not None:

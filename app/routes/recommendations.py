@@ -22,41 +22,48 @@ router = APIRouter(
 )
 
 
+UserIdQ = Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")]
+SurfaceQ = Annotated[
+    str,
+    Query(
+        pattern=r"^[a-z_]{1,32}$",
+        description="where the list is shown: a configured surface (homepage, up_next, "
+        "related, contextual, trending by default)",
+    ),
+]
+LimitQ = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="items to return (default 20, at most serving.max_limit)"),
+]
+CategoryQ = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="only this primary category",
+    ),
+]
+LanguageQ = Annotated[
+    str | None,
+    Query(
+        pattern=r"^([a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
+        description="only items in this language",
+    ),
+]
+
+
 @router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
 def get_recommendations(
     state: StateDep,
-    user_id: Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")],
-    surface: Annotated[
-        str,
-        Query(
-            pattern=r"^[a-z_]{1,32}$",
-            description="where the list is shown: a configured surface (homepage, up_next, "
-            "related, contextual, trending by default)",
-        ),
-    ] = "homepage",
+    user_id: UserIdQ,
+    surface: SurfaceQ = "homepage",
     item_id: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
     ] = None,
-    limit: Annotated[
-        int | None,
-        Query(ge=1, le=1000, description="items to return (default 20, at most serving.max_limit)"),
-    ] = None,
-    category: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=64,
-            pattern=r"^[^\x00-\x1f]+$",
-            description="only this primary category",
-        ),
-    ] = None,
-    language: Annotated[
-        str | None,
-        Query(
-            pattern=r"^([a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
-            description="only items in this language",
-        ),
-    ] = None,
+    limit: LimitQ = None,
+    category: CategoryQ = None,
+    language: LanguageQ = None,
     debug: Annotated[
         bool, Query(description="add per-stage timings and per-source counts (not cached)")
     ] = False,
@@ -66,25 +73,7 @@ def get_recommendations(
     ] = False,
 ) -> Recommendations:
     """What `user_id` should see on `surface`."""
-    surfaces = state.settings.surfaces
-    if surface not in surfaces:
-        raise InvalidRequest(
-            f"unknown surface {surface!r}; valid surfaces: {', '.join(sorted(surfaces))}"
-        )
-    max_limit = state.settings.serving.max_limit
-    if limit is not None and limit > max_limit:
-        raise InvalidRequest(f"limit must be at most {max_limit} (got {limit})")
-    if surfaces[surface].needs_item and not item_id:
-        raise InvalidRequest(f"item_id is required for surface={surface}")
-    req = RecRequest(
-        user_id=user_id,
-        surface=surface,
-        item_id=item_id,
-        limit=limit or state.settings.serving.default_limit,
-        category=category.strip().lower() if category else None,
-        language=language.lower() if language else None,  # stored lower-case
-        debug=debug,
-    )
+    req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
     result: Any = recommend(state, req)
     if details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
@@ -103,3 +92,35 @@ def with_details(state: StateDep, items: list[Any]) -> list[dict[str, Any]]:
         }
         for it in items
     ]
+
+
+def rec_request(
+    state: StateDep,
+    user_id: str,
+    surface: str,
+    item_id: str | None,
+    limit: int | None,
+    category: str | None,
+    language: str | None,
+    debug: bool = False,
+) -> RecRequest:
+    """The request, checked against the configuration (422 with what to fix)."""
+    surfaces = state.settings.surfaces
+    if surface not in surfaces:
+        raise InvalidRequest(
+            f"unknown surface {surface!r}; valid surfaces: {', '.join(sorted(surfaces))}"
+        )
+    max_limit = state.settings.serving.max_limit
+    if limit is not None and limit > max_limit:
+        raise InvalidRequest(f"limit must be at most {max_limit} (got {limit})")
+    if surfaces[surface].needs_item and not item_id:
+        raise InvalidRequest(f"item_id is required for surface={surface}")
+    return RecRequest(
+        user_id=user_id,
+        surface=surface,
+        item_id=item_id,
+        limit=limit or state.settings.serving.default_limit,
+        category=category.strip().lower() if category else None,
+        language=language.lower() if language else None,  # stored lower-case
+        debug=debug,
+    )

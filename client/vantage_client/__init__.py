@@ -65,6 +65,7 @@ from vantage_client.models import (
     SearchResults,
     SurfaceMetrics,
     UserOut,
+    WhyNot,
 )
 from vantage_client.retry import Retry
 from vantage_client.routes import ROUTES
@@ -128,4 +129,5 @@ __all__ = [
     "VantageClient",
     "VantageConnectionError",
     "VantageError",
+    "WhyNot",
 ]

@@ -110,6 +110,7 @@ class Endpoints:
     # events and recommendations
     log_interactions = Endpoint(c.log_interactions)
     recommend = Endpoint(c.recommend)
+    why_not = Endpoint(c.why_not)
     # admin: jobs and models
     reindex = Endpoint(c.reindex)
     refresh_models = Endpoint(c.refresh_models)

@@ -326,3 +326,17 @@ class ExperimentOut(ApiModel):
 
 class ExperimentList(ApiModel):
     items: list[ExperimentOut]
+
+
+class WhyNot(ApiModel):
+    """Where an item left a user's list: the stage, why, and the numbers that decided."""
+
+    item_id: str
+    user_id: str
+    surface: str
+    variant: str
+    stage: str
+    served: bool
+    detail: str
+    numbers: dict[str, Any]
+    items: list[str]

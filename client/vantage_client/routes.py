@@ -29,6 +29,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     # events and recommendations
     "log_interactions": ("POST", "/v1/interactions"),
     "recommend": ("GET", "/v1/recommendations"),
+    "why_not": ("GET", "/v1/recommendations/why-not"),
     # admin: jobs and models
     "reindex": ("POST", "/v1/admin/reindex"),
     "refresh_models": ("POST", "/v1/admin/models/refresh"),

@@ -62,6 +62,9 @@ class PolicyInputs:
     taste: Mapping[str, int] = field(default_factory=dict)
     # Filled by `run`: the caps that gave way so the list could be full (debug output).
     caps_relaxed: list[str] = field(default_factory=list)
+    # Filled by `run` when given (why-not): the rows MMR picked under the caps that held, in
+    # order (`picked`), the caps (`caps`), the rows after exploration (`placed`), the traits.
+    trace: dict[str, object] | None = None
 
 
 def window_size(spec: PolicySpec, limit: int) -> int:
@@ -87,7 +90,7 @@ def run(
     traits = _Traits.of(
         window, popularity, spec, category_filter=inp.category_filter, taste=inp.taste, limit=limit
     )
-    placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit, notes=inp.caps_relaxed)
+    placed = _place(score, vecs, traits, spec, seed=inp.seed, limit=limit, inp=inp)
     final: list[Candidate] = []
     for i, explored, prop in placed:
         c = window[i]
@@ -181,10 +184,10 @@ def _place(
     *,
     seed: int,
     limit: int,
-    notes: list[str],
+    inp: PolicyInputs,
 ) -> list[tuple[int, bool, float]]:
     """Rules 6-7: (window row, explored, propensity) per position of the final list (the
-    caps relaxed to fill it are appended to `notes`)."""
+    caps relaxed to fill it are appended to `inp.caps_relaxed`; `inp.trace` gets the steps)."""
     chosen = diversity.select(
         score,
         vecs,
@@ -196,7 +199,7 @@ def _place(
         caps=traits.caps,
         window=limit * spec.mmr_depth,
     )
-    notes.extend(chosen.relaxed)
+    inp.caps_relaxed.extend(chosen.relaxed)
     picked = chosen.picked
     traits = dataclasses.replace(traits, caps=chosen.caps)  # exploration keeps to what held
     taken = set(picked)
@@ -217,7 +220,11 @@ def _place(
         # A safety net for the caps that held (the unproven cap is a throttle only).
         dataclasses.replace(chosen.caps, unproven=None),
     )
-    return [p for p, ok in zip(placed, fits, strict=True) if ok]
+    kept = [p for p, ok in zip(placed, fits, strict=True) if ok]
+    if inp.trace is not None:
+        inp.trace.update(picked=list(picked), caps=chosen.caps, placed=[i for i, _, _ in kept])
+        inp.trace.update(traits=traits)
+    return kept
 
 
 def _pin(

@@ -9,11 +9,12 @@ import jobs from "./jobs.js";
 import models from "./models.js";
 import rules from "./rules.js";
 import analytics from "./analytics.js";
+import experiments from "./experiments.js";
 import queue from "./queue.js";
 import keys from "./keys.js";
 
 // Each screen: {id, title, scope, init(section, ctx)}; `scope` is what its API calls need.
-const SCREENS = [playground, catalogue, jobs, models, rules, analytics, queue, keys];
+const SCREENS = [playground, catalogue, jobs, models, rules, analytics, experiments, queue, keys];
 const $ = (id) => document.getElementById(id);
 let ctx = null;
 

@@ -1,9 +1,10 @@
 // Models: per kind (interaction model `cf`, re-ranker `ranker`), the current version and the
 // newest versions with their training metrics, withdrawn ones marked (GET /v1/admin/models);
-// an earlier re-ranker served again (PUT /v1/admin/models/ranker/current).
+// an earlier re-ranker served again (PUT /v1/admin/models/ranker/current); the live ranker's
+// feature drift as the answering API process counts it (GET /v1/admin/models/ranker/drift).
 
 import { api } from "./api.js";
-import { h, showError, table } from "./ui.js";
+import { barChart, h, showError, table } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const KINDS = { cf: "Interaction model (cf)", ranker: "Re-ranker (ranker)" };
@@ -71,9 +72,47 @@ function kindSection(kind, data) {
     }));
 }
 
+const LEVEL = { stable: "ok", shift: "warn", drift: "bad" };
+const READING = "PSI (population stability index) of each feature: the rows this process scored against the rows "
+  + "the ranker was trained on. Under 0.1 stable, 0.1-0.25 a shift worth a look, over 0.25 drift: retrain.";
+
+function driftSection(d) {
+  const rows = Math.round(d.rows);
+  const features = d.features ?? [];
+  const body = features.length
+    ? h("figure", {},
+      h("figcaption", {}, "PSI per feature, most drifted first"),
+      barChart(features.map((f) => ({
+        label: f.feature, value: f.psi, class: `level-${f.level}`,
+        attrs: { "data-feature": f.feature, "data-level": f.level, "data-psi": f.psi },
+      })), { title: "PSI per feature", format: (v, r) => `${v.toFixed(3)} ${r.attrs["data-level"]}`, valueW: 110 }))
+    : h("p", { id: "models-drift-empty", class: "empty" }, `not enough scored rows yet (${rows} of ${d.min_rows})`);
+  const worst = features[0];
+  return [
+    h("h3", {}, "Feature drift (this API process)"),
+    h("p", { class: "meta" },
+      `ranker ${d.version ?? "none scored yet"} · ${rows} rows counted (recent traffic weighs most)`,
+      worst ? [" · most drifted: ", h("span", { class: `badge ${LEVEL[worst.level] ?? ""}` }, `${worst.feature} ${worst.level}`)] : ""),
+    h("p", { class: "small" }, READING, " Each API process counts its own traffic; the alert reads the same figures from /metrics."),
+    body,
+  ];
+}
+
+async function loadDrift() {
+  const box = $("models-drift");
+  try {
+    box.replaceChildren(...driftSection(await api("GET", "/v1/admin/models/ranker/drift")));
+  } catch (e) {
+    const err = h("div");
+    box.replaceChildren(h("h3", {}, "Feature drift (this API process)"), err);
+    showError(err, e);
+  }
+}
+
 async function load() {
   const box = $("models-list");
   if (!box) return; // still starting
+  loadDrift();
   try {
     const data = await api("GET", "/v1/admin/models", { query: { limit: 20 } });
     box.replaceChildren(...Object.entries(data).map(([kind, d]) => kindSection(kind, d)));
@@ -87,7 +126,8 @@ function init(section) {
     h("h2", {}, "Models"),
     h("p", { id: "models-message", class: "ok" }),
     h("div", { id: "models-error" }),
-    h("div", { id: "models-list" }));
+    h("div", { id: "models-list" }),
+    h("div", { id: "models-drift" }));
   load();
 }
 

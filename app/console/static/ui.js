@@ -60,19 +60,43 @@ function svgCanvas(width, height, title) {
   return { svg, add };
 }
 
-// A horizontal bar chart in inline SVG: rows [{label, value}], bars scaled to the largest.
-export function barChart(rows, { title, format = (v) => String(v), width = 560 } = {}) {
-  const bar = 18, gap = 6, labelW = 190, valueW = 80;
+// A horizontal bar chart in inline SVG: rows [{label, value, class?, attrs?}], bars scaled to
+// the largest. Each bar is a <g class="bar"> carrying the row's `attrs`; `class` is added to
+// its rect; `format(value, row)` writes the value beside it.
+export function barChart(rows, { title, format = (v) => String(v), width = 560, valueW = 80 } = {}) {
+  const bar = 18, gap = 6, labelW = 190;
   const height = rows.length * (bar + gap) + gap;
   const max = Math.max(...rows.map((r) => r.value), 0) || 1;
   const { svg, add } = svgCanvas(width, height, title);
   rows.forEach((r, i) => {
     const y = gap + i * (bar + gap);
     const w = Math.max(1, ((width - labelW - valueW) * r.value) / max);
-    add("text", { x: labelW - 8, y: y + bar - 5, "text-anchor": "end", class: "chart-label" }, r.label);
-    add("rect", { x: labelW, y, width: w, height: bar, rx: 3, class: "chart-bar" });
-    add("text", { x: labelW + w + 6, y: y + bar - 5, class: "chart-value" }, format(r.value));
+    const g = add("g", { class: "bar", ...(r.attrs ?? {}) });
+    add("text", { x: labelW - 8, y: y + bar - 5, "text-anchor": "end", class: "chart-label" }, r.label, g);
+    add("rect", { x: labelW, y, width: w, height: bar, rx: 3, class: r.class ? `chart-bar ${r.class}` : "chart-bar" }, undefined, g);
+    add("text", { x: labelW + w + 6, y: y + bar - 5, class: "chart-value" }, format(r.value, r), g);
   });
+  return svg;
+}
+
+// An estimate with its interval on a horizontal axis centred on 0 (marked): the interval as a
+// bar, the estimate as a dot, the axis running to the widest of them either way (and beyond
+// `span` if given). `format` writes the axis' end labels.
+export function intervalPlot({ estimate, low, high }, { title, format = (v) => String(v), width = 300, span = 0, cls = "" } = {}) {
+  const height = 46, pad = 34, mid = 17;
+  const reach = Math.max(Math.abs(low), Math.abs(high), Math.abs(estimate), span) * 1.1 || 1;
+  const x = (v) => pad + ((v + reach) / (2 * reach)) * (width - 2 * pad);
+  const { svg, add } = svgCanvas(width, height, title);
+  svg.classList.add("interval");
+  if (cls) svg.classList.add(cls);
+  add("line", { x1: pad, x2: width - pad, y1: mid, y2: mid, class: "chart-axis" });
+  add("line", { x1: x(0), x2: x(0), y1: mid - 12, y2: mid + 12, class: "interval-zero" });
+  add("rect", { x: x(low), y: mid - 5, width: Math.max(1, x(high) - x(low)), height: 10, rx: 3, class: "interval-bar" });
+  add("circle", { cx: x(estimate), cy: mid, r: 4.5, class: "interval-dot" });
+  const tick = (v, anchor) => add("text", { x: x(v), y: mid + 25, "text-anchor": anchor, class: "chart-tick" }, v ? format(v) : "0");
+  tick(-reach, "start");
+  tick(0, "middle");
+  tick(reach, "end");
   return svg;
 }
 
