@@ -192,12 +192,13 @@ def _coverage_gauges(s: AppState) -> Iterator[Metric]:
     hours = range(now - COVERAGE_HOURS + 1, now + 1)
     names = list(s.settings.surfaces)
     keys = {n: [s.keys.served_items_hour(n, h) for h in hours] for n in names}
+    counts: list[int] = []
     try:
-        pipe = s.redis.pipeline(transaction=False)
+        # One call per sketch union, not a pipeline: a Redis Cluster pipeline refuses PFCOUNT
+        # (the keys share one slot, so the command itself is fine there).
         for n in names:
-            pipe.pfcount(*keys[n])
-        pipe.pfcount(*(k for n in names for k in keys[n]))
-        counts = pipe.execute()
+            counts.append(int(s.redis.pfcount(*keys[n])))
+        counts.append(int(s.redis.pfcount(*(k for n in names for k in keys[n]))))
     except redis.RedisError:
         counts = []
     for name, count in zip([*names, "*"], counts, strict=False):

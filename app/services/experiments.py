@@ -29,12 +29,11 @@ def _arms(state: AppState, hours: range, arms: dict[tuple[str, str], ArmStats]) 
             arm = arms.get((surface, variant))
             if arm is not None:
                 arm.add(kind, source, int(n))
-    pipe = state.redis.pipeline(transaction=False)
-    order = list(arms)
-    for surface, variant in order:
-        pipe.pfcount(*(state.keys.served_items_hour(surface, h, variant) for h in hours))
-    for key, count in zip(order, pipe.execute(), strict=True):
-        arms[key].distinct_items = int(count)
+    # One call per arm, not a pipeline: a Redis Cluster pipeline refuses PFCOUNT (the keys
+    # share one slot, so the command itself is fine there).
+    for (surface, variant), arm in arms.items():
+        keys = [state.keys.served_items_hour(surface, h, variant) for h in hours]
+        arm.distinct_items = int(state.redis.pfcount(*keys))
 
 
 def experiments(

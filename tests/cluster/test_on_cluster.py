@@ -45,6 +45,9 @@ from tests.integration.test_erasure import (
     test_erasure_leaves_no_trace_but_the_aggregates,
     test_erasure_resumes_after_a_crash_midway,
 )
+from tests.integration.test_experiments import (
+    test_arms_count_what_they_served_and_the_decision_follows_the_evidence,
+)
 from tests.integration.test_faults import test_workers_killed_three_times_lose_and_double_nothing
 from tests.integration.test_partitions import (
     psettings,
@@ -70,6 +73,7 @@ __all__ = [
     "setup",
     "test_a_lapsed_lease_is_taken_over_with_its_pending_entries",
     "test_a_users_events_share_one_partition_in_order",
+    "test_arms_count_what_they_served_and_the_decision_follows_the_evidence",
     "test_cached_list_drops_items_deleted_since",
     "test_clicks_are_attributed_once_per_served_item",
     "test_dead_consumers_entries_are_reclaimed",
