@@ -22,6 +22,7 @@ from app.openapi import install_openapi
 from app.routes import (
     admin,
     analytics,
+    canary,
     console,
     experiments,
     health,
@@ -34,6 +35,7 @@ from app.routes import (
     users,
     whynot,
 )
+from app.services import canary as canary_service
 from app.state import AppState
 from core.errors import DependencyUnavailable
 from core.settings import Settings, get_settings
@@ -57,6 +59,14 @@ def _background(
             daemon=True,
         )
     ]
+    threads.append(
+        threading.Thread(
+            target=canary_service.loop,
+            args=(state, stop, settings.canary.check_s),
+            name="ranker-canary",
+            daemon=True,
+        )
+    )
     if settings.candidates.warm_item_cache:
         threads.append(
             threading.Thread(
@@ -115,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, search, users, interactions, whynot, recommendations):
         app.include_router(r.router)
-    for r in (admin, rules, analytics, experiments, keys):
+    for r in (admin, canary, rules, analytics, experiments, keys):
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

@@ -11,6 +11,10 @@ only once both arms served `min_lists` lists (None = not judged yet):
 - coverage: distinct items served under `min_coverage_ratio` of default's. Distinct items grow
   with traffic, so it is judged only while the arms' impressions are within 25% of each other.
 
+A ranker canary (`canary_verdict`) is promoted when its CTR is shown no worse than a
+non-inferiority margin below the current version's, and rolled back when worse or a guardrail
+breaks.
+
 Decision: `stop` when a guardrail breaks or the variant's CTR is shown lower; `ship` when it is
 shown higher and no guardrail breaks; else `continue` (too few impressions, or an interval that
 still contains 0).
@@ -154,4 +158,33 @@ def compare(base: ArmStats, arm: ArmStats, cfg: ExperimentSettings) -> dict[str,
     }
 
 
-__all__ = ["ArmStats", "compare", "guardrails"]
+def canary_verdict(
+    base: ArmStats, arm: ArmStats, cfg: ExperimentSettings, *, margin: float, expired: bool
+) -> tuple[str, str, dict[str, Any]]:
+    """(promote | rollback | continue, reason, the comparison) of a canary against the
+    current version: promoted once its CTR is shown no worse than `margin` below (the
+    interval's low end above -margin) with no guardrail broken; rolled back when a guardrail
+    breaks or its CTR is shown lower, or when still undecided at `expired`."""
+    cmp = compare(base, arm, cfg)
+    broken = [g["name"] for g in cmp["guardrails"] if g["breached"]]
+    low, high = cmp["ctr_diff_low"], cmp["ctr_diff_high"]
+    fewest = min(base.impressions, arm.impressions)
+    shown = f"CTR difference in [{low:.5f}, {high:.5f}], margin {margin:g}"
+    if broken:
+        return "rollback", f"guardrail broken: {', '.join(broken)}", cmp
+    if fewest >= cfg.min_impressions and high < 0:
+        return "rollback", f"worse than the current version: {shown}", cmp
+    if fewest >= cfg.min_impressions and low > -margin:
+        return "promote", f"not worse than the current version: {shown}", cmp
+    if expired:
+        return "rollback", f"undecided when its time ran out: {shown}", cmp
+    if fewest < cfg.min_impressions:
+        return (
+            "continue",
+            f"collecting: {fewest} of {cfg.min_impressions} impressions; {shown}",
+            cmp,
+        )
+    return "continue", f"not shown either way yet: {shown}", cmp
+
+
+__all__ = ["ArmStats", "canary_verdict", "compare", "guardrails"]

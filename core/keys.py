@@ -122,6 +122,17 @@ class Keys:
         """The current version of a model kind (cf, ranker)."""
         return f"{self.tag('models')}:current:{kind}"
 
+    @property
+    def canary(self) -> str:
+        """Hash: the ranker canary (version, share, margin, baseline, state, times, reason),
+        in the models' slot so a promotion and the publish are one transaction."""
+        return f"{self.tag('models')}:canary"
+
+    @property
+    def canary_log(self) -> str:
+        """List of the canary's decisions, newest first (JSON, the last 100)."""
+        return f"{self.tag('models')}:canary:log"
+
     def model_versions(self, kind: str) -> str:
         """Hash version -> JSON metadata (metrics, sizes, time)."""
         return f"{self.tag('models')}:versions:{kind}"

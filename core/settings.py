@@ -234,6 +234,20 @@ class ExperimentSettings(BaseModel):
     )
 
 
+class CanarySettings(BaseModel):
+    """A newly trained ranker first serves a share of traffic; promoted or rolled back on the
+    sequential test (core.experiments.canary_verdict)."""
+
+    share: float = Field(
+        0.0, ge=0, lt=1, description="share of users a new ranker serves first (0: publish at once)"
+    )
+    margin: float = Field(
+        0.002, ge=0, le=0.1, description="non-inferiority margin on CTR (absolute difference)"
+    )
+    check_s: float = Field(60.0, ge=1, description="how often the API judges a running canary")
+    max_hours: float = Field(168.0, gt=0, description="undecided after this long: rolled back")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VANTAGE_", env_nested_delimiter="__", extra="ignore", env_file=None
@@ -251,6 +265,7 @@ class Settings(BaseSettings):
     candidates: CandidateSettings = CandidateSettings()
     auth: AuthSettings = AuthSettings()
     experiments: ExperimentSettings = ExperimentSettings()
+    canary: CanarySettings = CanarySettings()
     # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
     surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)
 

@@ -20,7 +20,7 @@ from core.context import UserContext
 from core.resilience import DependencyDown
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import cache, candidates, metrics, ranking, rerank, scoring, sets
+from serving import cache, canary, candidates, metrics, ranking, rerank, scoring, sets
 from serving.candidates import Generated, Need, SourceRun
 from serving.degraded import degraded
 from serving.policy import HardFilters, apply_policy
@@ -155,7 +155,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
         ctx = state.users.context(req.user_id, recent_n=state.settings.serving.history_exclude)
     except DependencyDown as e:
         return degraded(state, req, None, [e.reason], "default")
-    variant, cfg = base.variant(req.user_id, req.surface)
+    variant, cfg = canary.assign(state, base, req)  # a surface variant, or the ranker canary
     timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
     rules = state.rules.snapshot()  # one snapshot for the cache key and the list
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)

@@ -37,7 +37,7 @@ import numpy as np
 from core.context import UserContext
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import itemmeta, policy, rerank
+from serving import canary, itemmeta, policy, rerank
 from serving.policy import HardFilters
 from serving.policy.business import rule_deltas
 from serving.policy.safety import visible
@@ -52,7 +52,7 @@ def why_not(
 ) -> dict[str, Any]:
     """Where `item_id` left the list `req` asks for (see the module docstring)."""
     ctx = state.users.context(req.user_id, recent_n=state.settings.serving.history_exclude)
-    variant, cfg = state.settings.surfaces[req.surface].variant(req.user_id, req.surface)
+    variant, cfg = canary.assign(state, state.settings.surfaces[req.surface], req)
     rec_id = recommendation_id or uuid.uuid4().hex
     with versions_pinned():
         got = retrieve(state, req, ctx, cfg)

@@ -14,7 +14,7 @@ from core.redis_typed import text
 from core.served_list import hour_of
 
 
-def _arms(state: AppState, hours: range, arms: dict[tuple[str, str], ArmStats]) -> None:
+def count_arms(state: AppState, hours: range, arms: dict[tuple[str, str], ArmStats]) -> None:
     """Add the window's counts to `arms` ((surface, variant) -> stats)."""
     pipe = state.redis.pipeline(transaction=False)
     for hour in hours:
@@ -53,7 +53,7 @@ def experiments(
         (name, v): ArmStats(v) for name, conf in tested.items() for v in ["default", *conf.variants]
     }
     if arms:
-        _arms(state, span, arms)
+        count_arms(state, span, arms)
     out = []
     for name, conf in tested.items():
         base = arms[(name, "default")]

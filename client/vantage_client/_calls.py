@@ -330,37 +330,27 @@ def surface_metrics_hourly(
     return build("surface_metrics_hourly", parse_model(m.HourlyMetrics), params=params)
 
 
-# API keys
+# Builders of the operators' routes live in `_calls_admin`; every builder is reachable here.
+from vantage_client._calls_admin import (  # noqa: E402
+    canary,
+    create_key,
+    experiments,
+    get_key,
+    list_keys,
+    me,
+    revoke_key,
+    start_canary,
+    stop_canary,
+)
 
-
-def me() -> Call[m.Me]:
-    """The calling key: its name, scopes and limits (any key may ask)."""
-    return build("me", parse_model(m.Me))
-
-
-def create_key(key: Body) -> Call[m.KeyCreated]:
-    """Create an API key (`KeyIn`); the answer holds the key itself, shown only this once."""
-    return build("create_key", parse_model(m.KeyCreated), json=body(key, inputs.KeyIn))
-
-
-def list_keys(*, revoked: bool = False) -> Call[m.KeyList]:
-    """Every key (never a secret); revoked ones too with `revoked=True`."""
-    return build("list_keys", parse_model(m.KeyList), params={"revoked": revoked or None})
-
-
-def get_key(key_id: str) -> Call[m.KeyOut]:
-    """One key (never its secret)."""
-    return build("get_key", parse_model(m.KeyOut), {"key_id": key_id})
-
-
-def revoke_key(key_id: str) -> Call[m.KeyOut]:
-    """Revoke a key (not the one this client uses: the server answers 409 `conflict`); the
-    key's record, with the time it was revoked. Revoking twice changes nothing."""
-    return build("revoke_key", parse_model(m.KeyOut), {"key_id": key_id}, retry_safe=True)
-
-
-def experiments(*, surface: str | None = None, hours: int | None = None) -> Call[m.ExperimentList]:
-    """Each surface's variants against default: CTR with always-valid intervals, guardrails
-    and a decision (continue, ship, stop), over the last `hours` (server default if None)."""
-    params = {"surface": surface, "hours": hours}
-    return build("experiments", parse_model(m.ExperimentList), params=params)
+__all__ = [
+    "canary",
+    "create_key",
+    "experiments",
+    "get_key",
+    "list_keys",
+    "me",
+    "revoke_key",
+    "start_canary",
+    "stop_canary",
+]

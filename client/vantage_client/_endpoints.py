@@ -117,6 +117,9 @@ class Endpoints:
     list_models = Endpoint(c.list_models)
     make_current = Endpoint(c.make_current)
     ranker_drift = Endpoint(c.ranker_drift)
+    canary = Endpoint(c.canary)
+    start_canary = Endpoint(c.start_canary)
+    stop_canary = Endpoint(c.stop_canary)
     list_jobs = Endpoint(c.list_jobs)
     get_job = Endpoint(c.get_job)
     # admin: the event queue

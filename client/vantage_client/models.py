@@ -340,3 +340,20 @@ class WhyNot(ApiModel):
     detail: str
     numbers: dict[str, Any]
     items: list[str]
+
+
+class CanaryOut(ApiModel):
+    version: str
+    share: float
+    margin: float
+    baseline: str | None
+    started_at: float
+    state: str = Field(description="running, promoted or rolled_back")
+    decided_at: float | None = None
+    reason: str = ""
+
+
+class CanaryStatus(ApiModel):
+    canary: CanaryOut | None
+    log: list[dict[str, Any]]
+    now: dict[str, Any] | None = None

@@ -36,6 +36,9 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "list_models": ("GET", "/v1/admin/models"),
     "make_current": ("PUT", "/v1/admin/models/{kind}/current"),
     "ranker_drift": ("GET", "/v1/admin/models/ranker/drift"),
+    "canary": ("GET", "/v1/admin/models/ranker/canary"),
+    "start_canary": ("POST", "/v1/admin/models/ranker/canary"),
+    "stop_canary": ("POST", "/v1/admin/models/ranker/canary/stop"),
     "list_jobs": ("GET", "/v1/admin/jobs"),
     "get_job": ("GET", "/v1/admin/jobs/{job_id}"),
     # admin: the event queue

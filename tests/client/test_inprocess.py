@@ -111,6 +111,9 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert set(call("list_models")) == {"cf", "ranker"}
     assert isinstance(call("make_current", "cf", "v1"), Conflict)  # cf: retrain instead
     assert call("ranker_drift").min_rows > 0
+    assert call("canary").canary is None
+    assert isinstance(call("start_canary", "v9", share=0.1), Conflict)  # no current ranker
+    assert isinstance(call("stop_canary"), NotFound)
     assert len(call("list_jobs").items) == 2 and call("get_job", job.id).id == job.id
     assert call("list_dead_letters").total == 0
     assert call("replay_dead_letters", ["9-9"]).missing == ["9-9"]

@@ -34,6 +34,7 @@ CLIENT_ONLY = {"Accepted": {"replayed"}}
 BODY_PARAMS = {"item", "items", "profile", "changes", "events", "rule", "ids"}
 BODY_PARAMS |= {"model", "batch_size"}  # reindex: the fields of its body
 BODY_PARAMS |= {"version", "force", "key"}  # make_current's body; create_key's
+BODY_PARAMS |= {"share", "margin", "reason"}  # the canary's
 
 
 def _schema() -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from core.stores.canary import CanaryStore
 from core.stores.registry import ModelRegistry, save_ranker
 from serving.features import FEATURE_NAMES
 from training.ranker.params import RankerParams
@@ -42,6 +44,9 @@ def gate_and_publish(
         {**info, "params": report.params},
         reference,
     )
+    if better and params.canary_share > 0 and registry.current("ranker") is not None:
+        _start_canary(registry, version, info, params, report)
+        return
     if better or publish_if_worse:
         report.published = True
         registry.publish("ranker", version, {**info, "published": True})
@@ -62,3 +67,29 @@ def gate_and_publish(
     if retired is not None:
         report.withdrawn = retired
         log.warning("ranker %s withdrawn: the blend orders the surfaces now", retired)
+
+
+def _start_canary(
+    registry: ModelRegistry,
+    version: str,
+    info: dict[str, Any],
+    params: RankerParams,
+    report: RankerReport,
+) -> None:
+    """Listed (not current) and served to `canary_share` of users until judged; a canary
+    already running is left to finish, and this version waits unpublished."""
+    registry.r.hset(
+        registry.keys.model_versions("ranker"),
+        version,
+        json.dumps({**info, "published": False, "canary": "started"}),
+    )
+    try:
+        CanaryStore(registry.r, registry.keys).start(
+            version, params.canary_share, params.canary_margin, registry.current("ranker")
+        )
+    except ValueError as e:
+        report.reason = f"passed the gate; not a canary: {e}"
+        log.warning("ranker %s saved, not published: %s", version, report.reason)
+        return
+    report.reason = f"passed the gate; serving {params.canary_share:.0%} of users as a canary"
+    log.info("ranker %s: canary started (%s)", version, info)

@@ -12,6 +12,10 @@ class RankerParams:
     # Small trees: a deeper or longer model fitted the feature period's quirks and lost to
     # the retrieval order on held-out users (ML-100K, inner splits only).
     n_estimators: int = 100
+    # > 0: a ranker that passes the gate while another is current first serves this share of
+    # users as a canary (app.services.canary promotes or rolls it back); 0: published at once.
+    canary_share: float = 0.0
+    canary_margin: float = 0.002
     learning_rate: float = 0.05
     max_depth: int = 3
     min_child_weight: float = 5.0

@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from core.stores.jobs import JobStore
     from indexing.connect import build_stores
     from training.interaction import CFParams, logged_interactions, train_cf
-    from training.ranker import train_ranker
+    from training.ranker import RankerParams, train_ranker
 
     split = args.tune_split or settings.models.tune_split
     with resolved(settings) as s:
@@ -72,7 +72,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         report = train_cf(stores, records, tune_split=split, progress=not args.job, read_at=read_at)
         cf_params = CFParams.from_dict(report.params)
         stage(2, "fitting the re-ranker")
-        ranker = train_ranker(s, stores, records, tune_split=split, cf_params=cf_params)
+        # With a canary share set, a ranker that passes the gate first serves that share.
+        params = RankerParams(canary_share=s.canary.share, canary_margin=s.canary.margin)
+        ranker = train_ranker(
+            s, stores, records, params=params, tune_split=split, cf_params=cf_params
+        )
         stage(4, "done")
     print(json.dumps({**report.as_dict(), "ranker": ranker.as_dict()}))
     return 0

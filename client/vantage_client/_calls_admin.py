@@ -1,0 +1,66 @@
+"""Builders of the operators' routes: API keys, experiments and the ranker canary (the rest
+are in `_calls`, which re-exports these)."""
+
+from __future__ import annotations
+
+from vantage_client import inputs
+from vantage_client import models as m
+from vantage_client._requests import Body, Call, body, build, parse_model
+
+# API keys
+
+
+def me() -> Call[m.Me]:
+    """The calling key: its name, scopes and limits (any key may ask)."""
+    return build("me", parse_model(m.Me))
+
+
+def create_key(key: Body) -> Call[m.KeyCreated]:
+    """Create an API key (`KeyIn`); the answer holds the key itself, shown only this once."""
+    return build("create_key", parse_model(m.KeyCreated), json=body(key, inputs.KeyIn))
+
+
+def list_keys(*, revoked: bool = False) -> Call[m.KeyList]:
+    """Every key (never a secret); revoked ones too with `revoked=True`."""
+    return build("list_keys", parse_model(m.KeyList), params={"revoked": revoked or None})
+
+
+def get_key(key_id: str) -> Call[m.KeyOut]:
+    """One key (never its secret)."""
+    return build("get_key", parse_model(m.KeyOut), {"key_id": key_id})
+
+
+def revoke_key(key_id: str) -> Call[m.KeyOut]:
+    """Revoke a key (not the one this client uses: the server answers 409 `conflict`); the
+    key's record, with the time it was revoked. Revoking twice changes nothing."""
+    return build("revoke_key", parse_model(m.KeyOut), {"key_id": key_id}, retry_safe=True)
+
+
+def experiments(*, surface: str | None = None, hours: int | None = None) -> Call[m.ExperimentList]:
+    """Each surface's variants against default: CTR with always-valid intervals, guardrails
+    and a decision (continue, ship, stop), over the last `hours` (server default if None)."""
+    params = {"surface": surface, "hours": hours}
+    return build("experiments", parse_model(m.ExperimentList), params=params)
+
+
+# the ranker canary
+
+
+def canary() -> Call[m.CanaryStatus]:
+    """The latest ranker canary, its decisions, and (while it runs) what the evidence says."""
+    return build("canary", parse_model(m.CanaryStatus))
+
+
+def start_canary(
+    version: str, *, share: float | None = None, margin: float | None = None
+) -> Call[m.CanaryOut]:
+    """Serve a saved re-ranker to `share` of users; promoted or rolled back automatically."""
+    payload = {"version": version, "share": share, "margin": margin}
+    sent = {k: v for k, v in payload.items() if v is not None}
+    return build("start_canary", parse_model(m.CanaryOut), json=sent)
+
+
+def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
+    """Roll the running canary back now."""
+    sent = {"reason": reason} if reason else None
+    return build("stop_canary", parse_model(m.CanaryOut), json=sent)
