@@ -2,11 +2,13 @@
 
 Starts a throw-away embedded stack (redis-server and Milvus Lite, as the benchmarks do), seeds
 the demo data set and trains the interaction model (as `vantage run` does), starts one worker
-and the API, gives each screen something to show (served lists and clicks for the analytics,
-two rules, a dead letter, three API keys (one revoked), a re-index started from the console, a
-search by meaning with a hit opened, a key created in the keys screen with its secret shown
-once), and saves each screen from headless Chromium at 1280x800 (Debian's `chromium` and
-`chromium-driver`).
+and the API, the homepage with a variant (`more_diverse`, half the users, as the README's
+example), gives each screen something to show (served lists and clicks for the analytics and
+both arms of the experiment, two rules, a dead letter, three API keys (one revoked), a re-index
+started from the console, a search by meaning with a hit opened, a key created in the keys
+screen with its secret shown once), and saves each screen from headless Chromium at 1280x800
+(Debian's `chromium` and `chromium-driver`). No re-ranker is trained, so the models screen's
+feature drift says it has no scored rows yet.
 
     python bench/console_screenshots.py [--out docs/console]
 """
@@ -32,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._stack import admin_headers, fresh_stack, start_api, start_worker
+from core.settings import Settings
+from core.surfaces import SurfaceConfig
 from indexing.connect import build_stores
 from vantage.commands.run import seed_demo
 
@@ -56,20 +60,37 @@ def browser() -> Any:
     return d
 
 
+def with_experiment(settings: Settings) -> Settings:
+    """These settings with a homepage variant: the README's example, for half the users."""
+    raw = settings.surfaces["homepage"].model_dump()
+    policy = {"mmr_lambda": 0.7, "category_cap": 3}
+    raw["variants"] = {"more_diverse": {"share": 0.5, "overrides": {"policy": policy}}}
+    home = SurfaceConfig.model_validate(raw)
+    return settings.model_copy(update={"surfaces": {**settings.surfaces, "homepage": home}})
+
+
 def traffic(http: httpx.Client, rng: random.Random) -> None:
-    """Served lists (impressions) on three surfaces and clicks on some of their items."""
-    for n in range(1, 121):
+    """Served lists (impressions) on three surfaces and clicks on some of their items; the
+    homepage for more users, so that both arms of its experiment serve enough lists for the
+    guardrails to be judged (100 each). The clicks are sent once every list is logged (the
+    impression log writes asynchronously; a click citing a list not logged yet is not
+    attributed)."""
+    rate = {"homepage": 0.09, "trending": 0.05, "related": 0.12}
+    clicks: list[dict[str, Any]] = []
+    for n in range(1, 321):
         user = f"u-{n:04d}"
         for surface, extra in (
             ("homepage", {}),
             ("trending", {}),
             ("related", {"item_id": f"demo-{rng.randint(1, 600):04d}"}),
         ):
+            if surface != "homepage" and n > 120:
+                continue
             rec = http.get(
                 "/v1/recommendations",
                 params={"user_id": user, "surface": surface, "limit": 10, **extra},
             ).json()
-            clicks = [
+            clicks += [
                 {
                     "user_id": user,
                     "item_id": i["item_id"],
@@ -78,10 +99,11 @@ def traffic(http: httpx.Client, rng: random.Random) -> None:
                     "recommendation_id": rec["recommendation_id"],
                 }
                 for i in rec.get("items", [])
-                if rng.random() < {"homepage": 0.09, "trending": 0.05, "related": 0.12}[surface]
+                if rng.random() < rate[surface]
             ]
-            if clicks:
-                http.post("/v1/interactions", json=clicks)
+    time.sleep(2)
+    for start in range(0, len(clicks), 500):
+        http.post("/v1/interactions", json=clicks[start : start + 500]).raise_for_status()
 
 
 def operator_data(http: httpx.Client, stores: Any) -> None:
@@ -175,6 +197,7 @@ def shoot(s: Shots, key: str) -> None:
         ("models", "#models-cf-table"),
         ("rules", "#rules-table tbody tr[data-rule-id]"),
         ("analytics", "#an-rows tbody tr"),
+        ("experiments", "#exp-homepage .comparison svg.interval"),
         ("queue", "#dl-table tbody tr[data-id]"),
     ):
         s.open(screen, ready)
@@ -204,7 +227,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    with fresh_stack() as settings:
+    with fresh_stack() as stack:
+        settings = with_experiment(stack)  # the API and the worker get it in their environment
         stores = build_stores(settings, log_writer="import")
         seed_demo(stores, settings)
         worker = start_worker(settings, "shots-worker")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -206,11 +207,22 @@ class Console:
         ]
 
 
-@pytest.fixture
-def console(browser: Any, settings: Settings) -> Iterator[Console]:
+@contextmanager
+def open_console(browser: Any, settings: Settings) -> Iterator[Console]:
+    """The app on `settings` behind uvicorn (in this process), and its console in `browser`."""
     with serve(settings) as base:
         page = Console(browser, base, settings)
         browser.get_log("browser")  # drop what earlier tests left
+        try:
+            yield page
+        finally:
+            # Leave the page before the server stops: no poll of a gone server in the next test.
+            browser.get("about:blank")
+
+
+@pytest.fixture
+def console(browser: Any, settings: Settings) -> Iterator[Console]:
+    """The console of the app on the test's settings (a test needing other settings, such as
+    surface variants, calls `open_console` with them instead)."""
+    with open_console(browser, settings) as page:
         yield page
-        # Leave the page before the server stops: no poll of a gone server in the next test.
-        browser.get("about:blank")

@@ -1,7 +1,7 @@
 """The operator console in headless Chromium against the real API: sign in, the playground,
 a re-index followed to 100%, a pin placed through the rules screen, a dead letter replayed, a
-key created and revoked, an older re-ranker made current, the catalogue searched by meaning
-and the hourly analytics chart.
+key created and revoked, an older re-ranker made current, the ranker's feature drift, the
+catalogue searched by meaning, the hourly analytics chart and an experiment's arms.
 """
 
 from __future__ import annotations
@@ -18,12 +18,23 @@ import pytest
 from core import events as ev
 from core.settings import Settings
 from indexing.jobrunner import JobRunner
-from tests.console.conftest import Console, seed
+from tests.console.conftest import Console, open_console, seed
 from tests.integration.conftest import CATALOGUE
 from tests.integration.test_admin import _save_ranker
+from tests.integration.test_experiments import _with_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-SCREENS = ("playground", "catalogue", "jobs", "models", "rules", "analytics", "queue", "keys")
+SCREENS = (
+    "playground",
+    "catalogue",
+    "jobs",
+    "models",
+    "rules",
+    "analytics",
+    "experiments",
+    "queue",
+    "keys",
+)
 # What each screen shows once its API calls answered.
 READY = {
     "catalogue": "#cat-id",
@@ -31,6 +42,7 @@ READY = {
     "models": "#models-cf-table",
     "rules": "#rules-table",
     "analytics": "#an-hourly svg",
+    "experiments": "#exp-none",  # no surface has variants in the test settings
     "queue": "#dl-table",
     "keys": "#keys-table",
 }
@@ -383,3 +395,82 @@ def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
     assert busy and all(h >= since for h, _, _ in busy)  # this hour (or the next, at a turn)
     assert sum(i for _, i, _ in busy) == served and sum(c for *_, c in busy) == 1
     assert console.errors() == []
+
+
+def test_the_models_screen_shows_the_ranker_features_most_drifted_first(
+    console: Console, monkeypatch: Any
+) -> None:
+    import numpy as np
+
+    from app.routes import admin as admin_routes
+    from serving.drift import MIN_ROWS, DriftMonitor, reference
+
+    # The API runs in this process: its drift route reads a monitor this test feeds.
+    monitor = DriftMonitor()
+    monkeypatch.setattr(admin_routes, "MONITOR", monitor)
+    console.sign_in()
+    console.tab("models")
+    empty = f"not enough scored rows yet (0 of {MIN_ROWS})"
+    assert console.text("#models-drift-empty") == empty
+
+    rng = np.random.default_rng(0)
+    names = ("steady", "moved")
+    trained = np.column_stack([rng.normal(0, 1, 4000), rng.normal(0, 1, 4000)])
+    served = np.column_stack([rng.normal(0, 1, 1000), rng.normal(1.5, 1, 1000)])
+    monitor.observe("v7", reference(trained, names), names, served)
+    console.tab("rules")
+    console.tab("models")  # shown again: read again
+
+    def bars(_: Any) -> tuple[list[tuple[str, str]]] | None:
+        found = [
+            (g.get_attribute("data-feature"), g.get_attribute("data-level"))
+            for g in console.all("#models-drift g[data-feature]")
+        ]
+        return (found,) if found else None
+
+    assert console.wait(bars, msg="drift bars")[0] == [("moved", "drift"), ("steady", "stable")]
+    assert "ranker v7 · 1000 rows counted" in console.text("#models-drift")
+    assert console.errors() == []
+
+
+def test_the_experiments_screen_shows_each_arm_as_the_api_counts_it(
+    browser: Any, settings: Settings, stores: Any, worker: Any
+) -> None:
+    with open_console(browser, _with_variant(settings)) as console:
+        seed(stores, worker)
+        auth = {"Authorization": f"Bearer {console.sign_in()}"}
+        served = {"default": 0, "calm": 0}  # impressions per arm
+        for n in range(16):  # users are assigned by a stable hash: both arms get lists
+            body = httpx.get(
+                f"{console.base}/v1/recommendations",
+                params={"user_id": f"exp-{n}", "limit": 4},
+                headers=auth,
+            ).json()
+            served[body["variant"]] += len(body["items"])
+        assert all(served.values()), served
+
+        def counted() -> dict[str, int]:
+            got = httpx.get(f"{console.base}/v1/admin/experiments", headers=auth).json()["items"]
+            return {a["variant"]: a["impressions"] for a in got[0]["arms"]}
+
+        # The lists are logged asynchronously: the API counts them within a moment.
+        console.wait(lambda d: counted() == served, msg=f"impressions {served}")
+        console.tab("experiments")
+        rows = "#exp-homepage-arms tbody tr[data-variant]"
+
+        def shown(_: Any) -> tuple[dict[str, int]] | None:
+            got = {
+                r.get_attribute("data-variant"): int(r.get_attribute("data-impressions"))
+                for r in console.all(rows)
+            }
+            return (got,) if got else None
+
+        assert console.wait(shown, msg="arms table")[0] == counted() == served
+        calm = console.el('#exp-homepage .comparison[data-variant="calm"]')
+        assert calm.get_attribute("data-decision") == "continue"
+        assert console.text("#exp-homepage-vs-calm .reason").startswith("collecting")
+        assert console.el("#exp-homepage-vs-calm svg.interval circle")
+        states = console.text("#exp-homepage-vs-calm-guardrails tbody")
+        assert states.count("not judged yet") == 3  # too few lists to judge a guardrail
+        assert "always-valid" in console.text("#exp-note")
+        assert console.errors() == []

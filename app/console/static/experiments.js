@@ -53,14 +53,14 @@ function guardrailsTable(surface, c) {
     { label: "limit", class: "num", cell: (g) => (g.limit === null ? "–" : `${GUARDS[g.name]?.breaks ?? ""} ${fmt(g, g.limit)}`.trim()) },
     { label: "state", cell: guardState },
   ], c.guardrails, {
-    id: `exp-${surface}-${c.variant}-guardrails`,
+    id: `exp-${surface}-vs-${c.variant}-guardrails`,
     rowAttrs: (g) => ({ "data-guardrail": g.name, "data-breached": String(g.breached) }),
   });
 }
 
 function comparison(surface, c) {
   const numbers = `CTR difference ${points(c.ctr_diff)} points, interval [${points(c.ctr_diff_low)}, ${points(c.ctr_diff_high)}]`;
-  return h("div", { class: "comparison panel", id: `exp-${surface}-${c.variant}`, "data-variant": c.variant, "data-decision": c.decision },
+  return h("div", { class: "comparison panel", id: `exp-${surface}-vs-${c.variant}`, "data-variant": c.variant, "data-decision": c.decision },
     h("h4", {}, h("code", {}, c.variant), " against ", h("code", {}, "default"), " ",
       h("span", { class: `decision ${DECISION[c.decision] ?? "badge"}` }, c.decision)),
     h("p", { class: "reason" }, c.reason),

@@ -91,7 +91,7 @@ function driftSection(d) {
   return [
     h("h3", {}, "Feature drift (this API process)"),
     h("p", { class: "meta" },
-      `ranker ${d.version ?? "none scored yet"} · ${rows} rows counted (recent traffic weighs most)`,
+      d.version ? `ranker ${d.version} · ${rows} rows counted (recent traffic weighs most)` : "no ranker has scored rows in this process yet",
       worst ? [" · most drifted: ", h("span", { class: `badge ${LEVEL[worst.level] ?? ""}` }, `${worst.feature} ${worst.level}`)] : ""),
     h("p", { class: "small" }, READING, " Each API process counts its own traffic; the alert reads the same figures from /metrics."),
     body,
