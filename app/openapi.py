@@ -21,7 +21,11 @@ from core.settings import Settings
 
 DAY = 86_400
 # Routes that refuse an unknown surface (analytics filters by any name it has counted).
-CHECKED_SURFACE_PARAMS = {"/v1/recommendations", "/v1/admin/rules"}
+CHECKED_SURFACE_PARAMS = {
+    "/v1/recommendations",
+    "/v1/recommendations/why-not",
+    "/v1/admin/rules",
+}
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:
@@ -49,7 +53,7 @@ def complete(schema: dict[str, Any], settings: Settings) -> None:
                 s = param.get("schema", {})
                 if param["name"] == "surface" and path in CHECKED_SURFACE_PARAMS:
                     _set_enum(s, surfaces)
-                elif param["name"] == "limit" and path == "/v1/recommendations":
+                elif param["name"] == "limit" and path.startswith("/v1/recommendations"):
                     _set_bound(s, "integer", "maximum", settings.serving.max_limit)
     components = schema.get("components", {}).get("schemas", {})
     for name, props in _properties(components):

@@ -103,7 +103,9 @@ def list_models(
 
 
 @router.put(
-    "/models/{kind}/current", response_model=ModelCurrent, responses=error_responses(404, 409)
+    "/models/{kind}/current",
+    response_model=ModelCurrent,
+    responses=error_responses(404, 409, 413),
 )
 def make_current(
     kind: Annotated[str, Path(pattern="^(cf|ranker)$", description="model kind")],

@@ -65,7 +65,9 @@ def get_canary(state: StateDep) -> CanaryStatus:
     return CanaryStatus.model_validate(canary.status(state))
 
 
-@router.post("", status_code=201, response_model=CanaryOut, responses=error_responses(404, 409))
+@router.post(
+    "", status_code=201, response_model=CanaryOut, responses=error_responses(404, 409, 413)
+)
 def start_canary(body: CanaryIn, state: StateDep, response: Response) -> CanaryOut:
     """Serve a saved re-ranker to a share of the users of every surface ranked by the current
     one (variant `canary`). The API judges it every minute: promoted (made current) once its
@@ -79,7 +81,7 @@ def start_canary(body: CanaryIn, state: StateDep, response: Response) -> CanaryO
     return CanaryOut.model_validate(started.as_dict())
 
 
-@router.post("/stop", response_model=CanaryOut, responses=error_responses(404))
+@router.post("/stop", response_model=CanaryOut, responses=error_responses(404, 413))
 def stop_canary(state: StateDep, body: StopIn | None = None) -> CanaryOut:
     """Roll the running canary back now: its users get the current ranker again."""
     reason = body.reason if body else StopIn().reason

@@ -75,7 +75,13 @@ def me(key: Annotated[ApiKey | None, Depends(any_key)]) -> Me:
     return Me(auth_enabled=True, key=_out(key), scopes=list(scopes))  # type: ignore[arg-type]
 
 
-@router.post("/v1/admin/keys", status_code=201, response_model=KeyCreated, dependencies=admin)
+@router.post(
+    "/v1/admin/keys",
+    status_code=201,
+    response_model=KeyCreated,
+    dependencies=admin,
+    responses=error_responses(413),
+)
 def create_key(body: KeyIn, state: StateDep, response: Response) -> KeyCreated:
     """Create a key. The answer holds the key itself, once: store it now (only its hash is kept)."""
     auth = state.settings.auth

@@ -103,8 +103,10 @@ def rec_request(
     category: str | None,
     language: str | None,
     debug: bool = False,
+    item_param: str = "item_id",
 ) -> RecRequest:
-    """The request, checked against the configuration (422 with what to fix)."""
+    """The request, checked against the configuration (422 with what to fix; `item_param`:
+    what the context item's parameter is called there)."""
     surfaces = state.settings.surfaces
     if surface not in surfaces:
         raise InvalidRequest(
@@ -114,7 +116,7 @@ def rec_request(
     if limit is not None and limit > max_limit:
         raise InvalidRequest(f"limit must be at most {max_limit} (got {limit})")
     if surfaces[surface].needs_item and not item_id:
-        raise InvalidRequest(f"item_id is required for surface={surface}")
+        raise InvalidRequest(f"{item_param} is required for surface={surface}")
     return RecRequest(
         user_id=user_id,
         surface=surface,

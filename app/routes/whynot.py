@@ -82,5 +82,8 @@ def get_why_not(
 ) -> WhyNot:
     """Run the pipeline for this request, traced and uncached, and say at which stage
     `item_id` left the list (or its position), with the numbers that decided."""
-    req = rec_request(state, user_id, surface, context_item_id, limit, category, language)
+    context = context_item_id
+    req = rec_request(
+        state, user_id, surface, context, limit, category, language, item_param="context_item_id"
+    )
     return WhyNot.model_validate(why_not(state, req, item_id, recommendation_id))
