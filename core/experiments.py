@@ -9,7 +9,11 @@ only once both arms served `min_lists` lists (None = not judged yet):
 - degraded lists (a dependency failed and a fallback answered: the API's answer to what would
   elsewhere be a 5xx) more than `max_degraded_increase` above default's share;
 - coverage: distinct items served under `min_coverage_ratio` of default's. Distinct items grow
-  with traffic, so it is judged only while the arms' impressions are within 25% of each other.
+  with traffic, so it is judged only while the arms' impressions are within 25% of each other;
+- safety filter hits: candidates the sources returned that the safety net (status, maturity,
+  region) then dropped, per list computed afresh, over default's times 1.5 plus one. The
+  sources filter these themselves, so it is near 0; a variant raising it has a source that
+  reaches for items its users may not see (caught before serving, but a misconfiguration).
 
 A ranker canary (`canary_verdict`) is promoted when its CTR is shown no worse than a
 non-inferiority margin below the current version's, and rolled back when worse or a guardrail
@@ -31,6 +35,7 @@ from core.settings import ExperimentSettings
 
 LATENCY_SLACK_MS = 10.0
 COMPARABLE_TRAFFIC = 1.25  # coverage is judged while impressions differ by at most this ratio
+SAFETY_RATIO = 1.5  # safety filter hits per list: over default's times this, plus one
 
 
 @dataclass
@@ -44,6 +49,8 @@ class ArmStats:
     degraded: int = 0
     latency: dict[str, int] = field(default_factory=dict)  # bucket ("10" ... "inf") -> lists
     distinct_items: int = 0
+    fresh: int = 0  # lists computed afresh (not from the cache)
+    safety: int = 0  # candidates the safety rule dropped in those lists
 
     def add(self, kind: str, source: str, n: int) -> None:
         """Count one hourly `surface_stats` field of this arm (`kind|surface|source|variant`)."""
@@ -57,10 +64,17 @@ class ArmStats:
             self.degraded += n
         elif kind == "lat":
             self.latency[source] = self.latency.get(source, 0) + n
+        elif kind in ("fresh", "safety"):
+            setattr(self, kind, getattr(self, kind) + n)
 
     @property
     def arm(self) -> Arm:
         return Arm(self.impressions, self.clicks)
+
+    @property
+    def safety_per_list(self) -> float:
+        """Candidates the safety rule dropped per list computed afresh."""
+        return self.safety / self.fresh if self.fresh else 0.0
 
     @property
     def degraded_share(self) -> float:
@@ -90,6 +104,7 @@ class ArmStats:
             "degraded_share": round(self.degraded_share, 6),
             "p95_ms": self.p95_ms,
             "distinct_items": self.distinct_items,
+            "safety_per_list": round(self.safety_per_list, 4),
         }
 
 
@@ -116,6 +131,8 @@ def guardrails(base: ArmStats, arm: ArmStats, cfg: ExperimentSettings) -> list[d
     if judged and p_base is not None:
         lat_limit = max(p_base * cfg.max_latency_ratio, p_base + LATENCY_SLACK_MS)
     deg_limit = base.degraded_share + cfg.max_degraded_increase if judged else None
+    fresh = min(base.fresh, arm.fresh) >= cfg.min_lists
+    safety_limit = base.safety_per_list * SAFETY_RATIO + 1.0 if fresh else None
     low, high = sorted((base.impressions, arm.impressions))
     comparable = judged and low > 0 and high / low <= COMPARABLE_TRAFFIC
     cov_limit = cfg.min_coverage_ratio * base.distinct_items if comparable else None
@@ -123,6 +140,7 @@ def guardrails(base: ArmStats, arm: ArmStats, cfg: ExperimentSettings) -> list[d
         _guard("p95_latency_ms", p_arm, p_base, lat_limit),
         _guard("degraded_share", arm.degraded_share, base.degraded_share, deg_limit),
         _guard("coverage", arm.distinct_items, base.distinct_items, cov_limit, above=False),
+        _guard("safety_filter_hits", arm.safety_per_list, base.safety_per_list, safety_limit),
     ]
 
 

@@ -57,11 +57,16 @@ def hourly_ttl(hour: int, now: float) -> int:
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 200, 500, 1000, 2500)  # upper bounds; then "inf"
 
 
-def list_fields(surface: str, variant: str, degraded: bool, ms: float | None) -> list[str]:
+def list_fields(
+    surface: str, variant: str, degraded: bool, ms: float | None, safety: int | None = None
+) -> list[str]:
     """The hourly `surface_stats` fields one served list adds 1 to, whatever its items (an
-    experiment's guardrails): `list`, `degraded` if it was, and its latency bucket as the
-    source part of `lat|<surface>|<bucket ms or inf>|<variant>`."""
+    experiment's guardrails): `list`, `degraded` if it was, its latency bucket as the source
+    part of `lat|<surface>|<bucket ms or inf>|<variant>`, and for a list computed afresh
+    `fresh` and `safety` once per candidate the safety rule dropped."""
     out = [f"list|{surface}|*|{variant}"]
+    if safety is not None:
+        out += [f"fresh|{surface}|*|{variant}"] + [f"safety|{surface}|*|{variant}"] * safety
     if degraded:
         out.append(f"degraded|{surface}|*|{variant}")
     if ms is not None:
@@ -139,8 +144,10 @@ class ServedList:
     cached: bool
     degraded: bool
     items: tuple[ServedItem, ...]
-    # How long the request took (ms), for the experiment guardrails; not in the stream record.
+    # How long the request took (ms) and, computed afresh, how many candidates the safety rule
+    # dropped: for the experiment guardrails; not in the stream record.
     ms: float | None = None
+    safety: int | None = None
 
     def to_json(self) -> str:
         """The impression stream's `data` field."""

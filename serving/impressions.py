@@ -58,7 +58,11 @@ def _propensity(value: Any) -> float | None:
 
 
 def to_record(
-    response: Mapping[str, Any], *, at: float | None = None, ms: float | None = None
+    response: Mapping[str, Any],
+    *,
+    at: float | None = None,
+    ms: float | None = None,
+    safety: int | None = None,
 ) -> ServedList | None:
     """The served-list record of a response (None when it has no id); `ms`: how long the
     request took."""
@@ -93,6 +97,7 @@ def to_record(
         degraded=bool(response.get("degraded", False)),
         items=tuple(items),
         ms=None if ms is None else round(float(ms), 3),
+        safety=None if safety is None else int(safety),
     )
 
 
@@ -141,13 +146,16 @@ class ImpressionLogger:
         self._thread.join(timeout_s)
         self._thread = None
 
-    def log(self, response: Mapping[str, Any], ms: float | None = None) -> None:
-        """Queue a response as `recommend()` returns it (`ms`: how long it took); never blocks,
-        never raises."""
+    def log(
+        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+    ) -> None:
+        """Queue a response as `recommend()` returns it (`ms`: how long it took; `safety`: the
+        candidates the safety rule dropped, None for a cached list); never blocks, never
+        raises."""
         if not self.running:  # e.g. the evaluation harness: no thread, nothing kept
             return
         try:
-            record = to_record(response, ms=ms)
+            record = to_record(response, ms=ms, safety=safety)
         except Exception:
             log.exception("impression not logged: malformed response")
             metrics.IMPRESSIONS_DROPPED.labels("invalid").inc()
@@ -215,7 +223,7 @@ class ImpressionLogger:
             shard, hour = self.keys.rec_shard(rec.id), hour_of(rec.t)
             totals = stats.setdefault((self.keys.surface_stats(shard), -1), Counter())
             hourly = stats.setdefault((self.keys.surface_stats_hour(shard, hour), hour), Counter())
-            hourly.update(list_fields(rec.surface, rec.variant, rec.degraded, rec.ms))
+            hourly.update(list_fields(rec.surface, rec.variant, rec.degraded, rec.ms, rec.safety))
             if not rec.items:
                 continue  # counted for the guardrails; nothing to attribute
             self._queue_list(pipe, rec, shard)

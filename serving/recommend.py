@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,16 @@ from serving import cache, canary, candidates, metrics, ranking, rerank, scoring
 from serving.candidates import Generated, Need, SourceRun
 from serving.degraded import degraded
 from serving.policy import HardFilters, apply_policy
+from serving.policy.safety import visible
 from serving.request import RecRequest, RecResult
 from serving.response import response
 from serving.retrieval import Candidate, Constraints
 from serving.state import ServingState
 
 DAY_S = 86_400.0
+# Fused candidates the safety rule dropped (status, maturity, region) in this request's
+# retrieval; set by `retrieve`, read by `recommend` for the experiment guardrails.
+SAFETY_DROPS: ContextVar[int | None] = ContextVar("safety_drops", default=None)
 
 
 @dataclass
@@ -112,6 +117,7 @@ def retrieve(
     t1 = time.perf_counter()
     fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources}, cfg.fusion_k)
     tomb = state.catalogue.tombstoned([c.item_id for c in fused])
+    SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
     hard = HardFilters(hard.max_maturity, hard.region, hard.language, frozenset(tomb), hard.exclude)
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
     kept = apply_policy(
@@ -134,11 +140,14 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     """Recommendations for one request, as the API returns them; the impression is logged
     asynchronously (debug requests are not impressions)."""
     started = time.perf_counter()
+    drops = SAFETY_DROPS.set(None)
     with versions_pinned():  # one version of each model for every stage of the request
         result = _recommend(state, req)
     metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
-        state.impressions.log(result, (time.perf_counter() - started) * 1000)
+        ms = (time.perf_counter() - started) * 1000
+        state.impressions.log(result, ms, None if result["cached"] else SAFETY_DROPS.get())
+    SAFETY_DROPS.reset(drops)
     return result
 
 

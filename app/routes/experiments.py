@@ -34,10 +34,13 @@ class ArmOut(BaseModel):
         "beyond 2,500 ms or nothing timed)"
     )
     distinct_items: int = Field(description="distinct items served (HyperLogLog, ~1% error)")
+    safety_per_list: float = Field(
+        description="candidates the safety rule dropped per list computed afresh"
+    )
 
 
 class GuardrailOut(BaseModel):
-    name: Literal["p95_latency_ms", "degraded_share", "coverage"]
+    name: Literal["p95_latency_ms", "degraded_share", "coverage", "safety_filter_hits"]
     value: float | None = Field(description="the variant's")
     default: float | None = Field(description="default's")
     limit: float | None = Field(description="the value that breaks it (none: not judged yet)")

@@ -295,6 +295,7 @@ class ArmOut(ApiModel):
     degraded_share: float
     p95_ms: float | None
     distinct_items: int
+    safety_per_list: float
 
 
 class GuardrailOut(ApiModel):

@@ -381,5 +381,7 @@ class RecordingImpressions:
 
     logged: list[dict[str, Any]] = field(default_factory=list)
 
-    def log(self, response: Mapping[str, Any], ms: float | None = None) -> None:
+    def log(
+        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+    ) -> None:
         self.logged.append(copy.deepcopy(dict(response)))

@@ -279,6 +279,8 @@ class ModelSource(Protocol):
 
 
 class ImpressionSink(Protocol):
-    def log(self, response: Mapping[str, Any], ms: float | None = None) -> None:
+    def log(
+        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+    ) -> None:
         """Record a served list (never blocks the request, never raises)."""
         ...

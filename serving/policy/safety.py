@@ -24,6 +24,11 @@ class HardFilters:
     tombstoned: Set[str] = field(default_factory=frozenset)
     exclude: Set[str] = field(default_factory=frozenset)
 
+    @property
+    def visibility(self) -> dict[str, Any]:
+        """The arguments of `visible`: what may never reach this user."""
+        return {"max_maturity": self.max_maturity, "region": self.region}
+
 
 def allowed(
     c: Candidate,

@@ -77,6 +77,8 @@ def test_arms_count_what_they_served_and_the_decision_follows_the_evidence(
             items = {it["item_id"] for b in bodies for it in b["items"]}
             assert abs(arm["distinct_items"] - len(items)) <= max(1, len(items) // 50)
             assert arm["p95_ms"] is not None and arm["degraded_share"] == 0.0
+            # The sources filter maturity themselves: the safety net had nothing to catch.
+            assert arm["safety_per_list"] == 0.0, arm
         assert by_arm["calm"]["clicks"] == len(clicks) and by_arm["default"]["clicks"] == 0
         [cmp] = exp["comparisons"]
         assert cmp["variant"] == "calm" and cmp["ctr_diff"] > 0
@@ -86,6 +88,7 @@ def test_arms_count_what_they_served_and_the_decision_follows_the_evidence(
             "p95_latency_ms": None,  # too few lists to judge
             "degraded_share": None,
             "coverage": None,
+            "safety_filter_hits": None,
         }
 
         # Enough traffic (counted into this hour as the impression log and the worker would):

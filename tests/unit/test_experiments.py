@@ -41,6 +41,10 @@ def test_each_guardrail_stops_a_better_variant() -> None:
     # Coverage grows with traffic: a 10% arm is not judged on it.
     small = compare(base, _arm("b", 4_000, 400, distinct_items=300), CFG)
     assert _guards(small)["coverage"] is None
+    reckless = _arm("b", **better, fresh=1000, safety=5000)  # type: ignore[arg-type]
+    careful = _arm("default", 40_000, 2_000, distinct_items=900, fresh=1000, safety=1000)
+    unsafe = compare(careful, reckless, CFG)
+    assert unsafe["decision"] == "stop" and _guards(unsafe)["safety_filter_hits"] is True
     beyond = compare(base, _arm("b", **better, latency={"inf": 4000}), CFG)  # type: ignore[arg-type]
     assert _guards(beyond)["p95_latency_ms"] is True  # past the last bucket still counts
 

@@ -32,9 +32,7 @@ def _misses(p_a: float, p_b: float, runs: int, seed: int, *, fixed: bool) -> flo
             arm_a, arm_b = Arm(n, int(a[r, k])), Arm(n, int(b[r, k]))
             if fixed:  # the usual 95% interval, read at every look
                 d = arm_b.ctr - arm_a.ctr
-                se = math.sqrt(
-                    arm_a.ctr * (1 - arm_a.ctr) / n + arm_b.ctr * (1 - arm_b.ctr) / n
-                )
+                se = math.sqrt(arm_a.ctr * (1 - arm_a.ctr) / n + arm_b.ctr * (1 - arm_b.ctr) / n)
                 low, high = d - 1.96 * se, d + 1.96 * se
             else:
                 iv = interval(arm_a, arm_b)
