@@ -141,13 +141,15 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     asynchronously (debug requests are not impressions)."""
     started = time.perf_counter()
     drops = SAFETY_DROPS.set(None)
-    with versions_pinned():  # one version of each model for every stage of the request
-        result = _recommend(state, req)
+    try:
+        with versions_pinned():  # one version of each model for every stage of the request
+            result = _recommend(state, req)
+        safety = None if result["cached"] else SAFETY_DROPS.get()
+    finally:
+        SAFETY_DROPS.reset(drops)
     metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
-        ms = (time.perf_counter() - started) * 1000
-        state.impressions.log(result, ms, None if result["cached"] else SAFETY_DROPS.get())
-    SAFETY_DROPS.reset(drops)
+        state.impressions.log(result, (time.perf_counter() - started) * 1000, safety)
     return result
 
 
