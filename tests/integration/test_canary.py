@@ -93,3 +93,32 @@ def test_a_worse_canary_is_rolled_back_and_a_better_one_promoted(
         assert c.post(f"{URL}/stop").status_code == 404  # nothing runs now
         assert c.post(URL, json={"version": "nope"}).status_code == 404
         assert c.post(URL, json={"version": "v3-better"}).status_code == 409  # current already
+
+
+def test_a_ranker_that_passes_the_gate_starts_a_canary_instead_of_publishing(
+    stores: Any,
+) -> None:
+    import xgboost as xgb
+
+    from core.stores.canary import CanaryStore
+    from training.ranker.gate import gate_and_publish
+    from training.ranker.params import RankerParams
+    from training.ranker.report import RankerReport
+
+    registry = stores.registry
+    _ranker(registry, "v1-live", publish=True, seed=1)
+    rng = np.random.default_rng(4)
+    x = rng.random((100, len(FEATURE_NAMES)))
+    model = xgb.XGBRanker(n_estimators=3).fit(x, (x[:, 1] > 0.5).astype(int), group=[10] * 10)
+    passed = RankerReport(None, val_ndcg10_ranker=0.4, val_ndcg10_fallback=0.3, val_t=5.0)
+    params = RankerParams(canary_share=0.2, canary_margin=0.001)
+    gate_and_publish(registry, model, passed, params, False, False)
+    assert passed.published is False and "canary" in passed.reason
+    running = CanaryStore(registry.r, registry.keys).running()
+    assert running is not None and running.version == passed.version
+    assert (running.share, running.margin, running.baseline) == (0.2, 0.001, "v1-live")
+    assert registry.current("ranker") == "v1-live"  # not published: serving a share first
+    # A second one passing meanwhile waits, saved, while the first canary runs.
+    second = RankerReport(None, val_ndcg10_ranker=0.4, val_ndcg10_fallback=0.3, val_t=5.0)
+    gate_and_publish(registry, model, second, params, False, False)
+    assert "not a canary" in second.reason and registry.current("ranker") == "v1-live"
