@@ -1,11 +1,13 @@
 """The operator console in headless Chromium against the real API: sign in, the playground,
-a re-index followed to 100%, a pin placed through the rules screen, a dead letter replayed, a
-key created and revoked, an older re-ranker made current, the ranker's feature drift, the
-catalogue searched by meaning, the hourly analytics chart and an experiment's arms.
+"why not this item?" asked from it, a re-index followed to 100%, a pin placed through the rules
+screen, a dead letter replayed, a key created and revoked, an older re-ranker made current, a
+ranker canary started and stopped, the ranker's feature drift, the catalogue searched by
+meaning, the hourly analytics chart and an experiment's arms.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from indexing.jobrunner import JobRunner
 from tests.console.conftest import Console, open_console, seed
 from tests.integration.conftest import CATALOGUE
 from tests.integration.test_admin import _save_ranker
+from tests.integration.test_canary import _ranker
 from tests.integration.test_experiments import _with_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -98,12 +101,55 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
     rows = console.run_playground("reader", "homepage")
     assert rows and all(t == CATALOGUE[i]["title"] for _, i, t in rows if i in CATALOGUE)
     assert "needs API: titles" not in console.text("#screen-playground")
+    assert not console.all("#pg-a-whynot-item")  # why-not reads any item: admin keys only
 
     # A key the API does not know: the sign-in form stays, with the API's message.
     console.el("#signout").click()
     console.fill("#signin-key", "vtg_not-a-key")
     console.el("#signin-submit").click()
     assert "invalid or revoked API key" in console.text("#signin-error")
+
+
+def test_the_playground_says_why_an_item_is_or_is_not_in_the_list(
+    console: Console, stores: Any, worker: Any
+) -> None:
+    seed(stores, worker)
+    key = console.sign_in()
+    rows = console.run_playground("reader", "homepage")
+    shown = [i for _, i, _ in rows]
+    box = "#pg-a-whynot-result"
+
+    def ask(item: str) -> dict[str, Any]:
+        """Ask from the playground; the answer as shown, checked against the API's own."""
+        console.fill("#pg-a-whynot-item", item)
+        console.el("#pg-a-whynot-go").click()
+        console.wait(lambda d: console.el(box).get_attribute("data-item-id") == item, msg=item)
+        rid = console.el(box).get_attribute("data-recommendation-id")
+        assert rid and rid in console.text("#pg-a-meta")  # the list shown, replayed
+        params = {"user_id": "reader", "surface": "homepage", "limit": 10, "item_id": item}
+        direct = httpx.get(
+            f"{console.base}/v1/recommendations/why-not",
+            params={**params, "recommendation_id": rid},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
+        assert console.el(box).get_attribute("data-stage") == direct["stage"]
+        assert console.el(box).get_attribute("data-served") == str(direct["served"]).lower()
+        assert direct["detail"] in console.text(box) and direct["items"] == shown
+        numbers = {
+            r.get_attribute("data-key"): r.find_element("css selector", "td.num").text
+            for r in console.all("#pg-a-whynot-numbers tbody tr[data-key]")
+        }
+        assert set(numbers) == set(direct["numbers"])
+        return dict(direct)
+
+    position, item, _ = rows[2]
+    served = ask(item)
+    assert served["stage"] == "served" and served["numbers"] == {"position": position}
+    assert console.el(box).get_attribute("data-position") == str(position)
+    assert f"served at position {position}" in console.text(box)
+    assert ask("hidden-1")["stage"] == "hard_filter" and "hidden" in console.text(box)
+    assert ask("no-such-item")["stage"] == "unknown_item" and "not served" in console.text(box)
+    assert console.errors() == []
 
 
 def test_an_item_is_opened_edited_hidden_and_shown_with_its_related_list(
@@ -308,7 +354,8 @@ def test_a_key_created_in_the_keys_screen_works_and_is_revoked(console: Console)
     own_id = _me(console, own).json()["key"]["key_id"]
     console.el(f'[data-revoke="{own_id}"]').click()
     console.d.switch_to.alert.accept()
-    assert "this is the key you are using" in console.text("#keys-error")
+    refused = "this is the key you are using"
+    console.wait(lambda d: refused in console.el("#keys-error").text, msg=refused)
     assert _me(console, own).status_code == 200
     assert console.errors() == []
 
@@ -331,6 +378,53 @@ def test_an_older_ranker_is_made_current_from_the_models_screen(
     console.wait(lambda d: console.el(row).get_attribute("data-current") == "true")
     assert console.all('#models-ranker-table [data-make-current="v2-new"]')
     assert not console.all("#models-cf-table [data-make-current]")  # cf: retrain instead
+    assert console.errors() == []
+
+
+def test_a_ranker_canary_is_started_from_the_models_screen_and_stopped(
+    console: Console, stores: Any
+) -> None:
+    registry = stores.registry  # the app's registry: the same Redis and models directory
+    _ranker(registry, "v1-live", publish=True, seed=1)
+    _ranker(registry, "v2-next", publish=False, seed=2)  # saved, and listed as the gate does
+    info = json.dumps({"val_ndcg10_ranker": 0.3, "published": False})
+    stores.redis.hset(stores.keys.model_versions("ranker"), "v2-next", info)
+    key = console.sign_in()
+    console.tab("models")
+    assert "No canary has run yet" in console.text("#models-canary-none")
+    console.fill('[data-canary-share="v2-next"]', "0.25")
+    console.el('[data-start-canary="v2-next"]').click()
+
+    card = "#models-canary-current"
+    console.wait(lambda d: console.el(card).get_attribute("data-state") == "running", msg="running")
+    assert console.el(card).get_attribute("data-version") == "v2-next"
+    text = console.text(card)
+    assert "against v1-live" in text and "share 25% of users" in text
+    assert "canary v2-next started" in console.text("#models-message")
+    # The evidence now: too little traffic to decide, both arms counted.
+    assert console.el("#models-canary-now").get_attribute("data-decision") == "continue"
+    assert console.el("#models-canary-now svg.interval circle")
+    arms = [r.get_attribute("data-variant") for r in console.all("#models-canary-arms tbody tr")]
+    assert arms == ["default", "canary"]
+    row = '#models-ranker-table tr[data-version="v2-next"]'
+    assert "canary (25% of users)" in console.text(row)
+    assert not console.el('[data-start-canary="v2-next"]').is_enabled()  # one at a time
+    auth = {"Authorization": f"Bearer {key}"}
+    got = httpx.get(f"{console.base}/v1/admin/models/ranker/canary", headers=auth).json()
+    assert got["canary"]["share"] == 0.25 and got["canary"]["baseline"] == "v1-live"
+
+    console.el("#models-canary-stop").click()
+    console.d.switch_to.alert.accept()
+    console.wait(lambda d: console.el(card).get_attribute("data-state") == "rolled_back")
+    assert "stopped from the console" in console.text(card)
+    assert not console.all("#models-canary-stop") and not console.all("#models-canary-now")
+    events = [
+        (r.get_attribute("data-event"), r.get_attribute("data-version"))
+        for r in console.all("#models-canary-log tbody tr[data-event]")
+    ]
+    assert events == [("rolled_back", "v2-next"), ("started", "v2-next")]
+    assert registry.current("ranker") == "v1-live"
+    assert console.el('[data-start-canary="v2-next"]').is_enabled()  # another may start
     assert console.errors() == []
 
 
@@ -470,7 +564,9 @@ def test_the_experiments_screen_shows_each_arm_as_the_api_counts_it(
         assert calm.get_attribute("data-decision") == "continue"
         assert console.text("#exp-homepage-vs-calm .reason").startswith("collecting")
         assert console.el("#exp-homepage-vs-calm svg.interval circle")
+        guards = console.all("#exp-homepage-vs-calm-guardrails tbody tr[data-guardrail]")
+        assert guards and all(g.get_attribute("data-breached") == "null" for g in guards)
         states = console.text("#exp-homepage-vs-calm-guardrails tbody")
-        assert states.count("not judged yet") == 3  # too few lists to judge a guardrail
+        assert states.count("not judged yet") == len(guards)  # too few lists to judge one
         assert "always-valid" in console.text("#exp-note")
         assert console.errors() == []

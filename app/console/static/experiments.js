@@ -20,6 +20,7 @@ const GUARDS = {
   p95_latency_ms: { label: "p95 latency", fmt: (v) => `${v} ms`, breaks: "above" },
   degraded_share: { label: "degraded lists", fmt: (v) => pct(v), breaks: "above" },
   coverage: { label: "coverage (distinct items)", fmt: (v) => String(Math.round(v)), breaks: "below" },
+  safety_filter_hits: { label: "safety-filter hits per list", fmt: (v) => Number(v).toFixed(2), breaks: "above" },
 };
 
 function armsTable(e) {

@@ -1,6 +1,7 @@
 // Playground: GET /v1/recommendations for a user, surface, context item and filters, with the
 // per-stage timings (debug=true, which the recommend scope may ask for); a second column
-// compares another surface or user (the user's id picks the experiment variant).
+// compares another surface or user (the user's id picks the experiment variant). An admin key
+// also asks, per column, why an item is not in the list (GET /v1/recommendations/why-not).
 
 import { api, serviceInfo } from "./api.js";
 import { barChart, field, fmtNum, h, list, needsApi, showError, table } from "./ui.js";
@@ -18,7 +19,17 @@ function remember(user) {
   $("pg-users").replaceChildren(...users.map((u) => h("option", { value: u })));
 }
 
-function panel(side, info, defaults) {
+// "Why not this item?" above a column's list (admin keys only: the API reads any item).
+function whyNotForm(side) {
+  const id = (name) => `pg-${side}-${name}`;
+  return h("form", { id: id("whynot"), class: "form-row whynot",
+    onsubmit: (ev) => { ev.preventDefault(); whyNot(side); } },
+  field("why not this item?", h("input", { id: id("whynot-item"), "data-whynot": "", placeholder: "item id", size: 14 })),
+  h("button", { id: id("whynot-go"), type: "submit", class: "small-btn",
+    title: "run this column's request again, traced, and say where the item left the list" }, "Why not?"));
+}
+
+function panel(side, info, defaults, ctx) {
   const id = (name) => `pg-${side}-${name}`;
   const surface = h("select", { id: id("surface") },
     info.surfaces.map((s) => h("option", { value: s, selected: s === defaults.surface }, s)));
@@ -32,6 +43,7 @@ function panel(side, info, defaults) {
       field("limit", h("input", { id: id("limit"), type: "number", min: 1, max: info.maxLimit, value: 10 })),
     ),
     h("div", { id: id("meta"), class: "meta" }),
+    ctx.has("admin") ? [whyNotForm(side), h("div", { id: id("whynot-result") })] : "",
     h("div", { id: id("error") }),
     h("div", { id: id("results") }),
     h("div", { id: id("timings"), class: "timings" }),
@@ -64,6 +76,77 @@ const COLUMNS = [
   { label: "propensity", class: "num", cell: (r) => fmtNum(r.propensity, 3) + (r.explored ? " explored" : "") },
 ];
 
+// Each column's last list: the request that asked for it, its id and its items. Why-not
+// replays its exploration draws while the column's fields still ask the same.
+const last = {};
+const asked = {};
+const sameRequest = (a, b) => JSON.stringify({ ...a, debug: undefined }) === JSON.stringify({ ...b, debug: undefined });
+
+// Stages a filter decides (nothing in the ranking brings the item back), and the rest.
+const STAGE_CLASS = { served: "ok", unknown_item: "bad", hard_filter: "bad", request_filter: "bad" };
+const numberText = (v) => (v !== null && typeof v === "object"
+  ? Object.entries(v).map(([k, x]) => `${k} ${x}`).join(", ")
+  : typeof v === "number" && !Number.isInteger(v) ? fmtNum(v) : String(v));
+
+// The answer's facts on its box (data-item-id, data-stage, …), all gone while none is shown.
+function markWhyNot(box, attrs = {}) {
+  for (const k of ["item-id", "stage", "served", "position", "recommendation-id"]) {
+    const v = attrs[k];
+    if (v === undefined || v === null) box.removeAttribute(`data-${k}`);
+    else box.setAttribute(`data-${k}`, String(v));
+  }
+}
+
+function renderWhyNot(side, why, replayed) {
+  const box = $(`pg-${side}-whynot-result`);
+  const numbers = Object.entries(why.numbers ?? {});
+  const shown = last[side]?.items;
+  const differs = replayed && shown && JSON.stringify(shown) !== JSON.stringify(why.items);
+  markWhyNot(box, {
+    "item-id": why.item_id, stage: why.stage, served: why.served,
+    position: why.served ? why.numbers.position : undefined, "recommendation-id": replayed ?? "",
+  });
+  box.replaceChildren(h("div", { class: "whynot-answer panel" },
+    h("p", {},
+      h("code", {}, why.item_id), " ",
+      h("span", { class: `badge stage ${STAGE_CLASS[why.stage] ?? "warn"}` }, why.stage), " ",
+      h("strong", { class: "served" }, why.served ? `served at position ${why.numbers.position}` : "not served")),
+    why.served ? "" : h("p", { class: "detail" }, why.detail), // served: the line above says where
+    numbers.length
+      ? table([
+        { label: "number", cell: ([k]) => k },
+        { label: "value", class: "num", cell: ([, v]) => numberText(v) },
+      ], numbers, { id: `pg-${side}-whynot-numbers`, rowAttrs: ([k]) => ({ "data-key": k }) })
+      : "",
+    h("p", { class: "small" },
+      `variant ${why.variant} · `,
+      replayed ? `exploration replayed from list ${replayed}` : "a fresh run (exploration drawn anew: run the list first to replay it)",
+      ` · this run's list: ${why.items.length} item(s)`,
+      differs ? h("span", { class: "warn" }, " (differs from the list shown: the data or the rules moved since, or it came from the cache)") : "")));
+}
+
+async function whyNot(side) {
+  const box = $(`pg-${side}-whynot-result`);
+  const item = $(`pg-${side}-whynot-item`).value.trim();
+  if (!item) return $(`pg-${side}-whynot-item`).focus();
+  const req = request(side, false);
+  const replayed = last[side] && sameRequest(last[side].req, req) ? last[side].id : undefined;
+  const n = (asked[side] = (asked[side] ?? 0) + 1); // only the latest question's answer shows
+  markWhyNot(box);
+  box.replaceChildren(h("p", { class: "small" }, "asking…"));
+  try {
+    const why = await api("GET", "/v1/recommendations/why-not", {
+      query: {
+        user_id: req.user_id, item_id: item, surface: req.surface, context_item_id: req.item_id,
+        limit: req.limit, category: req.category, language: req.language, recommendation_id: replayed,
+      },
+    });
+    if (asked[side] === n) renderWhyNot(side, why, replayed);
+  } catch (e) {
+    if (asked[side] === n) showError(box, e);
+  }
+}
+
 function renderMeta(side, rec) {
   const flags = [
     `variant ${rec.variant}`, `id ${rec.recommendation_id}`, rec.cached ? "cached" : "",
@@ -89,8 +172,14 @@ function renderTimings(side, debug) {
 async function runSide(side, ctx) {
   const req = request(side, $("pg-debug").checked);
   showError($(`pg-${side}-error`), null);
+  const why = $(`pg-${side}-whynot-result`); // it answered for the list replaced now
+  if (why) {
+    markWhyNot(why);
+    why.replaceChildren();
+  }
   try {
     const rec = await api("GET", "/v1/recommendations", { query: req });
+    last[side] = { req, id: rec.recommendation_id, items: rec.items.map((r) => r.item_id) };
     remember(req.user_id);
     renderMeta(side, rec);
     $(`pg-${side}-results`).replaceChildren(table(COLUMNS, rec.items, {
@@ -99,6 +188,7 @@ async function runSide(side, ctx) {
     }));
     renderTimings(side, rec.debug);
   } catch (e) {
+    delete last[side];
     $(`pg-${side}-results`).replaceChildren();
     $(`pg-${side}-timings`).replaceChildren();
     showError($(`pg-${side}-error`), e);
@@ -132,12 +222,12 @@ async function init(section, ctx) {
     h("datalist", { id: "pg-users" }, recentUsers().map((u) => h("option", { value: u }))),
     controls,
     h("div", { class: "columns" },
-      panel("a", info, { user, surface: info.surfaces.includes("homepage") ? "homepage" : info.surfaces[0] }),
-      panel("b", info, { user, surface: info.surfaces.includes("trending") ? "trending" : info.surfaces[0] })),
+      panel("a", info, { user, surface: info.surfaces.includes("homepage") ? "homepage" : info.surfaces[0] }, ctx),
+      panel("b", info, { user, surface: info.surfaces.includes("trending") ? "trending" : info.surfaces[0] }, ctx)),
     needsApi("a list of users to pick from, and choosing the experiment variant (the user id picks it: compare two users to compare variants)"),
   );
-  // Enter in any field of a panel runs too.
-  section.querySelectorAll(".panel input").forEach((el) =>
+  // Enter in any field of a panel runs too (but in why-not's: that asks why not).
+  section.querySelectorAll(".panel input:not([data-whynot])").forEach((el) =>
     el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") run(ctx); }));
 }
 

@@ -81,8 +81,9 @@ export function barChart(rows, { title, format = (v) => String(v), width = 560, 
 
 // An estimate with its interval on a horizontal axis centred on 0 (marked): the interval as a
 // bar, the estimate as a dot, the axis running to the widest of them either way (and beyond
-// `span` if given). `format` writes the axis' end labels.
-export function intervalPlot({ estimate, low, high }, { title, format = (v) => String(v), width = 300, span = 0, cls = "" } = {}) {
+// `span` if given). `format` writes the axis' end labels; `marks` [{value, cls?}] adds a dashed
+// reference line each (a margin, say: the caption beside the plot says what it is).
+export function intervalPlot({ estimate, low, high }, { title, format = (v) => String(v), width = 300, span = 0, cls = "", marks = [] } = {}) {
   const height = 46, pad = 34, mid = 17;
   const reach = Math.max(Math.abs(low), Math.abs(high), Math.abs(estimate), span) * 1.1 || 1;
   const x = (v) => pad + ((v + reach) / (2 * reach)) * (width - 2 * pad);
@@ -91,6 +92,9 @@ export function intervalPlot({ estimate, low, high }, { title, format = (v) => S
   if (cls) svg.classList.add(cls);
   add("line", { x1: pad, x2: width - pad, y1: mid, y2: mid, class: "chart-axis" });
   add("line", { x1: x(0), x2: x(0), y1: mid - 12, y2: mid + 12, class: "interval-zero" });
+  for (const m of marks) {
+    add("line", { x1: x(m.value), x2: x(m.value), y1: mid - 12, y2: mid + 12, class: `interval-mark ${m.cls ?? ""}`.trim() });
+  }
   add("rect", { x: x(low), y: mid - 5, width: Math.max(1, x(high) - x(low)), height: 10, rx: 3, class: "interval-bar" });
   add("circle", { cx: x(estimate), cy: mid, r: 4.5, class: "interval-dot" });
   const tick = (v, anchor) => add("text", { x: x(v), y: mid + 25, "text-anchor": anchor, class: "chart-tick" }, v ? format(v) : "0");
