@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 HOURLY_KEEP_S = 8 * 86_400  # hourly counts kept 8 days: a week-on-week comparison has a day spare
-SERVED_ITEMS_KEEP_S = 2 * 86_400  # the distinct-items sketches: a day's coverage and a spare
+SERVED_ITEMS_KEEP_S = HOURLY_KEEP_S  # distinct-items sketches: as long as the counts beside them
 MAX_NAME = 64  # characters of a surface, source or variant name in a stats field
 ATTRIBUTION_FIELDS = ("user", "surface", "variant", "sources")  # what the script reads
 _COMPACT = (",", ":")
