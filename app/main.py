@@ -32,6 +32,7 @@ from app.routes import (
     recommendations,
     rules,
     search,
+    user_list,
     users,
     whynot,
 )
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, search, users, interactions, whynot, recommendations):
         app.include_router(r.router)
-    for r in (admin, canary, rules, analytics, experiments, keys):
+    for r in (admin, canary, rules, analytics, experiments, keys, user_list):
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

@@ -64,3 +64,12 @@ def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
     """Roll the running canary back now."""
     sent = {"reason": reason} if reason else None
     return build("stop_canary", parse_model(m.CanaryOut), json=sent)
+
+
+# users
+
+
+def list_users(*, prefix: str = "", limit: int = 50, cursor: str = "0") -> Call[m.UserPage]:
+    """Known user ids (by `prefix`), a page of about `limit`; `next_cursor` leads on."""
+    params = {"prefix": prefix or None, "limit": limit, "cursor": cursor}
+    return build("list_users", parse_model(m.UserPage), params=params)

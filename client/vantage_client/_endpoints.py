@@ -107,6 +107,7 @@ class Endpoints:
     get_user = Endpoint(c.get_user)
     erase_user = Endpoint(c.erase_user)
     get_erasure = Endpoint(c.get_erasure)
+    list_users = Endpoint(c.list_users)
     # events and recommendations
     log_interactions = Endpoint(c.log_interactions)
     recommend = Endpoint(c.recommend)

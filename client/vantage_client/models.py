@@ -358,3 +358,8 @@ class CanaryStatus(ApiModel):
     canary: CanaryOut | None
     log: list[dict[str, Any]]
     now: dict[str, Any] | None = None
+
+
+class UserPage(ApiModel):
+    items: list[str]
+    next_cursor: str | None

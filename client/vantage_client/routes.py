@@ -26,6 +26,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "get_user": ("GET", "/v1/users/{user_id}"),
     "erase_user": ("DELETE", "/v1/users/{user_id}"),
     "get_erasure": ("GET", "/v1/users/{user_id}/erasure"),
+    "list_users": ("GET", "/v1/admin/users"),
     # events and recommendations
     "log_interactions": ("POST", "/v1/interactions"),
     "recommend": ("GET", "/v1/recommendations"),

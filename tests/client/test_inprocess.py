@@ -106,6 +106,7 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("get_user", "ann").user_id == "ann"
     assert call("erase_user", "bob", wait_s=0).status == "pending"  # no worker is running
     assert call("get_erasure", "bob").user_id == "bob"
+    assert "ann" in call("list_users", prefix="an").items
     job = call("reindex")
     assert job.kind == "reindex" and call("refresh_models").kind == "train"
     assert set(call("list_models")) == {"cf", "ranker"}

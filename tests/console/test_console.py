@@ -66,6 +66,13 @@ def test_sign_in_run_the_playground_and_scopes_decide_the_screens(
     assert console.d.execute_script("return sessionStorage.getItem('vantage.console.key')") == key
     assert console.d.execute_script("return localStorage.length") == 0
 
+    # The user field suggests the users the API knows (admin keys: GET /v1/admin/users).
+    console.wait(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#pg-users option')].map(o => o.value)"
+        ).count("reader"),
+        msg="known users suggested",
+    )
     rows = console.run_playground("reader", "homepage")
     assert len(rows) >= 5 and [p for p, _, _ in rows] == list(range(1, len(rows) + 1))
     assert "space-1" not in {i for _, i, _ in rows}  # the reader's own like is not recommended

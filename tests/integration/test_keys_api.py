@@ -92,3 +92,24 @@ def test_me_without_auth(settings: Settings) -> None:
         "key": None,
         "scopes": ["recommend", "events", "catalog", "admin"],
     }
+
+
+def test_known_users_are_listed_by_prefix_in_pages(client: TestClient, settings: Settings) -> None:
+    for n in range(7):
+        assert client.put(f"/v1/users/shop-{n}", json={"region": "FR"}).status_code == 200
+    assert client.put("/v1/users/other-1", json={}).status_code == 200
+    page = client.get("/v1/admin/users", params={"prefix": "shop-"}).json()
+    assert page["items"] == [f"shop-{n}" for n in range(7)] and page["next_cursor"] is None
+    seen: list[str] = []
+    cursor = "0"
+    while True:  # pages of about 2 follow the set's order and end
+        got = client.get("/v1/admin/users", params={"limit": 2, "cursor": cursor}).json()
+        seen += got["items"]
+        if got["next_cursor"] is None:
+            break
+        cursor = got["next_cursor"]
+    assert sorted(seen) == sorted([*(f"shop-{n}" for n in range(7)), "other-1"])
+    assert client.get("/v1/admin/users", params={"prefix": "sh*p"}).status_code == 422
+    token = client.post("/v1/admin/keys", json={"name": "app", "scopes": ["events"]}).json()["key"]
+    denied = client.get("/v1/admin/users", headers={"Authorization": f"Bearer {token}"})
+    assert denied.status_code == 403  # user ids are personal data

@@ -13,10 +13,32 @@ function recentUsers() {
   return JSON.parse(sessionStorage.getItem(USERS) ?? "[]");
 }
 
+let known = []; // ids the API knows that start with what was typed (admin keys only)
+
+function fillUsers() {
+  const users = [...new Set([...recentUsers(), ...known])];
+  $("pg-users").replaceChildren(...users.map((u) => h("option", { value: u })));
+}
+
 function remember(user) {
   const users = [user, ...recentUsers().filter((u) => u !== user)].slice(0, 20);
   sessionStorage.setItem(USERS, JSON.stringify(users));
-  $("pg-users").replaceChildren(...users.map((u) => h("option", { value: u })));
+  fillUsers();
+}
+
+// Suggest the users the API knows (GET /v1/admin/users?prefix=), as the operator types.
+let lookup = null;
+function suggestUsers(prefix) {
+  clearTimeout(lookup);
+  lookup = setTimeout(async () => {
+    try {
+      const page = await api("GET", "/v1/admin/users", { query: { prefix, limit: 20 } });
+      known = page.items.slice(0, 20);
+      fillUsers();
+    } catch {
+      // suggestions only: the field works without them
+    }
+  }, 250);
 }
 
 // "Why not this item?" above a column's list (admin keys only: the API reads any item).
@@ -224,8 +246,15 @@ async function init(section, ctx) {
     h("div", { class: "columns" },
       panel("a", info, { user, surface: info.surfaces.includes("homepage") ? "homepage" : info.surfaces[0] }, ctx),
       panel("b", info, { user, surface: info.surfaces.includes("trending") ? "trending" : info.surfaces[0] }, ctx)),
-    needsApi("a list of users to pick from, and choosing the experiment variant (the user id picks it: compare two users to compare variants)"),
+    needsApi("choosing the experiment variant (the user id picks it: compare two users to compare variants)"),
   );
+  if (ctx.has("admin")) {
+    for (const side of ["a", "b"]) {
+      const input = $(`pg-${side}-user`);
+      input.addEventListener("input", () => suggestUsers(input.value.trim()));
+    }
+    suggestUsers("");
+  }
   // Enter in any field of a panel runs too (but in why-not's: that asks why not).
   section.querySelectorAll(".panel input:not([data-whynot])").forEach((el) =>
     el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") run(ctx); }));
