@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
+from core.errors import InvalidRequest
 from core.redis_typed import text
 
 router = APIRouter(
@@ -40,6 +41,8 @@ def list_users(
     pages that follow the set's own order (each page sorted)."""
     found: set[str] = set()
     at = int(cursor)
+    if at >= 2**64:
+        raise InvalidRequest("cursor: not one this endpoint gave (pass back next_cursor)")
     for _ in range(MAX_SCANS):
         at, batch = state.redis.sscan(
             state.keys.users_index, cursor=at, match=f"{prefix}*", count=max(limit, 100)

@@ -110,6 +110,8 @@ def test_known_users_are_listed_by_prefix_in_pages(client: TestClient, settings:
         cursor = got["next_cursor"]
     assert sorted(seen) == sorted([*(f"shop-{n}" for n in range(7)), "other-1"])
     assert client.get("/v1/admin/users", params={"prefix": "sh*p"}).status_code == 422
+    huge = client.get("/v1/admin/users", params={"cursor": "99999999999999999999"})
+    assert huge.status_code == 422 and "next_cursor" in huge.json()["error"]["message"]
     token = client.post("/v1/admin/keys", json={"name": "app", "scopes": ["events"]}).json()["key"]
     denied = client.get("/v1/admin/users", headers={"Authorization": f"Bearer {token}"})
     assert denied.status_code == 403  # user ids are personal data
