@@ -67,6 +67,13 @@ class ArmStats:
         elif kind in ("fresh", "safety"):
             setattr(self, kind, getattr(self, kind) + n)
 
+    def absorb(self, other: ArmStats) -> None:
+        """Add `other`'s counts (distinct items excepted: a union is not a sum)."""
+        for name in ("impressions", "clicks", "lists", "degraded", "fresh", "safety"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for bucket, n in other.latency.items():
+            self.latency[bucket] = self.latency.get(bucket, 0) + n
+
     @property
     def arm(self) -> Arm:
         return Arm(self.impressions, self.clicks)

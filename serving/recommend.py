@@ -19,6 +19,7 @@ from typing import Any
 
 from core.context import UserContext
 from core.resilience import DependencyDown
+from core.rules import RuleSnapshot
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
 from serving import cache, canary, candidates, metrics, ranking, rerank, scoring, sets
@@ -191,20 +192,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     rec_id = uuid.uuid4().hex
     notes: dict[str, Any] = {}
     with metrics.stage("policy", req.surface):
-        final = rerank.finalize(
-            state,
-            surface=req.surface,
-            cfg=cfg,
-            ctx=ctx,
-            ranked=cands,
-            hard=got.hard,
-            constraints=got.constraints,
-            limit=req.limit,
-            seed=int(rec_id, 16),
-            now=time.time(),
-            rules=rules,
-            notes=notes,
-        )
+        final = policy_stage(state, req, ctx, cfg, got, cands, rec_id, rules, notes=notes)
     timings["policy_ms"] = (time.perf_counter() - t) * 1000
     result = response(req, final, reasons, variant, rec_id)
     if req.debug:
@@ -213,6 +201,38 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     elif not reasons:
         cache.remember(state, req, ctx, key, result, got.max_maturity, ttl)
     return result
+
+
+def policy_stage(
+    state: ServingState,
+    req: RecRequest,
+    ctx: UserContext,
+    cfg: SurfaceConfig,
+    got: Retrieved,
+    ranked: list[Candidate],
+    rec_id: str,
+    rules: RuleSnapshot,
+    *,
+    notes: dict[str, Any] | None = None,
+    trace: dict[str, Any] | None = None,
+) -> list[Candidate]:
+    """Stage 4: the policy rules over the ranked candidates (exploration seeded by the list's
+    id, so a recommendation id replays its draws); `notes` and `trace` as `rerank.finalize`."""
+    return rerank.finalize(
+        state,
+        surface=req.surface,
+        cfg=cfg,
+        ctx=ctx,
+        ranked=ranked,
+        hard=got.hard,
+        constraints=got.constraints,
+        limit=req.limit,
+        seed=int(rec_id, 16),
+        now=time.time(),
+        rules=rules,
+        notes=notes,
+        trace=trace,
+    )
 
 
 def _debug(

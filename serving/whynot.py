@@ -37,11 +37,11 @@ import numpy as np
 from core.context import UserContext
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import canary, itemmeta, policy, rerank
+from serving import canary, itemmeta, policy
 from serving.policy import HardFilters
 from serving.policy.business import rule_deltas
 from serving.policy.safety import visible
-from serving.recommend import Retrieved, rank_stage, retrieve
+from serving.recommend import Retrieved, policy_stage, rank_stage, retrieve
 from serving.request import RecRequest
 from serving.retrieval import Candidate, speaks
 from serving.state import ServingState
@@ -58,20 +58,8 @@ def why_not(
         got = retrieve(state, req, ctx, cfg)
         ranked = rank_stage(state, req, ctx, cfg, got.candidates, [], {}, time.monotonic())
         trace: dict[str, Any] = {}
-        final = rerank.finalize(
-            state,
-            surface=req.surface,
-            cfg=cfg,
-            ctx=ctx,
-            ranked=ranked,
-            hard=got.hard,
-            constraints=got.constraints,
-            limit=req.limit,
-            seed=int(rec_id, 16),
-            now=time.time(),
-            rules=state.rules.snapshot(),
-            trace=trace,
-        )
+        rules = state.rules.snapshot()
+        final = policy_stage(state, req, ctx, cfg, got, ranked, rec_id, rules, trace=trace)
     stage, detail, numbers = _locate(state, req, ctx, cfg, item_id, got, ranked, trace, final)
     return {
         "item_id": item_id,

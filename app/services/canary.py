@@ -53,18 +53,12 @@ def _arms(state: AppState, canary: Canary) -> tuple[ArmStats, ArmStats]:
     first = max(hour_of(canary.started_at), now - MAX_HOURS + 1)
     ranked = [n for n, c in state.settings.surfaces.items() if c.ranker == "current"]
     arms = {(n, v): ArmStats(v) for n in ranked for v in ("default", VARIANT)}
+    hours = range(first, now + 1)
     if arms:
-        count_arms(state, range(first, now + 1), arms)
+        count_arms(state, hours, arms, distinct=False)  # a union per arm below, not a sum
     pooled = {v: ArmStats(v) for v in ("default", VARIANT)}
     for (_, v), a in arms.items():
-        p = pooled[v]
-        p.impressions += a.impressions
-        p.clicks += a.clicks
-        p.lists += a.lists
-        p.degraded += a.degraded
-        for bucket, n in a.latency.items():
-            p.latency[bucket] = p.latency.get(bucket, 0) + n
-    hours = range(first, now + 1)
+        pooled[v].absorb(a)
     for v, p in pooled.items():  # distinct items over every surface: one union per arm
         keys = [state.keys.served_items_hour(n, h, v) for n in ranked for h in hours]
         p.distinct_items = int(state.redis.pfcount(*keys)) if keys else 0

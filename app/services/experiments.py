@@ -14,8 +14,11 @@ from core.redis_typed import text
 from core.served_list import hour_of
 
 
-def count_arms(state: AppState, hours: range, arms: dict[tuple[str, str], ArmStats]) -> None:
-    """Add the window's counts to `arms` ((surface, variant) -> stats)."""
+def count_arms(
+    state: AppState, hours: range, arms: dict[tuple[str, str], ArmStats], *, distinct: bool = True
+) -> None:
+    """Add the window's counts to `arms` ((surface, variant) -> stats), and with `distinct`
+    each arm's distinct items."""
     pipe = state.redis.pipeline(transaction=False)
     for hour in hours:
         for shard in range(RECS_SHARDS):
@@ -29,6 +32,8 @@ def count_arms(state: AppState, hours: range, arms: dict[tuple[str, str], ArmSta
             arm = arms.get((surface, variant))
             if arm is not None:
                 arm.add(kind, source, int(n))
+    if not distinct:
+        return
     # One call per arm, not a pipeline: a Redis Cluster pipeline refuses PFCOUNT (the keys
     # share one slot, so the command itself is fine there).
     for (surface, variant), arm in arms.items():

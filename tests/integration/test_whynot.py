@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
-from serving import policy, rerank
-from serving.recommend import rank_stage, retrieve
+from serving import policy
+from serving.recommend import policy_stage, rank_stage, retrieve
 from serving.request import RecRequest
 from tests.integration.test_surfaces import app_client, catalogue, setup, surfaces_with
 
@@ -25,11 +25,7 @@ def _traced(state: Any, req: RecRequest) -> dict[str, Any]:
     got = retrieve(state, req, ctx, cfg)
     ranked = rank_stage(state, req, ctx, cfg, got.candidates, [], {}, time.monotonic())
     window = ranked[: policy.window_size(cfg.policy, req.limit)]
-    final = rerank.finalize(
-        state, surface=req.surface, cfg=cfg, ctx=ctx, ranked=ranked, hard=got.hard,
-        constraints=got.constraints, limit=req.limit, seed=1, now=time.time(),
-        rules=state.rules.snapshot(),
-    )  # fmt: skip
+    final = policy_stage(state, req, ctx, cfg, got, ranked, "1", state.rules.snapshot())
     return {
         "fused": {c.item_id for c in got.fused},
         "kept": {c.item_id for c in got.candidates},
