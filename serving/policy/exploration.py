@@ -2,14 +2,24 @@
 
 Each position from `start` on is, with probability `share`, filled by an item drawn uniformly
 from the pool (candidates that just missed the list). Every item carries its propensity: the
-probability of the decision that put it there given the positions above it - 1 above `start`,
-1 - share for an exploit item below it, share / pool size for an explored one - so the logged
-impressions support off-policy evaluation (inverse propensity scoring). The draw is seeded by
-the recommendation id: a logged list can be reproduced.
+probability that the policy shows *that item at that position*, over the exploration draws
+(the marginal `mu(i, k)` that item-position off-policy estimators divide by, `core/ope.py`):
+
+- an exploit item of rank `j` (1-based) at position `k`: 1 when `k < start`; otherwise exactly
+  `k - j` of the `k - start` explorable positions above it explored and `k` did not:
+  `C(k - start, k - j) share^(k - j) (1 - share)^(j - start + 1)`;
+- an explored item: `share / pool size` (a uniform draw without replacement puts any given
+  pool item at a given explorable position with that probability).
+
+Both are exact when every pool item fits the list; when a cap refuses some pool items the
+true probabilities differ a little (the refused ones are never drawn), which the estimators'
+support check sees as missing matches rather than as a bias it can correct. The draw is
+seeded by the recommendation id: a logged list can be reproduced.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -36,6 +46,7 @@ def explore(
     out: list[tuple[T, bool, float]] = []
     exploit_left = list(exploit)
     pool_left = list(pool)
+    placed = 0  # exploit items placed so far
     for pos in range(1, limit + 1):
         explorable = bool(share > 0 and pos >= start and pool_left)
         if explorable and rng.random() < share:
@@ -43,10 +54,22 @@ def explore(
             ok = [k for k, x in enumerate(pool_left) if fits is None or fits(x, others)]
             if ok:
                 k = ok[rng.randrange(len(ok))]
-                out.append((pool_left.pop(k), True, share / len(ok)))
+                out.append((pool_left.pop(k), True, share / len(pool)))
                 continue
         if exploit_left:
-            out.append((exploit_left.pop(0), False, (1.0 - share) if explorable else 1.0))
+            placed += 1
+            prob = exploit_marginal(placed, pos, share=share if pool else 0.0, start=start)
+            out.append((exploit_left.pop(0), False, prob))
         else:
             break
     return out
+
+
+def exploit_marginal(rank: int, pos: int, *, share: float, start: int) -> float:
+    """Probability that the exploit item of rank `rank` lands at position `pos` (1-based)."""
+    if share <= 0 or pos < start:
+        return 1.0 if rank == pos else 0.0
+    explored, kept = pos - rank, rank - start + 1
+    if explored < 0 or kept < 1:
+        return 0.0
+    return math.comb(pos - start, explored) * share**explored * (1.0 - share) ** kept

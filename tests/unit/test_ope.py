@@ -81,3 +81,27 @@ def test_refusal_inputs_support_and_effective_sample_size() -> None:
     assert support(never) == 0.0 and estimate(never, "ips", positions=L, boots=10).ess == 0.0
     with pytest.raises(ValueError):
         estimate(same, "magic", positions=L)
+
+
+@pytest.mark.parametrize(("share", "start"), [(0.3, 1), (0.2, 4), (0.5, 2)])
+def test_logged_propensities_are_the_item_position_marginals_of_exploration(
+    share: float, start: int
+) -> None:
+    """What `explore` logs for each item is the frequency with which it lands at that
+    position over many draws (what the item-position estimators divide by)."""
+    import random
+    from collections import Counter
+
+    from serving.policy.exploration import explore
+
+    exploit, pool, limit, draws = list(range(8)), list(range(100, 112)), 8, 40_000
+    seen: Counter[tuple[int, int]] = Counter()
+    logged: dict[tuple[int, int], float] = {}
+    for seed in range(draws):
+        out = explore(exploit, pool, limit=limit, share=share, start=start, rng=random.Random(seed))
+        for pos, (item, _, prop) in enumerate(out, 1):
+            seen[(item, pos)] += 1
+            assert logged.setdefault((item, pos), prop) == pytest.approx(prop)
+    for key, n in seen.items():
+        freq, prop = n / draws, logged[key]
+        assert abs(freq - prop) < 4 * (prop * (1 - prop) / draws) ** 0.5 + 1e-4, (key, freq, prop)

@@ -163,9 +163,13 @@ def test_exploration_fills_lower_slots_with_propensities() -> None:
     assert [x for x, _, _ in out[:3]] == [0, 1, 2] and all(p == 1.0 for _, _, p in out[:3])
     explored = [(x, p) for x, e, p in out if e]
     assert explored and all(x >= 100 for x, _ in explored)
-    # share / pool size at draw time: 0.5/10 for the first explored item
-    assert explored[0][1] == pytest.approx(0.05)
-    assert all(p == pytest.approx(0.5) for _, e, p in out[3:] if not e)
+    # share / pool size for every explored item (the item-position marginal)
+    assert all(p == pytest.approx(0.05) for _, p in explored)
+    rank = {x: j for j, x in enumerate(exploit, 1)}
+    for pos, (x, e, p) in enumerate(out[3:], 4):  # exploit ranks shift down by those explored
+        if not e:
+            assert p == pytest.approx(exploration.exploit_marginal(rank[x], pos, share=0.5, start=4))
+            assert 0 < p <= 0.5
     none = exploration.explore(exploit, pool, limit=10, share=0.0, start=4, rng=random.Random(1))
     assert [x for x, _, _ in none] == exploit
 
