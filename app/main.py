@@ -29,6 +29,7 @@ from app.routes import (
     interactions,
     items,
     keys,
+    ope,
     recommendations,
     rules,
     search,
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for r in (health, items, search, users, interactions, whynot, recommendations):
         app.include_router(r.router)
-    for r in (admin, canary, rules, analytics, experiments, keys, user_list):
+    for r in (admin, canary, ope, rules, analytics, experiments, keys, user_list):
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

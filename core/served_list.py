@@ -6,7 +6,8 @@ the write path reads back to attribute clicks. Defined once, here.
 - one entry of the stream `keys.impressions(keys.rec_shard(id))`, field `data` =
   `ServedList.to_json()`:
   {"id", "user", "surface", "variant", "t", "cached", "degraded",
-  "items": [[item_id, sources, position, explored, propensity], ...]};
+  "items": [[item_id, sources, position, explored, propensity], ...],
+  "q": {"limit", "item_id"?, "category"?, "language"?} (the request, for replays)};
 - the hash `keys.rec_info(id)`: item id -> `Attribution.to_json()` = {"user", "sources",
   "position", "surface", "variant", "explored", "propensity"}, expiring after the attribution
   window.
@@ -148,6 +149,9 @@ class ServedList:
     # dropped: for the experiment guardrails; not in the stream record.
     ms: float | None = None
     safety: int | None = None
+    # What the request asked besides user and surface (limit, context item, filters): for
+    # replaying it (off-policy evaluation); None in records written before it was kept.
+    query: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """The impression stream's `data` field."""
@@ -161,6 +165,8 @@ class ServedList:
             "degraded": self.degraded,
             "items": [it.row() for it in self.items],
         }
+        if self.query:
+            body["q"] = self.query
         return json.dumps(body, separators=_COMPACT)
 
     @classmethod
@@ -185,6 +191,7 @@ class ServedList:
             cached=bool(d["cached"]),
             degraded=bool(d["degraded"]),
             items=items,
+            query=dict(d["q"]) if isinstance(d.get("q"), dict) else None,
         )
 
     def attributions(self) -> dict[str, str]:

@@ -164,6 +164,18 @@ class SurfaceConfig(BaseModel):
                 return name, self._resolved[name]
         return "default", self
 
+    def arm(self, name: str) -> SurfaceConfig:
+        """The configuration of variant `name` ('default': this one); KeyError if unknown."""
+        return self if name == "default" else self._resolved[name]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> SurfaceConfig:
+        """This configuration with `overrides` merged in, as a variant's (ValueError if the
+        result is not a valid surface)."""
+        if "variants" in overrides:
+            raise ValueError("overrides cannot define variants")
+        merged = _deep_merge(self.model_dump(exclude={"variants"}), overrides)
+        return SurfaceConfig.model_validate(merged)
+
     @property
     def ranked(self) -> bool:
         return self.ranker != "none"

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malformed one
 MAX_SOURCES = 16
+QUERY_FIELDS = ("limit", "item_id", "category", "language")
+MAX_QUERY_VALUE = 256
 _IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
 
@@ -63,9 +65,10 @@ def to_record(
     at: float | None = None,
     ms: float | None = None,
     safety: int | None = None,
+    query: Mapping[str, Any] | None = None,
 ) -> ServedList | None:
     """The served-list record of a response (None when it has no id); `ms`: how long the
-    request took."""
+    request took; `query`: what it asked besides user and surface."""
     rec_id = response.get("recommendation_id")
     raw = response.get("items") or []
     if not rec_id:
@@ -98,7 +101,22 @@ def to_record(
         items=tuple(items),
         ms=None if ms is None else round(float(ms), 3),
         safety=None if safety is None else int(safety),
+        query=_query(query),
     )
+
+
+def _query(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The request's replayable part, bounded (ids and filters are short strings)."""
+    if not query:
+        return None
+    out: dict[str, Any] = {}
+    for k in QUERY_FIELDS:
+        v = query.get(k)
+        if isinstance(v, int) and not isinstance(v, bool):
+            out[k] = v
+        elif isinstance(v, str):
+            out[k] = v[:MAX_QUERY_VALUE]
+    return out or None
 
 
 class ImpressionLogger:
@@ -147,15 +165,20 @@ class ImpressionLogger:
         self._thread = None
 
     def log(
-        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+        self,
+        response: Mapping[str, Any],
+        ms: float | None = None,
+        safety: int | None = None,
+        *,
+        query: Mapping[str, Any] | None = None,
     ) -> None:
         """Queue a response as `recommend()` returns it (`ms`: how long it took; `safety`: the
-        candidates the safety rule dropped, None for a cached list); never blocks, never
-        raises."""
+        candidates the safety rule dropped, None for a cached list; `query`: what the request
+        asked, kept for replays); never blocks, never raises."""
         if not self.running:  # e.g. the evaluation harness: no thread, nothing kept
             return
         try:
-            record = to_record(response, ms=ms, safety=safety)
+            record = to_record(response, ms=ms, safety=safety, query=query)
         except Exception:
             log.exception("impression not logged: malformed response")
             metrics.IMPRESSIONS_DROPPED.labels("invalid").inc()

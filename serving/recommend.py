@@ -150,7 +150,8 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
         SAFETY_DROPS.reset(drops)
     metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
-        state.impressions.log(result, (time.perf_counter() - started) * 1000, safety)
+        ms = (time.perf_counter() - started) * 1000
+        state.impressions.log(result, ms, safety, query=req.query())
     return result
 
 

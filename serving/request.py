@@ -16,6 +16,12 @@ class RecRequest:
     language: str | None = None
     debug: bool = False
 
+    def query(self) -> dict[str, Any]:
+        """What the impression log keeps of the request to replay it (off-policy evaluation):
+        the limit, and the context item and filters it set."""
+        asked = {"item_id": self.item_id, "category": self.category, "language": self.language}
+        return {"limit": self.limit, **{k: v for k, v in asked.items() if v is not None}}
+
     def shape(self) -> list[Any]:
         """What identifies the list asked for, whoever asks and whatever their state."""
         return [self.user_id, self.surface, self.item_id, self.category, self.language]

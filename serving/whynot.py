@@ -29,19 +29,17 @@ With `recommendation_id`, exploration draws as it did for that list (same seed);
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 
 from core.context import UserContext
-from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import canary, itemmeta, policy
+from serving import canary, itemmeta, policy, replay
 from serving.policy import HardFilters
 from serving.policy.business import rule_deltas
 from serving.policy.safety import visible
-from serving.recommend import Retrieved, policy_stage, rank_stage, retrieve
+from serving.recommend import Retrieved
 from serving.request import RecRequest
 from serving.retrieval import Candidate, speaks
 from serving.state import ServingState
@@ -51,15 +49,10 @@ def why_not(
     state: ServingState, req: RecRequest, item_id: str, recommendation_id: str | None = None
 ) -> dict[str, Any]:
     """Where `item_id` left the list `req` asks for (see the module docstring)."""
-    ctx = state.users.context(req.user_id, recent_n=state.settings.serving.history_exclude)
+    ctx = replay.context(state, req.user_id)
     variant, cfg = canary.assign(state, state.settings.surfaces[req.surface], req)
-    rec_id = recommendation_id or uuid.uuid4().hex
-    with versions_pinned():
-        got = retrieve(state, req, ctx, cfg)
-        ranked = rank_stage(state, req, ctx, cfg, got.candidates, [], {}, time.monotonic())
-        trace: dict[str, Any] = {}
-        rules = state.rules.snapshot()
-        final = policy_stage(state, req, ctx, cfg, got, ranked, rec_id, rules, trace=trace)
+    run = replay.replay(state, req, cfg, ctx, rec_id=recommendation_id)
+    got, ranked, trace, final = run.got, run.ranked, run.trace, run.final
     stage, detail, numbers = _locate(state, req, ctx, cfg, item_id, got, ranked, trace, final)
     return {
         "item_id": item_id,

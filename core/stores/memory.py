@@ -382,6 +382,11 @@ class RecordingImpressions:
     logged: list[dict[str, Any]] = field(default_factory=list)
 
     def log(
-        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+        self,
+        response: Mapping[str, Any],
+        ms: float | None = None,
+        safety: int | None = None,
+        *,
+        query: Mapping[str, Any] | None = None,
     ) -> None:
         self.logged.append(copy.deepcopy(dict(response)))

@@ -280,7 +280,13 @@ class ModelSource(Protocol):
 
 class ImpressionSink(Protocol):
     def log(
-        self, response: Mapping[str, Any], ms: float | None = None, safety: int | None = None
+        self,
+        response: Mapping[str, Any],
+        ms: float | None = None,
+        safety: int | None = None,
+        *,
+        query: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a served list (never blocks the request, never raises)."""
+        """Record a served list (never blocks the request, never raises); `query`: what the
+        request asked besides user and surface (`RecRequest.query`), for replays."""
         ...

@@ -62,8 +62,9 @@ class PolicyInputs:
     taste: Mapping[str, int] = field(default_factory=dict)
     # Filled by `run`: the caps that gave way so the list could be full (debug output).
     caps_relaxed: list[str] = field(default_factory=list)
-    # Filled by `run` when given (why-not): the rows MMR picked under the caps that held, in
-    # order (`picked`), the caps (`caps`), the rows after exploration (`placed`), the traits.
+    # Filled by `run` when given (why-not, replays): the rows MMR picked under the caps that
+    # held, in order (`picked`), the caps (`caps`), the rows after exploration (`placed`), the
+    # exploration pool (`pool`), the traits.
     trace: dict[str, object] | None = None
 
 
@@ -223,6 +224,7 @@ def _place(
     kept = [p for p, ok in zip(placed, fits, strict=True) if ok]
     if inp.trace is not None:
         inp.trace.update(picked=list(picked), caps=chosen.caps, placed=[i for i, _, _ in kept])
+        inp.trace.update(pool=rest[: spec.exploration_pool] if spec.exploration_share > 0 else [])
         inp.trace.update(traits=traits)
     return kept
 

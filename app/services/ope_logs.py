@@ -1,0 +1,108 @@
+"""The logged lists off-policy evaluation learns from: a window of the impression streams
+(core/served_list.py) with the clicks the worker attributed to each item.
+
+A list counts when it was computed for the request (a cached list repeats an earlier draw; a
+degraded one was not served by the policy), names its propensities, and its attribution hash
+still exists: clicks are kept for the attribution window (`impressions.ttl_s`, 24 h by
+default), so older lists cannot say whether they were clicked and are skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from app.state import AppState
+from core.keys import RECS_SHARDS
+from core.redis_typed import stream_range, text
+from core.served_list import ServedList
+
+CHUNK = 1000
+MAX_SCANNED_PER_SHARD = 200_000
+
+
+@dataclass(frozen=True)
+class Logged:
+    record: ServedList
+    clicked: frozenset[str]
+
+
+@dataclass
+class LoggedLists:
+    lists: list[Logged] = field(default_factory=list)  # newest first
+    skipped: dict[str, int] = field(default_factory=dict)  # why lists were left out
+
+
+def logged_lists(
+    state: AppState, surface: str, variant: str, *, since: float, limit: int
+) -> LoggedLists:
+    """Up to `limit` of the newest lists of `surface` / `variant` served after `since`."""
+    skipped: Counter[str] = Counter()
+    records: list[ServedList] = []
+    for shard in range(RECS_SHARDS):
+        records += _shard(state, shard, surface, variant, since, limit, skipped)
+    records.sort(key=lambda r: r.t, reverse=True)
+    records = records[:limit]
+    out = LoggedLists(skipped=dict(skipped))
+    pipe = state.redis.pipeline(transaction=False)
+    for rec in records:
+        first = rec.items[0].item_id
+        fields = [first, *(f"~clicked:{it.item_id}" for it in rec.items)]
+        pipe.hmget(state.keys.rec_info(rec.id), fields)
+    for rec, got in zip(records, pipe.execute() if records else [], strict=True):
+        if got[0] is None:  # the attribution hash expired: clicks unknown
+            skipped["attribution_expired"] += 1
+            continue
+        clicked = frozenset(
+            it.item_id for it, c in zip(rec.items, got[1:], strict=True) if c is not None
+        )
+        out.lists.append(Logged(rec, clicked))
+    out.skipped = dict(skipped)
+    return out
+
+
+def _shard(
+    state: AppState,
+    shard: int,
+    surface: str,
+    variant: str,
+    since: float,
+    limit: int,
+    skipped: Counter[str],
+) -> list[ServedList]:
+    """The shard's matching lists, newest first, scanning back to `since`."""
+    stream, top, scanned = state.keys.impressions(shard), "+", 0
+    out: list[ServedList] = []
+    floor = str(int(since * 1000))
+    while len(out) < limit and scanned < MAX_SCANNED_PER_SHARD:
+        rows = stream_range(state.redis.xrevrange(stream, max=top, min=floor, count=CHUNK))
+        for _, fields in rows:
+            try:
+                rec = ServedList.from_json(fields[b"data"])
+            except (KeyError, ValueError, TypeError):
+                skipped["malformed"] += 1
+                continue
+            if rec.surface != surface or rec.variant != variant:
+                continue
+            reason = _unusable(rec)
+            if reason:
+                skipped[reason] += 1
+            else:
+                out.append(rec)
+        scanned += len(rows)
+        if len(rows) < CHUNK:
+            break
+        top = "(" + text(rows[-1][0])
+    return out
+
+
+def _unusable(rec: ServedList) -> str | None:
+    if rec.cached:
+        return "cached"
+    if rec.degraded:
+        return "degraded"
+    if not rec.items:
+        return "empty"
+    if any(it.propensity is None or it.propensity <= 0 for it in rec.items):
+        return "no_propensity"
+    return None
