@@ -1,7 +1,9 @@
 """Which users a running ranker canary serves: a stable share of each ranked surface's
-`default` users (hashed apart from the experiment variants), who then get variant `canary`
-with the canary's ranker version. The canary is read from Redis at most once a second per
-process; while Redis cannot say, nobody is in it (the current ranker serves)."""
+`default` users (hashed apart from the experiment variants), who then get variant
+`canary-<version>` with the canary's ranker version (one name per canary, so the counts of
+one canary never mix with an earlier one's in the same hour). The canary is read from Redis
+at most once a second per process; while Redis cannot say, nobody is in it (the current
+ranker serves)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import time
 
 import redis
 
+from core.served_list import stats_name
 from core.stores.canary import Canary, CanaryStore
 from core.surfaces import SurfaceConfig
 from serving.request import RecRequest
 from serving.state import ServingState
 
-VARIANT = "canary"
+VARIANT_PREFIX = "canary-"
 REFRESH_S = 1.0
 
 _lock = threading.Lock()
@@ -53,4 +56,9 @@ def assign(state: ServingState, base: SurfaceConfig, req: RecRequest) -> tuple[s
     canary = running(state)
     if canary is None or not in_canary(req.user_id, canary.share):
         return variant, cfg
-    return VARIANT, cfg.model_copy(update={"ranker": canary.version})
+    return variant_of(canary.version), cfg.model_copy(update={"ranker": canary.version})
+
+
+def variant_of(version: str) -> str:
+    """The variant name a canary's users are counted under."""
+    return stats_name(VARIANT_PREFIX + version, "canary")

@@ -227,7 +227,23 @@ class ImpressionLogger:
                 break
         return batch
 
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every list queued so far is written (or dropped); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline or not self.running:
+                return False
+            time.sleep(0.01)
+        return True
+
     def _write_safely(self, batch: list[ServedList]) -> None:
+        try:
+            self._write_logged(batch)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
+
+    def _write_logged(self, batch: list[ServedList]) -> None:
         try:
             self.write(batch)
         except Exception as e:

@@ -70,9 +70,10 @@ def get_canary(state: StateDep) -> CanaryStatus:
 )
 def start_canary(body: CanaryIn, state: StateDep, response: Response) -> CanaryOut:
     """Serve a saved re-ranker to a share of the users of every surface ranked by the current
-    one (variant `canary`). The API judges it every minute: promoted (made current) once its
-    CTR is shown no worse than `margin` below the current one's with no guardrail broken,
-    rolled back when shown worse, when a guardrail breaks, or when undecided too long."""
+    one (variant `canary-<version>`). The API judges it every minute: promoted (made current)
+    once its CTR is shown no worse than `margin` below the current one's with no guardrail
+    broken, rolled back when shown worse, when a guardrail breaks, or when undecided too
+    long."""
     cfg = state.settings.canary
     share = body.share or cfg.share or 0.1
     margin = body.margin if body.margin is not None else cfg.margin

@@ -25,7 +25,9 @@ NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 class OpeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    surface: str = Field(pattern=NAME, description="the surface whose logged lists are replayed")
+    surface: str = Field(
+        pattern=r"^[a-z_]{1,32}$", description="the surface whose logged lists are replayed"
+    )
     variant: str | None = Field(
         None, pattern=NAME, description="the candidate: this configured variant of the surface"
     )
@@ -39,6 +41,11 @@ class OpeIn(BaseModel):
         "default", pattern=NAME, description="whose lists are the logs (the logging policy)"
     )
     hours: float = Field(24.0, gt=0, le=24, description="window: lists served this recently")
+    since: float | None = Field(
+        None,
+        ge=0,
+        description="or the window starts at this unix time (at most 24 h ago; later wins)",
+    )
     max_lists: int = Field(2000, ge=1, le=20_000, description="the newest this many lists")
     min_support: float = Field(
         0.9, ge=0, le=1, description="refuse below this share of the candidate's item-positions"

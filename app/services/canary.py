@@ -17,7 +17,7 @@ from core.experiments import ArmStats, canary_verdict
 from core.served_list import hour_of
 from core.stores.canary import Canary, CanaryStore
 from core.stores.registry import load_ranker
-from serving.canary import VARIANT
+from serving.canary import variant_of
 
 log = logging.getLogger(__name__)
 MAX_HOURS = 192  # hourly counts are kept 8 days
@@ -52,17 +52,18 @@ def _arms(state: AppState, canary: Canary) -> tuple[ArmStats, ArmStats]:
     now = hour_of(time.time())
     first = max(hour_of(canary.started_at), now - MAX_HOURS + 1)
     ranked = [n for n, c in state.settings.surfaces.items() if c.ranker == "current"]
-    arms = {(n, v): ArmStats(v) for n in ranked for v in ("default", VARIANT)}
+    arm_name = variant_of(canary.version)
+    arms = {(n, v): ArmStats(v) for n in ranked for v in ("default", arm_name)}
     hours = range(first, now + 1)
     if arms:
         count_arms(state, hours, arms, distinct=False)  # a union per arm below, not a sum
-    pooled = {v: ArmStats(v) for v in ("default", VARIANT)}
+    pooled = {v: ArmStats(v) for v in ("default", arm_name)}
     for (_, v), a in arms.items():
         pooled[v].absorb(a)
     for v, p in pooled.items():  # distinct items over every surface: one union per arm
         keys = [state.keys.served_items_hour(n, h, v) for n in ranked for h in hours]
         p.distinct_items = int(state.redis.pfcount(*keys)) if keys else 0
-    return pooled["default"], pooled[VARIANT]
+    return pooled["default"], pooled[arm_name]
 
 
 def verdict(state: AppState, canary: Canary) -> tuple[str, str, dict[str, Any]]:

@@ -47,6 +47,7 @@ class OpeQuery:
     variant: str | None = None  # or the candidate is this variant of the surface
     logged_variant: str = "default"
     hours: float = 24.0
+    since: float | None = None  # unix time; the later of this and `hours` ago
     max_lists: int = 2000
     min_support: float = 0.9
     min_ess: float = 30.0
@@ -103,14 +104,13 @@ def evaluate(state: AppState, q: OpeQuery) -> dict[str, Any]:
     started = time.perf_counter()
     logging_cfg, cand_cfg = configs(state, q)
     now = time.time()
-    got = logged_lists(
-        state, q.surface, q.logged_variant, since=now - q.hours * 3600, limit=q.max_lists
-    )
+    since = max(now - q.hours * 3600, q.since or 0.0)
+    got = logged_lists(state, q.surface, q.logged_variant, since=since, limit=q.max_lists)
     out: dict[str, Any] = {
         "surface": q.surface,
         "logged_variant": q.logged_variant,
         "candidate": {"variant": q.variant} if q.variant else {"overrides": q.overrides},
-        "since": round(now - q.hours * 3600, 3),
+        "since": round(since, 3),
         "until": round(now, 3),
         "lists": len(got.lists),
         "skipped": got.skipped,
@@ -121,7 +121,8 @@ def evaluate(state: AppState, q: OpeQuery) -> dict[str, Any]:
     if not got.lists:
         out["refused"] = (
             f"no list of {q.surface} (variant {q.logged_variant}) computed and still attributable "
-            f"in the last {q.hours:g} h: serve traffic first"
+            f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(since))} UTC: serve "
+            "traffic first"
         )
         return _done(out, started)
     cands, supports, replays = _replay_all(state, q, got.lists, logging_cfg, cand_cfg)

@@ -412,7 +412,7 @@ def test_a_ranker_canary_is_started_from_the_models_screen_and_stopped(
     assert console.el("#models-canary-now").get_attribute("data-decision") == "continue"
     assert console.el("#models-canary-now svg.interval circle")
     arms = [r.get_attribute("data-variant") for r in console.all("#models-canary-arms tbody tr")]
-    assert arms == ["default", "canary"]
+    assert arms == ["default", "canary-v2-next"]
     row = '#models-ranker-table tr[data-version="v2-next"]'
     assert "canary (25% of users)" in console.text(row)
     assert not console.el('[data-start-canary="v2-next"]').is_enabled()  # one at a time

@@ -102,7 +102,7 @@ const STATE = { running: "badge warn", promoted: "badge ok", rolled_back: "badge
 const DECISION = { promote: "badge ok", rollback: "badge bad", continue: "badge" };
 const EVENT = { started: "badge", promoted: "badge ok", rolled_back: "badge bad" };
 const CANARY_NOTE = "A canary serves a saved re-ranker to a share of the users of every surface the current ranker ranks "
-  + "(variant canary). Every minute the API compares their clicks with the other users': it promotes the canary "
+  + "(variant canary-<version>). Every minute the API compares their clicks with the other users': it promotes the canary "
   + "(makes it current) once its CTR is shown no worse than the margin below the current ranker's with no guardrail "
   + "broken, and rolls it back when it is shown worse, a guardrail breaks, or it stays undecided too long.";
 
