@@ -228,10 +228,12 @@ def ope_round(
     *,
     repeats: int,
     boots: int = 300,
+    methods: Sequence[str] = ("shadow", "replay"),
 ) -> dict[str, Any]:
     """One run: the candidates' true CTR on the users' current state, then `repeats` logged
     lists per user with their clicks, then the off-policy estimate of every candidate from
-    exactly those lists (`POST /v1/admin/ope`)."""
+    exactly those lists (`POST /v1/admin/ope`), from its shadow lists (registered with
+    `register`) and by replay."""
     users = world.users
     truth = {name: expected_ctr(client, world, f"sim_{name}", users) for name in candidates}
     started = time.time()
@@ -239,12 +241,21 @@ def ope_round(
     flush()
     drain()  # attribution (and the users' new state, which the replays roll back)
     out: dict[str, Any] = {"lists": served.lists, "logged_true_ctr": served.ctr, "candidates": {}}
+    common = {"surface": SURFACE, "since": started - 1, "boots": boots, "max_lists": served.lists}
     for name, over in candidates.items():
-        body = {"surface": SURFACE, "overrides": over, "since": started - 1, "boots": boots}
-        est = ok(client.post("/v1/admin/ope", json={**body, "max_lists": served.lists}))
-        assert est["lists"] == served.lists, (est["lists"], served.lists, est["skipped"])
-        out["candidates"][name] = {"truth": truth[name], "ope": est}
+        got = {"truth": truth[name]}
+        for method, which in (("shadow", {"candidate": name}), ("replay", {"overrides": over})):
+            if method in methods:
+                got[method] = ok(client.post("/v1/admin/ope", json={**common, **which}))
+        out["candidates"][name] = got
     return out
+
+
+def register(client: Client, candidates: dict[str, dict[str, Any]], share: float = 1.0) -> None:
+    """Register every candidate for shadow lists on the homepage."""
+    for name, over in candidates.items():
+        body = {"surface": SURFACE, "overrides": over, "share": share}
+        ok(client.put(f"/v1/admin/ope/candidates/{name}", json=body))
 
 
 # Canary rollout -------------------------------------------------------------------------

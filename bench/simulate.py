@@ -73,7 +73,15 @@ def in_process(
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(settings), headers=headers) as client:
         state = client.app.state.vantage  # type: ignore[attr-defined]
-        yield client, worker.drain, state.impressions.flush, state
+        from serving import shadow
+
+        shadow.RUNNER.max_pending = 1_000_000  # the simulator waits for every shadow list
+
+        def flush() -> None:
+            state.impressions.flush()
+            shadow.RUNNER.wait()
+
+        yield client, worker.drain, flush, state
 
 
 def ope(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,6 +98,7 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
         settings = _sim.sim_surfaces(base, logging, CANDIDATES)
         with in_process(settings) as (client, drain, flush, _):
             _sim.populate(client, drain, world)
+            _sim.register(client, CANDIDATES)
             for n in range(args.runs):
                 t = time.perf_counter()
                 runs.append(
@@ -108,17 +117,24 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"true_ctr": statistics.fmean(r["truth"] for r in rows)}
+    for method in ("shadow", "replay"):
+        if method in rows[0]:
+            out[method] = _method([(r["truth"], r[method]) for r in rows])
+    return out
+
+
+def _method(rows: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "true_ctr": statistics.fmean(r["truth"] for r in rows),
-        "support": statistics.fmean(r["ope"]["support"] or 0 for r in rows),
-        "replay_consistent": statistics.fmean(r["ope"]["replay_consistent"] or 0 for r in rows),
-        "refused": sum(r["ope"]["refused"] is not None for r in rows),
+        "support": statistics.fmean(o["support"] or 0 for _, o in rows),
+        "lists": statistics.fmean(o["lists"] for _, o in rows),
+        "refused": sum(o["refused"] is not None for _, o in rows),
         "runs": len(rows),
     }
+    if rows[0][1].get("replay_consistent") is not None:
+        out["replay_consistent"] = statistics.fmean(o["replay_consistent"] for _, o in rows)
     for est in ("ips", "snips", "dr"):
-        got = [
-            (r["truth"], e) for r in rows for e in r["ope"]["estimates"] if e["estimator"] == est
-        ]
+        got = [(t, e) for t, o in rows for e in o["estimates"] if e["estimator"] == est]
         if not got:
             continue
         out[est] = {

@@ -133,6 +133,12 @@ class Keys:
         """List of the canary's decisions, newest first (JSON, the last 100)."""
         return f"{self.tag('models')}:canary:log"
 
+    @property
+    def shadow_candidates(self) -> str:
+        """Hash name -> JSON of a registered off-policy candidate (surface, overrides, share):
+        serving computes its list beside a share of the surface's lists (serving/shadow.py)."""
+        return f"{self.tag('models')}:ope:candidates"
+
     def model_versions(self, kind: str) -> str:
         """Hash version -> JSON metadata (metrics, sizes, time)."""
         return f"{self.tag('models')}:versions:{kind}"

@@ -23,6 +23,12 @@ CACHE = Counter("vantage_result_cache_total", "Result cache lookups", ["surface"
 FALLBACKS = Counter("vantage_fallbacks_total", "Degraded answers by reason", ["surface", "reason"])
 IMPRESSIONS = Counter("vantage_impressions_logged_total", "Served lists written to Redis")
 # Impressions are best-effort: a full queue or a Redis error loses them, counted here.
+SHADOW = Counter(
+    "vantage_shadow_lists_total",
+    "Lists of registered off-policy candidates computed beside served lists, by outcome "
+    "(computed, dropped: the background queue was full, failed)",
+    ["outcome"],
+)
 IMPRESSIONS_DROPPED = Counter(
     "vantage_impressions_dropped_total", "Served lists not logged", ["reason"]
 )

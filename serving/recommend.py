@@ -1,4 +1,5 @@
-"""The recommendation pipeline, stage by stage, as every surface runs it.
+"""The recommendation pipeline as the API serves it: the stages of `serving.stages` behind
+the result cache and the fallbacks.
 
     context -> cache -> 1 candidates (sources of the surface, concurrent) -> 2 light scoring
     (weighted RRF) -> 3 XGBoost on the best `rank_depth` -> 4 policy rules -> response
@@ -7,134 +8,25 @@ The API, ranker training and the evaluation harness all call these functions, so
 measured is what is served. Each stage is a module with typed inputs and outputs
 (`serving.cache` the result cache, `serving.degraded` the fallbacks, `serving.response` the
 typed answer); with `debug` the response carries every stage's timing and every source's yield.
+A freshly computed list may also get the lists of registered off-policy candidates computed
+beside it, in the background (`serving.shadow`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
-from core.context import UserContext
 from core.resilience import DependencyDown
-from core.rules import RuleSnapshot
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import cache, canary, candidates, metrics, ranking, rerank, scoring, sets
-from serving.candidates import Generated, Need, SourceRun
+from serving import cache, canary, metrics, shadow
 from serving.degraded import degraded
-from serving.policy import HardFilters, apply_policy
-from serving.policy.safety import visible
 from serving.request import RecRequest, RecResult
 from serving.response import response
-from serving.retrieval import Candidate, Constraints
+from serving.stages import SAFETY_DROPS, Retrieved, policy_stage, rank_stage, retrieve
 from serving.state import ServingState
-
-DAY_S = 86_400.0
-# Fused candidates the safety rule dropped (status, maturity, region) in this request's
-# retrieval; set by `retrieve`, read by `recommend` for the experiment guardrails.
-SAFETY_DROPS: ContextVar[int | None] = ContextVar("safety_drops", default=None)
-
-
-@dataclass
-class Retrieved:
-    """Stages 1-2 for one request: fused candidates that pass the hard filters."""
-
-    candidates: list[Candidate]  # fused order, best first
-    hard: HardFilters
-    constraints: Constraints
-    runs: list[SourceRun] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    n_generated: int = 0
-    # Every fused candidate, filtered or not (why-not reads where an item left the list).
-    fused: list[Candidate] = field(default_factory=list)
-
-    @property
-    def max_maturity(self) -> int:
-        return self.hard.max_maturity
-
-    @property
-    def failed(self) -> list[str]:
-        return sorted({r.error for r in self.runs if r.error})
-
-
-def hard_filters(
-    state: ServingState, req: RecRequest, ctx: UserContext, cfg: SurfaceConfig, now: float
-) -> tuple[HardFilters, Constraints, int]:
-    """The request's safety rules, the part Milvus applies, and how many it cannot."""
-    serving = state.settings.serving
-    max_m = ctx.max_maturity(serving.unknown_age_max_maturity)
-    window = cfg.policy.seen_window_days
-    seen = ctx.seen(window * DAY_S if window else None, now) if cfg.policy.exclude_seen else []
-    exclude = set(seen) | set(ctx.negatives) | ({req.item_id} if req.item_id else set())
-    language = ctx.language if serving.language_filter == "strict" else None
-    # Long `not in` lists make Milvus filters slow: the most recent items are excluded there,
-    # the rest by the policy, with the sources asked for as many more.
-    in_milvus = tuple(
-        dict.fromkeys(
-            [*seen[: serving.milvus_exclude_max], *ctx.negatives[:20]]
-            + ([req.item_id] if req.item_id else [])
-        )
-    )
-    cons = Constraints(
-        max_maturity=max_m,
-        category=req.category,
-        language=req.language,
-        user_language=language,
-        exclude=in_milvus,
-    )
-    hard = HardFilters(max_m, ctx.region, language, frozenset(), frozenset(exclude))
-    return hard, cons, len(exclude) - len(in_milvus)
-
-
-def retrieve(
-    state: ServingState,
-    req: RecRequest,
-    ctx: UserContext,
-    cfg: SurfaceConfig | None = None,
-    *,
-    deadline: float | None = None,
-) -> Retrieved:
-    """Stages 1-2 (shared by serving and ranker training): the best `rank_depth` fused
-    candidates that pass the hard filters."""
-    cfg = cfg or state.settings.surfaces[req.surface]
-    now = time.time()
-    t = time.perf_counter()
-    hard, cons, extra = hard_filters(state, req, ctx, cfg, now)
-    seed = (
-        candidates.load_seed(state, req.item_id, max_maturity=hard.max_maturity, region=hard.region)
-        if req.item_id and cfg.needs_item
-        else None
-    )
-    cand_sets = sets.load_sets(
-        state, cfg, ctx, seed.item_id if seed else None, filtered=bool(req.category or req.language)
-    )
-    need = Need(ctx, cfg, cons, seed, req.category, now, req.limit, cand_sets)
-    if deadline is None:
-        deadline = time.monotonic() + cfg.budget_ms / 1000
-    gen: Generated = candidates.generate(state, need, extra=extra, deadline=deadline)
-    t1 = time.perf_counter()
-    fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources}, cfg.fusion_k)
-    tomb = state.catalogue.tombstoned([c.item_id for c in fused])
-    SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
-    hard = HardFilters(hard.max_maturity, hard.region, hard.language, frozenset(tomb), hard.exclude)
-    # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
-    kept = apply_policy(
-        fused,
-        limit=cfg.rank_depth,
-        max_maturity=hard.max_maturity,
-        region=hard.region,
-        tombstoned=hard.tombstoned,
-        exclude=hard.exclude,
-        language=hard.language,
-    )
-    timings = {
-        "candidates_ms": (t1 - t) * 1000,
-        "scoring_ms": (time.perf_counter() - t1) * 1000,
-    }
-    return Retrieved(kept, hard, cons, gen.runs, timings, len(gen.candidates), fused)
 
 
 def recommend(state: ServingState, req: RecRequest) -> RecResult:
@@ -192,8 +84,11 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     t = time.perf_counter()
     rec_id = uuid.uuid4().hex
     notes: dict[str, Any] = {}
+    trace: dict[str, Any] = {}  # where the policy could have put items: shadow lists' support
     with metrics.stage("policy", req.surface):
-        final = policy_stage(state, req, ctx, cfg, got, cands, rec_id, rules, notes=notes)
+        final = policy_stage(
+            state, req, ctx, cfg, got, cands, rec_id, rules, notes=notes, trace=trace
+        )
     timings["policy_ms"] = (time.perf_counter() - t) * 1000
     result = response(req, final, reasons, variant, rec_id)
     if req.debug:
@@ -201,39 +96,9 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
         result["debug"] = {**_debug(variant, cfg, got, timings), **notes}
     elif not reasons:
         cache.remember(state, req, ctx, key, result, got.max_maturity, ttl)
+        served = [c.item_id for c in final]
+        shadow.beside(state, req, ctx, cfg, cands, trace, served, rec_id)
     return result
-
-
-def policy_stage(
-    state: ServingState,
-    req: RecRequest,
-    ctx: UserContext,
-    cfg: SurfaceConfig,
-    got: Retrieved,
-    ranked: list[Candidate],
-    rec_id: str,
-    rules: RuleSnapshot,
-    *,
-    notes: dict[str, Any] | None = None,
-    trace: dict[str, Any] | None = None,
-) -> list[Candidate]:
-    """Stage 4: the policy rules over the ranked candidates (exploration seeded by the list's
-    id, so a recommendation id replays its draws); `notes` and `trace` as `rerank.finalize`."""
-    return rerank.finalize(
-        state,
-        surface=req.surface,
-        cfg=cfg,
-        ctx=ctx,
-        ranked=ranked,
-        hard=got.hard,
-        constraints=got.constraints,
-        limit=req.limit,
-        seed=int(rec_id, 16),
-        now=time.time(),
-        rules=rules,
-        notes=notes,
-        trace=trace,
-    )
 
 
 def _debug(
@@ -248,37 +113,3 @@ def _debug(
         "after_hard_filters": len(got.candidates),
         "ranker": cfg.ranker if cfg.ranked else None,
     }
-
-
-def rank_stage(
-    state: ServingState,
-    req: RecRequest,
-    ctx: UserContext,
-    cfg: SurfaceConfig,
-    cands: list[Candidate],
-    reasons: list[str],
-    timings: dict[str, float],
-    deadline_base: float,
-) -> list[Candidate]:
-    """Stage 3: the ranker's order (skipped past the surface's budget; `reasons` says so)."""
-    t = time.perf_counter()
-    if cfg.ranked and time.monotonic() > deadline_base + cfg.budget_ms / 1000:
-        reasons.append("ranking_skipped_over_budget")
-    elif cfg.ranked:
-        with metrics.stage("ranking", req.surface):
-            cands = ranking.rank(state, ctx, cands, cfg.ranker)
-        # rank() keeps the fused order on any failure; a live ranker that scored nothing
-        # failed, and the answer says so.
-        if len(cands) > 1 and ranking.SCORE not in cands[0].scores and _ranker_live(state, cfg):
-            reasons.append("ranker_failed")
-    timings["ranking_ms"] = (time.perf_counter() - t) * 1000
-    return cands
-
-
-def _ranker_live(state: ServingState, cfg: SurfaceConfig) -> bool:
-    try:
-        if cfg.ranker == "current":
-            return state.models.ranker() is not None
-        return state.models.ranker_at(cfg.ranker) is not None
-    except Exception:
-        return False

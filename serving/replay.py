@@ -18,9 +18,9 @@ from typing import Any
 from core.context import UserContext
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving.recommend import Retrieved, policy_stage, rank_stage, retrieve
 from serving.request import RecRequest
 from serving.retrieval import Candidate
+from serving.stages import Retrieved, policy_stage, rank_stage, retrieve
 from serving.state import ServingState
 
 

@@ -39,9 +39,9 @@ from serving import canary, itemmeta, policy, replay
 from serving.policy import HardFilters
 from serving.policy.business import rule_deltas
 from serving.policy.safety import visible
-from serving.recommend import Retrieved
 from serving.request import RecRequest
 from serving.retrieval import Candidate, speaks
+from serving.stages import Retrieved
 from serving.state import ServingState
 
 

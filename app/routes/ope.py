@@ -3,15 +3,16 @@ surface would have had on its logged traffic (app/services/ope.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.services import ope
+from app.services import shadow as shadow_service
 
 router = APIRouter(
     prefix="/v1/admin/ope",
@@ -28,12 +29,18 @@ class OpeIn(BaseModel):
     surface: str = Field(
         pattern=r"^[a-z_]{1,32}$", description="the surface whose logged lists are replayed"
     )
+    candidate: str | None = Field(
+        None,
+        pattern=NAME,
+        description="the candidate: a registered one (PUT /v1/admin/ope/candidates/{name}), "
+        "judged on the lists it shadowed (exact)",
+    )
     variant: str | None = Field(
-        None, pattern=NAME, description="the candidate: this configured variant of the surface"
+        None, pattern=NAME, description="or this configured variant of the surface (replayed)"
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict,
-        description="or the candidate: the surface with these settings, as a variant's "
+        description="or the surface with these settings (replayed), as a variant's "
         'overrides, e.g. {"ranker": "20261206-1200"} or {"policy": {"mmr_lambda": 0.7}} '
         "({} = the surface as configured now); its exploration is off",
     )
@@ -70,13 +77,17 @@ class EstimateOut(Interval):
 class OpeOut(BaseModel):
     surface: str
     logged_variant: str
+    method: Literal["shadow", "replay"] = Field(
+        description="shadow: the candidate's lists computed beside the logged ones (exact); "
+        "replay: logged requests replayed now (drifts as users' state changes)"
+    )
     candidate: dict[str, Any]
     since: float
     until: float
     lists: int = Field(description="logged lists used")
     skipped: dict[str, int] = Field(
         description="lists left out and why: cached, degraded, empty, no_propensity, "
-        "attribution_expired, malformed"
+        "attribution_expired, not_shadowed, malformed"
     )
     positions: int | None = Field(None, description="list length the CTR is per")
     clicks: int | None = None
@@ -88,8 +99,8 @@ class OpeOut(BaseModel):
     )
     replay_consistent: float | None = Field(
         None,
-        description="share of logged lists today's replay of the logging policy could have "
-        "served (below 1: state changed since, and the estimate is less faithful)",
+        description="replay only: share of logged lists today's replay of the logging policy "
+        "could have served (below 1: state changed since, and the estimate is less faithful)",
     )
     ess: float | None = None
     logged: Interval | None = Field(None, description="the logging policy's own CTR")
@@ -110,3 +121,69 @@ def evaluate(body: OpeIn, state: StateDep) -> OpeOut:
     pipeline runs per distinct user state in the window (seconds for a few thousand lists)."""
     q = ope.OpeQuery(**body.model_dump())
     return OpeOut.model_validate(ope.evaluate(state, q))
+
+
+class CandidateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    surface: str = Field(pattern=r"^[a-z_]{1,32}$", description="the surface it shadows")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the surface with these settings, as a variant's overrides (exploration off)",
+    )
+    share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="share of the surface's freshly computed lists it shadows (each costs one "
+        "more pipeline run, in a background thread of the API process)",
+    )
+
+
+class CandidateOut(BaseModel):
+    name: str
+    surface: str
+    share: float
+    overrides: dict[str, Any]
+    created_at: float
+
+
+class Candidates(BaseModel):
+    candidates: list[CandidateOut]
+
+
+NameP = Annotated[str, Path(pattern=NAME, description="the candidate's name")]
+
+
+@router.get("/candidates", response_model=Candidates)
+def list_candidates(state: StateDep) -> Candidates:
+    """The registered candidates: configurations whose lists serving computes beside a share
+    of a surface's lists, never shown, for exact off-policy evaluation."""
+    got = shadow_service.store(state).all()
+    return Candidates(candidates=[CandidateOut.model_validate(c.as_dict()) for c in got])
+
+
+@router.put(
+    "/candidates/{name}",
+    response_model=CandidateOut,
+    responses={**error_responses(409, 413), 201: {"model": CandidateOut, "description": "new"}},
+)
+def put_candidate(
+    name: NameP, body: CandidateIn, state: StateDep, response: Response
+) -> CandidateOut:
+    """Register (200: replace) a candidate: from now on, `share` of the surface's freshly
+    computed lists also get the candidate's list computed beside them (same request, same user
+    state), so `POST /v1/admin/ope {"candidate": name}` judges it without replay drift. At most
+    8 at once (409)."""
+    cand, new = shadow_service.put(state, name, body.surface, body.overrides, body.share)
+    if new:
+        response.status_code = 201
+    return CandidateOut.model_validate(cand.as_dict())
+
+
+@router.delete("/candidates/{name}", status_code=204, responses=error_responses(404))
+def delete_candidate(name: NameP, state: StateDep) -> Response:
+    """Stop shadowing a candidate (lists it already shadowed keep its lists until they
+    expire)."""
+    shadow_service.delete(state, name)
+    return Response(status_code=204)

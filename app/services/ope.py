@@ -4,11 +4,17 @@ configuration of a surface would have had on the lists that surface served, with
 1. **The logs** (`app.services.ope_logs`): the window's served lists of the surface and the
    logged variant, computed afresh (a cached or degraded list is not a draw of the policy),
    newest first, with the clicks the worker attributed to each item.
-2. **The replays** (`serving.replay`): for each logged request, with the user's history rolled
-   back to when the list was served, the candidate's list (exploration off: its exploit list,
-   pins included) and the logging configuration's exploit list and exploration pool, which say
-   where the logging policy could have shown each of the candidate's items (its support).
-   One replay per distinct user state and request, not one per list.
+2. **The candidate's lists**, one of two ways:
+   - `shadow` (a registered candidate, `core/stores/shadow.py`): the list serving computed for
+     it beside each shadowed list, on the same request and user state (`serving.shadow`), with
+     the logging policy's support from that request. Exact; only lists logged while the
+     candidate was registered count.
+   - `replay` (any configuration, `serving.replay`): each logged request replayed now, with
+     the user's history rolled back to the list's time, for the candidate (exploration off:
+     its exploit list, pins included) and for the logging configuration (its exploit list and
+     exploration pool: the support). Vectors, popularity and candidate sets are today's, so
+     the replay drifts from what was served as users click (`replay_consistent` says how
+     much). One replay per distinct user state and request, not one per list.
 3. **The estimators** (`core.ope`): item-position IPS, SNIPS and DR (a position-based reward
    model fitted on the same logs), each with a bootstrap interval and effective sample size.
 
@@ -31,11 +37,11 @@ from app.services.ope_logs import logged_lists
 from app.state import AppState
 from core.errors import InvalidRequest, NotFound
 from core.ope import ESTIMATORS, Logged, estimate, position_model
-from core.surfaces import PolicySpec, SurfaceConfig
+from core.stores.shadow import ShadowStore
+from core.surfaces import SurfaceConfig
 from serving import replay
-from serving.policy import window_size
-from serving.policy.exploration import exploit_marginal
 from serving.request import RecRequest
+from serving.shadow import Support, candidate_config
 
 CHOSEN = "snips"  # the estimator the answer leads with (see bench/simulate.py for why)
 
@@ -45,6 +51,7 @@ class OpeQuery:
     surface: str
     overrides: dict[str, Any] = field(default_factory=dict)  # the candidate, as a variant's
     variant: str | None = None  # or the candidate is this variant of the surface
+    candidate: str | None = None  # or a registered (shadowed) candidate
     logged_variant: str = "default"
     hours: float = 24.0
     since: float | None = None  # unix time; the later of this and `hours` ago
@@ -54,26 +61,6 @@ class OpeQuery:
     alpha: float = 0.05
     boots: int = 300
     seed: int = 0
-
-
-@dataclass
-class _Support:
-    """Where the logging configuration could show items, for one replayed request."""
-
-    exploit: list[str]
-    pool: list[str]
-    final: list[str]
-    spec: PolicySpec
-
-    def possible(self, item: str, pos: int) -> bool:
-        """Whether the logging configuration shows `item` at `pos` with probability > 0."""
-        share, start = self.spec.exploration_share, self.spec.exploration_start
-        if pos <= len(self.final) and self.final[pos - 1] == item:
-            return True  # pins sit at fixed positions
-        if item in self.exploit:
-            rank = self.exploit.index(item) + 1
-            return exploit_marginal(rank, pos, share=share if self.pool else 0.0, start=start) > 0
-        return item in self.pool and share > 0 and pos >= start
 
 
 def configs(state: AppState, q: OpeQuery) -> tuple[SurfaceConfig, SurfaceConfig]:
@@ -88,28 +75,41 @@ def configs(state: AppState, q: OpeQuery) -> tuple[SurfaceConfig, SurfaceConfig]
             f"surface {q.surface} has no variant {q.logged_variant!r} "
             f"(known: default, {', '.join(base.variants) or 'no others'})"
         ) from e
-    if q.variant is not None and q.overrides:
-        raise InvalidRequest("give the candidate as `variant` or as `overrides`, not both")
+    if sum((q.variant is not None, bool(q.overrides), q.candidate is not None)) > 1:
+        raise InvalidRequest("give the candidate as one of `candidate`, `variant`, `overrides`")
     try:
-        cand = base.arm(q.variant) if q.variant is not None else base.with_overrides(q.overrides)
+        over = base.arm(q.variant).model_dump(exclude={"variants"}) if q.variant else q.overrides
+        return logging_cfg, candidate_config(base, over)
     except KeyError as e:
         raise InvalidRequest(f"surface {q.surface} has no variant {q.variant!r}") from e
     except ValueError as e:
         raise InvalidRequest(f"overrides do not make a valid surface: {e}") from e
-    policy = cand.policy.model_copy(update={"exploration_share": 0.0})
-    return logging_cfg, cand.model_copy(update={"policy": policy})
+
+
+def _registered(state: AppState, q: OpeQuery) -> None:
+    if q.candidate is None:
+        return
+    cand = ShadowStore(state.redis, state.keys).get(q.candidate)
+    if cand is None:
+        raise NotFound(f"no registered candidate {q.candidate!r} (PUT /v1/admin/ope/candidates)")
+    if cand.surface != q.surface:
+        raise InvalidRequest(f"candidate {q.candidate} shadows {cand.surface}, not {q.surface}")
 
 
 def evaluate(state: AppState, q: OpeQuery) -> dict[str, Any]:
     started = time.perf_counter()
     logging_cfg, cand_cfg = configs(state, q)
+    _registered(state, q)
     now = time.time()
     since = max(now - q.hours * 3600, q.since or 0.0)
-    got = logged_lists(state, q.surface, q.logged_variant, since=since, limit=q.max_lists)
+    got = logged_lists(
+        state, q.surface, q.logged_variant, since=since, limit=q.max_lists, shadow=q.candidate
+    )
     out: dict[str, Any] = {
         "surface": q.surface,
         "logged_variant": q.logged_variant,
-        "candidate": {"variant": q.variant} if q.variant else {"overrides": q.overrides},
+        "method": "shadow" if q.candidate else "replay",
+        "candidate": _named(q),
         "since": round(since, 3),
         "until": round(now, 3),
         "lists": len(got.lists),
@@ -125,10 +125,26 @@ def evaluate(state: AppState, q: OpeQuery) -> dict[str, Any]:
             "traffic first"
         )
         return _done(out, started)
-    cands, supports, replays = _replay_all(state, q, got.lists, logging_cfg, cand_cfg)
-    out.update(_estimates(q, got.lists, cands, supports, out))
+    if q.candidate:
+        shadows = [lg.shadow for lg in got.lists if lg.shadow is not None]
+        cands, possible = [s[0] for s in shadows], [s[1] for s in shadows]
+        replays = 0
+    else:
+        cands, supports, replays = _replay_all(state, q, got.lists, logging_cfg, cand_cfg)
+        possible = [
+            [sup.possible(i, k) for k, i in enumerate(c, 1)]
+            for c, sup in zip(cands, supports, strict=True)
+        ]
+        out["replay_consistent"] = round(_consistent(got.lists, supports), 4)
+    out.update(_estimates(q, got.lists, cands, possible))
     out["replays"] = replays
     return _done(out, started)
+
+
+def _named(q: OpeQuery) -> dict[str, Any]:
+    if q.candidate:
+        return {"candidate": q.candidate}
+    return {"variant": q.variant} if q.variant else {"overrides": q.overrides}
 
 
 def _done(out: dict[str, Any], started: float) -> dict[str, Any]:
@@ -142,12 +158,12 @@ def _replay_all(
     lists: list[LoggedList],
     logging_cfg: SurfaceConfig,
     cand_cfg: SurfaceConfig,
-) -> tuple[list[list[str]], list[_Support], int]:
+) -> tuple[list[list[str]], list[Support], int]:
     """Per logged list: the candidate's items and the logging policy's support."""
     contexts: dict[str, Any] = {}
-    memo: dict[tuple[Any, ...], tuple[list[str], _Support]] = {}
+    memo: dict[tuple[Any, ...], tuple[list[str], Support]] = {}
     cands: list[list[str]] = []
-    supports: list[_Support] = []
+    supports: list[Support] = []
     for lg in lists:
         rec = lg.record
         if rec.user not in contexts:
@@ -172,13 +188,9 @@ def _replay_all(
     return cands, supports, 2 * len(memo)
 
 
-def _support(state: AppState, req: RecRequest, cfg: SurfaceConfig, ctx: Any) -> _Support:
+def _support(state: AppState, req: RecRequest, cfg: SurfaceConfig, ctx: Any) -> Support:
     run = replay.replay(state, req, cfg, ctx)
-    window = run.ranked[: window_size(cfg.policy, req.limit)]
-    rows = run.trace
-    exploit = [window[i].item_id for i in rows.get("picked", [])]
-    pool = [window[i].item_id for i in rows.get("pool", [])]
-    return _Support(exploit, pool, run.ids, cfg.policy)
+    return Support.of(cfg, req.limit, run.ranked, run.trace, run.ids)
 
 
 F = npt.NDArray[np.float64]
@@ -188,8 +200,7 @@ def _estimates(
     q: OpeQuery,
     lists: list[LoggedList],
     cands: list[list[str]],
-    supports: list[_Support],
-    out: dict[str, Any],
+    possible: list[list[bool]],
 ) -> dict[str, Any]:
     n = len(lists)
     k = max(max(len(lg.record.items) for lg in lists), max(len(c) for c in cands), 1)
@@ -198,7 +209,7 @@ def _estimates(
     cand_items = np.full((n, k), -1, dtype=np.intp)
     mu, pi, clicks = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
     shown, backed = 0, 0
-    for row, (lg, cand, sup) in enumerate(zip(lists, cands, supports, strict=True)):
+    for row, (lg, cand, can) in enumerate(zip(lists, cands, possible, strict=True)):
         for it in lg.record.items:
             col = it.position - 1
             if 0 <= col < k:
@@ -206,10 +217,10 @@ def _estimates(
                 mu[row, col] = it.propensity or 0.0
                 clicks[row, col] = float(it.item_id in lg.clicked)
                 pi[row, col] = float(col < len(cand) and cand[col] == it.item_id)
-        for col, item in enumerate(cand):
+        for col, (item, ok) in enumerate(zip(cand[:k], can, strict=False)):
             cand_items[row, col] = index.setdefault(item, len(index))
             shown += 1
-            backed += sup.possible(item, col + 1)
+            backed += ok
     r = position_model(items, clicks, len(index))
     cols = np.broadcast_to(np.arange(k), (n, k))
     logged = Logged(mu, pi, clicks, r_logged=r(items, cols), r_candidate=r(cand_items, cols).sum(1))
@@ -239,7 +250,6 @@ def _estimates(
         "clicks": int(clicks.sum()),
         "matched": int(pi.sum()),
         "support": round(support, 4),
-        "replay_consistent": round(_consistent(lists, supports), 4),
         "logged": {"ctr": base.ctr, "low": base.low, "high": base.high},
         "estimates": [] if refused else [_row(e) for e in ests],
         "ess": round(ess, 1),
@@ -247,7 +257,7 @@ def _estimates(
     }
 
 
-def _consistent(lists: list[LoggedList], supports: list[_Support]) -> float:
+def _consistent(lists: list[LoggedList], supports: list[Support]) -> float:
     """Share of logged lists every item of which the replayed logging configuration could
     have shown where it was (how faithful today's replay is to the day's state)."""
     ok = sum(

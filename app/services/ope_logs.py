@@ -4,11 +4,13 @@
 A list counts when it was computed for the request (a cached list repeats an earlier draw; a
 degraded one was not served by the policy), names its propensities, and its attribution hash
 still exists: clicks are kept for the attribution window (`impressions.ttl_s`, 24 h by
-default), so older lists cannot say whether they were clicked and are skipped.
+default), so older lists cannot say whether they were clicked and are skipped. For a
+registered candidate, the list's hash also holds the candidate's shadow list (serving/shadow.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -16,6 +18,7 @@ from app.state import AppState
 from core.keys import RECS_SHARDS
 from core.redis_typed import stream_range, text
 from core.served_list import ServedList
+from serving.shadow import FIELD_PREFIX
 
 CHUNK = 1000
 MAX_SCANNED_PER_SHARD = 200_000
@@ -25,6 +28,9 @@ MAX_SCANNED_PER_SHARD = 200_000
 class Logged:
     record: ServedList
     clicked: frozenset[str]
+    # The shadow list asked for (serving/shadow.py): the candidate's items, and whether the
+    # logging policy could have shown each where the candidate does.
+    shadow: tuple[list[str], list[bool]] | None = None
 
 
 @dataclass
@@ -34,9 +40,16 @@ class LoggedLists:
 
 
 def logged_lists(
-    state: AppState, surface: str, variant: str, *, since: float, limit: int
+    state: AppState,
+    surface: str,
+    variant: str,
+    *,
+    since: float,
+    limit: int,
+    shadow: str | None = None,
 ) -> LoggedLists:
-    """Up to `limit` of the newest lists of `surface` / `variant` served after `since`."""
+    """Up to `limit` of the newest lists of `surface` / `variant` served after `since` (with
+    `shadow`, only those the candidate of that name shadowed, with its list)."""
     skipped: Counter[str] = Counter()
     records: list[ServedList] = []
     for shard in range(RECS_SHARDS):
@@ -47,16 +60,21 @@ def logged_lists(
     pipe = state.redis.pipeline(transaction=False)
     for rec in records:
         first = rec.items[0].item_id
-        fields = [first, *(f"~clicked:{it.item_id}" for it in rec.items)]
+        fields = [first, FIELD_PREFIX + (shadow or "")]
+        fields += [f"~clicked:{it.item_id}" for it in rec.items]
         pipe.hmget(state.keys.rec_info(rec.id), fields)
     for rec, got in zip(records, pipe.execute() if records else [], strict=True):
         if got[0] is None:  # the attribution hash expired: clicks unknown
             skipped["attribution_expired"] += 1
             continue
+        shadowed = _shadow(got[1]) if shadow else None
+        if shadow and shadowed is None:
+            skipped["not_shadowed"] += 1
+            continue
         clicked = frozenset(
-            it.item_id for it, c in zip(rec.items, got[1:], strict=True) if c is not None
+            it.item_id for it, c in zip(rec.items, got[2:], strict=True) if c is not None
         )
-        out.lists.append(Logged(rec, clicked))
+        out.lists.append(Logged(rec, clicked, shadowed))
     out.skipped = dict(skipped)
     return out
 
@@ -94,6 +112,18 @@ def _shard(
             break
         top = "(" + text(rows[-1][0])
     return out
+
+
+def _shadow(raw: bytes | None) -> tuple[list[str], list[bool]] | None:
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        items = [str(i) for i in d["items"]]
+        possible = [bool(p) for p in d["possible"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (items, possible) if len(items) == len(possible) else None
 
 
 def _unusable(rec: ServedList) -> str | None:

@@ -17,8 +17,8 @@ from core.surfaces import PolicySpec
 from indexing.connect import build_stores
 from indexing.importer import import_records
 from serving.features import build_features
-from serving.recommend import retrieve
 from serving.request import RecRequest
+from serving.stages import retrieve
 from serving.state import build_state
 from tests.conftest import authed
 from training.interaction import CFParams, train_cf

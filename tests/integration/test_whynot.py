@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from core.settings import Settings
 from serving import policy
-from serving.recommend import policy_stage, rank_stage, retrieve
 from serving.request import RecRequest
+from serving.stages import policy_stage, rank_stage, retrieve
 from tests.integration.test_surfaces import app_client, catalogue, setup, surfaces_with
 
 URL = "/v1/recommendations/why-not"

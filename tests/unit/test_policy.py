@@ -168,7 +168,9 @@ def test_exploration_fills_lower_slots_with_propensities() -> None:
     rank = {x: j for j, x in enumerate(exploit, 1)}
     for pos, (x, e, p) in enumerate(out[3:], 4):  # exploit ranks shift down by those explored
         if not e:
-            assert p == pytest.approx(exploration.exploit_marginal(rank[x], pos, share=0.5, start=4))
+            assert p == pytest.approx(
+                exploration.exploit_marginal(rank[x], pos, share=0.5, start=4)
+            )
             assert 0 < p <= 0.5
     none = exploration.explore(exploit, pool, limit=10, share=0.0, start=4, rng=random.Random(1))
     assert [x for x, _, _ in none] == exploit

@@ -6,7 +6,7 @@ rest (the feature period) are loaded into a temporary namespace on the same serv
 rows copied from the live collection, interactions through the worker's apply functions, iALS
 and item neighbours trained there with the live model's hyper-parameters), and the held-out
 items are the labels. For a sample of users the API's own candidate generation
-(`serving.recommend.retrieve`) and feature code (`serving.features`) run against
+(`serving.stages.retrieve`) and feature code (`serving.features`) run against
 that namespace, so training rows are what serving computes. The model is fitted grouped by
 user, checked on held-out users against the order serving would use without it (the blend of
 the interaction model's two views, else the retrieval order) on the same kind of holdout it

@@ -1,7 +1,7 @@
 """Stage 2: the feature period in a temporary namespace, and serving's own candidates there.
 
 Training rows are what serving computes: each user's candidates come from the API's
-retrieval (`serving.recommend.retrieve`) and their features from `serving.features`, run
+retrieval (`serving.stages.retrieve`) and their features from `serving.features`, run
 against a namespace holding only the feature period (dropped afterwards).
 """
 
@@ -22,8 +22,8 @@ from indexing.connect import build_stores
 from indexing.importer import import_records
 from serving.features import build_features
 from serving.ranking import without_ranker
-from serving.recommend import retrieve
 from serving.request import RecRequest
+from serving.stages import retrieve
 from serving.state import ServingState, build_state
 from training.interaction import CFParams, train_cf
 from training.namespace import drop_namespace, eval_settings
