@@ -63,13 +63,13 @@ class OpeIn(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="bootstrap seed")
 
 
-class Interval(BaseModel):
+class OpeInterval(BaseModel):
     ctr: float
     low: float
     high: float
 
 
-class EstimateOut(Interval):
+class OpeEstimate(OpeInterval):
     estimator: str = Field(description="ips, snips or dr")
     ess: float = Field(description="effective number of logged item-positions it rests on")
 
@@ -103,8 +103,8 @@ class OpeOut(BaseModel):
         "could have served (below 1: state changed since, and the estimate is less faithful)",
     )
     ess: float | None = None
-    logged: Interval | None = Field(None, description="the logging policy's own CTR")
-    estimates: list[EstimateOut] = Field(description="empty when refused")
+    logged: OpeInterval | None = Field(None, description="the logging policy's own CTR")
+    estimates: list[OpeEstimate] = Field(description="empty when refused")
     chosen: str = Field(description="the estimator to read first")
     refused: str | None = Field(description="why no estimate is given (null: given)")
     replays: int | None = Field(None, description="pipeline runs it took")
@@ -123,7 +123,7 @@ def evaluate(body: OpeIn, state: StateDep) -> OpeOut:
     return OpeOut.model_validate(ope.evaluate(state, q))
 
 
-class CandidateIn(BaseModel):
+class OpeCandidateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     surface: str = Field(pattern=r"^[a-z_]{1,32}$", description="the surface it shadows")
@@ -140,7 +140,7 @@ class CandidateIn(BaseModel):
     )
 
 
-class CandidateOut(BaseModel):
+class OpeCandidateOut(BaseModel):
     name: str
     surface: str
     share: float
@@ -148,29 +148,29 @@ class CandidateOut(BaseModel):
     created_at: float
 
 
-class Candidates(BaseModel):
-    candidates: list[CandidateOut]
+class OpeCandidates(BaseModel):
+    candidates: list[OpeCandidateOut]
 
 
 NameP = Annotated[str, Path(pattern=NAME, description="the candidate's name")]
 
 
-@router.get("/candidates", response_model=Candidates)
-def list_candidates(state: StateDep) -> Candidates:
+@router.get("/candidates", response_model=OpeCandidates)
+def list_candidates(state: StateDep) -> OpeCandidates:
     """The registered candidates: configurations whose lists serving computes beside a share
     of a surface's lists, never shown, for exact off-policy evaluation."""
     got = shadow_service.store(state).all()
-    return Candidates(candidates=[CandidateOut.model_validate(c.as_dict()) for c in got])
+    return OpeCandidates(candidates=[OpeCandidateOut.model_validate(c.as_dict()) for c in got])
 
 
 @router.put(
     "/candidates/{name}",
-    response_model=CandidateOut,
-    responses={**error_responses(409, 413), 201: {"model": CandidateOut, "description": "new"}},
+    response_model=OpeCandidateOut,
+    responses={**error_responses(409, 413), 201: {"model": OpeCandidateOut, "description": "new"}},
 )
 def put_candidate(
-    name: NameP, body: CandidateIn, state: StateDep, response: Response
-) -> CandidateOut:
+    name: NameP, body: OpeCandidateIn, state: StateDep, response: Response
+) -> OpeCandidateOut:
     """Register (200: replace) a candidate: from now on, `share` of the surface's freshly
     computed lists also get the candidate's list computed beside them (same request, same user
     state), so `POST /v1/admin/ope {"candidate": name}` judges it without replay drift. At most
@@ -178,7 +178,7 @@ def put_candidate(
     cand, new = shadow_service.put(state, name, body.surface, body.overrides, body.share)
     if new:
         response.status_code = 201
-    return CandidateOut.model_validate(cand.as_dict())
+    return OpeCandidateOut.model_validate(cand.as_dict())
 
 
 @router.delete("/candidates/{name}", status_code=204, responses=error_responses(404))

@@ -67,7 +67,8 @@ def configs(state: AppState, q: OpeQuery) -> tuple[SurfaceConfig, SurfaceConfig]
     """(logging configuration, candidate configuration with exploration off)."""
     base = state.settings.surfaces.get(q.surface)
     if base is None:
-        raise NotFound(f"unknown surface {q.surface!r}; known: {sorted(state.settings.surfaces)}")
+        known = sorted(state.settings.surfaces)
+        raise InvalidRequest(f"unknown surface {q.surface!r}; known: {known}")
     try:
         logging_cfg = base.arm(q.logged_variant)
     except KeyError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from vantage_client import inputs
 from vantage_client import models as m
-from vantage_client._requests import Body, Call, body, build, parse_model
+from vantage_client._requests import Body, Call, body, build, nothing, parse_model
 
 # API keys
 
@@ -64,6 +64,32 @@ def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
     """Roll the running canary back now."""
     sent = {"reason": reason} if reason else None
     return build("stop_canary", parse_model(m.CanaryOut), json=sent)
+
+
+# off-policy evaluation
+
+
+def evaluate_offline(evaluation: Body) -> Call[m.OpeOut]:
+    """The CTR a candidate would have had on a surface's logged lists (`OpeIn`): estimates
+    with intervals, or `refused` with the reason."""
+    sent = body(evaluation, inputs.OpeIn)
+    return build("evaluate_offline", parse_model(m.OpeOut), json=sent, retry_safe=True)
+
+
+def list_ope_candidates() -> Call[m.OpeCandidates]:
+    """The registered candidates serving shadows."""
+    return build("list_ope_candidates", parse_model(m.OpeCandidates))
+
+
+def put_ope_candidate(name: str, candidate: Body) -> Call[m.OpeCandidateOut]:
+    """Register (or replace) a candidate to shadow (`OpeCandidateIn`)."""
+    sent = body(candidate, inputs.OpeCandidateIn)
+    return build("put_ope_candidate", parse_model(m.OpeCandidateOut), {"name": name}, json=sent)
+
+
+def delete_ope_candidate(name: str) -> Call[None]:
+    """Stop shadowing a candidate."""
+    return build("delete_ope_candidate", nothing, {"name": name})
 
 
 # users

@@ -121,6 +121,10 @@ class Endpoints:
     canary = Endpoint(c.canary)
     start_canary = Endpoint(c.start_canary)
     stop_canary = Endpoint(c.stop_canary)
+    evaluate_offline = Endpoint(c.evaluate_offline)
+    list_ope_candidates = Endpoint(c.list_ope_candidates)
+    put_ope_candidate = Endpoint(c.put_ope_candidate)
+    delete_ope_candidate = Endpoint(c.delete_ope_candidate)
     list_jobs = Endpoint(c.list_jobs)
     get_job = Endpoint(c.get_job)
     # admin: the event queue

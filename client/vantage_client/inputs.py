@@ -7,7 +7,7 @@ says what to fix. Every method also takes a plain dict, sent as it is.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,3 +87,31 @@ class KeyIn(InputModel):
     scopes: list[Scope]
     rate_per_s: float | None = None
     burst: int | None = None
+
+
+class OpeIn(InputModel):
+    """An off-policy evaluation: the CTR a candidate would have had on a surface's logged
+    lists. Name the candidate one way: `candidate` (registered: its shadow lists, exact),
+    `variant` (a configured variant) or `overrides` (surface settings); the last two replay."""
+
+    surface: str
+    candidate: str | None = None
+    variant: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    logged_variant: str = "default"
+    hours: float = 24.0
+    since: float | None = None
+    max_lists: int = 2000
+    min_support: float = 0.9
+    min_ess: float = 30.0
+    alpha: float = 0.05
+    boots: int = 300
+    seed: int = 0
+
+
+class OpeCandidateIn(InputModel):
+    """A candidate to shadow: the surface with `overrides`, beside `share` of its lists."""
+
+    surface: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    share: float = 0.1

@@ -360,6 +360,14 @@ class CanaryStatus(ApiModel):
     now: dict[str, Any] | None = None
 
 
+# Off-policy evaluation answers live in their own module.
+from vantage_client.models_ope import OpeCandidateOut as OpeCandidateOut  # noqa: E402
+from vantage_client.models_ope import OpeCandidates as OpeCandidates  # noqa: E402
+from vantage_client.models_ope import OpeEstimate as OpeEstimate  # noqa: E402
+from vantage_client.models_ope import OpeInterval as OpeInterval  # noqa: E402
+from vantage_client.models_ope import OpeOut as OpeOut  # noqa: E402
+
+
 class UserPage(ApiModel):
     items: list[str]
     next_cursor: str | None

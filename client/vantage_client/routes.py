@@ -40,6 +40,10 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "canary": ("GET", "/v1/admin/models/ranker/canary"),
     "start_canary": ("POST", "/v1/admin/models/ranker/canary"),
     "stop_canary": ("POST", "/v1/admin/models/ranker/canary/stop"),
+    "evaluate_offline": ("POST", "/v1/admin/ope"),
+    "list_ope_candidates": ("GET", "/v1/admin/ope/candidates"),
+    "put_ope_candidate": ("PUT", "/v1/admin/ope/candidates/{name}"),
+    "delete_ope_candidate": ("DELETE", "/v1/admin/ope/candidates/{name}"),
     "list_jobs": ("GET", "/v1/admin/jobs"),
     "get_job": ("GET", "/v1/admin/jobs/{job_id}"),
     # admin: the event queue

@@ -115,6 +115,12 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("canary").canary is None
     assert isinstance(call("start_canary", "v9", share=0.1), Conflict)  # no current ranker
     assert isinstance(call("stop_canary"), NotFound)
+    assert call("list_ope_candidates").candidates == []
+    calm = {"surface": "homepage", "overrides": {"policy": {"mmr_lambda": 0.5}}, "share": 1}
+    assert call("put_ope_candidate", "calm", calm).overrides == calm["overrides"]
+    est = call("evaluate_offline", {"surface": "homepage", "candidate": "calm"})
+    assert est.method == "shadow" and est.refused and est.best() is None  # nothing shadowed yet
+    assert call("delete_ope_candidate", "calm") is None
     assert len(call("list_jobs").items) == 2 and call("get_job", job.id).id == job.id
     assert call("list_dead_letters").total == 0
     assert call("replay_dead_letters", ["9-9"]).missing == ["9-9"]
