@@ -1,8 +1,10 @@
 // Experiments: every surface with variants, its arms over the last 24, 72 or 168 hours and
 // each variant against `default`: the CTR difference with its always-valid interval, the
-// p-value, the guardrails and the decision (GET /v1/admin/experiments).
+// p-value, the guardrails and the decision (GET /v1/admin/experiments); below them, off-policy
+// evaluation of candidate configurations on the logged traffic (ope.js).
 
 import { api } from "./api.js";
+import { loadOpe, opeSection } from "./ope.js";
 import { field, fmtTime, h, intervalPlot, showError, table } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -115,8 +117,14 @@ function init(section) {
     h("p", { class: "small", id: "exp-note" }, "Each variant's CTR minus default's comes with an always-valid 95% interval: it holds at every look, "
       + "so it may be read at any time (checking every day and stopping once it excludes 0 keeps its 5% error)."),
     h("div", { id: "exp-error" }),
-    h("div", { id: "exp-list" }));
-  load();
+    h("div", { id: "exp-list" }),
+    opeSection());
+  shown();
 }
 
-export default { id: "experiments", title: "Experiments", scope: "admin", init, shown: load };
+function shown() {
+  load();
+  loadOpe();
+}
+
+export default { id: "experiments", title: "Experiments", scope: "admin", init, shown };
