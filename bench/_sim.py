@@ -281,14 +281,20 @@ RANGES = {  # feature -> (low, high) of the synthetic training rows; others in [
 }
 
 
-def canary_settings(settings: Settings, *, check_s: float = 1.0) -> Settings:
+def canary_settings(
+    settings: Settings, *, check_s: float = 1.0, latency_ratio: float | None = None
+) -> Settings:
     """The homepage ranked by the current ranker, result cache off; the canary judged every
-    `check_s`."""
+    `check_s` (and, with `latency_ratio`, its p95 latency guardrail set to that)."""
     home = settings.surfaces[SURFACE].with_overrides({"ranker": "current", "cache_ttl_s": 0})
+    exp = settings.experiments
+    if latency_ratio is not None:
+        exp = exp.model_copy(update={"max_latency_ratio": latency_ratio})
     return settings.model_copy(
         update={
             "surfaces": {**settings.surfaces, SURFACE: home},
             "canary": settings.canary.model_copy(update={"check_s": check_s}),
+            "experiments": exp,
         }
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
-from vantage.commands import Subparsers, data, jobs, keys, run, serve, train, users
+from vantage.commands import Subparsers, data, jobs, keys, ope, run, serve, train, users
 
 # In the order `vantage --help` lists them.
 COMMANDS: tuple[Callable[[Subparsers, Settings], None], ...] = (
@@ -28,6 +28,7 @@ COMMANDS: tuple[Callable[[Subparsers, Settings], None], ...] = (
     jobs.add_refresh,
     keys.add_keys,
     users.add_users,
+    ope.add_ope,
     train.add_eval,
     data.add_demo_data,
 )

@@ -5,8 +5,11 @@ moved, refusals without support, the candidates API, and a reduced coverage run 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+
+import pytest
 
 from bench import _sim
 from core.settings import Settings
@@ -95,3 +98,27 @@ def test_the_candidates_api_validates_and_counts(settings: Settings) -> None:
 
         assert c.delete(f"{url}/calm").status_code == 204
         assert c.delete(f"{url}/calm").status_code == 404
+
+
+def test_vantage_ope_registers_estimates_and_deletes(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vantage.cli import build_parser
+    from vantage.commands.ope import cmd_ope
+
+    def run(*argv: str) -> tuple[int, Any]:
+        args = build_parser().parse_args(["ope", *argv])
+        code = cmd_ope(args, settings)
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out else None
+
+    code, got = run(
+        "candidates", "add", "calm", "homepage", "--overrides", '{"policy": {"mmr_lambda": 0.7}}'
+    )
+    assert code == 0 and got["name"] == "calm" and got["overrides"]["policy"]["mmr_lambda"] == 0.7
+    assert run("candidates")[1]["candidates"][0]["name"] == "calm"
+    code, est = run("estimate", "homepage", "--candidate", "calm", "--hours", "1")
+    assert code == 0 and est["method"] == "shadow" and est["refused"]  # no traffic yet
+    assert run("estimate", "nowhere")[0] == 2
+    assert run("candidates", "delete", "calm") == (0, {"deleted": "calm"})
+    assert run("candidates", "delete", "calm")[0] == 2
