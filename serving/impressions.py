@@ -112,8 +112,9 @@ def _query(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for k in QUERY_FIELDS:
         v = query.get(k)
-        if isinstance(v, int) and not isinstance(v, bool):
-            out[k] = v
+        if k == "limit":
+            if isinstance(v, int) and not isinstance(v, bool):
+                out[k] = v
         elif isinstance(v, str):
             out[k] = v[:MAX_QUERY_VALUE]
     return out or None

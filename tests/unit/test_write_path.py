@@ -157,6 +157,12 @@ def test_a_response_becomes_its_served_list_record() -> None:
     empty = to_record({"recommendation_id": "r", "items": [], "degraded": True}, ms=12.3456)
     assert empty is not None and empty.items == () and empty.degraded and empty.ms == 12.346
     assert to_record({"items": [{"item_id": "a"}]}) is None
+    # The request is kept for replays (bounded, scalars only) and survives the stream record.
+    asked = {"limit": 5, "item_id": "x" * 300, "category": None, "debug": True, "language": 3}
+    kept = to_record(response, query=asked)
+    assert kept is not None and kept.query == {"limit": 5, "item_id": "x" * 256}
+    assert ServedList.from_json(kept.to_json()).query == kept.query
+    assert ServedList.from_json(rec.to_json()).query is None and '"q"' not in rec.to_json()
 
 
 def test_every_event_type_has_a_handler() -> None:
