@@ -245,7 +245,9 @@ class Keys:
 
     def rec_info(self, recommendation_id: str) -> str:
         """Hash item -> JSON (sources, position, surface, variant, explored, propensity) of one
-        served list, and `~clicked:<item>` -> time of its attributed click (expires)."""
+        served list, `~clicked:<item>` -> time of its attributed click, `~ev:<type>:<item>` ->
+        time of its first attributed event of that type, `~shadow:<name>` -> a candidate's
+        shadow list (serving/shadow.py); expires after the attribution window."""
         return f"{self.tag(f'recs{self.rec_shard(recommendation_id)}')}:recinfo:{recommendation_id}"
 
     def surface_stats(self, shard: int) -> str:

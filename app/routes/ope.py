@@ -21,6 +21,7 @@ router = APIRouter(
     responses=error_responses(*AUTHED),
 )
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+RewardKind = Literal["click", "watch", "like", "purchase", "rate"]  # the attributed types
 
 
 class OpeIn(BaseModel):
@@ -47,6 +48,13 @@ class OpeIn(BaseModel):
     logged_variant: str = Field(
         "default", pattern=NAME, description="whose lists are the logs (the logging policy)"
     )
+    reward: dict[RewardKind, Annotated[float, Field(ge=0, le=1000)]] | None = Field(
+        None,
+        min_length=1,
+        description='weights per event type, e.g. {"click": 1, "purchase": 5}: an item\'s '
+        "reward is the sum of the weights of the event types its user had on it after seeing "
+        "the list (null: 1 if it got any positive event, i.e. clicks)",
+    )
     hours: float = Field(24.0, gt=0, le=24, description="window: lists served this recently")
     since: float | None = Field(
         None,
@@ -64,7 +72,7 @@ class OpeIn(BaseModel):
 
 
 class OpeInterval(BaseModel):
-    ctr: float
+    ctr: float = Field(description="reward per shown position (with clicks as the reward: CTR)")
     low: float
     high: float
 
@@ -89,8 +97,10 @@ class OpeOut(BaseModel):
         description="lists left out and why: cached, degraded, empty, no_propensity, "
         "attribution_expired, not_shadowed, malformed"
     )
+    reward: dict[str, float] | None = Field(description="the weights asked for (null: clicks)")
     positions: int | None = Field(None, description="list length the CTR is per")
-    clicks: int | None = None
+    clicks: int | None = Field(None, description="logged item-positions with a reward")
+    reward_total: float | None = Field(None, description="their rewards summed")
     matched: int | None = Field(
         None, description="logged item-positions where the candidate shows the same item"
     )

@@ -52,6 +52,7 @@ class OpeQuery:
     overrides: dict[str, Any] = field(default_factory=dict)  # the candidate, as a variant's
     variant: str | None = None  # or the candidate is this variant of the surface
     candidate: str | None = None  # or a registered (shadowed) candidate
+    reward: dict[str, float] | None = None  # event type -> weight (None: clicked or not)
     logged_variant: str = "default"
     hours: float = 24.0
     since: float | None = None  # unix time; the later of this and `hours` ago
@@ -104,11 +105,18 @@ def evaluate(state: AppState, q: OpeQuery) -> dict[str, Any]:
     now = time.time()
     since = max(now - q.hours * 3600, q.since or 0.0)
     got = logged_lists(
-        state, q.surface, q.logged_variant, since=since, limit=q.max_lists, shadow=q.candidate
+        state,
+        q.surface,
+        q.logged_variant,
+        since=since,
+        limit=q.max_lists,
+        shadow=q.candidate,
+        reward=q.reward,
     )
     out: dict[str, Any] = {
         "surface": q.surface,
         "logged_variant": q.logged_variant,
+        "reward": q.reward,
         "method": "shadow" if q.candidate else "replay",
         "candidate": _named(q),
         "since": round(since, 3),
@@ -216,7 +224,7 @@ def _estimates(
             if 0 <= col < k:
                 items[row, col] = index.setdefault(it.item_id, len(index))
                 mu[row, col] = it.propensity or 0.0
-                clicks[row, col] = float(it.item_id in lg.clicked)
+                clicks[row, col] = lg.rewards.get(it.item_id, 0.0)
                 pi[row, col] = float(col < len(cand) and cand[col] == it.item_id)
         for col, (item, ok) in enumerate(zip(cand[:k], can, strict=False)):
             cand_items[row, col] = index.setdefault(item, len(index))
@@ -248,7 +256,8 @@ def _estimates(
         )
     return {
         "positions": k,
-        "clicks": int(clicks.sum()),
+        "clicks": int((clicks > 0).sum()),
+        "reward_total": round(float(clicks.sum()), 6),
         "matched": int(pi.sum()),
         "support": round(support, 4),
         "logged": {"ctr": base.ctr, "low": base.low, "high": base.high},

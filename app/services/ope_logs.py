@@ -27,7 +27,7 @@ MAX_SCANNED_PER_SHARD = 200_000
 @dataclass(frozen=True)
 class Logged:
     record: ServedList
-    clicked: frozenset[str]
+    rewards: dict[str, float]  # item -> its reward (items without one: 0)
     # The shadow list asked for (serving/shadow.py): the candidate's items, and whether the
     # logging policy could have shown each where the candidate does.
     shadow: tuple[list[str], list[bool]] | None = None
@@ -47,9 +47,14 @@ def logged_lists(
     since: float,
     limit: int,
     shadow: str | None = None,
+    reward: dict[str, float] | None = None,
 ) -> LoggedLists:
     """Up to `limit` of the newest lists of `surface` / `variant` served after `since` (with
-    `shadow`, only those the candidate of that name shadowed, with its list)."""
+    `shadow`, only those the candidate of that name shadowed, with its list), each item's
+    reward: 1 if clicked (any attributed positive event), or with `reward` the sum of the
+    weights of the event types the user had on it."""
+    marks = [f"~ev:{kind}:" for kind in reward] if reward else ["~clicked:"]
+    weights = list(reward.values()) if reward else [1.0]
     skipped: Counter[str] = Counter()
     records: list[ServedList] = []
     for shard in range(RECS_SHARDS):
@@ -61,7 +66,7 @@ def logged_lists(
     for rec in records:
         first = rec.items[0].item_id
         fields = [first, FIELD_PREFIX + (shadow or "")]
-        fields += [f"~clicked:{it.item_id}" for it in rec.items]
+        fields += [m + it.item_id for it in rec.items for m in marks]
         pipe.hmget(state.keys.rec_info(rec.id), fields)
     for rec, got in zip(records, pipe.execute() if records else [], strict=True):
         if got[0] is None:  # the attribution hash expired: clicks unknown
@@ -71,10 +76,13 @@ def logged_lists(
         if shadow and shadowed is None:
             skipped["not_shadowed"] += 1
             continue
-        clicked = frozenset(
-            it.item_id for it, c in zip(rec.items, got[2:], strict=True) if c is not None
-        )
-        out.lists.append(Logged(rec, clicked, shadowed))
+        rewards: dict[str, float] = {}
+        for n, it in enumerate(rec.items):
+            seen = got[2 + n * len(marks) : 2 + (n + 1) * len(marks)]
+            value = sum(w for w, s in zip(weights, seen, strict=True) if s is not None)
+            if value:
+                rewards[it.item_id] = value
+        out.lists.append(Logged(rec, rewards, shadowed))
     out.skipped = dict(skipped)
     return out
 

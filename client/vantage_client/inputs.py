@@ -99,6 +99,7 @@ class OpeIn(InputModel):
     variant: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     logged_variant: str = "default"
+    reward: dict[str, float] | None = None
     hours: float = 24.0
     since: float | None = None
     max_lists: int = 2000

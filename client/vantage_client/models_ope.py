@@ -30,6 +30,7 @@ class OpeOut(_Api):
     surface: str
     logged_variant: str
     method: str = Field(description="shadow (exact) or replay")
+    reward: dict[str, float] | None = None
     candidate: dict[str, Any]
     since: float
     until: float
@@ -37,6 +38,7 @@ class OpeOut(_Api):
     skipped: dict[str, int]
     positions: int | None = None
     clicks: int | None = None
+    reward_total: float | None = None
     matched: int | None = None
     support: float | None = None
     replay_consistent: float | None = None

@@ -125,6 +125,7 @@ def _queue_one(
                 "ts": repr(ts),
                 "user": ev.user_id,
                 "hourly_ttl": hourly_ttl(hour_of(now), now),
+                "kind": ev.type,
             },
             pipe=pipe,
         )

@@ -66,6 +66,18 @@ def test_shadow_lists_replays_and_refusals(settings: Settings, worker: Any) -> N
         assert pop["refused"] and "exploration" in pop["refused"] and pop["estimates"] == []
         assert pop["support"] < 0.9
 
+        # Weighted rewards: the event types the users had on each item (here only clicks).
+        ask = {**common, "candidate": "exploit"}
+        doubled = c.post(OPE, json={**ask, "reward": {"click": 2, "purchase": 5}}).json()
+        assert doubled["reward_total"] == 2 * exploit["clicks"] and doubled["reward"]["click"] == 2
+        snips = [
+            next(e for e in r["estimates"] if e["estimator"] == "snips") for r in (exploit, doubled)
+        ]
+        assert snips[1]["ctr"] == pytest.approx(2 * snips[0]["ctr"], abs=2e-6)
+        none = c.post(OPE, json={**ask, "reward": {"purchase": 1}}).json()
+        assert none["reward_total"] == 0 and none["clicks"] == 0
+        assert c.post(OPE, json={**ask, "reward": {"view": 1}}).status_code == 422
+
         after = c.post(OPE, json={**common, "overrides": {}}).json()
         assert after["replay_consistent"] < 1.0  # the clicks moved the users' state
 
