@@ -250,6 +250,11 @@ class Keys:
         shadow list (serving/shadow.py); expires after the attribution window."""
         return f"{self.tag(f'recs{self.rec_shard(recommendation_id)}')}:recinfo:{recommendation_id}"
 
+    def pages(self, recommendation_id: str) -> str:
+        """JSON of a paged list's later pages (owner, surface, page size, items), expiring
+        (serving/paging.py); beside the list's attribution hash."""
+        return f"{self.tag(f'recs{self.rec_shard(recommendation_id)}')}:pages:{recommendation_id}"
+
     def surface_stats(self, shard: int) -> str:
         """Hash 'imp|click' + '|surface|source|variant' -> count, of one shard's lists (the
         totals are the sums over every shard)."""

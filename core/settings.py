@@ -98,6 +98,9 @@ class ServingSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     default_limit: int = Field(20, ge=1, le=100)
     max_limit: int = Field(100, ge=1, le=1000)
+    page_ttl_s: int = Field(
+        1800, ge=60, le=86_400, description="a paged list's later pages are kept this long"
+    )
     # Caps every surface's own cache_ttl_s (0 turns result caching off everywhere).
     cache_ttl_s: float = Field(30.0, ge=0)
     local_cache_entries: int = Field(

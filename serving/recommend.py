@@ -21,7 +21,7 @@ from typing import Any
 from core.resilience import DependencyDown
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import cache, canary, metrics, shadow
+from serving import cache, canary, metrics, paging, shadow
 from serving.degraded import degraded
 from serving.request import RecRequest, RecResult
 from serving.response import response
@@ -43,7 +43,8 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     metrics.SERVED.labels(req.surface).observe(len(result["items"]))
     if not req.debug:
         ms = (time.perf_counter() - started) * 1000
-        state.impressions.log(result, ms, safety, query=req.query())
+        shown = paging.first_page(result, req.page_size)
+        state.impressions.log(shown, ms, safety, query=req.query())
     return result
 
 

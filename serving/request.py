@@ -15,6 +15,9 @@ class RecRequest:
     category: str | None = None
     language: str | None = None
     debug: bool = False
+    # Paging: the list is computed `limit` long, but only its first `page_size` items are shown
+    # (and logged as shown) now; the rest waits for the cursor (serving/paging.py).
+    page_size: int | None = None
 
     def query(self) -> dict[str, Any]:
         """What the impression log keeps of the request to replay it (off-policy evaluation):

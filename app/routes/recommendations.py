@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +11,7 @@ from app.errors import AUTHED, error_responses
 from app.schemas import Recommendations
 from core.domain import ID_PATTERN
 from core.errors import InvalidRequest
-from serving import itemmeta
+from serving import itemmeta, paging
 from serving.recommend import recommend
 from serving.request import RecRequest
 
@@ -71,13 +72,54 @@ def get_recommendations(
         bool,
         Query(description="add each item's current title and primary category (saves a read)"),
     ] = False,
+    pages: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=10,
+            description="build the list for this many pages of `limit` (limit x pages at most "
+            "serving.max_limit); the answer's `next_cursor` then leads to page 2",
+        ),
+    ] = 1,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=4,
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="a `next_cursor`: the next page of that same list (same "
+            "recommendation_id, no item repeated, unchanged by events since); user_id and "
+            "surface must be the list's, the other parameters are the list's own",
+        ),
+    ] = None,
 ) -> Recommendations:
-    """What `user_id` should see on `surface`."""
-    req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
-    result: Any = recommend(state, req)
+    """What `user_id` should see on `surface`; with `pages`, a list to page through."""
+    if cursor is not None:
+        if debug:
+            raise InvalidRequest("debug=true does not page: ask without `cursor`")
+        result: Any
+        result, nxt = paging.page(state, cursor, user_id, surface)
+    else:
+        req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
+        result, nxt = _paged(state, req, pages)
     if details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
-    return Recommendations.model_validate(result)
+    return Recommendations.model_validate({**result, "next_cursor": nxt})
+
+
+def _paged(state: StateDep, req: RecRequest, pages: int) -> tuple[Any, str | None]:
+    """The first page of a list built for `pages` pages (and the cursor of the next)."""
+    if pages == 1 or req.debug:
+        return recommend(state, req), None
+    max_limit = state.settings.serving.max_limit
+    if req.limit * pages > max_limit:
+        raise InvalidRequest(
+            f"limit x pages must be at most {max_limit} (got {req.limit} x {pages}): ask for "
+            "fewer or shorter pages"
+        )
+    full = recommend(state, replace(req, limit=req.limit * pages, page_size=req.limit))
+    nxt = paging.remember(state, full, req.limit)
+    return paging.first_page(full, req.limit), nxt
 
 
 def with_details(state: StateDep, items: list[Any]) -> list[dict[str, Any]]:

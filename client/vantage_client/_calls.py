@@ -149,10 +149,15 @@ def recommend(
     language: str | None = None,
     debug: bool = False,
     details: bool = False,
+    pages: int | None = None,
+    cursor: str | None = None,
 ) -> Call[m.Recommendations]:
     """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
-    `details=True` adds each item's title and primary category."""
+    `details=True` adds each item's title and primary category; `pages=N` builds the list for
+    N pages and `cursor=answer.next_cursor` fetches the next one."""
     params = {
+        "pages": pages,
+        "cursor": cursor,
         "user_id": user_id,
         "surface": surface,
         "item_id": item_id,

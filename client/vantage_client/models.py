@@ -102,6 +102,7 @@ class Recommendations(ApiModel):
     degraded: bool = False
     degraded_reasons: list[str] = Field(default_factory=list)
     debug: dict[str, Any] | None = None
+    next_cursor: str | None = None
 
 
 class Health(ApiModel):

@@ -163,7 +163,8 @@ def _served_lists(s: Stores, user_id: str) -> dict[str, int]:
                 pipe = s.redis.pipeline(transaction=False)
                 for _, d in mine:
                     pipe.delete(s.keys.rec_info(str(d.get("id", ""))))
-                attribution += sum(int(n) for n in pipe.execute())
+                    pipe.delete(s.keys.pages(str(d.get("id", ""))))  # a paged list's rest
+                attribution += sum(int(n) for n in pipe.execute()[::2])  # rec_info deletes
     return {
         "impressions": impressions,
         "attribution_records": attribution,
