@@ -24,6 +24,7 @@ from app.routes import (
     analytics,
     canary,
     console,
+    controls,
     experiments,
     health,
     interactions,
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, search, users, interactions, whynot, recommendations):
+    for r in (health, items, search, users, controls, interactions, whynot, recommendations):
         app.include_router(r.router)
     for r in (admin, canary, ope, rules, analytics, experiments, keys, user_list):
         app.include_router(r.router)

@@ -111,6 +111,11 @@ class Recommendations(BaseModel):
         description="with debug=true: variant, per-stage timings (ms), per-source counts, and the "
         "diversity caps relaxed to fill the list (`caps_relaxed`)",
     )
+    profiling: bool = Field(
+        True,
+        description="false: built without personal data (profiling=false, or the user's own "
+        "switch): popularity, trending, fresh items, the context item; safety still applied",
+    )
     next_cursor: str | None = Field(
         None,
         description="with pages > 1: pass it as `cursor` for the next page of this list "

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.controls import Controls
 from core.domain import UserFields, age_max_maturity
 
 
@@ -20,6 +21,13 @@ class UserContext:
     recent_ts: list[float] = field(default_factory=list)  # times of `recent`
     negatives: list[str] = field(default_factory=list)  # disliked or skipped, most recent first
     pref_vec: np.ndarray | None = None  # from onboarding preferences.categories
+    controls: Controls = field(default_factory=Controls)  # the user's own (not interested...)
+
+    @property
+    def unwanted(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(categories, creators) the user said they are not interested in (None: none)."""
+        cats, creators = self.controls.blocked("category"), self.controls.blocked("creator")
+        return (cats, creators) if cats or creators else None
 
     def seen(self, window_s: float | None, now: float) -> list[str]:
         """Items interacted with (within the window, if one is set), most recent first."""

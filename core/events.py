@@ -23,7 +23,16 @@ INTERACTION_LOGGED = "interaction.logged"
 # Erasing a user goes through the user's partition: it comes after every event of theirs
 # accepted before it, so nothing applied later brings their data back.
 USER_ERASED = "user.erased"
-EVENT_TYPES = (ITEM_UPSERTED, ITEM_DELETED, USER_UPDATED, INTERACTION_LOGGED, USER_ERASED)
+# Resetting a user's history (their own control) goes the same way, for the same reason.
+USER_RESET = "user.reset"
+EVENT_TYPES = (
+    ITEM_UPSERTED,
+    ITEM_DELETED,
+    USER_UPDATED,
+    INTERACTION_LOGGED,
+    USER_ERASED,
+    USER_RESET,
+)
 
 
 class PoisonEvent(ValueError):
@@ -283,6 +292,11 @@ def user_event(user: User, version: int | None = None) -> tuple[str, dict[str, A
 def erasure_event(user_id: str, token: str) -> tuple[str, dict[str, Any]]:
     """Erase a user (`token`: the request in the user's erasure receipt)."""
     return USER_ERASED, {"user_id": user_id, "erasure": token}
+
+
+def reset_event(user_id: str) -> tuple[str, dict[str, Any]]:
+    """Reset a user's history: their learned profile starts from scratch."""
+    return USER_RESET, {"user_id": user_id, "at": time.time()}
 
 
 def user_of(event: Event) -> tuple[User, int | None]:

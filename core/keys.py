@@ -106,6 +106,11 @@ class Keys:
         preferences), ver (bumped on every applied event)."""
         return f"{self.tag('u:' + user_id)}:user"
 
+    def controls(self, user_id: str) -> str:
+        """Hash of the user's own controls (core/stores/controls.py): `paused`, `profiling`,
+        and `ni:<kind>:<value>` -> time, what they said they are not interested in."""
+        return f"{self.tag('u:' + user_id)}:ctl"
+
     def history(self, user_id: str) -> str:
         """Sorted set item -> last interaction time."""
         return f"{self.tag('u:' + user_id)}:hist"

@@ -38,6 +38,7 @@ from indexing.apply import (
     apply_user_updates,
 )
 from indexing.apply.erasure import log_records
+from indexing.apply.reset import apply_resets
 from indexing.partitions import Leases
 from indexing.refresh import queue_items, queue_users
 from indexing.streams import Entry, Partition, ack, read_new
@@ -92,6 +93,7 @@ HANDLERS: Mapping[str, Handler] = {
     ev.USER_UPDATED: _on_user_updated,
     ev.INTERACTION_LOGGED: _on_interaction_logged,
     ev.USER_ERASED: apply_erasures,
+    ev.USER_RESET: apply_resets,
 }
 
 

@@ -39,6 +39,7 @@ def cache_key(
         req.limit,
         *req.shape()[3:],
         ctx.version,
+        ctx.controls.tag,  # "not interested" and the profiling switch change the list at once
         state.config_tag,
         variant,
         rules_version,

@@ -42,6 +42,7 @@ def degraded(
     exclude_seen = state.settings.surfaces[req.surface].policy.exclude_seen
     exclude = set(ctx.recent if ctx and exclude_seen else [])
     exclude |= set(ctx.negatives if ctx else [])
+    exclude |= ctx.controls.blocked("item") if ctx else frozenset()
     if req.item_id:
         exclude.add(req.item_id)
     tomb: set[str] = set()
@@ -70,8 +71,12 @@ def degraded(
         tombstoned=tomb,
         exclude=exclude,
         language=language,
+        unwanted=ctx.unwanted if ctx else None,
     )
-    return response(req, final, reasons, variant)
+    out = response(req, final, reasons, variant)
+    # Without the context only the popular snapshot answers: nothing personal either way.
+    out["profiling"] = req.profiling and ctx is not None
+    return out
 
 
 def verified_fallbacks(

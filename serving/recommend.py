@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from core.resilience import DependencyDown
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import cache, canary, metrics, paging, shadow
+from serving import cache, canary, metrics, nonprofiling, paging, shadow
 from serving.degraded import degraded
 from serving.request import RecRequest, RecResult
 from serving.response import response
@@ -62,6 +63,9 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     except DependencyDown as e:
         return degraded(state, req, None, [e.reason], "default")
     variant, cfg = canary.assign(state, base, req)  # a surface variant, or the ranker canary
+    if nonprofiling.wanted(req, ctx):  # no personal data in this list (cached apart too)
+        req = replace(req, profiling=False)
+        ctx, cfg = nonprofiling.context(ctx), nonprofiling.config(cfg)
     timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
     rules = state.rules.snapshot()  # one snapshot for the cache key and the list
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)
@@ -92,6 +96,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
         )
     timings["policy_ms"] = (time.perf_counter() - t) * 1000
     result = response(req, final, reasons, variant, rec_id)
+    result["profiling"] = req.profiling
     if req.debug:
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         result["debug"] = {**_debug(variant, cfg, got, timings), **notes}

@@ -18,6 +18,8 @@ class RecRequest:
     # Paging: the list is computed `limit` long, but only its first `page_size` items are shown
     # (and logged as shown) now; the rest waits for the cursor (serving/paging.py).
     page_size: int | None = None
+    # False: a list built without personal data (the user's own switch can also say so).
+    profiling: bool = True
 
     def query(self) -> dict[str, Any]:
         """What the impression log keeps of the request to replay it (off-policy evaluation):
@@ -27,7 +29,9 @@ class RecRequest:
 
     def shape(self) -> list[Any]:
         """What identifies the list asked for, whoever asks and whatever their state."""
-        return [self.user_id, self.surface, self.item_id, self.category, self.language]
+        return [self.user_id, self.surface, self.item_id, self.category, self.language] + (
+            [] if self.profiling else ["no-profiling"]
+        )
 
 
 class RecItem(TypedDict):
@@ -52,4 +56,5 @@ class RecResult(TypedDict):
     cached: bool
     degraded: bool
     degraded_reasons: list[str]
+    profiling: NotRequired[bool]  # False: built without personal data (serving/nonprofiling.py)
     debug: NotRequired[dict[str, Any]]

@@ -9,6 +9,7 @@ replays of `serving.replay` (why-not, off-policy evaluation) run them traced.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ def hard_filters(
     window = cfg.policy.seen_window_days
     seen = ctx.seen(window * DAY_S if window else None, now) if cfg.policy.exclude_seen else []
     exclude = set(seen) | set(ctx.negatives) | ({req.item_id} if req.item_id else set())
+    exclude |= ctx.controls.blocked("item")
     language = ctx.language if serving.language_filter == "strict" else None
     # Long `not in` lists make Milvus filters slow: the most recent items are excluded there,
     # the rest by the policy, with the sources asked for as many more.
@@ -78,7 +80,9 @@ def hard_filters(
         user_language=language,
         exclude=in_milvus,
     )
-    hard = HardFilters(max_m, ctx.region, language, frozenset(), frozenset(exclude))
+    hard = HardFilters(
+        max_m, ctx.region, language, frozenset(), frozenset(exclude), unwanted=ctx.unwanted
+    )
     return hard, cons, len(exclude) - len(in_milvus)
 
 
@@ -112,7 +116,7 @@ def retrieve(
     fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources}, cfg.fusion_k)
     tomb = state.catalogue.tombstoned([c.item_id for c in fused])
     SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
-    hard = HardFilters(hard.max_maturity, hard.region, hard.language, frozenset(tomb), hard.exclude)
+    hard = dataclasses.replace(hard, tombstoned=frozenset(tomb))
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
     kept = apply_policy(
         fused,
@@ -122,6 +126,7 @@ def retrieve(
         tombstoned=hard.tombstoned,
         exclude=hard.exclude,
         language=hard.language,
+        unwanted=hard.unwanted,
     )
     timings = {
         "candidates_ms": (t1 - t) * 1000,

@@ -81,6 +81,13 @@ def get_recommendations(
             "serving.max_limit); the answer's `next_cursor` then leads to page 2",
         ),
     ] = 1,
+    profiling: Annotated[
+        bool,
+        Query(
+            description="false: a list built without any personal data (popularity, trending, "
+            "editorial rules, the context item; safety still applied), marked `profiling: false`"
+        ),
+    ] = True,
     cursor: Annotated[
         str | None,
         Query(
@@ -101,7 +108,7 @@ def get_recommendations(
         result, nxt = paging.page(state, cursor, user_id, surface)
     else:
         req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
-        result, nxt = _paged(state, req, pages)
+        result, nxt = _paged(state, replace(req, profiling=profiling), pages)
     if details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
     return Recommendations.model_validate({**result, "next_cursor": nxt})

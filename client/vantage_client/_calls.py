@@ -151,6 +151,7 @@ def recommend(
     details: bool = False,
     pages: int | None = None,
     cursor: str | None = None,
+    profiling: bool = True,
 ) -> Call[m.Recommendations]:
     """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
     `details=True` adds each item's title and primary category; `pages=N` builds the list for
@@ -158,6 +159,7 @@ def recommend(
     params = {
         "pages": pages,
         "cursor": cursor,
+        "profiling": None if profiling else False,
         "user_id": user_id,
         "surface": surface,
         "item_id": item_id,
@@ -337,34 +339,44 @@ def surface_metrics_hourly(
 
 # Builders of the operators' routes live in `_calls_admin`; every builder is reachable here.
 from vantage_client._calls_admin import (  # noqa: E402
+    add_not_interested,
     canary,
     create_key,
     delete_ope_candidate,
     evaluate_offline,
     experiments,
+    get_controls,
     get_key,
     list_keys,
     list_ope_candidates,
     list_users,
     me,
+    patch_controls,
     put_ope_candidate,
+    remove_not_interested,
+    reset_history,
     revoke_key,
     start_canary,
     stop_canary,
 )
 
 __all__ = [
+    "add_not_interested",
     "canary",
     "create_key",
     "delete_ope_candidate",
     "evaluate_offline",
     "experiments",
+    "get_controls",
     "get_key",
     "list_keys",
     "list_ope_candidates",
     "list_users",
     "me",
+    "patch_controls",
     "put_ope_candidate",
+    "remove_not_interested",
+    "reset_history",
     "revoke_key",
     "start_canary",
     "stop_canary",

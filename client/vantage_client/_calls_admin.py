@@ -92,6 +92,40 @@ def delete_ope_candidate(name: str) -> Call[None]:
     return build("delete_ope_candidate", nothing, {"name": name})
 
 
+# users' own controls
+
+
+def get_controls(user_id: str) -> Call[m.UserControls]:
+    """The user's controls: paused, profiling, and what they are not interested in."""
+    return build("get_controls", parse_model(m.UserControls), {"user_id": user_id})
+
+
+def patch_controls(user_id: str, changes: Body) -> Call[m.UserControls]:
+    """Pause or resume history, switch profiling off or on (`ControlsPatch`)."""
+    sent = body(changes, inputs.ControlsPatch)
+    return build("patch_controls", parse_model(m.UserControls), {"user_id": user_id}, json=sent)
+
+
+def add_not_interested(user_id: str, entry: Body) -> Call[m.UserControls]:
+    """The user is not interested in an item, category or creator (`NotInterested`)."""
+    sent = body(entry, inputs.NotInterested)
+    path = {"user_id": user_id}
+    return build(
+        "add_not_interested", parse_model(m.UserControls), path, json=sent, retry_safe=True
+    )
+
+
+def remove_not_interested(user_id: str, kind: str, value: str) -> Call[None]:
+    """Take a "not interested" back."""
+    path = {"user_id": user_id, "kind": kind, "value": value}
+    return build("remove_not_interested", nothing, path)
+
+
+def reset_history(user_id: str) -> Call[m.Accepted]:
+    """Start the user's learned profile from scratch (applied by a worker)."""
+    return build("reset_history", parse_model(m.Accepted), {"user_id": user_id})
+
+
 # users
 
 

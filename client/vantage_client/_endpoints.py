@@ -108,6 +108,12 @@ class Endpoints:
     erase_user = Endpoint(c.erase_user)
     get_erasure = Endpoint(c.get_erasure)
     list_users = Endpoint(c.list_users)
+    # users' own controls
+    get_controls = Endpoint(c.get_controls)
+    patch_controls = Endpoint(c.patch_controls)
+    add_not_interested = Endpoint(c.add_not_interested)
+    remove_not_interested = Endpoint(c.remove_not_interested)
+    reset_history = Endpoint(c.reset_history)
     # events and recommendations
     log_interactions = Endpoint(c.log_interactions)
     recommend = Endpoint(c.recommend)

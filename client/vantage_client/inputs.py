@@ -116,3 +116,17 @@ class OpeCandidateIn(InputModel):
     surface: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     share: float = 0.1
+
+
+class NotInterested(InputModel):
+    """The user is not interested in an item, a category or a creator."""
+
+    kind: Literal["item", "category", "creator"]
+    value: str
+
+
+class ControlsPatch(InputModel):
+    """Pause or resume the user's history; switch profiling off or on (None: unchanged)."""
+
+    paused: bool | None = None
+    profiling: bool | None = None

@@ -102,6 +102,7 @@ class Recommendations(ApiModel):
     degraded: bool = False
     degraded_reasons: list[str] = Field(default_factory=list)
     debug: dict[str, Any] | None = None
+    profiling: bool = True
     next_cursor: str | None = None
 
 
@@ -362,6 +363,8 @@ class CanaryStatus(ApiModel):
 
 
 # Off-policy evaluation answers live in their own module.
+from vantage_client.models_controls import NotInterestedOut as NotInterestedOut  # noqa: E402
+from vantage_client.models_controls import UserControls as UserControls  # noqa: E402
 from vantage_client.models_ope import OpeCandidateOut as OpeCandidateOut  # noqa: E402
 from vantage_client.models_ope import OpeCandidates as OpeCandidates  # noqa: E402
 from vantage_client.models_ope import OpeEstimate as OpeEstimate  # noqa: E402

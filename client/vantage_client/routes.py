@@ -27,6 +27,12 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "erase_user": ("DELETE", "/v1/users/{user_id}"),
     "get_erasure": ("GET", "/v1/users/{user_id}/erasure"),
     "list_users": ("GET", "/v1/admin/users"),
+    # users' own controls
+    "get_controls": ("GET", "/v1/users/{user_id}/controls"),
+    "patch_controls": ("PATCH", "/v1/users/{user_id}/controls"),
+    "add_not_interested": ("POST", "/v1/users/{user_id}/not-interested"),
+    "remove_not_interested": ("DELETE", "/v1/users/{user_id}/not-interested/{kind}/{value}"),
+    "reset_history": ("POST", "/v1/users/{user_id}/history/reset"),
     # events and recommendations
     "log_interactions": ("POST", "/v1/interactions"),
     "recommend": ("GET", "/v1/recommendations"),

@@ -13,6 +13,7 @@ import numpy as np
 import redis
 
 from core.context import UserContext
+from core.controls import Controls
 from core.domain import UserFields
 from core.keys import Keys
 from core.redis_typed import text
@@ -39,7 +40,8 @@ class RedisUserState:
         pipe.hmget(keys.user(user_id), "profile", "cvec", "cfvec", "ver", "pvec")
         pipe.zrevrange(keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
         pipe.zrevrange(keys.negatives(user_id), 0, MAX_NEGATIVES - 1)
-        (profile_raw, cvec, cfvec, ver, pvec), recent, negatives = self._run(pipe)
+        pipe.hgetall(keys.controls(user_id))
+        (profile_raw, cvec, cfvec, ver, pvec), recent, negatives, controls = self._run(pipe)
         profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
         recent = recent if recent_n > 0 else []
         return UserContext(
@@ -52,6 +54,7 @@ class RedisUserState:
             version=int(ver or 0),
             negatives=[text(i) for i in negatives],
             pref_vec=_vec(pvec),
+            controls=Controls.parse(controls or {}),
         )
 
     def history(self, user_id: str, *, recent_n: int) -> HistorySummary:

@@ -71,7 +71,7 @@ def apply_interactions(
     _queue_counters(s, pipe, events, scopes, now)
     with span("redis execute", **{"db.system": "redis"}):
         results = execute(s.redis, pipe)
-    applied = sum(int(results[i]) for i in user_parts)
+    applied = sum(1 for i in user_parts if int(results[i]) > 0)  # 2: new, history paused
     if refresh:
         refresh_profiles(s, list(dict.fromkeys(ev.user_id for _, ev in events)))
     return applied
@@ -97,6 +97,7 @@ def _queue_one(
             "affinity": k.affinity(ev.user_id),
             "confidence": k.confidence(ev.user_id),
             "negatives": k.negatives(ev.user_id),
+            "controls": k.controls(ev.user_id),
         },
         args={
             "item": ev.item_id,

@@ -23,6 +23,8 @@ class HardFilters:
     language: str | None = None  # the user's language (None: every language)
     tombstoned: Set[str] = field(default_factory=frozenset)
     exclude: Set[str] = field(default_factory=frozenset)
+    # (categories, creators) the user said they are not interested in (core/stores/controls)
+    unwanted: tuple[Set[str], Set[str]] | None = None
 
     @property
     def visibility(self) -> dict[str, Any]:
@@ -38,14 +40,24 @@ def allowed(
     tombstoned: Set[str],
     exclude: Set[str],
     language: str | None = None,
+    unwanted: tuple[Set[str], Set[str]] | None = None,
 ) -> bool:
-    """Safety and availability rules; a candidate failing any of them is never returned."""
+    """Safety and availability rules, and the user's own "not interested"; a candidate
+    failing any of them is never returned."""
     f = c.fields
     if c.item_id in tombstoned or c.item_id in exclude:
         return False
     if not visible(f, max_maturity=max_maturity, region=region):
         return False
+    if unwanted is not None and not_wanted(f, unwanted):
+        return False
     return not language or speaks(language, str(f.get("language") or "und"))
+
+
+def not_wanted(fields: Mapping[str, Any], unwanted: tuple[Set[str], Set[str]]) -> bool:
+    """Whether an item is in a category or by a creator the user is not interested in."""
+    cats = set(fields.get("categories") or []) | {str(fields.get("category") or "")}
+    return bool(cats & set(unwanted[0])) or str(fields.get("creator_id") or "") in unwanted[1]
 
 
 def visible(fields: Mapping[str, Any], *, max_maturity: int, region: str | None) -> bool:
@@ -68,6 +80,7 @@ def passes(c: Candidate, hf: HardFilters) -> bool:
         tombstoned=hf.tombstoned,
         exclude=hf.exclude,
         language=hf.language,
+        unwanted=hf.unwanted,
     )
 
 
@@ -80,6 +93,7 @@ def apply_policy(
     tombstoned: Set[str],
     exclude: Set[str],
     language: str | None = None,
+    unwanted: tuple[Set[str], Set[str]] | None = None,
 ) -> list[Candidate]:
     """Keep the allowed candidates in their given order, at most `limit` of them."""
     kept = [
@@ -92,6 +106,7 @@ def apply_policy(
             tombstoned=tombstoned,
             exclude=exclude,
             language=language,
+            unwanted=unwanted,
         )
     ]
     return kept[:limit]

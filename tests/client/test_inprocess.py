@@ -115,6 +115,12 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("canary").canary is None
     assert isinstance(call("start_canary", "v9", share=0.1), Conflict)  # no current ranker
     assert isinstance(call("stop_canary"), NotFound)
+    assert call("get_controls", "ann").profiling is True
+    assert call("patch_controls", "ann", {"paused": True}).paused is True
+    entry = {"kind": "category", "value": "cooking"}
+    assert call("add_not_interested", "ann", entry).not_interested[0].value == "cooking"
+    assert call("remove_not_interested", "ann", "category", "cooking") is None
+    assert call("reset_history", "ann").status == "queued"
     assert call("list_ope_candidates").candidates == []
     calm = {"surface": "homepage", "overrides": {"policy": {"mmr_lambda": 0.5}}, "share": 1}
     assert call("put_ope_candidate", "calm", calm).overrides == calm["overrides"]

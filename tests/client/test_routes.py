@@ -36,6 +36,7 @@ BODY_PARAMS |= {"model", "batch_size"}  # reindex: the fields of its body
 BODY_PARAMS |= {"version", "force", "key"}  # make_current's body; create_key's
 BODY_PARAMS |= {"share", "margin", "reason"}  # the canary's
 BODY_PARAMS |= {"evaluation", "candidate"}  # off-policy evaluation's
+BODY_PARAMS |= {"entry"}  # a "not interested"
 
 
 def _schema() -> dict[str, Any]:

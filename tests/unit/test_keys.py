@@ -28,7 +28,7 @@ def _one_slot(*keys: str) -> bool:
             [K.counted("1-1"), K.popularity, K.users_index, K.trending(), K.trending("cat:x")],
         ),
         ("attribute_click", [K.rec_info("r1"), K.surface_stats(K.rec_shard("r1"))]),
-        ("served list", [K.rec_info("r2"), K.impressions(K.rec_shard("r2"))]),
+        ("served list", [K.rec_info("r2"), K.impressions(K.rec_shard("r2")), K.pages("r2")]),
         ("idempotent publish", [K.idempotency(0, "d1"), K.stream(0)]),
         # MULTI / WATCH transactions
         ("model registry", [K.model("cf"), K.model_versions("cf"), K.model("ranker")]),
@@ -46,6 +46,7 @@ def _one_slot(*keys: str) -> bool:
                 K.affinity("ann"),
                 K.confidence("ann"),
                 K.negatives("ann"),
+                K.controls("ann"),
                 K.candidates("u:ann"),
                 K.done("ann", "1-1"),
             ],
