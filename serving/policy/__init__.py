@@ -202,7 +202,11 @@ def _place(
     )
     inp.caps_relaxed.extend(chosen.relaxed)
     picked = chosen.picked
-    traits = dataclasses.replace(traits, caps=chosen.caps)  # exploration keeps to what held
+    # Exploration keeps to the caps that held, but not to the unproven-item throttle: showing
+    # items that have not earned signals yet is what exploration is for (and a throttle that
+    # refuses most of the pool would make the logged propensities far from the real ones).
+    explore_caps = dataclasses.replace(chosen.caps, unproven=None)
+    traits = dataclasses.replace(traits, caps=explore_caps)
     taken = set(picked)
     rest = [int(i) for i in np.argsort(-score, kind="stable") if int(i) not in taken]
     placed = exploration.explore(

@@ -9,11 +9,12 @@ probability that the policy shows *that item at that position*, over the explora
   `k - j` of the `k - start` explorable positions above it explored and `k` did not:
   `C(k - start, k - j) share^(k - j) (1 - share)^(j - start + 1)`;
 - an explored item: `share / pool size` (a uniform draw without replacement puts any given
-  pool item at a given explorable position with that probability).
+  pool item at a given explorable position with that probability); when caps refuse some pool
+  items there, `share / the pool items that fit`.
 
-Both are exact when every pool item fits the list; when a cap refuses some pool items the
-true probabilities differ a little (the refused ones are never drawn), which the estimators'
-support check sees as missing matches rather than as a bias it can correct. The draw is
+Both are exact when every pool item fits the list (the category and creator caps; the
+unproven-item throttle does not apply to exploration); when a cap refuses some, they are
+close approximations (bench/simulate.py measures the estimators' coverage with the caps on). The draw is
 seeded by the recommendation id: a logged list can be reproduced.
 """
 
@@ -54,7 +55,9 @@ def explore(
             ok = [k for k, x in enumerate(pool_left) if fits is None or fits(x, others)]
             if ok:
                 k = ok[rng.randrange(len(ok))]
-                out.append((pool_left.pop(k), True, share / len(pool)))
+                # Of the whole pool, those that fit here: the pool size when nothing is refused
+                fitting = len(pool) if fits is None else sum(fits(x, others) for x in pool)
+                out.append((pool_left.pop(k), True, share / max(fitting, 1)))
                 continue
         if exploit_left:
             placed += 1
