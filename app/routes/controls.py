@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.auth import require
 from app.deps import StateDep
@@ -43,12 +43,12 @@ class NotInterestedOut(NotInterested):
 class ControlsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paused: bool | None = Field(
+    paused: StrictBool | None = Field(
         None,
         description="true: the user's events still count for popularity and trending, not "
         "for their profile",
     )
-    profiling: bool | None = Field(
+    profiling: StrictBool | None = Field(
         None, description="false: every list of theirs is built without personal data"
     )
 

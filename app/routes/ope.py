@@ -13,6 +13,7 @@ from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.services import ope
 from app.services import shadow as shadow_service
+from core.domain import JSON_NUMBER, Int, Number
 
 router = APIRouter(
     prefix="/v1/admin/ope",
@@ -48,27 +49,27 @@ class OpeIn(BaseModel):
     logged_variant: str = Field(
         "default", pattern=NAME, description="whose lists are the logs (the logging policy)"
     )
-    reward: dict[RewardKind, Annotated[float, Field(ge=0, le=1000)]] | None = Field(
+    reward: dict[RewardKind, Annotated[float, Field(ge=0, le=1000), JSON_NUMBER]] | None = Field(
         None,
         min_length=1,
         description='weights per event type, e.g. {"click": 1, "purchase": 5}: an item\'s '
         "reward is the sum of the weights of the event types its user had on it after seeing "
         "the list (null: 1 if it got any positive event, i.e. clicks)",
     )
-    hours: float = Field(24.0, gt=0, le=24, description="window: lists served this recently")
-    since: float | None = Field(
+    hours: Number = Field(24.0, gt=0, le=24, description="window: lists served this recently")
+    since: Number | None = Field(
         None,
         ge=0,
         description="or the window starts at this unix time (at most 24 h ago; later wins)",
     )
-    max_lists: int = Field(2000, ge=1, le=20_000, description="the newest this many lists")
-    min_support: float = Field(
+    max_lists: Int = Field(2000, ge=1, le=20_000, description="the newest this many lists")
+    min_support: Number = Field(
         0.9, ge=0, le=1, description="refuse below this share of the candidate's item-positions"
     )
-    min_ess: float = Field(30.0, ge=1, description="refuse below this effective sample size")
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - alpha intervals")
-    boots: int = Field(300, ge=50, le=2000, description="bootstrap resamples")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="bootstrap seed")
+    min_ess: Number = Field(30.0, ge=1, description="refuse below this effective sample size")
+    alpha: Number = Field(0.05, gt=0, lt=0.5, description="1 - alpha intervals")
+    boots: Int = Field(300, ge=50, le=2000, description="bootstrap resamples")
+    seed: Int = Field(0, ge=0, le=2**31 - 1, description="bootstrap seed")
 
 
 class OpeInterval(BaseModel):
@@ -141,7 +142,7 @@ class OpeCandidateIn(BaseModel):
         default_factory=dict,
         description="the surface with these settings, as a variant's overrides (exploration off)",
     )
-    share: float = Field(
+    share: Number = Field(
         0.1,
         gt=0,
         le=1,
