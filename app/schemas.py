@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -120,6 +120,13 @@ class Recommendations(BaseModel):
         None,
         description="with pages > 1: pass it as `cursor` for the next page of this list "
         "(null: the last page, or a list not built for paging)",
+    )
+
+
+class PrecomputedRecommendations(Recommendations):
+    source: Literal["result_cache", "candidate_set"] = Field(
+        description="result_cache: the list this request would be served from the cache now; "
+        "candidate_set: the user's precomputed candidates, unranked, through the hard filters"
     )
 
 

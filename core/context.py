@@ -22,6 +22,7 @@ class UserContext:
     negatives: list[str] = field(default_factory=list)  # disliked or skipped, most recent first
     pref_vec: np.ndarray | None = None  # from onboarding preferences.categories
     controls: Controls = field(default_factory=Controls)  # the user's own (not interested...)
+    region_override: str | None = None  # the request's `region` (a user travelling)
 
     @property
     def unwanted(self) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -51,6 +52,9 @@ class UserContext:
 
     @property
     def region(self) -> str | None:
+        """Where the user is: the request's override (travelling), else their profile's."""
+        if self.region_override:
+            return self.region_override
         return self.profile.region if self.profile else None
 
     @property

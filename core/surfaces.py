@@ -16,12 +16,15 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 DEFAULT_FILE = Path(__file__).with_name("surfaces.toml")
 FILE_ENV = "VANTAGE_SURFACES_FILE"
+
+# The devices a request may name (its `device`), for experiment targeting and ranker context.
+Device = Literal["mobile", "tablet", "web", "desktop", "tv", "console", "other"]
 
 SourceName = Literal[
     "personal",  # hybrid ANN over the user's content and collaborative vectors
@@ -151,8 +154,11 @@ class SurfaceConfig(BaseModel):
                 raise ValueError(f"variant {name!r}: {e}") from e
         return self
 
-    def variant(self, user_id: str, surface: str) -> tuple[str, SurfaceConfig]:
-        """The user's variant and its configuration (a stable hash of surface and user)."""
+    def variant(
+        self, user_id: str, surface: str, context: dict[str, Any] | None = None
+    ) -> tuple[str, SurfaceConfig]:
+        """The user's variant and its configuration (a stable hash of surface and user); a
+        variant whose `target` the request's context does not match serves `default`."""
         if not self.variants:
             return "default", self
         h = hashlib.blake2b(f"{surface}\x1f{user_id}".encode(), digest_size=8).digest()
@@ -161,6 +167,8 @@ class SurfaceConfig(BaseModel):
         for name, spec in self.variants.items():
             edge += spec.share
             if point < edge:
+                if spec.target is not None and not spec.target.matches(context or {}):
+                    break  # outside the variant's audience: the base configuration
                 return name, self._resolved[name]
         return "default", self
 
@@ -181,12 +189,41 @@ class SurfaceConfig(BaseModel):
         return self.ranker != "none"
 
 
+class Target(BaseModel):
+    """Who a variant is for, by the request's context (unset: anyone); a request outside it
+    gets `default` (the variant's share of other requests is unaffected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[Device] | None = Field(None, min_length=1)
+    regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(None, min_length=1)
+    hours: tuple[int, int] | None = Field(
+        None, description="[from, to) local hours, 0-24; from > to wraps past midnight"
+    )
+
+    def matches(self, ctx: dict[str, Any]) -> bool:
+        if self.devices is not None and ctx.get("device") not in self.devices:
+            return False
+        if self.regions is not None and ctx.get("region") not in self.regions:
+            return False
+        if self.hours is not None:
+            hour, (lo, hi) = ctx.get("local_hour"), self.hours
+            if hour is None:
+                return False
+            h = int(hour)
+            return lo <= h < hi if lo <= hi else (h >= lo or h < hi)
+        return True
+
+
 class VariantSpec(BaseModel):
     """An experiment arm: a share of users and the settings that differ for them."""
 
     model_config = ConfigDict(extra="forbid")
 
     share: float = Field(gt=0, le=1)
+    target: Target | None = Field(
+        None, description="only requests with this context (device, region, local hour)"
+    )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="any surface settings, e.g. {policy = {mmr_lambda = 0.7}}"
     )

@@ -50,7 +50,7 @@ def in_canary(user_id: str, share: float) -> bool:
 def assign(state: ServingState, base: SurfaceConfig, req: RecRequest) -> tuple[str, SurfaceConfig]:
     """The user's variant and configuration: the surface's own variants first; a `default`
     user of a surface served by the current ranker may be in the canary."""
-    variant, cfg = base.variant(req.user_id, req.surface)
+    variant, cfg = base.variant(req.user_id, req.surface, req.context())
     if variant != "default" or cfg.ranker != "current":
         return variant, cfg
     canary = running(state)

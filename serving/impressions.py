@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malformed one
 MAX_SOURCES = 16
-QUERY_FIELDS = ("limit", "item_id", "category", "language")
+QUERY_FIELDS = ("limit", "item_id", "category", "language", "device", "region", "local_hour")
+INT_FIELDS = ("limit", "local_hour")
 MAX_QUERY_VALUE = 256
 _IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
@@ -112,7 +113,7 @@ def _query(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for k in QUERY_FIELDS:
         v = query.get(k)
-        if k == "limit":
+        if k in INT_FIELDS:
             if isinstance(v, int) and not isinstance(v, bool):
                 out[k] = v
         elif isinstance(v, str):

@@ -62,6 +62,8 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
         ctx = state.users.context(req.user_id, recent_n=state.settings.serving.history_exclude)
     except DependencyDown as e:
         return degraded(state, req, None, [e.reason], "default")
+    if req.region:  # availability follows where the user is now
+        ctx = replace(ctx, region_override=req.region)
     variant, cfg = canary.assign(state, base, req)  # a surface variant, or the ranker canary
     if nonprofiling.wanted(req, ctx):  # no personal data in this list (cached apart too)
         req = replace(req, profiling=False)

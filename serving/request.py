@@ -20,17 +20,28 @@ class RecRequest:
     page_size: int | None = None
     # False: a list built without personal data (the user's own switch can also say so).
     profiling: bool = True
+    # Request context (seed 004): the device, where the user is now (overrides the profile's
+    # region for availability: a user travelling), their local hour; experiment targeting.
+    device: str | None = None
+    region: str | None = None
+    local_hour: int | None = None
+
+    def context(self) -> dict[str, Any]:
+        """The request context set, for variant targeting and the impression log."""
+        got = {"device": self.device, "region": self.region, "local_hour": self.local_hour}
+        return {k: v for k, v in got.items() if v is not None}
 
     def query(self) -> dict[str, Any]:
         """What the impression log keeps of the request to replay it (off-policy evaluation):
         the limit, and the context item and filters it set."""
         asked = {"item_id": self.item_id, "category": self.category, "language": self.language}
+        asked |= self.context()
         return {"limit": self.limit, **{k: v for k, v in asked.items() if v is not None}}
 
     def shape(self) -> list[Any]:
         """What identifies the list asked for, whoever asks and whatever their state."""
         return [self.user_id, self.surface, self.item_id, self.category, self.language] + (
-            [] if self.profiling else ["no-profiling"]
+            ([] if self.profiling else ["no-profiling"]) + ([self.region] if self.region else [])
         )
 
 

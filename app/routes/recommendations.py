@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
-from app.schemas import Recommendations
+from app.schemas import PrecomputedRecommendations, Recommendations
 from core.domain import ID_PATTERN
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, NotFound
+from core.surfaces import Device
 from serving import itemmeta, paging
+from serving.precomputed import precomputed
 from serving.recommend import recommend
 from serving.request import RecRequest
 
@@ -54,51 +56,76 @@ LanguageQ = Annotated[
 ]
 
 
+ItemIdQ = Annotated[
+    str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
+]
+DebugQ = Annotated[
+    bool, Query(description="add per-stage timings and per-source counts (not cached)")
+]
+DetailsQ = Annotated[
+    bool, Query(description="add each item's current title and primary category (saves a read)")
+]
+PagesQ = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=10,
+        description="build the list for this many pages of `limit` (limit x pages at most "
+        "serving.max_limit); the answer's `next_cursor` then leads to page 2",
+    ),
+]
+CursorQ = Annotated[
+    str | None,
+    Query(
+        min_length=4,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="a `next_cursor`: the next page of that same list (same recommendation_id, "
+        "no item repeated, unchanged by events since); user_id and surface must be the list's, "
+        "the other parameters are the list's own",
+    ),
+]
+ProfilingQ = Annotated[
+    bool,
+    Query(
+        description="false: a list built without any personal data (popularity, trending, "
+        "editorial rules, the context item; safety still applied), marked `profiling: false`"
+    ),
+]
+DeviceQ = Annotated[
+    Device | None,
+    Query(description="the device asking (experiment targeting; kept with the impression)"),
+]
+RegionQ = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z]{2}$",
+        description="where the user is now (ISO 3166-1 alpha-2), overriding their profile's "
+        "region for what is available to them (a user travelling)",
+    ),
+]
+LocalHourQ = Annotated[
+    int | None, Query(ge=0, le=23, description="the user's local hour (experiment targeting)")
+]
+
+
 @router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
 def get_recommendations(
     state: StateDep,
     user_id: UserIdQ,
     surface: SurfaceQ = "homepage",
-    item_id: Annotated[
-        str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
-    ] = None,
+    item_id: ItemIdQ = None,
     limit: LimitQ = None,
     category: CategoryQ = None,
     language: LanguageQ = None,
-    debug: Annotated[
-        bool, Query(description="add per-stage timings and per-source counts (not cached)")
-    ] = False,
-    details: Annotated[
-        bool,
-        Query(description="add each item's current title and primary category (saves a read)"),
-    ] = False,
-    pages: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=10,
-            description="build the list for this many pages of `limit` (limit x pages at most "
-            "serving.max_limit); the answer's `next_cursor` then leads to page 2",
-        ),
-    ] = 1,
-    profiling: Annotated[
-        bool,
-        Query(
-            description="false: a list built without any personal data (popularity, trending, "
-            "editorial rules, the context item; safety still applied), marked `profiling: false`"
-        ),
-    ] = True,
-    cursor: Annotated[
-        str | None,
-        Query(
-            min_length=4,
-            max_length=64,
-            pattern=r"^[A-Za-z0-9_-]+$",
-            description="a `next_cursor`: the next page of that same list (same "
-            "recommendation_id, no item repeated, unchanged by events since); user_id and "
-            "surface must be the list's, the other parameters are the list's own",
-        ),
-    ] = None,
+    debug: DebugQ = False,
+    details: DetailsQ = False,
+    pages: PagesQ = 1,
+    cursor: CursorQ = None,
+    profiling: ProfilingQ = True,
+    device: DeviceQ = None,
+    region: RegionQ = None,
+    local_hour: LocalHourQ = None,
 ) -> Recommendations:
     """What `user_id` should see on `surface`; with `pages`, a list to page through."""
     if cursor is not None:
@@ -108,10 +135,51 @@ def get_recommendations(
         result, nxt = paging.page(state, cursor, user_id, surface)
     else:
         req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
-        result, nxt = _paged(state, replace(req, profiling=profiling), pages)
+        req = replace(
+            req,
+            profiling=profiling,
+            device=device,
+            region=region.upper() if region else None,
+            local_hour=local_hour,
+        )
+        result, nxt = _paged(state, req, pages)
     if details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
     return Recommendations.model_validate({**result, "next_cursor": nxt})
+
+
+@router.get(
+    "/recommendations/cached",
+    response_model=PrecomputedRecommendations,
+    responses=error_responses(404),
+)
+def get_cached_recommendations(
+    state: StateDep,
+    user_id: UserIdQ,
+    surface: SurfaceQ = "homepage",
+    item_id: ItemIdQ = None,
+    limit: LimitQ = None,
+    category: CategoryQ = None,
+    language: LanguageQ = None,
+    profiling: ProfilingQ = True,
+    device: DeviceQ = None,
+    region: RegionQ = None,
+    local_hour: LocalHourQ = None,
+) -> PrecomputedRecommendations:
+    """What is already computed for this request, without computing anything: the result
+    cache entry it would hit now, else the user's candidate set (unranked, through the hard
+    filters), with `generated_at` and `source`; 404 when neither exists."""
+    req = rec_request(state, user_id, surface, item_id, limit, category, language)
+    region_now = region.upper() if region else None
+    req = replace(req, profiling=profiling, device=device, region=region_now, local_hour=local_hour)
+    got = precomputed(state, req)
+    if got is None:
+        raise NotFound(
+            "nothing precomputed for this request (no cached list, no candidate set): ask "
+            "GET /v1/recommendations"
+        )
+    result, source = got
+    return PrecomputedRecommendations.model_validate({**result, "source": source})
 
 
 def _paged(state: StateDep, req: RecRequest, pages: int) -> tuple[Any, str | None]:

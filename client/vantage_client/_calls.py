@@ -152,6 +152,9 @@ def recommend(
     pages: int | None = None,
     cursor: str | None = None,
     profiling: bool = True,
+    device: str | None = None,
+    region: str | None = None,
+    local_hour: int | None = None,
 ) -> Call[m.Recommendations]:
     """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
     `details=True` adds each item's title and primary category; `pages=N` builds the list for
@@ -160,6 +163,9 @@ def recommend(
         "pages": pages,
         "cursor": cursor,
         "profiling": None if profiling else False,
+        "device": device,
+        "region": region,
+        "local_hour": local_hour,
         "user_id": user_id,
         "surface": surface,
         "item_id": item_id,
@@ -340,6 +346,7 @@ def surface_metrics_hourly(
 # Builders of the operators' routes live in `_calls_admin`; every builder is reachable here.
 from vantage_client._calls_admin import (  # noqa: E402
     add_not_interested,
+    cached_recommendations,
     canary,
     create_key,
     delete_ope_candidate,
@@ -362,6 +369,7 @@ from vantage_client._calls_admin import (  # noqa: E402
 
 __all__ = [
     "add_not_interested",
+    "cached_recommendations",
     "canary",
     "create_key",
     "delete_ope_candidate",

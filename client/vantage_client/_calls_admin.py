@@ -66,6 +66,40 @@ def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
     return build("stop_canary", parse_model(m.CanaryOut), json=sent)
 
 
+# precomputed lists
+
+
+def cached_recommendations(
+    user_id: str,
+    surface: str = "homepage",
+    *,
+    item_id: str | None = None,
+    limit: int | None = None,
+    category: str | None = None,
+    language: str | None = None,
+    profiling: bool = True,
+    device: str | None = None,
+    region: str | None = None,
+    local_hour: int | None = None,
+) -> Call[m.PrecomputedRecommendations]:
+    """What is already computed for this request (the result cache, else the user's
+    candidate set), without computing; `NotFound` when nothing is."""
+    params = {
+        "user_id": user_id,
+        "surface": surface,
+        "item_id": item_id,
+        "limit": limit,
+        "category": category,
+        "language": language,
+        "profiling": None if profiling else False,
+        "device": device,
+        "region": region,
+        "local_hour": local_hour,
+    }
+    model = parse_model(m.PrecomputedRecommendations)
+    return build("cached_recommendations", model, params=params)
+
+
 # off-policy evaluation
 
 

@@ -118,6 +118,7 @@ class Endpoints:
     log_interactions = Endpoint(c.log_interactions)
     recommend = Endpoint(c.recommend)
     why_not = Endpoint(c.why_not)
+    cached_recommendations = Endpoint(c.cached_recommendations)
     # admin: jobs and models
     reindex = Endpoint(c.reindex)
     refresh_models = Endpoint(c.refresh_models)

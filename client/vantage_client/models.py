@@ -106,6 +106,10 @@ class Recommendations(ApiModel):
     next_cursor: str | None = None
 
 
+class PrecomputedRecommendations(Recommendations):
+    source: str = Field(description="result_cache or candidate_set")
+
+
 class Health(ApiModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)

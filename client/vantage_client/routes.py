@@ -37,6 +37,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "log_interactions": ("POST", "/v1/interactions"),
     "recommend": ("GET", "/v1/recommendations"),
     "why_not": ("GET", "/v1/recommendations/why-not"),
+    "cached_recommendations": ("GET", "/v1/recommendations/cached"),
     # admin: jobs and models
     "reindex": ("POST", "/v1/admin/reindex"),
     "refresh_models": ("POST", "/v1/admin/models/refresh"),

@@ -14,8 +14,8 @@ probability that the policy shows *that item at that position*, over the explora
 
 Both are exact when every pool item fits the list (the category and creator caps; the
 unproven-item throttle does not apply to exploration); when a cap refuses some, they are
-close approximations (bench/simulate.py measures the estimators' coverage with the caps on). The draw is
-seeded by the recommendation id: a logged list can be reproduced.
+close approximations (bench/simulate.py measures the estimators' coverage with the caps on).
+The draw is seeded by the recommendation id: a logged list can be reproduced.
 """
 
 from __future__ import annotations
