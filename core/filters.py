@@ -69,6 +69,11 @@ class Filter:
         self.checks.append(check)
         return self
 
+    def where(self, clause: str, check: Callable[[Row], bool]) -> Filter:
+        """AND a clause compiled elsewhere from checked input (core.expr: allow-listed fields,
+        `literal` values), with its predicate."""
+        return self._add(clause, check)
+
     def matches(self, row: Row) -> bool:
         """Whether a row (field -> value) satisfies every clause, as Milvus would decide."""
         return all(check(row) for check in self.checks)

@@ -63,6 +63,9 @@ def degraded(
     ]
     if not state.snapshot.taken_at:
         reasons = [*reasons, "no_snapshot_yet"]
+    expr = req.expr  # the request's filter holds on the fallbacks too
+    if expr is not None:
+        cands = [c for c in cands if expr.check(c.fields)]
     final = apply_policy(
         cands,
         limit=req.limit,

@@ -49,9 +49,12 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malformed one
 MAX_SOURCES = 16
-QUERY_FIELDS = ("limit", "item_id", "category", "language", "device", "region", "local_hour")
+QUERY_FIELDS = (
+    *("limit", "item_id", "category", "language", "filter"),
+    *("device", "region", "local_hour"),
+)
 INT_FIELDS = ("limit", "local_hour")
-MAX_QUERY_VALUE = 256
+MAX_QUERY_VALUE = 2000  # a filter expression's bound
 _IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NotRequired, TypedDict
+
+from core.expr import Node, parse
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class RecRequest:
     device: str | None = None
     region: str | None = None
     local_hour: int | None = None
+    filter: str | None = None  # a filter expression (core/expr.py), checked by the API
+
+    @property
+    def expr(self) -> Node | None:
+        """The filter compiled (cached per text)."""
+        return compiled(self.filter) if self.filter else None
 
     def context(self) -> dict[str, Any]:
         """The request context set, for variant targeting and the impression log."""
@@ -35,14 +44,22 @@ class RecRequest:
         """What the impression log keeps of the request to replay it (off-policy evaluation):
         the limit, and the context item and filters it set."""
         asked = {"item_id": self.item_id, "category": self.category, "language": self.language}
+        asked["filter"] = self.filter
         asked |= self.context()
         return {"limit": self.limit, **{k: v for k, v in asked.items() if v is not None}}
 
     def shape(self) -> list[Any]:
         """What identifies the list asked for, whoever asks and whatever their state."""
         return [self.user_id, self.surface, self.item_id, self.category, self.language] + (
-            ([] if self.profiling else ["no-profiling"]) + ([self.region] if self.region else [])
+            ([] if self.profiling else ["no-profiling"])
+            + ([self.region] if self.region else [])
+            + ([f"filter:{self.filter}"] if self.filter else [])
         )
+
+
+@lru_cache(maxsize=1024)
+def compiled(text: str) -> Node:
+    return parse(text)
 
 
 class RecItem(TypedDict):

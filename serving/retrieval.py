@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.expr import Node
 from core.filters import Filter
 from core.stores.protocols import POPULAR, CatalogueState, ItemIndex, trending_board
 from core.stores.registry import CFModel
@@ -48,6 +49,7 @@ class Constraints:
     user_language: str | None = None  # the user's language: that one (any variant) or 'und'
     exclude: tuple[str, ...] = ()
     published_after: int | None = None
+    expr: Node | None = None  # the request's filter expression (core/expr.py)
 
     def milvus_filter(self) -> Filter:
         """The constraints as an item-index filter (Milvus evaluates it inside the search)."""
@@ -60,6 +62,8 @@ class Constraints:
             f.language_family(self.user_language.split("-")[0])
         if self.published_after is not None:
             f.ge("published_at", self.published_after)
+        if self.expr is not None:
+            f.where(f"({self.expr.milvus})", self.expr.check)
         return f.not_in("item_id", self.exclude)
 
     def admits(self, fields: dict[str, Any]) -> bool:
@@ -76,7 +80,9 @@ class Constraints:
         if self.user_language and not speaks(self.user_language, lang):
             return False
         published = int(fields.get("published_at") or 0)
-        return self.published_after is None or published >= self.published_after
+        if self.published_after is not None and published < self.published_after:
+            return False
+        return self.expr is None or self.expr.check(fields)
 
 
 def speaks(user_language: str, item_language: str) -> bool:

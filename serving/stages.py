@@ -79,6 +79,7 @@ def hard_filters(
         language=req.language,
         user_language=language,
         exclude=in_milvus,
+        expr=req.expr,
     )
     hard = HardFilters(
         max_m, ctx.region, language, frozenset(), frozenset(exclude), unwanted=ctx.unwanted
@@ -106,7 +107,11 @@ def retrieve(
         else None
     )
     cand_sets = sets.load_sets(
-        state, cfg, ctx, seed.item_id if seed else None, filtered=bool(req.category or req.language)
+        state,
+        cfg,
+        ctx,
+        seed.item_id if seed else None,
+        filtered=bool(req.category or req.language or req.filter),
     )
     need = Need(ctx, cfg, cons, seed, req.category, now, req.limit, cand_sets)
     if deadline is None:

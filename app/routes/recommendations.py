@@ -11,11 +11,12 @@ from app.errors import AUTHED, error_responses
 from app.schemas import PrecomputedRecommendations, Recommendations
 from core.domain import ID_PATTERN
 from core.errors import InvalidRequest, NotFound
+from core.expr import FilterSyntaxError
 from core.surfaces import Device
 from serving import itemmeta, paging
 from serving.precomputed import precomputed
 from serving.recommend import recommend
-from serving.request import RecRequest
+from serving.request import RecRequest, compiled
 
 router = APIRouter(
     prefix="/v1",
@@ -104,6 +105,17 @@ RegionQ = Annotated[
         "region for what is available to them (a user travelling)",
     ),
 ]
+FilterQ = Annotated[
+    str | None,
+    Query(
+        alias="filter",
+        min_length=1,
+        max_length=2000,
+        description='a filter expression over item fields, e.g. `categories has any ["jazz", '
+        '"blues"] and not tags has "live" and published_at >= 1700000000` (grammar: '
+        "README, Filter expressions); a syntax error is a 422 naming the character",
+    ),
+]
 LocalHourQ = Annotated[
     int | None, Query(ge=0, le=23, description="the user's local hour (experiment targeting)")
 ]
@@ -126,6 +138,7 @@ def get_recommendations(
     device: DeviceQ = None,
     region: RegionQ = None,
     local_hour: LocalHourQ = None,
+    filter_: FilterQ = None,
 ) -> Recommendations:
     """What `user_id` should see on `surface`; with `pages`, a list to page through."""
     if cursor is not None:
@@ -141,6 +154,7 @@ def get_recommendations(
             device=device,
             region=region.upper() if region else None,
             local_hour=local_hour,
+            filter=checked_filter(filter_),
         )
         result, nxt = _paged(state, req, pages)
     if details:  # new dicts: the answer may be the result cache's own
@@ -165,13 +179,21 @@ def get_cached_recommendations(
     device: DeviceQ = None,
     region: RegionQ = None,
     local_hour: LocalHourQ = None,
+    filter_: FilterQ = None,
 ) -> PrecomputedRecommendations:
     """What is already computed for this request, without computing anything: the result
     cache entry it would hit now, else the user's candidate set (unranked, through the hard
     filters), with `generated_at` and `source`; 404 when neither exists."""
     req = rec_request(state, user_id, surface, item_id, limit, category, language)
     region_now = region.upper() if region else None
-    req = replace(req, profiling=profiling, device=device, region=region_now, local_hour=local_hour)
+    req = replace(
+        req,
+        profiling=profiling,
+        device=device,
+        region=region_now,
+        local_hour=local_hour,
+        filter=checked_filter(filter_),
+    )
     got = precomputed(state, req)
     if got is None:
         raise NotFound(
@@ -180,6 +202,18 @@ def get_cached_recommendations(
         )
     result, source = got
     return PrecomputedRecommendations.model_validate({**result, "source": source})
+
+
+def checked_filter(text: str | None) -> str | None:
+    """The filter expression, once it parses (422 pointing at the character otherwise)."""
+    if text is None:
+        return None
+    try:
+        compiled(text)
+    except FilterSyntaxError as e:
+        where = {"field": "filter", "in": "query", "message": str(e), "position": e.position + 1}
+        raise InvalidRequest(f"filter: {e}", details=[where]) from e
+    return text
 
 
 def _paged(state: StateDep, req: RecRequest, pages: int) -> tuple[Any, str | None]:

@@ -155,6 +155,7 @@ def recommend(
     device: str | None = None,
     region: str | None = None,
     local_hour: int | None = None,
+    filter: str | None = None,
 ) -> Call[m.Recommendations]:
     """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
     `details=True` adds each item's title and primary category; `pages=N` builds the list for
@@ -166,6 +167,7 @@ def recommend(
         "device": device,
         "region": region,
         "local_hour": local_hour,
+        "filter": filter,
         "user_id": user_id,
         "surface": surface,
         "item_id": item_id,

@@ -81,6 +81,7 @@ def cached_recommendations(
     device: str | None = None,
     region: str | None = None,
     local_hour: int | None = None,
+    filter: str | None = None,
 ) -> Call[m.PrecomputedRecommendations]:
     """What is already computed for this request (the result cache, else the user's
     candidate set), without computing; `NotFound` when nothing is."""
@@ -95,6 +96,7 @@ def cached_recommendations(
         "device": device,
         "region": region,
         "local_hour": local_hour,
+        "filter": filter,
     }
     model = parse_model(m.PrecomputedRecommendations)
     return build("cached_recommendations", model, params=params)

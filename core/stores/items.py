@@ -76,6 +76,8 @@ ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
 # What the read path's filters and policy read of an item.
 SERVING_FIELDS = (
     "category",
+    "categories",
+    "tags",
     "regions",
     "maturity",
     "status",

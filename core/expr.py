@@ -1,0 +1,290 @@
+"""Filter expressions over items (`filter=` on recommendations): a small grammar, parsed by
+recursive descent, compiled twice from one tree: to a Milvus boolean expression (every value
+escaped by `core.filters.literal`, field names from an allow-list: never interpolated raw) and
+to a Python predicate over an item's serving metadata.
+
+    expr    := term ("or" term)*
+    term    := factor ("and" factor)*
+    factor  := "not" factor | "(" expr ")" | clause
+    clause  := FIELD ("=" | "!=" | "<" | "<=" | ">" | ">=") value
+             | FIELD "in" list
+             | FIELD "has" value
+             | FIELD "has" ("any" | "all") list
+    list    := "[" value ("," value)* "]"
+    value   := "double" or 'single' quoted string (backslash escapes) | number
+
+Fields: `category` (the primary one), `creator`, `language` (strings: `=`, `!=`, `in`);
+`published_at` (unix seconds), `maturity` (numbers: all comparisons, `in`); `categories`,
+`tags` (lists: `has`, `has any`, `has all`). Keywords are lower-case. Errors say what was
+expected and point at the character (`FilterSyntaxError.position`, 0-based).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.filters import literal
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 32
+MAX_LIST = 100
+# API name -> (item field, kind)
+FIELDS: dict[str, tuple[str, str]] = {
+    "category": ("category", "str"),
+    "creator": ("creator_id", "str"),
+    "language": ("language", "str"),
+    "published_at": ("published_at", "num"),
+    "maturity": ("maturity", "num"),
+    "categories": ("categories", "list"),
+    "tags": ("tags", "list"),
+}
+OPS = ("<=", ">=", "!=", "=", "<", ">")
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<num>-?\d+(?:\.\d+)?)"""
+    r"""|(?P<op><=|>=|!=|=|<|>)|(?P<punct>[()\[\],])|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"""
+)
+Value = str | float
+Row = Mapping[str, Any]
+
+
+class FilterSyntaxError(ValueError):
+    def __init__(self, message: str, position: int, text: str):
+        self.position = position
+        shown = text[max(0, position - 20) : position + 20]
+        super().__init__(f"{message} at character {position + 1}: {shown!r}")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A compiled (sub)expression: its Milvus text and its predicate."""
+
+    milvus: str
+    check: Callable[[Row], bool]
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+    pos: int
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m:
+            at = pos + len(text[pos:]) - len(text[pos:].lstrip())
+            raise FilterSyntaxError(f"unexpected character {text[at]!r}", at, text)
+        kind = m.lastgroup or ""
+        start = m.start(kind)
+        out.append(_Tok(kind, m.group(kind), start))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks = _tokens(text)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def fail(self, message: str, tok: _Tok | None = None) -> FilterSyntaxError:
+        at = (tok or self.peek() or _Tok("", "", len(self.text))).pos
+        return FilterSyntaxError(message, at, self.text)
+
+    def take(self, text: str | None = None, kind: str | None = None) -> _Tok:
+        tok = self.peek()
+        if tok is None or (text is not None and tok.text != text) or (kind and tok.kind != kind):
+            want = repr(text) if text else kind
+            got = "the end" if tok is None else repr(tok.text)
+            raise self.fail(f"expected {want}, found {got}", tok)
+        self.i += 1
+        return tok
+
+    def at_word(self, *words: str) -> bool:
+        tok = self.peek()
+        return tok is not None and tok.kind == "word" and tok.text in words
+
+    def expr(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nested deeper than {MAX_DEPTH}")
+        parts = [self.term()]
+        while self.at_word("or"):
+            self.i += 1
+            parts.append(self.term())
+        self.depth -= 1
+        return _join(parts, "or")
+
+    def term(self) -> Node:
+        parts = [self.factor()]
+        while self.at_word("and"):
+            self.i += 1
+            parts.append(self.factor())
+        return _join(parts, "and")
+
+    def factor(self) -> Node:
+        if self.at_word("not"):
+            self.i += 1
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.fail(f"nested deeper than {MAX_DEPTH}")
+            inner = self.factor()
+            self.depth -= 1
+            return _not(inner)
+        tok = self.peek()
+        if tok is not None and tok.text == "(":
+            self.i += 1
+            inner = self.expr()
+            self.take(")")
+            return inner
+        return self.clause()
+
+    def clause(self) -> Node:
+        tok = self.take(kind="word")
+        if tok.text not in FIELDS:
+            raise self.fail(f"unknown field {tok.text!r} (fields: {', '.join(FIELDS)})", tok)
+        name, kind = FIELDS[tok.text]
+        nxt = self.peek()
+        if kind == "list":
+            if not self.at_word("has"):
+                raise self.fail(f"{tok.text} is a list: use `has`, `has any` or `has all`", nxt)
+            self.i += 1
+            if self.at_word("any", "all"):
+                mode = self.take().text
+                return _has(name, mode, self.values("str"))
+            return _has(name, "one", [self.value("str")])
+        if self.at_word("in"):
+            self.i += 1
+            return _in(name, self.values(kind))
+        if nxt is None or nxt.kind != "op":
+            raise self.fail(f"expected a comparison or `in` after {tok.text}", nxt)
+        op = self.take().text
+        if kind == "str" and op not in ("=", "!="):
+            raise self.fail(f"{tok.text} is text: only `=`, `!=` and `in` compare it", nxt)
+        return _cmp(name, op, self.value(kind))
+
+    def values(self, kind: str) -> list[Value]:
+        self.take("[")
+        out = [self.value(kind)]
+        while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+            self.i += 1
+            out.append(self.value(kind))
+        self.take("]")
+        if len(out) > MAX_LIST:
+            raise self.fail(f"at most {MAX_LIST} values in a list")
+        return out
+
+    def value(self, kind: str) -> Value:
+        tok = self.peek()
+        if tok is None:
+            raise self.fail("expected a value, found the end")
+        if kind == "num":
+            if tok.kind != "num":
+                raise self.fail(f"expected a number, found {tok.text!r}", tok)
+            self.i += 1
+            return float(tok.text)
+        if tok.kind != "str":
+            raise self.fail(f"expected a quoted string, found {tok.text!r}", tok)
+        if any(ord(c) < 32 for c in tok.text):
+            raise self.fail("control characters are not allowed in strings", tok)
+        self.i += 1
+        return re.sub(r"\\(.)", r"\1", tok.text[1:-1])
+
+
+def parse(text: str) -> Node:
+    """The expression compiled (FilterSyntaxError, with the position, when it is not one)."""
+    if len(text) > MAX_LENGTH:
+        raise FilterSyntaxError(f"longer than {MAX_LENGTH} characters", MAX_LENGTH, text)
+    p = _Parser(text)
+    if p.peek() is None:
+        raise FilterSyntaxError("empty filter", 0, text)
+    node = p.expr()
+    if p.peek() is not None:
+        raise p.fail(f"expected `and`, `or` or the end, found {p.peek().text!r}")  # type: ignore[union-attr]
+    return node
+
+
+def _not(inner: Node) -> Node:
+    check = inner.check
+    return Node(f"not ({inner.milvus})", lambda r: not check(r))
+
+
+def _join(parts: Sequence[Node], op: str) -> Node:
+    if len(parts) == 1:
+        return parts[0]
+    text = f" {op} ".join(f"({p.milvus})" for p in parts)
+    checks = [p.check for p in parts]
+    if op == "and":
+        return Node(text, lambda r: all(c(r) for c in checks))
+    return Node(text, lambda r: any(c(r) for c in checks))
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _cmp(name: str, op: str, value: Value) -> Node:
+    milvus = {"=": "=="}.get(op, op)
+    text = f"{name} {milvus} {literal(_lit(value))}"
+    if isinstance(value, float):
+        tests: dict[str, Callable[[float, float], bool]] = {
+            "=": lambda a, b: a == b,
+            "!=": lambda a, b: a != b,
+            "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b,
+        }
+        test = tests[op]
+        return Node(text, lambda r: test(_num(r.get(name, 0)), value))
+    if op == "=":
+        return Node(text, lambda r: str(r.get(name) or "") == value)
+    return Node(text, lambda r: str(r.get(name) or "") != value)
+
+
+def _in(name: str, values: list[Value]) -> Node:
+    text = f"{name} in [{', '.join(literal(_lit(v)) for v in values)}]"
+    if values and isinstance(values[0], float):
+        nums = {float(v) for v in values}
+        return Node(text, lambda r: _num(r.get(name, 0)) in nums)
+    strs = {str(v) for v in values}
+    return Node(text, lambda r: str(r.get(name) or "") in strs)
+
+
+def _has(name: str, mode: str, values: list[Value]) -> Node:
+    want = [str(v) for v in values]
+    if mode == "one":
+        text = f"array_contains({name}, {literal(want[0])})"
+    else:
+        fn = "array_contains_any" if mode == "any" else "array_contains_all"
+        text = f"{fn}({name}, [{', '.join(literal(v) for v in want)}])"
+
+    def check(r: Row) -> bool:
+        have = {str(x) for x in (r.get(name) or [])}
+        return all(v in have for v in want) if mode == "all" else any(v in have for v in want)
+
+    return Node(text, check)
+
+
+def _lit(value: Value) -> str | int | float | bool:
+    """Whole numbers as integers (the numeric fields are INT64 in Milvus)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+__all__ = ["FIELDS", "FilterSyntaxError", "Node", "parse"]
