@@ -62,8 +62,8 @@ class Constraints:
             f.language_family(self.user_language.split("-")[0])
         if self.published_after is not None:
             f.ge("published_at", self.published_after)
-        if self.expr is not None:
-            f.where(f"({self.expr.milvus})", self.expr.check)
+        if self.expr is not None and self.expr.cheap:  # the rest is checked in process
+            f.where(f"({self.expr.cheap})", self.expr.check)
         return f.not_in("item_id", self.exclude)
 
     def admits(self, fields: dict[str, Any]) -> bool:

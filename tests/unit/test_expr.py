@@ -113,6 +113,29 @@ def test_precedence_and_the_milvus_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "cheap", "exact"),
+    [
+        ('category = "a" and tags has "x"', '(category == "a")', False),
+        ('category = "a" or tags has "x"', None, False),
+        ('not tags has "x"', None, False),
+        (
+            'not (maturity < 5 or language = "en")',
+            'not ((maturity < 5) or (language == "en"))',
+            True,
+        ),
+        (
+            'tags has "x" and (maturity > 3 or creator = "c")',
+            '((maturity > 3) or (creator_id == "c"))',
+            False,
+        ),
+    ],
+)
+def test_only_scalar_clauses_go_to_milvus(text: str, cheap: str | None, exact: bool) -> None:
+    node = parse(text)
+    assert (node.cheap, node.exact) == (cheap, exact)
+
+
+@pytest.mark.parametrize(
     ("text", "position", "words"),
     [
         ('category > "x"', 10, "only `=`"),
