@@ -4,6 +4,8 @@ candidate rankings that differ from it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -83,22 +85,45 @@ def test_refusal_inputs_support_and_effective_sample_size() -> None:
         estimate(same, "magic", positions=L)
 
 
-@pytest.mark.parametrize(("share", "start"), [(0.3, 1), (0.2, 4), (0.5, 2)])
+@pytest.mark.parametrize(
+    ("share", "start", "pool_size", "odd_fit"),
+    [
+        (0.3, 1, 12, False),
+        (0.2, 4, 12, False),
+        (0.5, 2, 12, False),
+        (0.5, 1, 3, False),
+        (0.4, 1, 12, True),
+    ],
+)
 def test_logged_propensities_are_the_item_position_marginals_of_exploration(
-    share: float, start: int
+    share: float, start: int, pool_size: int, odd_fit: bool
 ) -> None:
     """What `explore` logs for each item is the frequency with which it lands at that
-    position over many draws (what the item-position estimators divide by)."""
+    position over many draws (what the item-position estimators divide by): with a pool that
+    runs out (3 items), and with a cap that refuses half the pool."""
     import random
     from collections import Counter
 
     from serving.policy.exploration import explore
 
-    exploit, pool, limit, draws = list(range(8)), list(range(100, 112)), 8, 40_000
+    exploit, limit, draws = list(range(8)), 8, 40_000
+    pool = list(range(100, 100 + pool_size))
+
+    def fits(x: int, others: Any) -> bool:
+        return x % 2 == 0  # a cap that refuses every odd item
+
     seen: Counter[tuple[int, int]] = Counter()
     logged: dict[tuple[int, int], float] = {}
     for seed in range(draws):
-        out = explore(exploit, pool, limit=limit, share=share, start=start, rng=random.Random(seed))
+        out = explore(
+            exploit,
+            pool,
+            limit=limit,
+            share=share,
+            start=start,
+            rng=random.Random(seed),
+            fits=fits if odd_fit else None,
+        )
         for pos, (item, _, prop) in enumerate(out, 1):
             seen[(item, pos)] += 1
             assert logged.setdefault((item, pos), prop) == pytest.approx(prop)
