@@ -162,6 +162,8 @@ def beside(
     rec_id: str,
 ) -> None:
     """Queue the shadow lists of the candidates that shadow list `rec_id` (never raises)."""
+    if not req.profiling:  # a list without personal data: nothing personal to compare with
+        return
     try:
         picked = [
             c

@@ -212,7 +212,8 @@ def _estimates(
     possible: list[list[bool]],
 ) -> dict[str, Any]:
     n = len(lists)
-    k = max(max(len(lg.record.items) for lg in lists), max(len(c) for c in cands), 1)
+    # Positions are the logged lists' (a candidate's longer list counts only where it shows).
+    k = max(max(len(lg.record.items) for lg in lists), 1)
     index: dict[str, int] = {}
     items = np.full((n, k), -1, dtype=np.intp)
     cand_items = np.full((n, k), -1, dtype=np.intp)
