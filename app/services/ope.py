@@ -242,19 +242,7 @@ def _estimates(
     ]
     support = backed / shown if shown else 0.0
     ess = ests[0].ess
-    refused = None
-    if support < q.min_support:
-        refused = (
-            f"the logging policy could have shown only {support:.0%} of the candidate's "
-            f"item-positions (at least {q.min_support:.0%} needed): log with more exploration "
-            f"on {q.surface} (policy.exploration_share, exploration_pool, exploration_start) "
-            "or evaluate a candidate closer to what it serves"
-        )
-    elif ess < q.min_ess:
-        refused = (
-            f"the estimate rests on an effective {ess:.0f} logged item-positions (at least "
-            f"{q.min_ess:g} needed): log more traffic, or with more exploration"
-        )
+    refused = _refusal(q, support, ess)
     return {
         "positions": k,
         "clicks": int((clicks > 0).sum()),
@@ -266,6 +254,23 @@ def _estimates(
         "ess": round(ess, 1),
         "refused": refused,
     }
+
+
+def _refusal(q: OpeQuery, support: float, ess: float) -> str | None:
+    """Why no estimate is given (None: it is)."""
+    if support < q.min_support:
+        return (
+            f"the logging policy could have shown only {support:.0%} of the candidate's "
+            f"item-positions (at least {q.min_support:.0%} needed): log with more exploration "
+            f"on {q.surface} (policy.exploration_share, exploration_pool, exploration_start) "
+            "or evaluate a candidate closer to what it serves"
+        )
+    if ess < q.min_ess:
+        return (
+            f"the estimate rests on an effective {ess:.0f} logged item-positions (at least "
+            f"{q.min_ess:g} needed): log more traffic, or with more exploration"
+        )
+    return None
 
 
 def _consistent(lists: list[LoggedList], supports: list[Support]) -> float:
