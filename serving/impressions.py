@@ -54,7 +54,8 @@ QUERY_FIELDS = (
     *("device", "region", "local_hour"),
 )
 INT_FIELDS = ("limit", "local_hour")
-MAX_QUERY_VALUE = 2000  # a filter expression's bound
+MAX_QUERY_VALUE = 256  # ids, categories, languages, devices, regions
+MAX_FILTER = 2000  # a filter expression's own bound (core/expr.py)
 _IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
 
@@ -120,7 +121,7 @@ def _query(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
             if isinstance(v, int) and not isinstance(v, bool):
                 out[k] = v
         elif isinstance(v, str):
-            out[k] = v[:MAX_QUERY_VALUE]
+            out[k] = v[: MAX_FILTER if k == "filter" else MAX_QUERY_VALUE]
     return out or None
 
 
