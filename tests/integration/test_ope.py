@@ -131,6 +131,8 @@ def test_vantage_ope_registers_estimates_and_deletes(
     assert run("candidates")[1]["candidates"][0]["name"] == "calm"
     code, est = run("estimate", "homepage", "--candidate", "calm", "--hours", "1")
     assert code == 0 and est["method"] == "shadow" and est["refused"]  # no traffic yet
+    code, est = run("estimate", "homepage", "--reward", '{"purchase": 5}')
+    assert code == 0 and est["reward"] == {"purchase": 5.0} and est["method"] == "replay"
     assert run("estimate", "nowhere")[0] == 2
     assert run("candidates", "delete", "calm") == (0, {"deleted": "calm"})
     assert run("candidates", "delete", "calm")[0] == 2

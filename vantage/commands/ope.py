@@ -30,6 +30,11 @@ def add_ope(sub: Subparsers, settings: Settings) -> None:
     which.add_argument("--variant", help="a configured variant of the surface (replayed)")
     which.add_argument("--overrides", type=_json, help="surface settings as JSON (replayed)")
     est.add_argument("--logged-variant", default="default", help="whose lists are the logs")
+    est.add_argument(
+        "--reward",
+        type=_json,
+        help='weights per event type as JSON, e.g. \'{"click": 1, "purchase": 5}\'',
+    )
     est.add_argument("--hours", type=float, default=24.0, help="window (at most 24)")
     est.add_argument("--max-lists", type=int, default=2000)
     cands = osub.add_parser("candidates", help="list, add or delete shadowed candidates")
@@ -51,6 +56,17 @@ def _json(text: str) -> dict[str, Any]:
     return got
 
 
+def _rewards(raw: dict[str, Any] | None) -> dict[str, float] | None:
+    """The reward weights, checked as the API checks them."""
+    if raw is None:
+        return None
+    kinds = ("click", "watch", "like", "purchase", "rate")
+    bad = [k for k, v in raw.items() if k not in kinds or not isinstance(v, int | float)]
+    if bad or not raw:
+        raise SystemExit(f"error: --reward takes weights for {', '.join(kinds)} (got {bad or raw})")
+    return {k: float(v) for k, v in raw.items()}
+
+
 def cmd_ope(args: argparse.Namespace, settings: Settings) -> int:
     from app.services import ope, shadow
     from app.state import AppState
@@ -67,6 +83,7 @@ def cmd_ope(args: argparse.Namespace, settings: Settings) -> int:
                     variant=args.variant,
                     overrides=args.overrides or {},
                     logged_variant=args.logged_variant,
+                    reward=_rewards(args.reward),
                     hours=args.hours,
                     max_lists=args.max_lists,
                 )
