@@ -6,7 +6,7 @@ Stages, in pipeline order (the first one that lost the item):
 - `unknown_item`: no such item (never written, or deleted);
 - `hard_filter`: a safety or availability rule drops it for this user (status, maturity,
   region, language, already seen, disliked, the context item itself); nothing brings it back;
-- `request_filter`: the request's own `category` or `language` excludes it;
+- `request_filter`: the request's own `category`, `language` or `filter` excludes it;
 - `not_retrieved`: it passes every filter, but no source of the surface returned it (each
   source returns its best candidates up to its quota: the counts are given);
 - `below_rank_depth`: retrieved and allowed, but fused below the `rank_depth` best;
@@ -28,6 +28,7 @@ With `recommendation_id`, exploration draws as it did for that list (same seed);
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -50,6 +51,8 @@ def why_not(
 ) -> dict[str, Any]:
     """Where `item_id` left the list `req` asks for (see the module docstring)."""
     ctx = replay.context(state, req.user_id)
+    if req.region:
+        ctx = dataclasses.replace(ctx, region_override=req.region)
     variant, cfg = canary.assign(state, state.settings.surfaces[req.surface], req)
     run = replay.replay(state, req, cfg, ctx, rec_id=recommendation_id)
     got, ranked, trace, final = run.got, run.ranked, run.trace, run.final
@@ -129,6 +132,8 @@ def _not_fused(
         return "request_filter", f"its category is {cat!r}, the request asks {req.category!r}", {}
     if req.language and not speaks(req.language, lang):
         return "request_filter", f"its language is {lang!r}, the request asks {req.language!r}", {}
+    if req.expr is not None and not req.expr.check(fields):
+        return "request_filter", f"the request's filter excludes it: {req.filter}", {}
     counts = {r.name: r.count for r in got.runs}
     said = ", ".join(f"{k} {v}" for k, v in counts.items())
     return (

@@ -3,6 +3,7 @@ context and the item whatever its status)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,10 +14,15 @@ from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.routes.recommendations import (
     CategoryQ,
+    DeviceQ,
+    FilterQ,
     LanguageQ,
     LimitQ,
+    LocalHourQ,
+    RegionQ,
     SurfaceQ,
     UserIdQ,
+    checked_filter,
     rec_request,
 )
 from core.domain import ID_PATTERN
@@ -79,11 +85,22 @@ def get_why_not(
         str | None,
         Query(pattern=r"^[0-9a-f]{32}$", description="replay that list's exploration draws"),
     ] = None,
+    filter_: FilterQ = None,
+    region: RegionQ = None,
+    device: DeviceQ = None,
+    local_hour: LocalHourQ = None,
 ) -> WhyNot:
     """Run the pipeline for this request, traced and uncached, and say at which stage
     `item_id` left the list (or its position), with the numbers that decided."""
     context = context_item_id
     req = rec_request(
         state, user_id, surface, context, limit, category, language, item_param="context_item_id"
+    )
+    req = replace(
+        req,
+        filter=checked_filter(filter_),
+        region=region.upper() if region else None,
+        device=device,
+        local_hour=local_hour,
     )
     return WhyNot.model_validate(why_not(state, req, item_id, recommendation_id))

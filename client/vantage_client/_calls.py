@@ -180,32 +180,6 @@ def recommend(
     return build("recommend", parse_model(m.Recommendations), params=params)
 
 
-def why_not(
-    user_id: str,
-    item_id: str,
-    surface: str = "homepage",
-    *,
-    context_item_id: str | None = None,
-    limit: int | None = None,
-    category: str | None = None,
-    language: str | None = None,
-    recommendation_id: str | None = None,
-) -> Call[m.WhyNot]:
-    """Why `item_id` is not in `user_id`'s list on `surface` (admin key): the stage that lost
-    it and the numbers that decided; `recommendation_id` replays that list's exploration."""
-    params = {
-        "user_id": user_id,
-        "item_id": item_id,
-        "surface": surface,
-        "context_item_id": context_item_id,
-        "limit": limit,
-        "category": category,
-        "language": language,
-        "recommendation_id": recommendation_id,
-    }
-    return build("why_not", parse_model(m.WhyNot), params=params)
-
-
 # admin: jobs and models
 
 
@@ -367,6 +341,7 @@ from vantage_client._calls_admin import (  # noqa: E402
     revoke_key,
     start_canary,
     stop_canary,
+    why_not,
 )
 
 __all__ = [
@@ -390,4 +365,5 @@ __all__ = [
     "revoke_key",
     "start_canary",
     "stop_canary",
+    "why_not",
 ]

@@ -66,6 +66,43 @@ def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
     return build("stop_canary", parse_model(m.CanaryOut), json=sent)
 
 
+# why not this item?
+
+
+def why_not(
+    user_id: str,
+    item_id: str,
+    surface: str = "homepage",
+    *,
+    context_item_id: str | None = None,
+    limit: int | None = None,
+    category: str | None = None,
+    language: str | None = None,
+    recommendation_id: str | None = None,
+    filter: str | None = None,
+    region: str | None = None,
+    device: str | None = None,
+    local_hour: int | None = None,
+) -> Call[m.WhyNot]:
+    """Why `item_id` is not in `user_id`'s list on `surface` (admin key): the stage that lost
+    it and the numbers that decided; `recommendation_id` replays that list's exploration."""
+    params = {
+        "user_id": user_id,
+        "item_id": item_id,
+        "surface": surface,
+        "context_item_id": context_item_id,
+        "limit": limit,
+        "category": category,
+        "language": language,
+        "recommendation_id": recommendation_id,
+        "filter": filter,
+        "region": region,
+        "device": device,
+        "local_hour": local_hour,
+    }
+    return build("why_not", parse_model(m.WhyNot), params=params)
+
+
 # precomputed lists
 
 

@@ -95,4 +95,8 @@ def test_a_bury_rule_and_a_request_filter_are_named(settings: Settings, worker: 
         assert buried["stage"] == "buried" and "space-2" not in buried["items"], buried
         other = _why(c, "fan", "garden-3", category="cooking")
         assert other["stage"] == "request_filter" and "'garden'" in other["detail"]
+        expr = 'not category = "garden"'
+        filtered = _why(c, "fan", "garden-3", filter=expr)
+        assert filtered["stage"] == "request_filter" and expr in filtered["detail"], filtered
+        assert all(not i.startswith("garden-") for i in filtered["items"])
         assert c.get(URL, params={"user_id": "fan"}).status_code == 422  # item_id required
