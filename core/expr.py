@@ -37,6 +37,7 @@ from core.filters import literal
 MAX_LENGTH = 2000
 MAX_DEPTH = 32
 MAX_LIST = 100
+MAX_NUMBER = 1e15  # well inside INT64 (Milvus refuses larger literals as an error)
 # API name -> (item field, kind)
 FIELDS: dict[str, tuple[str, str]] = {
     "category": ("category", "str"),
@@ -202,6 +203,8 @@ class _Parser:
         if kind == "num":
             if tok.kind != "num":
                 raise self.fail(f"expected a number, found {tok.text!r}", tok)
+            if abs(float(tok.text)) > MAX_NUMBER:
+                raise self.fail(f"numbers are at most {MAX_NUMBER:.0e} in size", tok)
             self.i += 1
             return float(tok.text)
         if tok.kind != "str":

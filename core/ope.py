@@ -69,7 +69,9 @@ def _value(est: str, lg: Logged, idx: npt.NDArray[np.intp]) -> float:
     if est == "snips":
         den = w.sum(axis=0)
         per_pos = np.divide((w * c).sum(axis=0), den, out=np.zeros(w.shape[1]), where=den > 0)
-        return float(per_pos.sum())
+        # Lists of different lengths: each position counts for the share of lists that had it.
+        had = (lg.mu[idx] > 0).mean(axis=0)
+        return float((per_pos * had).sum())
     r_log = lg.r_logged[idx] if lg.r_logged is not None else np.zeros_like(c)
     r_cand = lg.r_candidate[idx] if lg.r_candidate is not None else np.zeros(len(idx))
     return float((r_cand + (w * (c - r_log)).sum(axis=1)).mean())

@@ -63,7 +63,9 @@ def degraded(
     ]
     if not state.snapshot.taken_at:
         reasons = [*reasons, "no_snapshot_yet"]
-    expr = req.expr  # the request's filter holds on the fallbacks too
+    expr = req.expr  # the request's filter and "not interested" hold on the fallbacks too:
+    if expr is not None or (ctx is not None and ctx.unwanted):  # items without fields (a
+        cands = [c for c in cands if c.fields]  # last good list's) cannot be checked: left out
     if expr is not None:
         cands = [c for c in cands if expr.check(c.fields)]
     final = apply_policy(

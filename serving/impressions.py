@@ -51,7 +51,7 @@ MAX_ITEMS = 1000  # a list is at most serving.max_limit long; this bounds a malf
 MAX_SOURCES = 16
 QUERY_FIELDS = (
     *("limit", "item_id", "category", "language", "filter"),
-    *("device", "region", "local_hour"),
+    *("device", "region", "local_hour", "profiling"),
 )
 INT_FIELDS = ("limit", "local_hour")
 MAX_QUERY_VALUE = 256  # ids, categories, languages, devices, regions

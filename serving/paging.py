@@ -23,7 +23,10 @@ import redis
 
 from core.errors import DependencyUnavailable, InvalidRequest, NotFound
 from core.resilience import DependencyDown
+from core.stores.items import SERVING_FIELDS
+from serving.policy.safety import HardFilters, passes
 from serving.request import RecItem, RecResult
+from serving.retrieval import Candidate
 from serving.state import ServingState
 
 _CURSOR = re.compile(r"^([0-9a-f]{32})\.(\d{1,3})$")
@@ -63,6 +66,7 @@ def remember(state: ServingState, result: RecResult, page_size: int) -> str | No
         "surface": result["surface"],
         "variant": result["variant"],
         "size": page_size,
+        "profiling": result.get("profiling", True),
         "generated_at": result["generated_at"],
         "items": rest,
     }
@@ -97,7 +101,7 @@ def page(
     if start >= len(rest):
         raise NotFound("no such page: the list has fewer pages")
     try:
-        items = _still_visible(state, rest[start : start + size])
+        items = _still_allowed(state, user_id, rest[start : start + size])
     except DependencyDown as e:
         raise DependencyUnavailable(f"the page cannot be checked now ({e.reason})") from e
     more = start + size < len(rest)
@@ -111,15 +115,34 @@ def page(
         "cached": True,  # part of a list computed earlier (not a draw of its own)
         "degraded": False,
         "degraded_reasons": [],
+        "profiling": bool(body.get("profiling", True)),
     }
     state.impressions.log(result)
     return result, encode(rec_id, n + 1) if more else None
 
 
-def _still_visible(state: ServingState, items: list[RecItem]) -> list[RecItem]:
-    """The page without items deleted or hidden since the list was computed."""
-    gone = state.catalogue.tombstoned([it["item_id"] for it in items])
-    return [it for it in items if it["item_id"] not in gone]
+def _still_allowed(state: ServingState, user_id: str, items: list[RecItem]) -> list[RecItem]:
+    """The page as the rules stand now: without items deleted or hidden since, items the user
+    may no longer see (a maturity raised, a region restricted: their current metadata) and
+    items they said since they are not interested in."""
+    ids = [it["item_id"] for it in items]
+    ctx = state.users.context(user_id, recent_n=0)
+    gone = state.catalogue.tombstoned(ids)
+    meta = state.items.get(ids, fields=SERVING_FIELDS)
+    cfg = state.settings.serving
+    hard = HardFilters(
+        ctx.max_maturity(cfg.unknown_age_max_maturity),
+        ctx.region,
+        ctx.language if cfg.language_filter == "strict" else None,
+        frozenset(gone),
+        ctx.controls.blocked("item"),
+        unwanted=ctx.unwanted,
+    )
+    return [
+        it
+        for it in items
+        if it["item_id"] in meta and passes(Candidate(it["item_id"], meta[it["item_id"]], []), hard)
+    ]
 
 
 __all__ = ["decode", "encode", "first_page", "page", "remember"]

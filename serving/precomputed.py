@@ -41,6 +41,8 @@ def precomputed(state: ServingState, req: RecRequest) -> tuple[RecResult, str] |
         req = replace(req, profiling=False)
         ctx = nonprofiling.context(ctx)
     variant, cfg = canary.assign(state, state.settings.surfaces[req.surface], req)
+    if not req.profiling:
+        variant = "default"  # as recommend counts a list without profiling
     rules = state.rules.snapshot()
     hit = state.cache.get(cache.cache_key(state, req, ctx, variant, rules.version))
     checked = cache.from_cache(state, req, hit, ctx) if hit else None
@@ -48,7 +50,7 @@ def precomputed(state: ServingState, req: RecRequest) -> tuple[RecResult, str] |
         checked["profiling"] = req.profiling
         state.impressions.log(checked, query=req.query())
         return checked, "result_cache"
-    if not req.profiling or req.item_id or req.category or req.language:
+    if not req.profiling or req.item_id or req.category or req.language or req.filter:
         return None  # a candidate set is personal and unfiltered
     got = state.candidates.get([user_owner(req.user_id)]).get(user_owner(req.user_id))
     if got is None:

@@ -45,7 +45,10 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     if not req.debug:
         ms = (time.perf_counter() - started) * 1000
         shown = paging.first_page(result, req.page_size)
-        state.impressions.log(shown, ms, safety, query=req.query())
+        query = req.query()
+        if result.get("profiling") is False:  # the user's own switch said so
+            query["profiling"] = "off"
+        state.impressions.log(shown, ms, safety, query=query)
     return result
 
 
@@ -67,7 +70,8 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     variant, cfg = canary.assign(state, base, req)  # a surface variant, or the ranker canary
     if nonprofiling.wanted(req, ctx):  # no personal data in this list (cached apart too)
         req = replace(req, profiling=False)
-        ctx, cfg = nonprofiling.context(ctx), nonprofiling.config(cfg)
+        # Counted as `default`: neither an experiment arm nor the ranker canary serves it.
+        ctx, cfg, variant = nonprofiling.context(ctx), nonprofiling.config(base), "default"
     timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
     rules = state.rules.snapshot()  # one snapshot for the cache key and the list
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)

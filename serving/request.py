@@ -46,6 +46,8 @@ class RecRequest:
         asked = {"item_id": self.item_id, "category": self.category, "language": self.language}
         asked["filter"] = self.filter
         asked |= self.context()
+        if not self.profiling:
+            asked["profiling"] = "off"
         return {"limit": self.limit, **{k: v for k, v in asked.items() if v is not None}}
 
     def shape(self) -> list[Any]:

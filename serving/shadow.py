@@ -69,7 +69,11 @@ class Support:
             return True
         if item in self.exploit:
             rank = list(self.exploit).index(item) + 1
-            return exploit_marginal(rank, pos, share=share if self.pool else 0.0, start=start) > 0
+            size = len(self.pool)
+            return (
+                exploit_marginal(rank, pos, share=share if size else 0.0, start=start, pool=size)
+                > 0
+            )
         return item in self.pool and share > 0 and pos >= start
 
     @classmethod

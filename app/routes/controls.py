@@ -95,8 +95,9 @@ def add_not_interested(
     """The user is not interested in this item, category or creator: it leaves their lists
     from the next one on (every surface, pins included), until removed. 201 when new, 200
     when already said; at most 500 entries (409)."""
+    value = body.value.strip().lower() if body.kind == "category" else body.value  # as stored
     try:
-        got, new = _store(state).add(user_id, body.kind, body.value)
+        got, new = _store(state).add(user_id, body.kind, value)
     except ValueError as e:
         raise Conflict(str(e)) from e
     if not new:
@@ -114,6 +115,7 @@ def remove_not_interested(
     state: StateDep,
 ) -> Response:
     """Take a "not interested" back."""
+    value = value.strip().lower() if kind == "category" else value
     if not _store(state).remove(user_id, kind, value):
         raise NotFound(f"{user_id} has no 'not interested' in {kind} {value!r}")
     return Response(status_code=204)

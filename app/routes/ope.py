@@ -60,6 +60,8 @@ class OpeIn(BaseModel):
     since: Number | None = Field(
         None,
         ge=0,
+        le=4_102_444_800,  # 2100-01-01: a unix time, not a typo
+        allow_inf_nan=False,
         description="or the window starts at this unix time (at most 24 h ago; later wins)",
     )
     max_lists: Int = Field(2000, ge=1, le=20_000, description="the newest this many lists")

@@ -188,6 +188,10 @@ def _replay_all(
                 item_id=asked.get("item_id"),
                 category=asked.get("category"),
                 language=asked.get("language"),
+                filter=asked.get("filter"),
+                region=asked.get("region"),
+                device=asked.get("device"),
+                local_hour=asked.get("local_hour"),
             )
             cand = replay.replay(state, req, cand_cfg, ctx).ids
             memo[key] = (cand, _support(state, req, logging_cfg, ctx))
@@ -227,7 +231,8 @@ def _estimates(
                 mu[row, col] = it.propensity or 0.0
                 clicks[row, col] = lg.rewards.get(it.item_id, 0.0)
                 pi[row, col] = float(col < len(cand) and cand[col] == it.item_id)
-        for col, (item, ok) in enumerate(zip(cand[:k], can, strict=False)):
+        shown_here = len(lg.record.items)  # the candidate counts only where the list showed
+        for col, (item, ok) in enumerate(zip(cand[:shown_here], can, strict=False)):
             cand_items[row, col] = index.setdefault(item, len(index))
             shown += 1
             backed += ok

@@ -137,6 +137,8 @@ def _shadow(raw: bytes | None) -> tuple[list[str], list[bool]] | None:
 def _unusable(rec: ServedList) -> str | None:
     if rec.cached:
         return "cached"
+    if rec.query and rec.query.get("profiling") == "off":
+        return "no_profiling"  # built without personal data: not the policy under test
     if rec.degraded:
         return "degraded"
     if not rec.items:

@@ -9,8 +9,9 @@
 -- again (the user changed their mind). A view or click does not: it may just be the page.
 -- dedup_ttl_s: '0' = no marker (bulk imports); negative, lifts_negative: 1/0.
 -- A user who paused their history (`controls` field paused = 1, core/stores/controls.py)
--- keeps their profile as it is: the event is marked done and 2 is returned, nothing else
--- changes here (popularity, trending and attribution are separate calls and still count it).
+-- keeps their profile as it is: the event is marked done and 2 is returned, and only an
+-- explicit dislike or skip is kept (popularity, trending and attribution are separate calls
+-- and still count it).
 -- KEYS: done history affinity confidence negatives controls
 -- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative
 local done, history, affinity, confidence, negatives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -22,7 +23,14 @@ local negative, negatives_len, lifts_negative = ARGV[7], ARGV[8], ARGV[9]
 if dedup_ttl_s ~= '0' then
   if not redis.call('SET', done, 1, 'NX', 'EX', dedup_ttl_s) then return 0 end
 end
-if redis.call('HGET', controls, 'paused') == '1' then return 2 end
+if redis.call('HGET', controls, 'paused') == '1' then
+  -- An explicit dislike still counts: it is a control, not history.
+  if negative == '1' then
+    redis.call('ZADD', negatives, 'GT', ts, item)
+    redis.call('ZREMRANGEBYRANK', negatives, 0, -tonumber(negatives_len) - 1)
+  end
+  return 2
+end
 redis.call('ZADD', history, 'GT', ts, item)
 redis.call('HINCRBYFLOAT', affinity, item, weight)
 if tonumber(confidence_weight) > 0 then

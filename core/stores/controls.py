@@ -16,6 +16,7 @@ import redis
 
 from core.controls import PAUSED, PREFIX, PROFILING, Controls, Kind
 from core.keys import Keys
+from core.redis_typed import text
 
 MAX_NOT_INTERESTED = 500  # entries per user, all kinds together
 
@@ -48,7 +49,8 @@ class ControlsStore:
         name = f"{PREFIX}{kind}:{value}"
         if self.r.hexists(key, name):
             return self.get(user_id), False
-        if self.r.hlen(key) >= MAX_NOT_INTERESTED + 2:
+        said = sum(1 for k in self.r.hkeys(key) if text(k).startswith(PREFIX))
+        if said >= MAX_NOT_INTERESTED:
             raise ValueError(
                 f"at most {MAX_NOT_INTERESTED} not-interested entries per user: remove some first"
             )

@@ -3,7 +3,8 @@ worker of the user's partition after every event of theirs accepted before it: t
 history, affinities, confidences, dislikes and learned vectors go, so do their candidate set
 and their row in the Milvus users collection; their profile (birth year, region, language,
 stated preferences and its vector), their controls and the popularity and trending counts
-they contributed to stay. The version bump makes every cached list of theirs unreachable.
+they contributed to stay; their cached and last good lists go too (and the version bump
+makes any other cached list of theirs unreachable).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core import events as ev
+from indexing.apply.erasure import _cached_lists
 from indexing.apply.stores import Stores
 
 
@@ -31,3 +33,4 @@ def reset(s: Stores, user_id: str, at: float) -> None:
     s.user_sync.pending.discard(user_id)  # nothing of the old profile is mirrored back
     s.users.delete([user_id])
     s.mark_written()
+    _cached_lists(s, user_id)  # last good lists (for outages) were personal too

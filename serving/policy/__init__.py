@@ -228,7 +228,9 @@ def _place(
     kept = [p for p, ok in zip(placed, fits, strict=True) if ok]
     if inp.trace is not None:
         inp.trace.update(picked=list(picked), caps=chosen.caps, placed=[i for i, _, _ in kept])
-        inp.trace.update(pool=rest[: spec.exploration_pool] if spec.exploration_share > 0 else [])
+        shown = list(picked[:limit])  # the pool exploration really draws from (exploration.py)
+        pool = [i for i in rest[: spec.exploration_pool] if traits.fits(i, shown)]
+        inp.trace.update(pool=pool if spec.exploration_share > 0 else [])
         inp.trace.update(traits=traits)
     return kept
 

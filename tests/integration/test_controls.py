@@ -72,6 +72,11 @@ def test_paused_history_counts_for_popularity_not_the_profile(
         worker.drain()
         assert _history(c, "cook") == before  # the profile did not move
         assert (state.redis.zscore(state.keys.popularity, "garden-2") or 0) > pop  # counted
+        dislike = {"user_id": "cook", "item_id": "cooking-5", "type": "dislike"}
+        assert c.post("/v1/interactions", json=[dislike]).status_code == 202
+        worker.drain()  # an explicit dislike is a control, kept even while paused
+        assert state.redis.zscore(state.keys.negatives("cook"), "cooking-5") is not None
+        assert _history(c, "cook") == before
         assert c.patch("/v1/users/cook/controls", json={"paused": False}).json()["paused"] is False
         assert (
             c.post(

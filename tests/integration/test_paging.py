@@ -62,6 +62,11 @@ def test_pages_share_one_list_and_survive_events(settings: Settings, worker: Any
         time.sleep(0.1)
         after = c.get("/v1/recommendations", params={"user_id": "cook", "cursor": nxt}).json()
         assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in before["items"][1:]]
+        # And an item the user says they are not interested in, after the list was built.
+        unwanted = {"kind": "item", "value": after["items"][0]["item_id"]}
+        assert c.post("/v1/users/cook/not-interested", json=unwanted).status_code == 201
+        last = c.get("/v1/recommendations", params={"user_id": "cook", "cursor": nxt}).json()
+        assert unwanted["value"] not in [i["item_id"] for i in last["items"]]
 
 
 def test_cursors_are_checked(settings: Settings, worker: Any) -> None:

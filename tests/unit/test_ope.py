@@ -130,3 +130,18 @@ def test_logged_propensities_are_the_item_position_marginals_of_exploration(
     for key, n in seen.items():
         freq, prop = n / draws, logged[key]
         assert abs(freq - prop) < 4 * (prop * (1 - prop) / draws) ** 0.5 + 1e-4, (key, freq, prop)
+
+
+def test_snips_counts_each_position_for_the_lists_that_had_it() -> None:
+    """Lists of 5 and of 20 items, the candidate is the logging policy itself: SNIPS must
+    agree with the plain average (it summed per-position rates as if every list had 20)."""
+    rng = np.random.default_rng(3)
+    n, k = 400, 20
+    length = np.where(np.arange(n) % 2 == 0, 5, 20)
+    shown = np.arange(k)[None, :] < length[:, None]
+    mu = shown.astype(float)
+    clicks = ((rng.random((n, k)) < 0.2) & shown).astype(float)
+    lg = Logged(mu, mu.copy(), clicks)
+    ips = estimate(lg, "ips", positions=k, boots=50)
+    snips = estimate(lg, "snips", positions=k, boots=50)
+    assert snips.ctr == pytest.approx(ips.ctr, rel=1e-9)
