@@ -63,11 +63,7 @@ def degraded(
     ]
     if not state.snapshot.taken_at:
         reasons = [*reasons, "no_snapshot_yet"]
-    expr = req.expr  # the request's filter and "not interested" hold on the fallbacks too:
-    if expr is not None or (ctx is not None and ctx.unwanted):  # items without fields (a
-        cands = [c for c in cands if c.fields]  # last good list's) cannot be checked: left out
-    if expr is not None:
-        cands = [c for c in cands if expr.check(c.fields)]
+    cands = _checkable(req, ctx, cands)
     final = apply_policy(
         cands,
         limit=req.limit,
@@ -82,6 +78,15 @@ def degraded(
     # Without the context only the popular snapshot answers: nothing personal either way.
     out["profiling"] = req.profiling and ctx is not None
     return out
+
+
+def _checkable(req: RecRequest, ctx: UserContext | None, cands: list[Candidate]) -> list[Candidate]:
+    """The request's filter and the user's "not interested" hold on the fallbacks too; items
+    without fields (a last good list's) cannot be checked then, and are left out."""
+    expr = req.expr
+    if expr is not None or (ctx is not None and ctx.unwanted):
+        cands = [c for c in cands if c.fields]
+    return [c for c in cands if expr.check(c.fields)] if expr is not None else cands
 
 
 def verified_fallbacks(
