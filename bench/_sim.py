@@ -360,6 +360,8 @@ def canary_round(
     return {
         "state": status["canary"]["state"],
         "reason": status["canary"]["reason"],
+        # Still running: what the judge sees now (its reason and the arms' counts).
+        "now": status.get("now"),
         "rounds": done,
         "lists": {v: int(k) for v, (k, _) in lists.items()},
         "true_ctr": {v: exp / (k * 10) for v, (k, exp) in lists.items()},

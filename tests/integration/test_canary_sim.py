@@ -5,6 +5,7 @@ a better one is promoted and becomes current. (The full run: `bench/simulate.py 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bench import _sim
@@ -25,17 +26,17 @@ def test_a_worse_ranker_is_rolled_back_and_a_better_one_promoted(
         assert state.models.current("ranker") == "sim-popular"
 
         worse = _sim.canary_round(
-            c, worker.drain, state.impressions.flush, world, "sim-worse", rounds=25
+            c, worker.drain, state.impressions.flush, world, "sim-worse", rounds=40
         )
-        assert worse["state"] == "rolled_back", worse
-        assert worse["reason"].startswith("worse than the current version"), worse
+        assert worse["state"] == "rolled_back", json.dumps(worse)
+        assert worse["reason"].startswith("worse than the current version"), json.dumps(worse)
         assert worse["true_ctr"]["canary-sim-worse"] < worse["true_ctr"]["default"]
         assert state.models.current("ranker") == "sim-popular"
 
         better = _sim.canary_round(
-            c, worker.drain, state.impressions.flush, world, "sim-better", rounds=25
+            c, worker.drain, state.impressions.flush, world, "sim-better", rounds=40
         )
-        assert better["state"] == "promoted", better
+        assert better["state"] == "promoted", json.dumps(better)
         assert better["true_ctr"]["canary-sim-better"] > better["true_ctr"]["default"]
         assert state.models.current("ranker") == "sim-better"
         log = c.get(_sim.CANARY_URL).json()["log"]
