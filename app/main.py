@@ -34,6 +34,7 @@ from app.routes import (
     recommendations,
     rules,
     search,
+    sessions,
     user_list,
     users,
     whynot,
@@ -126,7 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, search, users, controls, interactions, whynot, recommendations):
+    for r in (health, items, search, users, controls, sessions, interactions):
+        app.include_router(r.router)
+    for r in (whynot, recommendations):
         app.include_router(r.router)
     for r in (admin, canary, ope, rules, analytics, experiments, keys, user_list):
         app.include_router(r.router)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from core.domain import JSON_NUMBER, Interaction, Item, UserFields
+from core.domain import JSON_NUMBER, InteractionIn, Item, UserFields
 
 MAX_BATCH = 1000
 
@@ -66,8 +66,8 @@ class ErasureReceipt(BaseModel):
 
 # The list bound is checked before its elements are validated (no work for 10^6 items).
 InteractionsIn = Annotated[
-    Annotated[Interaction, Tag("one")]
-    | Annotated[list[Interaction], Field(min_length=1, max_length=MAX_BATCH), Tag("many")],
+    Annotated[InteractionIn, Tag("one")]
+    | Annotated[list[InteractionIn], Field(min_length=1, max_length=MAX_BATCH), Tag("many")],
     # Validate against the branch the JSON type picks, so errors name the fields of that
     # branch only (not "function-after[...]" noise from both).
     Discriminator(lambda v: "many" if isinstance(v, list) else "one"),
@@ -92,7 +92,8 @@ class RecItem(BaseModel):
 
 class Recommendations(BaseModel):
     recommendation_id: str
-    user_id: str
+    user_id: str | None = Field(description="who asked (null for a guest's session)")
+    session_id: str | None = Field(None, description="the guest's session, if one asked")
     surface: str
     variant: str = Field("default", description="experiment variant the user is assigned to")
     items: list[RecItem]

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -26,6 +27,31 @@ Id = Annotated[
     StringConstraints(pattern=ID_PATTERN),
     Field(description="1-128 chars: letters, digits and . _ : @ - (first char alphanumeric)"),
 ]
+# A guest's session (before sign-in) is stored like a user under an owner id no user id can
+# take: `~s:<session id>` (a user id starts with a letter or digit).
+SESSION_PREFIX = "~s:"
+OWNER_PATTERN = r"^(~s:)?[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+OwnerId = Annotated[
+    str,
+    StringConstraints(pattern=OWNER_PATTERN),
+    Field(description="a user id, or `~s:<session id>` for a guest's session"),
+]
+
+
+def session_owner(session_id: str) -> str:
+    """The owner id a session's state is kept under."""
+    return SESSION_PREFIX + session_id
+
+
+def is_session(owner: str) -> bool:
+    return owner.startswith(SESSION_PREFIX)
+
+
+def session_of(owner: str) -> str | None:
+    """The session id of a session's owner id (None for a user)."""
+    return owner[len(SESSION_PREFIX) :] if is_session(owner) else None
+
+
 # C0 controls, DEL and C1 controls are refused in text: invisible, they break logs, terminals
 # and CSV exports. Patterns rather than validators, so the OpenAPI schema states the rule.
 _CONTROLS = r"\x00-\x1f\x7f-\x9f"
@@ -166,8 +192,8 @@ class User(UserFields):
     user_id: Id
 
 
-class Interaction(BaseModel):
-    """One interaction event as accepted by `POST /v1/interactions`."""
+class InteractionFields(BaseModel):
+    """What an interaction says besides whose it is."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -187,7 +213,6 @@ class Interaction(BaseModel):
         },
     )
 
-    user_id: Id
     item_id: Id
     type: InteractionType
     value: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False), JSON_NUMBER] | None = None
@@ -207,7 +232,7 @@ class Interaction(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _rating_in_range(self) -> Interaction:
+    def _rating_in_range(self) -> InteractionFields:
         # One request must not be able to outweigh thousands of real events.
         if self.type == "rate" and self.value is not None and not 0 <= self.value <= MAX_RATING:
             raise ValueError(f"value of a rate event must be between 0 and {MAX_RATING:g}")
@@ -223,6 +248,75 @@ class Interaction(BaseModel):
     @property
     def weight(self) -> float:
         return interaction_weight(self.type, self.value)
+
+
+class Interaction(InteractionFields):
+    """One interaction as the workers apply it: `user_id` is its owner, a user or a guest's
+    session (`~s:<session id>`)."""
+
+    user_id: OwnerId
+    merged_from: OwnerId | None = Field(
+        None,
+        description="a copy of a session's event folded into the user at a merge: its "
+        "popularity, trending and clicks were counted when the session sent it",
+    )
+
+
+_ID_SCHEMA = {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}
+
+
+class UserInteraction(InteractionFields):
+    """A signed-in user's interaction (a bulk import's rows: no sessions there)."""
+
+    user_id: Id
+
+    def internal(self) -> Interaction:
+        return Interaction.model_validate(self.model_dump())
+
+
+class InteractionIn(InteractionFields):
+    """One interaction event as accepted by `POST /v1/interactions`: a signed-in user's
+    (`user_id`) or a guest's (`session_id`), never both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            **InteractionFields.model_config.get("json_schema_extra", {}),  # type: ignore[dict-item]
+            "oneOf": [{"required": ["user_id"]}, {"required": ["session_id"]}],
+        }
+    )
+
+    # Left out rather than null (the schema says string): `_not_null` refuses an explicit null.
+    user_id: Annotated[Id | None, WithJsonSchema(_ID_SCHEMA)] = Field(
+        None, description="a signed-in user (instead of session_id)"
+    )
+    session_id: Annotated[Id | None, WithJsonSchema(_ID_SCHEMA)] = Field(
+        None,
+        description="a guest's session before sign-in (instead of user_id): its events "
+        "personalise the session's lists at once and expire with it (sessions.ttl_s); "
+        "POST /v1/users/{user_id}/merge folds them into the user",
+    )
+
+    @field_validator("user_id", "session_id", mode="before")
+    @classmethod
+    def _not_null(cls, v: object) -> object:
+        if v is None:  # defaults are not validated: this None was sent
+            raise ValueError("must be a string; leave the field out instead of null")
+        return v
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> InteractionIn:
+        if (self.user_id is None) == (self.session_id is None):
+            raise ValueError("give exactly one of user_id (signed in) and session_id (a guest)")
+        return self
+
+    @property
+    def owner(self) -> str:
+        return self.user_id if self.user_id is not None else session_owner(str(self.session_id))
+
+    def internal(self) -> Interaction:
+        """The event as the workers apply it (its owner in `user_id`)."""
+        data = self.model_dump(exclude={"user_id", "session_id"})
+        return Interaction.model_validate({**data, "user_id": self.owner})
 
 
 def latest_timestamp(now: float | None = None) -> int:

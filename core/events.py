@@ -25,6 +25,10 @@ INTERACTION_LOGGED = "interaction.logged"
 USER_ERASED = "user.erased"
 # Resetting a user's history (their own control) goes the same way, for the same reason.
 USER_RESET = "user.reset"
+# A guest's session folded into a user, and a session's expiry: in the session's partition
+# (`user_id` is the session's owner id), after every event of the session accepted before.
+SESSION_MERGED = "session.merged"
+SESSION_EXPIRED = "session.expired"
 EVENT_TYPES = (
     ITEM_UPSERTED,
     ITEM_DELETED,
@@ -32,6 +36,8 @@ EVENT_TYPES = (
     INTERACTION_LOGGED,
     USER_ERASED,
     USER_RESET,
+    SESSION_MERGED,
+    SESSION_EXPIRED,
 )
 
 
@@ -292,6 +298,15 @@ def user_event(user: User, version: int | None = None) -> tuple[str, dict[str, A
 def erasure_event(user_id: str, token: str) -> tuple[str, dict[str, Any]]:
     """Erase a user (`token`: the request in the user's erasure receipt)."""
     return USER_ERASED, {"user_id": user_id, "erasure": token}
+
+
+def merge_event(session_owner: str, user_id: str) -> tuple[str, dict[str, Any]]:
+    return SESSION_MERGED, {"user_id": session_owner, "into": user_id, "at": time.time()}
+
+
+def expiry_event(session_owner: str, last_seen: float) -> tuple[str, dict[str, Any]]:
+    """`last_seen`: the session's last event time the sweep saw (a later one keeps it)."""
+    return SESSION_EXPIRED, {"user_id": session_owner, "last_seen": last_seen}
 
 
 def reset_event(user_id: str) -> tuple[str, dict[str, Any]]:

@@ -313,6 +313,21 @@ class Keys:
         itself is what was erased): status, times, and `n:<store>` counts of what went."""
         return f"{self.tag('erase')}:{user_digest}"
 
+    @property
+    def sessions(self) -> str:
+        """Sorted set session id -> time of its last accepted event (the expiry sweep's)."""
+        return f"{self.tag('sessions')}:last"
+
+    def session_merge(self, session_id: str) -> str:
+        """JSON of a session's merge into a user (user_id, event ids, at; applied once done),
+        in the sessions slot; expires with sessions.ttl_s."""
+        return f"{self.tag('sessions')}:merge:{session_id}"
+
+    def session_journal(self, owner: str) -> str:
+        """List of a session's newest events as applied (JSON), in the session owner's slot:
+        what a merge folds into the user."""
+        return f"{self.tag('u:' + owner)}:journal"
+
     def user_key_pattern(self, user_id: str) -> str:
         """SCAN MATCH pattern of every key in a user's slot (ids hold no glob characters)."""
         return f"{self.tag('u:' + user_id)}:*"

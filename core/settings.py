@@ -187,6 +187,20 @@ class WorkerSettings(BaseModel):
     reindex_grace_s: float = Field(300.0, ge=0, description="then drop the old collection")
 
 
+class SessionSettings(BaseModel):
+    """Guests' sessions (`session_id` before sign-in): kept like a user's state, in Redis only."""
+
+    ttl_s: int = Field(
+        24 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="a session this long without an event is deleted (its state and journal)",
+    )
+    journal_len: int = Field(
+        500, ge=1, le=10_000, description="a session's newest events kept for a merge"
+    )
+
+
 class CandidateSettings(BaseModel):
     """Candidate sets: retrieval done ahead of requests (per user, per context item)."""
 
@@ -269,6 +283,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     experiments: ExperimentSettings = ExperimentSettings()
     canary: CanarySettings = CanarySettings()
+    sessions: SessionSettings = SessionSettings()
     # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
     surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)
 

@@ -49,6 +49,8 @@ def build_stores(
             dedup_ttl_s=w.dedup_ttl_s,
             trending_half_life_s=w.trending_half_life_h * 3600,
             log_compaction_delay_s=w.log_compaction_delay_s,
+            session_ttl_s=settings.sessions.ttl_s,
+            session_journal_len=settings.sessions.journal_len,
         ),
         text=TextModel(
             embedder or load_embedder(settings),

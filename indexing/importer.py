@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
-from core.domain import Interaction, Item, User
+from core.domain import Item, User, UserInteraction
 from core.events import INTERACTION_LOGGED
 from indexing.apply import (
     Stores,
@@ -121,7 +121,7 @@ def import_records(
     touched: set[str] = set()
     with tqdm(total=n_interactions, unit="event", desc="interactions", disable=not progress) as bar:
         for chunk in _chunks(interactions, event_batch):
-            events = _validated(Interaction, chunk, report)
+            events = [e.internal() for e in _validated(UserInteraction, chunk, report)]
             # No stream ids: a bulk import applies each record once by construction.
             apply_interactions(stores, [(None, e) for e in events], refresh=False)
             if stores.log is not None:

@@ -11,6 +11,7 @@ from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import MAX_BATCH, Accepted, InteractionsIn
 from app.services.queue import enqueue, enqueue_once
+from app.services.sessions import touch_sessions
 from core import events as ev
 from core.errors import InvalidRequest
 
@@ -48,13 +49,17 @@ def post_interactions(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
-    """Log one interaction or a list of up to 1,000; 202 means stored and never lost."""
+    """Log one interaction or a list of up to 1,000; 202 means stored and never lost. Each
+    names a signed-in `user_id` or a guest's `session_id`."""
     batch = body if isinstance(body, list) else [body]
     if not batch:
         raise InvalidRequest("send one interaction object or a non-empty list of them")
     if len(batch) > MAX_BATCH:
         raise InvalidRequest(f"at most {MAX_BATCH} interactions per request, got {len(batch)}")
-    events = [ev.interaction_event(i) for i in batch]
+    events = [ev.interaction_event(i.internal()) for i in batch]
+    sessions = {i.session_id for i in batch if i.session_id is not None}
+    if sessions:  # before the events: an expiry sweep must see the session as active
+        touch_sessions(state, sessions)
     if idempotency_key is None:
         return Accepted(event_ids=enqueue(state, events))
     # The request as sent (before the server fills in missing timestamps) identifies it.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -9,7 +10,7 @@ from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import PrecomputedRecommendations, Recommendations
-from core.domain import ID_PATTERN
+from core.domain import ID_PATTERN, session_owner
 from core.errors import InvalidRequest, NotFound
 from core.expr import FilterSyntaxError
 from core.surfaces import Device
@@ -26,7 +27,18 @@ router = APIRouter(
 )
 
 
-UserIdQ = Annotated[str, Query(pattern=ID_PATTERN, description="who is asking")]
+UserIdQ = Annotated[
+    str | None,
+    Query(pattern=ID_PATTERN, description="who is asking (or `session_id` for a guest)"),
+]
+SessionIdQ = Annotated[
+    str | None,
+    Query(
+        pattern=ID_PATTERN,
+        description="a guest's session before sign-in (instead of user_id): its lists "
+        "follow the session's own events",
+    ),
+]
 SurfaceQ = Annotated[
     str,
     Query(
@@ -121,10 +133,67 @@ LocalHourQ = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Asker:
+    """Who a list is for: a signed-in user, or a guest's session (stored as its owner id)."""
+
+    owner: str
+    session_id: str | None = None
+
+    def answer(self, result: Mapping[str, Any]) -> dict[str, Any]:
+        """The response as the caller named the asker (a session: `session_id`, no user)."""
+        if self.session_id is None:
+            return dict(result)
+        return {**result, "user_id": None, "session_id": self.session_id}
+
+
+def asker(user_id: UserIdQ = None, session_id: SessionIdQ = None) -> Asker:
+    if (user_id is None) == (session_id is None):
+        raise InvalidRequest("give exactly one of user_id (signed in) and session_id (a guest)")
+    if session_id is not None:
+        return Asker(session_owner(session_id), session_id)
+    return Asker(str(user_id))
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the request says about where and how it is asked (seed 004's context)."""
+
+    device: str | None = None
+    region: str | None = None
+    local_hour: int | None = None
+    filter: str | None = None
+
+    def applied(self, req: RecRequest, **more: Any) -> RecRequest:
+        return replace(
+            req,
+            device=self.device,
+            region=self.region,
+            local_hour=self.local_hour,
+            filter=self.filter,
+            **more,
+        )
+
+
+def request_context(
+    device: DeviceQ = None,
+    region: RegionQ = None,
+    local_hour: LocalHourQ = None,
+    filter_: FilterQ = None,
+) -> RequestContext:
+    region_now = region.upper() if region else None
+    return RequestContext(device, region_now, local_hour, checked_filter(filter_))
+
+
+AskerDep = Annotated[Asker, Depends(asker)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+
+
 @router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
 def get_recommendations(
     state: StateDep,
-    user_id: UserIdQ,
+    who: AskerDep,
+    context: ContextDep,
     surface: SurfaceQ = "homepage",
     item_id: ItemIdQ = None,
     limit: LimitQ = None,
@@ -135,31 +204,20 @@ def get_recommendations(
     pages: PagesQ = 1,
     cursor: CursorQ = None,
     profiling: ProfilingQ = True,
-    device: DeviceQ = None,
-    region: RegionQ = None,
-    local_hour: LocalHourQ = None,
-    filter_: FilterQ = None,
 ) -> Recommendations:
-    """What `user_id` should see on `surface`; with `pages`, a list to page through."""
+    """What `user_id` (or a guest's `session_id`) should see on `surface`; with `pages`, a
+    list to page through."""
     if cursor is not None:
         if debug:
             raise InvalidRequest("debug=true does not page: ask without `cursor`")
         result: Any
-        result, nxt = paging.page(state, cursor, user_id, surface)
+        result, nxt = paging.page(state, cursor, who.owner, surface)
     else:
-        req = rec_request(state, user_id, surface, item_id, limit, category, language, debug)
-        req = replace(
-            req,
-            profiling=profiling,
-            device=device,
-            region=region.upper() if region else None,
-            local_hour=local_hour,
-            filter=checked_filter(filter_),
-        )
-        result, nxt = _paged(state, req, pages)
+        req = rec_request(state, who.owner, surface, item_id, limit, category, language, debug)
+        result, nxt = _paged(state, context.applied(req, profiling=profiling), pages)
     if details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
-    return Recommendations.model_validate({**result, "next_cursor": nxt})
+    return Recommendations.model_validate({**who.answer(result), "next_cursor": nxt})
 
 
 @router.get(
@@ -169,39 +227,27 @@ def get_recommendations(
 )
 def get_cached_recommendations(
     state: StateDep,
-    user_id: UserIdQ,
+    who: AskerDep,
+    context: ContextDep,
     surface: SurfaceQ = "homepage",
     item_id: ItemIdQ = None,
     limit: LimitQ = None,
     category: CategoryQ = None,
     language: LanguageQ = None,
     profiling: ProfilingQ = True,
-    device: DeviceQ = None,
-    region: RegionQ = None,
-    local_hour: LocalHourQ = None,
-    filter_: FilterQ = None,
 ) -> PrecomputedRecommendations:
     """What is already computed for this request, without computing anything: the result
     cache entry it would hit now, else the user's candidate set (unranked, through the hard
     filters), with `generated_at` and `source`; 404 when neither exists."""
-    req = rec_request(state, user_id, surface, item_id, limit, category, language)
-    region_now = region.upper() if region else None
-    req = replace(
-        req,
-        profiling=profiling,
-        device=device,
-        region=region_now,
-        local_hour=local_hour,
-        filter=checked_filter(filter_),
-    )
-    got = precomputed(state, req)
+    req = rec_request(state, who.owner, surface, item_id, limit, category, language)
+    got = precomputed(state, context.applied(req, profiling=profiling))
     if got is None:
         raise NotFound(
             "nothing precomputed for this request (no cached list, no candidate set): ask "
             "GET /v1/recommendations"
         )
     result, source = got
-    return PrecomputedRecommendations.model_validate({**result, "source": source})
+    return PrecomputedRecommendations.model_validate({**who.answer(result), "source": source})
 
 
 def checked_filter(text: str | None) -> str | None:

@@ -3,7 +3,6 @@ context and the item whatever its status)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,16 +12,12 @@ from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.routes.recommendations import (
+    AskerDep,
     CategoryQ,
-    DeviceQ,
-    FilterQ,
+    ContextDep,
     LanguageQ,
     LimitQ,
-    LocalHourQ,
-    RegionQ,
     SurfaceQ,
-    UserIdQ,
-    checked_filter,
     rec_request,
 )
 from core.domain import ID_PATTERN
@@ -56,7 +51,8 @@ Stage = Literal[
 
 class WhyNot(BaseModel):
     item_id: str
-    user_id: str
+    user_id: str | None
+    session_id: str | None = None
     surface: str
     variant: str
     stage: Stage = Field(description="the first stage of the pipeline that lost the item")
@@ -71,7 +67,8 @@ class WhyNot(BaseModel):
 @router.get("/why-not", response_model=WhyNot)
 def get_why_not(
     state: StateDep,
-    user_id: UserIdQ,
+    who: AskerDep,
+    context: ContextDep,
     item_id: Annotated[str, Query(pattern=ID_PATTERN, description="the item asked about")],
     surface: SurfaceQ = "homepage",
     context_item_id: Annotated[
@@ -85,22 +82,18 @@ def get_why_not(
         str | None,
         Query(pattern=r"^[0-9a-f]{32}$", description="replay that list's exploration draws"),
     ] = None,
-    filter_: FilterQ = None,
-    region: RegionQ = None,
-    device: DeviceQ = None,
-    local_hour: LocalHourQ = None,
 ) -> WhyNot:
     """Run the pipeline for this request, traced and uncached, and say at which stage
     `item_id` left the list (or its position), with the numbers that decided."""
-    context = context_item_id
     req = rec_request(
-        state, user_id, surface, context, limit, category, language, item_param="context_item_id"
+        state,
+        who.owner,
+        surface,
+        context_item_id,
+        limit,
+        category,
+        language,
+        item_param="context_item_id",
     )
-    req = replace(
-        req,
-        filter=checked_filter(filter_),
-        region=region.upper() if region else None,
-        device=device,
-        local_hour=local_hour,
-    )
-    return WhyNot.model_validate(why_not(state, req, item_id, recommendation_id))
+    req = context.applied(req)
+    return WhyNot.model_validate(who.answer(why_not(state, req, item_id, recommendation_id)))

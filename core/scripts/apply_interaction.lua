@@ -12,16 +12,27 @@
 -- keeps their profile as it is: the event is marked done and 2 is returned, and only an
 -- explicit dislike or skip is kept (popularity, trending and attribution are separate calls
 -- and still count it).
--- KEYS: done history affinity confidence negatives controls
--- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative
+-- A guest's session (journal_entry not empty) also appends the event to its journal, the
+-- newest journal_len kept, for a merge into a user; its keys expire after session_ttl_s
+-- without an event (a backstop: the worker's sweep deletes an idle session first).
+-- KEYS: done history affinity confidence negatives controls journal
+-- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative journal_entry journal_len session_ttl_s
 local done, history, affinity, confidence, negatives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local controls = KEYS[6]
 local item, ts, weight, confidence_weight = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local dedup_ttl_s, history_len = ARGV[5], ARGV[6]
 local negative, negatives_len, lifts_negative = ARGV[7], ARGV[8], ARGV[9]
+local journal, journal_entry, journal_len, session_ttl_s = KEYS[7], ARGV[10], ARGV[11], ARGV[12]
 
 if dedup_ttl_s ~= '0' then
   if not redis.call('SET', done, 1, 'NX', 'EX', dedup_ttl_s) then return 0 end
+end
+if journal_entry ~= '' then
+  redis.call('RPUSH', journal, journal_entry)
+  redis.call('LTRIM', journal, -tonumber(journal_len), -1)
+  for _, key in ipairs({journal, history, affinity, confidence, negatives}) do
+    redis.call('EXPIRE', key, session_ttl_s)
+  end
 end
 if redis.call('HGET', controls, 'paused') == '1' then
   -- An explicit dislike still counts: it is a control, not history.

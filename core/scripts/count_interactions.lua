@@ -24,7 +24,7 @@ for e = 1, n_events do
   if fresh then
     counted = counted + 1
     if tonumber(weight) > 0 then redis.call('ZINCRBY', popularity, weight, item) end
-    redis.call('SADD', users, user)
+    if user ~= '' then redis.call('SADD', users, user) end  -- '': a guest's session
     if increment > 0 then
       for j = 1, n_scopes do
         local set = KEYS[first_trending + tonumber(ARGV[a + 4 + j]) - 1]

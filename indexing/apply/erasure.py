@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from core import events as ev
+from core.domain import is_session
 from core.keys import RECS_SHARDS
 from core.redis_typed import StreamEntry, text
 from core.stores.erasures import STEPS, ErasureRecords
@@ -70,8 +71,9 @@ def erase(s: Stores, user_id: str, token: str, event: ev.Event) -> None:
 
 
 def log_records(done: Sequence[ev.Event]) -> list[dict[str, Any]]:
-    """The durable-log lines of applied events: not erasures, and not the events of a user
-    erased later in the same batch (applied, then erased; logging them would undo that)."""
+    """The durable-log lines of applied events: not erasures, not the events of a user
+    erased later in the same batch (applied, then erased; logging them would undo that), and
+    not a guest session's (a merge logs its copies under the user)."""
     last_erased: dict[Any, int] = {}
     for i, e in enumerate(done):
         if e.type == ev.USER_ERASED:
@@ -79,7 +81,9 @@ def log_records(done: Sequence[ev.Event]) -> list[dict[str, Any]]:
     return [
         {"id": e.key, "type": e.type, "data": e.data, "t": e.enqueued_at}
         for i, e in enumerate(done)
-        if e.type != ev.USER_ERASED and i > last_erased.get(e.data.get("user_id"), -1)
+        if e.type != ev.USER_ERASED
+        and i > last_erased.get(e.data.get("user_id"), -1)
+        and not is_session(str(e.data.get("user_id", "")))  # guests' events expire with them
     ]
 
 

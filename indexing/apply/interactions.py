@@ -11,6 +11,7 @@ pipeline: one round trip on a single Redis, one per node on a cluster.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from redis.client import Pipeline
 
-from core.domain import Interaction
+from core.domain import Interaction, is_session
 from core.scripts import APPLY_INTERACTION, ATTRIBUTE_CLICK, COUNT_INTERACTIONS, execute
 from core.served_list import hour_of, hourly_ttl
 from core.tracing import span
@@ -61,14 +62,17 @@ def apply_interactions(
     """
     if not events:
         return 0
-    scopes = trending_scopes(s.redis, s.keys, [ev for _, ev in events])
+    # A session's events folded into its user were counted when the session sent them.
+    counted = [(eid, ev) for eid, ev in events if ev.merged_from is None]
     pipe = s.redis.pipeline(transaction=False)
     now = time.time()
     user_parts = []  # where each event's user part is in the pipeline's results
     for eid, ev in events:
         user_parts.append(len(pipe))
         _queue_one(s, pipe, eid, ev, now)
-    _queue_counters(s, pipe, events, scopes, now)
+    if counted:
+        scopes = trending_scopes(s.redis, s.keys, [ev for _, ev in counted])
+        _queue_counters(s, pipe, counted, scopes, now)
     with span("redis execute", **{"db.system": "redis"}):
         results = execute(s.redis, pipe)
     applied = sum(1 for i in user_parts if int(results[i]) > 0)  # 2: new, history paused
@@ -98,6 +102,7 @@ def _queue_one(
             "confidence": k.confidence(ev.user_id),
             "negatives": k.negatives(ev.user_id),
             "controls": k.controls(ev.user_id),
+            "journal": k.session_journal(ev.user_id),
         },
         args={
             "item": ev.item_id,
@@ -109,10 +114,11 @@ def _queue_one(
             "negative": int(ev.type in NEGATIVE_TYPES),
             "negatives_len": s.settings.negatives_len,
             "lifts_negative": int(lifts_negative(ev)),
+            **_journal(s, ev),
         },
         pipe=pipe,
     )
-    if attributable(ev):
+    if attributable(ev) and ev.merged_from is None:
         shard = k.rec_shard(ev.recommendation_id or "")
         ATTRIBUTE_CLICK(
             s.redis,
@@ -132,6 +138,18 @@ def _queue_one(
         )
 
 
+def _journal(s: Stores, ev: Interaction) -> dict[str, str | int]:
+    """A session's event goes to its journal too (what a merge folds into the user)."""
+    entry = ""
+    if is_session(ev.user_id):
+        entry = json.dumps(ev.model_dump(mode="json", exclude={"user_id", "merged_from"}))
+    return {
+        "journal_entry": entry,
+        "journal_len": s.settings.session_journal_len,
+        "session_ttl_s": s.settings.session_ttl_s,
+    }
+
+
 def _queue_counters(
     s: Stores,
     pipe: Pipeline,
@@ -148,7 +166,8 @@ def _queue_counters(
         ts = float(ev.timestamp if ev.timestamp is not None else now)
         own = [sets.setdefault(k.trending(sc), len(sets) + 1) for sc in scopes(ev)]
         increment = s.trending.increment(ev.weight, min(ts, now))
-        args += [ev.item_id, repr(ev.weight), ev.user_id, repr(increment), len(own), *own]
+        user = "" if is_session(ev.user_id) else ev.user_id  # guests are not in the users index
+        args += [ev.item_id, repr(ev.weight), user, repr(increment), len(own), *own]
     marked = all(eid is not None for eid, _ in events)  # else bulk: applied once by design
     COUNT_INTERACTIONS(
         s.redis,

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
+from core.domain import is_session
 from core.keys import Keys
 from core.scripts import TAKE_LEASE
 from core.stores.catalogue import RedisCatalogue
@@ -48,6 +49,8 @@ class ApplySettings:
     trending_half_life_s: float = 24 * 3600.0
     # Erased users' lines leave the event log this long after the erasure (0: at once).
     log_compaction_delay_s: float = 60.0
+    session_ttl_s: int = 24 * 3600
+    session_journal_len: int = 500
 
 
 @dataclass
@@ -132,7 +135,8 @@ class UserSync:
     since: float | None = None
 
     def add(self, user_ids: Sequence[str]) -> None:
-        self.pending.update(user_ids)
+        # Guests' sessions live in Redis only (they expire; nothing searches them in Milvus).
+        self.pending.update(u for u in user_ids if not is_session(u))
         if self.since is None:
             self.since = time.monotonic()
 
