@@ -82,6 +82,13 @@ def _background(
     return threads
 
 
+# Every router, in the order the schema lists them (why-not and cached before the list route).
+ROUTES = (
+    *(health, items, search, users, controls, sessions, interactions, whynot, recommendations),
+    *(admin, canary, ope, rules, analytics, experiments, keys, user_list),
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -127,11 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _milvus_down(_: Request, exc: MilvusException) -> JSONResponse:
         return await _unavailable("milvus", exc)
 
-    for r in (health, items, search, users, controls, sessions, interactions):
-        app.include_router(r.router)
-    for r in (whynot, recommendations):
-        app.include_router(r.router)
-    for r in (admin, canary, ope, rules, analytics, experiments, keys, user_list):
+    for r in ROUTES:
         app.include_router(r.router)
     console.install(app, settings)  # /console, unless serving.console_enabled is off
 

@@ -59,7 +59,7 @@ def complete(schema: dict[str, Any], settings: Settings) -> None:
     for name, props in _properties(components):
         if "birth_year" in props:
             _set_bound(props["birth_year"], "integer", "maximum", time.gmtime().tm_year)
-        if name == "Interaction" and "timestamp" in props:
+        if name == "InteractionIn" and "timestamp" in props:
             _set_bound(props["timestamp"], "number", "maximum", latest_timestamp())
         if name == "RuleIn" and "surfaces" in props:
             _set_enum(props["surfaces"]["items"], surfaces)

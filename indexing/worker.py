@@ -39,8 +39,7 @@ from indexing.apply import (
 )
 from indexing.apply.erasure import log_records
 from indexing.apply.reset import apply_resets
-from indexing.apply.sessions import apply_expiries, apply_merges
-from indexing.apply.sessions import sweep as sweep_sessions
+from indexing.apply.sessions import apply_expiries, apply_merges, sweep_idle
 from indexing.partitions import Leases
 from indexing.refresh import queue_items, queue_users
 from indexing.streams import Entry, Partition, ack, read_new
@@ -189,7 +188,7 @@ class Worker:
                     self.trim()
                     self.stores.trending.refresh_epoch()
                     self.stores.compact_log_if_due()
-                    sweep_sessions(self.stores)
+                    sweep_idle(self.stores)
                 if not self.held:  # more workers than partitions: stand by
                     n = self._flush_items(force=True)
                     stop.wait(self.block_ms / 1000)

@@ -43,7 +43,7 @@ class SessionMerge(BaseModel):
     response_model=SessionMerge,
     status_code=202,
     responses={
-        **error_responses(409),
+        **error_responses(409, 413),
         200: {"model": SessionMerge, "description": "merged before: nothing more happens"},
     },
 )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from vantage_client import inputs
+from vantage_client import _params, inputs
 from vantage_client import models as m
 from vantage_client._requests import (
     Body,
@@ -124,7 +124,8 @@ def get_erasure(user_id: str) -> Call[m.ErasureReceipt]:
 def log_interactions(
     events: Body | Iterable[Body], *, idempotency_key: str | None = None
 ) -> Call[m.Accepted]:
-    """Log one interaction or a list of up to 1,000 (`Interaction`s or dicts).
+    """Log one interaction or a list of up to 1,000 (`Interaction`s or dicts), each a
+    signed-in `user_id`'s or a guest's `session_id`'s.
 
     Sent with an `Idempotency-Key` (a new UUID unless given) that every retry of this call
     reuses: the server answers a repeat from the first attempt and logs nothing twice."""
@@ -140,9 +141,10 @@ def log_interactions(
 
 
 def recommend(
-    user_id: str,
+    user_id: str | None = None,
     surface: str = "homepage",
     *,
+    session_id: str | None = None,
     item_id: str | None = None,
     limit: int | None = None,
     category: str | None = None,
@@ -157,23 +159,23 @@ def recommend(
     local_hour: int | None = None,
     filter: str | None = None,
 ) -> Call[m.Recommendations]:
-    """What `user_id` should see on `surface` (`item_id` is the context of related, up_next...);
-    `details=True` adds each item's title and primary category; `pages=N` builds the list for
-    N pages and `cursor=answer.next_cursor` fetches the next one."""
+    """What `user_id` (or a guest's `session_id`) should see on `surface` (`item_id` is the
+    context of related, up_next...); `details=True` adds each item's title and primary
+    category; `pages=N` builds the list for N pages and `cursor=answer.next_cursor` fetches
+    the next one."""
     params = {
+        **_params.asker(user_id, session_id),
+        **_params.request(
+            surface=surface,
+            item_id=item_id,
+            limit=limit,
+            category=category,
+            language=language,
+            profiling=profiling,
+        ),
+        **_params.context(device=device, region=region, local_hour=local_hour, filter=filter),
         "pages": pages,
         "cursor": cursor,
-        "profiling": None if profiling else False,
-        "device": device,
-        "region": region,
-        "local_hour": local_hour,
-        "filter": filter,
-        "user_id": user_id,
-        "surface": surface,
-        "item_id": item_id,
-        "limit": limit,
-        "category": category,
-        "language": language,
         "debug": debug or None,
         "details": details or None,
     }
@@ -334,6 +336,7 @@ from vantage_client._calls_admin import (  # noqa: E402
     list_ope_candidates,
     list_users,
     me,
+    merge_session,
     patch_controls,
     put_ope_candidate,
     remove_not_interested,
@@ -358,6 +361,7 @@ __all__ = [
     "list_ope_candidates",
     "list_users",
     "me",
+    "merge_session",
     "patch_controls",
     "put_ope_candidate",
     "remove_not_interested",

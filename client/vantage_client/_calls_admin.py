@@ -3,7 +3,7 @@ are in `_calls`, which re-exports these)."""
 
 from __future__ import annotations
 
-from vantage_client import inputs
+from vantage_client import _params, inputs
 from vantage_client import models as m
 from vantage_client._requests import Body, Call, body, build, nothing, parse_model
 
@@ -70,10 +70,11 @@ def stop_canary(*, reason: str | None = None) -> Call[m.CanaryOut]:
 
 
 def why_not(
-    user_id: str,
+    user_id: str | None,
     item_id: str,
     surface: str = "homepage",
     *,
+    session_id: str | None = None,
     context_item_id: str | None = None,
     limit: int | None = None,
     category: str | None = None,
@@ -84,10 +85,12 @@ def why_not(
     device: str | None = None,
     local_hour: int | None = None,
 ) -> Call[m.WhyNot]:
-    """Why `item_id` is not in `user_id`'s list on `surface` (admin key): the stage that lost
-    it and the numbers that decided; `recommendation_id` replays that list's exploration."""
+    """Why `item_id` is not in `user_id`'s (or `session_id`'s) list on `surface` (admin key):
+    the stage that lost it and the numbers that decided; `recommendation_id` replays that
+    list's exploration."""
     params = {
-        "user_id": user_id,
+        **_params.asker(user_id, session_id),
+        **_params.context(device=device, region=region, local_hour=local_hour, filter=filter),
         "item_id": item_id,
         "surface": surface,
         "context_item_id": context_item_id,
@@ -95,21 +98,15 @@ def why_not(
         "category": category,
         "language": language,
         "recommendation_id": recommendation_id,
-        "filter": filter,
-        "region": region,
-        "device": device,
-        "local_hour": local_hour,
     }
     return build("why_not", parse_model(m.WhyNot), params=params)
 
 
-# precomputed lists
-
-
 def cached_recommendations(
-    user_id: str,
+    user_id: str | None = None,
     surface: str = "homepage",
     *,
+    session_id: str | None = None,
     item_id: str | None = None,
     limit: int | None = None,
     category: str | None = None,
@@ -123,17 +120,16 @@ def cached_recommendations(
     """What is already computed for this request (the result cache, else the user's
     candidate set), without computing; `NotFound` when nothing is."""
     params = {
-        "user_id": user_id,
-        "surface": surface,
-        "item_id": item_id,
-        "limit": limit,
-        "category": category,
-        "language": language,
-        "profiling": None if profiling else False,
-        "device": device,
-        "region": region,
-        "local_hour": local_hour,
-        "filter": filter,
+        **_params.asker(user_id, session_id),
+        **_params.request(
+            surface=surface,
+            item_id=item_id,
+            limit=limit,
+            category=category,
+            language=language,
+            profiling=profiling,
+        ),
+        **_params.context(device=device, region=region, local_hour=local_hour, filter=filter),
     }
     model = parse_model(m.PrecomputedRecommendations)
     return build("cached_recommendations", model, params=params)
@@ -192,6 +188,14 @@ def remove_not_interested(user_id: str, kind: str, value: str) -> Call[None]:
     """Take a "not interested" back."""
     path = {"user_id": user_id, "kind": kind, "value": value}
     return build("remove_not_interested", nothing, path)
+
+
+def merge_session(user_id: str, session: str) -> Call[m.SessionMerge]:
+    """Fold the guest session `session` into `user_id` once they sign in (exactly once: a
+    repeat answers the same merge; `Conflict` if it went to another user)."""
+    payload = {"session_id": session}
+    model = parse_model(m.SessionMerge)
+    return build("merge_session", model, {"user_id": user_id}, json=payload, retry_safe=True)
 
 
 def reset_history(user_id: str) -> Call[m.Accepted]:

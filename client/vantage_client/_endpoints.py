@@ -114,6 +114,8 @@ class Endpoints:
     add_not_interested = Endpoint(c.add_not_interested)
     remove_not_interested = Endpoint(c.remove_not_interested)
     reset_history = Endpoint(c.reset_history)
+    # guests' sessions
+    merge_session = Endpoint(c.merge_session)
     # events and recommendations
     log_interactions = Endpoint(c.log_interactions)
     recommend = Endpoint(c.recommend)

@@ -19,9 +19,11 @@ class InputModel(BaseModel):
 
 
 class Interaction(InputModel):
-    """One event of `POST /v1/interactions`; `timestamp` (unix s) defaults to now."""
+    """One event of `POST /v1/interactions`, a signed-in `user_id`'s or a guest's
+    `session_id`'s (exactly one); `timestamp` (unix s) defaults to now."""
 
-    user_id: str
+    user_id: str | None = None
+    session_id: str | None = None
     item_id: str
     type: InteractionType
     value: float | None = None

@@ -93,7 +93,8 @@ class RecItem(ApiModel):
 
 class Recommendations(ApiModel):
     recommendation_id: str
-    user_id: str
+    user_id: str | None = Field(description="who asked (None for a guest's session)")
+    session_id: str | None = None
     surface: str
     variant: str = "default"
     items: list[RecItem]
@@ -339,7 +340,8 @@ class WhyNot(ApiModel):
     """Where an item left a user's list: the stage, why, and the numbers that decided."""
 
     item_id: str
-    user_id: str
+    user_id: str | None
+    session_id: str | None = None
     surface: str
     variant: str
     stage: str
@@ -368,6 +370,7 @@ class CanaryStatus(ApiModel):
 
 # Off-policy evaluation answers live in their own module.
 from vantage_client.models_controls import NotInterestedOut as NotInterestedOut  # noqa: E402
+from vantage_client.models_controls import SessionMerge as SessionMerge  # noqa: E402
 from vantage_client.models_controls import UserControls as UserControls  # noqa: E402
 from vantage_client.models_ope import OpeCandidateOut as OpeCandidateOut  # noqa: E402
 from vantage_client.models_ope import OpeCandidates as OpeCandidates  # noqa: E402

@@ -1,4 +1,5 @@
-"""Typed answers of the users' own controls (re-exported by `models`)."""
+"""Typed answers of the users' own controls and of a guest session's merge (re-exported by
+`models`)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,15 @@ class UserControls(BaseModel):
     paused: bool
     profiling: bool
     not_interested: list[NotInterestedOut]
+
+
+class SessionMerge(BaseModel):
+    """A guest session's merge into a user: `queued`, then `merged` with the events folded."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session_id: str
+    user_id: str
+    status: str
+    event_ids: list[str]
+    merged_events: int | None = None

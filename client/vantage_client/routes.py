@@ -33,6 +33,8 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "add_not_interested": ("POST", "/v1/users/{user_id}/not-interested"),
     "remove_not_interested": ("DELETE", "/v1/users/{user_id}/not-interested/{kind}/{value}"),
     "reset_history": ("POST", "/v1/users/{user_id}/history/reset"),
+    # guests' sessions
+    "merge_session": ("POST", "/v1/users/{user_id}/merge"),
     # events and recommendations
     "log_interactions": ("POST", "/v1/interactions"),
     "recommend": ("GET", "/v1/recommendations"),

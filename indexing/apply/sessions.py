@@ -115,7 +115,7 @@ def forget(s: Stores, owner: str, before: float) -> None:
         store(s).unindex(sid, before)
 
 
-def sweep(s: Stores, now: float | None = None) -> int:
+def sweep_idle(s: Stores, now: float | None = None) -> int:
     """Queue the expiry of sessions idle for sessions.ttl_s (one sweeper at a time, a batch
     per call); how many were queued."""
     now = time.time() if now is None else now

@@ -122,6 +122,10 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("add_not_interested", "ann", entry).not_interested[0].value == "cooking"
     assert call("remove_not_interested", "ann", "category", "cooking") is None
     assert call("reset_history", "ann").status == "queued"
+    guest = Interaction(session_id="g-1", item_id="tour-1", type="click")
+    assert len(call("log_interactions", [guest]).event_ids) == 1
+    assert vantage.recommend(session_id="g-1", limit=3).session_id == "g-1"
+    assert call("merge_session", "ann", session="g-1").status == "queued"
     assert call("list_ope_candidates").candidates == []
     calm = {"surface": "homepage", "overrides": {"policy": {"mmr_lambda": 0.5}}, "share": 1}
     assert call("put_ope_candidate", "calm", calm).overrides == calm["overrides"]

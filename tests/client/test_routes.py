@@ -28,7 +28,12 @@ CLIENT = ROOT / "client" / "vantage_client"
 
 
 # Client models whose name differs from their schema component; fields the client adds.
-RENAMED = {"Profile": "UserFields", "ProfilePreferences": "Preferences"}
+RENAMED = {
+    "Profile": "UserFields",
+    "ProfilePreferences": "Preferences",
+    "Interaction": "InteractionIn",
+    "SessionMerge": "SessionMerge",
+}
 CLIENT_ONLY = {"Accepted": {"replayed"}}
 # Builder parameters that go in the request body (the schema's parameters are the others).
 BODY_PARAMS = {"item", "items", "profile", "changes", "events", "rule", "ids"}
@@ -37,6 +42,7 @@ BODY_PARAMS |= {"version", "force", "key"}  # make_current's body; create_key's
 BODY_PARAMS |= {"share", "margin", "reason"}  # the canary's
 BODY_PARAMS |= {"evaluation", "candidate"}  # off-policy evaluation's
 BODY_PARAMS |= {"entry"}  # a "not interested"
+BODY_PARAMS |= {"session"}  # a session's merge
 
 
 def _schema() -> dict[str, Any]:

@@ -128,10 +128,10 @@ def test_idle_sessions_expire_and_active_ones_stay(stores: Any, worker: Any) -> 
     worker.drain()
     now = time.time()
     sessions.touch({"old"}, now=now - ttl - 5)
-    assert apply_sessions.sweep(stores, now=now) == 1
+    assert apply_sessions.sweep_idle(stores, now=now) == 1
     sessions.touch({"busy"}, now=now - ttl - 5)  # swept next...
     stores.redis.delete(stores.keys.sessions + ":sweep")
-    assert apply_sessions.sweep(stores, now=now) == 2  # ("old" not applied yet: queued again)
+    assert apply_sessions.sweep_idle(stores, now=now) == 2  # ("old" not applied yet: queued again)
     sessions.touch({"busy"}, now=now + 1)  # ... but an event came in meanwhile
     worker.drain()
     assert not stores.redis.exists(stores.keys.history(session_owner("old")))
