@@ -59,16 +59,7 @@ def precomputed(state: ServingState, req: RecRequest) -> tuple[RecResult, str] |
     fused = _fused(state, got)
     tomb = state.catalogue.tombstoned([c.item_id for c in fused])
     hard = replace(hard, tombstoned=frozenset(tomb))
-    final = apply_policy(
-        fused,
-        limit=req.limit,
-        max_maturity=hard.max_maturity,
-        region=hard.region,
-        tombstoned=hard.tombstoned,
-        exclude=hard.exclude,
-        language=hard.language,
-        unwanted=hard.unwanted,
-    )
+    final = apply_policy(fused, limit=req.limit, **hard.checks)
     out = response(req, final, [], variant, uuid.uuid4().hex)
     out["generated_at"], out["cached"], out["profiling"] = got.built_at, True, True
     state.impressions.log(out, query=req.query())

@@ -131,16 +131,7 @@ def retrieve(
     SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
     hard = dataclasses.replace(hard, tombstoned=frozenset(tomb))
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.
-    kept = apply_policy(
-        fused,
-        limit=cfg.rank_depth,
-        max_maturity=hard.max_maturity,
-        region=hard.region,
-        tombstoned=hard.tombstoned,
-        exclude=hard.exclude,
-        language=hard.language,
-        unwanted=hard.unwanted,
-    )
+    kept = apply_policy(fused, limit=cfg.rank_depth, **hard.checks)
     timings = {
         "candidates_ms": (t1 - t) * 1000,
         "scoring_ms": (time.perf_counter() - t1) * 1000,

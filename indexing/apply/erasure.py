@@ -172,7 +172,7 @@ def _served_lists(s: Stores, user_id: str) -> dict[str, int]:
     return {
         "impressions": impressions,
         "attribution_records": attribution,
-        "cached_lists": _cached_lists(s, user_id),
+        "cached_lists": cached_lists(s, user_id),
     }
 
 
@@ -184,7 +184,7 @@ def _json(fields: dict[Any, Any]) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
-def _cached_lists(s: Stores, user_id: str) -> int:
+def cached_lists(s: Stores, user_id: str) -> int:
     """Result-cache entries and last good lists of the user (both carry `user_id`)."""
     keys = list(s.redis.scan_iter(match=s.keys.result_cache("*"), count=CHUNK))
     removed = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core import events as ev
-from indexing.apply.erasure import _cached_lists
+from indexing.apply.erasure import cached_lists
 from indexing.apply.stores import Stores
 
 
@@ -33,4 +33,4 @@ def reset(s: Stores, user_id: str, at: float) -> None:
     s.user_sync.pending.discard(user_id)  # nothing of the old profile is mirrored back
     s.users.delete([user_id])
     s.mark_written()
-    _cached_lists(s, user_id)  # last good lists (for outages) were personal too
+    cached_lists(s, user_id)  # last good lists (for outages) were personal too

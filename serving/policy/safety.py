@@ -31,6 +31,17 @@ class HardFilters:
         """The arguments of `visible`: what may never reach this user."""
         return {"max_maturity": self.max_maturity, "region": self.region}
 
+    @property
+    def checks(self) -> dict[str, Any]:
+        """The arguments of `allowed` (and of `apply_policy`'s hard filters)."""
+        return {
+            **self.visibility,
+            "tombstoned": self.tombstoned,
+            "exclude": self.exclude,
+            "language": self.language,
+            "unwanted": self.unwanted,
+        }
+
 
 def allowed(
     c: Candidate,
