@@ -42,6 +42,12 @@ CLAUSES = {
     "list has all": 'tags has all ["tag-7", "tag-3"]',
     "not": 'not categories has "facet-0"',
     "or of two": 'category = "topic-3" or tags has "tag-7"',
+    "attribute =": 'attr.brand = "b7"',
+    "attribute range": "attr.price >= 100 and attr.price < 250",
+    "attribute boolean": "attr.in_stock = true",
+    "attribute in": 'attr.brand in ["b1", "b2", "b3"]',
+    "attribute has": 'attr.colours has "col-3"',
+    "not attribute": 'not attr.brand = "b7"',
 }
 
 

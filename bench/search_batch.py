@@ -152,6 +152,12 @@ class Catalogue:
             status="hidden" if self.hidden[i] else "active",
             published_at=int(self.published[i]),
             creator_id=f"c{i % 997}",
+            attributes={
+                "brand": f"b{i % 40}",
+                "price": float(i % 500),
+                "in_stock": i % 3 != 0,
+                "colours": [f"col-{i % 12}", f"col-{(i * 5) % 12}"],
+            },
         )
 
     def row_batches(self) -> Iterator[list[dict[str, Any]]]:

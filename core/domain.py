@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -122,6 +123,21 @@ def interaction_weight(kind: str, value: float | None) -> float:
     return EVENT_WEIGHTS[kind]
 
 
+# Custom item attributes (declared per catalogue, core/settings.py CatalogSettings).
+MAX_ATTRIBUTES = 32
+ATTRIBUTE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+AttributeName = Annotated[str, StringConstraints(pattern=ATTRIBUTE_NAME_PATTERN)]
+AttributeValue = (
+    StrictBool
+    | Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False), JSON_NUMBER]
+    | Annotated[str, StringConstraints(max_length=256, pattern=TEXT_PATTERN)]
+    | Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=TEXT_PATTERN)]],
+        Field(max_length=50),
+    ]
+)
+
+
 class ItemFields(BaseModel):
     """Everything about an item except its id (the body of `PUT /v1/items/{item_id}`)."""
 
@@ -147,6 +163,12 @@ class ItemFields(BaseModel):
     )
     status: Literal["active", "hidden"] = "active"
     creator_id: Annotated[str, StringConstraints(max_length=128, pattern=TEXT_PATTERN)] = ""
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="custom attributes declared for the catalogue (VANTAGE_CATALOG__ATTRIBUTES: "
+        "name -> string, number, boolean or list), usable in `filter=` as `attr.<name>`",
+    )
 
     @field_validator("categories", "tags", "regions")
     @classmethod

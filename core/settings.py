@@ -187,6 +187,44 @@ class WorkerSettings(BaseModel):
     reindex_grace_s: float = Field(300.0, ge=0, description="then drop the old collection")
 
 
+ATTRIBUTE_TYPES = ("string", "number", "boolean", "list")
+# Names the filter grammar and the item already use (an attribute is `attr.<name>` in a
+# filter, but one named like a field would only confuse).
+RESERVED_ATTRIBUTES = frozenset(
+    {"category", "categories", "creator", "creator_id", "language", "maturity", "published_at"}
+    | {"regions", "status", "tags", "title", "description", "item_id", "updated_at"}
+)
+
+
+class CatalogSettings(BaseModel):
+    """The catalogue's custom item attributes: name -> type (string, number, boolean, list)."""
+
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description='custom item attributes, e.g. {"brand": "string", "price": '
+        '"number"}: settable on items, usable in filters as attr.<name>',
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _declared(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 32:
+            raise ValueError(f"at most 32 custom attributes, got {len(v)}")
+        for name, kind in v.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+                raise ValueError(
+                    f"attribute name {name!r}: lower-case letters, digits and _ (first a "
+                    "letter), at most 32"
+                )
+            if name in RESERVED_ATTRIBUTES:
+                raise ValueError(f"attribute name {name!r} is an item field already")
+            if kind not in ATTRIBUTE_TYPES:
+                raise ValueError(
+                    f"attribute {name!r}: type {kind!r} is not one of {', '.join(ATTRIBUTE_TYPES)}"
+                )
+        return v
+
+
 class SessionSettings(BaseModel):
     """Guests' sessions (`session_id` before sign-in): kept like a user's state, in Redis only."""
 
@@ -284,6 +322,7 @@ class Settings(BaseSettings):
     experiments: ExperimentSettings = ExperimentSettings()
     canary: CanarySettings = CanarySettings()
     sessions: SessionSettings = SessionSettings()
+    catalog: CatalogSettings = CatalogSettings()
     # From vantage/surfaces.toml (or VANTAGE_SURFACES_FILE), deep-merged with VANTAGE_SURFACES__*.
     surfaces: dict[str, SurfaceConfig] = Field(default_factory=dict)
 

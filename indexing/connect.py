@@ -16,8 +16,9 @@ from core.keys import Keys
 from core.settings import Settings
 from core.stores.candidates import RedisCandidates
 from core.stores.eventlog import EventLog
-from core.stores.items import ItemStore, UserStore
+from core.stores.items import ItemStore
 from core.stores.registry import ModelRegistry
+from core.stores.user_rows import UserStore
 from embeddings.text import TextEmbedder
 from indexing.apply import ApplySettings, Stores, TextModel, UnflushedWrites, UserSync
 

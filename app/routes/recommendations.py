@@ -10,8 +10,10 @@ from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import PrecomputedRecommendations, Recommendations
+from app.services.catalog import NO_ATTRIBUTES
+from core.attributes import filter_errors
 from core.domain import ID_PATTERN, session_owner
-from core.errors import InvalidRequest, NotFound
+from core.errors import Conflict, InvalidRequest, NotFound
 from core.expr import FilterSyntaxError
 from core.surfaces import Device
 from serving import itemmeta, paging
@@ -176,13 +178,14 @@ class RequestContext:
 
 
 def request_context(
+    state: StateDep,
     device: DeviceQ = None,
     region: RegionQ = None,
     local_hour: LocalHourQ = None,
     filter_: FilterQ = None,
 ) -> RequestContext:
     region_now = region.upper() if region else None
-    return RequestContext(device, region_now, local_hour, checked_filter(filter_))
+    return RequestContext(device, region_now, local_hour, checked_filter(state, filter_))
 
 
 AskerDep = Annotated[Asker, Depends(asker)]
@@ -250,15 +253,26 @@ def get_cached_recommendations(
     return PrecomputedRecommendations.model_validate({**who.answer(result), "source": source})
 
 
-def checked_filter(text: str | None) -> str | None:
-    """The filter expression, once it parses (422 pointing at the character otherwise)."""
+def checked_filter(state: StateDep, text: str | None) -> str | None:
+    """The filter expression, once it parses and reads only declared attributes as their
+    type (422 pointing at the character otherwise)."""
     if text is None:
         return None
     try:
-        compiled(text)
+        node = compiled(text)
     except FilterSyntaxError as e:
         where = {"field": "filter", "in": "query", "message": str(e), "position": e.position + 1}
         raise InvalidRequest(f"filter: {e}", details=[where]) from e
+    wrong = filter_errors(node.attributes, state.settings.catalog.attributes)
+    if wrong:
+        details = [
+            {"field": "filter", "in": "query", "message": m, "position": p + 1} for m, p in wrong
+        ]
+        raise InvalidRequest(
+            f"filter: {wrong[0][0]} (character {wrong[0][1] + 1})", details=details
+        )
+    if node.attributes and not state.items.has_attributes():
+        raise Conflict(NO_ATTRIBUTES)
     return text
 
 

@@ -11,13 +11,32 @@ from app.schemas import ItemOut
 from app.services.queue import enqueue, replicated
 from app.state import AppState
 from core import events as ev
+from core.attributes import item_errors
 from core.domain import Item
-from core.errors import DependencyUnavailable, NotFound
+from core.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
 
 
 def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
-    """Queue item upserts; a worker embeds and indexes them."""
+    """Queue item upserts; a worker embeds and indexes them. Custom attributes must be
+    declared, with their type (422 otherwise), and stored by the live collection (409)."""
+    declared = state.settings.catalog.attributes
+    where = "items[{}].attributes" if len(items) > 1 else "attributes"
+    problems = [
+        {"field": where.format(n), "in": "body", "message": msg}
+        for n, item in enumerate(items)
+        for msg in item_errors(item.attributes, declared)
+    ]
+    if problems:
+        raise InvalidRequest(problems[0]["message"], details=problems)
+    if any(i.attributes for i in items) and not state.items.has_attributes():
+        raise Conflict(NO_ATTRIBUTES)
     return enqueue(state, [ev.item_event(i) for i in items])
+
+
+NO_ATTRIBUTES = (
+    "the live items collection was created before custom attributes: run a re-index "
+    "(POST /v1/admin/reindex) to build one that stores them"
+)
 
 
 def delete_item(state: AppState, *, item_id: str) -> list[str]:

@@ -45,6 +45,9 @@ class ItemFields(InputModel):
     published_at: int = 0
     status: Literal["active", "hidden"] = "active"
     creator_id: str = ""
+    attributes: dict[str, bool | float | str | list[str]] = Field(
+        default_factory=dict, description="custom attributes the catalogue declares"
+    )
 
 
 class Item(ItemFields):

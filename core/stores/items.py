@@ -46,8 +46,16 @@ def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[st
         "status": item.status,
         "published_at": item.published_at,
         "creator_id": item.creator_id,
+        "attributes": {k: _json_value(v) for k, v in item.attributes.items()},
         "updated_at": int(time.time()),
     }
+
+
+def _json_value(v: Any) -> Any:
+    """Whole numbers stored as integers (Milvus compares JSON numbers by their type)."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ META_FIELDS = (
     "status",
     "published_at",
     "creator_id",
+    "attributes",
     "updated_at",
 )
 # Every field of a row but the primary key (an upsert replaces the whole row).
@@ -84,7 +93,12 @@ SERVING_FIELDS = (
     "language",
     "published_at",
     "creator_id",
+    "attributes",
 )
+# Custom attributes (a JSON field): collections created before it have no such field until a
+# re-index builds the next one; reads leave it out and writes drop it there.
+ATTRIBUTES = "attributes"
+FIELDS_TTL_S = 30.0
 
 
 # Milvus merges a partial upsert (`partial_update=True`) into the stored row from 2.6.2 on;
@@ -128,6 +142,7 @@ class ItemStore:
         # Serving passes its time budget: a slow Milvus fails the call instead of the request.
         self._kw: dict[str, Any] = {"timeout": timeout_s} if timeout_s else {}
         self._breaker = breaker
+        self._fields: dict[str, tuple[float, frozenset[str]]] = {}
 
     def _call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         if self._breaker is None:
@@ -138,9 +153,38 @@ class ItemStore:
     def collection(self) -> str:
         return self.names.items_alias
 
+    def fields(self, collection: str | None = None) -> frozenset[str]:
+        """The fields of the collection (behind the alias: the live one), asked at most every
+        FIELDS_TTL_S per name (a re-index may swap in a collection with more)."""
+        name = collection or self.collection
+        now = time.monotonic()
+        hit = self._fields.get(name)
+        if hit is not None and now - hit[0] < FIELDS_TTL_S:
+            return hit[1]
+        desc = self._call(self.client.describe_collection, name, **self._kw)
+        got = frozenset(str(f["name"]) for f in desc["fields"])
+        self._fields[name] = (now, got)
+        return got
+
+    def has_attributes(self, collection: str | None = None) -> bool:
+        return ATTRIBUTES in self.fields(collection)
+
+    def _readable(self, fields: Sequence[str], collection: str | None = None) -> list[str]:
+        if ATTRIBUTES in fields and not self.has_attributes(collection):
+            return [f for f in fields if f != ATTRIBUTES]
+        return list(fields)
+
     def upsert(self, rows: Sequence[dict[str, Any]], *, collection: str | None = None) -> None:
         if rows:
-            self.client.upsert(collection or self.collection, list(rows))
+            name = collection or self.collection
+            has = self.has_attributes(name)
+            fitted = [
+                {**r, ATTRIBUTES: r.get(ATTRIBUTES) or {}}
+                if has
+                else {k: v for k, v in r.items() if k != ATTRIBUTES}
+                for r in rows
+            ]
+            self.client.upsert(name, fitted)
 
     def delete(self, item_ids: Sequence[str], *, collection: str | None = None) -> None:
         if item_ids:
@@ -211,7 +255,7 @@ class ItemStore:
             self.client.query,
             collection or self.collection,
             ids=ids,
-            output_fields=["item_id", *fields],
+            output_fields=["item_id", *self._readable(fields, collection)],
             **kw,
         )
         return {r["item_id"]: dict(r) for r in rows}
@@ -249,7 +293,7 @@ class ItemStore:
             anns_field=field,
             filter=str(filter or ""),
             limit=limit,
-            output_fields=list(output_fields),
+            output_fields=self._readable(output_fields),
             search_params={"metric_type": "IP"},
             **self._kw,
         )
@@ -289,7 +333,7 @@ class ItemStore:
             reqs,
             WeightedRanker(*(weights[f] for f in fields)),
             limit=limit,
-            output_fields=[*output_fields, *fields],
+            output_fields=[*self._readable(output_fields), *fields],
             **self._kw,
         )
         return [Hit(str(h.id), float(h["distance"]), dict(h.get("entity") or {})) for h in res[0]]
@@ -315,7 +359,7 @@ class ItemStore:
             collection or self.collection,
             batch_size=batch,
             filter="",
-            output_fields=["item_id", *fields],
+            output_fields=["item_id", *self._readable(fields, collection)],
         )
         try:
             while rows := it.next():
@@ -336,38 +380,3 @@ class ItemStore:
             consistency_level="Strong",
         )
         return int(rows[0]["count(*)"]) if rows else 0
-
-
-class UserStore:
-    """Users collection: the durable copy of user vectors and profiles."""
-
-    def __init__(self, client: MilvusClient, names: CollectionNames):
-        self.client = client
-        self.names = names
-
-    def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.client.upsert(self.names.users, list(rows))
-
-    def flush(self) -> None:
-        self.client.flush(self.names.users)
-
-    def delete(self, user_ids: Sequence[str]) -> int:
-        """Delete users' rows; how many there were."""
-        ids = list(dict.fromkeys(user_ids))
-        if not ids:
-            return 0
-        found = len(self.client.get(self.names.users, ids=ids, output_fields=["user_id"]))
-        self.client.delete(self.names.users, ids=ids)
-        return found
-
-    def get(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        ids = list(dict.fromkeys(user_ids))
-        if not ids:
-            return {}
-        rows = self.client.get(
-            self.names.users,
-            ids=ids,
-            output_fields=["user_id", "profile", "content_vec", "updated_at"],
-        )
-        return {r["user_id"]: dict(r) for r in rows}

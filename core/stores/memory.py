@@ -63,6 +63,9 @@ class MemoryItemIndex:
         for i in item_ids:
             self._rows.pop(i, None)
 
+    def has_attributes(self) -> bool:
+        return True
+
     def set_vectors(self, vectors: Mapping[str, npt.ArrayLike], field: str = "cf_vec") -> list[str]:
         """One vector field of existing rows (`ItemStore.set_vectors`); unknown ids are skipped."""
         written = [i for i in vectors if i in self._rows]

@@ -117,6 +117,11 @@ class ItemIndex(Protocol):
         """Make the collections searchable again after a server restart (idempotent)."""
         ...
 
+    def has_attributes(self) -> bool:
+        """Whether the live collection stores custom attributes (one created before them
+        does not, until a re-index)."""
+        ...
+
     def iter_rows(
         self, fields: Sequence[str], *, batch: int = 1000
     ) -> Iterator[list[dict[str, Any]]]:

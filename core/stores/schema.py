@@ -47,8 +47,9 @@ def _vector_index(client: MilvusClient, *fields: str) -> object:
     return params
 
 
-def items_schema(text_dim: int, cf_dim: int) -> object:
-    """Schema of one physical items collection."""
+def items_schema(text_dim: int, cf_dim: int, *, attributes: bool = True) -> object:
+    """Schema of one physical items collection (`attributes=False`: as collections created
+    before custom attributes were, which the stores keep working with)."""
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     s.add_field("item_id", DataType.VARCHAR, is_primary=True, max_length=512)
     s.add_field("content_vec", DataType.FLOAT_VECTOR, dim=text_dim)
@@ -82,6 +83,8 @@ def items_schema(text_dim: int, cf_dim: int) -> object:
     s.add_field("status", DataType.VARCHAR, max_length=16)
     s.add_field("published_at", DataType.INT64)
     s.add_field("creator_id", DataType.VARCHAR, max_length=512)
+    if attributes:
+        s.add_field("attributes", DataType.JSON)  # custom attributes (core/domain.py)
     s.add_field("updated_at", DataType.INT64)
     return s
 

@@ -27,9 +27,10 @@ from core.stores.catalogue import RedisCatalogue
 from core.stores.erasures import ErasureRecords
 from core.stores.eventlog import EventLog, compact, pending_erasures
 from core.stores.item_cache import ItemMetaCache
-from core.stores.items import ItemStore, UserStore
+from core.stores.items import ItemStore
 from core.stores.protocols import CandidateStore
 from core.stores.registry import ModelRegistry
+from core.stores.user_rows import UserStore
 from core.trending import Trending
 from embeddings.text import TextEmbedder
 

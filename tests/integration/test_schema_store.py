@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from core.connect import collection_names, connect_milvus
+from core.domain import Item
 from core.filters import Filter
 from core.settings import Settings
+from core.stores.items import ITEM_ROW_FIELDS, ItemStore, item_row
 from core.stores.schema import (
+    _vector_index,
     create_items_version,
     current_items_collection,
     ensure_collections,
+    items_schema,
     point_alias,
 )
 
@@ -52,6 +56,7 @@ def test_escaped_values_never_widen_a_filter(settings: Settings) -> None:
                 "status": "active",
                 "published_at": 0,
                 "creator_id": "",
+                "attributes": {},
                 "updated_at": 0,
             }
         )
@@ -67,4 +72,34 @@ def test_escaped_values_never_widen_a_filter(settings: Settings) -> None:
     assert q(Filter().eq("category", 'back\\slash"')) == ["i3"]
     assert q(Filter().eq("category", "jazz").not_in("item_id", [hostile, "i9"])) == ["i0"]
     assert q(Filter().in_("item_id", ['" or 1==1 or "', "i1"])) == ["i1"]
+    m.close()
+
+
+def test_a_collection_from_before_custom_attributes_keeps_working(settings: Settings) -> None:
+    """Reads leave the field out and writes drop it there; the re-index's next collection
+    stores attributes (rows copied from the old one get none)."""
+    m, names = connect_milvus(settings), collection_names(settings)
+    old = names.physical(1)
+    m.create_collection(
+        old,
+        schema=items_schema(8, 4, attributes=False),
+        index_params=_vector_index(m, "content_vec", "cf_vec"),
+        consistency_level="Strong",
+    )
+    ensure_collections(m, names, text_dim=8, cf_dim=4, consistency="Strong")
+    assert current_items_collection(m, names) == old
+    store = ItemStore(m, names)
+    item = Item(item_id="a", title="t", attributes={"brand": "x"})
+    store.upsert([item_row(item, np.ones(8, dtype=np.float32), np.zeros(4, dtype=np.float32))])
+    assert not store.has_attributes()
+    got = store.get(["a"], ITEM_ROW_FIELDS, strong=True)["a"]
+    assert got["title"] == "t" and "attributes" not in got
+    assert [h.item_id for h in store.search(np.ones((1, 8)), limit=3)[0]] == ["a"]
+    new = create_items_version(m, names, text_dim=8, cf_dim=4, consistency="Strong")
+    store.upsert([got], collection=new)  # what the re-index copies
+    point_alias(m, names, new)
+    m.load_collection(new)
+    fresh = ItemStore(m, names)
+    assert fresh.has_attributes()
+    assert fresh.get(["a"], strong=True)["a"]["attributes"] == {}
     m.close()

@@ -22,8 +22,63 @@ ITEM = st.fixed_dictionaries(
         "maturity": st.integers(0, 18),
         "categories": st.lists(st.sampled_from(WORDS), max_size=3),
         "tags": st.lists(st.sampled_from(WORDS), max_size=3),
+        # Custom attributes, each possibly missing (a clause on a missing one is False).
+        "attributes": st.fixed_dictionaries(
+            {},
+            optional={
+                "brand": st.sampled_from(WORDS),
+                "price": st.integers(0, 2000) | st.sampled_from([2.5, 999.75]),
+                "ok": st.booleans(),
+                "cols": st.lists(st.sampled_from(WORDS), max_size=3),
+            },
+        ),
     }
 )
+ATTR_KINDS = ["attr_str", "attr_num", "attr_bool", "attr_in", "attr_has"]
+
+
+def _a(r: Any, name: str) -> Any:
+    return r.get("attributes", {}).get(name)
+
+
+def attribute_clause(kind: str, draw: Any) -> tuple[str, Any]:
+    """(text, predicate) of one clause over a custom attribute (False when it is missing)."""
+    if kind == "attr_str":
+        op, v = draw(st.sampled_from(["=", "!="])), draw(st.sampled_from(WORDS))
+        same = op == "="
+        return (
+            f"attr.brand {op} {_q(v)}",
+            lambda r: _a(r, "brand") is not None and ((_a(r, "brand") == v) == same),
+        )
+    if kind == "attr_num":
+        op, v = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])), draw(st.integers(0, 2000))
+        tests = {
+            "=": lambda a: a == v,
+            "!=": lambda a: a != v,
+            "<": lambda a: a < v,
+            "<=": lambda a: a <= v,
+            ">": lambda a: a > v,
+            ">=": lambda a: a >= v,
+        }
+        test = tests[op]
+        return f"attr.price {op} {v}", lambda r: _a(r, "price") is not None and test(_a(r, "price"))
+    if kind == "attr_bool":
+        b = draw(st.booleans())
+        return f"attr.ok = {str(b).lower()}", lambda r: _a(r, "ok") is b
+    if kind == "attr_in":
+        vs = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))
+        text = f"attr.brand in [{', '.join(_q(v) for v in vs)}]"
+        return text, lambda r: _a(r, "brand") in vs
+    vs = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))
+    mode = draw(st.sampled_from(["", "any ", "all "]))
+    if not mode:
+        return f"attr.cols has {_q(vs[0])}", lambda r: vs[0] in (_a(r, "cols") or [])
+    words = ", ".join(_q(v) for v in vs)
+    pick = any if mode == "any " else all
+    return (
+        f"attr.cols has {mode}[{words}]",
+        lambda r: _a(r, "cols") is not None and pick(v in _a(r, "cols") for v in vs),
+    )
 
 
 def _q(s: str) -> str:
@@ -33,7 +88,9 @@ def _q(s: str) -> str:
 @st.composite
 def clauses(draw: Any) -> tuple[str, Any]:
     """(text, predicate) of one clause."""
-    kind = draw(st.sampled_from(["str", "num", "in", "has", "has_any", "has_all"]))
+    kind = draw(st.sampled_from(["str", "num", "in", "has", "has_any", "has_all", *ATTR_KINDS]))
+    if kind.startswith("attr_"):
+        return attribute_clause(kind, draw)
     if kind == "str":
         field, attr = draw(st.sampled_from([("category", "category"), ("creator", "creator_id")]))
         op, v = draw(st.sampled_from(["=", "!="])), draw(st.sampled_from(WORDS))
@@ -153,3 +210,21 @@ def test_errors_point_at_the_character(text: str, position: int, words: str) -> 
     with pytest.raises(FilterSyntaxError) as e:
         parse(text)
     assert e.value.position + 1 == position and words in str(e.value), str(e.value)
+
+
+def test_attribute_clauses_read_the_attributes_and_name_their_kind() -> None:
+    node = parse('attr.brand = "acme" and not attr.price < 10 or attr.ok = true')
+    assert [(n, k) for n, k, _ in node.attributes] == [
+        ("brand", "string"),
+        ("price", "number"),
+        ("ok", "boolean"),
+    ]
+    assert node.milvus.startswith(
+        '(((exists attributes["brand"] and attributes["brand"] == "acme"))'
+    )
+    assert node.check({"attributes": {"brand": "acme", "price": 12}})
+    assert not node.check({"attributes": {"brand": "acme", "price": 2}})
+    assert node.check({"attributes": {"ok": True}}) and not node.check({})
+    assert parse("not attr.price = 3").check({})  # missing: the clause is False, so not is True
+    with pytest.raises(FilterSyntaxError, match="only `=` and `!=`"):
+        parse('attr.brand < "x"')
