@@ -298,7 +298,9 @@ def test_schema_states_the_runtime_bounds(client: TestClient, settings: Any) -> 
     assert client.put("/v1/users/bounds", json={"birth_year": year}).status_code == 200
     error(client.put("/v1/users/bounds", json={"birth_year": year + 1}))
     ts = [
-        b for b in comps["InteractionIn"]["properties"]["timestamp"]["anyOf"] if b["type"] == "number"
+        b
+        for b in comps["InteractionIn"]["properties"]["timestamp"]["anyOf"]
+        if b["type"] == "number"
     ]
     assert ts[0]["maximum"] == latest_timestamp()
     event = {"user_id": "u", "item_id": "i", "type": "view"}
