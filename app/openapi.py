@@ -63,6 +63,27 @@ def complete(schema: dict[str, Any], settings: Settings) -> None:
             _set_bound(props["timestamp"], "number", "maximum", latest_timestamp())
         if name == "RuleIn" and "surfaces" in props:
             _set_enum(props["surfaces"]["items"], surfaces)
+        if name in ATTRIBUTE_BODIES and "attributes" in props:
+            _declare(props["attributes"], settings.catalog.attributes)
+
+
+# Request bodies whose `attributes` may hold only the declared attributes, each of its type
+# (answers keep the general shape: an attribute no longer declared may still be stored).
+ATTRIBUTE_BODIES = ("Item", "ItemFields")
+
+
+def _declare(s: dict[str, Any], declared: dict[str, str]) -> None:
+    """The catalogue's own attributes: exactly these names, each with its type's schema."""
+    general: dict[str, Any] = next(iter(s.pop("patternProperties", {}).values()), {})
+    by_kind = {_kind(b): b for b in general.get("anyOf", [])}
+    s["properties"] = {n: by_kind[k] for n, k in declared.items() if k in by_kind}
+    s["additionalProperties"] = False
+
+
+def _kind(branch: dict[str, Any]) -> str:
+    return {"boolean": "boolean", "number": "number", "string": "string", "array": "list"}[
+        str(branch.get("type"))
+    ]
 
 
 def _branches(s: dict[str, Any]) -> list[dict[str, Any]]:

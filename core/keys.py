@@ -314,6 +314,12 @@ class Keys:
         return f"{self.tag('erase')}:{user_digest}"
 
     @property
+    def history_resets(self) -> str:
+        """Hash user id -> when they last reset their history: training leaves out their
+        events logged before it."""
+        return f"{self.tag('boards')}:resets"
+
+    @property
     def sessions(self) -> str:
         """Sorted set session id -> time of its last accepted event (the expiry sweep's)."""
         return f"{self.tag('sessions')}:last"

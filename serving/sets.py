@@ -6,7 +6,9 @@ older collection (its tag) is still served, re-scored live, and queued for a ref
 miss (a new user, a new context item, an expired set) the request retrieves live, exactly as
 without sets, and queues the set: the refresher builds it, batched with others, before the
 owner's next request. Requests with a category or language filter retrieve live: a set of a
-few hundred candidates may hold too few of them.
+few hundred candidates may hold too few of them. A filter expression reads the sets and is
+checked on their candidates in process; when fewer than twice the list match, the request
+retrieves live (serving/stages.py).
 
 From a set, candidates are re-scored with the user's current vectors (the in-process item
 vectors and the interaction model's factors), and the item neighbours of what the user

@@ -90,6 +90,27 @@ def hard_filters(
     return hard, cons, len(exclude) - len(in_milvus)
 
 
+def _generated(
+    state: ServingState, need: Need, req: RecRequest, extra: int, deadline: float
+) -> tuple[Generated, list[Candidate]]:
+    """The sources' candidates, fused and through the filter expression (the whole of it,
+    whatever part Milvus applied). From candidate sets first; when too few of theirs match
+    the filter (fewer than twice the list), retrieved live, where Milvus applies its cheap
+    part and the sources ask for more."""
+    cfg, expr = need.surface, req.expr
+    weights: dict[str, float] = {s.name: s.weight for s in cfg.sources}
+    while True:
+        gen = candidates.generate(state, need, extra=extra, deadline=deadline)
+        fused = scoring.fuse(gen.candidates, weights, cfg.fusion_k)
+        if expr is None:
+            return gen, fused
+        fused = [c for c in fused if expr.check(c.fields)]
+        enough = min(cfg.rank_depth, 2 * req.limit)
+        if need.sets is None or len(fused) >= enough or time.monotonic() >= deadline:
+            return gen, fused
+        need = dataclasses.replace(need, sets=None)
+
+
 def retrieve(
     state: ServingState,
     req: RecRequest,
@@ -109,12 +130,10 @@ def retrieve(
         if req.item_id and cfg.needs_item
         else None
     )
+    # A filter expression reads the sets too (checked in process below); a category or
+    # language filter retrieves live, where Milvus applies it.
     cand_sets = sets.load_sets(
-        state,
-        cfg,
-        ctx,
-        seed.item_id if seed else None,
-        filtered=bool(req.category or req.language or req.filter),
+        state, cfg, ctx, seed.item_id if seed else None, filtered=bool(req.category or req.language)
     )
     need = Need(ctx, cfg, cons, seed, req.category, now, req.limit, cand_sets)
     if deadline is None:
@@ -122,11 +141,8 @@ def retrieve(
     expr = req.expr
     if expr is not None and not expr.exact:  # list clauses are checked here, not in Milvus
         extra += FILTER_EXTRA
-    gen: Generated = candidates.generate(state, need, extra=extra, deadline=deadline)
+    gen, fused = _generated(state, need, req, extra, deadline)
     t1 = time.perf_counter()
-    fused = scoring.fuse(gen.candidates, {s.name: s.weight for s in cfg.sources}, cfg.fusion_k)
-    if expr is not None:  # the whole filter, whatever part Milvus applied
-        fused = [c for c in fused if expr.check(c.fields)]
     tomb = state.catalogue.tombstoned([c.item_id for c in fused])
     SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
     hard = dataclasses.replace(hard, tombstoned=frozenset(tomb))

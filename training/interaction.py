@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.events import INTERACTION_LOGGED
+from core.redis_typed import text
 from core.stores.erasures import ErasureRecords
 from core.stores.eventlog import iter_log
 from embeddings.blend import CF_WEIGHT_GRID, choose_cf_weight, ndcg_table, save_blend
@@ -82,9 +83,23 @@ class TrainReport:
         return dict(self.__dict__)
 
 
-def logged_interactions(log_root: Path) -> list[dict[str, Any]]:
-    """The interaction payloads of the durable log, each event once."""
-    return [rec["data"] for rec in iter_log(log_root, types=[INTERACTION_LOGGED])]
+def logged_interactions(
+    log_root: Path, resets: Mapping[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """The interaction payloads of the durable log, each event once; with `resets` (user ->
+    when they reset their history, `history_resets`), not a user's events from before it."""
+    resets = resets or {}
+    return [
+        rec["data"]
+        for rec in iter_log(log_root, types=[INTERACTION_LOGGED])
+        if float(rec.get("t") or 0) >= resets.get(str(rec["data"].get("user_id")), 0.0)
+    ]
+
+
+def history_resets(stores: Stores) -> dict[str, float]:
+    """When each user who reset their history last did (`POST .../history/reset`)."""
+    raw = stores.redis.hgetall(stores.keys.history_resets)
+    return {text(k): float(text(v)) for k, v in raw.items()}
 
 
 # What the hyper-parameters are chosen for (`vantage train --tune-split`, or
@@ -346,14 +361,15 @@ def _write_user_vectors(
 ) -> None:
     """User factors become the users' cf_vec; confidence histories feed later fold-ins.
 
-    Users erased since the log was read (`since`) are left out: writing them would bring
-    back what the erasure removed."""
+    Users erased, or who reset their history, since the log was read (`since`) are left out:
+    writing them would bring back what the erasure or the reset removed."""
     r, keys = stores.redis, stores.keys
     erasures = ErasureRecords(r, keys)
+    reset = {u for u, at in history_resets(stores).items() if at >= since}  # reset meanwhile
     for start in range(0, matrix.n_users, 500):
         chunk = matrix.user_ids[start : start + 500]
         erased = erasures.requested_since(chunk, since)
-        users = [u for u in chunk if u not in erased]
+        users = [u for u in chunk if u not in erased and u not in reset]
         pipe = r.pipeline(transaction=False)
         for uid in users:
             row = matrix.user_index[uid]

@@ -141,6 +141,7 @@ def _index_entries(s: Stores, user_id: str) -> dict[str, int]:
     owner = f"u:{user_id}"
     pipe = s.redis.pipeline(transaction=False)
     pipe.srem(s.keys.users_index, user_id)
+    pipe.hdel(s.keys.history_resets, user_id)
     pipe.zrem(s.keys.candidates_stale, owner)
     pipe.zrem(s.keys.candidates_next, owner)
     pipe.hdel(s.keys.candidates_taken, owner)

@@ -4,7 +4,8 @@ history, affinities, confidences, dislikes and learned vectors go, so do their c
 and their row in the Milvus users collection; their profile (birth year, region, language,
 stated preferences and its vector), their controls and the popularity and trending counts
 they contributed to stay; their cached and last good lists go too (and the version bump
-makes any other cached list of theirs unreachable).
+makes any other cached list of theirs unreachable). The reset's time is kept
+(`keys.history_resets`): training leaves out the events they logged before it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def reset(s: Stores, user_id: str, at: float) -> None:
     pipe.hincrby(k.user(user_id), "ver", 1)
     pipe.hset(k.controls(user_id), "reset_at", repr(at))
     pipe.execute()
+    s.redis.hset(k.history_resets, user_id, repr(at))  # training skips what came before
     s.user_sync.pending.discard(user_id)  # nothing of the old profile is mirrored back
     s.users.delete([user_id])
     s.mark_written()

@@ -71,6 +71,13 @@ def test_worker_queues_refresher_builds_requests_serve(
 
     first = _debug(client, user_id="ann", limit=5)
     assert _origin(first, "personal") == "set" and not first["degraded"]
+    # A filter expression is checked on the set's candidates; too few matches: retrieved live.
+    wide = 'category = "space" or category = "cooking"'
+    both = _debug(client, user_id="ann", limit=2, filter=wide)
+    assert _origin(both, "personal") == "set" and both["items"]
+    assert all(i.split("-")[0] in ("space", "cook") for i in _ids(both)), _ids(both)
+    rare = _debug(client, user_id="ann", limit=5, filter='category = "horror"')
+    assert _origin(rare, "personal") == "live"
     top = _ids(first)[0]
     # A click, applied but not refreshed: the next list changes at once.
     client.post("/v1/interactions", json={"user_id": "ann", "item_id": top, "type": "watch"})

@@ -3,13 +3,17 @@ interested (item, category, creator), pause history, reset history, lists withou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core import events as ev
 from core.settings import Settings
+from core.stores.eventlog import EventLog
 from serving.nonprofiling import SOURCES
 from tests.integration.test_surfaces import app_client, recs, setup
+from training.interaction import history_resets, logged_interactions
 
 
 def _ids(body: dict[str, Any]) -> list[str]:
@@ -90,7 +94,7 @@ def test_paused_history_counts_for_popularity_not_the_profile(
 
 
 def test_reset_starts_the_profile_from_scratch_and_keeps_the_rest(
-    settings: Settings, worker: Any
+    settings: Settings, worker: Any, tmp_path: Path
 ) -> None:
     with app_client(settings) as c:
         setup(c, worker)
@@ -104,6 +108,14 @@ def test_reset_starts_the_profile_from_scratch_and_keeps_the_rest(
         assert c.get("/v1/users/fan").json()["profile"]["birth_year"] == 1980  # kept
         assert c.get("/v1/users/fan/controls").json()["not_interested"][0]["value"] == "garden-1"
         assert recs(c, user_id="fan")["items"]  # a cold user again, still served
+        # Training leaves out what the user did before the reset (the durable log keeps it).
+        at = history_resets(worker.stores)["fan"]
+        log = EventLog(tmp_path / "events", "w")
+        line = {"type": ev.INTERACTION_LOGGED, "data": {"user_id": "fan", "item_id": "x"}}
+        log.append([{**line, "id": "1-1", "t": at - 5}, {**line, "id": "2-1", "t": at + 5}])
+        log.append([{**line, "id": "3-1", "t": at - 5, "data": {"user_id": "cook"}}])
+        kept = logged_interactions(tmp_path / "events", history_resets(worker.stores))
+        assert [r["user_id"] for r in kept].count("fan") == 1 and len(kept) == 2
 
 
 def test_lists_without_profiling(settings: Settings, worker: Any) -> None:

@@ -34,6 +34,15 @@ ITEM = st.fixed_dictionaries(
         ),
     }
 )
+# The comparisons written directly in Python (the test's own, not core.expr's).
+OPS: dict[str, Any] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 ATTR_KINDS = ["attr_str", "attr_num", "attr_bool", "attr_in", "attr_has"]
 
 
@@ -51,17 +60,11 @@ def attribute_clause(kind: str, draw: Any) -> tuple[str, Any]:
             lambda r: _a(r, "brand") is not None and ((_a(r, "brand") == v) == same),
         )
     if kind == "attr_num":
-        op, v = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])), draw(st.integers(0, 2000))
-        tests = {
-            "=": lambda a: a == v,
-            "!=": lambda a: a != v,
-            "<": lambda a: a < v,
-            "<=": lambda a: a <= v,
-            ">": lambda a: a > v,
-            ">=": lambda a: a >= v,
-        }
-        test = tests[op]
-        return f"attr.price {op} {v}", lambda r: _a(r, "price") is not None and test(_a(r, "price"))
+        op, v = draw(st.sampled_from(list(OPS))), draw(st.integers(0, 2000))
+        return (
+            f"attr.price {op} {v}",
+            lambda r: _a(r, "price") is not None and OPS[op](_a(r, "price"), v),
+        )
     if kind == "attr_bool":
         b = draw(st.booleans())
         return f"attr.ok = {str(b).lower()}", lambda r: _a(r, "ok") is b
@@ -98,17 +101,8 @@ def clauses(draw: Any) -> tuple[str, Any]:
         return f"{field} {op} {_q(v)}", lambda r: (r[attr] == v) == same
     if kind == "num":
         field = draw(st.sampled_from(["published_at", "maturity"]))
-        op, v = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])), draw(st.integers(0, 2000))
-        ops = {
-            "=": lambda a: a == v,
-            "!=": lambda a: a != v,
-            "<": lambda a: a < v,
-            "<=": lambda a: a <= v,
-            ">": lambda a: a > v,
-            ">=": lambda a: a >= v,
-        }
-        test = ops[op]
-        return f"{field} {op} {v}", lambda r: test(r[field])
+        op, v = draw(st.sampled_from(list(OPS))), draw(st.integers(0, 2000))
+        return f"{field} {op} {v}", lambda r: OPS[op](r[field], v)
     if kind == "in":
         vs = draw(st.lists(st.sampled_from(["en", "de", "fr"]), min_size=1, max_size=3))
         return f"language in [{', '.join(_q(v) for v in vs)}]", lambda r: r["language"] in vs

@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     With `--job ID` (a model refresh run by a worker) progress goes to that job."""
     from core.stores.jobs import JobStore
     from indexing.connect import build_stores
-    from training.interaction import CFParams, logged_interactions, train_cf
+    from training.interaction import CFParams, history_resets, logged_interactions, train_cf
     from training.ranker import RankerParams, train_ranker
 
     split = args.tune_split or settings.models.tune_split
@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
         stage(0, "reading the event log")
         read_at = time.time()
-        records = logged_interactions(s.event_log_dir)
+        records = logged_interactions(s.event_log_dir, history_resets(stores))
         log.info("training on %d logged interactions from %s", len(records), s.event_log_dir)
         stage(1, "fitting the interaction model")
         report = train_cf(stores, records, tune_split=split, progress=not args.job, read_at=read_at)
