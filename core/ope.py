@@ -14,7 +14,8 @@ policies with click models", KDD 2018):
 - DR: the reward model's value of the candidate's list plus the weighted residuals of the
   logged clicks: sum_k [sum_i pi(i, k) r(i, k)] + w_lk (c_lk - r(a_lk, k)).
 
-CTR is clicks per list / list length. Intervals: percentile bootstrap over lists. The effective
+CTR is clicks per list / list length. Intervals: percentile bootstrap over users (each
+user's lists drawn together; over lists when the users are not given). The effective
 sample size (sum w)^2 / sum w^2 says how many logged item-positions the estimate really rests
 on; below `min_ess`, or when the logs show few of the candidate's choices at all, the answer is
 a refusal, not a number.
@@ -44,6 +45,8 @@ class Logged:
     # own list per list (sum over positions); zeros without a model (DR is then IPS).
     r_logged: F | None = None
     r_candidate: F | None = None
+    # Who each list was served to (any int per user): a user's lists are resampled together.
+    groups: npt.NDArray[np.intp] | None = None
 
     @property
     def weights(self) -> F:
@@ -93,12 +96,30 @@ def estimate(
     every = np.arange(n)
     point = _value(estimator, lg, every) / positions
     rng = np.random.default_rng(seed)
-    samples = [np.asarray(rng.integers(0, n, size=n), dtype=np.intp) for _ in range(boots)]
+    samples = _resamples(lg.groups, n, boots, rng)
     draws = np.asarray([_value(estimator, lg, idx) for idx in samples], dtype=np.float64)
     low, high = np.quantile(draws / positions, [alpha / 2, 1 - alpha / 2])
     w = lg.weights
     ess = float(w.sum() ** 2 / (w * w).sum()) if (w * w).sum() > 0 else 0.0
     return Estimate(estimator, point, float(low), float(high), ess, n)
+
+
+def _resamples(
+    groups: npt.NDArray[np.intp] | None, n: int, boots: int, rng: np.random.Generator
+) -> list[npt.NDArray[np.intp]]:
+    """Bootstrap samples of list indexes: lists drawn with replacement, or, with `groups`,
+    whole groups (users) drawn with replacement: one user's lists share the user's tastes,
+    so they vary together and a list-level bootstrap would make the interval too narrow."""
+    if groups is None:
+        return [np.asarray(rng.integers(0, n, size=n), dtype=np.intp) for _ in range(boots)]
+    order = np.argsort(groups, kind="stable")
+    _, starts = np.unique(groups[order], return_index=True)
+    members = np.split(order, starts[1:])
+    out = []
+    for _ in range(boots):
+        picked = rng.integers(0, len(members), size=len(members))
+        out.append(np.concatenate([members[g] for g in picked]).astype(np.intp))
+    return out
 
 
 def support(lg: Logged) -> float:

@@ -209,6 +209,12 @@ def _support(state: AppState, req: RecRequest, cfg: SurfaceConfig, ctx: Any) -> 
 F = npt.NDArray[np.float64]
 
 
+def _users(lists: list[LoggedList]) -> npt.NDArray[np.intp]:
+    """A number per list's user (the bootstrap draws a user's lists together)."""
+    known: dict[str, int] = {}
+    return np.asarray([known.setdefault(lg.record.user, len(known)) for lg in lists], np.intp)
+
+
 def _estimates(
     q: OpeQuery,
     lists: list[LoggedList],
@@ -238,8 +244,9 @@ def _estimates(
             backed += ok
     r = position_model(items, clicks, len(index))
     cols = np.broadcast_to(np.arange(k), (n, k))
-    logged = Logged(mu, pi, clicks, r_logged=r(items, cols), r_candidate=r(cand_items, cols).sum(1))
-    on_policy = Logged((items >= 0).astype(float), (items >= 0).astype(float), clicks)
+    users = _users(lists)
+    logged = Logged(mu, pi, clicks, r(items, cols), r(cand_items, cols).sum(1), users)
+    on_policy = Logged((items >= 0).astype(float), (items >= 0).astype(float), clicks, groups=users)
     base = estimate(on_policy, "ips", positions=k, alpha=q.alpha, boots=q.boots, seed=q.seed)
     ests = [
         estimate(logged, e, positions=k, alpha=q.alpha, boots=q.boots, seed=q.seed)

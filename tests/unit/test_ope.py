@@ -145,3 +145,19 @@ def test_snips_counts_each_position_for_the_lists_that_had_it() -> None:
     ips = estimate(lg, "ips", positions=k, boots=50)
     snips = estimate(lg, "snips", positions=k, boots=50)
     assert snips.ctr == pytest.approx(ips.ctr, rel=1e-9)
+
+
+def test_a_users_lists_are_resampled_together() -> None:
+    """Users who click on everything or on nothing, three lists each: drawn by user, the
+    interval is as wide as 40 users make it; drawn by list (as if 120 independent lists) it
+    is about sqrt(3) narrower, and would cover a population's CTR too rarely."""
+    users, per, k = 40, 3, 5
+    likes = np.repeat(np.arange(users) % 2, per).astype(float)  # half click on all, half none
+    clicks = np.broadcast_to(likes[:, None], (users * per, k)).copy()
+    ones = np.ones_like(clicks)
+    groups = np.repeat(np.arange(users), per).astype(np.intp)
+    by_user = estimate(Logged(ones, ones, clicks, groups=groups), "ips", positions=k, boots=400)
+    by_list = estimate(Logged(ones, ones, clicks), "ips", positions=k, boots=400)
+    assert by_user.ctr == by_list.ctr == pytest.approx(0.5)
+    wide, narrow = by_user.high - by_user.low, by_list.high - by_list.low
+    assert 1.4 < wide / narrow < 2.2, (wide, narrow)
