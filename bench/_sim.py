@@ -58,6 +58,32 @@ class Client(Protocol):
 
 
 @dataclass
+class Patient:
+    """A client that retries a 503 (Milvus Lite timing out on a busy machine) a few times:
+    a run's numbers should not hinge on one slow search."""
+
+    client: Client
+    tries: int = 6
+
+    def _call(self, fn: Callable[..., Any], url: str, **kw: Any) -> Any:
+        for attempt in range(self.tries):
+            res = fn(url, **kw)
+            if res.status_code != 503 or attempt == self.tries - 1:
+                return res
+            time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
+
+    def get(self, url: str, *, params: Any = None) -> Any:
+        return self._call(self.client.get, url, params=params)
+
+    def post(self, url: str, *, json: Any = None) -> Any:
+        return self._call(self.client.post, url, json=json)
+
+    def put(self, url: str, *, json: Any = None) -> Any:
+        return self._call(self.client.put, url, json=json)
+
+
+@dataclass
 class World:
     topic: dict[str, str]  # item -> topic
     quality: dict[str, float]

@@ -81,7 +81,7 @@ def in_process(
             state.impressions.flush()
             shadow.RUNNER.wait()
 
-        yield client, worker.drain, flush, state
+        yield _sim.Patient(client), worker.drain, flush, state
 
 
 def ope(args: argparse.Namespace) -> dict[str, Any]:
