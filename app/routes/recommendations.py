@@ -10,7 +10,7 @@ from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
 from app.schemas import PrecomputedRecommendations, Recommendations
-from app.services.catalog import NO_ATTRIBUTES
+from app.services.catalog import NO_ATTRIBUTES, attributes_stored
 from core.attributes import filter_errors
 from core.domain import ID_PATTERN, session_owner
 from core.errors import Conflict, InvalidRequest, NotFound
@@ -271,7 +271,7 @@ def checked_filter(state: StateDep, text: str | None) -> str | None:
         raise InvalidRequest(
             f"filter: {wrong[0][0]} (character {wrong[0][1] + 1})", details=details
         )
-    if node.attributes and not state.items.has_attributes():
+    if node.attributes and not attributes_stored(state):
         raise Conflict(NO_ATTRIBUTES)
     return text
 

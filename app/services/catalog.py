@@ -28,9 +28,18 @@ def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
     ]
     if problems:
         raise InvalidRequest(problems[0]["message"], details=problems)
-    if any(i.attributes for i in items) and not state.items.has_attributes():
+    if any(i.attributes for i in items) and not attributes_stored(state):
         raise Conflict(NO_ATTRIBUTES)
     return enqueue(state, [ev.item_event(i) for i in items])
+
+
+def attributes_stored(state: AppState) -> bool:
+    """Whether the live collection stores custom attributes; True when Milvus cannot say now
+    (writes are queued without it, and a worker drops the field where there is none)."""
+    try:
+        return state.items.has_attributes()
+    except Exception:  # Milvus down or slow: not this request's concern
+        return True
 
 
 NO_ATTRIBUTES = (
