@@ -479,7 +479,7 @@ def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
 
     console.tab("analytics")
 
-    def counted(_: Any) -> tuple[list[tuple[int, int, int]]]:
+    def counted(_: Any) -> tuple[list[tuple[int, int, int]]] | None:
         hours = [
             (
                 int(g.get_attribute("data-hour")),
@@ -488,7 +488,7 @@ def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
             )
             for g in console.all("#an-hourly g.hour")
         ]
-        return (hours,)
+        return (hours,) if hours else None  # not drawn yet: ask again
 
     hours = console.wait(counted, msg="hourly chart")[0]
     assert len(hours) == 24  # the default span, empty hours included
