@@ -42,8 +42,11 @@ def test_shadow_lists_replays_and_refusals(settings: Settings, worker: Any) -> N
         _flush(state)
         common = {"surface": "homepage", "since": started - 1, "boots": 100}
 
-        # Before the clicks are applied, a replay reproduces what was served.
-        before = c.post(OPE, json={**common, "overrides": {}}).json()
+        # Before the clicks are applied, a replay reproduces what was served. Replayed with
+        # its own seed the logging policy is deterministic, so its explored positions weigh
+        # 1/mu: on 48 lists the effective size is near the default floor of 30 (29.6 once in
+        # CI), and this step is about faithfulness, not the size of the sample.
+        before = c.post(OPE, json={**common, "overrides": {}, "min_ess": 5}).json()
         assert before["method"] == "replay" and before["lists"] == served.lists
         assert before["replay_consistent"] == 1.0, before
         assert before["refused"] is None and before["clicks"] == 0  # not attributed yet
