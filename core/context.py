@@ -23,6 +23,9 @@ class UserContext:
     pref_vec: np.ndarray | None = None  # from onboarding preferences.categories
     controls: Controls = field(default_factory=Controls)  # the user's own (not interested...)
     region_override: str | None = None  # the request's `region` (a user travelling)
+    local_hour: int | None = None  # the request's local hour (a ranker feature)
+    # When the request was asked (None: now); replays and ranker training set a past moment.
+    asked_at: float | None = None
 
     @property
     def unwanted(self) -> tuple[frozenset[str], frozenset[str]] | None:

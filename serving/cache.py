@@ -44,6 +44,8 @@ def cache_key(
         variant,
         rules_version,
     ]
+    if req.local_hour is not None:  # a ranker feature (the last good list ignores it)
+        parts.append(f"hour:{req.local_hour}")
     return state.keys.result_cache(_digest(parts))
 
 

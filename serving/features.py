@@ -15,6 +15,7 @@ from retrieval.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,11 +66,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     "item_age_days",  # user's last interaction time - item published_at, in days
     "log_history_len",  # log1p of the user's history length
     "category_share",  # share of the user's last RECENT_CAT items in the item's category
+    # Request context: the local hour as a point on the clock (NaN when the request did not
+    # say), and the user's own habits at this time of day.
+    "hour_sin",
+    "hour_cos",
+    "hour_category_share",  # category_share over the last items used at this time of day
 )
 RECENT_SIM = 5
 RECENT_NBR = 10
 RECENT_CAT = 20
 DAY_S = 86_400.0
+# "At this time of day": within this many seconds of the request's time of day, compared on
+# one clock (UTC) for both, so the user's time zone cancels out.
+HOUR_WINDOW_S = 2 * 3600.0
 # Feature rows, content vectors and scores are float32 throughout.
 _F32 = npt.NDArray[np.float32]
 
@@ -90,6 +99,8 @@ class FeatureInputs:
     top_popularity: float = 0.0  # the most popular item's score (popularity is relative to it)
     nbr_scores: _F32 | None = None  # (n,) neighbour score from the whole history; NaN unknown
     nbr_recent: _F32 | None = None  # (n,) the same from the last RECENT_NBR items
+    local_hour: int | None = None  # the request's local hour
+    hour_categories: Sequence[str | None] = ()  # categories of last items used at this hour
 
 
 def _rank_desc(x: npt.NDArray[np.floating[Any]]) -> _F32:
@@ -144,14 +155,33 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> _F32:
         age = (inp.last_ts - published) / DAY_S
         out[:, col["item_age_days"]] = np.where(published > 0, age, np.nan)
     out[:, col["log_history_len"]] = np.log1p(inp.history_len)
-    recent = [c for c in inp.recent_categories[:RECENT_CAT] if c]
-    if recent:
+    _category_share(out[:, col["category_share"]], cands, inp.recent_categories[:RECENT_CAT])
+    _category_share(out[:, col["hour_category_share"]], cands, inp.hour_categories)
+    if inp.local_hour is not None:
+        angle = 2 * np.pi * inp.local_hour / 24
+        out[:, col["hour_sin"]], out[:, col["hour_cos"]] = np.sin(angle), np.cos(angle)
+    return out
+
+
+def _category_share(
+    column: _F32, cands: Sequence[Candidate], categories: Sequence[str | None]
+) -> None:
+    """Fill `column` with the share of `categories` that is each candidate's category (left
+    NaN when there are none)."""
+    known = [c for c in categories if c]
+    if known:
         counts: dict[str, int] = {}
-        for c in recent:
+        for c in known:
             counts[c] = counts.get(c, 0) + 1
-        out[:, col["category_share"]] = [
-            counts.get(c.fields.get("category") or "", 0) / len(recent) for c in cands
-        ]
+        column[:] = [counts.get(c.fields.get("category") or "", 0) / len(known) for c in cands]
+
+
+def at_this_hour(times: Sequence[float], at: float) -> list[bool]:
+    """Whether each time is within HOUR_WINDOW_S of `at`'s time of day (any day)."""
+    out = []
+    for t in times:
+        d = (t - at) % DAY_S
+        out.append(min(d, DAY_S - d) <= HOUR_WINDOW_S)
     return out
 
 
@@ -183,9 +213,14 @@ def load_inputs(
     pop = stores.catalogue.popularity(ids)
     top_pop = stores.catalogue.top(POPULAR, 0, 0)
     hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT)
-    recent = [i for i, _ in hist.recent]
-    last_ts = hist.recent[0][1] if hist.recent else None
+    at = time.time() if ctx.asked_at is None else ctx.asked_at
+    # A replay of a past request (or a training row) sees the history as it was then.
+    used = [(i, t) for i, t in hist.recent if ctx.asked_at is None or t <= at]
+    recent = [i for i, _ in used]
+    last_ts = used[0][1] if used else None
+    now_ish = at_this_hour([t for _, t in used], at)
     meta = stores.item_cache.get(stores.items, [*ids, *recent])
+    at_hour = [i for i, ok in zip(recent, now_ish, strict=True) if ok and i in meta]
 
     def matrix(which: Sequence[str]) -> _F32:
         return vector_matrix(meta, which)
@@ -207,6 +242,8 @@ def load_inputs(
         top_popularity=float(top_pop[0][1]) if top_pop else 0.0,
         nbr_scores=nbr_all,
         nbr_recent=nbr_recent,
+        local_hour=ctx.local_hour,
+        hour_categories=[meta[i][1] for i in at_hour],
     )
 
 

@@ -30,10 +30,20 @@ BLEND = "blend"  # key of the blended collaborative score (the order without a r
 COLLABORATIVE = "collaborative"  # the personal source's score (user . item cf_vec in Milvus)
 
 
-def score(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """Ranker scores for a feature matrix whose columns are FEATURE_NAMES."""
-    if model.feature_names != FEATURE_NAMES:
-        raise ValueError(f"ranker {model.version} was trained on other features")
+def columns(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The columns of a FEATURE_NAMES matrix `model` was trained on, in its order: a ranker
+    trained before a feature was added keeps scoring; one that needs a feature serving no
+    longer computes is refused."""
+    if model.feature_names == FEATURE_NAMES:
+        return x
+    unknown = set(model.feature_names) - set(FEATURE_NAMES)
+    if unknown:
+        raise ValueError(f"ranker {model.version} was trained on other features: {unknown}")
+    return x[:, [FEATURE_NAMES.index(name) for name in model.feature_names]]
+
+
+def predict(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Ranker scores for a feature matrix in the model's own columns (`columns`)."""
     return np.asarray(model.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
 
 
@@ -49,8 +59,8 @@ def rank(
     try:
         model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
         if model is not None:
-            x = build_features(state, ctx, out, cf=state.models.cf())
-            scores = score(model, x)
+            x = columns(model, build_features(state, ctx, out, cf=state.models.cf()))
+            scores = predict(model, x)
             if len(scores) != len(out) or not np.all(np.isfinite(scores)):
                 raise ValueError("ranker returned unusable scores")
             MONITOR.observe(model.version, model.reference, model.feature_names, x)

@@ -41,9 +41,10 @@ def context(state: ServingState, user_id: str) -> UserContext:
 
 
 def as_of(ctx: UserContext, t: float) -> UserContext:
-    """`ctx` without the history after time `t`."""
+    """`ctx` asked at time `t`: without the history after it."""
     keep = [(i, ts) for i, ts in zip(ctx.recent, ctx.recent_ts, strict=True) if ts <= t]
-    return dataclasses.replace(ctx, recent=[i for i, _ in keep], recent_ts=[ts for _, ts in keep])
+    recent, recent_ts = [i for i, _ in keep], [ts for _, ts in keep]
+    return dataclasses.replace(ctx, recent=recent, recent_ts=recent_ts, asked_at=t)
 
 
 def replay(

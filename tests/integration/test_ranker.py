@@ -138,6 +138,23 @@ def test_time_split_has_no_leakage() -> None:
         )
 
 
+def test_training_rows_are_asked_when_the_label_period_starts() -> None:
+    from core.context import UserContext
+    from training.ranker.candidates import asked_when_labelled
+
+    _, records = _data()
+    split = split_by_time(records, label_share=0.2, min_interactions=5)
+    asked = [asked_when_labelled(UserContext(u, None, None), split) for u in split.label_start]
+    assert all(a.asked_at == split.label_start[a.user_id] for a in asked)
+    # Some rows have a local hour (the UTC hour of that moment), some none, as requests do.
+    hours = [a.local_hour for a in asked]
+    assert None in hours and {h for h in hours if h is not None} <= set(range(24))
+    assert any(
+        h == int(split.label_start[a.user_id] % 86400 // 3600)
+        for a, h in zip(asked, hours, strict=True)
+    )
+
+
 def test_random_split_holds_out_items_the_features_never_see() -> None:
     _, records = _data()
     split = split_by_time(records, label_share=0.25, min_interactions=5, random_seed=3)
@@ -218,6 +235,7 @@ def test_ranker_is_trained_published_used_and_degrades(
     x = build_features(state, ctx, cands, cf=state.models.cf())
     col = {n: j for j, n in enumerate(model.feature_names)}
     assert np.isfinite(x[:, col["nbr_z"]]).all()  # the item neighbours reached the features
+    assert {"hour_sin", "hour_cos", "hour_category_share"} <= set(col)  # request context
     expected = dict(
         zip([c.item_id for c in cands], model.booster.inplace_predict(x).tolist(), strict=True)
     )

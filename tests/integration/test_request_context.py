@@ -8,6 +8,7 @@ from typing import Any
 from core.served_list import ServedList
 from core.settings import Settings
 from core.surfaces import VariantSpec
+from serving.request import RecRequest
 from tests.integration.test_surfaces import app_client, recs, setup
 
 
@@ -93,3 +94,65 @@ def test_cached_answers_without_computing(settings: Settings, stores: Any, worke
         assert (
             none.status_code == 404 and "GET /v1/recommendations" in none.json()["error"]["message"]
         )
+
+
+def _hour_ranker(registry: Any, version: str) -> None:
+    """A real XGBoost ranker over two serving features only (an older feature set than
+    serving computes): at midnight it prefers what retrieval put last, at noon what it put
+    first."""
+    import numpy as np
+    import xgboost as xgb
+
+    from core.stores.registry import save_ranker
+
+    rng = np.random.default_rng(0)
+    rows, group = 4000, 20
+    x = np.column_stack([rng.integers(0, 40, rows), rng.uniform(-1, 1, rows)])
+    util = x[:, 0] * x[:, 1]
+    label = np.zeros(rows)
+    for g in range(0, rows, group):
+        u = util[g : g + group]
+        label[g : g + group] = np.searchsorted(np.quantile(u, [0.25, 0.5, 0.75]), u)
+    names = ("retrieval_rank", "hour_cos")
+    dm = xgb.DMatrix(x, label=label, feature_names=list(names))
+    dm.set_group([group] * (rows // group))
+    booster = xgb.train({"objective": "rank:pairwise", "max_depth": 3}, dm, 30)
+    save_ranker(registry.ranker_dir(version), booster, names, {"simulated": 1.0})
+    registry.publish("ranker", version, {"published": True})
+
+
+def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, stores: Any) -> None:
+    from dataclasses import replace
+
+    from serving.features import build_features
+    from serving.ranking import columns, predict
+    from serving.stages import retrieve
+    from serving.state import build_state
+
+    with app_client(settings) as c:
+        setup(c, worker)
+        _hour_ranker(stores.registry, "hour-v1")
+        state = build_state(settings)
+        try:
+            model = state.models.ranker()
+            assert model is not None and model.version == "hour-v1"
+            ctx = state.users.context("fan", recent_n=500)
+            req = RecRequest(user_id="fan", surface="homepage", limit=10)
+            cands = retrieve(state, req, ctx).candidates
+            assert len(cands) >= 10
+
+            def expected(hour: int) -> dict[str, float]:
+                x = build_features(state, replace(ctx, local_hour=hour), cands)
+                got = predict(model, columns(model, x))
+                return dict(zip([c.item_id for c in cands], got.tolist(), strict=True))
+
+            by_hour = {h: expected(h) for h in (0, 12)}
+        finally:
+            state.close()
+        tops = {h: max(s, key=s.__getitem__) for h, s in by_hour.items()}
+        assert tops[0] != tops[12]  # the hour turns the order around
+        for hour, scores in by_hour.items():
+            served = recs(c, user_id="fan", local_hour=hour)["items"]  # cached per hour
+            assert served and all(i["score"] == round(scores[i["item_id"]], 6) for i in served)
+        # Without a local hour the column is missing (NaN): still a ranked list.
+        assert recs(c, user_id="fan")["items"][0]["score"] is not None

@@ -59,6 +59,9 @@ def test_columns_are_fixed_and_named() -> None:
         "item_age_days",
         "log_history_len",
         "category_share",
+        "hour_sin",
+        "hour_cos",
+        "hour_category_share",
     )
     x = feature_matrix(CANDS, _inputs())
     assert x.dtype == np.float32 and x.shape == (3, len(FEATURE_NAMES))
@@ -85,6 +88,29 @@ def test_known_values() -> None:
     assert f["item_age_days"][2] == 90
     assert np.allclose(f["log_history_len"], np.log1p(3))
     assert f["category_share"] == [0.75, 0.25, 0]
+    # Without a local hour or items used at this time of day, the context columns are NaN.
+    for name in ("hour_sin", "hour_cos", "hour_category_share"):
+        assert all(math.isnan(v) for v in f[name]), name
+
+
+def test_request_hour_and_the_users_habits_at_that_hour() -> None:
+    col = {n: j for j, n in enumerate(FEATURE_NAMES)}
+    x = feature_matrix(CANDS, _inputs(local_hour=18, hour_categories=["horror", None, "comedy"]))
+    assert np.allclose(x[:, col["hour_sin"]], -1) and np.allclose(x[:, col["hour_cos"]], 0)
+    assert x[:, col["hour_category_share"]].tolist() == [0, 0.5, 0.5]
+    midnight = feature_matrix(CANDS, _inputs(local_hour=0))
+    assert np.allclose(midnight[:, col["hour_sin"]], 0) and np.allclose(
+        midnight[:, col["hour_cos"]], 1
+    )
+
+
+def test_at_this_hour_wraps_around_midnight() -> None:
+    from serving.features import HOUR_WINDOW_S, at_this_hour
+
+    at = 10 * DAY + 23.5 * 3600  # 23:30 on day 10
+    times = [3 * DAY + 1 * 3600, 9 * DAY + 21.5 * 3600, 9 * DAY + 21.4 * 3600, at + 7 * DAY]
+    assert at_this_hour(times, at) == [True, True, False, True]
+    assert HOUR_WINDOW_S == 2 * 3600
 
 
 def test_missing_user_state_gives_nan_not_errors() -> None:
@@ -112,6 +138,7 @@ def test_missing_user_state_gives_nan_not_errors() -> None:
         "content_recent_max",
         "item_age_days",
         "category_share",
+        "hour_category_share",
     ):
         assert np.isnan(x[:, col[name]]).all(), name
     assert np.isfinite(x[:, col["log_popularity"]]).all()
