@@ -146,6 +146,10 @@ def test_training_rows_are_asked_when_the_label_period_starts() -> None:
     split = split_by_time(records, label_share=0.2, min_interactions=5)
     asked = [asked_when_labelled(UserContext(u, None, None), split) for u in split.label_start]
     assert all(a.asked_at == split.label_start[a.user_id] for a in asked)
+    # A random split leaves later events in the feature period: asked after them.
+    uid, start = next(iter(split.label_start.items()))
+    late = UserContext(uid, None, None, recent=["x"], recent_ts=[start + 1000])
+    assert asked_when_labelled(late, split).asked_at == start + 1000
     # Some rows have a local hour (the UTC hour of that moment), some none, as requests do.
     hours = [a.local_hour for a in asked]
     assert None in hours and {h for h in hours if h is not None} <= set(range(24))

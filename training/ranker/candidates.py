@@ -158,12 +158,13 @@ def _build_groups(
 
 
 def asked_when_labelled(ctx: UserContext, split: TimeSplit) -> UserContext:
-    """The user's context as a request just before their label period: asked then, with the
-    hour of day of that moment as the local hour for half of the users (by id) and none for
-    the others, as many requests do not say, so the ranker learns both. Logs carry UTC times
-    only, so the UTC hour stands in for the local one (the time-of-day habit feature compares
-    times on one clock and needs no time zone)."""
-    at = split.label_start[ctx.user_id]
+    """The user's context as a request just before their label period (after the last
+    feature-period event, which a random split puts later): asked then, with the hour of day
+    of that moment as the local hour for half of the users (by id) and none for the others,
+    as many requests do not say, so the ranker learns both. Logs carry UTC times only, so the
+    UTC hour stands in for the local one (the time-of-day habit feature compares times on one
+    clock and needs no time zone)."""
+    at = max([split.label_start[ctx.user_id], *ctx.recent_ts[:1]])
     hour = int(at % DAY_S // 3600) if zlib.crc32(ctx.user_id.encode()) % 2 else None
     return dataclasses.replace(ctx, asked_at=at, local_hour=hour)
 
