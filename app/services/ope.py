@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from app.services.ope_logs import Logged as LoggedList
 from app.services.ope_logs import logged_lists
+from app.services.shadow import known_ranker
 from app.state import AppState
 from core.errors import InvalidRequest, NotFound
 from core.ope import ESTIMATORS, Logged, estimate, position_model
@@ -81,11 +82,13 @@ def configs(state: AppState, q: OpeQuery) -> tuple[SurfaceConfig, SurfaceConfig]
         raise InvalidRequest("give the candidate as one of `candidate`, `variant`, `overrides`")
     try:
         over = base.arm(q.variant).model_dump(exclude={"variants"}) if q.variant else q.overrides
-        return logging_cfg, candidate_config(base, over)
+        cand_cfg = candidate_config(base, over)
     except KeyError as e:
         raise InvalidRequest(f"surface {q.surface} has no variant {q.variant!r}") from e
     except ValueError as e:
         raise InvalidRequest(f"overrides do not make a valid surface: {e}") from e
+    known_ranker(state, cand_cfg)
+    return logging_cfg, cand_cfg
 
 
 def _registered(state: AppState, q: OpeQuery) -> None:

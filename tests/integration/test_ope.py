@@ -97,6 +97,8 @@ def test_the_candidates_api_validates_and_counts(settings: Settings) -> None:
             f"{url}/x", json={"surface": "homepage", "overrides": {"policy": {"mmr_lambda": 5}}}
         )
         assert bad.status_code == 422 and "mmr_lambda" in bad.json()["error"]["message"]
+        ghost = {"surface": "homepage", "overrides": {"ranker": "1999-ghost"}}
+        assert "no ranker version" in c.put(f"{url}/x", json=ghost).json()["error"]["message"]
         nowhere = c.put(f"{url}/x", json={"surface": "nowhere"})
         assert nowhere.status_code == 422 and "unknown surface" in nowhere.text
         for n in range(7):
@@ -108,6 +110,8 @@ def test_the_candidates_api_validates_and_counts(settings: Settings) -> None:
         assert both.status_code == 422 and "one of" in both.json()["error"]["message"]
         assert c.post(OPE, json={"surface": "homepage", "candidate": "nope"}).status_code == 404
         assert c.post(OPE, json={"surface": "nowhere"}).status_code == 422
+        no_ranker = c.post(OPE, json=ghost)
+        assert no_ranker.status_code == 422 and "no ranker version" in no_ranker.text
         empty = c.post(OPE, json={"surface": "homepage", "candidate": "calm"}).json()
         assert empty["lists"] == 0 and "serve traffic first" in empty["refused"]
 
