@@ -150,3 +150,19 @@ def ack(pipe: Any, parts: Iterable[tuple[Partition, Sequence[str]]]) -> None:
     for p, ids in parts:
         if ids:
             pipe.xack(p.stream, p.group, *ids)
+
+
+def leave(r: Any, stream: str, group: str, consumer: str) -> bool:
+    """Remove `consumer` from `group` once it holds nothing unacknowledged (a one-off consumer
+    such as a command line's `cli-<pid>` would otherwise stay listed for good); a consumer
+    with pending entries stays, so they are claimed by a worker, never dropped."""
+    try:
+        for c in r.xinfo_consumers(stream, group):
+            if _s(c["name"]) == consumer:
+                if int(c["pending"]):
+                    return False
+                r.xgroup_delconsumer(stream, group, consumer)
+                return True
+    except redis.ResponseError:  # no such stream or group
+        pass
+    return False

@@ -200,7 +200,11 @@ def test_erasure_resumes_after_a_crash_midway(
 
 
 def test_vantage_users_erase_applies_it_when_no_worker_runs(
-    settings: Any, client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Any,
+    client: TestClient,
+    stores: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import argparse
 
@@ -213,5 +217,17 @@ def test_vantage_users_erase_applies_it_when_no_worker_runs(
     receipt = json.loads(capsys.readouterr().out)
     assert receipt["status"] == "completed" and receipt["removed"]["redis_keys"] >= 1, receipt
     assert client.get(f"/v1/users/{GONE}").status_code == 404
+    # The command's one-off consumer leaves the groups once it holds nothing.
+    from indexing.streams import leave
+
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    r, keys = stores.redis, stores.keys
+    streams = [keys.stream(n) for n in range(keys.partitions)]
+    groups = [(st, text(g["name"])) for st in streams for g in r.xinfo_groups(st)]
+    consumers = [text(c["name"]) for st, g in groups for c in r.xinfo_consumers(st, g)]
+    assert groups and not [c for c in consumers if c.startswith("cli-")], consumers
+    assert not leave(r, streams[0], "nogroup", "x")
     bad = argparse.Namespace(users_command="erase", user_id="no spaces", wait=1.0)
     assert cmd_users(bad, local) == 2

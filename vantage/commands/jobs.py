@@ -52,7 +52,8 @@ def _follow_job(
 
     from core.stores.jobs import FINISHED, JobStore
     from indexing.connect import build_stores
-    from indexing.jobrunner import JobRunner
+    from indexing.jobrunner import GROUP, JobRunner
+    from indexing.streams import leave
 
     with resolved(settings) as s:
         stores = build_stores(s)
@@ -83,5 +84,6 @@ def _follow_job(
             stop.set()
             if thread is not None:
                 thread.join(5)
+                leave(stores.redis, stores.keys.jobs, GROUP, f"cli-{os.getpid()}")
         print(json.dumps(job))
         return 0 if job["state"] == "succeeded" else 1

@@ -39,6 +39,7 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     from core.stores.erasures import ErasureRecords, receipt
     from indexing.connect import build_stores
     from indexing.partitions import live_workers
+    from indexing.streams import leave
     from indexing.worker import Worker
 
     if not re.fullmatch(ID_PATTERN, args.user_id):
@@ -52,7 +53,10 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
         deadline = time.monotonic() + args.wait
         if not live_workers(stores.redis, stores.keys):
             log.info("no worker is running: applying the queue here")
-            Worker(stores, consumer=f"cli-{os.getpid()}").drain(timeout_s=args.wait)
+            worker = Worker(stores, consumer=f"cli-{os.getpid()}")
+            worker.drain(timeout_s=args.wait)
+            for part in worker.held:
+                leave(part.r, part.stream, part.group, worker.consumer)
         while (rec := records.raw(args.user_id)).get("status") != "completed":
             if time.monotonic() >= deadline:
                 break
