@@ -5,7 +5,8 @@ Stages, in pipeline order (the first one that lost the item):
 
 - `unknown_item`: no such item (never written, or deleted);
 - `hard_filter`: a safety or availability rule drops it for this user (status, maturity,
-  region, language, already seen, disliked, the context item itself); nothing brings it back;
+  region, language, already seen, disliked, "not interested" in it, its category or its
+  creator, the context item itself); nothing brings it back;
 - `request_filter`: the request's own `category`, `language` or `filter` excludes it;
 - `not_retrieved`: it passes every filter, but no source of the surface returned it (each
   source returns its best candidates up to its quota: the counts are given);
@@ -23,7 +24,8 @@ Stages, in pipeline order (the first one that lost the item):
 - `served`: it is in the list (its `position`).
 
 With `recommendation_id`, exploration draws as it did for that list (same seed); the inputs
-(events, catalogue, models) are today's.
+(events, catalogue, models) are today's. A list without profiling (`profiling=false`, or the
+user's own switch) is asked about as recommend builds it: non-personal sources, no ranker.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ import numpy as np
 
 from core.context import UserContext
 from core.surfaces import SurfaceConfig
-from serving import canary, itemmeta, policy, replay
+from serving import canary, itemmeta, nonprofiling, policy, replay
 from serving.policy import HardFilters
 from serving.policy.business import rule_deltas
-from serving.policy.safety import visible
+from serving.policy.safety import not_wanted, visible
 from serving.request import RecRequest
 from serving.retrieval import Candidate, speaks
 from serving.stages import Retrieved
@@ -53,7 +55,11 @@ def why_not(
     ctx = replay.context(state, req.user_id)
     if req.region:
         ctx = dataclasses.replace(ctx, region_override=req.region)
-    variant, cfg = canary.assign(state, state.settings.surfaces[req.surface], req)
+    base = state.settings.surfaces[req.surface]
+    variant, cfg = canary.assign(state, base, req)
+    if nonprofiling.wanted(req, ctx):  # the list without personal data, as recommend builds it
+        req = dataclasses.replace(req, profiling=False)
+        ctx, cfg, variant = nonprofiling.context(ctx), nonprofiling.config(base), "default"
     run = replay.replay(state, req, cfg, ctx, rec_id=recommendation_id)
     got, ranked, trace, final = run.got, run.ranked, run.trace, run.final
     stage, detail, numbers = _locate(state, req, ctx, cfg, item_id, got, ranked, trace, final)
@@ -62,6 +68,7 @@ def why_not(
         "user_id": req.user_id,
         "surface": req.surface,
         "variant": variant,
+        "profiling": req.profiling,
         "stage": stage,
         "served": stage == "served",
         "detail": detail,
@@ -156,6 +163,10 @@ def _refused(fields: dict[str, Any], item_id: str, hard: HardFilters, ctx: UserC
         return f"not available in the user's region ({hard.region or 'unknown'})"
     if hard.language and not speaks(hard.language, str(fields.get("language") or "und")):
         return f"in {fields.get('language')!r}, the user reads {hard.language!r}"
+    if item_id in ctx.controls.blocked("item"):
+        return "the user said they are not interested in it"
+    if hard.unwanted is not None and not_wanted(fields, hard.unwanted):
+        return "the user said they are not interested in its category or creator"
     if item_id in ctx.negatives:
         return "the user disliked or skipped it"
     if item_id in hard.exclude:

@@ -17,6 +17,7 @@ from app.routes.recommendations import (
     ContextDep,
     LanguageQ,
     LimitQ,
+    ProfilingQ,
     SurfaceQ,
     rec_request,
 )
@@ -55,6 +56,10 @@ class WhyNot(BaseModel):
     session_id: str | None = None
     surface: str
     variant: str
+    profiling: bool = Field(
+        description="false: the list asked about is built without personal data (the "
+        "request's `profiling=false`, or the user's own switch)"
+    )
     stage: Stage = Field(description="the first stage of the pipeline that lost the item")
     served: bool
     detail: str = Field(description="why, in words")
@@ -82,6 +87,7 @@ def get_why_not(
         str | None,
         Query(pattern=r"^[0-9a-f]{32}$", description="replay that list's exploration draws"),
     ] = None,
+    profiling: ProfilingQ = True,
 ) -> WhyNot:
     """Run the pipeline for this request, traced and uncached, and say at which stage
     `item_id` left the list (or its position), with the numbers that decided."""
@@ -95,5 +101,5 @@ def get_why_not(
         language,
         item_param="context_item_id",
     )
-    req = context.applied(req)
+    req = context.applied(req, profiling=profiling)
     return WhyNot.model_validate(who.answer(why_not(state, req, item_id, recommendation_id)))

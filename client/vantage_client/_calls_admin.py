@@ -84,10 +84,11 @@ def why_not(
     region: str | None = None,
     device: str | None = None,
     local_hour: int | None = None,
+    profiling: bool = True,
 ) -> Call[m.WhyNot]:
     """Why `item_id` is not in `user_id`'s (or `session_id`'s) list on `surface` (admin key):
     the stage that lost it and the numbers that decided; `recommendation_id` replays that
-    list's exploration."""
+    list's exploration; `profiling=False` asks about the list built without personal data."""
     params = {
         **_params.asker(user_id, session_id),
         **_params.context(device=device, region=region, local_hour=local_hour, filter=filter),
@@ -98,6 +99,7 @@ def why_not(
         "category": category,
         "language": language,
         "recommendation_id": recommendation_id,
+        "profiling": None if profiling else False,
     }
     return build("why_not", parse_model(m.WhyNot), params=params)
 

@@ -344,6 +344,7 @@ class WhyNot(ApiModel):
     session_id: str | None = None
     surface: str
     variant: str
+    profiling: bool
     stage: str
     served: bool
     detail: str

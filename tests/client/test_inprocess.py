@@ -104,6 +104,7 @@ def test_every_client_method_reaches_its_route(client: TestClient, worker: Any) 
     assert call("recommend", "ann", limit=3).user_id == "ann"
     assert call("cached_recommendations", "ann", limit=3).source == "result_cache"
     assert call("why_not", "ann", "tour-1").stage in ("served", "hard_filter", "not_retrieved")
+    assert call("why_not", "ann", "tour-1", profiling=False).profiling is False
     assert call("get_user", "ann").user_id == "ann"
     assert call("erase_user", "bob", wait_s=0).status == "pending"  # no worker is running
     assert call("get_erasure", "bob").user_id == "bob"

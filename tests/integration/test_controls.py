@@ -50,6 +50,10 @@ def test_not_interested_leaves_every_list_until_taken_back(settings: Settings, w
             ("creator", "cooking-maker-0"),
             ("item", "garden-1"),
         }
+        why = "/v1/recommendations/why-not"
+        for item, said in (("space-3", "its category"), ("garden-1", "not interested in it")):
+            got = c.get(why, params={"user_id": "fan", "item_id": item}).json()
+            assert got["stage"] == "hard_filter" and said in got["detail"], got
         assert c.delete(f"{url}/category/space").status_code == 204
         assert c.delete(f"{url}/category/space").status_code == 404
         assert "space-3" in _ids(recs(c, user_id="fan"))  # the pin is back, at once
@@ -134,7 +138,16 @@ def test_lists_without_profiling(settings: Settings, worker: Any) -> None:
         assert c.patch("/v1/users/fan/controls", json={"profiling": False}).status_code == 200
         again = recs(c, user_id="fan")
         assert again["profiling"] is False and _ids(again) == _ids(plain)
+        # "Why not" asks about the list the user gets: without profiling, what they liked is
+        # not excluded as seen (nothing personal is read).
+        why, seen = "/v1/recommendations/why-not", {"user_id": "fan", "item_id": "space-0"}
+        for asked in ({}, {"profiling": "false"}):
+            got = c.get(why, params={**seen, **asked}).json()
+            assert got["profiling"] is False and got["stage"] != "hard_filter", got
         c.patch("/v1/users/fan/controls", json={"profiling": True})
+        got = c.get(why, params=seen).json()
+        assert got["profiling"] is True and "already seen" in got["detail"], got
+        assert c.get(why, params={**seen, "profiling": "false"}).json()["profiling"] is False
         assert recs(c, user_id="fan")["profiling"] is True
 
 
