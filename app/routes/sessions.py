@@ -34,7 +34,7 @@ class SessionMerge(BaseModel):
     status: str = Field(description="queued (the worker folds it in) or merged (done)")
     event_ids: list[str] = Field(description="the merge's event on the stream")
     merged_events: int | None = Field(
-        None, description="once merged: how many of the session's events were folded in"
+        None, description="once merged: how many of the session's events the latest merge folded in"
     )
 
 

@@ -4,6 +4,8 @@ session's partition (indexing/apply/sessions.py)."""
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from app.services.queue import enqueue
@@ -30,8 +32,9 @@ def touch_sessions(state: AppState, session_ids: set[str]) -> None:
 def merge_session(state: AppState, user_id: str, session_id: str) -> tuple[Merge, bool]:
     """Queue the merge of `session_id` into `user_id`; (the merge, True if queued now).
 
-    Once per session: a repeat for the same user answers the recorded merge (queued again
-    while the worker has not applied it: the worker applies it once whatever the count); a
+    A repeat for the same user answers the recorded merge (queued again while the worker has
+    not applied it: the worker applies it once whatever the count), unless the guest went on
+    using the session after it was applied: then a new merge folds in what came since. A
     session already merged into another user is a conflict."""
     sessions = store(state)
     try:
@@ -42,7 +45,11 @@ def merge_session(state: AppState, user_id: str, session_id: str) -> tuple[Merge
                 "one user only"
             )
         if got.applied:
-            return got, False
+            seen = sessions.last_seen(session_id)
+            if seen is None or seen <= got.at:
+                return got, False
+            got = Merge(user_id=user_id, at=time.time())  # events since: merge those too
+            sessions.update_merge(session_id, got)  # before its event, which checks it
         got.event_ids = enqueue(state, [ev.merge_event(session_owner(session_id), user_id)])
         sessions.update_merge(session_id, got)
         return got, True

@@ -11,8 +11,11 @@ A merge is exactly once: the worker copies the journal into the user's partition
 interactions (`merged_from` set: the copies change the user's profile, never popularity,
 trending or clicks, which counted the session's own events) with `publish_once` under a key
 named by the merge event, so a redelivered merge event finds the copies stored and stores
-nothing more; then it marks the merge applied and deletes the session. The session's events
-never reach the durable event log (they expire with it); the copies do, under the user.
+nothing more; then it marks the merge applied and deletes the session. A guest who goes on
+using the session afterwards can be merged again: the API records a new merge, whose event
+folds in the events since (the old merge's event, if delivered again, is then ignored). The
+session's events never reach the durable event log (they expire with it); the copies do,
+under the user.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def merge(s: Stores, owner: str, user_id: str, event: ev.Event) -> int:
     if record is not None and record.applied:
         forget(s, owner, event.enqueued_at)  # a crash may have come before this step
         return 0
+    if record is not None and event.enqueued_at < record.at:
+        return 0  # an earlier merge's event delivered again: a newer merge was asked since
     copies = _copies(s, owner, user_id)
     if copies:
         ids = ev.publish_once(

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from core import events as ev
 from core.domain import Interaction, session_owner
 from core.settings import Settings
+from core.stores.sessions import Merge
 from indexing.apply import sessions as apply_sessions
 from indexing.apply.erasure import log_records
 from tests.integration.test_surfaces import app_client, ids, recs, setup
@@ -83,6 +84,16 @@ def test_merge_folds_the_session_into_the_user_exactly_once(
         worker.drain()
         again_aff = state.redis.hgetall(state.keys.affinity("fan"))
         assert {k.decode(): float(v) for k, v in again_aff.items()} == weights
+        # The guest goes on browsing in the same session: a new merge folds in what came since.
+        later = {"session_id": GUEST, "item_id": "garden-3", "type": "like"}
+        assert c.post("/v1/interactions", json=[later]).status_code == 202
+        worker.drain()
+        assert c.post(url, json={"session_id": GUEST}).status_code == 202
+        worker.drain()
+        hist = c.get("/v1/users/fan", params={"recent": 50}).json()["recent"]
+        assert "garden-3" in {h["item_id"] for h in hist}
+        final = c.post(url, json={"session_id": GUEST}).json()
+        assert final["status"] == "merged" and final["merged_events"] == 1, final
 
 
 def test_a_merge_applied_twice_after_a_crash_copies_once(stores: Any, worker: Any) -> None:
@@ -108,6 +119,14 @@ def test_a_merge_applied_twice_after_a_crash_copies_once(stores: Any, worker: An
     copies = stores.redis.hgetall(stores.keys.affinity("u1"))
     assert len(copies) == 4
     assert all(float(v) == float(copies[b"item-0"]) for v in copies.values())  # each once
+    # A newer merge was asked (the guest went on): the old merge's event, delivered again,
+    # is ignored; the newer one's event folds the session in.
+    ev.publish(stores.redis, stores.keys, events[:1])
+    worker.drain()
+    apply_sessions.store(stores).update_merge(guest, Merge(user_id="u1", at=time.time()))
+    assert apply_sessions.merge(stores, owner, "u1", merge_ev) == 0
+    newer = ev.Event("1-2", ev.SESSION_MERGED, {"user_id": owner, "into": "u1"}, time.time())
+    assert apply_sessions.merge(stores, owner, "u1", newer) == 1
     # Neither the session's events nor its merge reach the durable log; the copies do.
     applied = [
         ev.Event("2-1", ev.INTERACTION_LOGGED, {"user_id": owner, "item_id": "x"}, 0.0),
