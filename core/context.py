@@ -24,6 +24,7 @@ class UserContext:
     controls: Controls = field(default_factory=Controls)  # the user's own (not interested...)
     region_override: str | None = None  # the request's `region` (a user travelling)
     local_hour: int | None = None  # the request's local hour (a ranker feature)
+    device: str | None = None  # the request's device (a ranker feature)
     # When the request was asked (None: now); replays and ranker training set a past moment.
     asked_at: float | None = None
 

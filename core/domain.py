@@ -112,6 +112,8 @@ Int = Annotated[int, JSON_NUMBER]
 Number = Annotated[float, JSON_NUMBER]
 
 
+# The devices a request or an interaction may name (experiment targeting, ranker context).
+Device = Literal["mobile", "tablet", "web", "desktop", "tv", "console", "other"]
 MAX_RATING = 5.0
 
 
@@ -244,6 +246,11 @@ class InteractionFields(BaseModel):
     ) = None
     timestamp: Annotated[float, Field(ge=0, allow_inf_nan=False), JSON_NUMBER] | None = Field(
         None, description="unix seconds; default: now; at most the end of tomorrow (UTC)"
+    )
+    device: Device | None = Field(
+        None,
+        description="the device the user was on; kept with the history item for the ranker's "
+        "device habit feature (what this user takes on the device a request names)",
     )
 
     @field_validator("value")

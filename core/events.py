@@ -277,6 +277,8 @@ def item_event(item: Item) -> tuple[str, dict[str, Any]]:
 
 def interaction_event(ev: Interaction, *, now: float | None = None) -> tuple[str, dict[str, Any]]:
     data = ev.model_dump(mode="json")
+    if data["device"] is None:  # left out: a worker of the previous release reads the event
+        del data["device"]
     if data["timestamp"] is None:
         data["timestamp"] = time.time() if now is None else now
     return INTERACTION_LOGGED, data

@@ -115,6 +115,10 @@ class Keys:
         """Sorted set item -> last interaction time."""
         return f"{self.tag('u:' + user_id)}:hist"
 
+    def devices(self, user_id: str) -> str:
+        """Hash item -> the device of the history item's newest use (when the event said)."""
+        return f"{self.tag('u:' + user_id)}:dev"
+
     def affinity(self, user_id: str) -> str:
         """Hash item -> summed signed interaction weight."""
         return f"{self.tag('u:' + user_id)}:aff"

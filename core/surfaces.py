@@ -20,11 +20,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from core.domain import Device
+
 DEFAULT_FILE = Path(__file__).with_name("surfaces.toml")
 FILE_ENV = "VANTAGE_SURFACES_FILE"
 
-# The devices a request may name (its `device`), for experiment targeting and ranker context.
-Device = Literal["mobile", "tablet", "web", "desktop", "tv", "console", "other"]
 
 SourceName = Literal[
     "personal",  # hybrid ANN over the user's content and collaborative vectors

@@ -44,8 +44,11 @@ def cache_key(
         variant,
         rules_version,
     ]
-    if req.local_hour is not None:  # a ranker feature (the last good list ignores it)
+    # The request context is a ranker feature (the last good list ignores it).
+    if req.local_hour is not None:
         parts.append(f"hour:{req.local_hour}")
+    if req.device is not None:
+        parts.append(f"device:{req.device}")
     return state.keys.result_cache(_digest(parts))
 
 

@@ -71,6 +71,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "hour_sin",
     "hour_cos",
     "hour_category_share",  # category_share over the last items used at this time of day
+    # The user's habits on the request's device (NaN when the request or the events did not
+    # name devices).
+    "device_category_share",  # category_share over the last items used on this device
 )
 RECENT_SIM = 5
 RECENT_NBR = 10
@@ -101,6 +104,7 @@ class FeatureInputs:
     nbr_recent: _F32 | None = None  # (n,) the same from the last RECENT_NBR items
     local_hour: int | None = None  # the request's local hour
     hour_categories: Sequence[str | None] = ()  # categories of last items used at this hour
+    device_categories: Sequence[str | None] = ()  # the same, used on the request's device
 
 
 def _rank_desc(x: npt.NDArray[np.floating[Any]]) -> _F32:
@@ -157,6 +161,7 @@ def feature_matrix(cands: Sequence[Candidate], inp: FeatureInputs) -> _F32:
     out[:, col["log_history_len"]] = np.log1p(inp.history_len)
     _category_share(out[:, col["category_share"]], cands, inp.recent_categories[:RECENT_CAT])
     _category_share(out[:, col["hour_category_share"]], cands, inp.hour_categories)
+    _category_share(out[:, col["device_category_share"]], cands, inp.device_categories)
     if inp.local_hour is not None:
         angle = 2 * np.pi * inp.local_hour / 24
         out[:, col["hour_sin"]], out[:, col["hour_cos"]] = np.sin(angle), np.cos(angle)
@@ -212,7 +217,7 @@ def load_inputs(
     ids = [c.item_id for c in cands]
     pop = stores.catalogue.popularity(ids)
     top_pop = stores.catalogue.top(POPULAR, 0, 0)
-    hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT)
+    hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT, devices=ctx.device is not None)
     at = time.time() if ctx.asked_at is None else ctx.asked_at
     # A replay of a past request (or a training row) sees the history as it was then.
     used = [(i, t) for i, t in hist.recent if ctx.asked_at is None or t <= at]
@@ -221,6 +226,7 @@ def load_inputs(
     now_ish = at_this_hour([t for _, t in used], at)
     meta = stores.item_cache.get(stores.items, [*ids, *recent])
     at_hour = [i for i, ok in zip(recent, now_ish, strict=True) if ok and i in meta]
+    on_device = [i for i in recent if i in meta and hist.devices.get(i) == ctx.device]
 
     def matrix(which: Sequence[str]) -> _F32:
         return vector_matrix(meta, which)
@@ -244,6 +250,7 @@ def load_inputs(
         nbr_recent=nbr_recent,
         local_hour=ctx.local_hour,
         hour_categories=[meta[i][1] for i in at_hour],
+        device_categories=[meta[i][1] for i in on_device] if ctx.device else [],
     )
 
 

@@ -203,8 +203,9 @@ def rank_stage(
         reasons.append("ranking_skipped_over_budget")
     elif cfg.ranked:
         with metrics.stage("ranking", req.surface):
-            at_hour = dataclasses.replace(ctx, local_hour=req.local_hour)  # a feature
-            cands = ranking.rank(state, at_hour, cands, cfg.ranker)
+            # The request context is a ranker feature.
+            asked = dataclasses.replace(ctx, local_hour=req.local_hour, device=req.device)
+            cands = ranking.rank(state, asked, cands, cfg.ranker)
         # rank() keeps the fused order on any failure; a live ranker that scored nothing
         # failed, and the answer says so.
         if len(cands) > 1 and ranking.SCORE not in cands[0].scores and _ranker_live(state, cfg):

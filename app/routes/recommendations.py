@@ -12,10 +12,9 @@ from app.errors import AUTHED, error_responses
 from app.schemas import PrecomputedRecommendations, Recommendations
 from app.services.catalog import NO_ATTRIBUTES, attributes_stored
 from core.attributes import filter_errors
-from core.domain import ID_PATTERN, session_owner
+from core.domain import ID_PATTERN, Device, session_owner
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.expr import FilterSyntaxError
-from core.surfaces import Device
 from serving import itemmeta, paging
 from serving.precomputed import precomputed
 from serving.recommend import recommend

@@ -20,7 +20,8 @@ class InputModel(BaseModel):
 
 class Interaction(InputModel):
     """One event of `POST /v1/interactions`, a signed-in `user_id`'s or a guest's
-    `session_id`'s (exactly one); `timestamp` (unix s) defaults to now."""
+    `session_id`'s (exactly one); `timestamp` (unix s) defaults to now; `device`: what
+    the user was on (the ranker learns their habits per device)."""
 
     user_id: str | None = None
     session_id: str | None = None
@@ -30,6 +31,7 @@ class Interaction(InputModel):
     surface: str | None = None
     recommendation_id: str | None = None
     timestamp: float | None = None
+    device: Literal["mobile", "tablet", "web", "desktop", "tv", "console", "other"] | None = None
 
 
 class ItemFields(InputModel):

@@ -15,14 +15,17 @@
 -- A guest's session (journal_entry not empty) also appends the event to its journal, the
 -- newest journal_len kept, for a merge into a user; its keys expire after session_ttl_s
 -- without an event (a backstop: the worker's sweep deletes an idle session first).
--- KEYS: done history affinity confidence negatives controls journal
--- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative journal_entry journal_len session_ttl_s
+-- The device the event names (ARGV device, '' when it named none) is kept per history item,
+-- for the item's newest use only: a later event without a device clears it.
+-- KEYS: done history affinity confidence negatives controls journal devices
+-- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative journal_entry journal_len session_ttl_s device
 local done, history, affinity, confidence, negatives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local controls = KEYS[6]
 local item, ts, weight, confidence_weight = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local dedup_ttl_s, history_len = ARGV[5], ARGV[6]
 local negative, negatives_len, lifts_negative = ARGV[7], ARGV[8], ARGV[9]
 local journal, journal_entry, journal_len, session_ttl_s = KEYS[7], ARGV[10], ARGV[11], ARGV[12]
+local devices, device = KEYS[8], ARGV[13]
 
 if dedup_ttl_s ~= '0' then
   if not redis.call('SET', done, 1, 'NX', 'EX', dedup_ttl_s) then return 0 end
@@ -30,7 +33,7 @@ end
 if journal_entry ~= '' then
   redis.call('RPUSH', journal, journal_entry)
   redis.call('LTRIM', journal, -tonumber(journal_len), -1)
-  for _, key in ipairs({journal, history, affinity, confidence, negatives}) do
+  for _, key in ipairs({journal, history, affinity, confidence, negatives, devices}) do
     redis.call('EXPIRE', key, session_ttl_s)
   end
 end
@@ -43,6 +46,10 @@ if redis.call('HGET', controls, 'paused') == '1' then
   return 2
 end
 redis.call('ZADD', history, 'GT', ts, item)
+if tonumber(redis.call('ZSCORE', history, item)) <= tonumber(ts) then
+  if device ~= '' then redis.call('HSET', devices, item, device)
+  else redis.call('HDEL', devices, item) end
+end
 redis.call('HINCRBYFLOAT', affinity, item, weight)
 if tonumber(confidence_weight) > 0 then
   redis.call('HINCRBYFLOAT', confidence, item, confidence_weight)
@@ -54,6 +61,7 @@ if #dropped > 0 then
   redis.call('ZREMRANGEBYRANK', history, 0, -tonumber(history_len) - 1)
   redis.call('HDEL', affinity, unpack(dropped))
   redis.call('HDEL', confidence, unpack(dropped))
+  redis.call('HDEL', devices, unpack(dropped))
 end
 if negative == '1' then
   redis.call('ZADD', negatives, 'GT', ts, item)

@@ -196,6 +196,7 @@ class _User:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # cvec, cfvec, pvec
     version: int = 0
     history: dict[str, float] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
     negatives: dict[str, float] = field(default_factory=dict)
 
 
@@ -216,9 +217,14 @@ class MemoryUserState:
         """`name`: cvec (content profile), cfvec (collaborative) or pvec (preferences)."""
         self._user(user_id).vectors[name] = np.asarray(vec, dtype=np.float32)
 
-    def add_history(self, user_id: str, item_id: str, at: float) -> None:
+    def add_history(self, user_id: str, item_id: str, at: float, device: str | None = None) -> None:
         u = self._user(user_id)
-        u.history[item_id] = at
+        if at >= u.history.get(item_id, at):  # the item's newest use names its device
+            if device:
+                u.devices[item_id] = device
+            else:
+                u.devices.pop(item_id, None)
+        u.history[item_id] = max(at, u.history.get(item_id, at))
         u.version += 1
 
     def add_negative(self, user_id: str, item_id: str, at: float) -> None:
@@ -246,10 +252,11 @@ class MemoryUserState:
             pref_vec=u.vectors.get("pvec"),
         )
 
-    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
+    def history(self, user_id: str, *, recent_n: int, devices: bool = False) -> HistorySummary:
         u = self.users.get(user_id, _User())
         recent = self._newest(u.history, max(recent_n, 1)) if recent_n > 0 else []
-        return HistorySummary(len(u.history), recent)
+        on = {i: u.devices[i] for i, _ in recent if i in u.devices} if devices else {}
+        return HistorySummary(len(u.history), recent, on)
 
 
 class MemoryResultCache:

@@ -60,10 +60,13 @@ class ItemMarks:
 
 @dataclass(frozen=True)
 class HistorySummary:
-    """The length of a user's history and its most recent items (id, time), newest first."""
+    """The length of a user's history and its most recent items (id, time), newest first;
+    `devices`: the device of each recent item's newest use, where the event named one (read
+    only when asked for)."""
 
     length: int
     recent: list[tuple[str, float]]
+    devices: Mapping[str, str] = field(default_factory=dict)
 
 
 POPULAR = "popular"  # the all-time popularity board; trending boards are `trending:<scope>`
@@ -157,8 +160,9 @@ class UserState(Protocol):
         """Profile, vectors, cache version, the `recent_n` most recent items and dislikes."""
         ...
 
-    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
-        """History length and its `recent_n` most recent items with their times."""
+    def history(self, user_id: str, *, recent_n: int, devices: bool = False) -> HistorySummary:
+        """History length and its `recent_n` most recent items with their times (and their
+        devices when `devices`)."""
         ...
 
 

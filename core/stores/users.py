@@ -57,13 +57,19 @@ class RedisUserState:
             controls=Controls.parse(controls or {}),
         )
 
-    def history(self, user_id: str, *, recent_n: int) -> HistorySummary:
+    def history(self, user_id: str, *, recent_n: int, devices: bool = False) -> HistorySummary:
         pipe = self.r.pipeline(transaction=False)
         pipe.zcard(self.keys.history(user_id))
         pipe.zrevrange(self.keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
         length, recent = self._run(pipe)
-        recent = recent if recent_n > 0 else []
-        return HistorySummary(int(length or 0), [(text(i), float(t)) for i, t in recent])
+        items = [(text(i), float(t)) for i, t in (recent if recent_n > 0 else [])]
+        on: dict[str, str] = {}
+        if devices and items:  # a second round trip, only for a request that names a device
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hmget(self.keys.devices(user_id), [i for i, _ in items])
+            (got,) = self._run(pipe)
+            on = {i: text(d) for (i, _), d in zip(items, got, strict=True) if d}
+        return HistorySummary(int(length or 0), items, on)
 
 
 def _vec(raw: bytes | None) -> np.ndarray | None:

@@ -298,7 +298,7 @@ def executive() -> model.Dashboard:
 
 
 def _executive_breadth(board: Dashboard) -> Dashboard:
-    served = "max by (surface) (vantage_items_served_distinct{surface=~\"$surface|\\\\*\"})"
+    served = 'max by (surface) (vantage_items_served_distinct{surface=~"$surface|\\\\*"})'
     return (
         board.with_panel(
             graph(

@@ -103,6 +103,7 @@ def _queue_one(
             "negatives": k.negatives(ev.user_id),
             "controls": k.controls(ev.user_id),
             "journal": k.session_journal(ev.user_id),
+            "devices": k.devices(ev.user_id),
         },
         args={
             "item": ev.item_id,
@@ -115,6 +116,7 @@ def _queue_one(
             "negatives_len": s.settings.negatives_len,
             "lifts_negative": int(lifts_negative(ev)),
             **_journal(s, ev),
+            "device": ev.device or "",
         },
         pipe=pipe,
     )

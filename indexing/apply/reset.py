@@ -25,7 +25,7 @@ def apply_resets(s: Stores, run: Sequence[ev.Event]) -> None:
 def reset(s: Stores, user_id: str, at: float) -> None:
     k = s.keys
     pipe = s.redis.pipeline(transaction=True)
-    pipe.delete(k.history(user_id), k.affinity(user_id), k.confidence(user_id))
+    pipe.delete(k.history(user_id), k.devices(user_id), k.affinity(user_id), k.confidence(user_id))
     pipe.delete(k.negatives(user_id), k.candidates(f"u:{user_id}"))
     pipe.hdel(k.user(user_id), "cvec", "cfvec")
     pipe.hincrby(k.user(user_id), "ver", 1)

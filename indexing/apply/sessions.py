@@ -107,6 +107,7 @@ def forget(s: Stores, owner: str, before: float) -> None:
     k = s.keys
     pipe = s.redis.pipeline(transaction=True)
     pipe.delete(k.user(owner), k.history(owner), k.affinity(owner), k.confidence(owner))
+    pipe.delete(k.devices(owner))
     pipe.delete(k.negatives(owner), k.controls(owner), k.session_journal(owner))
     pipe.delete(k.candidates(f"u:{owner}"))
     pipe.execute()

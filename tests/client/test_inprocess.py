@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 
 LIKED = [
     Interaction(user_id="ann", item_id="space-1", type="like"),
-    Interaction(user_id="ann", item_id="space-2", type="watch"),
+    Interaction(user_id="ann", item_id="space-2", type="watch", device="tv"),
 ]
 
 

@@ -57,7 +57,7 @@ class Seeder(Protocol):
     def board(self, board: str, item_id: str, score: float) -> None: ...
     def profile(self, user_id: str, profile: UserFields) -> None: ...
     def vector(self, user_id: str, name: str, vec: np.ndarray) -> None: ...
-    def history(self, user_id: str, item_id: str, at: float) -> None: ...
+    def history(self, user_id: str, item_id: str, at: float, device: str | None = None) -> None: ...
     def negative(self, user_id: str, item_id: str, at: float) -> None: ...
 
 
@@ -96,8 +96,8 @@ class MemorySeeder:
     def vector(self, user_id: str, name: str, vec: np.ndarray) -> None:
         self.users.set_vector(user_id, name, vec)
 
-    def history(self, user_id: str, item_id: str, at: float) -> None:
-        self.users.add_history(user_id, item_id, at)
+    def history(self, user_id: str, item_id: str, at: float, device: str | None = None) -> None:
+        self.users.add_history(user_id, item_id, at, device)
 
     def negative(self, user_id: str, item_id: str, at: float) -> None:
         self.users.add_negative(user_id, item_id, at)
@@ -129,8 +129,10 @@ class RedisMilvusSeeder:
     def vector(self, user_id: str, name: str, vec: np.ndarray) -> None:
         self.r.hset(self.keys.user(user_id), name, np.asarray(vec, np.float32).tobytes())
 
-    def history(self, user_id: str, item_id: str, at: float) -> None:
+    def history(self, user_id: str, item_id: str, at: float, device: str | None = None) -> None:
         self.r.zadd(self.keys.history(user_id), {item_id: at})
+        if device:
+            self.r.hset(self.keys.devices(user_id), item_id, device)
         self.r.hincrby(self.keys.user(user_id), "ver", 1)
 
     def negative(self, user_id: str, item_id: str, at: float) -> None:
@@ -330,7 +332,7 @@ def test_user_context_reads_profile_vectors_history_and_dislikes(backend: Backen
     backend.seed.vector("u", "cvec", v)
     backend.seed.vector("u", "pvec", v + 1)
     for k, item in enumerate(["a", "b", "c", "d"]):
-        backend.seed.history("u", item, 1000.0 + k)
+        backend.seed.history("u", item, 1000.0 + k, device="tv" if item in "ad" else None)
     backend.seed.negative("u", "x", 500.0)
     ctx = backend.users.context("u", recent_n=3)
     assert ctx.profile == profile and ctx.region == "FR" and ctx.language == "en"
@@ -341,6 +343,8 @@ def test_user_context_reads_profile_vectors_history_and_dislikes(backend: Backen
     assert backend.users.context("u", recent_n=0).recent == []
     hist = backend.users.history("u", recent_n=2)
     assert hist.length == 4 and hist.recent == [("d", 1003.0), ("c", 1002.0)]
+    assert hist.devices == {}  # read only when asked for
+    assert backend.users.history("u", recent_n=3, devices=True).devices == {"d": "tv"}
     before = ctx.version
     backend.seed.history("u", "e", 2000.0)
     assert backend.users.context("u", recent_n=1).version > before  # any event: a new version

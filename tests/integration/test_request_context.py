@@ -3,6 +3,7 @@ the impression) and precomputed answers (`GET /v1/recommendations/cached`), on r
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from core.served_list import ServedList
@@ -156,3 +157,85 @@ def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, sto
             assert served and all(i["score"] == round(scores[i["item_id"]], 6) for i in served)
         # Without a local hour the column is missing (NaN): still a ranked list.
         assert recs(c, user_id="fan")["items"][0]["score"] is not None
+
+
+def _device_ranker(registry: Any, version: str) -> None:
+    """A real XGBoost ranker over one feature: the user's share of the candidate's category
+    among what they took on the request's device (higher is better)."""
+    import numpy as np
+    import xgboost as xgb
+
+    from core.stores.registry import save_ranker
+
+    rng = np.random.default_rng(1)
+    rows, group = 2000, 20
+    x = rng.uniform(0, 1, (rows, 1))
+    label = (x[:, 0] * 4).astype(int).astype(float)
+    names = ("device_category_share",)
+    dm = xgb.DMatrix(x, label=label, feature_names=list(names))
+    dm.set_group([group] * (rows // group))
+    booster = xgb.train({"objective": "rank:pairwise", "max_depth": 2}, dm, 20)
+    save_ranker(registry.ranker_dir(version), booster, names, {"simulated": 1.0})
+    registry.publish("ranker", version, {"published": True})
+
+
+def test_the_device_is_a_ranker_feature(settings: Settings, worker: Any, stores: Any) -> None:
+    from dataclasses import replace
+
+    from serving.features import build_features
+    from serving.ranking import columns, predict
+    from serving.stages import retrieve
+    from serving.state import build_state
+
+    with app_client(settings) as c:
+        setup(c, worker)
+        # Cooking on the television, space on the phone; one item later again without a device.
+        events = [
+            *({"item_id": f"cooking-{k}", "device": "tv"} for k in (0, 1, 2)),
+            *({"item_id": f"space-{k}", "device": "mobile"} for k in (0, 1, 2)),
+            {"item_id": "space-2", "device": "tv"},
+        ]
+        body = [
+            {"user_id": "couch", "type": "like", "timestamp": time.time() - 7200 + n, **e}
+            for n, e in enumerate(events)
+        ]
+        body[-1]["timestamp"] = time.time() - 3600  # a newer use of space-2, on the tv
+        # An older use of cooking-0 on the web, delivered late, leaves the newest one's device.
+        body.append({"user_id": "couch", "item_id": "cooking-0", "type": "view"})
+        body[-1] |= {"device": "web", "timestamp": time.time() - 9000}
+        assert c.post("/v1/interactions", json=body).status_code == 202
+        bad = c.post("/v1/interactions", json={**body[0], "device": "fridge"})
+        assert bad.status_code == 422 and "device" in bad.text
+        worker.drain()
+        _device_ranker(stores.registry, "device-v1")
+        state = build_state(settings)
+        try:
+            on = state.users.history("couch", recent_n=10, devices=True).devices
+            assert on == {
+                "cooking-0": "tv",
+                "cooking-1": "tv",
+                "cooking-2": "tv",
+                "space-0": "mobile",
+                "space-1": "mobile",
+                "space-2": "tv",  # the item's newest use names the device
+            }
+            model = state.models.ranker()
+            assert model is not None and model.version == "device-v1"
+            ctx = state.users.context("couch", recent_n=500)
+            req = RecRequest(user_id="couch", surface="homepage", limit=10)
+            cands = retrieve(state, req, ctx).candidates
+
+            def expected(device: str) -> dict[str, float]:
+                x = build_features(state, replace(ctx, device=device), cands)
+                got = predict(model, columns(model, x))
+                return dict(zip([c.item_id for c in cands], got.tolist(), strict=True))
+
+            by_device = {d: expected(d) for d in ("tv", "mobile")}
+        finally:
+            state.close()
+        for device, topic in (("tv", "cooking"), ("mobile", "space")):
+            scores = by_device[device]
+            assert max(scores, key=scores.__getitem__).startswith(topic)
+            served = recs(c, user_id="couch", device=device)["items"]  # cached per device
+            assert served[0]["item_id"].startswith(topic), (device, served)
+            assert all(i["score"] == round(scores[i["item_id"]], 6) for i in served)

@@ -62,6 +62,7 @@ def test_columns_are_fixed_and_named() -> None:
         "hour_sin",
         "hour_cos",
         "hour_category_share",
+        "device_category_share",
     )
     x = feature_matrix(CANDS, _inputs())
     assert x.dtype == np.float32 and x.shape == (3, len(FEATURE_NAMES))
@@ -89,7 +90,7 @@ def test_known_values() -> None:
     assert np.allclose(f["log_history_len"], np.log1p(3))
     assert f["category_share"] == [0.75, 0.25, 0]
     # Without a local hour or items used at this time of day, the context columns are NaN.
-    for name in ("hour_sin", "hour_cos", "hour_category_share"):
+    for name in ("hour_sin", "hour_cos", "hour_category_share", "device_category_share"):
         assert all(math.isnan(v) for v in f[name]), name
 
 
@@ -102,6 +103,12 @@ def test_request_hour_and_the_users_habits_at_that_hour() -> None:
     assert np.allclose(midnight[:, col["hour_sin"]], 0) and np.allclose(
         midnight[:, col["hour_cos"]], 1
     )
+
+
+def test_the_users_habits_on_the_requests_device() -> None:
+    col = {n: j for j, n in enumerate(FEATURE_NAMES)}
+    x = feature_matrix(CANDS, _inputs(device_categories=["horror", "horror", "drama", None]))
+    assert np.allclose(x[:, col["device_category_share"]], [1 / 3, 0, 2 / 3])
 
 
 def test_at_this_hour_wraps_around_midnight() -> None:
@@ -139,6 +146,7 @@ def test_missing_user_state_gives_nan_not_errors() -> None:
         "item_age_days",
         "category_share",
         "hour_category_share",
+        "device_category_share",
     ):
         assert np.isnan(x[:, col[name]]).all(), name
     assert np.isfinite(x[:, col["log_popularity"]]).all()

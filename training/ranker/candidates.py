@@ -163,10 +163,12 @@ def asked_when_labelled(ctx: UserContext, split: TimeSplit) -> UserContext:
     of that moment as the local hour for half of the users (by id) and none for the others,
     as many requests do not say, so the ranker learns both. Logs carry UTC times only, so the
     UTC hour stands in for the local one (the time-of-day habit feature compares times on one
-    clock and needs no time zone)."""
+    clock and needs no time zone). The device is the first label-period event's, when the
+    events name devices (none otherwise, as for a request that does not say)."""
     at = max([split.label_start[ctx.user_id], *ctx.recent_ts[:1]])
     hour = int(at % DAY_S // 3600) if zlib.crc32(ctx.user_id.encode()) % 2 else None
-    return dataclasses.replace(ctx, asked_at=at, local_hour=hour)
+    device = split.label_device.get(ctx.user_id)
+    return dataclasses.replace(ctx, asked_at=at, local_hour=hour, device=device)
 
 
 def _copy_namespace(live: Stores, tmp: Stores, users: set[str]) -> None:

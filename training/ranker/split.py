@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,11 +17,13 @@ from training.ranker.params import RankerParams
 
 @dataclass
 class TimeSplit:
-    """Feature-period records, label items per user and the time labels start at."""
+    """Feature-period records, label items per user and the time labels start at (and the
+    device of the first label-period event that names one)."""
 
     features: list[dict[str, Any]]
     labels: dict[str, set[str]]
     label_start: dict[str, float]
+    label_device: dict[str, str] = field(default_factory=dict)
 
 
 def _ts(rec: Mapping[str, Any]) -> float:
@@ -53,6 +55,7 @@ def split_by_time(
     features: list[dict[str, Any]] = []
     labels: dict[str, set[str]] = {}
     start: dict[str, float] = {}
+    device: dict[str, str] = {}
     rng = np.random.default_rng(random_seed) if random_seed is not None else None
     for uid, recs in by_user.items():
         recs.sort(key=_ts)
@@ -74,8 +77,12 @@ def split_by_time(
         features.extend(dict(r) for r in past)
         labels[uid] = positives - {str(r["item_id"]) for r in past}
         start[uid] = float(cut_ts)
+        on = next((str(r["device"]) for r in sorted(future, key=_ts) if r.get("device")), None)
+        if on is not None:
+            device[uid] = on
     labels = {u: items for u, items in labels.items() if items}
-    return TimeSplit(features, labels, {u: start[u] for u in labels})
+    on_device = {u: device[u] for u in labels if u in device}
+    return TimeSplit(features, labels, {u: start[u] for u in labels}, on_device)
 
 
 def split_labels(records: Iterable[Mapping[str, Any]], params: RankerParams) -> TimeSplit:
@@ -137,4 +144,4 @@ def hold_out_random(
         dropped.update(held)
         random_labels[uid] = {str(split.features[k]["item_id"]) for k in held}
     kept = [r for k, r in enumerate(split.features) if k not in dropped]
-    return TimeSplit(kept, split.labels, split.label_start), random_labels
+    return replace(split, features=kept), random_labels
