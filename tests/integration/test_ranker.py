@@ -157,6 +157,17 @@ def test_training_rows_are_asked_when_the_label_period_starts() -> None:
         h == int(split.label_start[a.user_id] % 86400 // 3600)
         for a, h in zip(asked, hours, strict=True)
     )
+    assert all(a.device is None for a in asked)  # MovieLens names no devices
+    # Events that name devices: a row is asked on the first label-period event's device.
+    on = [{**r, "device": "tv" if k % 2 else "mobile"} for k, r in enumerate(records)]
+    split = split_by_time(on, label_share=0.2, min_interactions=5)
+    assert split.label_device and set(split.label_device) == set(split.label_start)
+    uid = next(iter(split.label_start))
+    first = min(
+        (r for r in on if r["user_id"] == uid and r["timestamp"] >= split.label_start[uid]),
+        key=lambda r: r["timestamp"],
+    )
+    assert asked_when_labelled(UserContext(uid, None, None), split).device == first["device"]
 
 
 def test_random_split_holds_out_items_the_features_never_see() -> None:
