@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from core.domain import UserInteraction
 from core.events import INTERACTION_LOGGED
 from core.redis_typed import text
 from core.stores.erasures import ErasureRecords
@@ -89,8 +90,11 @@ def logged_interactions(
     """The interaction payloads of the durable log, each event once; with `resets` (user ->
     when they reset their history, `history_resets`), not a user's events from before it."""
     resets = resets or {}
+    # As a user's interaction: a merge's copy of a guest session's event names the session
+    # (`merged_from`), which training does not need and a bulk import does not accept.
+    fields = UserInteraction.model_fields
     return [
-        rec["data"]
+        {k: v for k, v in rec["data"].items() if k in fields}
         for rec in iter_log(log_root, types=[INTERACTION_LOGGED])
         if float(rec.get("t") or 0) >= resets.get(str(rec["data"].get("user_id")), 0.0)
     ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
@@ -13,6 +13,7 @@ from app.schemas import MAX_BATCH, Accepted, InteractionsIn
 from app.services.queue import enqueue, enqueue_once
 from app.services.sessions import touch_sessions
 from core import events as ev
+from core.domain import InteractionIn
 from core.errors import InvalidRequest
 
 router = APIRouter(
@@ -63,7 +64,7 @@ def post_interactions(
     if idempotency_key is None:
         return Accepted(event_ids=enqueue(state, events))
     # The request as sent (before the server fills in missing timestamps) identifies it.
-    sent = json.dumps([i.model_dump(mode="json") for i in batch], sort_keys=True)
+    sent = json.dumps([_identity(i) for i in batch], sort_keys=True)
     # Keys are scoped to the API key that sent them: another caller's identical key is a
     # different request, never a replay of someone else's ids.
     caller = getattr(getattr(request.state, "api_key", None), "key_id", "")
@@ -77,3 +78,16 @@ def post_interactions(
     if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return Accepted(event_ids=done.ids)
+
+
+# Fields added after idempotency records existed: left out while unset, so a retry that spans
+# the upgrade has the fingerprint its first attempt stored.
+_ADDED_FIELDS = ("device",)
+
+
+def _identity(event: InteractionIn) -> dict[str, Any]:
+    body = event.model_dump(mode="json")
+    for name in _ADDED_FIELDS:
+        if body.get(name) is None:
+            body.pop(name, None)
+    return body

@@ -15,8 +15,9 @@
 -- A guest's session (journal_entry not empty) also appends the event to its journal, the
 -- newest journal_len kept, for a merge into a user; its keys expire after session_ttl_s
 -- without an event (a backstop: the worker's sweep deletes an idle session first).
--- The device the event names (ARGV device, '' when it named none) is kept per history item,
--- for the item's newest use only: a later event without a device clears it.
+-- The device an event names (ARGV device, '' when it named none) is kept per history item:
+-- the device of the item's newest use that named one (an event without a device, such as a
+-- server-side purchase, leaves it; an older event delivered late does not overwrite it).
 -- KEYS: done history affinity confidence negatives controls journal devices
 -- ARGV: item ts weight confidence_weight dedup_ttl_s history_len negative negatives_len lifts_negative journal_entry journal_len session_ttl_s device
 local done, history, affinity, confidence, negatives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -30,12 +31,17 @@ local devices, device = KEYS[8], ARGV[13]
 if dedup_ttl_s ~= '0' then
   if not redis.call('SET', done, 1, 'NX', 'EX', dedup_ttl_s) then return 0 end
 end
-if journal_entry ~= '' then
-  redis.call('RPUSH', journal, journal_entry)
-  redis.call('LTRIM', journal, -tonumber(journal_len), -1)
+-- A session's keys expire session_ttl_s after its last event (set after the writes: EXPIRE
+-- of a key this event creates would do nothing before).
+local function expire_session()
+  if journal_entry == '' then return end
   for _, key in ipairs({journal, history, affinity, confidence, negatives, devices}) do
     redis.call('EXPIRE', key, session_ttl_s)
   end
+end
+if journal_entry ~= '' then
+  redis.call('RPUSH', journal, journal_entry)
+  redis.call('LTRIM', journal, -tonumber(journal_len), -1)
 end
 if redis.call('HGET', controls, 'paused') == '1' then
   -- An explicit dislike still counts: it is a control, not history.
@@ -43,12 +49,12 @@ if redis.call('HGET', controls, 'paused') == '1' then
     redis.call('ZADD', negatives, 'GT', ts, item)
     redis.call('ZREMRANGEBYRANK', negatives, 0, -tonumber(negatives_len) - 1)
   end
+  expire_session()
   return 2
 end
 redis.call('ZADD', history, 'GT', ts, item)
-if tonumber(redis.call('ZSCORE', history, item)) <= tonumber(ts) then
-  if device ~= '' then redis.call('HSET', devices, item, device)
-  else redis.call('HDEL', devices, item) end
+if device ~= '' and tonumber(redis.call('ZSCORE', history, item)) <= tonumber(ts) then
+  redis.call('HSET', devices, item, device)
 end
 redis.call('HINCRBYFLOAT', affinity, item, weight)
 if tonumber(confidence_weight) > 0 then
@@ -70,4 +76,5 @@ elseif lifts_negative == '1' then
   local since = redis.call('ZSCORE', negatives, item)
   if since and tonumber(since) < tonumber(ts) then redis.call('ZREM', negatives, item) end
 end
+expire_session()
 return 1

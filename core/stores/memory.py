@@ -219,11 +219,8 @@ class MemoryUserState:
 
     def add_history(self, user_id: str, item_id: str, at: float, device: str | None = None) -> None:
         u = self._user(user_id)
-        if at >= u.history.get(item_id, at):  # the item's newest use names its device
-            if device:
-                u.devices[item_id] = device
-            else:
-                u.devices.pop(item_id, None)
+        if device and at >= u.history.get(item_id, at):  # the newest use that names one
+            u.devices[item_id] = device
         u.history[item_id] = max(at, u.history.get(item_id, at))
         u.version += 1
 

@@ -144,7 +144,10 @@ def _journal(s: Stores, ev: Interaction) -> dict[str, str | int]:
     """A session's event goes to its journal too (what a merge folds into the user)."""
     entry = ""
     if is_session(ev.user_id):
-        entry = json.dumps(ev.model_dump(mode="json", exclude={"user_id", "merged_from"}))
+        # Unset fields left out: a worker of the previous release reads the entry at a merge.
+        entry = json.dumps(
+            ev.model_dump(mode="json", exclude={"user_id", "merged_from"}, exclude_none=True)
+        )
     return {
         "journal_entry": entry,
         "journal_len": s.settings.session_journal_len,

@@ -99,13 +99,16 @@ class GenericSource:
             return
         for lineno, row in csv_rows(self.interactions_path, self.INTERACTION_COLUMNS):
             try:
-                yield interaction(
+                rec = interaction(
                     row["user_id"],
                     row["item_id"],
                     row["type"],
                     row.get("value", ""),
                     row["timestamp"],
                 )
+                if (row.get("device") or "").strip():  # optional; validated with the record
+                    rec["device"] = row["device"].strip().lower()
+                yield rec
             except ValueError as exc:
                 raise line_error(self.interactions_path, lineno, str(exc)) from None
 

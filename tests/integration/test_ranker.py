@@ -162,7 +162,9 @@ def test_training_rows_are_asked_when_the_label_period_starts() -> None:
     on = [{**r, "device": "tv" if k % 2 else "mobile"} for k, r in enumerate(records)]
     split = split_by_time(on, label_share=0.2, min_interactions=5)
     assert split.label_device and set(split.label_device) == set(split.label_start)
-    uid = next(iter(split.label_start))
+    devices = [asked_when_labelled(UserContext(u, None, None), split) for u in split.label_start]
+    assert None in {a.device for a in devices} and {"tv", "mobile"} & {a.device for a in devices}
+    uid = next(a.user_id for a in devices if a.device is not None)
     first = min(
         (r for r in on if r["user_id"] == uid and r["timestamp"] >= split.label_start[uid]),
         key=lambda r: r["timestamp"],

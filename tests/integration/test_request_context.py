@@ -203,6 +203,8 @@ def test_the_device_is_a_ranker_feature(settings: Settings, worker: Any, stores:
         # An older use of cooking-0 on the web, delivered late, leaves the newest one's device.
         body.append({"user_id": "couch", "item_id": "cooking-0", "type": "view"})
         body[-1] |= {"device": "web", "timestamp": time.time() - 9000}
+        # A later event that names no device (a server-side purchase) leaves it too.
+        body.append({"user_id": "couch", "item_id": "space-0", "type": "purchase"})
         assert c.post("/v1/interactions", json=body).status_code == 202
         bad = c.post("/v1/interactions", json={**body[0], "device": "fridge"})
         assert bad.status_code == 422 and "device" in bad.text

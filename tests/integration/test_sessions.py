@@ -10,12 +10,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from core import events as ev
-from core.domain import Interaction, session_owner
+from core.domain import Interaction, UserInteraction, session_owner
 from core.settings import Settings
 from core.stores.sessions import Merge
 from indexing.apply import sessions as apply_sessions
 from indexing.apply.erasure import log_records
 from tests.integration.test_surfaces import app_client, ids, recs, setup
+from training.interaction import logged_interactions
 
 GUEST = "guest-7"
 OWNER = session_owner(GUEST)
@@ -172,3 +173,15 @@ def test_one_of_user_id_and_session_id(client: TestClient) -> None:
         assert r.status_code == 422, (body, r.text)
     r = client.post("/v1/users/u/merge", json={"session_id": "bad id"})
     assert r.status_code == 422
+
+
+def test_training_reads_a_merges_copies_as_the_users_own(tmp_path: Any) -> None:
+    """A merge's copy names the session it came from; training reads it as the user's
+    interaction, valid as a bulk import's record (the re-ranker imports its feature period)."""
+    from core.stores.eventlog import EventLog
+
+    copy = Interaction(user_id="u1", item_id="x", type="like", merged_from=session_owner("g"))
+    kind, data = ev.interaction_event(copy, now=100.0)
+    EventLog(tmp_path / "events", "w").append([{"type": kind, "data": data, "id": "1-1", "t": 1}])
+    (got,) = logged_interactions(tmp_path / "events")
+    assert UserInteraction.model_validate(got).item_id == "x" and "merged_from" not in got

@@ -200,6 +200,15 @@ def test_generic_interactions_columns_may_be_reordered(tmp_path: Path) -> None:
     assert (row["user_id"], row["item_id"], row["type"], row["value"]) == ("u", "a", "like", None)
 
 
+def test_generic_interactions_may_name_the_device(tmp_path: Path) -> None:
+    csv_text = (
+        "user_id,item_id,type,timestamp,device\nu,a,like,1700000000,TV\nu,a,view,1700000001,\n"
+    )
+    root = make_generic(tmp_path / "g", [{"item_id": "a", "title": "A"}], interactions=csv_text)
+    on_tv, unsaid = load_dataset(root).iter_interactions()
+    assert on_tv["device"] == "tv" and "device" not in unsaid
+
+
 def test_generic_users(tmp_path: Path) -> None:
     users = [
         {"user_id": 5},

@@ -43,6 +43,8 @@ def _one_slot(*keys: str) -> bool:
             [
                 K.user("ann"),
                 K.history("ann"),
+                K.devices("ann"),
+                K.session_journal("ann"),
                 K.affinity("ann"),
                 K.confidence("ann"),
                 K.negatives("ann"),

@@ -86,7 +86,7 @@ def candidate_groups(
     try:
         _copy_namespace(stores, tmp, {str(r["user_id"]) for r in split.features})
         timer("copy")
-        import_records(
+        imported = import_records(
             tmp,
             name="ranker-features",
             items=[],
@@ -94,6 +94,11 @@ def candidate_groups(
             n_interactions=len(split.features),
             progress=spec.progress,
         )
+        if imported.skipped:  # rows without their history would teach the ranker nonsense
+            raise ValueError(
+                f"{imported.skipped} feature-period records failed validation, "
+                f"e.g. {imported.errors[:3]}"
+            )
         timer("import")
         cf_version = train_cf(
             tmp,
@@ -164,10 +169,11 @@ def asked_when_labelled(ctx: UserContext, split: TimeSplit) -> UserContext:
     as many requests do not say, so the ranker learns both. Logs carry UTC times only, so the
     UTC hour stands in for the local one (the time-of-day habit feature compares times on one
     clock and needs no time zone). The device is the first label-period event's, when the
-    events name devices (none otherwise, as for a request that does not say)."""
+    events name devices, again for half of the users (by another bit of the same hash)."""
     at = max([split.label_start[ctx.user_id], *ctx.recent_ts[:1]])
-    hour = int(at % DAY_S // 3600) if zlib.crc32(ctx.user_id.encode()) % 2 else None
-    device = split.label_device.get(ctx.user_id)
+    bits = zlib.crc32(ctx.user_id.encode())
+    hour = int(at % DAY_S // 3600) if bits % 2 else None
+    device = split.label_device.get(ctx.user_id) if bits >> 1 & 1 else None
     return dataclasses.replace(ctx, asked_at=at, local_hour=hour, device=device)
 
 
