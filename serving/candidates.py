@@ -18,7 +18,7 @@ import contextvars
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,66 +308,6 @@ def _in_context(
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
-# Sources that never search Milvus: Redis boards, the in-process popularity snapshot and
-# interaction model (item metadata comes from the process's item cache, read from Milvus on a
-# miss only, as everywhere on the request path).
-LOCAL_SOURCES = frozenset({"popular", "trending", "item_neighbours"})
-
-
-def _searches(need: Need, source: str) -> bool:
-    """Whether `source` searches Milvus for this request (not local, not from a set)."""
-    return source not in LOCAL_SOURCES and _origin(need, source) not in ("set", "stale_set")
-
-
-Run = Callable[[SourceName, int], list[Candidate]]
-
-
-def _one_by_one(
-    names: list[SourceName],
-    run: Run,
-    quota: Mapping[SourceName, int],
-    runs: Mapping[SourceName, SourceRun],
-    deadline: float,
-) -> dict[str, list[Candidate]]:
-    """Each source in turn, in this thread; past `deadline` the rest are skipped (the first
-    always runs: without it the surface has no list)."""
-    results: dict[str, list[Candidate]] = {}
-    for k, name in enumerate(names):
-        if k and time.monotonic() > deadline:
-            runs[name].error = "over_budget"
-            continue
-        try:
-            results[name] = run(name, quota[name])
-        except DependencyDown as e:
-            runs[name].error = e.reason
-    return results
-
-
-def _side_by_side(
-    state: ServingState,
-    names: list[SourceName],
-    run: Run,
-    quota: Mapping[SourceName, int],
-    runs: Mapping[SourceName, SourceRun],
-    deadline: float,
-) -> dict[str, list[Candidate]]:
-    """Every source on the pool at once (their Milvus searches overlap); those not done by
-    `deadline` are given up."""
-    futures = {n: _in_context(state.pool, run, n, quota[n]) for n in names}
-    cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
-    results: dict[str, list[Candidate]] = {}
-    for name, fut in futures.items():
-        if not fut.done():
-            fut.cancel()
-            runs[name].error = "over_budget"
-            continue
-        try:
-            results[name] = fut.result()
-        except DependencyDown as e:
-            runs[name].error = e.reason
-    return results
-
-
 def generate(state: ServingState, need: Need, *, extra: int, deadline: float) -> Generated:
     """Run every source of the surface (each asked for its quota + `extra`) until `deadline`."""
     cold = len(need.ctx.recent) < COLD_UNTIL
@@ -392,13 +332,25 @@ def generate(state: ServingState, need: Need, *, extra: int, deadline: float) ->
     first = specs[0].name
     overfetch = need.limit * state.settings.serving.overfetch + extra
     quota[first] = min(max(quota[first], overfetch), retrieval.MILVUS_MAX_TOPK)
-    names = [s.name for s in specs]
-    if len(specs) == 1 or not any(_searches(need, n) for n in names):
-        # Nothing to wait for: one thread does it all, as threads would only take turns on
-        # the interpreter (measured: a request from candidate sets 13.0 -> ... ms in process).
-        results = _one_by_one(names, run, quota, runs, deadline)
+    if len(specs) == 1:
+        futures = {}
+        try:
+            results = {first: run(first, quota[first])}
+        except DependencyDown as e:
+            results, runs[first].error = {}, e.reason
     else:
-        results = _side_by_side(state, names, run, quota, runs, deadline)
+        futures = {s.name: _in_context(state.pool, run, s.name, quota[s.name]) for s in specs}
+        cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
+        results = {}
+        for name, fut in futures.items():
+            if not fut.done():
+                fut.cancel()
+                runs[name].error = "over_budget"
+                continue
+            try:
+                results[name] = fut.result()
+            except DependencyDown as e:
+                runs[name].error = e.reason
     found: dict[str, Candidate] = {}
     for s in specs:  # merged in the surface's order: the first source's provenance leads
         got = results.get(s.name, [])[: quota[s.name]]
