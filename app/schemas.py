@@ -31,6 +31,9 @@ class ItemOut(Item):
 class HistoryEntry(BaseModel):
     item_id: str
     timestamp: float
+    device: str | None = Field(
+        None, description="the device of the item's newest use that named one (null: none did)"
+    )
 
 
 class UserOut(BaseModel):

@@ -71,14 +71,17 @@ def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:
     pipe.hmget(state.keys.user(user_id), "profile", "cvec")
     if recent > 0:
         pipe.zrevrange(state.keys.history(user_id), 0, recent - 1, withscores=True)
+        pipe.hgetall(state.keys.devices(user_id))  # at most history_len small entries
     (profile, cvec), *rest = pipe.execute()
-    hist = rest[0] if rest else []
+    hist, on = (rest[0], rest[1]) if rest else ([], {})
     if profile is None and not hist:
         raise NotFound(f"user {user_id!r} has no profile and no interactions")
     return UserOut(
         user_id=user_id,
         profile=UserFields.model_validate_json(profile) if profile else None,
-        recent=[HistoryEntry(item_id=i.decode(), timestamp=t) for i, t in hist],
+        recent=[
+            HistoryEntry(item_id=i.decode(), timestamp=t, device=_text(on.get(i))) for i, t in hist
+        ],
         has_profile_vector=cvec is not None,
     )
 
@@ -106,3 +109,7 @@ def erasure_receipt(state: AppState, *, user_id: str) -> dict[str, Any]:
     if not rec:
         raise NotFound(f"no erasure of user {user_id!r} is on record")
     return receipt(user_id, rec)
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode() if raw is not None else None

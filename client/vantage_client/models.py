@@ -51,6 +51,7 @@ class Profile(inputs.UserFields):
 class HistoryEntry(ApiModel):
     item_id: str
     timestamp: float
+    device: str | None = None
 
 
 class UserOut(ApiModel):

@@ -209,6 +209,8 @@ def test_the_device_is_a_ranker_feature(settings: Settings, worker: Any, stores:
         bad = c.post("/v1/interactions", json={**body[0], "device": "fridge"})
         assert bad.status_code == 422 and "device" in bad.text
         worker.drain()
+        shown = c.get("/v1/users/couch", params={"recent": 50}).json()["recent"]
+        assert {h["item_id"]: h["device"] for h in shown}["cooking-0"] == "tv"
         _device_ranker(stores.registry, "device-v1")
         state = build_state(settings)
         try:
