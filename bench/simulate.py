@@ -113,7 +113,23 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
         "candidates": {
             name: _coverage([r["candidates"][name] for r in runs]) for name in CANDIDATES
         },
+        "per_run": [_brief(r) for r in runs],  # to study a bias run by run
     }
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    """One run: per candidate, its truth and the chosen estimator's (SNIPS) shadow estimate
+    and interval (None when refused)."""
+    out: dict[str, Any] = {"logged_true_ctr": round(run["logged_true_ctr"], 5)}
+    for name, got in run["candidates"].items():
+        shadow = got.get("shadow") or {}
+        snips = next((e for e in shadow.get("estimates", []) if e["estimator"] == "snips"), None)
+        out[name] = {
+            "truth": round(got["truth"], 5),
+            "support": shadow.get("support"),
+            "snips": [round(snips[k], 5) for k in ("ctr", "low", "high")] if snips else None,
+        }
+    return out
 
 
 def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
