@@ -18,6 +18,8 @@ from typing import Any
 from core.context import UserContext
 from core.resilience import DependencyDown
 from core.stores.items import SERVING_FIELDS
+from core.surfaces import SurfaceConfig
+from serving import features, ranking
 from serving.policy import allowed
 from serving.request import RecRequest, RecResult
 from serving.retrieval import Candidate
@@ -30,7 +32,12 @@ def _digest(parts: list[Any]) -> str:
 
 
 def cache_key(
-    state: ServingState, req: RecRequest, ctx: UserContext, variant: str, rules_version: int
+    state: ServingState,
+    req: RecRequest,
+    ctx: UserContext,
+    variant: str,
+    rules_version: int,
+    cfg: SurfaceConfig,
 ) -> str:
     # The user's version is part of the key: any applied event makes old entries unreachable;
     # so are the serving configuration and the rules, so a rollout never serves old lists.
@@ -44,12 +51,24 @@ def cache_key(
         variant,
         rules_version,
     ]
-    # The request context is a ranker feature (the last good list ignores it).
-    if req.local_hour is not None:
-        parts.append(f"hour:{req.local_hour}")
-    if req.device is not None:
-        parts.append(f"device:{req.device}")
+    parts += context_parts(state, req, cfg)
     return state.keys.result_cache(_digest(parts))
+
+
+def context_parts(state: ServingState, req: RecRequest, cfg: SurfaceConfig) -> list[str]:
+    """The request context a list depends on: a local hour or device the surface's ranker
+    reads (the last good list ignores them). A ranker that reads neither keeps one list for
+    every hour and device."""
+    asked = {"local_hour": req.local_hour, "device": req.device}
+    asked = {k: v for k, v in asked.items() if v is not None}
+    if not asked or not cfg.ranked or not req.profiling:
+        return []
+    cols = ranking.reads(state, cfg.ranker)
+    return [
+        f"{name}:{value}"
+        for name, value in asked.items()
+        if cols is None or cols & features.CONTEXT_COLUMNS[name]
+    ]
 
 
 def stale_key(state: ServingState, req: RecRequest) -> str:

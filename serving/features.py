@@ -75,6 +75,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     # name devices).
     "device_category_share",  # category_share over the last items used on this device
 )
+# The columns each request-context parameter changes (the result cache keeps a list per
+# value only when the ranker that orders it reads one of them).
+CONTEXT_COLUMNS: dict[str, frozenset[str]] = {
+    "local_hour": frozenset({"hour_sin", "hour_cos", "hour_category_share"}),
+    "device": frozenset({"device_category_share"}),
+}
 RECENT_SIM = 5
 RECENT_NBR = 10
 RECENT_CAT = 20

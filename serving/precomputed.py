@@ -44,7 +44,7 @@ def precomputed(state: ServingState, req: RecRequest) -> tuple[RecResult, str] |
     if not req.profiling:
         variant = "default"  # as recommend counts a list without profiling
     rules = state.rules.snapshot()
-    hit = state.cache.get(cache.cache_key(state, req, ctx, variant, rules.version))
+    hit = state.cache.get(cache.cache_key(state, req, ctx, variant, rules.version, cfg))
     checked = cache.from_cache(state, req, hit, ctx) if hit else None
     if checked:
         checked["profiling"] = req.profiling

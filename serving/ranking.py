@@ -47,6 +47,16 @@ def predict(model: RankerModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.fl
     return np.asarray(model.booster.inplace_predict(x), dtype=np.float64).reshape(-1)
 
 
+def reads(state: ServingState, version: str) -> frozenset[str] | None:
+    """The columns the ranker `version` ('current' or a version) scores on: empty without
+    one, None when it cannot be known now (a registry read failed)."""
+    try:
+        model = state.models.ranker() if version == "current" else state.models.ranker_at(version)
+    except Exception:
+        return None
+    return frozenset(model.feature_names) if model is not None else frozenset()
+
+
 def rank(
     state: ServingState, ctx: UserContext, cands: Sequence[Candidate], version: str = "current"
 ) -> list[Candidate]:

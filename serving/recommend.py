@@ -75,7 +75,7 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     timings: dict[str, float] = {"context_ms": (time.perf_counter() - started) * 1000}
     rules = state.rules.snapshot()  # one snapshot for the cache key and the list
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)
-    key = cache.cache_key(state, req, ctx, variant, rules.version)
+    key = cache.cache_key(state, req, ctx, variant, rules.version, cfg)
     try:
         hit = state.cache.get(key) if ttl > 0 and not req.debug else None
         checked = cache.from_cache(state, req, hit, ctx) if hit else None

@@ -383,3 +383,31 @@ def _until(pred: Any, timeout: float = 10.0) -> None:
     while not pred():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_the_result_cache_keeps_a_list_per_context_only_when_the_ranker_reads_it(
+    world: World,
+) -> None:
+    from core.stores.registry import RankerModel
+    from serving.cache import context_parts
+
+    state = world.state
+    home = state.settings.surfaces["homepage"]
+    req = RecRequest(user_id="fan", surface="homepage", limit=10, local_hour=7, device="tv")
+    assert context_parts(state, req, home) == []  # no ranker: nothing reads the context
+
+    def ranker(version: str, *names: str) -> None:
+        state.models.rankers[version] = RankerModel(version, None, names)
+        state.models.current_ranker = version
+
+    ranker("plain", "retrieval_rank", "cf_z")
+    assert context_parts(state, req, home) == []
+    ranker("hourly", "retrieval_rank", "hour_cos")
+    assert context_parts(state, req, home) == ["local_hour:7"]
+    ranker("both", "hour_sin", "device_category_share")
+    assert context_parts(state, req, home) == ["local_hour:7", "device:tv"]
+    assert context_parts(state, RecRequest(user_id="fan", surface="homepage", limit=10), home) == []
+    unranked = home.with_overrides({"ranker": "none"})
+    assert context_parts(state, req, unranked) == []
+    private = RecRequest("fan", "homepage", 10, local_hour=7, profiling=False)
+    assert context_parts(state, private, home) == []
