@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from core.settings import Settings
@@ -94,6 +94,17 @@ class World:
     @property
     def users(self) -> list[str]:
         return list(self.favourites)
+
+    def cohort(self, tag: str, users: int) -> World:
+        """New users (ids `sim-<tag>-<n>`, tastes drawn as `make_world` draws them) in the
+        same catalogue: repeated runs each start from users who have clicked nothing yet, so
+        runs are alike instead of each exhausting what the previous ones left."""
+        names = list(TOPICS)
+        fav = {
+            f"sim-{tag}-{u}": tuple(self.rng.sample(names, self.rng.choice((1, 2))))
+            for u in range(users)
+        }
+        return replace(self, favourites=fav)
 
     def attract(self, user: str, item: str) -> float:
         if self.topic.get(item) in self.favourites[user]:
@@ -173,6 +184,11 @@ def populate(client: Client, drain: Callable[[], Any], world: World, *, likes: i
     for i in range(0, len(items), 200):
         ok(client.post("/v1/items/batch", json={"items": items[i : i + 200]}))
     drain()
+    sign_up(client, drain, world, likes=likes)
+
+
+def sign_up(client: Client, drain: Callable[[], Any], world: World, *, likes: int = 4) -> None:
+    """The world's users: their topics as preferences and a few likes each."""
     by_topic: dict[str, list[str]] = {}
     for item, t in world.topic.items():
         by_topic.setdefault(t, []).append(item)

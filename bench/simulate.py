@@ -3,10 +3,12 @@
     python bench/simulate.py ope [--runs 50 --users 100 --repeats 4 --share 0.3 --start 1]
     python bench/simulate.py canary [--users 120 --rounds 30]
 
-`ope`: the coverage of the off-policy estimators. Each run measures every candidate's true CTR
-on the users' current state, logs `repeats` lists per user from the homepage (the logging
-policy: exploration `share` from position `start` over a pool of `pool`), reports the drawn
-clicks, and asks `POST /v1/admin/ope` for each candidate's estimate from exactly those lists.
+`ope`: the coverage of the off-policy estimators. Each run signs up a new cohort of `--users`
+users (the same taste distribution, nothing clicked yet: runs are alike repetitions), measures
+every candidate's true CTR on their state, logs `repeats` lists per user from the homepage
+(the logging policy: exploration `share` from position `start` over a pool of `pool`),
+reports the drawn clicks, and asks `POST /v1/admin/ope` for each candidate's estimate from
+exactly those lists.
 Per candidate and estimator: mean truth, mean estimate, mean interval width and in how many of
 the runs the 95% interval covered the truth (refusals counted apart).
 
@@ -101,8 +103,13 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
             _sim.register(client, CANDIDATES)
             for n in range(args.runs):
                 t = time.perf_counter()
+                # Each run a new cohort (the first, the world's own users): runs are alike
+                # repetitions, not a sequence in which users use up their favourite topics.
+                users = world if n == 0 else world.cohort(f"r{n}", args.users)
+                if n:
+                    _sim.sign_up(client, drain, users)
                 runs.append(
-                    _sim.ope_round(client, drain, flush, world, CANDIDATES, repeats=args.repeats)
+                    _sim.ope_round(client, drain, flush, users, CANDIDATES, repeats=args.repeats)
                 )
                 print(f"run {n + 1}/{args.runs}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return {
