@@ -97,32 +97,25 @@ def test_cached_answers_without_computing(settings: Settings, stores: Any, worke
         )
 
 
-def _hour_ranker(registry: Any, version: str) -> None:
-    """A real XGBoost ranker over two serving features only (an older feature set than
-    serving computes): at midnight it prefers what retrieval put last, at noon what it put
-    first."""
-    import numpy as np
+def _publish(registry: Any, version: str, x: Any, label: Any, names: tuple[str, ...]) -> None:
+    """A real XGBoost pairwise ranker over `names`, trained on groups of 20 rows, published."""
     import xgboost as xgb
 
     from core.stores.registry import save_ranker
 
-    rng = np.random.default_rng(0)
-    rows, group = 4000, 20
-    x = np.column_stack([rng.integers(0, 40, rows), rng.uniform(-1, 1, rows)])
-    util = x[:, 0] * x[:, 1]
-    label = np.zeros(rows)
-    for g in range(0, rows, group):
-        u = util[g : g + group]
-        label[g : g + group] = np.searchsorted(np.quantile(u, [0.25, 0.5, 0.75]), u)
-    names = ("retrieval_rank", "hour_cos")
+    group = 20
     dm = xgb.DMatrix(x, label=label, feature_names=list(names))
-    dm.set_group([group] * (rows // group))
+    dm.set_group([group] * (len(x) // group))
     booster = xgb.train({"objective": "rank:pairwise", "max_depth": 3}, dm, 30)
     save_ranker(registry.ranker_dir(version), booster, names, {"simulated": 1.0})
     registry.publish("ranker", version, {"published": True})
 
 
-def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, stores: Any) -> None:
+def _ranker_scores(
+    settings: Settings, user: str, version: str, contexts: dict[Any, dict[str, Any]]
+) -> dict[Any, dict[str, float]]:
+    """The published ranker's scores of the user's homepage candidates, item by item, for
+    each request context (UserContext fields), computed as serving computes them."""
     from dataclasses import replace
 
     from serving.features import build_features
@@ -130,26 +123,42 @@ def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, sto
     from serving.stages import retrieve
     from serving.state import build_state
 
+    state = build_state(settings)
+    try:
+        model = state.models.ranker()
+        assert model is not None and model.version == version
+        ctx = state.users.context(user, recent_n=500)
+        req = RecRequest(user_id=user, surface="homepage", limit=10)
+        cands = retrieve(state, req, ctx).candidates
+        assert len(cands) >= 10
+        ids = [c.item_id for c in cands]
+        out = {}
+        for key, fields in contexts.items():
+            x = build_features(state, replace(ctx, **fields), cands)
+            out[key] = dict(zip(ids, predict(model, columns(model, x)).tolist(), strict=True))
+        return out
+    finally:
+        state.close()
+
+
+def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, stores: Any) -> None:
+    import numpy as np
+
     with app_client(settings) as c:
         setup(c, worker)
-        _hour_ranker(stores.registry, "hour-v1")
-        state = build_state(settings)
-        try:
-            model = state.models.ranker()
-            assert model is not None and model.version == "hour-v1"
-            ctx = state.users.context("fan", recent_n=500)
-            req = RecRequest(user_id="fan", surface="homepage", limit=10)
-            cands = retrieve(state, req, ctx).candidates
-            assert len(cands) >= 10
-
-            def expected(hour: int) -> dict[str, float]:
-                x = build_features(state, replace(ctx, local_hour=hour), cands)
-                got = predict(model, columns(model, x))
-                return dict(zip([c.item_id for c in cands], got.tolist(), strict=True))
-
-            by_hour = {h: expected(h) for h in (0, 12)}
-        finally:
-            state.close()
+        # Over two serving features only (an older feature set than serving computes): at
+        # midnight it prefers what retrieval put last, at noon what it put first.
+        rng = np.random.default_rng(0)
+        x = np.column_stack([rng.integers(0, 40, 4000), rng.uniform(-1, 1, 4000)])
+        util = x[:, 0] * x[:, 1]
+        label = np.zeros(len(x))
+        for g in range(0, len(x), 20):
+            u = util[g : g + 20]
+            label[g : g + 20] = np.searchsorted(np.quantile(u, [0.25, 0.5, 0.75]), u)
+        _publish(stores.registry, "hour-v1", x, label, ("retrieval_rank", "hour_cos"))
+        by_hour = _ranker_scores(
+            settings, "fan", "hour-v1", {h: {"local_hour": h} for h in (0, 12)}
+        )
         tops = {h: max(s, key=s.__getitem__) for h, s in by_hour.items()}
         assert tops[0] != tops[12]  # the hour turns the order around
         for hour, scores in by_hour.items():
@@ -159,37 +168,12 @@ def test_the_local_hour_is_a_ranker_feature(settings: Settings, worker: Any, sto
         assert recs(c, user_id="fan")["items"][0]["score"] is not None
 
 
-def _device_ranker(registry: Any, version: str) -> None:
-    """A real XGBoost ranker over one feature: the user's share of the candidate's category
-    among what they took on the request's device (higher is better)."""
-    import numpy as np
-    import xgboost as xgb
-
-    from core.stores.registry import save_ranker
-
-    rng = np.random.default_rng(1)
-    rows, group = 2000, 20
-    x = rng.uniform(0, 1, (rows, 1))
-    label = (x[:, 0] * 4).astype(int).astype(float)
-    names = ("device_category_share",)
-    dm = xgb.DMatrix(x, label=label, feature_names=list(names))
-    dm.set_group([group] * (rows // group))
-    booster = xgb.train({"objective": "rank:pairwise", "max_depth": 2}, dm, 20)
-    save_ranker(registry.ranker_dir(version), booster, names, {"simulated": 1.0})
-    registry.publish("ranker", version, {"published": True})
-
-
 def test_the_device_is_a_ranker_feature(settings: Settings, worker: Any, stores: Any) -> None:
-    from dataclasses import replace
-
-    from serving.features import build_features
-    from serving.ranking import columns, predict
-    from serving.stages import retrieve
-    from serving.state import build_state
+    import numpy as np
 
     with app_client(settings) as c:
         setup(c, worker)
-        # Cooking on the television, space on the phone; one item later again without a device.
+        # Cooking on the television, space on the phone, then space-2 again on the television.
         events = [
             *({"item_id": f"cooking-{k}", "device": "tv"} for k in (0, 1, 2)),
             *({"item_id": f"space-{k}", "device": "mobile"} for k in (0, 1, 2)),
@@ -211,35 +195,36 @@ def test_the_device_is_a_ranker_feature(settings: Settings, worker: Any, stores:
         worker.drain()
         shown = c.get("/v1/users/couch", params={"recent": 50}).json()["recent"]
         assert {h["item_id"]: h["device"] for h in shown}["cooking-0"] == "tv"
-        _device_ranker(stores.registry, "device-v1")
-        state = build_state(settings)
-        try:
-            on = state.users.history("couch", recent_n=10, devices=True).devices
-            assert on == {
-                "cooking-0": "tv",
-                "cooking-1": "tv",
-                "cooking-2": "tv",
-                "space-0": "mobile",
-                "space-1": "mobile",
-                "space-2": "tv",  # the item's newest use names the device
-            }
-            model = state.models.ranker()
-            assert model is not None and model.version == "device-v1"
-            ctx = state.users.context("couch", recent_n=500)
-            req = RecRequest(user_id="couch", surface="homepage", limit=10)
-            cands = retrieve(state, req, ctx).candidates
-
-            def expected(device: str) -> dict[str, float]:
-                x = build_features(state, replace(ctx, device=device), cands)
-                got = predict(model, columns(model, x))
-                return dict(zip([c.item_id for c in cands], got.tolist(), strict=True))
-
-            by_device = {d: expected(d) for d in ("tv", "mobile")}
-        finally:
-            state.close()
+        # A ranker over one feature: the user's share of the candidate's category among
+        # what they took on the request's device (higher is better).
+        share = np.random.default_rng(1).uniform(0, 1, (2000, 1))
+        label = (share[:, 0] * 4).astype(int).astype(float)
+        _publish(stores.registry, "device-v1", share, label, ("device_category_share",))
+        on = _stores_devices(settings, "couch")
+        assert on == {
+            "cooking-0": "tv",
+            "cooking-1": "tv",
+            "cooking-2": "tv",
+            "space-0": "mobile",
+            "space-1": "mobile",
+            "space-2": "tv",  # its newest use named the television
+        }
+        by_device = _ranker_scores(
+            settings, "couch", "device-v1", {d: {"device": d} for d in ("tv", "mobile")}
+        )
         for device, topic in (("tv", "cooking"), ("mobile", "space")):
             scores = by_device[device]
             assert max(scores, key=scores.__getitem__).startswith(topic)
             served = recs(c, user_id="couch", device=device)["items"]  # cached per device
             assert served[0]["item_id"].startswith(topic), (device, served)
             assert all(i["score"] == round(scores[i["item_id"]], 6) for i in served)
+
+
+def _stores_devices(settings: Settings, user: str) -> dict[str, str]:
+    from serving.state import build_state
+
+    state = build_state(settings)
+    try:
+        return dict(state.users.history(user, recent_n=10, devices=True).devices)
+    finally:
+        state.close()
