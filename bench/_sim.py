@@ -271,11 +271,12 @@ def ope_round(
     repeats: int,
     boots: int = 300,
     methods: Sequence[str] = ("shadow", "replay"),
+    limits: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One run: the candidates' true CTR on the users' current state, then `repeats` logged
     lists per user with their clicks, then the off-policy estimate of every candidate from
-    exactly those lists (`POST /v1/admin/ope`), from its shadow lists (registered with
-    `register`) and by replay."""
+    exactly those lists (`POST /v1/admin/ope`, with `limits` for its refusal thresholds),
+    from its shadow lists (registered with `register`) and by replay."""
     users = world.users
     truth = {name: expected_ctr(client, world, f"sim_{name}", users) for name in candidates}
     started = time.time()
@@ -284,6 +285,7 @@ def ope_round(
     drain()  # attribution (and the users' new state, which the replays roll back)
     out: dict[str, Any] = {"lists": served.lists, "logged_true_ctr": served.ctr, "candidates": {}}
     common = {"surface": SURFACE, "since": started - 1, "boots": boots, "max_lists": served.lists}
+    common |= limits or {}  # min_support, min_ess: the API's refusal thresholds
     for name, over in candidates.items():
         got = {"truth": truth[name]}
         for method, which in (("shadow", {"candidate": name}), ("replay", {"overrides": over})):

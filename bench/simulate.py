@@ -108,8 +108,11 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
                 users = world if n == 0 else world.cohort(f"r{n}", args.users)
                 if n:
                     _sim.sign_up(client, drain, users)
+                limits = {"min_support": args.min_support, "min_ess": args.min_ess}
                 runs.append(
-                    _sim.ope_round(client, drain, flush, users, CANDIDATES, repeats=args.repeats)
+                    _sim.ope_round(
+                        client, drain, flush, users, CANDIDATES, repeats=args.repeats, limits=limits
+                    )
                 )
                 print(f"run {n + 1}/{args.runs}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return {
@@ -125,17 +128,19 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
-    """One run: per candidate, its truth and the chosen estimator's (SNIPS) shadow estimate
-    and interval (None when refused)."""
+    """One run: per candidate, its truth, the shadow estimate's support and effective sample
+    size, and each estimator's estimate and interval (none when refused)."""
     out: dict[str, Any] = {"logged_true_ctr": round(run["logged_true_ctr"], 5)}
     for name, got in run["candidates"].items():
         shadow = got.get("shadow") or {}
-        snips = next((e for e in shadow.get("estimates", []) if e["estimator"] == "snips"), None)
-        out[name] = {
+        row: dict[str, Any] = {
             "truth": round(got["truth"], 5),
             "support": shadow.get("support"),
-            "snips": [round(snips[k], 5) for k in ("ctr", "low", "high")] if snips else None,
+            "ess": shadow.get("ess"),
         }
+        for e in shadow.get("estimates", []):
+            row[e["estimator"]] = [round(e[k], 5) for k in ("ctr", "low", "high")]
+        out[name] = row
     return out
 
 
@@ -196,6 +201,10 @@ def main() -> None:
     p.add_argument("--pool", type=int, default=20, help="exploration pool")
     p.add_argument("--rounds", type=int, default=40, help="canary: most browsing rounds")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--min-support", type=float, default=0.9, help="ope: the API's refusal threshold"
+    )
+    p.add_argument("--min-ess", type=float, default=30.0, help="ope: the API's refusal threshold")
     args = p.parse_args()
     out = ope(args) if args.mode == "ope" else canary(args)
     print(json.dumps(out, indent=2))
