@@ -349,8 +349,14 @@ def save_rankers(registry: Any, *, seed: int = 0) -> None:
     import xgboost as xgb
 
     from core.stores.registry import save_ranker
-    from serving.features import FEATURE_NAMES
+    from serving.features import CONTEXT_COLUMNS
+    from serving.features import FEATURE_NAMES as SERVED
 
+    # The simulated requests name no local hour or device: serving leaves those columns
+    # missing, so rows that fill them with noise would teach the rankers splits serving never
+    # takes (a ranker over fewer columns than serving computes is served by name).
+    context = set().union(*CONTEXT_COLUMNS.values())
+    FEATURE_NAMES = tuple(f for f in SERVED if f not in context)
     rng = np.random.default_rng(seed)
     rows, group = 4000, 20
     x = rng.random((rows, len(FEATURE_NAMES)))
