@@ -40,13 +40,13 @@ def test_shadow_lists_replays_and_refusals(settings: Settings, worker: Any) -> N
         started = time.time()
         served = _sim.serve(c, world, world.users, repeats=2)
         _flush(state)
-        common = {"surface": "homepage", "since": started - 1, "boots": 100}
+        # 48 lists put the effective sample size near the default floor of 30 (29.6 once in
+        # CI for the replay, below 30 another time for the exploit shadow lists): this test is
+        # about what is estimated and refused for support, not about the size of the sample.
+        common = {"surface": "homepage", "since": started - 1, "boots": 100, "min_ess": 5}
 
-        # Before the clicks are applied, a replay reproduces what was served. Replayed with
-        # its own seed the logging policy is deterministic, so its explored positions weigh
-        # 1/mu: on 48 lists the effective size is near the default floor of 30 (29.6 once in
-        # CI), and this step is about faithfulness, not the size of the sample.
-        before = c.post(OPE, json={**common, "overrides": {}, "min_ess": 5}).json()
+        # Before the clicks are applied, a replay reproduces what was served.
+        before = c.post(OPE, json={**common, "overrides": {}}).json()
         assert before["method"] == "replay" and before["lists"] == served.lists
         assert before["replay_consistent"] == 1.0, before
         assert before["refused"] is None and before["clicks"] == 0  # not attributed yet
