@@ -13,7 +13,7 @@ from app.state import AppState
 from core import events as ev
 from core.domain import User, UserFields
 from core.errors import DependencyUnavailable, NotFound
-from core.redis_typed import watch
+from core.redis_typed import text, watch
 from core.stores.erasures import ErasureRecords, receipt
 
 
@@ -80,7 +80,8 @@ def get_user(state: AppState, *, user_id: str, recent: int = 20) -> UserOut:
         user_id=user_id,
         profile=UserFields.model_validate_json(profile) if profile else None,
         recent=[
-            HistoryEntry(item_id=i.decode(), timestamp=t, device=_text(on.get(i))) for i, t in hist
+            HistoryEntry(item_id=i.decode(), timestamp=t, device=text(on[i]) if i in on else None)
+            for i, t in hist
         ],
         has_profile_vector=cvec is not None,
     )
@@ -109,7 +110,3 @@ def erasure_receipt(state: AppState, *, user_id: str) -> dict[str, Any]:
     if not rec:
         raise NotFound(f"no erasure of user {user_id!r} is on record")
     return receipt(user_id, rec)
-
-
-def _text(raw: bytes | None) -> str | None:
-    return raw.decode() if raw is not None else None
