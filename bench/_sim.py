@@ -211,6 +211,7 @@ class Served:
     expected: float = 0.0  # expected clicks of the lists served
     positions: int = 10
     by_variant: dict[str, list[float]] = field(default_factory=dict)  # [lists, expected clicks]
+    lists_served: list[tuple[str, str]] = field(default_factory=list)  # (user, recommendation id)
 
     @property
     def ctr(self) -> float:
@@ -235,6 +236,7 @@ def serve(
             exp = world.expected_clicks(user, items)
             out.lists += 1
             out.expected += exp
+            out.lists_served.append((user, body["recommendation_id"]))
             arm = out.by_variant.setdefault(body["variant"], [0.0, 0.0])
             arm[0], arm[1] = arm[0] + 1, arm[1] + exp
             for item in world.clicks(user, items):
@@ -257,6 +259,25 @@ def expected_ctr(
     return total / (len(users) * limit)
 
 
+def shadow_ctr(
+    world: World,
+    served: Served,
+    shadow_list: Callable[[str, str], list[str] | None],
+    name: str,
+) -> float | None:
+    """The exact expected CTR of candidate `name`'s shadow lists beside the `served` lists
+    (`shadow_list(recommendation_id, name)`: the stored list, None when not shadowed): the
+    very quantity the shadow estimate estimates. Each counts the positions its logged list
+    showed, as the estimators do."""
+    total, lists = 0.0, 0
+    for user, rec_id in served.lists_served:
+        items = shadow_list(rec_id, name)
+        if items is not None:
+            total += world.expected_clicks(user, items[: served.positions])
+            lists += 1
+    return total / (lists * served.positions) if lists else None
+
+
 def _ask(user: str, surface: str, limit: int) -> dict[str, Any]:
     return {"user_id": user, "surface": surface, "limit": limit}
 
@@ -272,11 +293,14 @@ def ope_round(
     boots: int = 300,
     methods: Sequence[str] = ("shadow", "replay"),
     limits: dict[str, float] | None = None,
+    shadow_list: Callable[[str, str], list[str] | None] | None = None,
 ) -> dict[str, Any]:
-    """One run: the candidates' true CTR on the users' current state, then `repeats` logged
-    lists per user with their clicks, then the off-policy estimate of every candidate from
-    exactly those lists (`POST /v1/admin/ope`, with `limits` for its refusal thresholds),
-    from its shadow lists (registered with `register`) and by replay."""
+    """One run: the candidates' true CTR on the users' current state (`truth`: the lists
+    the candidate's own surface serves them just before), then `repeats` logged lists per user
+    with their clicks, then the off-policy estimate of every candidate from exactly those
+    lists (`POST /v1/admin/ope`, with `limits` for its refusal thresholds), from its shadow
+    lists (registered with `register`) and by replay. With `shadow_list` (a reader of the
+    stored shadow lists), also `shadow_truth`: the exact CTR of the shadow lists themselves."""
     users = world.users
     truth = {name: expected_ctr(client, world, f"sim_{name}", users) for name in candidates}
     started = time.time()
@@ -287,7 +311,9 @@ def ope_round(
     common = {"surface": SURFACE, "since": started - 1, "boots": boots, "max_lists": served.lists}
     common |= limits or {}  # min_support, min_ess: the API's refusal thresholds
     for name, over in candidates.items():
-        got = {"truth": truth[name]}
+        got: dict[str, Any] = {"truth": truth[name]}
+        if shadow_list is not None:
+            got["shadow_truth"] = shadow_ctr(world, served, shadow_list, name)
         for method, which in (("shadow", {"candidate": name}), ("replay", {"overrides": over})):
             if method in methods:
                 got[method] = ok(client.post("/v1/admin/ope", json={**common, **which}))

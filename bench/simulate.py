@@ -10,7 +10,10 @@ every candidate's true CTR on their state, logs `repeats` lists per user from th
 reports the drawn clicks, and asks `POST /v1/admin/ope` for each candidate's estimate from
 exactly those lists.
 Per candidate and estimator: mean truth, mean estimate, mean interval width and in how many of
-the runs the 95% interval covered the truth (refusals counted apart).
+the runs the 95% interval covered the truth (refusals counted apart). A shadow estimate's truth
+is the exact expected CTR of the candidate's shadow lists of the run (what it estimates); a
+replay's, the CTR of the lists the candidate's own surface served the users just before the
+logging (`truth`, also reported against the shadow estimates).
 
 `canary`: three real XGBoost rankers over the serving features: `sim-popular` (current: ranks
 by popularity), `sim-worse` (prefers what the user's profile is least like) and `sim-better`
@@ -86,6 +89,17 @@ def in_process(
         yield _sim.Patient(client), worker.drain, flush, state
 
 
+def shadow_reader(state: Any) -> Callable[[str, str], list[str] | None]:
+    """Reads a candidate's shadow list stored beside a served list (serving/shadow.py)."""
+    from serving.shadow import FIELD_PREFIX
+
+    def read(rec_id: str, name: str) -> list[str] | None:
+        raw = state.redis.hget(state.keys.rec_info(rec_id), FIELD_PREFIX + name)
+        return None if raw is None else list(json.loads(raw)["items"])
+
+    return read
+
+
 def ope(args: argparse.Namespace) -> dict[str, Any]:
     world = _sim.make_world(users=args.users, items_per_topic=args.items, seed=args.seed)
     logging = {
@@ -98,7 +112,7 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     with fresh_stack() as base:
         settings = _sim.sim_surfaces(base, logging, CANDIDATES)
-        with in_process(settings) as (client, drain, flush, _):
+        with in_process(settings) as (client, drain, flush, state):
             _sim.populate(client, drain, world)
             _sim.register(client, CANDIDATES)
             for n in range(args.runs):
@@ -111,7 +125,14 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
                 limits = {"min_support": args.min_support, "min_ess": args.min_ess}
                 runs.append(
                     _sim.ope_round(
-                        client, drain, flush, users, CANDIDATES, repeats=args.repeats, limits=limits
+                        client,
+                        drain,
+                        flush,
+                        users,
+                        CANDIDATES,
+                        repeats=args.repeats,
+                        limits=limits,
+                        shadow_list=shadow_reader(state),
                     )
                 )
                 print(f"run {n + 1}/{args.runs}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
@@ -128,13 +149,14 @@ def ope(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
-    """One run: per candidate, its truth, the shadow estimate's support and effective sample
+    """One run: per candidate, its truths, the shadow estimate's support and effective sample
     size, and each estimator's estimate and interval (none when refused)."""
     out: dict[str, Any] = {"logged_true_ctr": round(run["logged_true_ctr"], 5)}
     for name, got in run["candidates"].items():
         shadow = got.get("shadow") or {}
         row: dict[str, Any] = {
             "truth": round(got["truth"], 5),
+            "shadow_truth": _round(got.get("shadow_truth")),
             "support": shadow.get("support"),
             "ess": shadow.get("ess"),
         }
@@ -144,15 +166,28 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 5)
+
+
 def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method, coverage of its own estimand: a shadow estimate estimates the CTR of the
+    shadow lists (`shadow_truth`, exact); a replay, of the lists the candidate's surface
+    served (`truth`). The shadow estimates' coverage of `truth` is given too."""
     out: dict[str, Any] = {"true_ctr": statistics.fmean(r["truth"] for r in rows)}
-    for method in ("shadow", "replay"):
-        if method in rows[0]:
-            out[method] = _method([(r["truth"], r[method]) for r in rows])
+    exact = [r["shadow_truth"] for r in rows if r.get("shadow_truth") is not None]
+    if exact:
+        out["shadow_true_ctr"] = statistics.fmean(exact)
+    if "shadow" in rows[0]:
+        own = [(r.get("shadow_truth", r["truth"]), r["shadow"]) for r in rows]
+        out["shadow"] = _method(own)
+        out["shadow"]["served_truth"] = _method([(r["truth"], r["shadow"]) for r in rows])
+    if "replay" in rows[0]:
+        out["replay"] = _method([(r["truth"], r["replay"]) for r in rows])
     return out
 
 
-def _method(rows: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
+def _method(rows: list[tuple[float | None, dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "support": statistics.fmean(o["support"] or 0 for _, o in rows),
         "lists": statistics.fmean(o["lists"] for _, o in rows),
@@ -162,13 +197,25 @@ def _method(rows: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
     if rows[0][1].get("replay_consistent") is not None:
         out["replay_consistent"] = statistics.fmean(o["replay_consistent"] for _, o in rows)
     for est in ("ips", "snips", "dr"):
-        got = [(t, e) for t, o in rows for e in o["estimates"] if e["estimator"] == est]
+        got = [
+            (t, e)
+            for t, o in rows
+            if t is not None
+            for e in o["estimates"]
+            if e["estimator"] == est
+        ]
         if not got:
             continue
+        errors = [e["ctr"] - t for t, e in got]
         out[est] = {
             "estimate": statistics.fmean(e["ctr"] for _, e in got),
+            "bias": statistics.fmean(errors),
+            "error_sd": statistics.pstdev(errors),
+            # A 95% interval is about 3.92 sd wide: the spread it implies.
+            "implied_sd": statistics.fmean((e["high"] - e["low"]) / 3.92 for _, e in got),
             "width": statistics.fmean(e["high"] - e["low"] for _, e in got),
             "covered": sum(e["low"] <= t <= e["high"] for t, e in got),
+            "below": sum(e["high"] < t for t, e in got),
             "of": len(got),
         }
     return out

@@ -176,6 +176,21 @@ def test_exploration_fills_lower_slots_with_propensities() -> None:
     assert [x for x, _, _ in none] == exploit
 
 
+def test_the_exploit_list_does_not_depend_on_the_exploration_share() -> None:
+    # Unproven items beyond the throttle: MMR's 30 rows leave the list short and the fill goes
+    # on below them. With exploration off the list must be the logging policy's exploit list
+    # (what off-policy evaluation compares against), not a list whose caps gave way earlier.
+    cands = [cand(f"i{k}") for k in range(60)]
+    pop = np.asarray([0.0] * 35 + [5.0] * 25)  # the first 35 rows have no signals yet
+    picked = {}
+    for share in (0.0, 0.3):
+        spec = PolicySpec(new_item_cap=2, exploration_share=share, exploration_start=1)
+        trace: dict[str, object] = {}
+        run(cands, spec, 10, pop=pop, trace=trace)
+        picked[share] = trace["picked"]
+    assert picked[0.0] == picked[0.3] == [0, 1, 35, 36, 37, 38, 39, 40, 41, 42]
+
+
 def test_exploration_rate_matches_share() -> None:
     rng = random.Random(7)
     n = sum(
