@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,17 +85,23 @@ class PopularSnapshot:
     def ids(self) -> list[str]:
         return [i for i, _, _ in self._snap.items]
 
-    def candidates(self, *, category: str | None, language: str | None) -> list[Candidate]:
-        out = []
+    def entries(
+        self, *, category: str | None, language: str | None
+    ) -> Iterator[tuple[str, Mapping[str, Any], float]]:
+        """(item, serving metadata, score), most popular first, lazily: a caller that needs
+        a few dozen of a thousand stops early (the metadata is shared: do not change it)."""
         for item_id, fields, score in self._snap.items:
             if category and fields.get("category") != category:
                 continue
             if language and fields.get("language") != language:
                 continue
-            out.append(
-                Candidate(item_id, dict(fields), [SOURCE], {SOURCE: score}, ["popular right now"])
-            )
-        return out
+            yield item_id, fields, score
+
+    def candidates(self, *, category: str | None, language: str | None) -> list[Candidate]:
+        return [
+            Candidate(item_id, dict(fields), [SOURCE], {SOURCE: score}, ["popular right now"])
+            for item_id, fields, score in self.entries(category=category, language=language)
+        ]
 
     def run(self, state: SnapshotSource, stop: threading.Event, every_s: float) -> None:
         """Refresh until `stop`; failures keep the last good snapshot."""

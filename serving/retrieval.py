@@ -3,7 +3,7 @@ with provenance."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ class Constraints:
             f.where(f"({self.expr.cheap})", self.expr.check)
         return f.not_in("item_id", self.exclude)
 
-    def admits(self, fields: dict[str, Any]) -> bool:
+    def admits(self, fields: Mapping[str, Any]) -> bool:
         """The same constraints, checked on an item's serving metadata."""
         if fields.get("status", "active") != "active":
             return False

@@ -146,28 +146,49 @@ def _mmr(
     limit: int,
     counter: _CapCounter,
 ) -> list[int]:
-    """Greedy MMR over `pool`, skipping items that break a cap."""
-    n = len(scores)
+    """Greedy MMR over `pool`, skipping items that break a cap.
+
+    Counts only grow, so an item that breaks a cap never fits again: after each pick only
+    the items sharing a category, a creator or the unproven count with it are checked again.
+    """
     picked: list[int] = []
-    usable = np.isfinite(vecs).all(axis=1) if len(vecs) else np.zeros(n, bool)
-    max_sim = np.zeros(n)
-    while pool and len(picked) < limit:
-        cands = [i for i in pool if counter.fits(i)]
-        if not cands:
-            break
+    if not pool:
+        return picked
+    rows = np.asarray(pool, dtype=np.intp)
+    alive = np.asarray([counter.fits(i) for i in pool], dtype=bool)
+    cat, who = _codes(counter.categories, rows), _codes(counter.creators, rows)
+    unp = np.asarray([bool(counter.unproven[i]) for i in pool], dtype=bool)
+    relevance = lam * np.asarray(scores, dtype=np.float64)[rows]
+    usable = np.isfinite(vecs).all(axis=1) if len(vecs) else np.zeros(len(scores), bool)
+    known = np.zeros((len(rows), 0), np.float32)
+    if lam < 1.0 and len(vecs):  # the pool's vectors, unknown ones as 0 (similar to nothing)
+        known = np.where(usable[rows, None], vecs[rows], 0).astype(np.float32, copy=False)
+    max_sim = np.zeros(len(rows))
+    while len(picked) < limit and alive.any():
         if lam >= 1.0 or not picked:
-            best = cands[0]
+            k = int(np.argmax(alive))  # the best-scored item that fits
         else:
-            idx = np.asarray(cands)
-            mmr = lam * np.asarray(scores)[idx] - (1 - lam) * max_sim[idx]
-            best = int(idx[int(np.argmax(mmr))])
-        pool.remove(best)
+            k = int(np.argmax(np.where(alive, relevance - (1 - lam) * max_sim, -np.inf)))
+        best = int(rows[k])
         picked.append(best)
         counter.take(best)
+        alive[k] = False
+        near = alive & (
+            ((cat == cat[k]) & (cat >= 0)) | ((who == who[k]) & (who >= 0)) | (unp & unp[k])
+        )
+        for j in np.flatnonzero(near):
+            alive[j] = counter.fits(int(rows[j]))
         if lam < 1.0 and usable[best]:
-            sims = np.nan_to_num(vecs @ vecs[best], nan=0.0)
-            max_sim = np.maximum(max_sim, np.where(usable, sims, 0.0))
+            max_sim = np.maximum(max_sim, known @ known[k])
     return picked
+
+
+def _codes(values: Sequence[str | None], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """An integer per distinct value of `values[rows]` (-1 for none)."""
+    seen: dict[str, int] = {}
+    return np.asarray(
+        [seen.setdefault(v, len(seen)) if (v := values[i]) else -1 for i in rows], dtype=np.intp
+    )
 
 
 def fits_caps(
