@@ -222,6 +222,8 @@ def load_inputs(
     """
     ids = [c.item_id for c in cands]
     pop = stores.catalogue.popularity(ids)
+    for c, weight in zip(cands, pop, strict=True):
+        c.popularity = weight
     top_pop = stores.catalogue.top(POPULAR, 0, 0)
     hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT, devices=ctx.device is not None)
     at = time.time() if ctx.asked_at is None else ctx.asked_at

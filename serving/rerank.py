@@ -68,7 +68,7 @@ def finalize(
         now=now,
         seed=seed,
         item_vecs=vector_matrix(meta, ids),
-        popularity=_popularity(state, ids),
+        popularity=_popularity(state, window),
         negative_vecs=vector_matrix(meta, [i for i in negatives if i in meta]),
         rules=active,
         pinned=_pinned(state, active, window, hard, constraints),
@@ -84,15 +84,19 @@ def finalize(
     return final
 
 
-def _popularity(state: ServingState, ids: Sequence[str]) -> npt.NDArray[np.float64]:
-    """Interaction weight per item; +inf when Redis cannot say (nothing is throttled then)."""
-    if not ids:
-        return np.zeros(0)
+def _popularity(state: ServingState, window: Sequence[Candidate]) -> npt.NDArray[np.float64]:
+    """Interaction weight per item (read again only where this request has not read it yet);
+    +inf when Redis cannot say (nothing is throttled then)."""
+    out = np.asarray([np.nan if c.popularity is None else c.popularity for c in window])
+    unread = [c.item_id for c in window if c.popularity is None]
+    if not unread:
+        return out.astype(np.float64)
     try:
-        pop = state.catalogue.popularity(ids)
+        pop = state.catalogue.popularity(unread)
     except DependencyDown:
-        return np.full(len(ids), np.inf)
-    return np.asarray(pop, dtype=np.float64)
+        pop = [np.inf] * len(unread)
+    out[np.isnan(out)] = pop
+    return out.astype(np.float64)
 
 
 def _pinned(

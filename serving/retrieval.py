@@ -28,6 +28,9 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)  # source -> 0-based rank in it
     explored: bool = False  # placed by exploration
     propensity: float | None = None  # probability the policy shows it at its position
+    # Its interaction weight as this request read it (the ranker's features read it first;
+    # the policy's exposure throttle then reads it again only for candidates without it).
+    popularity: float | None = None
 
     @property
     def score(self) -> float:
