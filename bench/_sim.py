@@ -16,7 +16,9 @@ reports the clicks as `click` interactions citing the list's `recommendation_id`
 does); `drain` (the worker) applies them. `expected_ctr` asks the API for the list a surface
 serves each user and returns the exact expected CTR of those lists: with `sim_surfaces`, a
 candidate configuration is a surface of its own (exploration and cache off), so its true CTR is
-measured on the users' current state, independently of the off-policy machinery.
+measured on the users' current state, independently of the off-policy machinery. `shadow_ctr`
+is the exact expected CTR of the lists serving computed for a registered candidate beside the
+served ones (its shadow lists): what the shadow estimate estimates.
 
 Everything derives from a seed. Used by bench/simulate.py (full runs) and by the tests
 (reduced runs).
