@@ -146,9 +146,7 @@ def test_a_minor_never_gets_adult_items_on_any_surface_or_from_the_cache(
     assert "adult-space" in ids(recs(client, user_id="fan", surface="related", item_id="space-2"))
 
 
-def test_a_cached_list_drops_an_item_made_too_mature_since(
-    client: TestClient, worker: Any
-) -> None:
+def test_a_cached_list_drops_an_item_made_too_mature_since(client: TestClient, worker: Any) -> None:
     setup(client, worker)
     first = recs(client, user_id="kid", surface="homepage")
     victim = ids(first)[0]
