@@ -35,6 +35,27 @@ def _exit_if_stuck(stop: threading.Event) -> None:
     os._exit(1)
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` at once, even while the main thread is blocked in a
+    client library's call (a Python handler runs only when the main thread gets back to the
+    interpreter: a worker restarted by `vantage run` and blocked connecting to a Milvus that
+    died with it never ran its handler, and outlived its parent, seen in CI). The C handler
+    writes the signal number to a pipe a thread reads."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+
+    def watch() -> None:
+        while not stop.is_set():
+            got = os.read(r, 64)
+            if signal.SIGTERM in got or signal.SIGINT in got:
+                stop.set()
+
+    threading.Thread(target=watch, name="signals", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m indexing", description=__doc__)
     parser.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
@@ -44,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     tracing = configure_tracing("vantage-worker")  # off unless the OTEL_* variables ask
     w = settings.worker
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    _stop_on_signals(stop)
     threading.Thread(target=_exit_if_stuck, args=(stop,), daemon=True).start()
     consumer = args.consumer or w.consumer or default_consumer_name()
     stores = build_stores(settings, log_writer=consumer)

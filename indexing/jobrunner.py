@@ -28,7 +28,7 @@ from pymilvus.exceptions import MilvusException
 from core.redis_typed import StreamEntry, members, stream_entries, text
 from core.settings import Settings, settings_env
 from core.stores.jobs import JobError, JobStore
-from core.stores.schema import load_all
+from core.stores.schema import RELOAD_TIMEOUT_S, load_all
 from indexing.apply import Stores
 from indexing.reindex import Reindexer, ReindexParams, drop_due_collections
 
@@ -200,7 +200,9 @@ class JobRunner:
                 wait = min(wait * 2, 160.0)
                 if "released" in str(e):  # a restarted Milvus has its collections unloaded
                     with contextlib.suppress(MilvusException):
-                        load_all(self.s.items.client, self.s.items.names)
+                        load_all(
+                            self.s.items.client, self.s.items.names, timeout_s=RELOAD_TIMEOUT_S
+                        )
         return self._dispatch(job)
 
     def _dispatch(self, job: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pymilvus.exceptions import MilvusException
 from core import events as ev
 from core.domain import Interaction, Item
 from core.replication import wait_for_replicas
-from core.stores.schema import load_all
+from core.stores.schema import RELOAD_TIMEOUT_S, load_all
 from core.tracing import links, span
 from indexing.apply import (
     Stores,
@@ -231,7 +231,7 @@ class Worker:
 
     def _reload_collections(self) -> None:
         try:
-            load_all(self.stores.items.client, self.stores.items.names)
+            load_all(self.stores.items.client, self.stores.items.names, timeout_s=RELOAD_TIMEOUT_S)
         except MilvusException as e:
             log.warning("collections not loaded yet: %s", e)
 

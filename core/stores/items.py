@@ -18,7 +18,13 @@ from pymilvus.exceptions import MilvusException
 from core.domain import Item
 from core.filters import Filter
 from core.resilience import CircuitBreaker, guarded, map_dependency_errors
-from core.stores.schema import DESCRIPTION_BYTES, TITLE_BYTES, CollectionNames, load_all
+from core.stores.schema import (
+    DESCRIPTION_BYTES,
+    RELOAD_TIMEOUT_S,
+    TITLE_BYTES,
+    CollectionNames,
+    load_all,
+)
 
 T = TypeVar("T")
 
@@ -345,7 +351,7 @@ class ItemStore:
         trial call would go to whichever request comes first, and searches on released
         collections keep failing, so a reload waiting for a trial would rarely get one."""
         with map_dependency_errors("milvus"):
-            load_all(self.client, self.names)
+            load_all(self.client, self.names, timeout_s=RELOAD_TIMEOUT_S)
 
     def iter_rows(
         self, fields: Sequence[str], *, batch: int = 1000, collection: str | None = None

@@ -177,7 +177,17 @@ def ensure_collections(
     load_all(client, names)
 
 
-def load_all(client: MilvusClient, names: CollectionNames) -> None:
-    """Load the collections for search (again, e.g. after a Milvus Lite restart released them)."""
+RELOAD_TIMEOUT_S = 30.0  # a reload after a restart; a load that never completes must not hang
+
+
+def load_all(
+    client: MilvusClient, names: CollectionNames, *, timeout_s: float | None = None
+) -> None:
+    """Load the collections for search (again, e.g. after a Milvus Lite restart released them).
+
+    pymilvus waits for the load to complete, with no end by default: a recovery loop passes
+    `timeout_s` (RELOAD_TIMEOUT_S), so one load that never completes does not stop it trying
+    again (the serving snapshot's refresh thread once stayed on a restarted Milvus' collection,
+    still released a minute later)."""
     for name in (names.items_alias, names.users):
-        client.load_collection(name)
+        client.load_collection(name, timeout=timeout_s)
