@@ -155,7 +155,7 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
             if len(out) >= 2 * quota:
                 break
         # Items written since the snapshot may carry outdated metadata: read theirs again.
-        stale = state.catalogue.marks([c.item_id for c in out]).changed_since(snap.taken_at)
+        stale = itemmeta.marks(state, [c.item_id for c in out]).changed_since(snap.taken_at)
         fresh = itemmeta.fields(state, list(stale)) if stale else {}
         kept = []
         for c in out:

@@ -22,7 +22,7 @@ from typing import Any
 from core.resilience import DependencyDown
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
-from serving import cache, canary, metrics, nonprofiling, paging, shadow
+from serving import cache, canary, itemmeta, metrics, nonprofiling, paging, shadow
 from serving.degraded import degraded
 from serving.request import RecRequest, RecResult
 from serving.response import response
@@ -36,7 +36,8 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     started = time.perf_counter()
     drops = SAFETY_DROPS.set(None)
     try:
-        with versions_pinned():  # one version of each model for every stage of the request
+        # One version of each model, and one read of each item's marks, for every stage.
+        with versions_pinned(), itemmeta.marks_once():
             result = _recommend(state, req)
         safety = None if result["cached"] else SAFETY_DROPS.get()
     finally:

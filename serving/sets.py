@@ -33,6 +33,7 @@ from core.resilience import DependencyDown
 from core.stores.item_cache import ItemMeta
 from core.stores.protocols import CandidateSet, item_owner, user_owner
 from core.surfaces import SurfaceConfig
+from serving import itemmeta
 from serving.retrieval import SPACE_REASON, SPACE_SOURCE, Candidate, Constraints
 from serving.state import ServingState
 
@@ -86,6 +87,10 @@ def load_sets(
         out.user = _user_set(state, ctx, got.get(owners[0]), tag, out.origin)
     if want_item and seed:
         out.item = _item_set(state, seed, got.get(item_owner(seed)), tag, out.origin)
+    # Every candidate's marks in one round trip, before the sources read them concurrently.
+    held = [i for s in (out.user, out.item) if s for hits in s.sources.values() for i, _ in hits]
+    if held:
+        itemmeta.marks(state, held)
     return out
 
 
@@ -147,7 +152,7 @@ def admitted(
 ) -> dict[str, ItemMeta]:
     """The current metadata of the ids that pass the hard constraints and are not tombstoned
     (the change log tells the process cache which entries to read again)."""
-    marks = state.catalogue.marks(ids)
+    marks = itemmeta.marks(state, ids)
     meta = state.item_cache.get(state.items, ids, marks.changed_at)
     excluded = set(constraints.exclude) | marks.tombstoned
     return {i: m for i, m in meta.items() if i not in excluded and constraints.admits(m.fields)}
@@ -219,20 +224,34 @@ def personal(
         live["content_vec"] = {
             i: float(m.vec @ mine) for i, m in meta.items() if len(m.vec) == len(mine)
         }
-    out = []
-    for i, m in meta.items():
+    scored = []
+    for i in meta:
         # A space scores the items it found (as in Milvus' fusion), with the live score.
         per_space = {f: live[f].get(i, kept[f][i]) for f in usable if i in kept[f]}
-        scores = {SPACE_SOURCE[f]: v for f, v in per_space.items()}
-        if len(usable) > 1:
-            source, reason = "hybrid_ann", SPACE_REASON["cf_vec"]
-            scores["hybrid_ann"] = _fused(weights, per_space)
-        else:
-            source = SPACE_SOURCE[usable[0]]
-            reason = SPACE_REASON[usable[0]]
-        out.append(Candidate(i, dict(m.fields), [source], scores, [reason]))
-    out.sort(key=lambda c: -c.score)
-    return out[:quota]
+        first = per_space[usable[0]] if len(usable) == 1 else _fused(weights, per_space)
+        scored.append((first, i, per_space))
+    scored.sort(key=lambda t: -t[0])
+    # Candidates only for the quota (a set holds a few hundred items).
+    return [
+        _personal_candidate(i, meta[i], per_space, usable, weights)
+        for _, i, per_space in scored[:quota]
+    ]
+
+
+def _personal_candidate(
+    item_id: str,
+    meta: ItemMeta,
+    per_space: dict[str, float],
+    usable: list[str],
+    weights: Mapping[str, float],
+) -> Candidate:
+    scores = {SPACE_SOURCE[f]: v for f, v in per_space.items()}
+    if len(usable) > 1:
+        source, reason = "hybrid_ann", SPACE_REASON["cf_vec"]
+        scores["hybrid_ann"] = _fused(weights, per_space)
+    else:
+        source, reason = SPACE_SOURCE[usable[0]], SPACE_REASON[usable[0]]
+    return Candidate(item_id, dict(meta.fields), [source], scores, [reason])
 
 
 def listed(
@@ -247,12 +266,8 @@ def listed(
     """One source's list of a set, as stored (best first), that passes the constraints."""
     hits = list(s.sources.get(source, []))
     meta = admitted(state, [i for i, _ in hits], constraints)
-    out = [
-        Candidate(i, dict(meta[i].fields), [source], {source: score}, [reason])
-        for i, score in hits
-        if i in meta
-    ]
-    return out[:quota]
+    kept = [(i, score) for i, score in hits if i in meta][:quota]
+    return [Candidate(i, dict(meta[i].fields), [source], {source: sc}, [reason]) for i, sc in kept]
 
 
 def contextual(

@@ -18,7 +18,7 @@ from typing import Any
 from core.context import UserContext
 from core.rules import RuleSnapshot
 from core.surfaces import SurfaceConfig
-from serving import candidates, metrics, ranking, rerank, scoring, sets
+from serving import candidates, itemmeta, metrics, ranking, rerank, scoring, sets
 from serving.candidates import Generated, Need, SourceRun
 from serving.policy import HardFilters, apply_policy
 from serving.policy.safety import visible
@@ -143,7 +143,7 @@ def retrieve(
         extra += FILTER_EXTRA
     gen, fused = _generated(state, need, req, extra, deadline)
     t1 = time.perf_counter()
-    tomb = state.catalogue.tombstoned([c.item_id for c in fused])
+    tomb = itemmeta.tombstoned(state, [c.item_id for c in fused])
     SAFETY_DROPS.set(sum(not visible(c.fields, **hard.visibility) for c in fused))
     hard = dataclasses.replace(hard, tombstoned=frozenset(tomb))
     # Filtered before ranking so the ranker sees the same candidate sets it was trained on.

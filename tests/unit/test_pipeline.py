@@ -304,6 +304,23 @@ def test_the_contextual_source_blends_from_both_sets_as_live_retrieval_does(worl
     assert not again["degraded"] and _ids(again)[:5] == _ids(live)[:5]
 
 
+def test_a_request_from_sets_reads_each_items_marks_once(world: World) -> None:
+    _debug(world)
+    _refresh(world)
+    asked: list[list[str]] = []
+    read = world.state.catalogue.marks
+
+    def counted(ids: Any) -> Any:
+        asked.append(list(ids))
+        return read(ids)
+
+    world.state.catalogue.marks = counted  # type: ignore[method-assign]
+    out = _debug(world)
+    assert _origin(out, "personal") == "set" and len(out["items"]) == 10
+    every = [i for ids in asked for i in ids]
+    assert every and len(every) == len(set(every))  # the sources and the fused check share one read
+
+
 def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> None:
     world.state.users.set_profile("kid", UserFields(birth_year=time.gmtime().tm_year - 9))
     world.state.users.set_vector("kid", "cvec", world.vecs["i2"])
