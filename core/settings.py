@@ -287,6 +287,9 @@ class Settings(BaseSettings):
             raise ValueError("worker.block_ms must be shorter than redis.socket_timeout_s")
         if self.serving.default_limit > self.serving.max_limit:
             raise ValueError("serving.default_limit must not exceed serving.max_limit")
+        if "data_dir" in self.model_fields_set and "uri" not in self.milvus.model_fields_set:
+            # The Milvus Lite file lives with the rest of the embedded data unless placed.
+            self.milvus.uri = str(self.data_dir / "milvus.db")
         if self.env == "production" and self.milvus.uri.endswith(".db"):
             raise ValueError(
                 "production needs a Milvus server URI (VANTAGE_MILVUS__URI=http://host:19530); "

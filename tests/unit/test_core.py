@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -169,6 +171,17 @@ def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.serving.cache_ttl_s == 5 and s.milvus.uri == "http://milvus:19530"
     with pytest.raises(ValidationError):
         Settings(redis={"key_prefix": "a b"})
+
+
+def test_the_milvus_lite_file_follows_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert Settings().milvus.uri == "./data/milvus.db"
+    monkeypatch.setenv("VANTAGE_DATA_DIR", str(tmp_path))
+    assert Settings().milvus.uri == str(tmp_path / "milvus.db")
+    monkeypatch.setenv("VANTAGE_MILVUS__URI", "http://milvus:19530")  # placed: kept
+    assert Settings().milvus.uri == "http://milvus:19530"
+    assert Settings(data_dir=tmp_path, milvus={"uri": "x.db"}).milvus.uri == "x.db"
 
 
 def test_surface_overrides_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
