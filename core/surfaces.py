@@ -75,6 +75,11 @@ class PolicySpec(BaseModel):
         1.0, ge=0, le=1, description="relevance vs diversity in MMR (1 = relevance only)"
     )
     mmr_depth: int = Field(3, ge=1, le=20, description="MMR looks at limit x this candidates")
+    mmr_taste_floor: bool = Field(
+        False,
+        description="MMR counts only similarity above the user's own taste's (the mean pairwise"
+        " similarity of their recent items): a narrow taste keeps its near neighbours",
+    )
     category_cap: int | None = Field(None, ge=1, description="at most this many per category")
     creator_cap: int | None = Field(None, ge=1, description="at most this many per creator")
     new_item_signals: float = Field(

@@ -74,6 +74,7 @@ def finalize(
         pinned=_pinned(state, active, window, hard, constraints),
         category_filter=constraints.category is not None,
         taste=Counter(c for i in liked if i in meta and (c := meta[i].category)),
+        taste_similarity=taste_similarity(vector_matrix(meta, [i for i in liked if i in meta])),
         trace=trace,
     )
     final = policy.run(window, spec, inp, limit=limit)
@@ -82,6 +83,18 @@ def finalize(
     explain.because_you_watched(final, recent, meta)
     explain.honest_picks(final, ctx.picks, meta)
     return final
+
+
+def taste_similarity(vecs: npt.NDArray[np.float32]) -> float:
+    """The mean pairwise similarity of a user's recent items (0 with fewer than 2 known)."""
+    known = vecs[np.isfinite(vecs).all(axis=1)] if len(vecs) else vecs
+    n = len(known)
+    if n < 2:
+        return 0.0
+    total = known.sum(axis=0)
+    # Sum over pairs i != j of v_i . v_j = |sum v|^2 - sum |v_i|^2.
+    pairs = float(total @ total) - float((known * known).sum())
+    return max(pairs / (n * (n - 1)), 0.0)
 
 
 def _popularity(state: ServingState, window: Sequence[Candidate]) -> npt.NDArray[np.float64]:

@@ -60,6 +60,9 @@ class PolicyInputs:
     # category below its share of that history (calibration: a user who buys only audio
     # gets mostly audio, a broad user a broad list).
     taste: Mapping[str, int] = field(default_factory=dict)
+    # The mean pairwise similarity of the user's recent items (0: unknown or too few): with
+    # `mmr_taste_floor`, MMR penalises only similarity above it.
+    taste_similarity: float = 0.0
     # Filled by `run`: the caps that gave way so the list could be full (debug output).
     caps_relaxed: list[str] = field(default_factory=list)
     # Filled by `run` when given (why-not, replays): the rows MMR picked under the caps that
@@ -204,6 +207,7 @@ def _place(
         unproven=traits.unproven,
         caps=traits.caps,
         window=limit * spec.mmr_depth,
+        floor=inp.taste_similarity if spec.mmr_taste_floor else 0.0,
     )
     inp.caps_relaxed.extend(chosen.relaxed)
     picked = chosen.picked

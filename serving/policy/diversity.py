@@ -101,8 +101,9 @@ def select(
     unproven: Sequence[bool],
     caps: Caps,
     window: int,
+    floor: float = 0.0,
 ) -> Selection:
-    """The picked rows in pick order.
+    """The picked rows in pick order (`floor`: similarity up to it is not penalised).
 
     MMR looks at the best `window` by score first; if caps leave the list short it goes on
     through the rest in score order (no diversity term needed there: the caps already bind),
@@ -111,7 +112,7 @@ def select(
     order = [int(i) for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")]
     counter = _CapCounter(caps, categories, creators, unproven)
     head = max(window, limit)
-    picked = _mmr(order[:head], scores, vecs, lam, limit, counter)
+    picked = _mmr(order[:head], scores, vecs, lam, limit, counter, floor)
     out = Selection(picked, caps)
     _fill(order, out, limit, counter)
     for name in RELAX_ORDER:
@@ -145,8 +146,10 @@ def _mmr(
     lam: float,
     limit: int,
     counter: _CapCounter,
+    floor: float = 0.0,
 ) -> list[int]:
-    """Greedy MMR over `pool`, skipping items that break a cap.
+    """Greedy MMR over `pool`, skipping items that break a cap; the diversity term is the
+    highest similarity to a picked item above `floor` (0 below it).
 
     Counts only grow, so an item that breaks a cap never fits again: after each pick only
     the items sharing a category, a creator or the unproven count with it are checked again.
@@ -179,7 +182,7 @@ def _mmr(
         for j in np.flatnonzero(near):
             alive[j] = counter.fits(int(rows[j]))
         if lam < 1.0 and usable[best]:
-            max_sim = np.maximum(max_sim, known @ known[k])
+            max_sim = np.maximum(max_sim, known @ known[k] - floor)
     return picked
 
 

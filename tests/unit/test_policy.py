@@ -10,7 +10,7 @@ import pytest
 
 from core.rules import Rule
 from core.surfaces import PolicySpec
-from serving import policy
+from serving import policy, rerank
 from serving.policy import PolicyInputs, diversity, exploration, feedback, freshness
 from serving.policy.safety import allowed
 from serving.retrieval import Candidate, Constraints, speaks
@@ -133,6 +133,34 @@ def test_mmr_trades_relevance_for_diversity() -> None:
     scores = np.asarray([1.0, 0.9, 0.8])
     assert diversity.select(scores, vecs, lam=1.0, **kw).picked == [0, 1]
     assert diversity.select(scores, vecs, lam=0.7, **kw).picked == [0, 2]
+
+
+def test_mmr_keeps_near_neighbours_as_close_as_the_users_own_taste() -> None:
+    # Items 0 and 1 are similar (0.8); item 2 is unlike both.
+    vecs = np.asarray([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
+    kw: dict[str, Any] = dict(
+        categories=[None] * 3,
+        creators=[None] * 3,
+        unproven=[False] * 3,
+        caps=diversity.Caps(),
+        window=3,
+        limit=2,
+        lam=0.7,
+    )
+    scores = np.asarray([1.0, 0.9, 0.8])
+    assert diversity.select(scores, vecs, **kw).picked == [0, 2]
+    # A user whose own items are as alike as 0 and 1 keeps them together...
+    assert diversity.select(scores, vecs, floor=0.8, **kw).picked == [0, 1]
+    # ...a broader one less so: similarity above their floor still costs.
+    assert diversity.select(scores, vecs, floor=0.3, **kw).picked == [0, 2]
+
+
+def test_taste_similarity_is_the_mean_pairwise_similarity() -> None:
+    a, b, c = [1.0, 0.0], [0.6, 0.8], [0.0, 1.0]
+    vecs = np.asarray([a, b, c, [np.nan, np.nan]], dtype=np.float32)
+    want = (0.6 + 0.0 + 0.8) / 3  # a.b, a.c, b.c; the unknown row is left out
+    assert rerank.taste_similarity(vecs) == pytest.approx(want, abs=1e-6)
+    assert rerank.taste_similarity(vecs[:1]) == 0.0
 
 
 def test_unproven_items_are_throttled_but_never_leave_a_list_short() -> None:
