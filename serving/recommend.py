@@ -30,15 +30,19 @@ from serving.stages import SAFETY_DROPS, Retrieved, policy_stage, rank_stage, re
 from serving.state import ServingState
 
 
-def recommend(state: ServingState, req: RecRequest) -> RecResult:
+def recommend(state: ServingState, req: RecRequest, *, rec_id: str | None = None) -> RecResult:
     """Recommendations for one request, as the API returns them; the impression is logged
-    asynchronously (debug requests are not impressions)."""
+    asynchronously (debug requests are not impressions).
+
+    `rec_id` (32 hex digits) names the list and seeds its exploration draws; a new random id
+    by default. The evaluation harness passes one per user, so two policies scored on the same
+    users draw alike and differ only by the policy (paired comparisons)."""
     started = time.perf_counter()
     drops = SAFETY_DROPS.set(None)
     try:
         # One version of each model, and one read of each item's marks, for every stage.
         with versions_pinned(), itemmeta.marks_once():
-            result = _recommend(state, req)
+            result = _recommend(state, req, rec_id or uuid.uuid4().hex)
         safety = None if result["cached"] else SAFETY_DROPS.get()
     finally:
         SAFETY_DROPS.reset(drops)
@@ -53,7 +57,7 @@ def recommend(state: ServingState, req: RecRequest) -> RecResult:
     return result
 
 
-def _recommend(state: ServingState, req: RecRequest) -> RecResult:
+def _recommend(state: ServingState, req: RecRequest, rec_id: str) -> RecResult:
     """The pipeline behind `recommend`.
 
     Never fails because a dependency did: every store raises `DependencyDown`, and the request
@@ -94,7 +98,6 @@ def _recommend(state: ServingState, req: RecRequest) -> RecResult:
     reasons: list[str] = [f"source_{r}" for r in got.failed]
     cands = rank_stage(state, req, ctx, cfg, got.candidates, reasons, timings, deadline_base)
     t = time.perf_counter()
-    rec_id = uuid.uuid4().hex
     notes: dict[str, Any] = {}
     trace: dict[str, Any] = {}  # where the policy could have put items: shadow lists' support
     with metrics.stage("policy", req.surface):

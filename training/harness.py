@@ -8,6 +8,7 @@ model trained by `vantage train`'s code, and every test user's list produced by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -212,8 +213,11 @@ def _score_variant(
             _build_sets(state, [data.user_ids[u] for u in sorted(truth)])
         for u in tqdm(sorted(truth), desc=name, unit="user", disable=not progress):
             t = time.perf_counter()
+            user = data.user_ids[u]
             res = recommend(
-                state, RecRequest(user_id=data.user_ids[u], surface="homepage", limit=depth)
+                state,
+                RecRequest(user_id=user, surface="homepage", limit=depth),
+                rec_id=list_id(user),
             )
             latency.append((time.perf_counter() - t) * 1000)
             lists[u] = [data.item_index[i["item_id"]] for i in res["items"]]
@@ -227,6 +231,12 @@ def _score_variant(
         content_vectors=data.content_vectors,
     )
     return metrics, latency
+
+
+def list_id(user_id: str) -> str:
+    """One list id per test user, the same in every variant: exploration then draws alike
+    for every policy scored in a run, so variants differ only by their policy (paired)."""
+    return hashlib.blake2b(user_id.encode(), digest_size=16).hexdigest()
 
 
 def _build_sets(state: ServingState, user_ids: Sequence[str]) -> None:

@@ -428,3 +428,31 @@ def test_the_result_cache_keeps_a_list_per_context_only_when_the_ranker_reads_it
     assert context_parts(state, req, unranked) == []
     private = RecRequest("fan", "homepage", 10, local_hour=7, profiling=False)
     assert context_parts(state, private, home) == []
+
+
+def test_a_list_id_replays_its_exploration_draws(world: World) -> None:
+    """The evaluation harness passes one list id per user so that two policies draw alike:
+    the same id gives the same list, explored slots included; new ids draw anew."""
+    home = world.state.settings.surfaces["homepage"]
+    policy = home.policy.model_copy(update={"exploration_share": 0.5, "exploration_start": 1})
+    world.state.settings = world.state.settings.model_copy(
+        update={
+            "serving": world.state.settings.serving.model_copy(update={"cache_ttl_s": 0}),
+            "surfaces": {
+                **world.state.settings.surfaces,
+                "homepage": home.model_copy(update={"policy": policy}),
+            },
+        }
+    )
+    req = RecRequest(user_id="fan", surface="homepage", limit=10)
+
+    def draws(rec_id: str | None) -> list[tuple[str, bool]]:
+        out = recommend(world.state, req, rec_id=rec_id)
+        assert rec_id is None or out["recommendation_id"] == rec_id
+        return [(i["item_id"], i["explored"]) for i in out["items"]]
+
+    fixed = "0123456789abcdef0123456789abcdef"
+    first = draws(fixed)
+    assert any(explored for _, explored in first)
+    assert draws(fixed) == first
+    assert any(draws(None) != first for _ in range(5))
