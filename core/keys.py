@@ -184,6 +184,12 @@ class Keys:
         return f"{self.tag('cat')}:itemchg"
 
     @property
+    def catalogue_feed(self) -> str:
+        """Stream of the ids whose tombstone or change-log entry was just written: serving
+        processes follow it to keep both sorted sets in memory (`core/stores/catalogue.py`)."""
+        return f"{self.tag('cat')}:feed"
+
+    @property
     def item_writers(self) -> str:
         """Sorted set writer -> lease expiry (ms): item writes in flight."""
         return f"{self.tag('cat')}:itemwriters"

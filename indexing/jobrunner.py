@@ -27,6 +27,7 @@ from pymilvus.exceptions import MilvusException
 
 from core.redis_typed import StreamEntry, members, stream_entries, text
 from core.settings import Settings, settings_env
+from core.stores.catalogue import CHANGE_LOG_KEEP_S, announce
 from core.stores.jobs import JobError, JobStore
 from core.stores.schema import RELOAD_TIMEOUT_S, load_all
 from indexing.apply import Stores
@@ -38,7 +39,6 @@ GROUP = "jobrunners"
 MAX_ATTEMPTS = 3
 HOUSEKEEPING_S = 30.0
 TRAIN_TIMEOUT_S = 6 * 3600
-CHANGE_LOG_KEEP_S = 3600.0
 # A tombstone outlives every list that may still name its item (last good lists: an hour;
 # unused candidate sets expire in a week), and goes only once Milvus has no row for it.
 TOMBSTONE_KEEP_S = 8 * 86_400.0
@@ -123,7 +123,10 @@ class JobRunner:
         still = self.s.items.get(old, fields=("status",), strong=True)
         gone = [i for i in old if i not in still]
         if gone:
-            self.r.zrem(k.tombstones, *gone)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zrem(k.tombstones, *gone)
+            announce(pipe, k, gone)
+            pipe.execute()
         return len(gone)
 
     def _read(self, block_ms: int | None) -> list[StreamEntry]:

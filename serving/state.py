@@ -140,7 +140,7 @@ def build_state(settings: Settings, cls: type[S] | None = None) -> S:
         items=ItemStore(
             milvus, names, timeout_s=cfg.milvus_budget_ms / 1000, breaker=breakers.milvus
         ),
-        catalogue=RedisCatalogue(text, keys, breakers.redis),
+        catalogue=RedisCatalogue(text, keys, breakers.redis, follow=True),
         users=RedisUserState(r, keys, breakers.redis),
         cache=RedisResultCache(text, breakers.redis, local_entries=cfg.local_cache_entries),
         candidates=RedisCandidates(text, keys, breakers.redis),

@@ -14,6 +14,7 @@ from core import events as ev
 from core.attributes import item_errors
 from core.domain import Item
 from core.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
+from core.stores.catalogue import announce
 
 
 def upsert_items(state: AppState, *, items: Sequence[Item]) -> list[str]:
@@ -58,7 +59,10 @@ def delete_item(state: AppState, *, item_id: str) -> list[str]:
     """
     now = time.time()
     try:
-        state.redis.zadd(state.keys.tombstones, {item_id: now})
+        pipe = state.redis.pipeline(transaction=False)
+        pipe.zadd(state.keys.tombstones, {item_id: now})
+        announce(pipe, state.keys, [item_id])
+        pipe.execute()
         partition = state.keys.partition_of(item_id)
         entry_id = state.redis.xadd(
             state.keys.stream(partition),

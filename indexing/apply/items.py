@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from core.domain import Item
 from core.scripts import CLAIM_VERSIONS
+from core.stores.catalogue import FEED_MAX, announce
 from core.stores.items import item_row
 from core.tracing import span
 from core.trending import CATEGORY_SEP
@@ -38,8 +39,15 @@ def _fresh_writes(s: Stores, ids: Sequence[str], versions: Sequence[str] | None)
     vs = list(versions) if versions is not None else [""] * len(ids)
     flags = CLAIM_VERSIONS(
         s.redis,
-        keys={"versions": s.keys.item_versions, "changes": s.keys.item_changes},
-        args={"item_versions": [x for pair in zip(ids, vs, strict=True) for x in pair]},
+        keys={
+            "versions": s.keys.item_versions,
+            "changes": s.keys.item_changes,
+            "feed": s.keys.catalogue_feed,
+        },
+        args={
+            "feed_max": FEED_MAX,
+            "item_versions": [x for pair in zip(ids, vs, strict=True) for x in pair],
+        },
     )
     return [bool(f) for f in flags]
 
@@ -103,6 +111,7 @@ def _upsert_items(
     hidden = {it.item_id: t for it, t in latest.values() if it.status == "hidden"}
     if hidden:
         pipe.zadd(s.keys.tombstones, hidden)
+        announce(pipe, s.keys, list(hidden))
         pipe.zrem(s.keys.popularity, *hidden)
         pipe.zrem(s.keys.trending(), *hidden)
     with span("redis execute", **{"db.system": "redis"}):
@@ -117,7 +126,10 @@ def _lift_tombstones(s: Stores, active: Sequence[tuple[str, float]]) -> None:
     scores = s.redis.zmscore(s.keys.tombstones, [i for i, _ in active])
     lift = [i for (i, t), sc in zip(active, scores, strict=True) if sc is not None and sc <= t]
     if lift:
-        s.redis.zrem(s.keys.tombstones, *lift)
+        pipe = s.redis.pipeline(transaction=False)
+        pipe.zrem(s.keys.tombstones, *lift)
+        announce(pipe, s.keys, lift)
+        pipe.execute()
 
 
 def apply_item_deletes(
@@ -153,6 +165,7 @@ def _delete_items(
     s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
     pipe.zadd(s.keys.tombstones, gone, gt=True)
+    announce(pipe, s.keys, list(gone))
     pipe.zrem(s.keys.popularity, *gone)
     pipe.hdel(s.keys.item_categories, *gone)
     pipe.zrem(s.keys.trending(), *gone)

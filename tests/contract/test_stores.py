@@ -25,7 +25,7 @@ from core.resilience import CircuitBreaker, DependencyDown
 from core.settings import Settings
 from core.stores.cache import RedisResultCache
 from core.stores.candidates import RedisCandidates
-from core.stores.catalogue import RedisCatalogue
+from core.stores.catalogue import RedisCatalogue, announce
 from core.stores.items import ItemStore, item_row
 from core.stores.memory import (
     MemoryCandidates,
@@ -113,11 +113,18 @@ class RedisMilvusSeeder:
         self.store.upsert(rows)
         self.store.flush()
 
+    # As the writers do: the write, then its ids on the catalogue feed (serving follows it).
     def tombstone(self, item_id: str, at: float) -> None:
-        self.r.zadd(self.keys.tombstones, {item_id: at})
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(self.keys.tombstones, {item_id: at})
+        announce(pipe, self.keys, [item_id])
+        pipe.execute()
 
     def changed(self, item_id: str, at: float) -> None:
-        self.r.zadd(self.keys.item_changes, {item_id: at * 1000})  # milliseconds
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(self.keys.item_changes, {item_id: at * 1000})  # milliseconds
+        announce(pipe, self.keys, [item_id])
+        pipe.execute()
 
     def board(self, board: str, item_id: str, score: float) -> None:
         key = self.keys.popularity if board == POPULAR else self.keys.trending(board[9:])
@@ -168,7 +175,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     yield Backend(
         request.param,
         store,
-        RedisCatalogue(text, keys, breaker),
+        RedisCatalogue(text, keys, breaker, follow=True),  # as the serving process runs it
         RedisUserState(raw, keys, breaker),
         RedisResultCache(text, breaker, local_entries=64),  # the in-process copy too
         RedisCandidates(text, keys, breaker),
@@ -467,6 +474,15 @@ def test_a_dead_server_is_dependency_down(settings: Settings) -> None:
     breaker = CircuitBreaker("redis", 2, 60.0)
     keys = Keys("dead")
     cat = RedisCatalogue(connect_redis(dead, timeout_s=0.2, decode=True), keys, breaker)
+    followed = RedisCatalogue(
+        connect_redis(dead, timeout_s=0.2, decode=True),
+        keys,
+        CircuitBreaker("r", 2, 60.0),
+        follow=True,
+    )
+    with pytest.raises(DependencyDown) as e:
+        followed.marks(["a"])
+    assert e.value.reason == "redis_unavailable"
     users = RedisUserState(connect_redis(dead, timeout_s=0.2), keys, breaker)
     cache = RedisResultCache(connect_redis(dead, timeout_s=0.2, decode=True), breaker)
     with pytest.raises(DependencyDown) as e:

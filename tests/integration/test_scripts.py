@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -41,13 +42,17 @@ def test_token_bucket_by_name_survives_script_flush(settings: Settings) -> None:
 def test_version_claims_take_a_sequence_of_pairs(settings: Settings) -> None:
     r = connect_redis(settings)
     k = Keys.of(settings.redis)
-    keys = {"versions": k.item_versions, "changes": k.item_changes}
+    keys = {"versions": k.item_versions, "changes": k.item_changes, "feed": k.catalogue_feed}
     pairs = ["x", "5-0", "x", "4-9", "y", "", "z", "5-1"]
-    assert CLAIM_VERSIONS(r, keys=keys, args={"item_versions": pairs}) == [1, 0, 1, 1]
+    claim = {"feed_max": 100, "item_versions": pairs}
+    assert CLAIM_VERSIONS(r, keys=keys, args=claim) == [1, 0, 1, 1]
     r.script_flush()
-    assert CLAIM_VERSIONS(r, keys=keys, args={"item_versions": ["x", "5-0"]}) == [1]
+    assert CLAIM_VERSIONS(r, keys=keys, args={**claim, "item_versions": ["x", "5-0"]}) == [1]
     assert r.hgetall(keys["versions"]) == {b"x": b"5-0", b"z": b"5-1"}
     assert {m.decode() for m in r.zrange(keys["changes"], 0, -1)} == {"x", "y", "z"}
+    # Each claim's stamped ids on the feed serving processes follow (not the stale one).
+    feed = [json.loads(f[b"ids"]) for _, f in r.xrange(keys["feed"])]
+    assert feed == [["x", "y", "z"], ["x"]]
     r.close()
 
 

@@ -19,7 +19,8 @@ def _one_slot(*keys: str) -> bool:
     "name, keys",
     [
         # Lua scripts (core/scripts), as their callers build the keys
-        ("claim_versions", [K.item_versions, K.item_changes]),
+        ("claim_versions", [K.item_versions, K.item_changes, K.catalogue_feed]),
+        ("follow_catalogue", [K.catalogue_feed, K.tombstones, K.item_changes]),
         ("take_lease", [K.item_freeze, K.item_writers]),
         ("candidate queue", [K.candidates_stale, K.candidates_taken, K.candidates_next]),
         ("token_bucket", [K.rate_limit("key1")]),

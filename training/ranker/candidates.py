@@ -19,6 +19,7 @@ import numpy as np
 from core.context import UserContext
 from core.redis_typed import scored
 from core.settings import Settings
+from core.stores.catalogue import announce
 from core.stores.items import ITEM_ROW_FIELDS
 from indexing.apply import Stores
 from indexing.connect import build_stores
@@ -197,4 +198,7 @@ def _copy_namespace(live: Stores, tmp: Stores, users: set[str]) -> None:
     # Items deleted or hidden on the live side stay out of training candidates too.
     tomb = scored(live.redis.zrange(live.keys.tombstones, 0, -1, withscores=True))
     if tomb:
-        tmp.redis.zadd(tmp.keys.tombstones, dict(tomb))
+        pipe = tmp.redis.pipeline(transaction=False)
+        pipe.zadd(tmp.keys.tombstones, dict(tomb))
+        announce(pipe, tmp.keys, [i for i, _ in tomb])
+        pipe.execute()
