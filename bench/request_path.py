@@ -6,9 +6,10 @@ without HTTP, uvicorn or a load generator on the same cores (whose noise hides a
 few percent over HTTP on a shared 2-core machine): ml-latest-small is imported, the
 interaction model and the re-ranker trained, every user's homepage set and 610 related sets
 built, then `--requests` homepage and related requests run through `serving.recommend` with
-the result cache off. Redis commands per request come from the server's own counters
-(`INFO commandstats`); no impressions are written here (the API's logger thread is not
-started). CPU: the process's (every thread: the sources run on a pool) and the calling
+the result cache off. Redis commands and Redis server CPU per request come from the server's
+own counters (`INFO commandstats`, `INFO cpu`); no impressions are written here (the API's
+logger thread is not started), and the popular snapshot is refreshed in the background as the
+API does. CPU: the process's (every thread: the sources run on a pool) and the calling
 thread's alone, per request.
 
     python bench/request_path.py [DATASET_DIR] [--requests N]
@@ -48,6 +49,11 @@ def _calls(r: Any) -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
+def _server_cpu_s(r: Any) -> float:
+    cpu = r.info("cpu")
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", nargs="?", default=str(DATASETS / "ml-latest-small"))
@@ -76,7 +82,13 @@ def main() -> None:
         ]
         rng.shuffle(reqs)
         state = build_state(settings)
-        itemmeta._warm_once(state, state.items.collection, threading.Event())
+        stop = threading.Event()
+        itemmeta._warm_once(state, state.items.collection, stop)
+        # As the API: the popular source reads an in-process snapshot, refreshed in the back.
+        snapshot_s = settings.serving.snapshot_refresh_s
+        threading.Thread(
+            target=state.snapshot.run, args=(state, stop, snapshot_s), daemon=True
+        ).start()
         for r in reqs:  # every set missed once: queued
             recommend(state, r)
         refresher = CandidateRefresher(build_stores(settings), settings)
@@ -85,7 +97,7 @@ def main() -> None:
         out["sets_built"] = refresher.refreshed
         for r in reqs[:200]:  # warm-up
             recommend(state, r)
-        before = _calls(stores.redis)
+        before, server_cpu = _calls(stores.redis), _server_cpu_s(stores.redis)
         cpu: list[float] = []
         wall: list[float] = []
         process_cpu = time.process_time()
@@ -95,7 +107,7 @@ def main() -> None:
             cpu.append((time.thread_time() - c) * 1000)
             wall.append((time.perf_counter() - t) * 1000)
         process_cpu = time.process_time() - process_cpu
-        after = _calls(stores.redis)
+        after, server_cpu = _calls(stores.redis), _server_cpu_s(stores.redis) - server_cpu
         n = args.requests
         per = {k: round((after.get(k, 0) - before.get(k, 0)) / n, 2) for k in after}
         per.pop("info", None)
@@ -104,6 +116,7 @@ def main() -> None:
         out["wall_ms_mean"] = round(float(np.mean(wall)), 2)
         out["process_cpu_ms_per_request"] = round(process_cpu * 1000 / n, 2)
         out["request_thread_cpu_ms_mean"] = round(float(np.mean(cpu)), 2)
+        out["redis_server_cpu_ms_per_request"] = round(server_cpu * 1000 / n, 3)
         out["redis_commands_per_request"] = round(sum(per.values()), 1)
         out["redis_commands"] = dict(
             sorted(((k, v) for k, v in per.items() if v), key=lambda kv: -kv[1])
