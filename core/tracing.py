@@ -9,8 +9,10 @@ reads everything else itself: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 over HTTP/protobuf (port 4318), batched off the request thread.
 
 Off (no tracer provider set), `span()` returns a shared empty context: a function call and a
-type check (OpenTelemetry's own no-op path cost 11 µs per span, about 18 spans per request). Spans: `GET /v1/recommendations` (FastAPI's own server span, which continues a
-caller's W3C `traceparent`) > `fastapi.endpoint` > `stage retrieval`, `stage ranking`, ...
+type check (OpenTelemetry's own no-op path cost 11 µs per span, about 18 spans per request).
+
+Spans: `GET /v1/recommendations` (FastAPI's own server span, which continues a caller's W3C
+`traceparent`) > `fastapi.endpoint` > `stage retrieval`, `stage ranking`, ...
 (serving.metrics.stage) > `milvus search`, `redis execute`, ... (every call through a circuit
 breaker, core.resilience).
 

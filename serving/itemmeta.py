@@ -29,19 +29,25 @@ WARM_POLL_S = 5.0
 WARM_REST = 1.0
 
 
-# Item id -> (tombstoned, last written) as this request read them (`marks_once`).
-_MARKS: ContextVar[dict[str, tuple[bool, float | None]] | None] = ContextVar(
-    "request_marks", default=None
-)
+class _Memo(dict[str, tuple[bool, float | None]]):
+    """Item id -> (tombstoned, last written) as this request read them (`marks_once`), and
+    whether the request has read the catalogue's current state yet."""
+
+    current = False
+
+
+_MARKS: ContextVar[_Memo | None] = ContextVar("request_marks", default=None)
 
 
 @contextlib.contextmanager
 def marks_once() -> Iterator[None]:
-    """Within it, each item's marks are read from Redis once: the candidate sources (each on
-    its own thread, sharing the memo), the fused list's tombstone check and the item reads of
-    one request ask for overlapping ids (a read per source cost a round trip each, and the
-    fused check read them all again). One request's reads are milliseconds apart, as before."""
-    token = _MARKS.set({})
+    """Within it, each item's marks are read once, and the catalogue's current state once:
+    the candidate sources (each on its own thread, sharing the memo), the fused list's
+    tombstone check and the item reads of one request ask for overlapping ids (a read per
+    source cost a round trip each, and the fused check read them all again); a store that
+    follows the catalogue in memory answers the later reads without a round trip. One
+    request's reads are milliseconds apart, as before."""
+    token = _MARKS.set(_Memo())
     try:
         yield
     finally:
@@ -55,7 +61,8 @@ def marks(state: ServingState, ids: Sequence[str]) -> ItemMarks:
         return state.catalogue.marks(ids)
     missing = [i for i in dict.fromkeys(ids) if i not in memo]
     if missing:
-        got = state.catalogue.marks(missing)
+        got = state.catalogue.marks(missing, current=not memo.current)
+        memo.current = True
         for i in missing:
             memo[i] = (i in got.tombstoned, got.changed_at.get(i))
     seen = [(i, memo[i]) for i in ids]

@@ -107,8 +107,10 @@ class CatalogueFollower:
         self.changed_at = {i: at for i, at in self.changed_at.items() if at >= before}
         self._pruned = time.monotonic()
 
-    def marks(self, item_ids: Sequence[str]) -> ItemMarks:
-        self.sync()
+    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
+        """The marks as of now (`current`: read the feed first), or as last read."""
+        if current or not self._last:
+            self.sync()
         tomb, changed = self.tombstoned, self.changed_at
         return ItemMarks(
             frozenset(i for i in item_ids if i in tomb),
@@ -145,12 +147,12 @@ class RedisCatalogue:
             raise ValueError(f"unknown board {board!r}")
         return self.keys.trending(scope)
 
-    def marks(self, item_ids: Sequence[str]) -> ItemMarks:
+    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
         ids = list(item_ids)
         if not ids:
             return ItemMarks()
         if self.follower is not None:
-            return self.follower.marks(ids)
+            return self.follower.marks(ids, current=current)
         pipe = self.r.pipeline(transaction=False)
         pipe.zmscore(self.keys.tombstones, ids)
         pipe.zmscore(self.keys.item_changes, ids)

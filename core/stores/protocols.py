@@ -135,8 +135,10 @@ class ItemIndex(Protocol):
 class CatalogueState(Protocol):
     """Per-item state kept beside the index: tombstones, the change log, popularity boards."""
 
-    def marks(self, item_ids: Sequence[str]) -> ItemMarks:
-        """Tombstones and change stamps of these items, in one round trip."""
+    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
+        """Tombstones and change stamps of these items, in one round trip. `current=False`
+        (a later read within one request): a store that keeps them in memory answers from
+        there without a round trip."""
         ...
 
     def tombstoned(self, item_ids: Sequence[str]) -> set[str]:

@@ -308,17 +308,21 @@ def test_a_request_from_sets_reads_each_items_marks_once(world: World) -> None:
     _debug(world)
     _refresh(world)
     asked: list[list[str]] = []
+    currents: list[bool] = []
     read = world.state.catalogue.marks
 
-    def counted(ids: Any) -> Any:
+    def counted(ids: Any, *, current: bool = True) -> Any:
         asked.append(list(ids))
-        return read(ids)
+        currents.append(current)
+        return read(ids, current=current)
 
     world.state.catalogue.marks = counted  # type: ignore[method-assign]
     out = _debug(world)
     assert _origin(out, "personal") == "set" and len(out["items"]) == 10
     every = [i for ids in asked for i in ids]
     assert every and len(every) == len(set(every))  # the sources and the fused check share one read
+    # One read of the catalogue's current state per request; the later ones may use it.
+    assert currents[0] and not any(currents[1:])
 
 
 def test_a_set_never_serves_what_is_deleted_or_now_too_mature(world: World) -> None:
