@@ -147,24 +147,26 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
         for item_id, fields, score in snap.entries(category=need.category, language=cons.language):
             if item_id in excluded or not cons.admits(fields):
                 continue
-            out.append(
+            out.append((item_id, fields, score))
+            if len(out) >= 2 * quota:
+                break
+        # Items written since the snapshot may carry outdated metadata: read theirs again.
+        stale = itemmeta.marks(state, [i for i, _, _ in out]).changed_since(snap.taken_at)
+        fresh = itemmeta.fields(state, list(stale)) if stale else {}
+        kept = []
+        for item_id, fields, score in out:
+            if item_id in stale:
+                if item_id not in fresh or not cons.admits(fresh[item_id]):
+                    continue
+                fields = fresh[item_id]
+            kept.append(
                 Candidate(
                     item_id, dict(fields), ["popular"], {"popular": score}, ["popular right now"]
                 )
             )
-            if len(out) >= 2 * quota:
+            if len(kept) >= quota:
                 break
-        # Items written since the snapshot may carry outdated metadata: read theirs again.
-        stale = itemmeta.marks(state, [c.item_id for c in out]).changed_since(snap.taken_at)
-        fresh = itemmeta.fields(state, list(stale)) if stale else {}
-        kept = []
-        for c in out:
-            if c.item_id in stale:
-                if c.item_id not in fresh or not cons.admits(fresh[c.item_id]):
-                    continue
-                c.fields = fresh[c.item_id]
-            kept.append(c)
-        return kept[:quota]
+        return kept
     return retrieval.popular(
         state.catalogue, _fields(state), constraints=need.constraints, limit=quota
     )
