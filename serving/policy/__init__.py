@@ -152,6 +152,8 @@ class _Traits:
     creators: list[str | None]
     unproven: list[bool]
     caps: diversity.Caps
+    # What each list asked about holds (exploration asks about one list for a whole pool).
+    _held: dict[tuple[int, ...], diversity.Held] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(
@@ -180,8 +182,14 @@ class _Traits:
 
     def fits(self, i: int, others: Sequence[int]) -> bool:
         """Whether row `i` may join a list holding `others` without breaking a cap."""
-        return diversity.fits_caps(
-            i, others, self.categories, self.creators, self.unproven, self.caps
+        key = tuple(others)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = diversity.Held.of(
+                key, self.categories, self.creators, self.unproven
+            )
+        return diversity.fits_held(
+            i, held, self.categories, self.creators, self.unproven, self.caps
         )
 
 

@@ -12,6 +12,7 @@ before this: lists came back short, recall@20 equal to recall@10.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -194,6 +195,47 @@ def _codes(values: Sequence[str | None], rows: npt.NDArray[np.intp]) -> npt.NDAr
     )
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a list holds, as the caps count it: items per category and creator, unproven."""
+
+    categories: Counter[str | None]
+    creators: Counter[str | None]
+    unproven: int
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[int],
+        categories: Sequence[str | None],
+        creators: Sequence[str | None],
+        unproven: Sequence[bool],
+    ) -> Held:
+        return cls(
+            Counter(categories[j] for j in rows),
+            Counter(creators[j] for j in rows),
+            sum(bool(unproven[j]) for j in rows),
+        )
+
+
+def fits_held(
+    i: int,
+    held: Held,
+    categories: Sequence[str | None],
+    creators: Sequence[str | None],
+    unproven: Sequence[bool],
+    caps: Caps,
+) -> bool:
+    """Whether item `i` may join a list that holds `held` without breaking a cap."""
+    cat, who = categories[i], creators[i]
+    limit = caps.of_category(cat) if cat else None
+    if limit is not None and held.categories[cat] >= limit:
+        return False
+    if caps.creator is not None and who and held.creators[who] >= caps.creator:
+        return False
+    return not (caps.unproven is not None and unproven[i] and held.unproven >= caps.unproven)
+
+
 def fits_caps(
     i: int,
     others: Sequence[int],
@@ -203,17 +245,8 @@ def fits_caps(
     caps: Caps,
 ) -> bool:
     """Whether item `i` may join a list holding `others` without breaking a cap."""
-    cat, who = categories[i], creators[i]
-    limit = caps.of_category(cat) if cat else None
-    if limit is not None and sum(categories[j] == cat for j in others) >= limit:
-        return False
-    if caps.creator is not None and who and sum(creators[j] == who for j in others) >= caps.creator:
-        return False
-    return not (
-        caps.unproven is not None
-        and unproven[i]
-        and sum(unproven[j] for j in others) >= caps.unproven
-    )
+    held = Held.of(others, categories, creators, unproven)
+    return fits_held(i, held, categories, creators, unproven, caps)
 
 
 def within_caps(
