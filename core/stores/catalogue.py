@@ -28,7 +28,7 @@ from core.scripts import FOLLOW_CATALOGUE
 from core.stores.protocols import POPULAR, ItemMarks
 
 CHANGE_LOG_KEEP_S = 3600.0  # the item change log's window (pruned by the job runner)
-FEED_MAX = 100_000  # feed entries kept (about): a follower further behind reads all again
+FEED_MAX = 10_000  # feed entries kept (about): a follower further behind reads all again
 FOLLOW_COUNT = 256  # feed entries per read
 
 
