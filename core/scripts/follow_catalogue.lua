@@ -33,8 +33,9 @@ end
 
 -- Entries after `last` were trimmed only if `last` itself was (the oldest kept entry is newer):
 -- read everything again (also when the feed was deleted, or first written since an empty one).
+-- A newest entry older than `last`: the feed was written anew (a server that lost its data).
 local first = redis.call('XRANGE', feed, '-', '+', 'COUNT', 1)
-if first[1] == nil or older(last, first[1][1]) then
+if first[1] == nil or older(last, first[1][1]) or older(top_id, last) then
   return {'gap'}
 end
 

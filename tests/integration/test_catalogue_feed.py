@@ -113,3 +113,9 @@ def test_a_follower_far_behind_or_without_a_feed_reads_everything_again(
     r.delete(keys.catalogue_feed)
     _same(followed, direct)
     assert followed.follower.reloads == reloads + 2
+    # Written anew with older ids (a server that lost its data, on a clock set back).
+    r.delete(keys.catalogue_feed)
+    r.zadd(keys.tombstones, {"i3": 3.0})
+    r.xadd(keys.catalogue_feed, {"ids": '["i3"]'}, id="1-0")
+    _same(followed, direct)
+    assert followed.follower.reloads == reloads + 3
