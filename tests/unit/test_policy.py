@@ -120,16 +120,21 @@ def test_caps_give_way_in_order_rather_than_leave_the_list_short() -> None:
     assert _select(9, diversity.Caps(category=1), categories=["a"] * 3).picked == [0, 1, 2]
 
 
+def _uncapped(n: int, limit: int) -> dict[str, Any]:
+    """`diversity.select`'s arguments for n items without categories, creators or caps."""
+    return dict(
+        categories=[None] * n,
+        creators=[None] * n,
+        unproven=[False] * n,
+        caps=diversity.Caps(),
+        window=n,
+        limit=limit,
+    )
+
+
 def test_mmr_trades_relevance_for_diversity() -> None:
     vecs = np.asarray([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
-    kw = dict(
-        categories=[None] * 3,
-        creators=[None] * 3,
-        unproven=[False] * 3,
-        caps=diversity.Caps(),
-        window=3,
-        limit=2,
-    )
+    kw = _uncapped(3, limit=2)
     scores = np.asarray([1.0, 0.9, 0.8])
     assert diversity.select(scores, vecs, lam=1.0, **kw).picked == [0, 1]
     assert diversity.select(scores, vecs, lam=0.7, **kw).picked == [0, 2]
@@ -138,15 +143,7 @@ def test_mmr_trades_relevance_for_diversity() -> None:
 def test_mmr_keeps_near_neighbours_as_close_as_the_users_own_taste() -> None:
     # Items 0 and 1 are similar (0.8); item 2 is unlike both.
     vecs = np.asarray([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
-    kw: dict[str, Any] = dict(
-        categories=[None] * 3,
-        creators=[None] * 3,
-        unproven=[False] * 3,
-        caps=diversity.Caps(),
-        window=3,
-        limit=2,
-        lam=0.7,
-    )
+    kw = {**_uncapped(3, limit=2), "lam": 0.7}
     scores = np.asarray([1.0, 0.9, 0.8])
     assert diversity.select(scores, vecs, **kw).picked == [0, 2]
     # A user whose own items are as alike as 0 and 1 keeps them together...
