@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from app.state import AppState
 
 
-def get_state(request: Request) -> AppState:
-    # Starlette's State takes attributes of any type; the lifespan (app.main) sets this one.
+async def get_state(request: Request) -> AppState:
+    # Async: no I/O, so no hop to the thread pool. Starlette's State takes attributes of any
+    # type; the lifespan (app.main) sets this one.
     return cast(AppState, request.app.state.vantage)
 
 

@@ -1,7 +1,8 @@
 """Impressions: every served list, logged off the request path for attribution and CTR.
 
-`log()` only puts a compact copy of a response on a bounded in-process queue; a daemon thread
-writes what is queued in batches, one Redis pipeline per batch:
+`log()` only appends a compact copy of a response to a bounded in-process queue (a deque: no
+lock, no wake-up of another thread on the request path); a daemon thread wakes every
+`flush_ms`, and writes what is queued in batches, one Redis pipeline per batch:
 
 - `keys.impressions(shard)` (a stream per shard of lists, MAXLEN ~) and `keys.rec_info(id)`
   (a hash per list, expiring after the attribution window): the served-list record of
@@ -22,10 +23,9 @@ list are simply not attributed.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +56,7 @@ QUERY_FIELDS = (
 INT_FIELDS = ("limit", "local_hour")
 MAX_QUERY_VALUE = 256  # ids, categories, languages, devices, regions
 MAX_FILTER = 2000  # a filter expression's own bound (core/expr.py)
-_IDLE_POLL_S = 0.2  # how often an idle thread checks for `stop()`
+_MIN_WAIT_S = 0.005  # the writer's shortest sleep (flush_ms=0 must not spin)
 _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
 
 
@@ -145,7 +145,9 @@ class ImpressionLogger:
         self.ttl_s = ttl_s
         self.stream_maxlen = stream_maxlen
         self.batch_max = batch_max
-        self._queue: queue.Queue[ServedList] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._pending: deque[ServedList] = deque()
+        self._busy = False  # the thread has taken lists it has not written yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_warn = 0.0
@@ -191,10 +193,10 @@ class ImpressionLogger:
             return
         if record is None:
             return
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._pending) >= self.max_queue:
             metrics.IMPRESSIONS_DROPPED.labels("queue_full").inc()
+            return
+        self._pending.append(record)  # atomic: no lock taken, no thread woken
 
     def _queue_list(self, pipe: Any, rec: ServedList, shard: int) -> None:
         """The list's stream entry and its attribution hash (expiring)."""
@@ -209,47 +211,41 @@ class ImpressionLogger:
         pipe.hset(key, mapping=info)
         pipe.expire(key, self.ttl_s)
 
+    @property
+    def queued(self) -> int:
+        """Lists logged and not yet taken by the writer."""
+        return len(self._pending)
+
     def _run(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
-            batch = self._next_batch()
-            if batch:
-                self._write_safely(batch)
+        """Every `flush_ms` (at once on `stop()`): write everything queued, in batches."""
+        while True:
+            stopping = self._stop.wait(max(self.flush_s, _MIN_WAIT_S))
+            self._busy = True
+            try:
+                while self._pending:
+                    self._write_safely(self._next_batch())
+            finally:
+                self._busy = False
+            if stopping:
+                return
 
     def _next_batch(self) -> list[ServedList]:
-        """Up to `batch_max` records: the first one, then whatever comes within `flush_ms`."""
-        try:
-            batch = [self._queue.get(timeout=_IDLE_POLL_S)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.flush_s
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            try:
-                if left > 0 and not self._stop.is_set():
-                    batch.append(self._queue.get(timeout=left))
-                else:
-                    batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        """Up to `batch_max` of the oldest lists queued."""
+        batch: list[ServedList] = []
+        while self._pending and len(batch) < self.batch_max:
+            batch.append(self._pending.popleft())
         return batch
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every list queued so far is written (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.unfinished_tasks:
+        while self._pending or self._busy:
             if time.monotonic() > deadline or not self.running:
                 return False
             time.sleep(0.01)
         return True
 
     def _write_safely(self, batch: list[ServedList]) -> None:
-        try:
-            self._write_logged(batch)
-        finally:
-            for _ in batch:
-                self._queue.task_done()
-
-    def _write_logged(self, batch: list[ServedList]) -> None:
         try:
             self.write(batch)
         except Exception as e:

@@ -5,6 +5,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import require
 from app.deps import StateDep
@@ -43,7 +44,7 @@ IdempotencyKey = Annotated[
     response_model=Accepted,
     responses=error_responses(409, 413),
 )
-def post_interactions(
+async def post_interactions(
     body: Annotated[InteractionsIn, Body()],
     state: StateDep,
     request: Request,
@@ -52,6 +53,17 @@ def post_interactions(
 ) -> Accepted:
     """Log one interaction or a list of up to 1,000; 202 means stored and never lost. Each
     names a signed-in `user_id` or a guest's `session_id`."""
+    # One hop to the thread pool for the (blocking) Redis writes; the rest on the event loop.
+    return await run_in_threadpool(_accept, body, state, request, response, idempotency_key)
+
+
+def _accept(
+    body: InteractionsIn,
+    state: StateDep,
+    request: Request,
+    response: Response,
+    idempotency_key: str | None,
+) -> Accepted:
     batch = body if isinstance(body, list) else [body]
     if not batch:
         raise InvalidRequest("send one interaction object or a non-empty list of them")

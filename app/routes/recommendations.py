@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import require
 from app.deps import StateDep
@@ -148,7 +149,7 @@ class Asker:
         return {**result, "user_id": None, "session_id": self.session_id}
 
 
-def asker(user_id: UserIdQ = None, session_id: SessionIdQ = None) -> Asker:
+async def asker(user_id: UserIdQ = None, session_id: SessionIdQ = None) -> Asker:
     if (user_id is None) == (session_id is None):
         raise InvalidRequest("give exactly one of user_id (signed in) and session_id (a guest)")
     if session_id is not None:
@@ -176,7 +177,7 @@ class RequestContext:
         )
 
 
-def request_context(
+async def request_context(
     state: StateDep,
     device: DeviceQ = None,
     region: RegionQ = None,
@@ -184,7 +185,9 @@ def request_context(
     filter_: FilterQ = None,
 ) -> RequestContext:
     region_now = region.upper() if region else None
-    return RequestContext(device, region_now, local_hour, checked_filter(state, filter_))
+    # Checking a filter may ask Milvus whether attributes are stored: a thread, then.
+    checked = None if filter_ is None else await run_in_threadpool(checked_filter, state, filter_)
+    return RequestContext(device, region_now, local_hour, checked)
 
 
 AskerDep = Annotated[Asker, Depends(asker)]
@@ -192,7 +195,7 @@ ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 @router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
-def get_recommendations(
+async def get_recommendations(
     state: StateDep,
     who: AskerDep,
     context: ContextDep,
@@ -209,15 +212,48 @@ def get_recommendations(
 ) -> Recommendations:
     """What `user_id` (or a guest's `session_id`) should see on `surface`; with `pages`, a
     list to page through."""
+    # One hop to the thread pool for the whole (blocking) pipeline; the dependencies and the
+    # response's serialisation run on the event loop.
+    return await run_in_threadpool(
+        _recommendations,
+        state,
+        who,
+        context,
+        RecQuery(surface, item_id, limit, category, language, debug, details, pages, cursor),
+        profiling,
+    )
+
+
+@dataclass(frozen=True)
+class RecQuery:
+    """The list parameters of GET /v1/recommendations, as given."""
+
+    surface: str
+    item_id: str | None
+    limit: int | None
+    category: str | None
+    language: str | None
+    debug: bool
+    details: bool
+    pages: int
+    cursor: str | None
+
+
+def _recommendations(
+    state: StateDep, who: Asker, context: RequestContext, q: RecQuery, profiling: bool
+) -> Recommendations:
+    surface, debug, cursor = q.surface, q.debug, q.cursor
     if cursor is not None:
         if debug:
             raise InvalidRequest("debug=true does not page: ask without `cursor`")
         result: Any
         result, nxt = paging.page(state, cursor, who.owner, surface)
     else:
-        req = rec_request(state, who.owner, surface, item_id, limit, category, language, debug)
-        result, nxt = _paged(state, context.applied(req, profiling=profiling), pages)
-    if details:  # new dicts: the answer may be the result cache's own
+        req = rec_request(
+            state, who.owner, surface, q.item_id, q.limit, q.category, q.language, debug
+        )
+        result, nxt = _paged(state, context.applied(req, profiling=profiling), q.pages)
+    if q.details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
     return Recommendations.model_validate({**who.answer(result), "next_cursor": nxt})
 

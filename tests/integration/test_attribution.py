@@ -100,7 +100,7 @@ def test_never_started_logger_is_a_noop(settings: Settings) -> None:
     logger = ImpressionLogger(r, keys, max_queue=2)
     for n in range(5):
         logger.log(_response(f"r{n}"))
-    assert logger._queue.qsize() == 0
+    assert logger.queued == 0
     shard = keys.rec_shard("r0")
     assert not r.exists(keys.impressions(shard), keys.surface_stats(shard), keys.rec_info("r0"))
     r.close()
