@@ -324,6 +324,12 @@ class Keys:
         return f"{self.tag('erase')}:{user_digest}"
 
     @property
+    def erasure_latest(self) -> str:
+        """String: when the latest erasure was asked for (a digest is hex: never `latest`).
+        The impression writer reads it once per batch to know whether to look closer."""
+        return f"{self.tag('erase')}:latest"
+
+    @property
     def history_resets(self) -> str:
         """Hash user id -> when they last reset their history: training leaves out their
         events logged before it."""

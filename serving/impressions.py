@@ -43,6 +43,7 @@ from core.served_list import (
     stats_fields,
     stats_name,
 )
+from core.stores.erasures import ErasureRecords
 from serving import metrics
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,23 @@ class ImpressionLogger:
             return
         self._pending.append(record)  # atomic: no lock taken, no thread woken
 
+    def _not_erased(self, batch: Sequence[ServedList]) -> Sequence[ServedList]:
+        """The lists of `batch` but those served before their user's erasure was asked for:
+        a list queued before an erasure and written after it would bring the user's id back.
+        One read per batch; a closer look only when an erasure was asked for since the batch's
+        oldest list."""
+        if not batch:
+            return batch
+        records = ErasureRecords(self.redis, self.keys)
+        latest = records.latest()
+        if latest is None or latest < min(rec.t for rec in batch):
+            return batch
+        asked = records.requested_at({rec.user for rec in batch})
+        kept = [rec for rec in batch if rec.t > asked.get(rec.user, -1.0)]
+        if len(kept) < len(batch):
+            metrics.IMPRESSIONS_DROPPED.labels("erased").inc(len(batch) - len(kept))
+        return kept
+
     def _queue_list(self, pipe: Any, rec: ServedList, shard: int) -> None:
         """The list's stream entry and its attribution hash (expiring)."""
         pipe.xadd(
@@ -257,6 +275,7 @@ class ImpressionLogger:
 
     def write(self, batch: Sequence[ServedList]) -> None:
         """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
+        batch = self._not_erased(batch)
         stats: dict[tuple[str, int], Counter[str]] = {}  # (key, hour or -1) -> field counts
         served: dict[str, set[str]] = {}  # distinct-items sketch -> items served
         pipe = self.redis.pipeline(transaction=False)

@@ -59,7 +59,9 @@ class ErasureRecords:
         key = self.key(user_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(key)
-        pipe.hset(key, mapping={"status": "pending", "token": token, "requested_at": time.time()})
+        now = time.time()
+        pipe.hset(key, mapping={"status": "pending", "token": token, "requested_at": now})
+        pipe.set(self.keys.erasure_latest, now)  # same slot: one transaction on a cluster too
         pipe.execute()
         return token
 
@@ -104,15 +106,22 @@ class ErasureRecords:
 
     def requested_since(self, user_ids: Iterable[str], since: float) -> set[str]:
         """Of these users, those whose erasure was asked for at or after `since`."""
+        return {uid for uid, at in self.requested_at(user_ids).items() if at >= since}
+
+    def requested_at(self, user_ids: Iterable[str]) -> dict[str, float]:
+        """When the erasure of each of these users was last asked for (those ever erased)."""
         ids = list(user_ids)
         pipe = self.r.pipeline(transaction=False)
         for uid in ids:
             pipe.hget(self.key(uid), "requested_at")
         return {
-            uid
-            for uid, at in zip(ids, pipe.execute(), strict=True)
-            if at is not None and float(at) >= since
+            uid: float(at) for uid, at in zip(ids, pipe.execute(), strict=True) if at is not None
         }
+
+    def latest(self) -> float | None:
+        """When the latest erasure of anyone was asked for (None: never, or before this key)."""
+        raw = self.r.get(self.keys.erasure_latest)
+        return None if raw is None else float(raw)
 
 
 def receipt(user_id: str, rec: Mapping[str, str]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from core.domain import Interaction, Item, Preferences, User
 from core.keys import RECS_SHARDS, Keys
 from core.served_list import Attribution, ServedItem, ServedList
 from core.settings import Settings
+from core.stores.erasures import ErasureRecords
 from indexing.apply import apply_interactions, apply_item_upserts, apply_user_updates
 from indexing.worker import Worker
-from serving.impressions import ImpressionLogger
+from serving.impressions import ImpressionLogger, to_record
 from tests.integration.conftest import CATALOGUE
 
 REC = "rec0001"
@@ -160,6 +161,29 @@ def test_logged_list_writes_stream_served_items_and_stats(stores: Any) -> None:
         "imp|homepage|cf|B": 1,
         "imp|homepage|*|B": 2,
     }
+
+
+def test_a_list_served_before_its_users_erasure_is_never_written_after_it(stores: Any) -> None:
+    """A list queued before `DELETE /v1/users/u` and written after the erasure ran would bring
+    the user's id back: the writer drops it; the user's lists served afterwards are kept."""
+    k = stores.keys
+    logger = ImpressionLogger(stores.redis, k)
+    before = to_record(_response("rec-before"), at=time.time() - 1)
+    ErasureRecords(stores.redis, k).begin("u")
+    after = to_record(_response("rec-after"), at=time.time() + 1)
+    other = to_record({**_response("rec-other"), "user_id": "someone"}, at=time.time() - 1)
+    assert before and after and other
+    dropped = _dropped("erased")
+    logger.write([before, after, other])
+    assert not stores.redis.exists(k.rec_info("rec-before"))
+    assert stores.redis.exists(k.rec_info("rec-after"), k.rec_info("rec-other")) == 2
+    written = {
+        json.loads(f[b"data"])["id"]
+        for shard in range(RECS_SHARDS)
+        for _, f in stores.redis.xrange(k.impressions(shard))
+    }
+    assert written == {"rec-after", "rec-other"}
+    assert _dropped("erased") - dropped == 1
 
 
 def _click(item: str, kind: str = "click", rec: str | None = REC, **kw: Any) -> Interaction:
