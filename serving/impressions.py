@@ -213,7 +213,12 @@ class ImpressionLogger:
         asked = records.requested_at({rec.user for rec in batch})
         kept = [rec for rec in batch if rec.t > asked.get(rec.user, -1.0)]
         if len(kept) < len(batch):
-            metrics.IMPRESSIONS_DROPPED.labels("erased").inc(len(batch) - len(kept))
+            gone = [rec for rec in batch if rec.t <= asked.get(rec.user, -1.0)]
+            pipe = self.redis.pipeline(transaction=False)
+            for rec in gone:  # a paged list's later pages: written when it was served
+                pipe.delete(self.keys.pages(rec.id))
+            pipe.execute()
+            metrics.IMPRESSIONS_DROPPED.labels("erased").inc(len(gone))
         return kept
 
     def _queue_list(self, pipe: Any, rec: ServedList, shard: int) -> None:

@@ -174,8 +174,9 @@ def test_a_list_served_before_its_users_erasure_is_never_written_after_it(stores
     other = to_record({**_response("rec-other"), "user_id": "someone"}, at=time.time() - 1)
     assert before and after and other
     dropped = _dropped("erased")
+    stores.redis.set(k.pages("rec-before"), json.dumps({"owner": "u"}))  # as paging writes it
     logger.write([before, after, other])
-    assert not stores.redis.exists(k.rec_info("rec-before"))
+    assert not stores.redis.exists(k.rec_info("rec-before"), k.pages("rec-before"))
     assert stores.redis.exists(k.rec_info("rec-after"), k.rec_info("rec-other")) == 2
     written = {
         json.loads(f[b"data"])["id"]
