@@ -168,7 +168,7 @@ def _live_cf(state: ServingState, ctx: UserContext, ids: Sequence[str]) -> dict[
         return {}
     rows = cf.als.item_factors[[p for _, p in known]]
     scores = rows @ ctx.cf_vec.astype(np.float32)
-    return {i: float(s) for (i, _), s in zip(known, scores, strict=True)}
+    return dict(zip([i for i, _ in known], scores.tolist(), strict=True))
 
 
 def _since_set(state: ServingState, ctx: UserContext, built_at: float) -> list[tuple[str, float]]:
@@ -218,8 +218,10 @@ def personal(
             kept["cf_vec"].setdefault(item, w)
     ids = list(dict.fromkeys(i for f in usable for i in kept[f]))
     meta = admitted(state, ids, constraints)
-    live = {"cf_vec": _live_cf(state, ctx, list(meta)), "content_vec": {}}
-    if ctx.content_vec is not None:
+    live: dict[str, dict[str, float]] = {"cf_vec": {}, "content_vec": {}}
+    if "cf_vec" in usable:
+        live["cf_vec"] = _live_cf(state, ctx, list(meta))
+    if "content_vec" in usable and ctx.content_vec is not None:  # else scored for nothing
         mine = ctx.content_vec.astype(np.float32)
         live["content_vec"] = {
             i: float(m.vec @ mine) for i, m in meta.items() if len(m.vec) == len(mine)
