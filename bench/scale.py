@@ -37,7 +37,7 @@ stack (redis-server + Milvus Lite server), and is measured in this order:
 
     python bench/scale.py [--items 10000 100000 [1000000]] [--users N] [--seed S]
         [--seconds S] [--precomputed-vectors] [--events-per-user N] [--probes N]
-        [--no-candidates | --set-shapes N] [--train-only]
+        [--no-candidates | --set-shapes N] [--train-only | --no-train]
 
 At 10k items with the defaults the run takes about 10 minutes on the 2-core machine; 100k items
 with the text model needs about 20 minutes to import alone (use --precomputed-vectors).
@@ -623,6 +623,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _progress(out: Stats, phase: str) -> None:
+    """A phase's figures on stderr as soon as they are measured (a long size that is stopped
+    keeps what it measured)."""
+    print(
+        json.dumps({"items": out["items"], "phase": phase, phase: out.get(phase)}), file=sys.stderr
+    )
+
+
 def run_size(n_items: int, args: argparse.Namespace) -> Stats:
     n_users = args.users or min(100_000, max(1000, n_items // 10))
     cat = SyntheticCatalogue(
@@ -633,8 +641,13 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
         milvus = ["milvus_lite", str(settings.data_dir)]
         out["import"] = _import(settings, cat, args)
         out["milvus_rss_mb_after_import"] = _rss_mb(milvus)
-        out["train"] = _train(settings, args.train_timeout)
-        out["milvus_rss_mb_after_train"] = _rss_mb(milvus)
+        _progress(out, "import")
+        if args.no_train:
+            out["train"] = {"skipped": "--no-train: no interaction model, no re-ranker"}
+        else:
+            out["train"] = _train(settings, args.train_timeout)
+            out["milvus_rss_mb_after_train"] = _rss_mb(milvus)
+            _progress(out, "train")
         if args.train_only:
             return out
         headers = admin_headers(settings)
@@ -642,6 +655,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
         if settings.candidates.enabled:
             home, related = traffic.homepage(args.set_shapes), traffic.related(args.set_shapes)
             out["sets"] = _build_sets(settings, home + related)
+            _progress(out, "sets")
         api, base = start_api(settings, VANTAGE_SERVING__CACHE_TTL_S="0")
         try:
             if settings.candidates.enabled:
@@ -649,7 +663,9 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
                 out["cold"] = _cold_sets(base, headers, home, related, args)
             else:
                 out["cold"] = _cold(base, headers, traffic, args)
+            _progress(out, "cold")
             out["miss"] = _misses(base, headers, traffic, args)
+            _progress(out, "miss")
             out["api_rss_mb"] = _pid_rss_mb(api.pid)
         finally:
             _stop(api)
@@ -666,6 +682,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
             # phase waits for): measured before that, a request competes with the warm-up.
             out["api_item_cache_s_warm_phase"] = _wait_item_cache(base, headers, n_items)
             out["warm"] = _warm(base, headers, traffic, args)
+            _progress(out, "warm")
             out["freshness"] = _freshness(base, headers, traffic, args)
         finally:
             _stop(api)
@@ -734,6 +751,13 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=30, help="freshness probes")
     ap.add_argument("--train-timeout", type=float, default=3600.0)
     ap.add_argument("--train-only", action="store_true", help="stop each size after training")
+    ap.add_argument(
+        "--no-train",
+        action="store_true",
+        help="skip `vantage train`: serve as a stack does before its first training (content "
+        "and preference sources, no collaborative source, no re-ranker); for sizes whose "
+        "training takes hours here (1M items)",
+    )
     ap.add_argument(
         "--candidates",
         action=argparse.BooleanOptionalAction,
