@@ -155,6 +155,25 @@ class UserSync:
 
 
 @dataclass
+class CategoryMembers:
+    """Items of a category read from Milvus (for a category with no trending top yet), kept
+    `ttl_s` per collection: a filtered query scans every row on Milvus Lite, seconds per
+    category at 1M items, and onboarding users name the same few categories again and again."""
+
+    ttl_s: float = 300.0
+    cached: dict[tuple[str, str], tuple[float, list[str]]] = field(default_factory=dict)
+
+    def get(self, collection: str, category: str, read: Callable[[], list[str]]) -> list[str]:
+        now = time.monotonic()
+        hit = self.cached.get((collection, category))
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        ids = read()
+        self.cached[(collection, category)] = (now, ids)
+        return ids
+
+
+@dataclass
 class Stores:
     """Everything an apply function may touch: the clients, then the parts above."""
 
@@ -174,6 +193,7 @@ class Stores:
     # Content vectors for profiles, kept in process (a Milvus read per batch cost 64 ms, the
     # largest part of applying 256 interactions); re-read when the change log says so.
     item_cache: ItemMetaCache = field(default_factory=ItemMetaCache)
+    category_members: CategoryMembers = field(default_factory=CategoryMembers)
 
     @property
     def cf_dim(self) -> int:

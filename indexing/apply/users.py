@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -91,16 +92,22 @@ def preference_vectors(s: Stores, users: Sequence[User]) -> dict[str, npt.NDArra
 
 
 def _category_items(s: Stores, cats: Sequence[str]) -> dict[str, list[str]]:
-    """Up to `PREFERENCE_ITEMS` item ids per category: its trending top, else from Milvus."""
+    """Up to `PREFERENCE_ITEMS` item ids per category: its trending top, else from Milvus
+    (kept a few minutes: `CategoryMembers`)."""
     pipe = s.redis.pipeline(transaction=False)
     for c in cats:
         pipe.zrevrange(s.keys.trending(f"cat:{c}"), 0, PREFERENCE_ITEMS - 1)
     out: dict[str, list[str]] = {}
     for c, top in zip(cats, pipe.execute(), strict=True):
-        out[c] = [i.decode() for i in top] or s.items.ids_matching(
-            Filter().eq("category", c).eq("status", "active"), limit=PREFERENCE_ITEMS
+        out[c] = [i.decode() for i in top] or s.category_members.get(
+            s.items.collection, c, partial(_active_in, s, c)
         )
     return out
+
+
+def _active_in(s: Stores, category: str) -> list[str]:
+    where = Filter().eq("category", category).eq("status", "active")
+    return s.items.ids_matching(where, limit=PREFERENCE_ITEMS)
 
 
 def _unit(vec: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32] | None:
