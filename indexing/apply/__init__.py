@@ -18,6 +18,7 @@ from indexing.apply.interactions import (
 from indexing.apply.items import apply_item_deletes, apply_item_upserts, embed_items
 from indexing.apply.stores import (
     ApplySettings,
+    CategoryMembers,
     ItemLease,
     Stores,
     TextModel,
@@ -29,6 +30,7 @@ from indexing.apply.users import apply_user_updates, preference_vectors
 
 __all__ = [
     "ApplySettings",
+    "CategoryMembers",
     "ItemLease",
     "Stores",
     "TextModel",

@@ -23,7 +23,7 @@ from core.served_list import (
     stats_fields,
     stats_name,
 )
-from indexing.apply import Stores, UnflushedWrites, UserSync
+from indexing.apply import CategoryMembers, Stores, UnflushedWrites, UserSync
 from indexing.worker import HANDLERS, _apply_run
 from serving.impressions import to_record
 
@@ -208,3 +208,22 @@ def test_unflushed_writes_are_due_after_their_interval() -> None:
     assert not w.due(force=True) and w.since is None
     assert not UnflushedWrites(interval_s=0, since=1.0).due(force=True)  # flushing disabled
     assert UnflushedWrites(interval_s=0.01, since=time.monotonic() - 1).due(force=False)
+
+
+def test_a_categorys_members_are_read_once_per_collection_within_their_ttl() -> None:
+    reads: list[str] = []
+
+    def read(name: str) -> list[str]:
+        reads.append(name)
+        return [f"{name}-1"]
+
+    kept = CategoryMembers(ttl_s=60)
+    assert kept.get("items_v1", "jazz", lambda: read("jazz")) == ["jazz-1"]
+    assert kept.get("items_v1", "jazz", lambda: read("again")) == ["jazz-1"]  # kept
+    assert kept.get("items_v2", "jazz", lambda: read("v2")) == ["v2-1"]  # another collection
+    assert kept.get("items_v1", "rock", lambda: read("rock")) == ["rock-1"]
+    assert reads == ["jazz", "v2", "rock"]
+    expired = CategoryMembers(ttl_s=0)
+    expired.get("items_v1", "jazz", lambda: read("a"))
+    expired.get("items_v1", "jazz", lambda: read("b"))
+    assert reads[-2:] == ["a", "b"]
