@@ -1,19 +1,24 @@
 -- The catalogue marks a serving process keeps in memory (core/stores/catalogue.py), brought
 -- up to date in one atomic read. Writers put the ids of every tombstone and change-log write on
 -- the feed after the write itself, so the scores read here are at least as new as the entries.
---   last = ''  : {'all', top, tombstones (member, score, ...), changes (member, score, ...)}
+--   last = ''  : {'all', top, tombstones (member, score, ...), changes (member, score, ...)},
+--                or {'big', top} when both sets hold more than `max_all` members together (a
+--                catalogue imported within the hour: the follower reads the ids directly then)
 --   nothing new: {'none', last}
 --   `last` trimmed from the feed (a follower that fell behind it): {'gap'}
 --   else       : {'delta', new_last, more, ids, tombstone scores, change scores}, the ids named by
 --                up to `count` entries after `last` (more = 1: there are further entries).
 -- KEYS: feed tomb changes
--- ARGV: last count
+-- ARGV: last count max_all
 local feed, tomb, changes = KEYS[1], KEYS[2], KEYS[3]
-local last, count = ARGV[1], tonumber(ARGV[2])
+local last, count, max_all = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local top = redis.call('XREVRANGE', feed, '+', '-', 'COUNT', 1)
 local top_id = top[1] and top[1][1] or '0-0'
 if last == '' then
+  if redis.call('ZCARD', tomb) + redis.call('ZCARD', changes) > max_all then
+    return {'big', top_id}
+  end
   return {
     'all', top_id,
     redis.call('ZRANGE', tomb, 0, -1, 'WITHSCORES'),

@@ -30,6 +30,12 @@ from core.stores.protocols import POPULAR, ItemMarks
 CHANGE_LOG_KEEP_S = 3600.0  # the item change log's window (pruned by the job runner)
 FEED_MAX = 10_000  # feed entries kept (about): a follower further behind reads all again
 FOLLOW_COUNT = 256  # feed entries per read
+# Marks (tombstones + change-log entries) a follower keeps in memory at most. Above it (1M
+# items imported within the hour: reading them all blocked Redis 1.5 s, past the serving
+# timeout, on every request) the follower reads each request's ids directly, and looks again
+# every FOLLOW_RECHECK_S.
+FOLLOW_MAX = 50_000
+FOLLOW_RECHECK_S = 60.0
 
 
 def announce(pipe: Any, keys: Keys, item_ids: Sequence[str]) -> None:
@@ -56,9 +62,17 @@ class CatalogueFollower:
         self._lock = threading.Lock()
         self._pruned = time.monotonic()
         self.reloads = 0
+        self._big_until = 0.0  # too many marks to keep: read directly until then
+
+    @property
+    def following(self) -> bool:
+        """Whether the marks are held in memory (False: too many; read them directly)."""
+        return bool(self._last)
 
     def sync(self) -> None:
         with self._lock:
+            if not self._last and time.monotonic() < self._big_until:
+                return
             more = True
             while more:
                 more = self._step()
@@ -72,10 +86,14 @@ class CatalogueFollower:
             FOLLOW_CATALOGUE,
             self.r,
             keys={"feed": k.catalogue_feed, "tomb": k.tombstones, "changes": k.item_changes},
-            args={"last": self._last, "count": FOLLOW_COUNT},
+            args={"last": self._last, "count": FOLLOW_COUNT, "max_all": FOLLOW_MAX},
         )
         kind = text(reply[0])
         if kind == "none":
+            return False
+        if kind == "big":
+            self.tombstoned, self.changed_at = set(), {}
+            self._big_until = time.monotonic() + FOLLOW_RECHECK_S
             return False
         if kind == "gap":
             self._last = ""
@@ -107,10 +125,13 @@ class CatalogueFollower:
         self.changed_at = {i: at for i, at in self.changed_at.items() if at >= before}
         self._pruned = time.monotonic()
 
-    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
-        """The marks as of now (`current`: read the feed first), or as last read."""
+    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks | None:
+        """The marks as of now (`current`: read the feed first), or as last read; None while
+        there are too many to follow (the caller reads them directly)."""
         if current or not self._last:
             self.sync()
+        if not self._last:
+            return None
         tomb, changed = self.tombstoned, self.changed_at
         return ItemMarks(
             frozenset(i for i in item_ids if i in tomb),
@@ -152,7 +173,9 @@ class RedisCatalogue:
         if not ids:
             return ItemMarks()
         if self.follower is not None:
-            return self.follower.marks(ids, current=current)
+            followed = self.follower.marks(ids, current=current)
+            if followed is not None:
+                return followed
         pipe = self.r.pipeline(transaction=False)
         pipe.zmscore(self.keys.tombstones, ids)
         pipe.zmscore(self.keys.item_changes, ids)
@@ -167,8 +190,8 @@ class RedisCatalogue:
         ids = list(item_ids)
         if not ids:
             return set()
-        if self.follower is not None:
-            return set(self.follower.marks(ids).tombstoned)
+        if self.follower is not None and (followed := self.follower.marks(ids)) is not None:
+            return set(followed.tombstoned)
         pipe = self.r.pipeline(transaction=False)
         pipe.zmscore(self.keys.tombstones, ids)
         (scores,) = self._run(pipe)

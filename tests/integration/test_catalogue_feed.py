@@ -119,3 +119,30 @@ def test_a_follower_far_behind_or_without_a_feed_reads_everything_again(
     r.xadd(keys.catalogue_feed, {"ids": '["i3"]'}, id="1-0")
     _same(followed, direct)
     assert followed.follower.reloads == reloads + 3
+
+
+def test_too_many_marks_are_read_directly_until_they_fit_again(
+    r: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue imported within the hour has every item in the change log: a follower does
+    not load them all (1M entries blocked Redis past the serving timeout); it answers from
+    direct reads, exactly, and follows again once the sets fit."""
+    from core.stores import catalogue
+
+    monkeypatch.setattr(catalogue, "FOLLOW_MAX", 4)
+    keys = Keys.of(settings.redis)
+    direct = _catalogue(r, keys, follow=False)
+    _written(r, keys, IDS[:4])
+    _tombstone(r, keys, ["i5"], 1.0)  # 5 marks in all: over the bound
+    followed = _catalogue(r, keys, follow=True)
+    _same(followed, direct)
+    assert followed.follower is not None and not followed.follower.following
+    assert followed.tombstoned(IDS) == {"i5"}
+    _written(r, keys, ["i6"])
+    _same(followed, direct)  # still exact: every call reads the ids
+    r.zremrangebyrank(keys.item_changes, 0, 2)  # the job runner's pruning: 3 marks left
+    _same(followed, direct)  # rechecks only every FOLLOW_RECHECK_S
+    assert not followed.follower.following
+    monkeypatch.setattr(followed.follower, "_big_until", 0.0)
+    _same(followed, direct)
+    assert followed.follower.following
