@@ -4,11 +4,13 @@ Each source returns up to its quota of candidates that already satisfy the hard 
 (maturity, status, category, language; Milvus applies them inside the search). The union keeps
 provenance: which sources proposed each item, its score and its rank in each.
 
-Sources run in the state's thread pool against the surface's time budget. A source that fails
-or runs out of time is left out (the response is then marked degraded with
-`source_<reason>`, and `debug` names the source); if the first-listed (primary) source fails,
-the failure propagates so the request degrades to its fallbacks. A source past the deadline is
-abandoned, not interrupted: its Milvus call ends by the client's own timeout.
+Sources that may call Milvus run in the state's thread pool against the surface's time
+budget; those that read only memory and Redis (a candidate set, the in-process models, the
+popular snapshot) run in the request's thread meanwhile: a hand-off costs more than they do.
+A source that fails or runs out of time is left out (the response is then marked degraded
+with `source_<reason>`, and `debug` names the source); if the first-listed (primary) source
+fails, the failure propagates so the request degrades to its fallbacks. A source past the
+deadline is abandoned, not interrupted: its Milvus call ends by the client's own timeout.
 """
 
 from __future__ import annotations
@@ -304,11 +306,45 @@ def _origin(need: Need, source: str) -> str:
     return "live"
 
 
+def _in_memory(state: ServingState, need: Need, source: str) -> bool:
+    """Whether `source` answers without a Milvus call (barring item-cache misses)."""
+    if source in sets.USER_SOURCES | sets.ITEM_SOURCES | sets.BOTH_SOURCES:
+        if source == "preferences" and not need.ctx.picks:
+            return True  # nothing to retrieve: no picks
+        return _origin(need, source) in ("set", "stale_set")
+    if source == "item_neighbours":
+        return True
+    if source == "popular":
+        snap = state.snapshot
+        fresh_for = 3 * state.settings.serving.snapshot_refresh_s
+        return bool(snap.taken_at and need.now - snap.taken_at < fresh_for and len(snap))
+    return False
+
+
 def _in_context(
     pool: cf_futures.Executor, fn: Callable[..., list[Candidate]], *args: Any
 ) -> cf_futures.Future[list[Candidate]]:
     """`fn` on the pool, in a copy of the request's context (its pinned model versions)."""
     return pool.submit(contextvars.copy_context().run, fn, *args)
+
+
+def _collect(
+    futures: dict[SourceName, cf_futures.Future[list[Candidate]]],
+    runs: dict[SourceName, SourceRun],
+    results: dict[SourceName, list[Candidate]],
+    deadline: float,
+) -> None:
+    """The pooled sources' results by `deadline` into `results`; the rest `over_budget`."""
+    cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
+    for name, fut in futures.items():
+        if not fut.done():
+            fut.cancel()
+            runs[name].error = "over_budget"
+            continue
+        try:
+            results[name] = fut.result()
+        except DependencyDown as e:
+            runs[name].error = e.reason
 
 
 def generate(state: ServingState, need: Need, *, extra: int, deadline: float) -> Generated:
@@ -335,25 +371,19 @@ def generate(state: ServingState, need: Need, *, extra: int, deadline: float) ->
     first = specs[0].name
     overfetch = need.limit * state.settings.serving.overfetch + extra
     quota[first] = min(max(quota[first], overfetch), retrieval.MILVUS_MAX_TOPK)
-    if len(specs) == 1:
-        futures = {}
-        try:
-            results = {first: run(first, quota[first])}
-        except DependencyDown as e:
-            results, runs[first].error = {}, e.reason
-    else:
-        futures = {s.name: _in_context(state.pool, run, s.name, quota[s.name]) for s in specs}
-        cf_futures.wait(futures.values(), timeout=max(deadline - time.monotonic(), 0.0))
-        results = {}
-        for name, fut in futures.items():
-            if not fut.done():
-                fut.cancel()
-                runs[name].error = "over_budget"
-                continue
+    pooled = [s.name for s in specs if not _in_memory(state, need, s.name)]
+    futures = (
+        {n: _in_context(state.pool, run, n, quota[n]) for n in pooled} if len(specs) > 1 else {}
+    )
+    results: dict[SourceName, list[Candidate]] = {}
+    for s in specs:
+        if s.name not in futures:
             try:
-                results[name] = fut.result()
+                results[s.name] = run(s.name, quota[s.name])
             except DependencyDown as e:
-                runs[name].error = e.reason
+                runs[s.name].error = e.reason
+    if futures:
+        _collect(futures, runs, results, deadline)
     found: dict[str, Candidate] = {}
     for s in specs:  # merged in the surface's order: the first source's provenance leads
         got = results.get(s.name, [])[: quota[s.name]]
