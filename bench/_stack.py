@@ -53,8 +53,11 @@ def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
     }
 
 
-def start_api(settings: Settings, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """The API under uvicorn in its own process; (process, base URL)."""
+def start_api(
+    settings: Settings, *, workers: int = 1, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The API under uvicorn in its own process (`workers` > 1: uvicorn's worker processes on
+    one socket, as `vantage serve --workers N`); (process, base URL)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -68,6 +71,7 @@ def start_api(settings: Settings, **env: str) -> tuple[subprocess.Popen[bytes], 
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env=child_env(settings, **env),
     )

@@ -15,6 +15,10 @@ API runs under uvicorn in its own process, and this process drives a bounded clo
   `cold_sets_1` is the same one request at a time.
 
     python bench/serve.py [DATASET_DIR] [--seconds S] [--concurrency N] [--candidates]
+        [--api-workers N]
+
+`--api-workers N` runs every app (API, ceiling, naive) as N uvicorn worker processes on one
+socket, as a host serving with `vantage serve --workers N` would: one per core.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ from training.ranker import train_ranker
 from vantage.stack import free_port, port_open
 
 
-def _start_app(settings: Settings, target: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_app(
+    settings: Settings, target: str, workers: int
+) -> tuple[subprocess.Popen[bytes], str]:
     """A bench-only app (bench/_apps.py) under the same uvicorn set-up as the API."""
     port = free_port()
     proc = subprocess.Popen(
@@ -60,6 +66,7 @@ def _start_app(settings: Settings, target: str) -> tuple[subprocess.Popen[bytes]
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env=child_env(settings),
         cwd=str(Path(__file__).resolve().parents[1]),
@@ -128,7 +135,7 @@ def _with_sets(
 ) -> dict[str, object]:
     """Cold requests served from candidate sets, once every set is built."""
     on = {"VANTAGE_CANDIDATES__ENABLED": "true", "VANTAGE_SERVING__CACHE_TTL_S": "0"}
-    proc, base = start_api(settings, **on)
+    proc, base = start_api(settings, workers=args.api_workers, **on)
     try:
         t0 = time.perf_counter()
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
@@ -163,9 +170,20 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--cold-concurrency", type=int, default=2)
     ap.add_argument("--candidates", action="store_true", help="also measure candidate sets")
+    ap.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes for every app (the API, the ceiling and the naive "
+        "design alike), as `vantage serve --workers N`",
+    )
     args = ap.parse_args()
     rng = random.Random(42)
-    out: dict[str, object] = {"bench": "serve", "dataset": Path(args.dataset).name}
+    out: dict[str, object] = {
+        "bench": "serve",
+        "dataset": Path(args.dataset).name,
+        "api_workers": args.api_workers,
+    }
     with fresh_stack() as settings:
         stores = build_stores(settings, log_writer="import")
         report = import_dataset(stores, args.dataset, progress=sys.stderr.isatty())
@@ -189,14 +207,14 @@ def main() -> None:
         mixed = home + related
         rng.shuffle(mixed)
 
-        proc, base = _start_app(settings, "ceiling_app")
+        proc, base = _start_app(settings, "ceiling_app", args.api_workers)
         try:
             out["ceiling"] = _run(base, ["/ping"], args, {})
         finally:
             proc.terminate()
             proc.wait(10)
         naive_paths = [p.replace("/v1/recommendations", "/naive") for p in mixed]
-        proc, base = _start_app(settings, "naive_app")
+        proc, base = _start_app(settings, "naive_app", args.api_workers)
         try:
             out["naive"] = _run(base, naive_paths, args, {}, args.cold_concurrency)
         finally:
@@ -206,6 +224,7 @@ def main() -> None:
             # The serving TTL caps each surface's own: raise both for the warm run.
             proc, base = start_api(
                 settings,
+                workers=args.api_workers,
                 VANTAGE_CANDIDATES__ENABLED="false",  # live retrieval; sets: `cold_sets`
                 VANTAGE_SERVING__CACHE_TTL_S=ttl,
                 VANTAGE_SURFACES__HOMEPAGE__CACHE_TTL_S=ttl,
