@@ -122,9 +122,9 @@ def _warm_once(state: ServingState, collection: str, stop: threading.Event) -> i
         if stop.is_set() or state.items.collection != collection:
             break
         added = cache.fill(collection, rows, at=at, evict=False)
-        if not added:
-            break  # full: the rest is read on demand
         n += added
+        if added < len(rows):
+            break  # full: the rest is read on demand
         if stop.wait(min(WARM_REST * (time.time() - at), 2.0)):
             break
         at = time.time()

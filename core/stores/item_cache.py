@@ -118,14 +118,15 @@ class ItemMetaCache:
         evict: bool = True,
     ) -> int:
         """Cache rows read with `CACHED_FIELDS` from `at` on (an item written since is read
-        again). A full cache is emptied first (`evict`), or takes nothing more (warming up
-        must not push out what requests read)."""
+        again). A full cache is emptied first (`evict`), or takes only what fits (warming up
+        must not push out what requests read); returns how many rows it took."""
         rows = list(rows)
         with self._lock:
             if len(self._data) + len(rows) > self.max_items:
                 if not evict:
-                    return 0
-                self._data.clear()
+                    rows = rows[: max(self.max_items - len(self._data), 0)]
+                else:
+                    self._data.clear()
             for r in rows:
                 meta = ItemMeta(
                     np.asarray(r["content_vec"], dtype=np.float32),

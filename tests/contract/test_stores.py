@@ -230,6 +230,19 @@ def test_item_get_returns_known_ids_with_the_fields_asked(backend: Backend) -> N
     assert len(vec) == backend.text_dim
 
 
+def test_a_full_scan_yields_every_row_once_in_the_batches_asked(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real store reads several batches per call (READ_PAGE): the caller still gets its own.
+    monkeypatch.setattr("core.stores.items.READ_PAGE", 7)
+    _catalogue(backend)
+    batches = list(backend.items.iter_rows(("title",), batch=3))
+    ids = [r["item_id"] for rows in batches for r in rows]
+    assert sorted(ids) == sorted(f"i{k}" for k in range(len(ids))) and len(ids) >= 7
+    assert all(len(rows) == 3 for rows in batches[:-1]) and 1 <= len(batches[-1]) <= 3
+    assert all(r["title"] == f"Item {r['item_id'][1:]}" for rows in batches for r in rows)
+
+
 def test_search_ranks_by_inner_product_and_applies_the_filter(backend: Backend) -> None:
     vecs = _catalogue(backend)
     q = vecs["i4"]["content_vec"]

@@ -206,3 +206,15 @@ def test_precision_setting_is_validated() -> None:
     assert resolve_precision("auto") in ("fp32", "bf16")
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("int4")
+
+
+def test_a_warming_item_cache_takes_what_fits_and_never_evicts() -> None:
+    from core.stores.item_cache import ItemMetaCache
+
+    cache = ItemMetaCache(max_items=5)
+    rows = [{"item_id": f"i{k}", "content_vec": [1.0, 0.0], "title": f"t{k}"} for k in range(8)]
+    assert cache.fill("c", rows[:3], at=0.0, evict=False) == 3
+    assert cache.fill("c", rows[3:], at=0.0, evict=False) == 2  # only what fits
+    assert len(cache) == 5
+    assert cache.fill("c", rows[5:], at=0.0, evict=False) == 0  # full: the rest on demand
+    assert cache.fill("c", rows[5:], at=0.0) == 3 and len(cache) == 3  # a read empties it
