@@ -9,6 +9,7 @@ change log keeps an hour); misses are read from the item index in one call.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -118,15 +119,21 @@ class ItemMetaCache:
         evict: bool = True,
     ) -> int:
         """Cache rows read with `CACHED_FIELDS` from `at` on (an item written since is read
-        again). A full cache is emptied first (`evict`), or takes only what fits (warming up
-        must not push out what requests read); returns how many rows it took."""
+        again); returns how many rows it took. A full cache drops its longest-loaded entries
+        first (`evict`: a request's read; a catalogue larger than the cache keeps its most
+        recently read items), or takes only what fits (a warm-up must not push out what
+        requests read)."""
         rows = list(rows)
         with self._lock:
-            if len(self._data) + len(rows) > self.max_items:
-                if not evict:
-                    rows = rows[: max(self.max_items - len(self._data), 0)]
-                else:
-                    self._data.clear()
+            new = sum((collection, str(r["item_id"])) not in self._data for r in rows)
+            over = len(self._data) + new - self.max_items
+            if over > 0 and not evict:
+                rows = rows[: max(len(rows) - over, 0)]
+            elif over > 0:
+                # Dicts keep insertion order, and a read moves its entry last: the first
+                # entries are the longest loaded. A percent more, so the next misses fit.
+                for key in list(itertools.islice(self._data, over + self.max_items // 100)):
+                    del self._data[key]
             for r in rows:
                 meta = ItemMeta(
                     np.asarray(r["content_vec"], dtype=np.float32),
@@ -134,7 +141,9 @@ class ItemMetaCache:
                     str(r.get("title") or ""),
                     {f: r[f] for f in SERVING_FIELDS if f in r},
                 )
-                self._data[(collection, str(r["item_id"]))] = (at, meta)
+                key = (collection, str(r["item_id"]))
+                self._data.pop(key, None)
+                self._data[key] = (at, meta)
                 if out is not None:
                     out[str(r["item_id"])] = meta
         return len(rows)

@@ -217,4 +217,8 @@ def test_a_warming_item_cache_takes_what_fits_and_never_evicts() -> None:
     assert cache.fill("c", rows[3:], at=0.0, evict=False) == 2  # only what fits
     assert len(cache) == 5
     assert cache.fill("c", rows[5:], at=0.0, evict=False) == 0  # full: the rest on demand
-    assert cache.fill("c", rows[5:], at=0.0) == 3 and len(cache) == 3  # a read empties it
+    # A request's read drops the longest-loaded entries (a percent more), not the whole cache.
+    assert cache.fill("c", rows[1:2], at=1.0) == 1 and len(cache) == 5  # read again: newest
+    assert cache.fill("c", rows[5:7], at=2.0) == 2 and len(cache) == 5
+    kept = {k[1] for k in cache._data}
+    assert kept == {"i3", "i4", "i1", "i5", "i6"}, kept
