@@ -135,6 +135,13 @@ class ServingSettings(BaseModel):
     breaker_fail_max: int = Field(3, ge=1, le=100, description="failures that open a breaker")
     breaker_reset_s: float = Field(5.0, gt=0, description="then one trial call")
     snapshot_size: int = Field(1000, ge=10, le=100_000, description="popular items kept in-process")
+    item_cache_items: int = Field(
+        200_000,
+        ge=1000,
+        le=100_000_000,
+        description="items whose metadata and content vector each API process keeps (~2 KB "
+        "each); a catalogue larger than this reads the rest from Milvus on demand",
+    )
     snapshot_refresh_s: float = Field(10.0, gt=0)
     stale_ttl_s: float = Field(3600.0, ge=0, description="last good list per request, for outages")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")

@@ -151,6 +151,7 @@ def build_state(settings: Settings, cls: type[S] | None = None) -> S:
         ),
         breakers=breakers,
         snapshot=PopularSnapshot(cfg.snapshot_size),
+        item_cache=ItemMetaCache(max_items=cfg.item_cache_items),
     )
 
 
