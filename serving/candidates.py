@@ -140,8 +140,7 @@ def _popular(state: ServingState, need: Need, quota: int) -> list[Candidate]:
     (What is popular in the user's region now is the `trending` source's regional scope.)
     """
     snap = state.snapshot
-    max_age = 3 * state.settings.serving.snapshot_refresh_s
-    if snap.taken_at and need.now - snap.taken_at < max_age and len(snap):
+    if _snapshot_fresh(state, need):
         cons = need.constraints
         excluded = set(cons.exclude)
         out = []
@@ -312,13 +311,14 @@ def _in_memory(state: ServingState, need: Need, source: str) -> bool:
         if source == "preferences" and not need.ctx.picks:
             return True  # nothing to retrieve: no picks
         return _origin(need, source) in ("set", "stale_set")
-    if source == "item_neighbours":
-        return True
-    if source == "popular":
-        snap = state.snapshot
-        fresh_for = 3 * state.settings.serving.snapshot_refresh_s
-        return bool(snap.taken_at and need.now - snap.taken_at < fresh_for and len(snap))
-    return False
+    # The neighbour model is in process; the popular source is while its snapshot is fresh.
+    return source == "item_neighbours" or (source == "popular" and _snapshot_fresh(state, need))
+
+
+def _snapshot_fresh(state: ServingState, need: Need) -> bool:
+    """Whether the popular source answers from the in-process snapshot (else Redis + Milvus)."""
+    snap, max_age = state.snapshot, 3 * state.settings.serving.snapshot_refresh_s
+    return bool(snap.taken_at and need.now - snap.taken_at < max_age and len(snap))
 
 
 def _in_context(
