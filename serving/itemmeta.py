@@ -27,6 +27,9 @@ WARM_POLL_S = 5.0
 # After each batch the warm-up rests as long as the batch took: an embedded (single-process)
 # Milvus then gives requests at least half of its time while the cache fills.
 WARM_REST = 1.0
+# Every RENEW_EVERY_S the entries loaded more than half the cache's TTL ago are renewed from
+# the change log (`ItemMetaCache.renew`: no Milvus read), so they do not expire together.
+RENEW_EVERY_S = 60.0
 
 
 class _Memo(dict[str, tuple[bool, float | None]]):
@@ -95,13 +98,25 @@ def fields(state: ServingState, ids: Sequence[str]) -> dict[str, dict[str, objec
 
 def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S) -> None:
     """Read the whole catalogue into the process cache, in the background, at start and
-    after each re-index swap (a new collection), up to the cache's size: then a request from
-    a candidate set reads no item from Milvus. A failure is retried at the next poll."""
+    after each re-index swap (a new collection, which replaces the old one's entries), up to
+    the cache's size: then a request from a candidate set reads no item from Milvus. Every
+    `RENEW_EVERY_S`, the entries the change log says are unchanged are kept current
+    (`renew`). A failure is retried at the next poll."""
     warmed: str | None = None
+    renewed_at = time.monotonic()
     while not stop.is_set():
         coll = state.items.collection
+        if coll == warmed and time.monotonic() - renewed_at >= RENEW_EVERY_S:
+            renewed_at = time.monotonic()
+            try:
+                cache = state.item_cache
+                n = cache.renew(state.catalogue, coll, older_than_s=cache.ttl_s / 2)
+                log.debug("item cache: %d entries renewed", n)
+            except Exception as e:  # the thread must outlive any failure
+                log.warning("item cache renewal failed (%s); retrying", e)
         if coll != warmed:
             try:
+                state.item_cache.retain(coll)
                 t0, n = time.perf_counter(), _warm_once(state, coll, stop)
                 warmed = coll
                 # DEBUG: `vantage_item_cache_items` (/metrics) shows it to operators.

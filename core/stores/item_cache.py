@@ -4,7 +4,8 @@ The read path (candidate sources, features, the policy) and the worker (content 
 items here instead of from Milvus, whose Lite engine pays a scan per call (a `get` of ~200 ids
 costs 13-30 ms on ML-100K). An entry is read again when the item change log says the item was
 written since it was loaded (`CatalogueState.marks`), and at the latest after `ttl_s` (the
-change log keeps an hour); misses are read from the item index in one call.
+change log keeps an hour); misses are read from the item index in one call. `renew` keeps
+unchanged entries current from the change log alone, so a warm cache does not expire at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.stores.protocols import CHANGE_MARGIN_S, CatalogueState, ItemIndex
 
 ITEM_CACHE_TTL_S = 1800.0  # entries are re-read on change; the change log keeps an hour
 ITEM_CACHE_MAX = 200_000
+RENEW_BATCH = 5_000  # entries whose marks are read in one call
 CACHED_FIELDS = ("content_vec", "title", *SERVING_FIELDS)
 _F32 = npt.NDArray[np.float32]
 
@@ -58,6 +60,49 @@ class ItemMetaCache:
         """Forget every entry (what a restarted process starts from)."""
         with self._lock:
             self._data.clear()
+
+    def retain(self, collection: str) -> int:
+        """Forget the entries of every other collection (after a re-index swap: they are
+        never read again, and a full cache would leave the new one no room); how many."""
+        with self._lock:
+            gone = [k for k in self._data if k[0] != collection]
+            for k in gone:
+                del self._data[k]
+        return len(gone)
+
+    def renew(self, catalogue: CatalogueState, collection: str, *, older_than_s: float) -> int:
+        """Entries loaded more than `older_than_s` ago and still fresh, that the change log
+        says were not written since they were loaded, are current now: their clock restarts,
+        with no read of the index (a warm cache would otherwise expire all at once, `ttl_s`
+        after the warm-up, and every request would read its candidates again). Entries
+        written since or tombstoned are dropped (read on demand). How many were renewed."""
+        now = time.time()
+        with self._lock:
+            due = [
+                (k[1], at)
+                for k, (at, _) in self._data.items()
+                if k[0] == collection and older_than_s <= now - at < self.ttl_s
+            ]
+        renewed = 0
+        for start in range(0, len(due), RENEW_BATCH):
+            chunk = due[start : start + RENEW_BATCH]
+            at = time.time()  # before the marks: a write after it is seen at the next read
+            marks = catalogue.marks([i for i, _ in chunk])
+            with self._lock:
+                for i, loaded in chunk:
+                    key = (collection, i)
+                    hit = self._data.get(key)
+                    if hit is None or hit[0] != loaded:
+                        continue  # read again meanwhile
+                    changed = marks.changed_at.get(i)
+                    if i in marks.tombstoned or (
+                        changed is not None and changed >= loaded - CHANGE_MARGIN_S
+                    ):
+                        del self._data[key]
+                    else:
+                        self._data[key] = (at, hit[1])  # keeps its place in the order
+                        renewed += 1
+        return renewed
 
     def current(
         self, items: ItemIndex, catalogue: CatalogueState, ids: Sequence[str]

@@ -222,3 +222,38 @@ def test_a_warming_item_cache_takes_what_fits_and_never_evicts() -> None:
     assert cache.fill("c", rows[5:7], at=2.0) == 2 and len(cache) == 5
     kept = {k[1] for k in cache._data}
     assert kept == {"i3", "i4", "i1", "i5", "i6"}, kept
+
+
+def test_an_item_cache_renews_unchanged_entries_from_the_change_log_alone() -> None:
+    import time
+
+    from core.stores.item_cache import ItemMetaCache
+    from core.stores.memory import MemoryCatalogue
+
+    class NoReads:
+        collection = "c"
+
+        def get(self, ids: object, fields: object = None) -> dict[str, object]:
+            raise AssertionError("a renewed entry must not be read from the index")
+
+    cache = ItemMetaCache(ttl_s=100.0)
+    rows = [{"item_id": f"i{k}", "content_vec": [1.0, 0.0], "title": f"t{k}"} for k in range(5)]
+    now = time.time()
+    cache.fill("c", rows[:4], at=now - 60)  # due: older than half the TTL
+    cache.fill("c", rows[4:], at=now - 10)  # not due yet
+    cache.fill("old", rows[:2], at=now - 60)  # a collection swapped out
+    catalogue = MemoryCatalogue()
+    catalogue.mark_changed(["i1"], at=now - 30)  # written after it was loaded
+    catalogue.tombstone(["i2"])
+    catalogue.mark_changed(["i3"], at=now - 90)  # written before it was loaded
+    assert cache.renew(catalogue, "c", older_than_s=50.0) == 2  # i0, i3
+    loaded = {k[1]: at for k, (at, _) in cache._data.items() if k[0] == "c"}
+    assert set(loaded) == {"i0", "i3", "i4"}  # written since or tombstoned: read on demand
+    assert loaded["i0"] >= now and loaded["i3"] >= now and loaded["i4"] == now - 10
+    # Renewed entries are fresh again without a read, even past their first load's TTL.
+    later = {"i0": now - 50.0}  # a write the log shows before the renewal: still fresh
+    assert set(cache.get(NoReads(), ["i0", "i3"], later)) == {"i0", "i3"}  # type: ignore[arg-type]
+    assert cache.retain("c") == 2 and len(cache) == 3
+    # An entry already past its TTL is not renewed: it is read again on demand.
+    cache.fill("c", rows[:1], at=now - 150)
+    assert cache.renew(catalogue, "c", older_than_s=50.0) == 0

@@ -385,17 +385,20 @@ def test_a_click_changes_the_next_list_before_any_refresh(world: World) -> None:
 
 def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: World) -> None:
     state = world.state
+    state.item_cache.max_items = N_ITEMS  # the catalogue fills it
     stop = threading.Event()
     warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
     warmer.start()
     try:
         _until(lambda: len(state.item_cache) == N_ITEMS)
         state.items._collection = "items_v2"  # a re-index swap: entries are per collection
-        _until(lambda: len(state.item_cache) == 2 * N_ITEMS)
+        # The old collection's entries make room for the new one's.
+        _until(lambda: {c for c, _ in state.item_cache._data} == {"items_v2"})
+        _until(lambda: len(state.item_cache) == N_ITEMS)
     finally:
         stop.set()
         warmer.join(5)
-    state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+    state.items = _Down("milvus_unavailable", "items_v2")  # type: ignore[assignment]
     assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
 
 
