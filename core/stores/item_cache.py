@@ -76,20 +76,24 @@ class ItemMetaCache:
         with no read of the index (a warm cache would otherwise expire all at once, `ttl_s`
         after the warm-up, and every request would read its candidates again). Entries
         written since or tombstoned are dropped (read on demand). How many were renewed."""
-        now = time.time()
         with self._lock:
-            due = [
-                (k[1], at)
-                for k, (at, _) in self._data.items()
-                if k[0] == collection and older_than_s <= now - at < self.ttl_s
-            ]
+            keys = list(self._data)  # a copy in C: the lock is held for one pass, not a scan
         renewed = 0
-        for start in range(0, len(due), RENEW_BATCH):
-            chunk = due[start : start + RENEW_BATCH]
+        for start in range(0, len(keys), RENEW_BATCH):
+            now = time.time()
+            due = [
+                (key[1], hit[0])
+                for key in keys[start : start + RENEW_BATCH]
+                if key[0] == collection
+                and (hit := self._data.get(key)) is not None
+                and older_than_s <= now - hit[0] < self.ttl_s
+            ]
+            if not due:
+                continue
             at = time.time()  # before the marks: a write after it is seen at the next read
-            marks = catalogue.marks([i for i, _ in chunk])
+            marks = catalogue.marks([i for i, _ in due])
             with self._lock:
-                for i, loaded in chunk:
+                for i, loaded in due:
                     key = (collection, i)
                     hit = self._data.get(key)
                     if hit is None or hit[0] != loaded:
