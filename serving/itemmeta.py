@@ -100,24 +100,17 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
     """Read the whole catalogue into the process cache, in the background, at start and
     after each re-index swap (a new collection, which replaces the old one's entries), up to
     the cache's size: then a request from a candidate set reads no item from Milvus. Every
-    `RENEW_EVERY_S`, the entries the change log says are unchanged are kept current
-    (`renew`). A failure is retried at the next poll."""
+    `RENEW_EVERY_S`, during a warm-up too, the entries the change log says are unchanged
+    are kept current (`renew`). A failure is retried at the next poll."""
     warmed: str | None = None
-    renewed_at = time.monotonic()
+    renewal = _Renewal(state)
     while not stop.is_set():
         coll = state.items.collection
-        if coll == warmed and time.monotonic() - renewed_at >= RENEW_EVERY_S:
-            renewed_at = time.monotonic()
-            try:
-                cache = state.item_cache
-                n = cache.renew(state.catalogue, coll, older_than_s=cache.ttl_s / 2)
-                log.debug("item cache: %d entries renewed", n)
-            except Exception as e:  # the thread must outlive any failure
-                log.warning("item cache renewal failed (%s); retrying", e)
+        renewal.when_due()
         if coll != warmed:
             try:
                 state.item_cache.retain(coll)
-                t0, n = time.perf_counter(), _warm_once(state, coll, stop)
+                t0, n = time.perf_counter(), _warm_once(state, coll, stop, renewal)
                 warmed = coll
                 # DEBUG: `vantage_item_cache_items` (/metrics) shows it to operators.
                 log.debug("item cache: %d items of %s in %.1f s", n, coll, time.perf_counter() - t0)
@@ -130,7 +123,32 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
             return
 
 
-def _warm_once(state: ServingState, collection: str, stop: threading.Event) -> int:
+class _Renewal:
+    """Renews the current collection's unchanged entries every `RENEW_EVERY_S`: those
+    loaded more than half the cache's TTL ago (a warm-up longer than the TTL, 1M items on
+    Milvus Lite, would otherwise lose its first pages before it ends)."""
+
+    def __init__(self, state: ServingState):
+        self.state = state
+        self.last = time.monotonic()
+
+    def when_due(self) -> None:
+        if time.monotonic() - self.last < RENEW_EVERY_S:
+            return
+        self.last = time.monotonic()
+        cache = self.state.item_cache
+        try:
+            n = cache.renew(
+                self.state.catalogue, self.state.items.collection, older_than_s=cache.ttl_s / 2
+            )
+            log.debug("item cache: %d entries renewed", n)
+        except Exception as e:  # the warm-up thread must outlive any failure
+            log.warning("item cache renewal failed (%s); retrying", e)
+
+
+def _warm_once(
+    state: ServingState, collection: str, stop: threading.Event, renewal: _Renewal | None = None
+) -> int:
     cache, n = state.item_cache, 0
     at = time.time()
     for rows in state.items.iter_rows(CACHED_FIELDS, batch=WARM_BATCH):
@@ -142,5 +160,7 @@ def _warm_once(state: ServingState, collection: str, stop: threading.Event) -> i
             break  # full: the rest is read on demand
         if stop.wait(min(WARM_REST * (time.time() - at), 2.0)):
             break
+        if renewal is not None:
+            renewal.when_due()
         at = time.time()
     return n

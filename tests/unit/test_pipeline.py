@@ -402,6 +402,30 @@ def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: Wo
     assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
 
 
+def test_a_warm_item_cache_stays_current_past_its_ttl_without_reading_milvus(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = world.state
+    monkeypatch.setattr(itemmeta, "RENEW_EVERY_S", 0.05)
+    state.item_cache.ttl_s = 1.0  # renewed from half of it: 0.5 s
+    stop = threading.Event()
+    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
+    warmer.start()
+    try:
+        _until(lambda: len(state.item_cache) == N_ITEMS)
+        warmed_at = time.monotonic()
+        state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
+        state.catalogue.mark_changed(["i5"])  # written after the warm-up: not renewed
+        while time.monotonic() - warmed_at < 2.5 * state.item_cache.ttl_s:
+            time.sleep(0.05)
+        assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
+        with pytest.raises(DependencyDown):
+            itemmeta.current(state, ["i5"])  # read again, from the index that is down
+    finally:
+        stop.set()
+        warmer.join(5)
+
+
 def _until(pred: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
