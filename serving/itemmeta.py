@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 
 from core.stores.item_cache import CACHED_FIELDS, ItemMeta
+from core.stores.items import READ_PAGE
 from core.stores.protocols import ItemMarks
 from serving.state import ServingState
 
@@ -103,7 +104,7 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
     `RENEW_EVERY_S`, during a warm-up too, the entries the change log says are unchanged
     are kept current (`renew`). A failure is retried at the next poll."""
     warmed: str | None = None
-    renewal = _Renewal(state)
+    renewal = _Renewal(state, stop)
     while not stop.is_set():
         coll = state.items.collection
         renewal.when_due()
@@ -124,24 +125,29 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
 
 
 class _Renewal:
-    """Renews the current collection's unchanged entries every `RENEW_EVERY_S`: those
-    loaded more than half the cache's TTL ago (a warm-up longer than the TTL, 1M items on
-    Milvus Lite, would otherwise lose its first pages before it ends)."""
+    """Every `RENEW_EVERY_S`, renews the current collection's unchanged entries loaded more
+    than half the cache's TTL ago (a warm-up longer than the TTL, 1M items on Milvus Lite,
+    would otherwise lose its first pages before it ends), and reads again, a page at a time
+    with the warm-up's rests, those last read `reread_after_s` ago."""
 
-    def __init__(self, state: ServingState):
-        self.state = state
+    def __init__(self, state: ServingState, stop: threading.Event):
+        self.state, self.stop = state, stop
         self.last = time.monotonic()
 
     def when_due(self) -> None:
         if time.monotonic() - self.last < RENEW_EVERY_S:
             return
         self.last = time.monotonic()
-        cache = self.state.item_cache
+        cache, items = self.state.item_cache, self.state.items
         try:
-            n = cache.renew(
-                self.state.catalogue, self.state.items.collection, older_than_s=cache.ttl_s / 2
+            stale = cache.renew(
+                self.state.catalogue, items.collection, older_than_s=cache.ttl_s / 2
             )
-            log.debug("item cache: %d entries renewed", n)
+            for start in range(0, len(stale), READ_PAGE):
+                t = time.monotonic()
+                cache.load(items, stale[start : start + READ_PAGE])
+                if self.stop.wait(min(WARM_REST * (time.monotonic() - t), 2.0)):
+                    return
         except Exception as e:  # the warm-up thread must outlive any failure
             log.warning("item cache renewal failed (%s); retrying", e)
 

@@ -150,6 +150,7 @@ def execute(client: redis.Redis, pipe: Pipeline | ClusterPipeline) -> list[Any]:
 
 TAKE_LEASE = Script("take_lease")
 CLAIM_VERSIONS = Script("claim_versions")
+STAMP_CHANGES = Script("stamp_changes")
 FOLLOW_CATALOGUE = Script("follow_catalogue")
 APPLY_INTERACTION = Script("apply_interaction")
 COUNT_INTERACTIONS = Script("count_interactions")

@@ -5,7 +5,9 @@ items here instead of from Milvus, whose Lite engine pays a scan per call (a `ge
 costs 13-30 ms on ML-100K). An entry is read again when the item change log says the item was
 written since it was loaded (`CatalogueState.marks`), and at the latest after `ttl_s` (the
 change log keeps an hour); misses are read from the item index in one call. `renew` keeps
-unchanged entries current from the change log alone, so a warm cache does not expire at once.
+unchanged entries current from the change log alone, so a warm cache does not expire at once,
+and names those read longer than `reread_after_s` ago, which the caller reads again: the
+change log is the only signal between those reads, never for longer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from core.stores.protocols import CHANGE_MARGIN_S, CatalogueState, ItemIndex
 ITEM_CACHE_TTL_S = 1800.0  # entries are re-read on change; the change log keeps an hour
 ITEM_CACHE_MAX = 200_000
 RENEW_BATCH = 5_000  # entries whose marks are read in one call
+# An entry renewed from the change log is read from the index again this long after its last
+# read: a write the log missed (a clock skewed past CHANGE_MARGIN_S) is served at most this long.
+ITEM_CACHE_REREAD_S = 4 * ITEM_CACHE_TTL_S
 CACHED_FIELDS = ("content_vec", "title", *SERVING_FIELDS)
 _F32 = npt.NDArray[np.float32]
 
@@ -39,6 +44,12 @@ class ItemMeta(NamedTuple):
     fields: dict[str, Any]
 
 
+class _Entry(NamedTuple):
+    at: float  # current as of this time (read, or renewed from the change log)
+    read_at: float  # last read from the index
+    meta: ItemMeta
+
+
 class ItemMetaCache:
     """Process-local (collection, item) -> ItemMeta.
 
@@ -47,10 +58,16 @@ class ItemMetaCache:
     change log keeps an hour). Misses are read from the item index in one call.
     """
 
-    def __init__(self, ttl_s: float = ITEM_CACHE_TTL_S, max_items: int = ITEM_CACHE_MAX):
+    def __init__(
+        self,
+        ttl_s: float = ITEM_CACHE_TTL_S,
+        max_items: int = ITEM_CACHE_MAX,
+        reread_after_s: float = ITEM_CACHE_REREAD_S,
+    ):
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._data: dict[tuple[str, str], tuple[float, ItemMeta]] = {}
+        self.reread_after_s = reread_after_s
+        self._data: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -70,43 +87,47 @@ class ItemMetaCache:
                 del self._data[k]
         return len(gone)
 
-    def renew(self, catalogue: CatalogueState, collection: str, *, older_than_s: float) -> int:
+    def renew(
+        self, catalogue: CatalogueState, collection: str, *, older_than_s: float
+    ) -> list[str]:
         """Entries loaded more than `older_than_s` ago and still fresh, that the change log
         says were not written since they were loaded, are current now: their clock restarts,
         with no read of the index (a warm cache would otherwise expire all at once, `ttl_s`
         after the warm-up, and every request would read its candidates again). Entries
-        written since or tombstoned are dropped (read on demand). How many were renewed."""
+        written since or tombstoned are dropped (read on demand). Returns the unchanged ones
+        last read from the index `reread_after_s` ago or more: the caller reads them again
+        (`load`), in the background."""
         with self._lock:
             keys = list(self._data)  # a copy in C: the lock is held for one pass, not a scan
-        renewed = 0
+        reread: list[str] = []
         for start in range(0, len(keys), RENEW_BATCH):
             now = time.time()
             due = [
-                (key[1], hit[0])
+                (key[1], hit)
                 for key in keys[start : start + RENEW_BATCH]
                 if key[0] == collection
                 and (hit := self._data.get(key)) is not None
-                and older_than_s <= now - hit[0] < self.ttl_s
+                and older_than_s <= now - hit.at < self.ttl_s
             ]
             if not due:
                 continue
             at = time.time()  # before the marks: a write after it is seen at the next read
             marks = catalogue.marks([i for i, _ in due])
             with self._lock:
-                for i, loaded in due:
+                for i, seen in due:
                     key = (collection, i)
-                    hit = self._data.get(key)
-                    if hit is None or hit[0] != loaded:
+                    if self._data.get(key) is not seen:
                         continue  # read again meanwhile
                     changed = marks.changed_at.get(i)
                     if i in marks.tombstoned or (
-                        changed is not None and changed >= loaded - CHANGE_MARGIN_S
+                        changed is not None and changed >= seen.at - CHANGE_MARGIN_S
                     ):
                         del self._data[key]
-                    else:
-                        self._data[key] = (at, hit[1])  # keeps its place in the order
-                        renewed += 1
-        return renewed
+                    elif at - seen.read_at >= self.reread_after_s:
+                        reread.append(i)
+                    else:  # keeps its place in the order
+                        self._data[key] = seen._replace(at=at)
+        return reread
 
     def current(
         self, items: ItemIndex, catalogue: CatalogueState, ids: Sequence[str]
@@ -121,12 +142,10 @@ class ItemMetaCache:
         meta = self.get(items, ids, marks.changed_at)
         return {i: m for i, m in meta.items() if i not in marks.tombstoned}
 
-    def _fresh(
-        self, hit: tuple[float, ItemMeta] | None, changed_at: float | None, now: float
-    ) -> bool:
-        if hit is None or now - hit[0] >= self.ttl_s:
+    def _fresh(self, hit: _Entry | None, changed_at: float | None, now: float) -> bool:
+        if hit is None or now - hit.at >= self.ttl_s:
             return False
-        return changed_at is None or changed_at < hit[0] - CHANGE_MARGIN_S
+        return changed_at is None or changed_at < hit.at - CHANGE_MARGIN_S
 
     def get(
         self,
@@ -143,7 +162,7 @@ class ItemMetaCache:
         for i in dict.fromkeys(ids):
             hit = self._data.get((coll, i))
             if hit is not None and self._fresh(hit, changed.get(i), now):
-                out[i] = hit[1]
+                out[i] = hit.meta
             else:
                 missing.append(i)
         if missing:
@@ -153,9 +172,14 @@ class ItemMetaCache:
     def load(
         self, items: ItemIndex, ids: Sequence[str], out: dict[str, ItemMeta] | None = None
     ) -> int:
-        """Read these items into the cache (and `out`); how many exist."""
+        """Read these items into the cache (and `out`); how many exist (an entry of one
+        that no longer does is dropped)."""
         at = time.time()
         rows = items.get(ids, fields=CACHED_FIELDS)
+        with self._lock:
+            for i in ids:
+                if i not in rows:
+                    self._data.pop((items.collection, i), None)
         return self.fill(items.collection, rows.values(), out, at=at)
 
     def fill(
@@ -192,7 +216,7 @@ class ItemMetaCache:
                 )
                 key = (collection, str(r["item_id"]))
                 self._data.pop(key, None)
-                self._data[key] = (at, meta)
+                self._data[key] = _Entry(at, at, meta)
                 if out is not None:
                     out[str(r["item_id"])] = meta
         return len(rows)

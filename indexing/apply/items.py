@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.domain import Item
-from core.scripts import CLAIM_VERSIONS
+from core.scripts import CLAIM_VERSIONS, STAMP_CHANGES, execute
 from core.stores.catalogue import FEED_MAX, announce
 from core.stores.items import item_row
 from core.tracing import span
@@ -102,6 +102,12 @@ def _upsert_items(
         s.items.upsert(rows)
     s.mark_written()
     pipe = s.redis.pipeline(transaction=False)
+    STAMP_CHANGES(
+        s.redis,
+        keys={"changes": s.keys.item_changes, "feed": s.keys.catalogue_feed},
+        args={"feed_max": FEED_MAX, "items": list(latest)},
+        pipe=pipe,
+    )
     pipe.hincrby(s.keys.worker_stats, "embedded", len(batch))
     pipe.hincrbyfloat(s.keys.worker_stats, "embed_s", embed_s)
     pipe.hset(
@@ -115,7 +121,7 @@ def _upsert_items(
         pipe.zrem(s.keys.popularity, *hidden)
         pipe.zrem(s.keys.trending(), *hidden)
     with span("redis execute", **{"db.system": "redis"}):
-        pipe.execute()
+        execute(s.redis, pipe)
     active = [(it.item_id, t) for it, t in latest.values() if it.status == "active"]
     if active:
         _lift_tombstones(s, active)

@@ -60,6 +60,7 @@ from tests.integration.test_partitions import (
     test_three_workers_share_eight_partitions_and_apply_each_event_once,
 )
 from tests.integration.test_worker import (
+    test_an_item_write_is_stamped_again_once_it_reached_the_index,
     test_dead_consumers_entries_are_reclaimed,
     test_duplicate_event_in_two_workers_applies_once,
     test_poison_message_is_dead_lettered_and_later_events_apply,
@@ -73,6 +74,7 @@ __all__ = [
     "setup",
     "test_a_lapsed_lease_is_taken_over_with_its_pending_entries",
     "test_a_users_events_share_one_partition_in_order",
+    "test_an_item_write_is_stamped_again_once_it_reached_the_index",
     "test_arms_count_what_they_served_and_the_decision_follows_the_evidence",
     "test_cached_list_drops_items_deleted_since",
     "test_clicks_are_attributed_once_per_served_item",

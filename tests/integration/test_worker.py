@@ -138,6 +138,30 @@ def test_item_edit_keeps_its_collaborative_vector(stores: Any, worker: Worker) -
     assert np.allclose(got, 0.5)
 
 
+def test_an_item_write_is_stamped_again_once_it_reached_the_index(
+    stores: Any, monkeypatch: Any
+) -> None:
+    """The claim stamps the change log before embedding; a reader that cached the old row
+    in between must see a stamp later than its read, so the write itself stamps again."""
+    from indexing.apply import apply_item_upserts
+    from indexing.reindex import redis_ms
+
+    apply_item_upserts(stores, [Item(item_id="x", title="Jazz")])
+    upserted: list[int] = []
+    upsert = stores.items.upsert
+
+    def timed(rows: Any, **kw: Any) -> Any:
+        time.sleep(0.01)  # an embedding and a write that take a while
+        upserted.append(redis_ms(stores.redis))
+        return upsert(rows, **kw)
+
+    monkeypatch.setattr(stores.items, "upsert", timed)
+    feed_before = stores.redis.xlen(stores.keys.catalogue_feed)
+    apply_item_upserts(stores, [Item(item_id="x", title="Jazz (live)")])
+    assert stores.redis.zscore(stores.keys.item_changes, "x") >= upserted[0]
+    assert stores.redis.xlen(stores.keys.catalogue_feed) == feed_before + 2  # claim, write
+
+
 def test_duplicate_event_in_two_workers_applies_once(stores: Any) -> None:
     from indexing.apply import apply_interactions
 

@@ -236,7 +236,7 @@ def test_an_item_cache_renews_unchanged_entries_from_the_change_log_alone() -> N
         def get(self, ids: object, fields: object = None) -> dict[str, object]:
             raise AssertionError("a renewed entry must not be read from the index")
 
-    cache = ItemMetaCache(ttl_s=100.0)
+    cache = ItemMetaCache(ttl_s=100.0, reread_after_s=1000.0)
     rows = [{"item_id": f"i{k}", "content_vec": [1.0, 0.0], "title": f"t{k}"} for k in range(5)]
     now = time.time()
     cache.fill("c", rows[:4], at=now - 60)  # due: older than half the TTL
@@ -246,14 +246,38 @@ def test_an_item_cache_renews_unchanged_entries_from_the_change_log_alone() -> N
     catalogue.mark_changed(["i1"], at=now - 30)  # written after it was loaded
     catalogue.tombstone(["i2"])
     catalogue.mark_changed(["i3"], at=now - 90)  # written before it was loaded
-    assert cache.renew(catalogue, "c", older_than_s=50.0) == 2  # i0, i3
-    loaded = {k[1]: at for k, (at, _) in cache._data.items() if k[0] == "c"}
-    assert set(loaded) == {"i0", "i3", "i4"}  # written since or tombstoned: read on demand
-    assert loaded["i0"] >= now and loaded["i3"] >= now and loaded["i4"] == now - 10
+    assert cache.renew(catalogue, "c", older_than_s=50.0) == []  # none read 1000 s ago
+    entries = {k[1]: e for k, e in cache._data.items() if k[0] == "c"}
+    assert set(entries) == {"i0", "i3", "i4"}  # written since or tombstoned: read on demand
+    assert entries["i0"].at >= now and entries["i3"].at >= now and entries["i4"].at == now - 10
+    assert entries["i0"].read_at == now - 60  # renewed, not read
     # Renewed entries are fresh again without a read, even past their first load's TTL.
     later = {"i0": now - 50.0}  # a write the log shows before the renewal: still fresh
     assert set(cache.get(NoReads(), ["i0", "i3"], later)) == {"i0", "i3"}  # type: ignore[arg-type]
     assert cache.retain("c") == 2 and len(cache) == 3
     # An entry already past its TTL is not renewed: it is read again on demand.
     cache.fill("c", rows[:1], at=now - 150)
-    assert cache.renew(catalogue, "c", older_than_s=50.0) == 0
+    assert cache.renew(catalogue, "c", older_than_s=50.0) == []
+    assert len(cache) == 3
+    # One last read from the index `reread_after_s` ago is named for a read, not renewed:
+    # the change log is never the only signal for longer than that.
+    cache.reread_after_s = 55.0
+    cache.fill("c", rows[3:4], at=now - 60)
+    assert cache.renew(catalogue, "c", older_than_s=50.0) == ["i3"]
+    assert cache._data[("c", "i3")].at == now - 60
+
+
+def test_an_item_cache_read_drops_an_item_the_index_no_longer_has() -> None:
+    from core.stores.item_cache import ItemMetaCache
+
+    class Index:
+        collection = "c"
+
+        def get(self, ids: list[str], fields: object = None) -> dict[str, object]:
+            return {"i0": {"item_id": "i0", "content_vec": [1.0], "title": "t"}}
+
+    cache = ItemMetaCache()
+    rows = [{"item_id": f"i{k}", "content_vec": [1.0], "title": "t"} for k in range(2)]
+    cache.fill("c", rows, at=0.0)
+    assert cache.load(Index(), ["i0", "i1"]) == 1  # type: ignore[arg-type]
+    assert {k[1] for k in cache._data} == {"i0"}

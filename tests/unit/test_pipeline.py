@@ -393,7 +393,7 @@ def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: Wo
         _until(lambda: len(state.item_cache) == N_ITEMS)
         state.items._collection = "items_v2"  # a re-index swap: entries are per collection
         # The old collection's entries make room for the new one's.
-        _until(lambda: {c for c, _ in state.item_cache._data} == {"items_v2"})
+        _until(lambda: {c for c, _ in list(state.item_cache._data)} == {"items_v2"})
         _until(lambda: len(state.item_cache) == N_ITEMS)
     finally:
         stop.set()
@@ -407,20 +407,37 @@ def test_a_warm_item_cache_stays_current_past_its_ttl_without_reading_milvus(
 ) -> None:
     state = world.state
     monkeypatch.setattr(itemmeta, "RENEW_EVERY_S", 0.05)
-    state.item_cache.ttl_s = 1.0  # renewed from half of it: 0.5 s
+    state.item_cache.ttl_s = 6.0  # renewed from half of it: a starved thread has 3 s
     stop = threading.Event()
     warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
     warmer.start()
     try:
         _until(lambda: len(state.item_cache) == N_ITEMS)
-        warmed_at = time.monotonic()
+        first = min(e.at for e in list(state.item_cache._data.values()))
         state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
-        state.catalogue.mark_changed(["i5"])  # written after the warm-up: not renewed
-        while time.monotonic() - warmed_at < 2.5 * state.item_cache.ttl_s:
-            time.sleep(0.05)
-        assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
-        with pytest.raises(DependencyDown):
-            itemmeta.current(state, ["i5"])  # read again, from the index that is down
+        _until(lambda: min(e.at for e in list(state.item_cache._data.values())) > first + 3, 30)
+        # Every entry was renewed past the warm-up's TTL, with the index down.
+        assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}
+    finally:
+        stop.set()
+        warmer.join(5)
+
+
+def test_a_renewed_item_cache_reads_each_entry_again_after_reread_after_s(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = world.state
+    monkeypatch.setattr(itemmeta, "RENEW_EVERY_S", 0.05)
+    state.item_cache.ttl_s, state.item_cache.reread_after_s = 4.0, 2.0
+    stop = threading.Event()
+    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
+    warmer.start()
+    try:
+        _until(lambda: len(state.item_cache) == N_ITEMS)
+        first = min(e.read_at for e in list(state.item_cache._data.values()))
+        # Due at half the TTL (2 s), and read 2 s ago: read from the index again, not renewed.
+        _until(lambda: min(e.read_at for e in list(state.item_cache._data.values())) > first, 30)
+        assert len(state.item_cache) == N_ITEMS
     finally:
         stop.set()
         warmer.join(5)
