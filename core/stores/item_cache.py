@@ -13,6 +13,7 @@ change log is the only signal between those reads, never for longer.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +43,16 @@ class ItemMeta(NamedTuple):
     category: str | None
     title: str
     fields: dict[str, Any]
+
+
+def _shared(value: Any) -> Any:
+    """A field value whose strings are shared between entries (categories, regions, status,
+    languages, creators repeat across a catalogue: ~0.5 KB of an entry's ~3 KB)."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [sys.intern(v) for v in value]
+    return value
 
 
 class _Entry(NamedTuple):
@@ -208,11 +219,12 @@ class ItemMetaCache:
                 for key in list(itertools.islice(self._data, over + self.max_items // 100)):
                     del self._data[key]
             for r in rows:
+                fields = {f: _shared(r[f]) for f in SERVING_FIELDS if f in r}
                 meta = ItemMeta(
                     np.asarray(r["content_vec"], dtype=np.float32),
-                    r.get("category"),
+                    fields.get("category"),
                     str(r.get("title") or ""),
-                    {f: r[f] for f in SERVING_FIELDS if f in r},
+                    fields,
                 )
                 key = (collection, str(r["item_id"]))
                 self._data.pop(key, None)

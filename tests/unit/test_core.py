@@ -281,3 +281,19 @@ def test_an_item_cache_read_drops_an_item_the_index_no_longer_has() -> None:
     cache.fill("c", rows, at=0.0)
     assert cache.load(Index(), ["i0", "i1"]) == 1  # type: ignore[arg-type]
     assert {k[1] for k in cache._data} == {"i0"}
+
+
+def test_an_item_cache_shares_repeated_field_strings_between_entries() -> None:
+    import json
+
+    from core.stores.item_cache import ItemMetaCache
+
+    cache = ItemMetaCache()
+    row = '{"item_id": "%s", "content_vec": [1.0], "title": "t", "status": "active", '
+    row += '"regions": ["GB"]}'
+    rows = [json.loads(row % i) for i in ("a", "b")]  # decoded apart, as Milvus answers
+    assert rows[0]["status"] is not rows[1]["status"]
+    cache.fill("c", rows, at=0.0)
+    a, b = (cache._data[("c", i)].meta.fields for i in ("a", "b"))
+    assert a == {"status": "active", "regions": ["GB"]} and a["status"] is b["status"]
+    assert a["regions"][0] is b["regions"][0]
