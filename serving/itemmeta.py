@@ -112,7 +112,7 @@ def warm(state: ServingState, stop: threading.Event, poll_s: float = WARM_POLL_S
             try:
                 state.item_cache.retain(coll)
                 t0, n = time.perf_counter(), _warm_once(state, coll, stop, renewal)
-                warmed = coll
+                warmed = state.item_cache.warmed = coll
                 # DEBUG: `vantage_item_cache_items` (/metrics) shows it to operators.
                 log.debug("item cache: %d items of %s in %.1f s", n, coll, time.perf_counter() - t0)
                 # The cache is long-lived and holds no cycles: out of the collector's sight,

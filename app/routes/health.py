@@ -21,7 +21,9 @@ def readyz(state: StateDep) -> JSONResponse:
     """Readiness: Redis and Milvus both answer (503 otherwise). `checks.workers` reports the
     indexing workers: `missing` (none alive), `stuck` (events waiting and no acknowledgement
     for a minute) or `ok`; it does not change the status code, so a worker outage never takes
-    the API out of a load balancer (recommendations do not need the workers)."""
+    the API out of a load balancer (recommendations do not need the workers). `item_cache`
+    says how many items this process holds and whether its warm-up has read the current
+    collection (until then, requests read what it lacks from Milvus: slower, not wrong)."""
     checks: dict[str, object] = {}
     try:
         checks["redis"] = "ok" if state.redis.ping() else "no pong"
@@ -36,6 +38,12 @@ def readyz(state: StateDep) -> JSONResponse:
         checks["workers"] = worker_health(state)
     checks["breakers"] = state.breakers.states()
     checks["popular_snapshot_items"] = len(state.snapshot)
+    cache = state.item_cache
+    checks["item_cache"] = {
+        "items": len(cache),
+        "max_items": cache.max_items,
+        "warm": cache.warmed is not None and cache.warmed == state.items.collection,
+    }
     ok = checks["redis"] == "ok" and checks["milvus"] == "ok"
     body = Health(status="ready" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

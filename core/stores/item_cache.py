@@ -78,6 +78,7 @@ class ItemMetaCache:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self.reread_after_s = reread_after_s
+        self.warmed: str | None = None  # the collection a warm-up last read to the end
         self._data: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
 

@@ -150,6 +150,8 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"]["redis"] == "ok"
+    cache = r.json()["checks"]["item_cache"]
+    assert cache["items"] >= 0 and cache["max_items"] > 0 and isinstance(cache["warm"], bool)
     assert client.get("/openapi.json").status_code == 200
 
 

@@ -391,6 +391,7 @@ def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: Wo
     warmer.start()
     try:
         _until(lambda: len(state.item_cache) == N_ITEMS)
+        _until(lambda: state.item_cache.warmed == state.items.collection)
         state.items._collection = "items_v2"  # a re-index swap: entries are per collection
         # The old collection's entries make room for the new one's.
         _until(lambda: {c for c, _ in list(state.item_cache._data)} == {"items_v2"})
