@@ -61,7 +61,8 @@ from core.connect import connect_milvus, prepare_collections
 from core.domain import Item
 from core.filters import Filter
 from core.settings import MilvusSettings, Settings
-from core.stores.items import ItemStore, item_row
+from core.stores.item_rows import item_row
+from core.stores.items import ItemStore
 from vantage.stack import start_milvus_lite
 
 Stats = dict[str, Any]

@@ -15,53 +15,11 @@ import numpy.typing as npt
 from pymilvus import AnnSearchRequest, MilvusClient, WeightedRanker
 from pymilvus.exceptions import MilvusException
 
-from core.domain import Item
 from core.filters import Filter
 from core.resilience import CircuitBreaker, guarded, map_dependency_errors
-from core.stores.schema import (
-    DESCRIPTION_BYTES,
-    RELOAD_TIMEOUT_S,
-    TITLE_BYTES,
-    CollectionNames,
-    load_all,
-)
+from core.stores.schema import RELOAD_TIMEOUT_S, CollectionNames, load_all
 
 T = TypeVar("T")
-
-
-def _clip_utf8(text: str, max_bytes: int) -> str:
-    raw = text.encode("utf-8")
-    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", "ignore")
-
-
-def item_row(item: Item, content_vec: np.ndarray, cf_vec: np.ndarray) -> dict[str, Any]:
-    """One Milvus row for an item."""
-
-    return {
-        "item_id": item.item_id,
-        "content_vec": content_vec.astype(np.float32).tolist(),
-        "cf_vec": cf_vec.astype(np.float32).tolist(),
-        "title": _clip_utf8(item.title, TITLE_BYTES),
-        "description": _clip_utf8(item.description, DESCRIPTION_BYTES),
-        "category": item.category,
-        "categories": item.categories,
-        "tags": item.tags,
-        "language": item.language,
-        "regions": item.regions,
-        "maturity": item.maturity,
-        "status": item.status,
-        "published_at": item.published_at,
-        "creator_id": item.creator_id,
-        "attributes": {k: _json_value(v) for k, v in item.attributes.items()},
-        "updated_at": int(time.time()),
-    }
-
-
-def _json_value(v: Any) -> Any:
-    """Whole numbers stored as integers (Milvus compares JSON numbers by their type)."""
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
 
 
 @dataclass(frozen=True)
@@ -89,6 +47,7 @@ META_FIELDS = (
 # Every field of a row but the primary key (an upsert replaces the whole row).
 ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
 # What the read path's filters and policy read of an item.
+PING_ID = "~ping"  # no item has it (`ItemStore.ping`)
 SERVING_FIELDS = (
     "category",
     "categories",
@@ -388,6 +347,18 @@ class ItemStore:
     def flush(self, *, collection: str | None = None) -> None:
         """Seal written rows. Milvus Lite searches unflushed rows several times slower."""
         self.client.flush(collection or self.collection)
+
+    def ping(self) -> None:
+        """A query by primary key of an id no item has: proves the live collection answers,
+        at the cost of a key lookup (a count scans every row on Milvus Lite). Outside the
+        breaker and the serving timeout, as a count was: readiness must see Milvus return,
+        and a restarted Milvus comes back with its collections released: then they are
+        loaded again (`reload`, idempotent) and asked once more."""
+        try:
+            self.client.query(self.collection, ids=[PING_ID], output_fields=["item_id"])
+        except MilvusException:
+            self.reload()
+            self.client.query(self.collection, ids=[PING_ID], output_fields=["item_id"])
 
     def count(self, *, collection: str | None = None) -> int:
         """Live rows (deletes excluded), as of every acknowledged write."""

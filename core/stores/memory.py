@@ -51,7 +51,7 @@ class MemoryItemIndex:
         return self._collection
 
     def upsert(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Rows shaped like `core.stores.items.item_row` (the whole row is replaced)."""
+        """Rows shaped like `core.stores.item_rows.item_row` (the whole row is replaced)."""
         for row in rows:
             r = dict(row)
             for f in VECTOR_FIELDS:

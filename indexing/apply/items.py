@@ -16,7 +16,7 @@ import numpy.typing as npt
 from core.domain import Item
 from core.scripts import CLAIM_VERSIONS, STAMP_CHANGES, execute
 from core.stores.catalogue import FEED_MAX, announce
-from core.stores.items import item_row
+from core.stores.item_rows import item_row
 from core.tracing import span
 from core.trending import CATEGORY_SEP
 from embeddings.text import TextEmbedder, compose_item_text

@@ -12,7 +12,8 @@ from pymilvus.exceptions import MilvusException
 from core.connect import connect_milvus, prepare_collections
 from core.domain import Item
 from core.settings import Settings
-from core.stores.items import ITEM_ROW_FIELDS, ItemStore, item_row, merges_partial_updates
+from core.stores.item_rows import item_row
+from core.stores.items import ITEM_ROW_FIELDS, ItemStore, merges_partial_updates
 from core.stores.memory import MemoryItemIndex
 
 Index = ItemStore | MemoryItemIndex

@@ -26,7 +26,8 @@ from core.settings import Settings
 from core.stores.cache import RedisResultCache
 from core.stores.candidates import RedisCandidates
 from core.stores.catalogue import RedisCatalogue, announce
-from core.stores.items import ItemStore, item_row
+from core.stores.item_rows import item_row
+from core.stores.items import ItemStore
 from core.stores.memory import (
     MemoryCandidates,
     MemoryCatalogue,

@@ -8,7 +8,8 @@ from core.connect import collection_names, connect_milvus
 from core.domain import Item
 from core.filters import Filter
 from core.settings import Settings
-from core.stores.items import ITEM_ROW_FIELDS, ItemStore, item_row
+from core.stores.item_rows import item_row
+from core.stores.items import ITEM_ROW_FIELDS, ItemStore
 from core.stores.schema import (
     _vector_index,
     create_items_version,

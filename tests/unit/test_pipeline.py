@@ -21,7 +21,7 @@ from core.errors import NotFound
 from core.resilience import DependencyDown
 from core.rules import Rule, RuleSnapshot
 from core.settings import Settings
-from core.stores.items import item_row
+from core.stores.item_rows import item_row
 from core.stores.protocols import POPULAR
 from core.stores.registry import CFModel
 from embeddings.ease import ItemNeighbours
