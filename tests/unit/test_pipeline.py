@@ -6,8 +6,10 @@ tests run the same flows on the real servers through the API.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,19 +388,13 @@ def test_a_click_changes_the_next_list_before_any_refresh(world: World) -> None:
 def test_the_item_cache_warms_in_the_background_and_again_after_a_swap(world: World) -> None:
     state = world.state
     state.item_cache.max_items = N_ITEMS  # the catalogue fills it
-    stop = threading.Event()
-    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
-    warmer.start()
-    try:
+    with _warming(state):
         _until(lambda: len(state.item_cache) == N_ITEMS)
         _until(lambda: state.item_cache.warmed == state.items.collection)
         state.items._collection = "items_v2"  # a re-index swap: entries are per collection
         # The old collection's entries make room for the new one's.
         _until(lambda: {c for c, _ in list(state.item_cache._data)} == {"items_v2"})
         _until(lambda: len(state.item_cache) == N_ITEMS)
-    finally:
-        stop.set()
-        warmer.join(5)
     state.items = _Down("milvus_unavailable", "items_v2")  # type: ignore[assignment]
     assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}  # no Milvus call
 
@@ -409,19 +405,13 @@ def test_a_warm_item_cache_stays_current_past_its_ttl_without_reading_milvus(
     state = world.state
     monkeypatch.setattr(itemmeta, "RENEW_EVERY_S", 0.05)
     state.item_cache.ttl_s = 6.0  # renewed from half of it: a starved thread has 3 s
-    stop = threading.Event()
-    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
-    warmer.start()
-    try:
+    with _warming(state):
         _until(lambda: len(state.item_cache) == N_ITEMS)
         first = min(e.at for e in list(state.item_cache._data.values()))
         state.items = _Down("milvus_unavailable")  # type: ignore[assignment]
         _until(lambda: min(e.at for e in list(state.item_cache._data.values())) > first + 3, 30)
         # Every entry was renewed past the warm-up's TTL, with the index down.
         assert itemmeta.current(state, ["i0", "i59"]).keys() == {"i0", "i59"}
-    finally:
-        stop.set()
-        warmer.join(5)
 
 
 def test_a_renewed_item_cache_reads_each_entry_again_after_reread_after_s(
@@ -430,15 +420,22 @@ def test_a_renewed_item_cache_reads_each_entry_again_after_reread_after_s(
     state = world.state
     monkeypatch.setattr(itemmeta, "RENEW_EVERY_S", 0.05)
     state.item_cache.ttl_s, state.item_cache.reread_after_s = 4.0, 2.0
-    stop = threading.Event()
-    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
-    warmer.start()
-    try:
+    with _warming(state):
         _until(lambda: len(state.item_cache) == N_ITEMS)
         first = min(e.read_at for e in list(state.item_cache._data.values()))
         # Due at half the TTL (2 s), and read 2 s ago: read from the index again, not renewed.
         _until(lambda: min(e.read_at for e in list(state.item_cache._data.values())) > first, 30)
         assert len(state.item_cache) == N_ITEMS
+
+
+@contextlib.contextmanager
+def _warming(state: Any) -> Iterator[None]:
+    """The item-cache warm-up thread (polling every 10 ms) for the block's duration."""
+    stop = threading.Event()
+    warmer = threading.Thread(target=itemmeta.warm, args=(state, stop, 0.01), daemon=True)
+    warmer.start()
+    try:
+        yield
     finally:
         stop.set()
         warmer.join(5)
