@@ -35,6 +35,18 @@ def _exit_if_stuck(stop: threading.Event) -> None:
     os._exit(1)
 
 
+def _stop_with_parent(stop: threading.Event, every_s: float = 1.0) -> None:
+    """Set `stop` once this process is orphaned (its parent's pid changes). `vantage run` also
+    asks the kernel for a SIGTERM when it dies (PR_SET_PDEATHSIG), but once in CI a worker it
+    had restarted outlived it by 90 s without stopping: this watch does not depend on a
+    signal being delivered."""
+    parent = os.getppid()
+    while not stop.wait(every_s):
+        if os.getppid() != parent:
+            log.warning("parent process %d is gone: stopping", parent)
+            stop.set()
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set `stop` at once, even while the main thread is blocked in a
     client library's call (a Python handler runs only when the main thread gets back to the
@@ -59,6 +71,11 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m indexing", description=__doc__)
     parser.add_argument("--consumer", help="consumer name in the group (default: host-pid)")
+    parser.add_argument(
+        "--stop-with-parent",
+        action="store_true",
+        help="stop when the process that started this one exits (used by `vantage run`)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_format)
@@ -67,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     _stop_on_signals(stop)
     threading.Thread(target=_exit_if_stuck, args=(stop,), daemon=True).start()
+    if args.stop_with_parent:
+        threading.Thread(target=_stop_with_parent, args=(stop,), daemon=True).start()
     consumer = args.consumer or w.consumer or default_consumer_name()
     stores = build_stores(settings, log_writer=consumer)
     worker = Worker(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -69,7 +71,7 @@ def test_run_restarts_each_killed_child_and_dies_with_no_orphan(tmp_path: Path) 
         _wait(lambda: _ready(port), 600, "vantage run to be ready")
         key = (tmp_path / "data" / "demo-api-key").read_text().strip()
         auth = {"Authorization": f"Bearer {key}"}
-        for marker in ("redis-server", "milvus_lite", "indexing"):
+        for marker in ("redis-server", "lite_server", "indexing"):
             victim = _child(proc, marker)
             assert victim is not None, marker
             victim.send_signal(signal.SIGKILL)
@@ -185,3 +187,37 @@ def test_a_job_waits_for_milvus_and_succeeds_once_it_is_back(
         milvus.stop()
     got = JobStore(stores.redis, stores.keys).get(job["id"])
     assert got is not None and got["state"] == "succeeded", got
+
+
+def test_a_worker_started_with_stop_with_parent_stops_once_orphaned(tmp_path: Path) -> None:
+    """The watch `python -m indexing --stop-with-parent` runs: no signal is involved (the parent
+    here asks for none), only the parent's pid changing."""
+    done = tmp_path / "stopped"
+    child = (
+        "import threading\n"
+        "from indexing.__main__ import _stop_with_parent\n"
+        "stop = threading.Event()\n"
+        "threading.Thread(target=_stop_with_parent, args=(stop, 0.1), daemon=True).start()\n"
+        "print('watching', flush=True)\n"
+        f"stop.wait(60) and open({str(done)!r}, 'w').write('yes')\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    orphan = int(proc.stdout.readline())
+    try:
+        assert proc.stdout.readline().strip() == "watching"  # the child's import took its time
+        time.sleep(0.5)
+        assert not done.exists()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _wait(done.exists, 30, "the orphaned child to stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+        proc.stdout.close()

@@ -49,7 +49,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             del stores
 
         def start_worker() -> subprocess.Popen[bytes]:
-            cmd = [sys.executable, "-m", "indexing", "--consumer", "run-worker"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "indexing",
+                "--consumer",
+                "run-worker",
+                "--stop-with-parent",
+            ]
             return subprocess.Popen(cmd, env=child_env(s), preexec_fn=die_with_parent)
 
         worker = Child("indexing worker", start_worker, start_worker())
