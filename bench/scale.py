@@ -645,7 +645,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> Stats:
     )
     out: Stats = {"items": n_items, "users": n_users, "topics": len(cat.topics)}
     with fresh_stack() as settings:
-        milvus = ["milvus_lite", str(settings.data_dir)]
+        milvus = ["lite_server", str(settings.data_dir)]
         out["import"] = _import(settings, cat, args)
         out["milvus_rss_mb_after_import"] = _rss_mb(milvus)
         _progress(out, "import")

@@ -140,7 +140,7 @@ def start_milvus_lite(
             [
                 sys.executable,
                 "-m",
-                "milvus_lite",
+                "vantage.lite_server",  # Milvus Lite's server, accepting keepalive pings
                 "server",
                 "--data-dir",
                 str(db_path.resolve()),
