@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.resilience import DependencyDown
 from core.stores.item_cache import ItemMetaCache
 from core.stores.protocols import POPULAR, CatalogueState, ItemIndex
 from serving.retrieval import Candidate
@@ -104,26 +103,30 @@ class PopularSnapshot:
         ]
 
     def run(self, state: SnapshotSource, stop: threading.Event, every_s: float) -> None:
-        """Refresh until `stop`; failures keep the last good snapshot."""
+        """Refresh until `stop`; failures keep the last good snapshot. Each round also pings
+        Milvus: with the item cache warm, a refresh and most requests make no Milvus call,
+        and a restarted Milvus, whose collections come back released, would go unnoticed
+        until a miss failed on it; the ping loads them again (`ItemIndex.ping`)."""
+        milvus_down = False
         while True:
             try:
                 n = self.refresh(state)
                 log.debug("popular snapshot refreshed: %d items", n)
             except Exception as e:
                 log.warning("popular snapshot not refreshed (%s: %s)", type(e).__name__, e)
-                if isinstance(e, DependencyDown) and e.reason.startswith("milvus"):
-                    # A restarted Milvus may have released the collections: load them again
-                    # (idempotent; fails harmlessly while it is still down).
-                    _reload(state)
+            milvus_down = _ping(state, milvus_down)
             if stop.wait(every_s):
                 return
 
 
-def _reload(state: SnapshotSource) -> None:
-    """A restarted Milvus may come back with the collections released: load them again."""
-
+def _ping(state: SnapshotSource, was_down: bool) -> bool:
+    """Whether Milvus is down now; one log line when that changes."""
     try:
-        state.items.reload()
-        log.info("milvus collections loaded again")
+        state.items.ping()
     except Exception as e:
-        log.warning("milvus collections not loaded yet (%s)", e)
+        if not was_down:
+            log.warning("milvus not answering (%s: %s)", type(e).__name__, e)
+        return True
+    if was_down:
+        log.info("milvus answers again")
+    return False

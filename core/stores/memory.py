@@ -138,6 +138,9 @@ class MemoryItemIndex:
     def reload(self) -> None:
         pass
 
+    def ping(self) -> None:
+        pass
+
     def iter_rows(
         self, fields: Sequence[str], *, batch: int = 1000
     ) -> Iterator[list[dict[str, Any]]]:

@@ -120,6 +120,10 @@ class ItemIndex(Protocol):
         """Make the collections searchable again after a server restart (idempotent)."""
         ...
 
+    def ping(self) -> None:
+        """A cheap call proving the live collection answers; reloads it if it was released."""
+        ...
+
     def has_attributes(self) -> bool:
         """Whether the live collection stores custom attributes (one created before them
         does not, until a re-index)."""

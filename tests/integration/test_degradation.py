@@ -201,6 +201,45 @@ def test_milvus_down_under_load(servers: dict[str, str], tmp_path: Path, embedde
         milvus.stop()
 
 
+def test_a_restarted_milvus_is_loaded_again_with_no_request_asking(
+    servers: dict[str, str], tmp_path: Path, embedder: Any
+) -> None:
+    """A restarted Milvus comes back with its collections released. With a warm item cache
+    the API may make no Milvus call for minutes, and nothing called /readyz here: the popular
+    snapshot's round pings Milvus and loads them again before a miss needs them."""
+    milvus = start_milvus_lite(tmp_path / "milvus.db")
+    s = _settings({**servers, "milvus_uri": milvus.url})
+    try:
+        _seed(s, embedder)
+        with authed(create_app(s), s) as client:
+            state = client.app.state.vantage
+            _wait(lambda: len(state.snapshot) > 0, 10, "snapshot")
+
+            def answers() -> bool:  # a raw query: no reload, no breaker
+                try:
+                    state.items.client.query(state.items.collection, ids=["x"])
+                except Exception:
+                    return False
+                return True
+
+            assert answers()
+            milvus.proc.send_signal(signal.SIGKILL)
+            milvus.proc.wait(10)
+            milvus = start_milvus_lite(tmp_path / "milvus.db", urlparse(milvus.url).port)
+            _wait(answers, 30, "the collections to be loaded again")
+            # Calls failed on the released collections meanwhile: the breaker lets one
+            # through within its reset time (0.5 s here).
+            _wait(lambda: state.breakers.milvus.current_state != "open", 5, "a trial call")
+            body = client.get(
+                "/v1/recommendations",
+                params={"user_id": "new-user", "surface": "related", "item_id": "space-2"},
+            ).json()
+            assert body["degraded"] is False, body.get("degraded_reasons")
+    finally:
+        _drop_test_data(s)
+        milvus.stop()
+
+
 def test_ranker_failure_keeps_retrieval_order_and_says_so(
     settings: Settings, stores: Any, worker: Worker, client: Any
 ) -> None:
