@@ -5,6 +5,8 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import require
@@ -190,6 +192,14 @@ async def request_context(
     return RequestContext(device, region_now, local_hour, checked)
 
 
+def json_response(model: BaseModel) -> Response:
+    """The validated answer serialised once, by pydantic-core. Returned as a model, FastAPI
+    would dump it to a dict, validate that again against the response model, convert it
+    for JSON and `json.dumps` it: 245 µs against 77 µs for a list of 20 (the same bytes).
+    The route keeps its `response_model` for the OpenAPI schema."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 AskerDep = Annotated[Asker, Depends(asker)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
 
@@ -209,7 +219,7 @@ async def get_recommendations(
     pages: PagesQ = 1,
     cursor: CursorQ = None,
     profiling: ProfilingQ = True,
-) -> Recommendations:
+) -> Response:
     """What `user_id` (or a guest's `session_id`) should see on `surface`; with `pages`, a
     list to page through."""
     # One hop to the thread pool for the whole (blocking) pipeline; the dependencies and the
@@ -241,7 +251,7 @@ class RecQuery:
 
 def _recommendations(
     state: StateDep, who: Asker, context: RequestContext, q: RecQuery, profiling: bool
-) -> Recommendations:
+) -> Response:
     surface, debug, cursor = q.surface, q.debug, q.cursor
     if cursor is not None:
         if debug:
@@ -255,7 +265,7 @@ def _recommendations(
         result, nxt = _paged(state, context.applied(req, profiling=profiling), q.pages)
     if q.details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
-    return Recommendations.model_validate({**who.answer(result), "next_cursor": nxt})
+    return json_response(Recommendations.model_validate({**who.answer(result), "next_cursor": nxt}))
 
 
 @router.get(
@@ -273,7 +283,7 @@ def get_cached_recommendations(
     category: CategoryQ = None,
     language: LanguageQ = None,
     profiling: ProfilingQ = True,
-) -> PrecomputedRecommendations:
+) -> Response:
     """What is already computed for this request, without computing anything: the result
     cache entry it would hit now, else the user's candidate set (unranked, through the hard
     filters), with `generated_at` and `source`; 404 when neither exists."""
@@ -285,7 +295,9 @@ def get_cached_recommendations(
             "GET /v1/recommendations"
         )
     result, source = got
-    return PrecomputedRecommendations.model_validate({**who.answer(result), "source": source})
+    return json_response(
+        PrecomputedRecommendations.model_validate({**who.answer(result), "source": source})
+    )
 
 
 def checked_filter(state: StateDep, text: str | None) -> str | None:
