@@ -387,15 +387,18 @@ def _build_sets(settings: Settings, paths: list[str]) -> Stats:
 
 
 def _wait_item_cache(base: str, headers: dict[str, str], want: int) -> float:
-    """Seconds until the API has read the catalogue into its item cache (its gauge), or until
-    the gauge stopped growing for two minutes (then the wait is counted up to its last rise)."""
+    """Seconds until the API has read the catalogue into its item cache (its gauge, and
+    `/readyz`'s `item_cache.warm`: a catalogue larger than the cache then replaces what the
+    scan read with its most popular items), or until the gauge stopped growing for two
+    minutes (then the wait is counted up to its last rise)."""
     t = time.perf_counter()
     seen, rose = 0.0, t
     with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
         while time.perf_counter() - t < 1800:
             m = re.search(r"^vantage_item_cache_items (\S+)$", c.get("/metrics").text, re.M)
             now = float(m.group(1)) if m else 0.0
-            if now >= want:
+            warm = c.get("/readyz").json().get("checks", {}).get("item_cache", {}).get("warm")
+            if now >= want and warm:
                 rose = time.perf_counter()
                 break
             if now > seen:
