@@ -196,12 +196,19 @@ class ItemMetaCache:
         return out
 
     def load(
-        self, items: ItemIndex, ids: Sequence[str], out: dict[str, ItemMeta] | None = None
+        self,
+        items: ItemIndex,
+        ids: Sequence[str],
+        out: dict[str, ItemMeta] | None = None,
+        *,
+        background: bool = False,
     ) -> int:
         """Read these items into the cache (and `out`); how many exist (an entry of one
-        that no longer does is dropped)."""
+        that no longer does is dropped). `background`: outside the breaker and the serving
+        timeout (`ItemIndex.read`)."""
         at = time.time()
-        rows = items.get(ids, fields=CACHED_FIELDS)
+        read = items.read if background else items.get
+        rows = read(ids, CACHED_FIELDS)
         with self._lock:
             for i in ids:
                 if i not in rows:

@@ -230,6 +230,18 @@ class ItemStore:
         )
         return {r["item_id"]: dict(r) for r in rows}
 
+    def read(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        with map_dependency_errors("milvus"):
+            rows = self.client.query(
+                self.collection, ids=ids, output_fields=["item_id", *self._readable(fields)]
+            )
+        return {r["item_id"]: dict(r) for r in rows}
+
     def vectors(self, item_ids: Iterable[str], field: str = "content_vec") -> dict[str, np.ndarray]:
         rows = self.get(item_ids, (field,))
         return {i: np.asarray(r[field], dtype=np.float32) for i, r in rows.items()}

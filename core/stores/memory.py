@@ -86,6 +86,11 @@ class MemoryItemIndex:
     ) -> dict[str, dict[str, Any]]:
         return {i: self._out(self._rows[i], fields) for i in item_ids if i in self._rows}
 
+    def read(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
+        return self.get(item_ids, fields)
+
     def _ranked(self, query: np.ndarray, field: str, where: Filter | None) -> list[Hit]:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         hits = [

@@ -91,6 +91,15 @@ class ItemIndex(Protocol):
         """Rows by id (with `item_id`), only the ids that exist."""
         ...
 
+    def read(
+        self, item_ids: Iterable[str], fields: Sequence[str] = META_FIELDS
+    ) -> dict[str, dict[str, Any]]:
+        """`get` for background work (the API's item-cache warm-up and renewal): outside the
+        breaker and the serving timeout, as `iter_rows`. A read of thousands of ids scans
+        every row on Milvus Lite: past the request budget at 100k rows, and failures there
+        would open the breaker that requests use."""
+        ...
+
     def search(
         self,
         vectors: np.ndarray,

@@ -229,6 +229,10 @@ def test_item_get_returns_known_ids_with_the_fields_asked(backend: Backend) -> N
     assert backend.items.get([]) == {}
     vec = backend.items.get(["i1"], fields=("content_vec",))["i1"]["content_vec"]
     assert len(vec) == backend.text_dim
+    # The background read answers the same rows.
+    fields = ("title", "maturity", "categories")
+    assert backend.items.read(["i1", "i2", "nope"], fields) == got
+    assert backend.items.read([]) == {}
 
 
 def test_a_full_scan_yields_every_row_once_in_the_batches_asked(
