@@ -18,7 +18,7 @@ from contextvars import ContextVar
 
 from core.stores.item_cache import CACHED_FIELDS, ItemMeta
 from core.stores.items import READ_PAGE
-from core.stores.protocols import POPULAR, ItemMarks
+from core.stores.protocols import ItemMarks
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ WARM_REST = 1.0
 # Every RENEW_EVERY_S the entries loaded more than half the cache's TTL ago are renewed from
 # the change log (`ItemMetaCache.renew`: no Milvus read), so they do not expire together.
 RENEW_EVERY_S = 60.0
-# A catalogue larger than the cache: this share of it goes to the most popular items (the
-# rest keeps what the scan and the requests read; a full cache evicts 1% more than it needs).
-POPULAR_SHARE = 0.95
 
 
 class _Memo(dict[str, tuple[bool, float | None]]):
@@ -158,44 +155,18 @@ class _Renewal:
 def _warm_once(
     state: ServingState, collection: str, stop: threading.Event, renewal: _Renewal | None = None
 ) -> int:
-    cache, n, full = state.item_cache, 0, False
+    cache, n = state.item_cache, 0
     at = time.time()
     for rows in state.items.iter_rows(CACHED_FIELDS, batch=WARM_BATCH):
         if stop.is_set() or state.items.collection != collection:
             break
         added = cache.fill(collection, rows, at=at, evict=False)
         n += added
-        if full := added < len(rows):
-            break  # the rest is read on demand
+        if added < len(rows):
+            break  # full: the rest is read on demand
         if stop.wait(min(WARM_REST * (time.time() - at), 2.0)):
             break
         if renewal is not None:
             renewal.when_due()
         at = time.time()
-    return n + (_popular_first(state, collection, stop, renewal) if full else 0)
-
-
-def _popular_first(
-    state: ServingState, collection: str, stop: threading.Event, renewal: _Renewal | None
-) -> int:
-    """The catalogue outgrew the cache, which the scan filled with the first items in key
-    order: the most popular items replace them (those held move to the newest end, the
-    others are read by key, a page at a time), so the cache holds what requests ask for
-    most. At 1M items with the default 200,000, popularity skewed as `bench/scale.py`'s,
-    the scan's order left most candidates to be read on every request."""
-    cache, n = state.item_cache, 0
-    try:
-        ranked = state.catalogue.top(POPULAR, 0, int(cache.max_items * POPULAR_SHARE) - 1)
-        missing = cache.keep_newest(collection, [i for i, _ in ranked])
-        for start in range(0, len(missing), READ_PAGE):
-            if stop.is_set() or state.items.collection != collection:
-                break
-            t = time.monotonic()
-            n += cache.load(state.items, missing[start : start + READ_PAGE], background=True)
-            if stop.wait(min(WARM_REST * (time.monotonic() - t), 2.0)):
-                break
-            if renewal is not None:
-                renewal.when_due()
-    except Exception as e:  # the cache is warm already: this only improves what it holds
-        log.warning("item cache: popular items not all read (%s)", e)
     return n

@@ -99,20 +99,6 @@ class ItemMetaCache:
                 del self._data[k]
         return len(gone)
 
-    def keep_newest(self, collection: str, ids: Sequence[str]) -> list[str]:
-        """Move these items' entries to the newest end of the order (a full cache evicts from
-        the oldest), keeping their clocks; returns the ids it holds no entry for."""
-        missing = []
-        with self._lock:
-            for i in ids:
-                key = (collection, i)
-                hit = self._data.pop(key, None)
-                if hit is None:
-                    missing.append(i)
-                else:
-                    self._data[key] = hit
-        return missing
-
     def renew(
         self, catalogue: CatalogueState, collection: str, *, older_than_s: float
     ) -> list[str]:

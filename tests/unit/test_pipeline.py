@@ -502,20 +502,3 @@ def test_a_list_id_replays_its_exploration_draws(world: World) -> None:
     assert any(explored for _, explored in first)
     assert draws(fixed) == first
     assert any(draws(None) != first for _ in range(5))
-
-
-def test_a_catalogue_larger_than_the_item_cache_leaves_its_most_popular_items_cached(
-    world: World,
-) -> None:
-    """The warm-up scan reads in key order (i0, i1, ...); the most popular items here are the
-    last ones. Once the scan fills the cache, they replace what it read."""
-    state = world.state
-    popular = [f"i{k}" for k in range(40, 58)]  # 18 of 60, not hidden, in a cache of 20
-    for k, i in enumerate(popular):
-        state.catalogue.add(POPULAR, i, 1000.0 + k)
-    state.item_cache.max_items = 20
-    with _warming(state):
-        _until(lambda: state.item_cache.warmed == state.items.collection)
-    held = {i for _, i in list(state.item_cache._data)}
-    assert set(popular) <= held, sorted(set(popular) - held)
-    assert len(held) <= 20
