@@ -48,6 +48,9 @@ META_FIELDS = (
 ITEM_ROW_FIELDS = ("content_vec", "cf_vec", "category", *META_FIELDS)
 # What the read path's filters and policy read of an item.
 PING_ID = "~ping"  # no item has it (`ItemStore.ping`)
+# A ping's deadline: a hung Milvus must not hold the thread that pings (the popular
+# snapshot's, every few seconds) for longer than a readiness probe waits.
+PING_TIMEOUT_S = 3.0
 SERVING_FIELDS = (
     "category",
     "categories",
@@ -363,14 +366,19 @@ class ItemStore:
     def ping(self) -> None:
         """A query by primary key of an id no item has: proves the live collection answers,
         at the cost of a key lookup (a count scans every row on Milvus Lite). Outside the
-        breaker and the serving timeout, as a count was: readiness must see Milvus return,
+        breaker, with its own deadline (`PING_TIMEOUT_S`): readiness must see Milvus return,
         and a restarted Milvus comes back with its collections released: then they are
         loaded again (`reload`, idempotent) and asked once more."""
         try:
-            self.client.query(self.collection, ids=[PING_ID], output_fields=["item_id"])
+            self._ping()
         except MilvusException:
             self.reload()
-            self.client.query(self.collection, ids=[PING_ID], output_fields=["item_id"])
+            self._ping()
+
+    def _ping(self) -> None:
+        self.client.query(
+            self.collection, ids=[PING_ID], output_fields=["item_id"], timeout=PING_TIMEOUT_S
+        )
 
     def count(self, *, collection: str | None = None) -> int:
         """Live rows (deletes excluded), as of every acknowledged write."""
