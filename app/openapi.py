@@ -10,6 +10,7 @@ move once a day; the schema is rebuilt when the UTC day changes.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,7 +37,11 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         today = int(time.time()) // DAY
         if app.openapi_schema is None or built_on["day"] != today:
             app.openapi_schema = None
-            complete(generate(), settings)
+            # A copy: routes share their `openapi_extra` parameters between apps, and
+            # `complete` writes each app's own bounds into them.
+            schema = copy.deepcopy(generate())
+            complete(schema, settings)
+            app.openapi_schema = schema
             built_on["day"] = today
         assert app.openapi_schema is not None
         return app.openapi_schema

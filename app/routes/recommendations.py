@@ -4,18 +4,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import require
-from app.deps import StateDep
+from app.deps import StateDep, state_of
 from app.errors import AUTHED, error_responses
+from app.params import (
+    CategoryQ,
+    CursorQ,
+    DebugQ,
+    DetailsQ,
+    DeviceQ,
+    FilterQ,
+    ItemIdQ,
+    LanguageQ,
+    LimitQ,
+    LocalHourQ,
+    PagesQ,
+    ProfilingQ,
+    RegionQ,
+    SessionIdQ,
+    SurfaceQ,
+    UserIdQ,
+)
+from app.query import QueryModel, parsed, query_parameters
 from app.schemas import PrecomputedRecommendations, Recommendations
 from app.services.catalog import NO_ATTRIBUTES, attributes_stored
 from core.attributes import filter_errors
-from core.domain import ID_PATTERN, Device, session_owner
+from core.domain import session_owner
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.expr import FilterSyntaxError
 from serving import itemmeta, paging
@@ -29,112 +48,6 @@ router = APIRouter(
     dependencies=[Depends(require("recommend"))],
     responses=error_responses(*AUTHED),
 )
-
-
-UserIdQ = Annotated[
-    str | None,
-    Query(pattern=ID_PATTERN, description="who is asking (or `session_id` for a guest)"),
-]
-SessionIdQ = Annotated[
-    str | None,
-    Query(
-        pattern=ID_PATTERN,
-        description="a guest's session before sign-in (instead of user_id): its lists "
-        "follow the session's own events",
-    ),
-]
-SurfaceQ = Annotated[
-    str,
-    Query(
-        pattern=r"^[a-z_]{1,32}$",
-        description="where the list is shown: a configured surface (homepage, up_next, "
-        "related, contextual, trending by default)",
-    ),
-]
-LimitQ = Annotated[
-    int | None,
-    Query(ge=1, le=1000, description="items to return (default 20, at most serving.max_limit)"),
-]
-CategoryQ = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[^\x00-\x1f]+$",
-        description="only this primary category",
-    ),
-]
-LanguageQ = Annotated[
-    str | None,
-    Query(
-        pattern=r"^([a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})?|und)$",
-        description="only items in this language",
-    ),
-]
-
-
-ItemIdQ = Annotated[
-    str | None, Query(pattern=ID_PATTERN, description="context item (required for related)")
-]
-DebugQ = Annotated[
-    bool, Query(description="add per-stage timings and per-source counts (not cached)")
-]
-DetailsQ = Annotated[
-    bool, Query(description="add each item's current title and primary category (saves a read)")
-]
-PagesQ = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=10,
-        description="build the list for this many pages of `limit` (limit x pages at most "
-        "serving.max_limit); the answer's `next_cursor` then leads to page 2",
-    ),
-]
-CursorQ = Annotated[
-    str | None,
-    Query(
-        min_length=4,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="a `next_cursor`: the next page of that same list (same recommendation_id, "
-        "no item repeated, unchanged by events since); user_id and surface must be the list's, "
-        "the other parameters are the list's own",
-    ),
-]
-ProfilingQ = Annotated[
-    bool,
-    Query(
-        description="false: a list built without any personal data (popularity, trending, "
-        "editorial rules, the context item; safety still applied), marked `profiling: false`"
-    ),
-]
-DeviceQ = Annotated[
-    Device | None,
-    Query(description="the device asking (experiment targeting; kept with the impression)"),
-]
-RegionQ = Annotated[
-    str | None,
-    Query(
-        pattern=r"^[A-Za-z]{2}$",
-        description="where the user is now (ISO 3166-1 alpha-2), overriding their profile's "
-        "region for what is available to them (a user travelling)",
-    ),
-]
-FilterQ = Annotated[
-    str | None,
-    Query(
-        alias="filter",
-        min_length=1,
-        max_length=2000,
-        description='a filter expression over item fields, e.g. `categories has any ["jazz", '
-        '"blues"] and not tags has "live" and published_at >= 1700000000` (grammar: '
-        "README, Filter expressions); a syntax error is a 422 naming the character",
-    ),
-]
-LocalHourQ = Annotated[
-    int | None, Query(ge=0, le=23, description="the user's local hour (experiment targeting)")
-]
 
 
 @dataclass(frozen=True)
@@ -151,12 +64,16 @@ class Asker:
         return {**result, "user_id": None, "session_id": self.session_id}
 
 
-async def asker(user_id: UserIdQ = None, session_id: SessionIdQ = None) -> Asker:
+def asker_of(user_id: str | None, session_id: str | None) -> Asker:
     if (user_id is None) == (session_id is None):
         raise InvalidRequest("give exactly one of user_id (signed in) and session_id (a guest)")
     if session_id is not None:
         return Asker(session_owner(session_id), session_id)
     return Asker(str(user_id))
+
+
+async def asker(user_id: UserIdQ = None, session_id: SessionIdQ = None) -> Asker:
+    return asker_of(user_id, session_id)
 
 
 @dataclass(frozen=True)
@@ -179,6 +96,18 @@ class RequestContext:
         )
 
 
+def context_of(
+    state: StateDep,
+    device: str | None,
+    region: str | None,
+    local_hour: int | None,
+    filter_: str | None,
+) -> RequestContext:
+    """The request's context, its filter checked (blocking: it may ask Milvus)."""
+    region_now = region.upper() if region else None
+    return RequestContext(device, region_now, local_hour, checked_filter(state, filter_))
+
+
 async def request_context(
     state: StateDep,
     device: DeviceQ = None,
@@ -186,10 +115,9 @@ async def request_context(
     local_hour: LocalHourQ = None,
     filter_: FilterQ = None,
 ) -> RequestContext:
-    region_now = region.upper() if region else None
-    # Checking a filter may ask Milvus whether attributes are stored: a thread, then.
-    checked = None if filter_ is None else await run_in_threadpool(checked_filter, state, filter_)
-    return RequestContext(device, region_now, local_hour, checked)
+    if filter_ is None:  # nothing that could block: no hop to the thread pool
+        return context_of(state, device, region, local_hour, None)
+    return await run_in_threadpool(context_of, state, device, region, local_hour, filter_)
 
 
 def json_response(model: BaseModel) -> Response:
@@ -204,65 +132,75 @@ AskerDep = Annotated[Asker, Depends(asker)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
-@router.get("/recommendations", response_model=Recommendations, responses=error_responses(404))
-async def get_recommendations(
-    state: StateDep,
-    who: AskerDep,
-    context: ContextDep,
-    surface: SurfaceQ = "homepage",
-    item_id: ItemIdQ = None,
-    limit: LimitQ = None,
-    category: CategoryQ = None,
-    language: LanguageQ = None,
-    debug: DebugQ = False,
-    details: DetailsQ = False,
-    pages: PagesQ = 1,
-    cursor: CursorQ = None,
-    profiling: ProfilingQ = True,
-) -> Response:
+class ListQuery(QueryModel):
+    """The query of a list request (`app.query`: read in one validation)."""
+
+    user_id: UserIdQ = None
+    session_id: SessionIdQ = None
+    surface: SurfaceQ = "homepage"
+    item_id: ItemIdQ = None
+    limit: LimitQ = None
+    category: CategoryQ = None
+    language: LanguageQ = None
+    profiling: ProfilingQ = True
+    device: DeviceQ = None
+    region: RegionQ = None
+    local_hour: LocalHourQ = None
+    filter_: FilterQ = None
+
+    def asked(self, state: StateDep, debug: bool = False) -> tuple[Asker, RecRequest]:
+        """Who asks, and the request checked against the configuration (blocking: the
+        filter may ask Milvus)."""
+        who = asker_of(self.user_id, self.session_id)
+        req = rec_request(
+            state,
+            who.owner,
+            self.surface,
+            self.item_id,
+            self.limit,
+            self.category,
+            self.language,
+            debug,
+        )
+        ctx = context_of(state, self.device, self.region, self.local_hour, self.filter_)
+        return who, ctx.applied(req, profiling=self.profiling)
+
+
+class RecQuery(ListQuery):
+    """The query of GET /v1/recommendations."""
+
+    debug: DebugQ = False
+    details: DetailsQ = False
+    pages: PagesQ = 1
+    cursor: CursorQ = None
+
+
+@router.get(
+    "/recommendations",
+    response_model=Recommendations,
+    responses=error_responses(404),
+    openapi_extra=query_parameters(RecQuery),
+)
+async def get_recommendations(request: Request) -> Response:
     """What `user_id` (or a guest's `session_id`) should see on `surface`; with `pages`, a
     list to page through."""
-    # One hop to the thread pool for the whole (blocking) pipeline; the dependencies and the
-    # response's serialisation run on the event loop.
-    return await run_in_threadpool(
-        _recommendations,
-        state,
-        who,
-        context,
-        RecQuery(surface, item_id, limit, category, language, debug, details, pages, cursor),
-        profiling,
-    )
+    q = parsed(RecQuery, request)
+    # One hop to the thread pool for the whole (blocking) pipeline; the query's validation
+    # runs on the event loop, the answer's serialisation in the thread.
+    return await run_in_threadpool(_recommendations, state_of(request), q)
 
 
-@dataclass(frozen=True)
-class RecQuery:
-    """The list parameters of GET /v1/recommendations, as given."""
-
-    surface: str
-    item_id: str | None
-    limit: int | None
-    category: str | None
-    language: str | None
-    debug: bool
-    details: bool
-    pages: int
-    cursor: str | None
-
-
-def _recommendations(
-    state: StateDep, who: Asker, context: RequestContext, q: RecQuery, profiling: bool
-) -> Response:
+def _recommendations(state: StateDep, q: RecQuery) -> Response:
     surface, debug, cursor = q.surface, q.debug, q.cursor
     if cursor is not None:
         if debug:
             raise InvalidRequest("debug=true does not page: ask without `cursor`")
+        who = asker_of(q.user_id, q.session_id)
         result: Any
         result, nxt = paging.page(state, cursor, who.owner, surface)
     else:
-        req = rec_request(
-            state, who.owner, surface, q.item_id, q.limit, q.category, q.language, debug
-        )
-        result, nxt = _paged(state, context.applied(req, profiling=profiling), q.pages)
+        who, req = q.asked(state, debug)
+        result, nxt = _paged(state, req, q.pages)
     if q.details:  # new dicts: the answer may be the result cache's own
         result = {**result, "items": with_details(state, result["items"])}
     return json_response(Recommendations.model_validate({**who.answer(result), "next_cursor": nxt}))
@@ -272,23 +210,19 @@ def _recommendations(
     "/recommendations/cached",
     response_model=PrecomputedRecommendations,
     responses=error_responses(404),
+    openapi_extra=query_parameters(ListQuery),
 )
-def get_cached_recommendations(
-    state: StateDep,
-    who: AskerDep,
-    context: ContextDep,
-    surface: SurfaceQ = "homepage",
-    item_id: ItemIdQ = None,
-    limit: LimitQ = None,
-    category: CategoryQ = None,
-    language: LanguageQ = None,
-    profiling: ProfilingQ = True,
-) -> Response:
+async def get_cached_recommendations(request: Request) -> Response:
     """What is already computed for this request, without computing anything: the result
     cache entry it would hit now, else the user's candidate set (unranked, through the hard
     filters), with `generated_at` and `source`; 404 when neither exists."""
-    req = rec_request(state, who.owner, surface, item_id, limit, category, language)
-    got = precomputed(state, context.applied(req, profiling=profiling))
+    q = parsed(ListQuery, request)
+    return await run_in_threadpool(_cached, state_of(request), q)
+
+
+def _cached(state: StateDep, q: ListQuery) -> Response:
+    who, req = q.asked(state)
+    got = precomputed(state, req)
     if got is None:
         raise NotFound(
             "nothing precomputed for this request (no cached list, no candidate set): ask "

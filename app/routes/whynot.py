@@ -11,16 +11,8 @@ from pydantic import BaseModel, Field
 from app.auth import require
 from app.deps import StateDep
 from app.errors import AUTHED, error_responses
-from app.routes.recommendations import (
-    AskerDep,
-    CategoryQ,
-    ContextDep,
-    LanguageQ,
-    LimitQ,
-    ProfilingQ,
-    SurfaceQ,
-    rec_request,
-)
+from app.params import CategoryQ, LanguageQ, LimitQ, ProfilingQ, SurfaceQ
+from app.routes.recommendations import AskerDep, ContextDep, rec_request
 from core.domain import ID_PATTERN
 from serving.whynot import why_not
 
