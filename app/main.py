@@ -82,9 +82,11 @@ def _background(
     return threads
 
 
-# Every router, in the order the schema lists them (why-not and cached before the list route).
+# Every router, in the order the schema lists them, and in which a request's path is matched
+# against them: the hot routes first (matching the list route ninth cost about 5% of a
+# result-cache hit's CPU).
 ROUTES = (
-    *(health, items, search, users, controls, sessions, interactions, whynot, recommendations),
+    *(recommendations, interactions, whynot, health, items, search, users, controls, sessions),
     *(admin, canary, ope, rules, analytics, experiments, keys, user_list),
 )
 

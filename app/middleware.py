@@ -68,7 +68,7 @@ class RequestMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            surface = _surface(scope) if template == "/v1/recommendations" else ""
+            surface = _surface(scope) if template == SURFACE_LABELLED else ""
             metrics.REQUESTS.labels(
                 template, scope["method"], str(status["code"]), surface
             ).observe(time.perf_counter() - t0)
@@ -91,11 +91,18 @@ class RequestMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _surface(scope: Scope) -> str:
-    from urllib.parse import parse_qs
+SURFACE_LABELLED = "/v1/recommendations"
 
-    qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    s = (qs.get("surface") or ["homepage"])[0]
+
+def _surface(scope: Scope) -> str:
+    """The request's surface, for the latency label: as the route read it (`request.state`
+    .surface), else from the query string (a request refused before the route read it)."""
+    s = scope.get("state", {}).get("surface")
+    if s is None:
+        from urllib.parse import parse_qs
+
+        qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        s = (qs.get("surface") or ["homepage"])[0]
     app = scope.get("app")
     state = getattr(getattr(app, "state", None), "vantage", None)
     known = state.settings.surfaces if state is not None else ()

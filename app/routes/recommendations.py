@@ -185,6 +185,7 @@ async def get_recommendations(request: Request) -> Response:
     """What `user_id` (or a guest's `session_id`) should see on `surface`; with `pages`, a
     list to page through."""
     q = parsed(RecQuery, request)
+    request.state.surface = q.surface  # the latency label's (app.middleware), read once
     # One hop to the thread pool for the whole (blocking) pipeline; the query's validation
     # runs on the event loop, the answer's serialisation in the thread.
     return await run_in_threadpool(_recommendations, state_of(request), q)

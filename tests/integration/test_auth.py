@@ -175,11 +175,15 @@ def test_body_limit_request_ids_and_metrics(client: TestClient, settings: Settin
     evil = client.get("/healthz", headers={"X-Request-ID": "a b\nc"})
     assert evil.headers["x-request-id"] != "a b\nc"
 
+    client.get("/v1/recommendations", params={"user_id": "u", "surface": "trending"})
+    client.get("/v1/recommendations", params={"user_id": "u", "surface": "nope"})  # 422
+
     text = client.get("/metrics").text
-    assert (
-        'vantage_http_request_duration_seconds_count{method="GET",route="/v1/recommendations",'
-        'status="200",surface="homepage"}' in text
-    )
+    for status, surface in (("200", "homepage"), ("200", "trending"), ("422", "other")):
+        assert (
+            'vantage_http_request_duration_seconds_count{method="GET",route="/v1/recommendations",'
+            f'status="{status}",surface="{surface}"}}' in text
+        )
     assert "vantage_result_cache_total" in text and "vantage_queue_length" in text
     assert 'vantage_dependency_up{dep="redis"} 1.0' in text
 
