@@ -19,6 +19,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from core.context import UserContext
 from core.resilience import DependencyDown
 from core.stores.registry import versions_pinned
 from core.surfaces import SurfaceConfig
@@ -66,12 +67,13 @@ def _recommend(state: ServingState, req: RecRequest, rec_id: str) -> RecResult:
     started = time.perf_counter()
     deadline_base = time.monotonic()
     base = state.settings.surfaces[req.surface]
+    # A result-cache hit needs only the head of the user's context (profile, version,
+    # controls): the recent history (500 items by default) is read on a miss.
+    probe = not req.debug and min(base.cache_ttl_s, state.settings.serving.cache_ttl_s) > 0
     try:
-        ctx = state.users.context(req.user_id, recent_n=state.settings.serving.history_exclude)
+        ctx = _context(state, req, head=probe)
     except DependencyDown as e:
         return degraded(state, req, None, [e.reason], "default")
-    if req.region:  # availability follows where the user is now
-        ctx = replace(ctx, region_override=req.region)
     variant, cfg = canary.assign(state, base, req)  # a surface variant, or the ranker canary
     if nonprofiling.wanted(req, ctx):  # no personal data in this list (cached apart too)
         req = replace(req, profiling=False)
@@ -82,16 +84,16 @@ def _recommend(state: ServingState, req: RecRequest, rec_id: str) -> RecResult:
     ttl = min(cfg.cache_ttl_s, state.settings.serving.cache_ttl_s)
     key = cache.cache_key(state, req, ctx, variant, rules.version, cfg)
     try:
-        hit = state.cache.get(key) if ttl > 0 and not req.debug else None
-        checked = cache.from_cache(state, req, hit, ctx) if hit else None
+        checked = _cached(state, req, ctx, key) if ttl > 0 and not req.debug else None
         if checked:
-            metrics.CACHE.labels(req.surface, "hit").inc()
             return checked
-        metrics.CACHE.labels(req.surface, "miss").inc()
+        if probe and req.profiling:  # the whole context, for the pipeline
+            ctx = _context(state, req, head=False)
         with metrics.stage("retrieval", req.surface):
             got = retrieve(state, req, ctx, cfg, deadline=deadline_base + cfg.budget_ms / 1000)
     except DependencyDown as e:
-        # The user's context is known: keep their own maturity ceiling and region.
+        # The user's context is known: keep their own maturity ceiling and region (a head
+        # context, when the cache read failed: the fallback then cannot skip the history).
         return degraded(state, req, ctx, [e.reason], variant)
     timings.update(got.timings)
     metrics.candidates(req.surface, ((r.name, r.count) for r in got.runs))
@@ -115,6 +117,23 @@ def _recommend(state: ServingState, req: RecRequest, rec_id: str) -> RecResult:
         served = [c.item_id for c in final]
         shadow.beside(state, req, ctx, cfg, cands, trace, served, rec_id)
     return result
+
+
+def _cached(state: ServingState, req: RecRequest, ctx: UserContext, key: str) -> RecResult | None:
+    """The result cache's list for this key, re-checked against the catalogue (None: a miss)."""
+    hit = state.cache.get(key)
+    checked = cache.from_cache(state, req, hit, ctx) if hit else None
+    metrics.CACHE.labels(req.surface, "hit" if checked else "miss").inc()
+    return checked
+
+
+def _context(state: ServingState, req: RecRequest, *, head: bool) -> UserContext:
+    """The user's context as this request sees it (`head`: without the recent history)."""
+    recent_n = 0 if head else state.settings.serving.history_exclude
+    ctx = state.users.context(req.user_id, recent_n=recent_n)
+    if req.region:  # availability follows where the user is now
+        ctx = replace(ctx, region_override=req.region)
+    return ctx
 
 
 def _debug(

@@ -145,6 +145,28 @@ def test_a_cached_list_drops_items_deleted_since(world: World) -> None:
     assert not fresh["cached"] and _ids(first)[0] not in _ids(fresh)
 
 
+def test_a_cache_hit_reads_the_users_context_without_the_history(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    read = world.state.users.context
+
+    def context(user_id: str, *, recent_n: int) -> Any:
+        asked.append(recent_n)
+        return read(user_id, recent_n=recent_n)
+
+    monkeypatch.setattr(world.state.users, "context", context)
+    req = RecRequest(user_id="fan", surface="homepage", limit=10)
+    first = recommend(world.state, req)  # a miss: the head, then the whole context
+    history_n = world.state.settings.serving.history_exclude
+    assert asked == [0, history_n] and not first["cached"] and "i1" not in _ids(first)
+    asked.clear()
+    assert recommend(world.state, req)["cached"] and asked == [0]
+    asked.clear()
+    recommend(world.state, RecRequest(user_id="fan", surface="homepage", limit=10, debug=True))
+    assert asked == [history_n]  # nothing cached to look up: read once
+
+
 def test_pins_and_buries_apply(world: World) -> None:
     now = time.time()
     stamp = {"created_at": now, "updated_at": now}
