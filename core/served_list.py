@@ -28,15 +28,18 @@ always splits back into kind, surface, source and variant.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 HOURLY_KEEP_S = 8 * 86_400  # hourly counts kept 8 days: a week-on-week comparison has a day spare
 SERVED_ITEMS_KEEP_S = HOURLY_KEEP_S  # distinct-items sketches: as long as the counts beside them
 MAX_NAME = 64  # characters of a surface, source or variant name in a stats field
 ATTRIBUTION_FIELDS = ("user", "surface", "variant", "sources")  # what the script reads
 _COMPACT = (",", ":")
+# `json.dumps(x, separators=_COMPACT)` without building an encoder on every call
+_ENCODE = json.JSONEncoder(separators=_COMPACT).encode
 
 
 def stats_name(value: object, default: str) -> str:
@@ -81,9 +84,8 @@ def stats_fields(kind: str, surface: str, variant: str, sources: Sequence[str]) 
     return [*(f"{kind}|{surface}|{s}|{variant}" for s in sources), f"{kind}|{surface}|*|{variant}"]
 
 
-@dataclass(frozen=True)
-class ServedItem:
-    """One item of a served list, as the list showed it."""
+class ServedItem(NamedTuple):
+    """One item of a served list, as the list showed it (a tuple: built 20 times a request)."""
 
     item_id: str
     sources: tuple[str, ...]
@@ -117,7 +119,7 @@ class Attribution:
             "explored": self.explored,
             "propensity": self.propensity,
         }
-        return json.dumps(body, separators=_COMPACT)
+        return _ENCODE(body)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Attribution:
@@ -167,7 +169,7 @@ class ServedList:
         }
         if self.query:
             body["q"] = self.query
-        return json.dumps(body, separators=_COMPACT)
+        return _ENCODE(body)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ServedList:
@@ -195,16 +197,27 @@ class ServedList:
         )
 
     def attributions(self) -> dict[str, str]:
-        """The list's hash: item id -> its `Attribution` JSON."""
-        return {
-            it.item_id: Attribution(
-                user=self.user,
-                sources=it.sources,
-                position=it.position,
-                surface=self.surface,
-                variant=self.variant,
-                explored=it.explored,
-                propensity=it.propensity,
-            ).to_json()
-            for it in self.items
-        }
+        """The list's hash: item id -> its `Attribution` JSON, byte for byte what
+        `Attribution.to_json()` writes, with the list's own fields encoded once."""
+        user, surface, variant = (_ENCODE(v) for v in (self.user, self.surface, self.variant))
+        head = f'{{"user":{user},"sources":'
+        tail = f',"surface":{surface},"variant":{variant},"explored":'
+        sources: dict[tuple[str, ...], str] = {}  # a list has a few distinct source sets
+        out: dict[str, str] = {}
+        for it in self.items:
+            src = sources.get(it.sources)
+            if src is None:
+                src = sources[it.sources] = _ENCODE(list(it.sources))
+            explored = "true" if it.explored else "false"
+            out[it.item_id] = (
+                f'{head}{src},"position":{int(it.position)}{tail}{explored},'
+                f'"propensity":{_number(it.propensity)}}}'
+            )
+        return out
+
+
+def _number(value: float | None) -> str:
+    """A float as `json.dumps` writes it (`repr` when finite), or `null`."""
+    if value is None:
+        return "null"
+    return repr(float(value)) if math.isfinite(value) else _ENCODE(value)

@@ -14,18 +14,23 @@ lock, no wake-up of another thread on the request path); a daemon thread wakes e
 - `keys.served_items_hour(surface, hour)`: a HyperLogLog of the distinct items served (the
   catalogue coverage gauge of `/metrics`).
 
+The counters (the last two) are summed in process and written once every `counts_ms` (a
+second by default), and at once by `flush()` and `stop()`: see `serving/impression_counts.py`.
+
 Impressions are best-effort analytics, not events: when the queue is full (Redis slower than
 traffic) or a batch fails, the lists are dropped, never retried, and the loss is counted in
-`vantage_impressions_dropped_total`. A request never waits for any of this; clicks on a lost
-list are simply not attributed.
+`vantage_impressions_dropped_total` (reason `counts` when only a window's counters were lost:
+the lists are written, their impressions not counted). A request never waits for any of this;
+clicks on a lost list are simply not attributed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,18 +38,10 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from core.keys import RECS_SHARDS, Keys
-from core.served_list import (
-    SERVED_ITEMS_KEEP_S,
-    ServedItem,
-    ServedList,
-    hour_of,
-    hourly_ttl,
-    list_fields,
-    stats_fields,
-    stats_name,
-)
+from core.served_list import ServedItem, ServedList, stats_name
 from core.stores.erasures import ErasureRecords
 from serving import metrics
+from serving.impression_counts import ListCounts
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +60,24 @@ _WARN_EVERY_S = 10.0  # one warning per outage period, not one per batch
 
 def _propensity(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
+
+
+def _source_names(sources: Any) -> tuple[str, ...]:
+    """An item's sources as `stats_name`s, each once, at most `MAX_SOURCES` of them."""
+    if not sources:
+        return ()
+    given = tuple(sources[:MAX_SOURCES])
+    try:
+        return _names_of(given)  # a few distinct source sets: named once each
+    except TypeError:  # an unhashable name
+        return _names(given)
+
+
+def _names(given: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(stats_name(s, "unknown") for s in given))
+
+
+_names_of = functools.lru_cache(maxsize=1024)(_names)
 
 
 def to_record(
@@ -86,14 +101,14 @@ def to_record(
         if item_id in seen:  # counted once even if a list ever repeats an item
             continue
         seen.add(item_id)
-        sources = [stats_name(s, "unknown") for s in (it.get("sources") or [])[:MAX_SOURCES]]
+        position = it.get("position")
         items.append(
             ServedItem(
-                item_id=item_id,
-                sources=tuple(dict.fromkeys(sources)),
-                position=int(it.get("position") or n),  # 0 = not set by the pipeline: list order
-                explored=bool(it.get("explored", False)),
-                propensity=_propensity(it.get("propensity")),
+                item_id,
+                _source_names(it.get("sources")),
+                int(position or n),  # 0 = not set by the pipeline: list order
+                bool(it.get("explored", False)),
+                _propensity(it.get("propensity")),
             )
         )
     return ServedList(
@@ -139,6 +154,7 @@ class ImpressionLogger:
         ttl_s: int = 86_400,
         stream_maxlen: int = 1_000_000,
         batch_max: int = 256,
+        counts_ms: int = 1000,
     ):
         self.redis = redis_client
         self.keys = keys
@@ -152,6 +168,11 @@ class ImpressionLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_warn = 0.0
+        self.counts_s = counts_ms / 1000
+        self._counts = ListCounts()  # of the lists written since the counters were
+        self._counts_due = 0.0  # when the writer writes the counters next (monotonic)
+        self._counts_now = False  # `flush()` asked for the counters
+        self._counts_shard = 0  # the shard the next window's counters go to
 
     @property
     def running(self) -> bool:
@@ -240,13 +261,18 @@ class ImpressionLogger:
         return len(self._pending)
 
     def _run(self) -> None:
-        """Every `flush_ms` (at once on `stop()`): write everything queued, in batches."""
+        """Every `flush_ms` (at once on `stop()`): write everything queued, in batches, and
+        the counters when they are due."""
         while True:
             stopping = self._stop.wait(max(self.flush_s, _MIN_WAIT_S))
             self._busy = True
             try:
                 while self._pending:
                     self._write_safely(self._next_batch())
+                due = self._counts_now or time.monotonic() >= self._counts_due
+                if stopping or due:
+                    self._counts_now = False
+                    self._write_counts_safely()
             finally:
                 self._busy = False
             if stopping:
@@ -260,9 +286,11 @@ class ImpressionLogger:
         return batch
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every list queued so far is written (or dropped); False on timeout."""
+        """Wait until every list queued so far is written (or dropped), and the counters with
+        them; False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self._pending or self._busy:
+        self._counts_now = self.running
+        while self._pending or self._busy or self._counts_now:
             if time.monotonic() > deadline or not self.running:
                 return False
             time.sleep(0.01)
@@ -270,43 +298,47 @@ class ImpressionLogger:
 
     def _write_safely(self, batch: list[ServedList]) -> None:
         try:
-            self.write(batch)
+            self.write(batch, self._counts)
         except Exception as e:
-            reason = "redis_error" if isinstance(e, redis.RedisError) else "error"
-            metrics.IMPRESSIONS_DROPPED.labels(reason).inc(len(batch))
-            if time.monotonic() - self._last_warn > _WARN_EVERY_S:
-                self._last_warn = time.monotonic()
-                log.warning("dropped %d impressions: %s: %s", len(batch), type(e).__name__, e)
+            self._dropped(e, len(batch))
 
-    def write(self, batch: Sequence[ServedList]) -> None:
-        """Write records (from `to_record`) in one pipeline; raises on Redis errors."""
+    def _write_counts_safely(self) -> None:
+        counts, self._counts = self._counts, ListCounts()
+        self._counts_due = time.monotonic() + self.counts_s
+        try:
+            self._write_counts(counts)
+        except Exception as e:
+            self._dropped(e, counts.lists, "counts")
+
+    def _dropped(self, e: Exception, n: int, reason: str | None = None) -> None:
+        if reason is None:
+            reason = "redis_error" if isinstance(e, redis.RedisError) else "error"
+        metrics.IMPRESSIONS_DROPPED.labels(reason).inc(n)
+        if time.monotonic() - self._last_warn > _WARN_EVERY_S:
+            self._last_warn = time.monotonic()
+            log.warning("dropped %d impressions (%s): %s: %s", n, reason, type(e).__name__, e)
+
+    def write(self, batch: Sequence[ServedList], counts: ListCounts | None = None) -> None:
+        """Write records (from `to_record`) in one pipeline; raises on Redis errors. Their
+        counters are added to `counts`, for a later write; without it, written at once."""
         batch = self._not_erased(batch)
-        stats: dict[tuple[str, int], Counter[str]] = {}  # (key, hour or -1) -> field counts
-        served: dict[str, set[str]] = {}  # distinct-items sketch -> items served
         pipe = self.redis.pipeline(transaction=False)
         for rec in batch:
-            shard, hour = self.keys.rec_shard(rec.id), hour_of(rec.t)
-            totals = stats.setdefault((self.keys.surface_stats(shard), -1), Counter())
-            hourly = stats.setdefault((self.keys.surface_stats_hour(shard, hour), hour), Counter())
-            hourly.update(list_fields(rec.surface, rec.variant, rec.degraded, rec.ms, rec.safety))
-            if not rec.items:
-                continue  # counted for the guardrails; nothing to attribute
-            self._queue_list(pipe, rec, shard)
-            for variant in (None, rec.variant):
-                key = self.keys.served_items_hour(rec.surface, hour, variant)
-                served.setdefault(key, set()).update(it.item_id for it in rec.items)
-            for it in rec.items:
-                fields = stats_fields("imp", rec.surface, rec.variant, it.sources)
-                totals.update(fields)
-                hourly.update(fields)
-        now = time.time()
-        for (key, hour), counts in stats.items():
-            for f, n in counts.items():
-                pipe.hincrby(key, f, n)
-            if hour >= 0 and counts:
-                pipe.expire(key, hourly_ttl(hour, now))
-        for key, items in served.items():
-            pipe.pfadd(key, *sorted(items))
-            pipe.expire(key, SERVED_ITEMS_KEEP_S)
+            if rec.items:  # an empty list is counted for the guardrails; nothing to attribute
+                self._queue_list(pipe, rec, self.keys.rec_shard(rec.id))
         pipe.execute()
         metrics.IMPRESSIONS.inc(len(batch))
+        mine = ListCounts() if counts is None else counts
+        for rec in batch:
+            mine.add(rec)
+        if counts is None:
+            self._write_counts(mine)
+
+    def _write_counts(self, counts: ListCounts) -> None:
+        """One window's counters, in the next shard's hashes (the readers sum every shard)."""
+        if not counts.lists:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        counts.queue(pipe, self.keys, self._counts_shard)
+        self._counts_shard = (self._counts_shard + 1) % RECS_SHARDS
+        pipe.execute()

@@ -113,7 +113,7 @@ def test_full_queue_drops_and_counts(settings: Settings) -> None:
     writing, release = threading.Event(), threading.Event()
     written: list[int] = []
 
-    def slow_write(batch: Any) -> None:
+    def slow_write(batch: Any, counts: Any = None) -> None:
         writing.set()
         release.wait(5)
         written.append(len(batch))
@@ -161,6 +161,31 @@ def test_logged_list_writes_stream_served_items_and_stats(stores: Any) -> None:
         "imp|homepage|cf|B": 1,
         "imp|homepage|*|B": 2,
     }
+
+
+def test_counters_are_summed_over_a_window_and_flushed_on_demand(stores: Any) -> None:
+    """Lists are written every `flush_ms`; their counters once a window (`counts_ms`), summed,
+    and at once when `flush()` asks: what the analytics read is then complete."""
+    k = stores.keys
+    logger = ImpressionLogger(stores.redis, k, flush_ms=5, counts_ms=600_000)
+    logger.start()
+    try:
+        logger.log(_response("w1"))
+        _wait(lambda: bool(stores.redis.exists(k.rec_info("w1"))))
+        _wait(lambda: _stats(stores).get("imp|homepage|*|B") == 2)  # the first window: at once
+        for rec in ("w2", "w3"):
+            logger.log(_response(rec))
+        _wait(lambda: stores.redis.exists(k.rec_info("w2"), k.rec_info("w3")) == 2)
+        assert _stats(stores)["imp|homepage|*|B"] == 2  # the next window is not due
+        assert logger.flush()
+        assert _stats(stores) == {
+            "imp|homepage|content|B": 3,
+            "imp|homepage|popular|B": 3,
+            "imp|homepage|cf|B": 3,
+            "imp|homepage|*|B": 6,
+        }
+    finally:
+        logger.stop()
 
 
 def test_a_list_served_before_its_users_erasure_is_never_written_after_it(stores: Any) -> None:
@@ -304,6 +329,7 @@ def test_surface_metrics_show_impressions_clicks_and_ctr(
     # recommend() logged the list (asynchronously): the API's own impression, nothing added.
     rid = res["recommendation_id"]
     _wait(lambda: state.redis.exists(state.keys.rec_info(rid)) == 1)
+    assert state.impressions.flush()  # its counters too (summed for up to a second)
     first = res["items"][0]["item_id"]
     clicks = [
         {"user_id": "ann", "item_id": first, "type": "click", "recommendation_id": rid},

@@ -73,6 +73,7 @@ def _run_example(settings: Settings, embedder: Any, tmp_path: Path) -> dict[str,
             rid = body["recommendation_id"]
             # The impression is written asynchronously; a click is attributed once it is there.
             _wait(lambda: state.redis.exists(state.keys.rec_info(rid)) == 1)
+            assert state.impressions.flush()  # its counters too (summed for up to a second)
             click = {
                 "user_id": USER,
                 "item_id": body["items"][1]["item_id"],

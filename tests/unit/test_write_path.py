@@ -4,6 +4,7 @@ and the buffers a writer keeps between batches."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from importlib import resources
@@ -107,6 +108,47 @@ def test_served_list_encodes_as_the_stream_and_hash_always_did() -> None:
     assert Attribution.from_json(info["b"]) == Attribution("u", (), 2, "homepage", "B", True, None)
 
 
+def test_a_lists_hash_is_byte_for_byte_each_items_attribution() -> None:
+    """`attributions()` encodes the list's fields once: the same bytes as one `Attribution`
+    per item, whatever the names hold (quotes, non-ASCII, separators) or the numbers are."""
+    rng = random.Random(7)
+    names = ["u", 'a"b', "é中", "x\\y", "tab\t", "", "|"]
+    odd = [None, 0.5, 1e-07, 0.123457, 1.0, 3e20, float("nan"), float("inf")]
+    for n in range(200):
+        rec = ServedList(
+            id=f"r{n}",
+            user=rng.choice(names),
+            surface=rng.choice(names),
+            variant=rng.choice(names),
+            t=1.0,
+            cached=False,
+            degraded=False,
+            items=tuple(
+                ServedItem(
+                    f"i{k}{rng.choice(names)}",
+                    tuple(rng.sample(names, rng.randrange(4))),
+                    rng.randrange(1, 1000),
+                    rng.random() < 0.5,
+                    rng.choice(odd),
+                )
+                for k in range(rng.randrange(6))
+            ),
+        )
+        expected = {
+            it.item_id: Attribution(
+                rec.user,
+                it.sources,
+                it.position,
+                rec.surface,
+                rec.variant,
+                it.explored,
+                it.propensity,
+            ).to_json()
+            for it in rec.items
+        }
+        assert rec.attributions() == expected
+
+
 def test_the_attribution_script_reads_exactly_the_documented_fields() -> None:
     read = set(re.findall(r"\bd\.(\w+)", ATTRIBUTE_CLICK.source))
     assert read == set(ATTRIBUTION_FIELDS)
@@ -137,6 +179,7 @@ def test_a_response_becomes_its_served_list_record() -> None:
             {"item_id": "a", "sources": ["cf", "cf", "con|tent"], "position": 0},
             {"item_id": "a", "sources": ["popular"]},  # a repeat is counted once
             {"item_id": "b", "propensity": 0.123456789, "explored": True},
+            {"item_id": "c", "sources": [["not", "a", "name"], "cf"]},  # unhashable: still named
         ],
     }
     rec = to_record(response, at=10.0004)
@@ -151,6 +194,7 @@ def test_a_response_becomes_its_served_list_record() -> None:
         items=(
             ServedItem("a", ("cf", "con_tent"), 1, False, None),
             ServedItem("b", (), 3, True, 0.123457),
+            ServedItem("c", ("['not', 'a', 'name']", "cf"), 4, False, None),
         ),
     )
     # An empty list is still a served list (the experiment guardrails count it), with its time.
