@@ -35,9 +35,11 @@ RENEW_EVERY_S = 60.0
 
 class _Memo(dict[str, tuple[bool, float | None]]):
     """Item id -> (tombstoned, last written) as this request read them (`marks_once`), and
-    whether the request has read the catalogue's current state yet."""
+    whether the request has read the catalogue's current state yet (and since when it began:
+    a read of the catalogue begun since then is current for it)."""
 
     current = False
+    began = 0.0
 
 
 _MARKS: ContextVar[_Memo | None] = ContextVar("request_marks", default=None)
@@ -51,7 +53,9 @@ def marks_once() -> Iterator[None]:
     source cost a round trip each, and the fused check read them all again); a store that
     follows the catalogue in memory answers the later reads without a round trip. One
     request's reads are milliseconds apart, as before."""
-    token = _MARKS.set(_Memo())
+    memo = _Memo()
+    memo.began = time.monotonic()
+    token = _MARKS.set(memo)
     try:
         yield
     finally:
@@ -65,7 +69,7 @@ def marks(state: ServingState, ids: Sequence[str]) -> ItemMarks:
         return state.catalogue.marks(ids)
     missing = [i for i in dict.fromkeys(ids) if i not in memo]
     if missing:
-        got = state.catalogue.marks(missing, current=not memo.current)
+        got = state.catalogue.marks(missing, current=not memo.current, since=memo.began)
         memo.current = True
         for i in missing:
             memo[i] = (i in got.tombstoned, got.changed_at.get(i))

@@ -63,21 +63,35 @@ class CatalogueFollower:
         self._pruned = time.monotonic()
         self.reloads = 0
         self._big_until = 0.0  # too many marks to keep: read directly until then
+        self._synced_from = -1.0  # when the last sync that completed began (monotonic)
 
     @property
     def following(self) -> bool:
         """Whether the marks are held in memory (False: too many; read them directly)."""
         return bool(self._last)
 
-    def sync(self) -> None:
+    def sync(self, since: float | None = None) -> None:
+        """Read the feed up to its end; with `since` (monotonic seconds), not when a sync that
+        began at or after `since` has completed: its reads are as new as this one's would be.
+        Requests in flight together then share one round trip, and none misses a change the
+        catalogue had when it began."""
+        if self._fresh(since):
+            return
         with self._lock:
+            if self._fresh(since):  # another thread's sync, begun while this one waited
+                return
             if not self._last and time.monotonic() < self._big_until:
                 return
+            began = time.monotonic()
             more = True
             while more:
                 more = self._step()
+            self._synced_from = began
             if time.monotonic() - self._pruned > 60:  # the change log's own window
                 self._prune(time.time() - CHANGE_LOG_KEEP_S)
+
+    def _fresh(self, since: float | None) -> bool:
+        return since is not None and bool(self._last) and self._synced_from >= since
 
     def _step(self) -> bool:
         k = self.keys
@@ -125,11 +139,14 @@ class CatalogueFollower:
         self.changed_at = {i: at for i, at in self.changed_at.items() if at >= before}
         self._pruned = time.monotonic()
 
-    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks | None:
-        """The marks as of now (`current`: read the feed first), or as last read; None while
-        there are too many to follow (the caller reads them directly)."""
+    def marks(
+        self, item_ids: Sequence[str], *, current: bool = True, since: float | None = None
+    ) -> ItemMarks | None:
+        """The marks as of now (`current`: read the feed first, or as of `since`: see `sync`),
+        or as last read; None while there are too many to follow (the caller reads them
+        directly)."""
         if current or not self._last:
-            self.sync()
+            self.sync(since)
         if not self._last:
             return None
         tomb, changed = self.tombstoned, self.changed_at
@@ -168,12 +185,14 @@ class RedisCatalogue:
             raise ValueError(f"unknown board {board!r}")
         return self.keys.trending(scope)
 
-    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
+    def marks(
+        self, item_ids: Sequence[str], *, current: bool = True, since: float | None = None
+    ) -> ItemMarks:
         ids = list(item_ids)
         if not ids:
             return ItemMarks()
         if self.follower is not None:
-            followed = self.follower.marks(ids, current=current)
+            followed = self.follower.marks(ids, current=current, since=since)
             if followed is not None:
                 return followed
         pipe = self.r.pipeline(transaction=False)

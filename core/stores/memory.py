@@ -166,7 +166,9 @@ class MemoryCatalogue:
         scores[item_id] = scores.get(item_id, 0.0) + weight
 
     # The protocol.
-    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
+    def marks(
+        self, item_ids: Sequence[str], *, current: bool = True, since: float | None = None
+    ) -> ItemMarks:
         return ItemMarks(
             frozenset(self.tombstoned(item_ids)),
             {i: self.changes[i] for i in item_ids if i in self.changes},

@@ -148,10 +148,13 @@ class ItemIndex(Protocol):
 class CatalogueState(Protocol):
     """Per-item state kept beside the index: tombstones, the change log, popularity boards."""
 
-    def marks(self, item_ids: Sequence[str], *, current: bool = True) -> ItemMarks:
+    def marks(
+        self, item_ids: Sequence[str], *, current: bool = True, since: float | None = None
+    ) -> ItemMarks:
         """Tombstones and change stamps of these items, in one round trip. `current=False`
         (a later read within one request): a store that keeps them in memory answers from
-        there without a round trip."""
+        there without a round trip; `since` (monotonic seconds, when the request began): a
+        read of the catalogue begun at or after it, by any thread, is current enough."""
         ...
 
     def tombstoned(self, item_ids: Sequence[str]) -> set[str]:

@@ -38,12 +38,13 @@ class RedisUserState:
         keys = self.keys
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(keys.user(user_id), "profile", "cvec", "cfvec", "ver", "pvec")
-        pipe.zrevrange(keys.history(user_id), 0, max(recent_n - 1, 0), withscores=True)
         pipe.zrevrange(keys.negatives(user_id), 0, MAX_NEGATIVES - 1)
         pipe.hgetall(keys.controls(user_id))
-        (profile_raw, cvec, cfvec, ver, pvec), recent, negatives, controls = self._run(pipe)
+        if recent_n > 0:  # the head alone (a result-cache probe) skips the history
+            pipe.zrevrange(keys.history(user_id), 0, recent_n - 1, withscores=True)
+        (profile_raw, cvec, cfvec, ver, pvec), negatives, controls, *rest = self._run(pipe)
+        recent = rest[0] if rest else []
         profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
-        recent = recent if recent_n > 0 else []
         return UserContext(
             user_id=user_id,
             profile=profile,

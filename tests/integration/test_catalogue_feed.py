@@ -5,6 +5,7 @@ further than the feed keeps, or lost the feed altogether."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +147,27 @@ def test_too_many_marks_are_read_directly_until_they_fit_again(
     monkeypatch.setattr(followed.follower, "_big_until", 0.0)
     _same(followed, direct)
     assert followed.follower.following
+
+
+def test_requests_in_flight_together_share_a_read_begun_after_they_began(
+    r: redis.Redis, settings: Settings
+) -> None:
+    """`since`: a read of the feed begun at or after a request began is current for it (no
+    round trip of its own); a write made before the request began is always seen."""
+    keys = Keys.of(settings.redis)
+    followed = _catalogue(r, keys, follow=True)
+    assert followed.follower is not None
+    began = time.monotonic()
+    followed.marks(IDS, since=began)  # reads the feed: no read began since `began`
+    read = followed.follower._synced_from
+    assert read >= began
+    _tombstone(r, keys, ["i0"], 1.0)
+    # A request that began before that read: the read is current for it.
+    assert "i0" not in followed.marks(IDS, since=began).tombstoned
+    assert followed.follower._synced_from == read  # no round trip
+    # A request that began after the tombstone: reads the feed, sees it.
+    assert "i0" in followed.marks(IDS, since=time.monotonic()).tombstoned
+    assert followed.follower._synced_from > read
+    # Without `since`, every request reads the feed, as before.
+    _tombstone(r, keys, ["i1"], 2.0)
+    assert "i1" in followed.marks(IDS).tombstoned

@@ -335,10 +335,10 @@ def test_a_request_from_sets_reads_each_items_marks_once(world: World) -> None:
     currents: list[bool] = []
     read = world.state.catalogue.marks
 
-    def counted(ids: Any, *, current: bool = True) -> Any:
+    def counted(ids: Any, *, current: bool = True, since: float | None = None) -> Any:
         asked.append(list(ids))
         currents.append(current)
-        return read(ids, current=current)
+        return read(ids, current=current, since=since)
 
     world.state.catalogue.marks = counted  # type: ignore[method-assign]
     out = _debug(world)
