@@ -30,7 +30,9 @@ SHADOW = Counter(
     ["outcome"],
 )
 IMPRESSIONS_DROPPED = Counter(
-    "vantage_impressions_dropped_total", "Served lists not logged", ["reason"]
+    "vantage_impressions_dropped_total",
+    "Served lists not logged (reason counts: logged, their impression counters lost)",
+    ["reason"],
 )
 # Sizes, not times: a source or a rule quietly emptying lists shows here before it shows in CTR.
 # Zero is a bucket of its own (a source that failed or ran out of time yields 0).
