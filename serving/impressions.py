@@ -171,7 +171,8 @@ class ImpressionLogger:
         self.counts_s = counts_ms / 1000
         self._counts = ListCounts()  # of the lists written since the counters were
         self._counts_due = 0.0  # when the writer writes the counters next (monotonic)
-        self._counts_now = False  # `flush()` asked for the counters
+        self._counts_asked = 0  # `flush()` calls so far (each wants the counters written)
+        self._counts_done = 0  # the calls whose lists' counters are written
         self._counts_shard = 0  # the shard the next window's counters go to
 
     @property
@@ -266,13 +267,13 @@ class ImpressionLogger:
         while True:
             stopping = self._stop.wait(max(self.flush_s, _MIN_WAIT_S))
             self._busy = True
+            asked = self._counts_asked  # before the lists: theirs are in this window
             try:
                 while self._pending:
                     self._write_safely(self._next_batch())
-                due = self._counts_now or time.monotonic() >= self._counts_due
-                if stopping or due:
-                    self._counts_now = False
+                if stopping or asked > self._counts_done or time.monotonic() >= self._counts_due:
                     self._write_counts_safely()
+                    self._counts_done = asked
             finally:
                 self._busy = False
             if stopping:
@@ -288,9 +289,12 @@ class ImpressionLogger:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every list queued so far is written (or dropped), and the counters with
         them; False on timeout."""
+        if not self.running:
+            return not (self._pending or self._busy)
         deadline = time.monotonic() + timeout_s
-        self._counts_now = self.running
-        while self._pending or self._busy or self._counts_now:
+        self._counts_asked += 1
+        asked = self._counts_asked
+        while self._pending or self._busy or self._counts_done < asked:
             if time.monotonic() > deadline or not self.running:
                 return False
             time.sleep(0.01)
