@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from core import events as ev
+from core.keys import RECS_SHARDS
 from core.settings import Settings
 from indexing.jobrunner import JobRunner
 from tests.console.conftest import Console, open_console, seed
@@ -455,6 +456,17 @@ def test_the_catalogue_is_searched_by_meaning_and_a_hit_opened(
     assert console.errors() == []
 
 
+def _impressions_counted(stores: Any) -> int:
+    """Items served, as every shard's surface counters say (each item once)."""
+    k = stores.keys
+    return sum(
+        int(n)
+        for shard in range(RECS_SHARDS)
+        for f, n in stores.redis.hgetall(k.surface_stats(shard)).items()
+        if f.decode().startswith("imp|") and f.decode().split("|")[2] == "*"
+    )
+
+
 def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
     console: Console, stores: Any, worker: Any
 ) -> None:
@@ -470,6 +482,8 @@ def test_the_hourly_chart_shows_this_hours_impressions_and_clicks(
     rid, served = rec["recommendation_id"], len(rec["items"])
     # The list is logged asynchronously; a click is attributed once it is.
     console.wait(lambda d: stores.redis.exists(stores.keys.rec_info(rid)), msg="list logged")
+    # Its counters follow within a second (summed in the API process): the chart reads them.
+    console.wait(lambda d: _impressions_counted(stores) == served, msg="impressions counted")
     click = {"user_id": "reader", "item_id": rec["items"][0]["item_id"], "type": "click"}
     res = httpx.post(
         f"{console.base}/v1/interactions", json={**click, "recommendation_id": rid}, headers=auth
