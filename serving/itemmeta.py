@@ -33,13 +33,19 @@ WARM_REST = 1.0
 RENEW_EVERY_S = 60.0
 
 
-class _Memo(dict[str, tuple[bool, float | None]]):
-    """Item id -> (tombstoned, last written) as this request read them (`marks_once`), and
-    whether the request has read the catalogue's current state yet (and since when it began:
-    a read of the catalogue begun since then is current for it)."""
+class _Memo:
+    """The marks of the items this request read (`marks_once`): which it read, which of them
+    are tombstoned and when each was last written, and whether the request has read the
+    catalogue's current state yet (and since when it began: a read of the catalogue begun
+    since then is current for it). Sets and a dict, so a lookup of hundreds of ids is a set
+    operation, not a loop."""
 
-    current = False
-    began = 0.0
+    def __init__(self) -> None:
+        self.read: set[str] = set()
+        self.tombstoned: set[str] = set()
+        self.changed_at: dict[str, float] = {}
+        self.current = False
+        self.began = time.monotonic()
 
 
 _MARKS: ContextVar[_Memo | None] = ContextVar("request_marks", default=None)
@@ -54,7 +60,6 @@ def marks_once() -> Iterator[None]:
     follows the catalogue in memory answers the later reads without a round trip. One
     request's reads are milliseconds apart, as before."""
     memo = _Memo()
-    memo.began = time.monotonic()
     token = _MARKS.set(memo)
     try:
         yield
@@ -67,16 +72,20 @@ def marks(state: ServingState, ids: Sequence[str]) -> ItemMarks:
     memo = _MARKS.get()
     if memo is None:
         return state.catalogue.marks(ids)
-    missing = [i for i in dict.fromkeys(ids) if i not in memo]
+    wanted = set(ids)
+    missing = wanted - memo.read
     if missing:
-        got = state.catalogue.marks(missing, current=not memo.current, since=memo.began)
+        got = state.catalogue.marks(list(missing), current=not memo.current, since=memo.began)
         memo.current = True
-        for i in missing:
-            memo[i] = (i in got.tombstoned, got.changed_at.get(i))
-    seen = [(i, memo[i]) for i in ids]
+        # The marks before the ids: a source on another thread that sees an id as read
+        # sees its marks too.
+        memo.tombstoned |= got.tombstoned
+        memo.changed_at.update(got.changed_at)
+        memo.read |= missing
+    changed = memo.changed_at
     return ItemMarks(
-        frozenset(i for i, (gone, _) in seen if gone),
-        {i: at for i, (_, at) in seen if at is not None},
+        frozenset(memo.tombstoned & wanted),
+        {i: changed[i] for i in changed.keys() & wanted},
     )
 
 

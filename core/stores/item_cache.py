@@ -154,11 +154,6 @@ class ItemMetaCache:
         meta = self.get(items, ids, marks.changed_at)
         return {i: m for i, m in meta.items() if i not in marks.tombstoned}
 
-    def _fresh(self, hit: _Entry | None, changed_at: float | None, now: float) -> bool:
-        if hit is None or now - hit.at >= self.ttl_s:
-            return False
-        return changed_at is None or changed_at < hit.at - CHANGE_MARGIN_S
-
     def get(
         self,
         items: ItemIndex,
@@ -171,9 +166,14 @@ class ItemMetaCache:
         changed = changed or {}
         out: dict[str, ItemMeta] = {}
         missing = []
-        for i in dict.fromkeys(ids):
-            hit = self._data.get((coll, i))
-            if hit is not None and self._fresh(hit, changed.get(i), now):
+        data, ttl = self._data, self.ttl_s
+        for i in dict.fromkeys(ids):  # `_fresh`, inlined: a request reads hundreds of ids
+            hit = data.get((coll, i))
+            if (
+                hit is not None
+                and now - hit.at < ttl
+                and ((at := changed.get(i)) is None or at < hit.at - CHANGE_MARGIN_S)
+            ):
                 out[i] = hit.meta
             else:
                 missing.append(i)

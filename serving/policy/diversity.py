@@ -152,8 +152,9 @@ def _mmr(
     """Greedy MMR over `pool`, skipping items that break a cap; the diversity term is the
     highest similarity to a picked item above `floor` (0 below it).
 
-    Counts only grow, so an item that breaks a cap never fits again: after each pick only
-    the items sharing a category, a creator or the unproven count with it are checked again.
+    Counts only grow, so an item that breaks a cap never fits again: a pick that fills its
+    category's, its creator's or the unproven cap retires every item sharing that cap, in
+    one array operation (an item fits exactly while none of its three counts is full).
     """
     picked: list[int] = []
     if not pool:
@@ -177,14 +178,30 @@ def _mmr(
         picked.append(best)
         counter.take(best)
         alive[k] = False
-        near = alive & (
-            ((cat == cat[k]) & (cat >= 0)) | ((who == who[k]) & (who >= 0)) | (unp & unp[k])
-        )
-        for j in np.flatnonzero(near):
-            alive[j] = counter.fits(int(rows[j]))
+        _retire_full(alive, k, best, counter, cat, who, unp)
         if lam < 1.0 and usable[best]:
             max_sim = np.maximum(max_sim, known @ known[k] - floor)
     return picked
+
+
+def _retire_full(
+    alive: npt.NDArray[np.bool_],
+    k: int,
+    best: int,
+    counter: _CapCounter,
+    cat: npt.NDArray[np.intp],
+    who: npt.NDArray[np.intp],
+    unp: npt.NDArray[np.bool_],
+) -> None:
+    """After pool row `k` (item `best`) was taken: the items whose cap it filled fit no more."""
+    caps, c, w = counter.caps, counter.categories[best], counter.creators[best]
+    limit = caps.of_category(c) if c else None
+    if c and limit is not None and counter.cat.get(c, 0) >= limit:
+        alive &= cat != cat[k]
+    if w and caps.creator is not None and counter.creator.get(w, 0) >= caps.creator:
+        alive &= who != who[k]
+    if caps.unproven is not None and unp[k] and counter.n_unproven >= caps.unproven:
+        alive &= ~unp
 
 
 def _codes(values: Sequence[str | None], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
