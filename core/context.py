@@ -27,6 +27,8 @@ class UserContext:
     device: str | None = None  # the request's device (a ranker feature)
     # When the request was asked (None: now); replays and ranker training set a past moment.
     asked_at: float | None = None
+    # The whole history's length, when the context read the history (`recent` is its head).
+    history_len: int | None = None
 
     @property
     def unwanted(self) -> tuple[frozenset[str], frozenset[str]] | None:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -153,16 +152,22 @@ def remember(
     entries: dict[str, tuple[Any, float]] = {}
     if key and ttl_s > 0:
         entries[key] = (result, ttl_s)
-    if cfg.stale_ttl_s > 0:
+    now, stale = time.time(), stale_key(state, req)
+    filters = (max_maturity, ctx.region, strict_language(state, ctx))
+    if cfg.stale_ttl_s > 0 and state.last_good.due(stale, filters, now):
         last = {
             "user_id": req.user_id,  # whose list it is (an erasure finds it by this)
-            "at": time.time(),
+            "at": now,
             "items": result["items"],
             "limit": req.limit,
             "max_maturity": max_maturity,
             "region": ctx.region,
             "language": strict_language(state, ctx),
         }
-        entries[stale_key(state, req)] = (last, cfg.stale_ttl_s)
-    with contextlib.suppress(DependencyDown):  # the answer is good; only its caching failed
+        entries[stale] = (last, cfg.stale_ttl_s)
+    if not entries:
+        return
+    try:
         state.cache.put(entries)
+    except DependencyDown:  # the answer is good; only its caching failed
+        state.last_good.forget(stale)

@@ -28,6 +28,7 @@ from core.stores.item_cache import ItemMetaCache
 from core.stores.protocols import (
     POPULAR,
     CatalogueState,
+    HistorySummary,
     ItemIndex,
     UserState,
 )
@@ -225,7 +226,7 @@ def load_inputs(
     for c, weight in zip(cands, pop, strict=True):
         c.popularity = weight
     top_pop = stores.catalogue.top(POPULAR, 0, 0)
-    hist = stores.users.history(ctx.user_id, recent_n=RECENT_CAT, devices=ctx.device is not None)
+    hist = _history(stores, ctx)
     at = time.time() if ctx.asked_at is None else ctx.asked_at
     # A replay of a past request (or a training row) sees the history as it was then.
     used = [(i, t) for i, t in hist.recent if ctx.asked_at is None or t <= at]
@@ -260,6 +261,21 @@ def load_inputs(
         hour_categories=[meta[i][1] for i in at_hour],
         device_categories=[meta[i][1] for i in on_device] if ctx.device else [],
     )
+
+
+def _history(stores: FeatureSource, ctx: UserContext) -> HistorySummary:
+    """The history's length and newest RECENT_CAT items: from the context, when it read them
+    (a live request: no second round trip), else from the store (a replay or a training row
+    as of a past moment, a request naming a device, a context read without its history)."""
+    n = ctx.history_len
+    if n is None or ctx.asked_at is not None or ctx.device is not None:
+        return stores.users.history(
+            ctx.user_id, recent_n=RECENT_CAT, devices=ctx.device is not None
+        )
+    if len(ctx.recent) < min(n, RECENT_CAT):  # the context read fewer (history_exclude)
+        return stores.users.history(ctx.user_id, recent_n=RECENT_CAT)
+    head = list(zip(ctx.recent[:RECENT_CAT], ctx.recent_ts[:RECENT_CAT], strict=True))
+    return HistorySummary(n, head)
 
 
 def neighbour_scores(

@@ -247,6 +247,7 @@ class MemoryUserState:
             version=u.version,
             negatives=[i for i, _ in self._newest(u.negatives, MAX_NEGATIVES)],
             pref_vec=u.vectors.get("pvec"),
+            history_len=len(u.history) if recent_n > 0 else None,
         )
 
     def history(self, user_id: str, *, recent_n: int, devices: bool = False) -> HistorySummary:

@@ -42,8 +42,9 @@ class RedisUserState:
         pipe.hgetall(keys.controls(user_id))
         if recent_n > 0:  # the head alone (a result-cache probe) skips the history
             pipe.zrevrange(keys.history(user_id), 0, recent_n - 1, withscores=True)
+            pipe.zcard(keys.history(user_id))
         (profile_raw, cvec, cfvec, ver, pvec), negatives, controls, *rest = self._run(pipe)
-        recent = rest[0] if rest else []
+        recent, length = rest if rest else ([], None)
         profile = UserFields.model_validate(json.loads(profile_raw)) if profile_raw else None
         return UserContext(
             user_id=user_id,
@@ -56,6 +57,7 @@ class RedisUserState:
             negatives=[text(i) for i in negatives],
             pref_vec=_vec(pvec),
             controls=Controls.parse(controls or {}),
+            history_len=None if length is None else int(length),
         )
 
     def history(self, user_id: str, *, recent_n: int, devices: bool = False) -> HistorySummary:

@@ -347,7 +347,7 @@ def test_unknown_user_has_an_empty_context(backend: Backend) -> None:
     assert isinstance(ctx, UserContext)
     assert ctx.profile is None and ctx.content_vec is None and ctx.cf_vec is None
     assert ctx.recent == [] and ctx.negatives == [] and ctx.version == 0 and not ctx.known
-    assert backend.users.history("nobody", recent_n=5).length == 0
+    assert ctx.history_len == 0 and backend.users.history("nobody", recent_n=5).length == 0
 
 
 def test_user_context_reads_profile_vectors_history_and_dislikes(backend: Backend) -> None:
@@ -365,7 +365,9 @@ def test_user_context_reads_profile_vectors_history_and_dislikes(backend: Backen
     assert np.array_equal(ctx.pref_vec, v + 1)  # type: ignore[arg-type]
     assert ctx.recent == ["d", "c", "b"] and ctx.recent_ts == [1003.0, 1002.0, 1001.0]
     assert ctx.negatives == ["x"] and ctx.version >= 5 and ctx.known
-    assert backend.users.context("u", recent_n=0).recent == []
+    assert ctx.history_len == 4  # the whole history's length, beside its head
+    head = backend.users.context("u", recent_n=0)
+    assert head.recent == [] and head.history_len is None  # the head alone reads no history
     hist = backend.users.history("u", recent_n=2)
     assert hist.length == 4 and hist.recent == [("d", 1003.0), ("c", 1002.0)]
     assert hist.devices == {}  # read only when asked for

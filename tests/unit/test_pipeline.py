@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,10 @@ from core.stores.protocols import POPULAR
 from core.stores.registry import CFModel
 from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
-from serving import itemmeta
+from serving import features, itemmeta
 from serving.recommend import recommend
 from serving.request import RecRequest
+from serving.retrieval import Candidate
 from serving.sets import current_tag
 from serving.state import MemoryState, memory_state
 
@@ -167,6 +168,30 @@ def test_a_cache_hit_reads_the_users_context_without_the_history(
     assert asked == [history_n]  # nothing cached to look up: read once
 
 
+def test_a_live_request_ranks_on_the_history_its_context_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = world.state
+    for k in range(2, 40):
+        st.users.add_history("fan", f"i{k}", time.time() - 600 + k)
+    ctx = st.users.context("fan", recent_n=st.settings.serving.history_exclude)
+    cands = [Candidate(f"i{k}", {}, ["popular"], {"popular": 1.0}) for k in range(40, 50)]
+    stored = features.load_inputs(st, replace(ctx, history_len=None), cands)  # the store's read
+    asked: list[str] = []
+    monkeypatch.setattr(st.users, "history", lambda user_id, **_: asked.append(user_id))
+    live = features.load_inputs(st, ctx, cands)
+    assert asked == [] and live.history_len == stored.history_len == 39
+    assert live.last_ts == stored.last_ts and live.recent_categories == stored.recent_categories
+    assert live.hour_categories == stored.hour_categories
+    assert np.array_equal(live.recent_content, stored.recent_content)
+    # A context that read fewer items than the features use reads the store.
+    with contextlib.suppress(AttributeError):
+        features.load_inputs(
+            st, replace(ctx, recent=ctx.recent[:3], recent_ts=ctx.recent_ts[:3]), cands
+        )
+    assert asked == ["fan"]
+
+
 def test_pins_and_buries_apply(world: World) -> None:
     now = time.time()
     stamp = {"created_at": now, "updated_at": now}
@@ -227,6 +252,29 @@ def test_milvus_down_serves_the_last_good_list(world: World) -> None:
     assert ids and set(ids) <= set(_ids(good)) | set(state.snapshot.ids())
     assert "i2" not in ids  # seen since: still excluded
     state.items = index
+
+
+def test_the_last_good_list_is_written_again_after_a_minute_or_when_its_filters_change(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, written = world.state, []
+    put = state.cache.put
+
+    def counted(entries: Any) -> None:
+        written.extend(v for v, _ in entries.values() if "max_maturity" in v)
+        put(entries)
+
+    monkeypatch.setattr(state.cache, "put", counted)
+    for k in range(3):  # three lists a second apart, each a new version of the user
+        state.users.add_history("fan", f"i{10 + k}", time.time())
+        recommend(state, RecRequest(user_id="fan", surface="homepage", limit=10))
+    assert len(written) == 1  # what an outage serves: a list under a minute old serves as well
+    recommend(state, RecRequest(user_id="fan", surface="homepage", limit=10, region="FR"))
+    assert [w["region"] for w in written] == [None, "FR"]  # other filters: written at once
+    state.last_good.every_s = 0.0
+    state.users.add_history("fan", "i20", time.time())  # a new version: no cache hit
+    recommend(state, RecRequest(user_id="fan", surface="homepage", limit=10, region="FR"))
+    assert len(written) == 3
 
 
 def test_debug_shows_every_stage_and_is_not_an_impression(world: World) -> None:
