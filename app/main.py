@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -91,6 +92,15 @@ ROUTES = (
 )
 
 
+# The cyclic collector's thresholds in the API process. A computed list allocates and frees
+# thousands of containers; at CPython's default (700, 10, 10) the young generation was
+# collected more than once per request, 0.54-0.66 ms of a 16-18 ms cold request from candidate
+# sets (gc.callbacks, ml-latest-small). At these thresholds a request's garbage is freed by
+# reference counting long before a collection is due (none in 500 requests), and the long-
+# lived caches are frozen out of the collector's sight (serving.itemmeta).
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -99,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracing = tracing_from_env("vantage-api")  # off unless the OTEL_* variables ask
         state = build_state(settings, AppState)
         app.state.vantage = state
+        gc.set_threshold(*GC_THRESHOLDS)
         stop = threading.Event()
         threads = _background(state, settings, stop)
         state.impressions.start()
