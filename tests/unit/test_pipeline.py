@@ -24,14 +24,14 @@ from core.resilience import DependencyDown
 from core.rules import Rule, RuleSnapshot
 from core.settings import Settings
 from core.stores.item_rows import item_row
-from core.stores.protocols import POPULAR
+from core.stores.protocols import POPULAR, CandidateSet
 from core.stores.registry import CFModel
 from embeddings.ease import ItemNeighbours
 from embeddings.ials import ALSModel
-from serving import features, itemmeta
+from serving import features, itemmeta, sets
 from serving.recommend import recommend
 from serving.request import RecRequest
-from serving.retrieval import Candidate
+from serving.retrieval import Candidate, Constraints
 from serving.sets import current_tag
 from serving.state import MemoryState, memory_state
 
@@ -190,6 +190,31 @@ def test_a_live_request_ranks_on_the_history_its_context_read(
             st, replace(ctx, recent=ctx.recent[:3], recent_ts=ctx.recent_ts[:3]), cands
         )
     assert asked == ["fan"]
+
+
+def test_a_stored_list_is_read_in_slices_until_its_quota_is_met(world: World) -> None:
+    state = world.state
+    hits = [(f"i{k}", 1.0 - k / 100) for k in range(N_ITEMS)] + [("gone", 0.0)]
+    s = CandidateSet("u:fan", "tag", time.time(), {"similar_item": hits})
+    cons = Constraints(max_maturity=0, exclude=("i2", "i3"))  # and every fifth is adult
+    read: list[int] = []
+    get = state.item_cache.get
+
+    def counted(items: Any, ids: Any, changed: Any = None) -> Any:
+        read.append(len(ids))
+        return get(items, ids, changed)
+
+    state.item_cache.get = counted  # type: ignore[method-assign]
+    for quota in (1, 7, 20, 40, 100):
+        read.clear()
+        with itemmeta.marks_once():
+            got = sets.listed(state, s, "similar_item", reason="r", constraints=cons, quota=quota)
+        # What reading the whole list gives: the first `quota` that pass, in stored order.
+        passing = [
+            i for i, _ in hits if i != "gone" and int(i[1:]) % 5 != 4 and i not in ("i2", "i3")
+        ]
+        assert [c.item_id for c in got] == passing[:quota]
+        assert sum(read) < len(hits) or quota >= 40  # the rest never looked up
 
 
 def test_pins_and_buries_apply(world: World) -> None:
