@@ -6,6 +6,7 @@ from typing import Any, cast
 
 import redis
 from pymilvus import MilvusClient
+from redis._parsers.helpers import zset_score_pairs_resp3_to_resp2_legacy
 from redis.cluster import ClusterPipeline
 from redis.exceptions import (
     CrossSlotTransactionError,
@@ -39,13 +40,38 @@ def connect_redis(
             decode_responses=decode,
         )
         return cast(redis.Redis, cluster)
-    return redis.Redis.from_url(
+    client = redis.Redis.from_url(
         settings.redis.url,
         socket_timeout=t,
         socket_connect_timeout=t,
         health_check_interval=30,
         decode_responses=decode,
     )
+    _fast_zset_pairs(client)
+    return client
+
+
+ZSET_READS = ("ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZINTER", "ZUNION")
+
+
+def _zset_pairs(response: Any, **options: Any) -> Any:
+    """A sorted-set read WITHSCORES on a RESP3 connection as (member, score) tuples: the
+    shape redis-py's legacy callback gives, without its round trip of every score through
+    bytes (`format(score, ".17g")`, then `float`): 3% of a request's CPU from candidate sets."""
+    if not response or not options.get("withscores"):
+        return response
+    if options.get("score_cast_func", float) is not float:
+        return zset_score_pairs_resp3_to_resp2_legacy(response, **options)  # type: ignore[no-untyped-call]
+    return [(m, float(s)) for m, s in response]
+
+
+def _fast_zset_pairs(client: redis.Redis) -> None:
+    """Install `_zset_pairs` where redis-py installed its legacy converter (a RESP3 wire
+    with RESP2 shapes, the default); any other protocol set in the URL keeps its own."""
+    installed = client.response_callbacks
+    for command in ZSET_READS:
+        if installed.get(command) is zset_score_pairs_resp3_to_resp2_legacy:  # type: ignore[no-untyped-call]
+            client.set_response_callback(command, _zset_pairs)
 
 
 def _as_redis_error(e: RedisClusterException) -> Exception:

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from core import jsontext
 from core.errors import DependencyUnavailable, InvalidRequest, NotFound
 from core.resilience import DependencyDown
 from core.stores.items import SERVING_FIELDS
@@ -93,7 +94,7 @@ def page(
             f"the list this cursor pages through has expired (pages are kept "
             f"{state.settings.serving.page_ttl_s} s): ask again without `cursor`"
         )
-    body: dict[str, Any] = json.loads(raw)
+    body: dict[str, Any] = jsontext.loads(raw)
     if body["user"] != user_id or body["surface"] != surface:
         raise InvalidRequest("this cursor belongs to another user or surface's list")
     size, rest = int(body["size"]), list(body["items"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from core import jsontext
 from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
 
@@ -44,7 +45,7 @@ class RedisResultCache:
         elif raw is None:
             found = guarded(self._breaker, self.r.get, key)
             raw = text(found) if found else None
-        return json.loads(raw) if raw else None
+        return jsontext.loads(raw) if raw else None
 
     def put(self, entries: Mapping[str, tuple[Any, float]]) -> None:
         pipe = self.r.pipeline(transaction=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from core import jsontext
 from core.keys import Keys
 from core.redis_typed import text
 from core.resilience import CircuitBreaker, guarded
@@ -31,7 +32,7 @@ def encode_set(s: CandidateSet) -> str:
 
 
 def decode_set(owner: str, raw: str | bytes) -> CandidateSet:
-    d: dict[str, Any] = json.loads(raw)
+    d: dict[str, Any] = jsontext.loads(raw)
     # `encode_set` writes ids as strings and scores as floats: the pairs need no conversion,
     # only to be tuples (in C: a request reads a few hundred of them per set).
     sources = {name: list(map(tuple, hits)) for name, hits in d["s"].items()}
