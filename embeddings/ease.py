@@ -31,6 +31,8 @@ NEIGHBOURS_FORMAT_VERSION = 1
 # EASE needs a dense (items x items) inverse: above this many items only the most
 # interacted-with ones get neighbours (the rest score NaN in the ranker's features).
 NEIGHBOURS_MAX_ITEMS = 20_000
+# Up to this many stored weights, a history's neighbour scores are summed by `np.bincount`.
+BINCOUNT_MAX = 100_000
 
 
 def spd_inverse(a: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
@@ -134,12 +136,40 @@ class ItemNeighbours:
         items: Sequence[int] | npt.NDArray[np.integer[Any]],
     ) -> npt.NDArray[np.float32]:
         """Sum of weights from the history items to each of `items` (indices into the model)."""
+        return self.scores_and_head(history, 0, items)[0]
+
+    def scores_and_head(
+        self,
+        history: Sequence[int] | npt.NDArray[np.integer[Any]],
+        head: int,
+        items: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """`scores` from the whole history and from its first `head` items, out of one read
+        of the history's rows (a second read cost as much as the first: 482 -> 152 us for
+        both at 5 history items, 681 -> 528 us at 500)."""
         hist = np.asarray(history, dtype=np.int64)
         idx = np.asarray(items, dtype=np.int64)
         if len(hist) == 0 or len(idx) == 0:
-            return np.zeros(len(idx), dtype=np.float32)
-        total = np.asarray(self.weights[hist].sum(axis=0), dtype=np.float32).ravel()
-        return total[idx]
+            return np.zeros(len(idx), dtype=np.float32), np.zeros(len(idx), dtype=np.float32)
+        rows = self.weights[hist]
+        end = rows.indptr[min(head, len(hist))]
+        if rows.nnz <= BINCOUNT_MAX:
+            whole = self._summed(rows.indices, rows.data)
+        else:  # many rows: scipy's sum is faster than counting every weight
+            whole = np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
+        return whole[idx].astype(np.float32), self._summed(rows.indices[:end], rows.data[:end])[idx]
+
+    def _summed(self, indices: npt.NDArray[Any], data: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        return np.bincount(indices, weights=data, minlength=self.weights.shape[1]).astype(
+            np.float32
+        )
+
+    def row(self, item: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """One item's neighbours and weights, as views of the matrix (0.7 us; scipy's
+        `getrow` builds a matrix: 37 us)."""
+        w = self.weights
+        start, end = w.indptr[item], w.indptr[item + 1]
+        return w.indices[start:end], w.data[start:end]
 
     def save(self, path: str | Path) -> Path:
         """Write ``neighbours.npz`` and ``meta.json`` into directory ``path``."""

@@ -296,9 +296,8 @@ def neighbour_scores(
     # Items newer than the model (no index) score NaN; the rest read one summed row each.
     whole = np.full(len(ids), np.nan, dtype=np.float32)
     recent = np.full(len(ids), np.nan, dtype=np.float32)
-    recent_hist = [index[i] for i in history[:RECENT_NBR] if i in index]
-    whole[known] = cf.neighbours.scores(hist, pos[known])
-    recent[known] = cf.neighbours.scores(recent_hist, pos[known])
+    head = sum(i in index for i in history[:RECENT_NBR])  # `hist`'s first items
+    whole[known], recent[known] = cf.neighbours.scores_and_head(hist, head, pos[known])
     return whole, recent
 
 

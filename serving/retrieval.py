@@ -248,26 +248,29 @@ def neighbours(
     """Items the interaction model's item-item weights link to `seed` (co-consumption)."""
     if cf is None or cf.neighbours is None or seed not in cf.item_index:
         return []
-    row = cf.neighbours.weights.getrow(cf.item_index[seed])
-    if row.nnz == 0:
-        return []
-    order = np.argsort(-row.data, kind="stable")
-    order = order[row.data[order] > 0]
-    ids = cf.als.item_ids or []
+    indices, weights = cf.neighbours.row(cf.item_index[seed])
     excluded = set(constraints.exclude)
-    ranked: list[tuple[str, float]] = []
-    for item, w in zip(row.indices[order].tolist(), row.data[order].tolist(), strict=True):
-        item_id = str(ids[item])
-        if item_id not in excluded:
-            ranked.append((item_id, w))
-            if len(ranked) >= 2 * limit:
-                break
-    meta = items([i for i, _ in ranked])
-    out = []
-    for item_id, w in ranked:
-        m = meta.get(item_id)
-        if m is not None and constraints.admits(m):
-            out.append(Candidate(item_id, m, ["item_neighbours"], {"item_neighbours": w}, [reason]))
-            if len(out) >= limit:
-                break
-    return out
+    # Best first; the first 2 x limit not excluded are among these.
+    order = np.argsort(-weights, kind="stable")
+    order = order[weights[order] > 0][: 2 * limit + len(excluded)]
+    ids = cf.als.item_ids or []
+    ranked = [
+        (item_id, w)
+        for item, w in zip(indices[order].tolist(), weights[order].tolist(), strict=True)
+        if (item_id := str(ids[item])) not in excluded
+    ][: 2 * limit]
+    # Read in slices of 1.5x the limit until it is met (most pass: the rest is never read).
+    out: list[Candidate] = []
+    step = limit + limit // 2 + 1
+    for start in range(0, len(ranked), step):
+        part = ranked[start : start + step]
+        meta = items([i for i, _ in part])
+        for item_id, w in part:
+            m = meta.get(item_id)
+            if m is not None and constraints.admits(m):
+                out.append(
+                    Candidate(item_id, m, ["item_neighbours"], {"item_neighbours": w}, [reason])
+                )
+        if len(out) >= limit:
+            break
+    return out[:limit]

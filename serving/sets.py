@@ -182,12 +182,12 @@ def _since_set(state: ServingState, ctx: UserContext, built_at: float) -> list[t
     for seed in newer[:RECENT_NEIGHBOURS]:
         if seed not in cf.item_index:
             continue
-        row = cf.neighbours.weights.getrow(cf.item_index[seed])
-        order = np.argsort(-row.data, kind="stable")[:NEIGHBOURS_EACH]
+        indices, weights = cf.neighbours.row(cf.item_index[seed])
+        order = np.argsort(-weights, kind="stable")[:NEIGHBOURS_EACH]
         for k in order:
-            if row.data[k] > 0:
-                item = str(ids[row.indices[k]])
-                out[item] = max(out.get(item, 0.0), float(row.data[k]))
+            if weights[k] > 0:
+                item = str(ids[indices[k]])
+                out[item] = max(out.get(item, 0.0), float(weights[k]))
     return list(out.items())
 
 

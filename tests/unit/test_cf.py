@@ -366,6 +366,28 @@ def test_neighbours_equal_ease_when_nothing_is_pruned() -> None:
     assert nb.scores([], [1, 2]).tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("max_bincount", [0, 10**9])  # scipy's row sum, then bincount
+def test_neighbour_scores_of_a_history_and_its_head_read_the_rows_once(
+    max_bincount: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("embeddings.ease.BINCOUNT_MAX", max_bincount)
+    rng = np.random.default_rng(7)
+    w = sp.random(300, 300, density=0.05, random_state=8, dtype=np.float32, format="csr")
+    nb = ItemNeighbours(l2=1.0, k=15)
+    nb.weights = w
+    dense = w.toarray()
+    hist, items = rng.choice(300, 40, replace=False), rng.choice(300, 60, replace=False)
+    for head in (0, 1, 10, 40, 99):
+        whole, recent = nb.scores_and_head(hist, head, items)
+        assert np.allclose(whole, dense[hist].sum(axis=0)[items], atol=1e-5)
+        assert np.allclose(recent, dense[hist[:head]].sum(axis=0)[items], atol=1e-5)
+        assert whole.dtype == recent.dtype == np.float32
+    indices, weights = nb.row(17)
+    assert np.array_equal(dense[17][indices], weights) and set(np.flatnonzero(dense[17])) == set(
+        indices.tolist()
+    )
+
+
 def test_neighbours_prune_by_magnitude_keeping_negative_weights() -> None:
     rng = np.random.default_rng(5)
     x = (rng.random((60, 15)) < 0.3).astype(np.float64)
