@@ -67,7 +67,8 @@ def _zset_pairs(response: Any, **options: Any) -> Any:
 
 def _fast_zset_pairs(client: redis.Redis) -> None:
     """Install `_zset_pairs` where redis-py installed its legacy converter (a RESP3 wire
-    with RESP2 shapes, the default); any other protocol set in the URL keeps its own."""
+    with RESP2 shapes, the default); any other protocol set in the URL keeps its own. The
+    cluster client keeps redis-py's (its nodes' clients are built inside redis-py)."""
     installed = client.response_callbacks
     for command in ZSET_READS:
         if installed.get(command) is zset_score_pairs_resp3_to_resp2_legacy:  # type: ignore[no-untyped-call]
